@@ -1,0 +1,147 @@
+//! `telehub device ...` and `telehub token ...`: the registry from the command line.
+//! Tokens are printed once, alone on stdout, so scripts can capture them.
+
+use super::UsageError;
+use super::output::table;
+use crate::auth::Role;
+use crate::config::Settings;
+use crate::domain::DeviceName;
+use crate::storage::Store;
+use anyhow::Context;
+use clap::Subcommand;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Add a device (prints its token), or many with --count/--prefix/--tokens-out.
+    Add {
+        /// The device name (omit with --count).
+        name: Option<String>,
+        /// Devices this one may publish for (a gateway), comma-separated; they must exist.
+        #[arg(long, value_delimiter = ',')]
+        gateway_for: Vec<String>,
+        /// Create this many devices named PREFIX1..PREFIXN.
+        #[arg(long, requires_all = ["prefix", "tokens_out"], conflicts_with = "name")]
+        count: Option<u32>,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Where to write `NAME TOKEN` lines (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        tokens_out: Option<PathBuf>,
+    },
+    /// List devices.
+    List {
+        #[arg(long, value_enum)]
+        format: Option<ListFormat>,
+    },
+    /// Revoke a device and all its tokens; open sockets close within a second.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a viewer or admin token (prints it).
+    Add {
+        /// A label to recognise the token by.
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TokenRole {
+    Viewer,
+    Admin,
+}
+
+fn device_name(s: &str) -> anyhow::Result<DeviceName> {
+    DeviceName::parse(s).map_err(|e| UsageError(format!("device name {s:?} {e}")).into())
+}
+
+pub async fn run_device(settings: Settings, cmd: &DeviceCommand) -> anyhow::Result<()> {
+    let store = Store::open(&settings.database).await?;
+    let result = device(&store, cmd).await;
+    store.close().await;
+    result
+}
+
+async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCommand::Add { name: Some(name), gateway_for, count: None, .. } => {
+            let targets = gateway_for.iter().map(|t| device_name(t)).collect::<Result<Vec<_>, _>>()?;
+            let token = store.add_device(&device_name(name)?, &targets).await?;
+            println!("{token}");
+        }
+        DeviceCommand::Add { count: Some(n), prefix: Some(prefix), tokens_out: Some(path), .. } => {
+            let names = (1..=*n).map(|i| device_name(&format!("{prefix}{i}"))).collect::<Result<Vec<_>, _>>()?;
+            let created = store.add_devices(&names).await?;
+            write_tokens(path, &created).with_context(|| format!("writing tokens to {}", path.display()))?;
+            eprintln!("added {} devices; tokens in {}", created.len(), path.display());
+        }
+        DeviceCommand::Add { .. } => {
+            return Err(UsageError("give a device NAME, or --count N --prefix P --tokens-out FILE".into()).into());
+        }
+        DeviceCommand::List { format } => {
+            let rows = store.list_devices().await?;
+            let mut out = std::io::stdout().lock();
+            match format.unwrap_or(ListFormat::Table) {
+                ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+                ListFormat::Table => {
+                    let cells: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.name.clone(),
+                                if d.revoked { "revoked" } else { "active" }.into(),
+                                d.last_seen.map_or("never".into(), |t| t.to_rfc3339()),
+                                d.sensors.join(","),
+                                d.gateway_for.join(","),
+                            ]
+                        })
+                        .collect();
+                    table(&mut out, &["NAME", "STATE", "LAST SEEN", "SENSORS", "GATEWAY FOR"], &cells)?;
+                }
+            }
+        }
+        DeviceCommand::Revoke { name } => {
+            store.revoke_device(&device_name(name)?).await?;
+            eprintln!("revoked {name}");
+        }
+    }
+    Ok(())
+}
+
+fn write_tokens(path: &std::path::Path, created: &[(DeviceName, String)]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut w = std::io::BufWriter::new(f);
+    for (name, token) in created {
+        writeln!(w, "{name} {token}")?;
+    }
+    w.flush()
+}
+
+pub async fn run_token(settings: Settings, cmd: &TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Add { name, role } = cmd;
+    if name.trim().is_empty() || name.len() > 64 {
+        return Err(UsageError("a token name must be 1 to 64 characters".into()).into());
+    }
+    let role = match role {
+        TokenRole::Viewer => Role::Viewer,
+        TokenRole::Admin => Role::Admin,
+    };
+    let store = Store::open(&settings.database).await?;
+    let token = store.add_token(name, role).await;
+    store.close().await;
+    println!("{}", token?);
+    Ok(())
+}
+

@@ -1,0 +1,176 @@
+//! `telehub query`: stored readings straight from storage (works while the hub runs),
+//! as a table, CSV or JSON lines; raw points or buckets. Streams page by page, so any
+//! range prints in bounded memory.
+
+use super::UsageError;
+use super::output::{Format, csv_field, table};
+use crate::config::Settings;
+use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
+use crate::storage::{Agg, Bucket, Point, RangeQuery, Store};
+use clap::Args;
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    #[arg(long)]
+    device: String,
+    /// One sensor; all of the device's sensors when omitted.
+    #[arg(long)]
+    sensor: Option<String>,
+    /// Start (inclusive): RFC 3339, `now`, or relative like -15m. Default: 24 h before --to.
+    #[arg(long, allow_hyphen_values = true)]
+    from: Option<String>,
+    /// End (exclusive). Default: now.
+    #[arg(long, allow_hyphen_values = true)]
+    to: Option<String>,
+    /// Bucket width, e.g. 1m, 1h (needs --agg or defaults to avg).
+    #[arg(long)]
+    every: Option<String>,
+    #[arg(long, value_enum, requires = "every")]
+    agg: Option<Agg>,
+    /// Rows at most (all sensors together).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// table (default on a terminal), csv (default otherwise) or json (one object per line).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+const PAGE: usize = 10_000;
+
+enum Row<'a> {
+    Point(&'a Point),
+    Bucket(&'a Bucket),
+}
+
+pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
+    let usage = |m: String| anyhow::Error::from(UsageError(m));
+    let now = Timestamp::now();
+    let device = DeviceName::parse(&args.device).map_err(|e| usage(format!("--device {e}")))?;
+    let sensor = args.sensor.as_deref().map(SensorName::parse).transpose().map_err(|e| usage(format!("--sensor {e}")))?;
+    let to = args.to.as_deref().map(|t| parse_time_arg(t, now)).transpose().map_err(|e| usage(format!("--to: {e}")))?.unwrap_or(now);
+    let from = match &args.from {
+        Some(f) => parse_time_arg(f, now).map_err(|e| usage(format!("--from: {e}")))?,
+        None => to.saturating_sub(Duration::from_secs(24 * 3600)),
+    };
+    if from >= to {
+        return Err(usage("--from must be before --to".into()));
+    }
+    let every = args.every.as_deref().map(parse_duration).transpose().map_err(|e| usage(format!("--every: {e}")))?;
+    let format = Format::or_default(args.format);
+
+    let store = Store::open(&settings.database).await?;
+    let result = async {
+        let dev = store.find_device(&device).await?.ok_or_else(|| anyhow::anyhow!("no device {device}; see `telehub device list`"))?;
+        let mut series = store.series_of(&dev).await?;
+        if let Some(s) = &sensor {
+            series.retain(|x| &x.sensor == s);
+            if series.is_empty() {
+                anyhow::bail!("device {device} has no sensor {s}");
+            }
+        }
+        let mut out = Printer::new(format, every.is_some());
+        let mut left = args.limit.unwrap_or(usize::MAX);
+        for s in &series {
+            let mut q = RangeQuery { series: s.id, from, to, after: None, limit: PAGE.min(left) };
+            if let Some(every) = every {
+                let every_us = every.as_micros().min(i64::MAX as u128) as i64;
+                // Buckets come in pages too: continue after the last bucket's start.
+                while left > 0 {
+                    let b = store.query_buckets(q, every_us, args.agg.unwrap_or(Agg::Avg)).await?;
+                    left -= b.len();
+                    b.iter().try_for_each(|b| out.row(&device, &s.sensor, Row::Bucket(b)))?;
+                    match b.last() {
+                        Some(last) if b.len() == q.limit => q.from = Timestamp::from_micros(last.ts.as_micros() + every_us),
+                        _ => break,
+                    }
+                    q.limit = PAGE.min(left);
+                }
+            } else {
+                while left > 0 {
+                    let p = store.query_points(q).await?;
+                    left -= p.len();
+                    p.iter().try_for_each(|p| out.row(&device, &s.sensor, Row::Point(p)))?;
+                    match p.last() {
+                        Some(last) if p.len() == q.limit => q.after = Some(last.ts),
+                        _ => break,
+                    }
+                    q.limit = PAGE.min(left);
+                }
+            }
+        }
+        out.finish()
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// Prints rows as they come; a table is collected (it needs column widths), the
+/// others stream.
+struct Printer {
+    format: Format,
+    buckets: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    table_rows: Vec<Vec<String>>,
+    header_done: bool,
+}
+
+impl Printer {
+    fn new(format: Format, buckets: bool) -> Self {
+        Self { format, buckets, out: std::io::BufWriter::new(std::io::stdout()), table_rows: Vec::new(), header_done: false }
+    }
+
+    fn row(&mut self, device: &DeviceName, sensor: &SensorName, row: Row<'_>) -> anyhow::Result<()> {
+        let (ts, value, count) = match row {
+            Row::Point(p) => (p.ts, p.value, None),
+            Row::Bucket(b) => (b.ts, b.value, Some(b.count)),
+        };
+        match self.format {
+            Format::Table => {
+                let mut r = vec![device.to_string(), sensor.to_string(), ts.to_rfc3339(), value.to_string()];
+                r.extend(count.map(|c| c.to_string()));
+                self.table_rows.push(r);
+            }
+            Format::Csv => {
+                if !self.header_done {
+                    writeln!(self.out, "{}", if self.buckets { "device,sensor,ts,value,count" } else { "device,sensor,ts,value" })?;
+                    self.header_done = true;
+                }
+                write!(self.out, "{},{},{},{}", csv_field(device.as_str()), csv_field(sensor.as_str()), ts, value)?;
+                match count {
+                    Some(c) => writeln!(self.out, ",{c}")?,
+                    None => writeln!(self.out)?,
+                }
+            }
+            Format::Json => {
+                let mut v = serde_json::json!({"device": device, "sensor": sensor, "ts": ts, "value": value});
+                if let Some(c) = count {
+                    v["count"] = c.into();
+                }
+                writeln!(self.out, "{v}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if self.format == Format::Csv && !self.header_done {
+            writeln!(self.out, "{}", if self.buckets { "device,sensor,ts,value,count" } else { "device,sensor,ts,value" })?;
+        }
+        if self.format == Format::Table {
+            let mut header = vec!["DEVICE", "SENSOR", "TS", "VALUE"];
+            if self.buckets {
+                header.push("COUNT");
+            }
+            if self.table_rows.is_empty() {
+                eprintln!("no readings in that range");
+            } else {
+                table(&mut self.out, &header, &self.table_rows)?;
+            }
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}

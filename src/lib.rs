@@ -1,0 +1,30 @@
+//! telehub: an IoT sensor telemetry hub.
+//!
+//! The path of a reading, module by module:
+//! socket ([`server::ingest`]) → parse ([`protocol::ingest`] into [`domain`] types)
+//! → authorise (gateway rules, [`auth`]) → storage writer ([`storage::writer`], group
+//! commit into [`storage`]: SQLite or PostgreSQL) → ack → live fan-out ([`live`]).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`domain`] | names, units, timestamps, validated readings |
+//! | [`protocol`] | wire messages: device ingest (§2), live feed (§3) |
+//! | [`auth`] | tokens, hashing, principals |
+//! | [`config`] | layered, validated settings |
+//! | [`storage`] | registry, series, readings; the writer task |
+//! | [`server`] | listener, TLS, HTTP API, device sockets, sessions |
+//! | [`live`] | dashboard fan-out and sockets |
+//! | [`dashboard`] | the embedded web page |
+//! | [`metrics`] | Prometheus registry |
+//! | [`cli`] | the `telehub` command line |
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dashboard;
+pub mod domain;
+pub mod live;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod storage;

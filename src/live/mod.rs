@@ -1,0 +1,193 @@
+//! The live feed (contract §3): stored readings and device status fanned out to
+//! dashboard sockets.
+//!
+//! Readings are broadcast **after commit**: the storage writer publishes what each
+//! transaction newly stored, so a refused or duplicate reading is never shown.
+//!
+//! Owner: the fan-out task ([`LiveHub::start`]) receives committed batches and status
+//! events (broadcast channels from the writer and the session registry), serializes
+//! each reading once, and pushes the shared bytes into every matching client's bounded
+//! [`queue::ClientQueue`] without ever waiting. Each client's socket task ([`socket`])
+//! drains its queue into frames. A slow client only loses its own readings (counted,
+//! then reported as `lagged`); one stuck past `stuck_timeout` is closed with 1008.
+
+pub mod queue;
+pub mod socket;
+
+use crate::config::LiveSettings;
+use crate::metrics::Metrics;
+use crate::protocol::live::Pattern;
+use crate::server::sessions::StatusEvent;
+use crate::storage::writer::CommittedBatch;
+use bytes::Bytes;
+use queue::{ClientQueue, Item};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    clients: HashMap<u64, Client>,
+}
+
+struct Client {
+    patterns: Vec<Pattern>,
+    queue: Arc<ClientQueue>,
+}
+
+/// The fan-out's shared registry of dashboard clients.
+#[derive(Clone)]
+pub struct LiveHub {
+    registry: Arc<Mutex<Registry>>,
+    client_queue: usize,
+}
+
+impl LiveHub {
+    /// Starts the fan-out task; it ends at `shutdown` or when the writer is gone.
+    pub fn start(
+        settings: &LiveSettings,
+        metrics: Arc<Metrics>,
+        mut committed: broadcast::Receiver<CommittedBatch>,
+        mut status: broadcast::Receiver<StatusEvent>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let hub = LiveHub { registry: Arc::default(), client_queue: settings.client_queue };
+        let registry = hub.registry.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = committed.recv() => match r {
+                        Ok(batch) => fan_out(&registry, &metrics, &batch),
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(batches = n, "live fan-out fell behind the writer");
+                            for c in registry.lock().expect("registry lock").clients.values() {
+                                c.queue.add_lagged(n);
+                            }
+                        }
+                        Err(RecvError::Closed) => break,
+                    },
+                    s = status.recv() => if let Ok(ev) = s {
+                        send_status(&registry, &ev);
+                    },
+                }
+            }
+        });
+        hub
+    }
+
+    /// Adds a client with no subscriptions; dropping the handle removes it.
+    pub fn register(&self) -> LiveClient {
+        let queue = Arc::new(ClientQueue::new(self.client_queue));
+        let mut r = self.registry.lock().expect("registry lock");
+        r.next_id += 1;
+        let id = r.next_id;
+        r.clients.insert(id, Client { patterns: Vec::new(), queue: queue.clone() });
+        LiveClient { id, registry: self.registry.clone(), queue }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.registry.lock().expect("registry lock").clients.len()
+    }
+}
+
+/// One dashboard client's registration.
+pub struct LiveClient {
+    id: u64,
+    registry: Arc<Mutex<Registry>>,
+    pub queue: Arc<ClientQueue>,
+}
+
+impl LiveClient {
+    /// Adds patterns (duplicates ignored); returns the number now subscribed.
+    pub fn subscribe(&self, patterns: Vec<Pattern>) -> usize {
+        let mut r = self.registry.lock().expect("registry lock");
+        let c = r.clients.get_mut(&self.id).expect("registered");
+        for p in patterns {
+            if !c.patterns.contains(&p) {
+                c.patterns.push(p);
+            }
+        }
+        c.patterns.len()
+    }
+
+    pub fn unsubscribe(&self, patterns: &[Pattern]) {
+        let mut r = self.registry.lock().expect("registry lock");
+        let c = r.clients.get_mut(&self.id).expect("registered");
+        c.patterns.retain(|p| !patterns.contains(p));
+    }
+
+    pub fn pattern_count(&self) -> usize {
+        self.registry.lock().expect("registry lock").clients.get(&self.id).map_or(0, |c| c.patterns.len())
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        self.queue.close();
+        self.registry.lock().expect("registry lock").clients.remove(&self.id);
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ReadingOut<'a> {
+    device: &'a str,
+    sensor: &'a str,
+    ts: crate::domain::Timestamp,
+    value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+}
+
+/// Serializes each reading once and queues the shared bytes for every matching client.
+fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batch: &CommittedBatch) {
+    let encoded: Vec<(&str, &str, Bytes)> = batch
+        .iter()
+        .map(|s| {
+            let r = &s.reading;
+            let out = ReadingOut {
+                device: s.device.as_str(),
+                sensor: r.sensor.as_str(),
+                ts: r.ts,
+                value: r.value,
+                unit: r.unit.as_ref().map(|u| u.as_str()),
+            };
+            (s.device.as_str(), r.sensor.as_str(), Bytes::from(serde_json::to_vec(&out).expect("serializes")))
+        })
+        .collect();
+    let registry = registry.lock().expect("registry lock");
+    let (mut delivered, mut dropped) = (0u64, 0u64);
+    for c in registry.clients.values().filter(|c| !c.patterns.is_empty()) {
+        let matching: Vec<Item> = encoded
+            .iter()
+            .filter(|(d, s, _)| c.patterns.iter().any(|p| p.matches(d, s)))
+            .map(|(_, _, b)| Item::Reading(b.clone()))
+            .collect();
+        if matching.is_empty() {
+            continue;
+        }
+        let n = matching.len() as u64;
+        let lost = c.queue.push_all(matching);
+        delivered += n - lost;
+        dropped += lost;
+    }
+    metrics.live_delivered.inc_by(delivered);
+    metrics.live_dropped.inc_by(dropped);
+}
+
+/// A `{"status":...}` frame.
+pub fn status_frame(ev: &StatusEvent) -> Bytes {
+    let v = serde_json::json!({"status": {"device": ev.device, "online": ev.online, "ts": ev.ts}});
+    Bytes::from(v.to_string())
+}
+
+fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
+    let frame = status_frame(ev);
+    for c in registry.lock().expect("registry lock").clients.values() {
+        if c.patterns.iter().any(|p| p.matches_device(ev.device.as_str())) {
+            c.queue.push_all([Item::Frame(frame.clone())]);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Dashboard sockets (`GET /v1/live`, contract §3): viewer token and `Origin` checked
+//! before the upgrade; then one task per client reads subscribe/unsubscribe commands
+//! and drains the client's queue into as few frames as possible, flushing once.
+
+use super::queue::{Drained, Item};
+use super::{LiveClient, status_frame};
+use crate::protocol::live::{ClientCommand, parse_command};
+use crate::server::authn::Viewer;
+use crate::server::sessions::StatusEvent;
+use crate::server::ws::{self, Beat, Heartbeat};
+use crate::server::{ApiError, HubState};
+use crate::domain::Timestamp;
+use crate::server::listener::ConnInfo;
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::SinkExt;
+use std::sync::Arc;
+
+/// Checks the token and the browser origin, then upgrades to a live-feed socket.
+pub async fn upgrade(
+    State(hub): State<Arc<HubState>>,
+    Viewer(principal): Viewer,
+    headers: HeaderMap,
+    conn: Option<Extension<ConnInfo>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    check_origin(&hub, &headers)?;
+    let session = hub.sessions.register(principal.token_id(), None);
+    let task = hub.tasks.token();
+    let ws = ws::configure(ws, &hub.settings.ingest);
+    Ok(ws.on_upgrade(move |socket| async move {
+        let (_task, _conn) = (task, conn);
+        let gauge = hub.metrics.connection_gauge("live");
+        gauge.inc();
+        let client = hub.live.register();
+        run(hub, client, session.revoked().clone(), socket).await;
+        drop(session);
+        gauge.dec();
+    }))
+}
+
+/// A request without `Origin` (not a browser) passes; a browser's must be the hub's own
+/// origin (`scheme://Host`) or one of `allowed_origins`.
+fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or("");
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let scheme = if hub.settings.tls.is_some() { "https" } else { "http" };
+    let own = format!("{scheme}://{host}");
+    if origin.eq_ignore_ascii_case(&own) || hub.settings.server.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("origin {origin:?} is not allowed; add it to server.allowed_origins")))
+    }
+}
+
+async fn run(hub: Arc<HubState>, client: LiveClient, revoked: tokio_util::sync::CancellationToken, mut socket: WebSocket) {
+    let mut heartbeat = Heartbeat::new(&hub.settings.ingest);
+    let shutdown = hub.shutdown.clone();
+    let queue = client.queue.clone();
+    let (code, reason) = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break (ws::GOING_AWAY, "hub shutting down"),
+            _ = revoked.cancelled() => break (ws::POLICY, "token revoked"),
+            drained = queue.drain() => {
+                let frames = frames(drained, hub.settings.live.max_readings_per_frame);
+                match tokio::time::timeout(hub.settings.live.stuck_timeout, write_all(&mut socket, frames)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::info!("closing a dashboard socket that stopped reading");
+                        break (ws::POLICY, "too slow");
+                    }
+                }
+            }
+            msg = socket.recv() => {
+                heartbeat.heard();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Err(detail) = handle_command(&hub, &client, text.as_str()) {
+                            let err = serde_json::json!({"error": "invalid_command", "detail": detail}).to_string();
+                            if socket.send(Message::Text(err.into())).await.is_err() { return }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => break (ws::UNSUPPORTED, "binary frames are not accepted"),
+                    Some(Ok(Message::Close(_))) | None => break (ws::NORMAL, ""),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => match ws::close_code_for(e) {
+                        Some(c) => break c,
+                        None => return,
+                    },
+                }
+            }
+            beat = heartbeat.next() => match beat {
+                Beat::Idle => break (ws::NORMAL, "idle timeout"),
+                Beat::Ping => if socket.send(Message::Ping(Default::default())).await.is_err() { return },
+            },
+        }
+    };
+    ws::close(&mut socket, code, reason).await;
+}
+
+fn handle_command(hub: &HubState, client: &LiveClient, text: &str) -> Result<(), String> {
+    let max = hub.settings.live.max_patterns;
+    match parse_command(text, max)? {
+        ClientCommand::Subscribe(patterns) => {
+            if client.pattern_count() + patterns.len() > max {
+                return Err(format!("at most {max} patterns per client; unsubscribe some first"));
+            }
+            // Tell the new subscriber which matching devices are online right now.
+            let online: Vec<Item> = hub
+                .sessions
+                .online_devices()
+                .into_iter()
+                .filter(|d| patterns.iter().any(|p| p.matches_device(d.as_str())))
+                .map(|device| Item::Frame(status_frame(&StatusEvent { device, online: true, ts: Timestamp::now() })))
+                .collect();
+            client.subscribe(patterns);
+            client.queue.push_all(online);
+        }
+        ClientCommand::Unsubscribe(patterns) => client.unsubscribe(&patterns),
+    }
+    Ok(())
+}
+
+/// Turns drained items into frames: consecutive readings share `{"readings":[...]}`
+/// frames of at most `per_frame`; status frames keep their place; `lagged` goes last.
+fn frames(d: Drained, per_frame: usize) -> Vec<Utf8Bytes> {
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut in_frame = 0;
+    let close = |buf: &mut Vec<u8>, out: &mut Vec<Utf8Bytes>, n: &mut usize| {
+        if *n > 0 {
+            buf.extend_from_slice(b"]}");
+            out.push(Utf8Bytes::try_from(std::mem::take(buf)).expect("JSON is UTF-8"));
+            *n = 0;
+        }
+    };
+    for item in d.items {
+        match item {
+            Item::Reading(bytes) => {
+                buf.extend_from_slice(if in_frame == 0 { b"{\"readings\":[" } else { b"," });
+                buf.extend_from_slice(&bytes);
+                in_frame += 1;
+                if in_frame == per_frame {
+                    close(&mut buf, &mut out, &mut in_frame);
+                }
+            }
+            Item::Frame(bytes) => {
+                close(&mut buf, &mut out, &mut in_frame);
+                out.push(Utf8Bytes::try_from(bytes).expect("JSON is UTF-8"));
+            }
+        }
+    }
+    close(&mut buf, &mut out, &mut in_frame);
+    if d.lagged > 0 {
+        out.push(format!("{{\"lagged\":{}}}", d.lagged).into());
+    }
+    out
+}
+
+async fn write_all(socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+    for f in frames {
+        socket.feed(Message::Text(f)).await?;
+    }
+    socket.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn readings_share_frames_and_status_keeps_its_place() {
+        let r = |s: &'static str| Item::Reading(Bytes::from_static(s.as_bytes()));
+        let d = Drained { items: vec![r("1"), r("2"), r("3"), Item::Frame(Bytes::from_static(b"{\"status\":0}")), r("4")], lagged: 7 };
+        let f: Vec<String> = frames(d, 2).into_iter().map(|u| u.as_str().to_owned()).collect();
+        assert_eq!(f, [r#"{"readings":[1,2]}"#, r#"{"readings":[3]}"#, r#"{"status":0}"#, r#"{"readings":[4]}"#, r#"{"lagged":7}"#]);
+    }
+}

@@ -1,0 +1,101 @@
+//! Prometheus metrics: one registry per hub (no globals, so several hubs can run in
+//! one test process), rendered in the text format at `/metrics`.
+
+use crate::protocol::ingest::ErrorCode;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// Every metric the hub exports.
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Family<Labels, Gauge>,
+    pub readings_ingested: Counter,
+    pub acks: Counter,
+    pub nacks: Family<Labels, Counter>,
+    pub commit_batch_rows: Histogram,
+    pub commit_seconds: Histogram,
+    pub commit_failures: Counter,
+    pub write_queue_depth: Gauge,
+    pub live_delivered: Counter,
+    pub live_dropped: Counter,
+    pub connections_refused: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("telehub");
+        let connections = Family::<Labels, Gauge>::default();
+        registry.register("connections", "Open sockets by kind (ingest, live)", connections.clone());
+        let readings_ingested = Counter::default();
+        registry.register("readings_ingested", "Readings acknowledged as stored", readings_ingested.clone());
+        let acks = Counter::default();
+        registry.register("acks", "Messages acknowledged", acks.clone());
+        let nacks = Family::<Labels, Counter>::default();
+        registry.register("nacks", "Messages refused, by error code", nacks.clone());
+        let commit_batch_rows = Histogram::new(exponential_buckets(1.0, 4.0, 9));
+        registry.register("commit_batch_rows", "Rows per storage transaction", commit_batch_rows.clone());
+        let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 12));
+        registry.register("commit_seconds", "Storage transaction latency", commit_seconds.clone());
+        let commit_failures = Counter::default();
+        registry.register("commit_failures", "Storage transactions that failed", commit_failures.clone());
+        let write_queue_depth = Gauge::default();
+        registry.register("write_queue_depth", "Messages waiting for the storage writer", write_queue_depth.clone());
+        let live_delivered = Counter::default();
+        registry.register("live_delivered", "Readings queued to dashboard clients", live_delivered.clone());
+        let live_dropped = Counter::default();
+        registry.register("live_dropped", "Readings dropped for slow dashboard clients", live_dropped.clone());
+        let connections_refused = Family::<Labels, Counter>::default();
+        registry.register("connections_refused", "Connections refused, by reason", connections_refused.clone());
+        Self {
+            registry,
+            connections,
+            readings_ingested,
+            acks,
+            nacks,
+            commit_batch_rows,
+            commit_seconds,
+            commit_failures,
+            write_queue_depth,
+            live_delivered,
+            live_dropped,
+            connections_refused,
+        }
+    }
+
+    pub fn nack(&self, code: ErrorCode) {
+        self.nacks.get_or_create(&vec![("code", code.as_str())]).inc();
+    }
+
+    pub fn connection_gauge(&self, kind: &'static str) -> Gauge {
+        self.connections.get_or_create(&vec![("kind", kind)]).clone()
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.connections_refused.get_or_create(&vec![("reason", reason)]).inc();
+    }
+
+    pub fn observe_commit(&self, rows: usize, took: Duration) {
+        self.commit_batch_rows.observe(rows as f64);
+        self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

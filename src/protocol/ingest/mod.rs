@@ -1,0 +1,278 @@
+//! Device ingest messages (contract §2): parsing a text frame into a typed
+//! [`DeviceMessage`], and the [`Reply`] the hub sends back.
+//!
+//! Parsing is all-or-nothing: the first bad field refuses the whole message with
+//! an [`ErrorCode`] and a detail naming the field (`readings[1].value: ...`).
+
+use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit, EARLIEST_DEVICE_TS};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// The error codes of §2, as sent in `nack` replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidReading,
+    TooManyReadings,
+    ForbiddenDevice,
+    RateLimited,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 6] = [
+        Self::InvalidJson,
+        Self::InvalidReading,
+        Self::TooManyReadings,
+        Self::ForbiddenDevice,
+        Self::RateLimited,
+        Self::Unavailable,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidReading => "invalid_reading",
+            Self::TooManyReadings => "too_many_readings",
+            Self::ForbiddenDevice => "forbidden_device",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A refused message: the `id` to echo (when one could be read), the code and a detail.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {detail}", code.as_str())]
+pub struct Refusal {
+    pub id: Option<u64>,
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+/// Limits and the clock a message is validated against.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    pub max_readings: usize,
+    pub max_clock_skew: Duration,
+    /// The hub's receive time: used for readings without `ts` and for the skew check.
+    pub now: Timestamp,
+}
+
+/// A reading with the device it is for, when the message named one (gateways).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceReading {
+    pub device: Option<DeviceName>,
+    pub reading: Reading,
+}
+
+/// A parsed, validated device message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceMessage {
+    pub id: Option<u64>,
+    pub readings: Vec<DeviceReading>,
+}
+
+/// The hub's reply to one message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Ack { ack: Option<u64>, stored: usize },
+    Nack { nack: Option<u64>, error: ErrorCode, detail: String },
+}
+
+impl Reply {
+    pub fn refused(r: Refusal) -> Self {
+        Reply::Nack { nack: r.id, error: r.code, detail: r.detail }
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("replies always serialize")
+    }
+}
+
+/// Parses one text frame: a §2 object or a SenML pack.
+pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Refusal {
+        id: None,
+        code: ErrorCode::InvalidJson,
+        detail: e.to_string(),
+    })?;
+    match value {
+        Value::Object(obj) => parse_object(obj, limits),
+        Value::Array(records) => parse_senml(records, limits),
+        _ => Err(Refusal {
+            id: None,
+            code: ErrorCode::InvalidJson,
+            detail: "expected a JSON object with `readings`, or a SenML array".into(),
+        }),
+    }
+}
+
+fn parse_object(mut obj: Map<String, Value>, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
+    let id = match obj.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| Refusal {
+            id: None,
+            code: ErrorCode::InvalidJson,
+            detail: "id: expected an unsigned 64-bit integer".into(),
+        })?),
+    };
+    let refuse = |code, detail: String| Refusal { id, code, detail };
+    let device = match obj.remove("device") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            DeviceName::parse(&s).map_err(|e| refuse(ErrorCode::InvalidReading, format!("device: {e}")))?,
+        ),
+        Some(_) => return Err(refuse(ErrorCode::InvalidReading, "device: expected a string".into())),
+    };
+    let readings = match obj.remove("readings") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(refuse(ErrorCode::InvalidJson, "readings: expected an array".into())),
+        None => return Err(refuse(ErrorCode::InvalidJson, "missing field `readings`".into())),
+    };
+    if let Some(k) = obj.keys().next() {
+        return Err(refuse(
+            ErrorCode::InvalidJson,
+            format!("unknown field `{}`; expected id, device, readings", clip(k)),
+        ));
+    }
+    check_count(readings.len(), limits).map_err(|(c, d)| refuse(c, d))?;
+    let readings = readings
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| parse_reading(r, device.as_ref(), limits).map_err(|d| refuse(ErrorCode::InvalidReading, field_path(&format!("readings[{i}]"), &d))))
+        .collect::<Result<_, _>>()?;
+    Ok(DeviceMessage { id, readings })
+}
+
+fn check_count(n: usize, limits: &ParseLimits) -> Result<(), (ErrorCode, String)> {
+    if n == 0 {
+        return Err((ErrorCode::InvalidReading, "readings: at least one reading is required".into()));
+    }
+    if n > limits.max_readings {
+        return Err((
+            ErrorCode::TooManyReadings,
+            format!("readings: {n} readings; at most {} per message", limits.max_readings),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one reading object; the error is the field path suffix and reason.
+fn parse_reading(v: Value, default_device: Option<&DeviceName>, limits: &ParseLimits) -> Result<DeviceReading, String> {
+    let Value::Object(mut o) = v else {
+        return Err(": expected an object".into());
+    };
+    let sensor = match o.remove("sensor") {
+        Some(Value::String(s)) => SensorName::parse(&s).map_err(|e| format!("sensor: {e}"))?,
+        Some(_) => return Err("sensor: expected a string".into()),
+        None => return Err("sensor: missing".into()),
+    };
+    let value = match o.remove("value") {
+        Some(v) => finite(&v).ok_or("value: expected a finite number")?,
+        None => return Err("value: missing".into()),
+    };
+    let ts = match o.remove("ts") {
+        None | Some(Value::Null) => limits.now,
+        Some(Value::String(s)) => Timestamp::parse_rfc3339(&s).map_err(|e| format!("ts: {e}"))?,
+        Some(Value::Number(n)) => {
+            let secs = n.as_f64().ok_or("ts: expected Unix seconds")?;
+            Timestamp::from_unix_seconds(secs).map_err(|e| format!("ts: {e}"))?
+        }
+        Some(_) => return Err("ts: expected an RFC 3339 string or Unix seconds".into()),
+    };
+    check_ts(ts, limits).map_err(|e| format!("ts: {e}"))?;
+    let unit = match o.remove("unit") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Unit::parse(&s).map_err(|e| format!("unit: {e}"))?),
+        Some(_) => return Err("unit: expected a string".into()),
+    };
+    let device = match o.remove("device") {
+        None | Some(Value::Null) => default_device.cloned(),
+        Some(Value::String(s)) => Some(DeviceName::parse(&s).map_err(|e| format!("device: {e}"))?),
+        Some(_) => return Err("device: expected a string".into()),
+    };
+    if let Some(k) = o.keys().next() {
+        return Err(format!("{}: unknown field; expected sensor, value, ts, unit, device", clip(k)));
+    }
+    Ok(DeviceReading { device, reading: Reading { sensor, value, ts, unit } })
+}
+
+fn finite(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|f| f.is_finite())
+}
+
+fn check_ts(ts: Timestamp, limits: &ParseLimits) -> Result<(), String> {
+    if ts < EARLIEST_DEVICE_TS {
+        return Err(format!("{ts} is before 2000-01-01"));
+    }
+    if ts > limits.now.saturating_add(limits.max_clock_skew) {
+        return Err(format!(
+            "{ts} is more than {} ahead of the hub's clock ({}); check the device clock",
+            humantime::format_duration(limits.max_clock_skew),
+            limits.now
+        ));
+    }
+    Ok(())
+}
+
+/// SenML times below 2^28 are relative to now (RFC 8428 §4.5.3).
+const SENML_RELATIVE_LIMIT: f64 = 268_435_456.0;
+
+/// Parses a SenML pack (RFC 8428): base fields carry over to later records.
+fn parse_senml(records: Vec<Value>, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
+    let refuse = |code, detail: String| Refusal { id: None, code, detail };
+    check_count(records.len(), limits).map_err(|(c, d)| refuse(c, d))?;
+    let (mut bn, mut bt, mut bu) = (String::new(), 0.0f64, None::<String>);
+    let mut readings = Vec::with_capacity(records.len());
+    for (i, rec) in records.into_iter().enumerate() {
+        let bad = |d: String| refuse(ErrorCode::InvalidReading, field_path(&format!("[{i}]"), &d));
+        let Value::Object(o) = rec else {
+            return Err(bad(": expected a SenML record object".into()));
+        };
+        let mut name = None;
+        let (mut t, mut u, mut v) = (0.0f64, None, None);
+        for (k, val) in o {
+            match k.as_str() {
+                "bn" => bn = val.as_str().ok_or_else(|| bad("bn: expected a string".into()))?.to_owned(),
+                "bt" => bt = finite(&val).ok_or_else(|| bad("bt: expected a finite number".into()))?,
+                "bu" => bu = Some(val.as_str().ok_or_else(|| bad("bu: expected a string".into()))?.to_owned()),
+                "bver" => {}
+                "n" => name = Some(val.as_str().ok_or_else(|| bad("n: expected a string".into()))?.to_owned()),
+                "t" => t = finite(&val).ok_or_else(|| bad("t: expected a finite number".into()))?,
+                "u" => u = Some(val.as_str().ok_or_else(|| bad("u: expected a string".into()))?.to_owned()),
+                "v" => v = Some(finite(&val).ok_or_else(|| bad("v: expected a finite number".into()))?),
+                "vs" | "vb" | "vd" | "s" => return Err(bad(format!("{k}: only numeric values (`v`) are supported"))),
+                other => return Err(bad(format!("{}: unknown SenML field", clip(other)))),
+            }
+        }
+        let full = format!("{bn}{}", name.as_deref().unwrap_or(""));
+        let sensor = SensorName::parse(&full).map_err(|e| bad(format!("n: record name {:?} {e}", clip(&full))))?;
+        let value = v.ok_or_else(|| bad("v: missing".into()))?;
+        let abs = bt + t;
+        let ts = if abs == 0.0 {
+            limits.now
+        } else if abs.abs() < SENML_RELATIVE_LIMIT {
+            limits.now.saturating_add(Duration::from_secs_f64(abs.max(0.0))).saturating_sub(Duration::from_secs_f64((-abs).max(0.0)))
+        } else {
+            Timestamp::from_unix_seconds(abs).map_err(|e| bad(format!("t: {e}")))?
+        };
+        check_ts(ts, limits).map_err(|e| bad(format!("t: {e}")))?;
+        let unit = u.or_else(|| bu.clone()).map(|s| Unit::parse(&s)).transpose().map_err(|e| bad(format!("u: {e}")))?;
+        readings.push(DeviceReading { device: None, reading: Reading { sensor, value, ts, unit } });
+    }
+    Ok(DeviceMessage { id: None, readings })
+}
+
+/// `readings[1]` + `value: ...` → `readings[1].value: ...`; `: ...` appends directly.
+fn field_path(prefix: &str, detail: &str) -> String {
+    if detail.starts_with(':') { format!("{prefix}{detail}") } else { format!("{prefix}.{detail}") }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(32).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,10 @@
+//! Wire protocols: the typed messages behind every socket.
+//!
+//! - [`ingest`]: device → hub messages (§2, incl. SenML) and the hub's ack/nack replies.
+//! - [`live`]: the dashboard feed (§3): subscriptions in, readings/status/lagged out.
+//!
+//! Transport code hands these modules raw text and gets typed values or a typed
+//! error back; handlers never look at raw JSON.
+
+pub mod ingest;
+pub mod live;

@@ -1,0 +1,218 @@
+//! The HTTP API (contract §4): devices, history (raw with cursors, or buckets),
+//! health, readiness and metrics. Query strings are parsed into typed values here.
+
+use super::authn::Viewer;
+use super::{ApiError, HubState};
+use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
+use crate::storage::{Agg, RangeQuery};
+use axum::Json;
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn routes() -> Router<Arc<HubState>> {
+    Router::new()
+        .route("/v1/devices", get(devices))
+        .route("/v1/readings", get(readings))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Serialize)]
+struct DeviceOut {
+    name: String,
+    online: bool,
+    last_seen: Option<Timestamp>,
+    sensors: Vec<String>,
+}
+
+async fn devices(State(hub): State<Arc<HubState>>, _v: Viewer) -> Result<Json<Vec<DeviceOut>>, ApiError> {
+    let rows = hub.store.list_devices().await?;
+    Ok(Json(
+        rows.into_iter()
+            .filter(|d| !d.revoked)
+            .map(|d| DeviceOut { online: hub.sessions.is_online(&d.name), name: d.name, last_seen: d.last_seen, sensors: d.sensors })
+            .collect(),
+    ))
+}
+
+/// `/v1/readings` parameters, parsed.
+#[derive(Debug)]
+pub struct ReadingsQuery {
+    pub device: DeviceName,
+    pub sensor: SensorName,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub limit: usize,
+    pub after: Option<Timestamp>,
+    pub buckets: Option<(Duration, Agg)>,
+}
+
+impl ReadingsQuery {
+    /// Parses a query string; every error names the parameter and what is expected.
+    pub fn parse(query: &str, now: Timestamp, max_points: usize) -> Result<Self, String> {
+        let (mut device, mut sensor, mut from, mut to, mut limit, mut cursor, mut every, mut agg) =
+            (None, None, None, None, None, None, None, None);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match k.as_ref() {
+                "device" => &mut device,
+                "sensor" => &mut sensor,
+                "from" => &mut from,
+                "to" => &mut to,
+                "limit" => &mut limit,
+                "cursor" => &mut cursor,
+                "every" => &mut every,
+                "agg" => &mut agg,
+                "token" => continue,
+                other => return Err(format!("unknown parameter `{}`", other.chars().take(32).collect::<String>())),
+            };
+            if slot.replace(v.into_owned()).is_some() {
+                return Err(format!("parameter `{k}` given twice"));
+            }
+        }
+        let device = DeviceName::parse(&device.ok_or("missing parameter `device`")?).map_err(|e| format!("device: {e}"))?;
+        let sensor = SensorName::parse(&sensor.ok_or("missing parameter `sensor`")?).map_err(|e| format!("sensor: {e}"))?;
+        let to = to.map(|t| parse_time_arg(&t, now)).transpose().map_err(|e| format!("to: {e}"))?.unwrap_or(now);
+        let from = match from {
+            Some(f) => parse_time_arg(&f, now).map_err(|e| format!("from: {e}"))?,
+            None => to.saturating_sub(Duration::from_secs(24 * 3600)),
+        };
+        if from >= to {
+            return Err("from must be before to".into());
+        }
+        let limit = match limit {
+            None => max_points,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=max_points).contains(&n) => n,
+                _ => return Err(format!("limit: expected a whole number from 1 to {max_points}")),
+            },
+        };
+        let after = cursor.map(|c| decode_cursor(&c).ok_or("cursor: not a cursor this hub issued")).transpose()?;
+        let buckets = match (every, agg) {
+            (None, None) => None,
+            (Some(e), a) => {
+                let every = parse_duration(&e).map_err(|e| format!("every: {e}"))?;
+                if every.as_micros() < 1 {
+                    return Err("every: must be at least 1µs".into());
+                }
+                let agg = match a {
+                    None => Agg::Avg,
+                    Some(a) => Agg::parse(&a).ok_or("agg: expected avg, min, max, sum, count, first or last")?,
+                };
+                Some((every, agg))
+            }
+            (None, Some(_)) => return Err("agg needs every (e.g. every=1m&agg=avg)".into()),
+        };
+        Ok(Self { device, sensor, from, to, limit, after, buckets })
+    }
+}
+
+pub fn encode_cursor(ts: Timestamp) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("ts:{}", ts.as_micros()))
+}
+
+fn decode_cursor(c: &str) -> Option<Timestamp> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    let s = std::str::from_utf8(&raw).ok()?;
+    Some(Timestamp::from_micros(s.strip_prefix("ts:")?.parse().ok()?))
+}
+
+async fn readings(State(hub): State<Arc<HubState>>, _v: Viewer, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let http = &hub.settings.http;
+    let q = ReadingsQuery::parse(q.as_deref().unwrap_or(""), Timestamp::now(), http.max_points).map_err(ApiError::bad_request)?;
+    let device = hub.store.find_device(&q.device).await?.ok_or_else(|| ApiError::not_found(format!("no device {}", q.device)))?;
+    let series = hub
+        .store
+        .series_of(&device)
+        .await?
+        .into_iter()
+        .find(|s| s.sensor == q.sensor)
+        .ok_or_else(|| ApiError::not_found(format!("device {} has no sensor {}", q.device, q.sensor)))?;
+    let range = RangeQuery { series: series.id, from: q.from, to: q.to, after: q.after, limit: q.limit };
+    let head = serde_json::json!({"device": q.device, "sensor": q.sensor});
+    if let Some((every, agg)) = q.buckets {
+        let every_us = every.as_micros().min(i64::MAX as u128) as i64;
+        let n = (q.to.as_micros() - q.from.as_micros()) / every_us;
+        if n as usize > http.max_buckets {
+            return Err(ApiError::bad_request(format!(
+                "{n} buckets; at most {} per query: use a larger `every` or a shorter range",
+                http.max_buckets
+            )));
+        }
+        let range = RangeQuery { limit: http.max_buckets + 1, after: None, ..range };
+        let points = hub.store.query_buckets(range, every_us, agg).await?;
+        let mut body = head;
+        body["points"] = serde_json::to_value(points).expect("serializes");
+        body["next_cursor"] = serde_json::Value::Null;
+        return Ok(Json(body).into_response());
+    }
+    let points = hub.store.query_points(range).await?;
+    let next = (points.len() == q.limit).then(|| points.last().map(|p| encode_cursor(p.ts))).flatten();
+    let mut body = head;
+    body["points"] = serde_json::to_value(points).expect("serializes");
+    body["next_cursor"] = serde_json::to_value(next).expect("serializes");
+    Ok(Json(body).into_response())
+}
+
+async fn ready(State(hub): State<Arc<HubState>>) -> Result<&'static str, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
+        Ok(Ok(())) => Ok("ready\n"),
+        Ok(Err(e)) => Err(ApiError::unavailable(format!("storage is not reachable: {e}"))),
+        Err(_) => Err(ApiError::unavailable("storage did not answer within 2 s")),
+    }
+}
+
+async fn metrics(State(hub): State<Arc<HubState>>, _v: Viewer) -> impl IntoResponse {
+    hub.metrics.write_queue_depth.set(hub.writer.queued() as i64);
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], hub.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn now() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-21T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn parses_a_bucket_query() {
+        let q = ReadingsQuery::parse("device=b-1&sensor=t&from=-1h&every=1m&agg=max", now(), 100).unwrap();
+        assert_eq!(q.buckets, Some((Duration::from_secs(60), Agg::Max)));
+        assert_eq!(q.to, now());
+        assert_eq!(q.limit, 100);
+    }
+
+    #[test]
+    fn explains_bad_parameters() {
+        let e = |q: &str| ReadingsQuery::parse(q, now(), 100).unwrap_err();
+        assert!(e("sensor=t").contains("device"));
+        assert!(e("device=a&sensor=t&limit=0").contains("limit"));
+        assert!(e("device=a&sensor=t&limit=101").contains("limit"));
+        assert!(e("device=a&sensor=t&from=now").contains("before"));
+        assert!(e("device=a&sensor=t&agg=avg").contains("every"));
+        assert!(e("device=a&sensor=t&every=1m&agg=median").contains("agg"));
+        assert!(e("device=a&sensor=t&cursor=zzz").contains("cursor"));
+        assert!(e("device=a&sensor=t&form=1").contains("unknown parameter"));
+        assert!(e("device=a&device=b&sensor=t").contains("twice"));
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(decode_cursor(&encode_cursor(now())), Some(now()));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_query_strings_never_panic(s in "\\PC{0,120}") {
+            let _ = ReadingsQuery::parse(&s, now(), 1000);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The hub process: shared state, the HTTP/WebSocket router, start and graceful stop.
+//!
+//! - [`listener`]: accepts TCP (and TLS), caps connections, serves HTTP/1.1 with upgrades.
+//! - [`authn`]: tokens on requests; [`sessions`]: open sockets, online devices, revocation.
+//! - [`ingest`]: device sockets (`/v1/ingest`); [`api`]: history and registry over HTTP.
+//!
+//! Shutdown order: stop accepting → sockets finish their in-flight replies and close
+//! with 1001 → the storage writer commits what is queued → storage closes.
+
+pub mod api;
+pub mod authn;
+mod error;
+pub mod ingest;
+pub mod listener;
+pub mod sessions;
+pub mod tls;
+pub mod ws;
+
+pub use error::ApiError;
+
+use crate::config::Settings;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::storage::writer::{self, CommittedBatch, WriterHandle};
+use crate::storage::{StorageError, Store};
+use axum::Router;
+use sessions::Sessions;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}; is another hub running there? choose another with --listen")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// What every request handler and socket task shares.
+pub struct HubState {
+    pub settings: Settings,
+    pub store: Store,
+    pub writer: WriterHandle,
+    pub metrics: Arc<Metrics>,
+    pub sessions: Arc<Sessions>,
+    pub live: LiveHub,
+    /// Cancelled when the hub begins to shut down.
+    pub shutdown: CancellationToken,
+    /// Every socket task; shutdown waits for them.
+    pub tasks: TaskTracker,
+}
+
+/// A started hub. Dropping it does not stop it: call [`RunningHub::stop`].
+pub struct RunningHub {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub state: Arc<HubState>,
+    stopped: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHub {
+    /// `http(s)://addr`
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+    /// Begins a graceful shutdown and waits until it is complete.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        let _ = self.stopped.await;
+    }
+    /// Waits until the hub has stopped (after its shutdown token was cancelled).
+    pub async fn wait(self) {
+        let _ = self.stopped.await;
+    }
+}
+
+/// Opens storage, starts the writer and binds the listener; the hub then runs in the background.
+pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
+    let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
+    let store = Store::open(&settings.database).await?;
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;
+
+    let metrics = Arc::new(Metrics::new());
+    let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
+    let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
+    let close_writer = CancellationToken::new();
+    let (writer, writer_task) =
+        writer::spawn(store.clone(), settings.writer.clone(), metrics.clone(), committed_tx.clone(), close_writer.clone());
+    let shutdown = CancellationToken::new();
+    let live = LiveHub::start(&settings.live, metrics.clone(), committed_tx.subscribe(), status_tx.subscribe(), shutdown.clone());
+    let state = Arc::new(HubState {
+        sessions: Sessions::new(status_tx),
+        settings,
+        store: store.clone(),
+        writer,
+        metrics,
+        live,
+        shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
+    });
+    let watcher = tokio::spawn(sessions::watch_revocations(
+        store.clone(),
+        state.sessions.clone(),
+        Duration::from_millis(250),
+        shutdown.clone(),
+    ));
+    let app = router(state.clone());
+    let is_tls = tls.is_some();
+    let serve_state = state.clone();
+    let stopped = tokio::spawn(async move {
+        listener::serve(listener, tls, app, serve_state.clone()).await;
+        // Listener closed: wait for sockets (bounded), then flush the writer.
+        serve_state.tasks.close();
+        if tokio::time::timeout(serve_state.settings.server.shutdown_grace, serve_state.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown: some sockets did not finish within the grace period");
+        }
+        close_writer.cancel();
+        let _ = writer_task.await;
+        let _ = watcher.await;
+        store.close().await;
+        tracing::info!("hub stopped");
+    });
+    Ok(RunningHub { addr, tls: is_tls, state, stopped })
+}
+
+/// Every route of the hub.
+pub fn router(state: Arc<HubState>) -> Router {
+    Router::new()
+        .route("/v1/ingest", axum::routing::get(ingest::upgrade))
+        .route("/v1/live", axum::routing::get(crate::live::socket::upgrade))
+        .merge(api::routes())
+        .merge(crate::dashboard::routes())
+        .with_state(state)
+}

@@ -1,0 +1,144 @@
+//! Open sockets: which token each belongs to (so a revocation can close them) and
+//! which devices are online (for `/v1/devices` and the live feed's status messages).
+//!
+//! Owner: the [`Sessions`] registry, behind one mutex held only for map updates.
+//! Each socket task holds a [`SessionGuard`]; dropping it unregisters the socket.
+//! The revocation watcher ([`watch_revocations`]) polls the storage's auth epoch and
+//! cancels the guards of revoked tokens; socket tasks then close with 1008.
+
+use crate::domain::{DeviceName, Timestamp};
+use crate::storage::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// A device came online or went offline.
+#[derive(Debug, Clone)]
+pub struct StatusEvent {
+    pub device: DeviceName,
+    pub online: bool,
+    pub ts: Timestamp,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    /// token id → (socket id → cancel on revocation)
+    by_token: HashMap<i64, HashMap<u64, CancellationToken>>,
+    online: HashMap<DeviceName, usize>,
+}
+
+/// The registry of open sockets.
+pub struct Sessions {
+    inner: Mutex<Inner>,
+    status: broadcast::Sender<StatusEvent>,
+}
+
+impl Sessions {
+    pub fn new(status: broadcast::Sender<StatusEvent>) -> Arc<Self> {
+        Arc::new(Self { inner: Mutex::new(Inner::default()), status })
+    }
+
+    /// Registers a socket of `token_id`; `device` marks that device online.
+    pub fn register(self: &Arc<Self>, token_id: i64, device: Option<DeviceName>) -> SessionGuard {
+        let revoked = CancellationToken::new();
+        let mut inner = self.inner.lock().expect("sessions lock");
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.by_token.entry(token_id).or_default().insert(id, revoked.clone());
+        if let Some(d) = &device {
+            let n = inner.online.entry(d.clone()).or_default();
+            *n += 1;
+            if *n == 1 {
+                let _ = self.status.send(StatusEvent { device: d.clone(), online: true, ts: Timestamp::now() });
+            }
+        }
+        SessionGuard { sessions: self.clone(), id, token_id, device, revoked }
+    }
+
+    pub fn is_online(&self, device: &str) -> bool {
+        self.inner.lock().expect("sessions lock").online.keys().any(|d| d.as_str() == device)
+    }
+
+    pub fn online_devices(&self) -> Vec<DeviceName> {
+        self.inner.lock().expect("sessions lock").online.keys().cloned().collect()
+    }
+
+    fn token_ids(&self) -> Vec<i64> {
+        self.inner.lock().expect("sessions lock").by_token.keys().copied().collect()
+    }
+
+    /// Cancels every socket of `token_id`.
+    fn revoke(&self, token_id: i64) {
+        if let Some(socks) = self.inner.lock().expect("sessions lock").by_token.get(&token_id) {
+            socks.values().for_each(CancellationToken::cancel);
+        }
+    }
+}
+
+/// One open socket's registration; dropping it unregisters the socket.
+pub struct SessionGuard {
+    sessions: Arc<Sessions>,
+    id: u64,
+    token_id: i64,
+    device: Option<DeviceName>,
+    revoked: CancellationToken,
+}
+
+impl SessionGuard {
+    /// Resolves when this socket's token is revoked.
+    pub fn revoked(&self) -> &CancellationToken {
+        &self.revoked
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut inner = self.sessions.inner.lock().expect("sessions lock");
+        if let Some(socks) = inner.by_token.get_mut(&self.token_id) {
+            socks.remove(&self.id);
+            if socks.is_empty() {
+                inner.by_token.remove(&self.token_id);
+            }
+        }
+        if let Some(d) = &self.device
+            && let Some(n) = inner.online.get_mut(d)
+        {
+            *n -= 1;
+            if *n == 0 {
+                inner.online.remove(d);
+                let _ = self.sessions.status.send(StatusEvent { device: d.clone(), online: false, ts: Timestamp::now() });
+            }
+        }
+    }
+}
+
+/// Polls storage every `every` for revocations (from the CLI, another hub or the API)
+/// and closes the affected sockets. Ends when `stop` is cancelled.
+pub async fn watch_revocations(store: Store, sessions: Arc<Sessions>, every: Duration, stop: CancellationToken) {
+    let mut last = store.auth_epoch().await.ok();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(epoch) = store.auth_epoch().await else { continue };
+        if last == Some(epoch) {
+            continue;
+        }
+        let ids = sessions.token_ids();
+        match store.revoked_among(&ids).await {
+            Ok(revoked) => {
+                for id in revoked {
+                    tracing::info!(token_id = id, "token revoked: closing its sockets");
+                    sessions.revoke(id);
+                }
+                last = Some(epoch);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check revocations; will retry"),
+        }
+    }
+}

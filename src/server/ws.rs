@@ -1,0 +1,70 @@
+//! WebSocket plumbing shared by device and dashboard sockets: buffer and size
+//! limits, the ping/idle heartbeat, close codes, and mapping read errors to them.
+
+use crate::config::IngestSettings;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use std::time::Duration;
+use tokio::time::{Instant, Interval};
+use tokio_tungstenite::tungstenite;
+
+pub const NORMAL: u16 = 1000;
+pub const GOING_AWAY: u16 = 1001;
+pub const UNSUPPORTED: u16 = 1003;
+pub const INVALID_PAYLOAD: u16 = 1007;
+pub const POLICY: u16 = 1008;
+pub const TOO_BIG: u16 = 1009;
+
+/// Applies the configured buffer sizes and frame limits to an upgrade.
+pub fn configure(ws: WebSocketUpgrade, s: &IngestSettings) -> WebSocketUpgrade {
+    ws.read_buffer_size(s.read_buffer_bytes)
+        .write_buffer_size(s.write_buffer_bytes)
+        .max_write_buffer_size((s.write_buffer_bytes + s.max_frame_bytes) * 4)
+        .max_frame_size(s.max_frame_bytes)
+        .max_message_size(s.max_frame_bytes)
+}
+
+/// Sends a close frame (best effort, bounded in time).
+pub async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
+}
+
+/// The close code for a failed read, or `None` when the connection is simply gone.
+pub fn close_code_for(err: axum::Error) -> Option<(u16, &'static str)> {
+    let inner = err.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some((TOO_BIG, "frame too large")),
+        tungstenite::Error::Utf8(_) => Some((INVALID_PAYLOAD, "text frame is not valid UTF-8")),
+        tungstenite::Error::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
+    }
+}
+
+/// Pings every `ping_interval` and notices when nothing arrived for `idle_timeout`.
+pub struct Heartbeat {
+    tick: Interval,
+    last_heard: Instant,
+    idle_timeout: Duration,
+}
+
+pub enum Beat {
+    Ping,
+    Idle,
+}
+
+impl Heartbeat {
+    pub fn new(s: &IngestSettings) -> Self {
+        let mut tick = tokio::time::interval_at(Instant::now() + s.ping_interval, s.ping_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { tick, last_heard: Instant::now(), idle_timeout: s.idle_timeout }
+    }
+    /// Call whenever anything arrives from the peer.
+    pub fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+    /// Resolves at the next ping time: ping, or give up on an idle peer.
+    pub async fn next(&mut self) -> Beat {
+        self.tick.tick().await;
+        if self.last_heard.elapsed() >= self.idle_timeout { Beat::Idle } else { Beat::Ping }
+    }
+}
