@@ -228,7 +228,7 @@ impl SqliteStore {
             Agg::Min => ("min(value)", ""),
             Agg::Max => ("max(value)", ""),
             Agg::Sum => ("sum(value)", ""),
-            Agg::Count => ("count(*)", ""),
+            Agg::Count => ("CAST(count(*) AS REAL)", ""),
             Agg::First => ("value", ", min(ts)"),
             Agg::Last => ("value", ", max(ts)"),
         };

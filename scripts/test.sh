@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, then runs format, lint and tests.
+# Usage: ./scripts/test.sh            (PostgreSQL/Mosquitto URLs from the environment)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${TELEHUB_TEST_PG:=postgres://postgres@127.0.0.1:5432/postgres}"
+: "${TELEHUB_TEST_MQTT:=mqtt://127.0.0.1:1883}"
+export TELEHUB_TEST_PG TELEHUB_TEST_MQTT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test dependencies (idempotent)"
+./scripts/install-test-deps.sh
+
+step "dropping databases left by earlier test runs"
+psql "$TELEHUB_TEST_PG" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'telehub_test_%'" 2>/dev/null \
+  | while read -r db; do psql "$TELEHUB_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace --release
+
+if [ -x tests/browser/run.sh ]; then
+  step "browser tests (chromium)"
+  tests/browser/run.sh
+fi
+
+if [ -x bench/smoke.sh ]; then
+  step "benchmark smoke runs"
+  bench/smoke.sh
+fi

@@ -1,0 +1,11 @@
+//! Integration tests: the real hub, on port 0, with a fresh database per test,
+//! driven through its real interfaces (WebSocket, HTTP, the CLI binary).
+
+mod helpers;
+
+mod cli;
+mod http;
+mod ingest;
+mod live;
+mod shutdown;
+mod tls;
