@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// The role a token grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Device,
@@ -45,17 +47,25 @@ pub struct DeviceRef {
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// A device; `gateway_for` lists the other devices it may publish for.
-    Device { token_id: i64, device: DeviceRef, gateway_for: HashMap<DeviceName, DeviceRef> },
-    Viewer { token_id: i64 },
-    Admin { token_id: i64 },
+    Device {
+        token_id: i64,
+        device: DeviceRef,
+        gateway_for: HashMap<DeviceName, DeviceRef>,
+    },
+    Viewer {
+        token_id: i64,
+    },
+    Admin {
+        token_id: i64,
+    },
 }
 
 impl Principal {
     pub fn token_id(&self) -> i64 {
         match self {
-            Principal::Device { token_id, .. } | Principal::Viewer { token_id } | Principal::Admin { token_id } => {
-                *token_id
-            }
+            Principal::Device { token_id, .. }
+            | Principal::Viewer { token_id }
+            | Principal::Admin { token_id } => *token_id,
         }
     }
     pub fn role(&self) -> Role {
@@ -75,7 +85,10 @@ impl Principal {
 pub fn new_token() -> (String, [u8; 32]) {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
-    let token = format!("th_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!(
+        "th_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let hash = hash_token(&token);
     (token, hash)
 }

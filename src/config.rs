@@ -15,7 +15,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -130,20 +130,6 @@ pub struct HttpSettings {
     pub max_buckets: usize,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            tls: None,
-            database: DatabaseSettings::default(),
-            ingest: IngestSettings::default(),
-            writer: WriterSettings::default(),
-            live: LiveSettings::default(),
-            http: HttpSettings::default(),
-        }
-    }
-}
-
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -207,7 +193,10 @@ impl Default for LiveSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_points: 10_000, max_buckets: 100_000 }
+        Self {
+            max_points: 10_000,
+            max_buckets: 100_000,
+        }
     }
 }
 
@@ -225,7 +214,10 @@ impl Settings {
         let mut b = config::Config::builder().add_source(defaults);
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Invalid(format!("config file {} does not exist", f.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
             }
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
         }
@@ -253,12 +245,20 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         let u = &self.database.url;
-        if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+        if !(u.starts_with("sqlite:")
+            || u.starts_with("postgres://")
+            || u.starts_with("postgresql://"))
+        {
             return bad("database.url must start with sqlite:// or postgres://");
         }
         let i = &self.ingest;
-        if i.max_frame_bytes < 256 || i.max_readings_per_message == 0 || i.max_inflight_messages == 0 {
-            return bad("ingest.max_frame_bytes must be ≥ 256, and max_readings_per_message and max_inflight_messages ≥ 1");
+        if i.max_frame_bytes < 256
+            || i.max_readings_per_message == 0
+            || i.max_inflight_messages == 0
+        {
+            return bad(
+                "ingest.max_frame_bytes must be ≥ 256, and max_readings_per_message and max_inflight_messages ≥ 1",
+            );
         }
         if i.ping_interval.is_zero() || i.idle_timeout <= i.ping_interval {
             return bad("ingest.idle_timeout must be longer than ingest.ping_interval (> 0)");
@@ -266,10 +266,18 @@ impl Settings {
         if self.writer.queue_capacity == 0 || self.writer.max_batch_rows == 0 {
             return bad("writer.queue_capacity and writer.max_batch_rows must be ≥ 1");
         }
-        if self.live.client_queue == 0 || self.live.max_patterns == 0 || self.live.max_readings_per_frame == 0 {
-            return bad("live.client_queue, live.max_patterns and live.max_readings_per_frame must be ≥ 1");
+        if self.live.client_queue == 0
+            || self.live.max_patterns == 0
+            || self.live.max_readings_per_frame == 0
+        {
+            return bad(
+                "live.client_queue, live.max_patterns and live.max_readings_per_frame must be ≥ 1",
+            );
         }
-        if self.server.max_connections == 0 || self.http.max_points == 0 || self.http.max_buckets == 0 {
+        if self.server.max_connections == 0
+            || self.http.max_points == 0
+            || self.http.max_buckets == 0
+        {
             return bad("server.max_connections, http.max_points and http.max_buckets must be ≥ 1");
         }
         Ok(())
@@ -286,16 +294,31 @@ impl Settings {
 /// Only the variables that name a settings section: test and tool variables such as
 /// `TELEHUB_TEST_PG` share the prefix but are not configuration.
 fn telehub_env() -> config::Map<String, String> {
-    const SECTIONS: [&str; 7] = ["SERVER__", "TLS__", "DATABASE__", "INGEST__", "WRITER__", "LIVE__", "HTTP__"];
+    const SECTIONS: [&str; 7] = [
+        "SERVER__",
+        "TLS__",
+        "DATABASE__",
+        "INGEST__",
+        "WRITER__",
+        "LIVE__",
+        "HTTP__",
+    ];
     std::env::vars()
-        .filter(|(k, _)| k.strip_prefix("TELEHUB_").is_some_and(|rest| SECTIONS.iter().any(|s| rest.starts_with(s))))
+        .filter(|(k, _)| {
+            k.strip_prefix("TELEHUB_")
+                .is_some_and(|rest| SECTIONS.iter().any(|s| rest.starts_with(s)))
+        })
         .collect()
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.into() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.into();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.into(),
@@ -317,12 +340,22 @@ mod tests {
     fn file_values_override_defaults_and_flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t.toml");
-        std::fs::write(&f, "[server]\nlisten = \"127.0.0.1:9000\"\n[ingest]\nmax_clock_skew = \"1m\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[ingest]\nmax_clock_skew = \"1m\"\n",
+        )
+        .unwrap();
         let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
         assert_eq!(s.server.listen.port(), 9000);
         assert_eq!(s.ingest.max_clock_skew, Duration::from_secs(60));
-        let o = Overrides { listen: Some("127.0.0.1:9001".parse().unwrap()), database_url: None };
-        assert_eq!(Settings::load(Some(&f), &o).unwrap().server.listen.port(), 9001);
+        let o = Overrides {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            database_url: None,
+        };
+        assert_eq!(
+            Settings::load(Some(&f), &o).unwrap().server.listen.port(),
+            9001
+        );
     }
 
     #[test]
@@ -331,7 +364,15 @@ mod tests {
         let f = dir.path().join("t.toml");
         std::fs::write(&f, "[server]\nlisen = \"x\"\n").unwrap();
         assert!(Settings::load(Some(&f), &Overrides::default()).is_err());
-        let o = Overrides { database_url: Some("mysql://x".into()), listen: None };
-        assert!(Settings::load(None, &o).unwrap_err().to_string().contains("sqlite://"));
+        let o = Overrides {
+            database_url: Some("mysql://x".into()),
+            listen: None,
+        };
+        assert!(
+            Settings::load(None, &o)
+                .unwrap_err()
+                .to_string()
+                .contains("sqlite://")
+        );
     }
 }

@@ -13,7 +13,15 @@ const STYLE: &str = include_str!("../dashboard/style.css");
 
 pub fn routes() -> Router<Arc<HubState>> {
     let page = |ct: &'static str, body: &'static str| {
-        get(move || async move { ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "no-cache")], body) })
+        get(move || async move {
+            (
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+        })
     };
     Router::new()
         .route("/", page("text/html; charset=utf-8", INDEX))

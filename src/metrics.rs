@@ -38,27 +38,63 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("telehub");
         let connections = Family::<Labels, Gauge>::default();
-        registry.register("connections", "Open sockets by kind (ingest, live)", connections.clone());
+        registry.register(
+            "connections",
+            "Open sockets by kind (ingest, live)",
+            connections.clone(),
+        );
         let readings_ingested = Counter::default();
-        registry.register("readings_ingested", "Readings acknowledged as stored", readings_ingested.clone());
+        registry.register(
+            "readings_ingested",
+            "Readings acknowledged as stored",
+            readings_ingested.clone(),
+        );
         let acks = Counter::default();
         registry.register("acks", "Messages acknowledged", acks.clone());
         let nacks = Family::<Labels, Counter>::default();
         registry.register("nacks", "Messages refused, by error code", nacks.clone());
         let commit_batch_rows = Histogram::new(exponential_buckets(1.0, 4.0, 9));
-        registry.register("commit_batch_rows", "Rows per storage transaction", commit_batch_rows.clone());
+        registry.register(
+            "commit_batch_rows",
+            "Rows per storage transaction",
+            commit_batch_rows.clone(),
+        );
         let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 12));
-        registry.register("commit_seconds", "Storage transaction latency", commit_seconds.clone());
+        registry.register(
+            "commit_seconds",
+            "Storage transaction latency",
+            commit_seconds.clone(),
+        );
         let commit_failures = Counter::default();
-        registry.register("commit_failures", "Storage transactions that failed", commit_failures.clone());
+        registry.register(
+            "commit_failures",
+            "Storage transactions that failed",
+            commit_failures.clone(),
+        );
         let write_queue_depth = Gauge::default();
-        registry.register("write_queue_depth", "Messages waiting for the storage writer", write_queue_depth.clone());
+        registry.register(
+            "write_queue_depth",
+            "Messages waiting for the storage writer",
+            write_queue_depth.clone(),
+        );
         let live_delivered = Counter::default();
-        registry.register("live_delivered", "Readings queued to dashboard clients", live_delivered.clone());
+        registry.register(
+            "live_delivered",
+            "Readings queued to dashboard clients",
+            live_delivered.clone(),
+        );
         let live_dropped = Counter::default();
-        registry.register("live_dropped", "Readings dropped for slow dashboard clients", live_dropped.clone());
+        registry.register(
+            "live_dropped",
+            "Readings dropped for slow dashboard clients",
+            live_dropped.clone(),
+        );
         let connections_refused = Family::<Labels, Counter>::default();
-        registry.register("connections_refused", "Connections refused, by reason", connections_refused.clone());
+        registry.register(
+            "connections_refused",
+            "Connections refused, by reason",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             connections,
@@ -76,15 +112,21 @@ impl Metrics {
     }
 
     pub fn nack(&self, code: ErrorCode) {
-        self.nacks.get_or_create(&vec![("code", code.as_str())]).inc();
+        self.nacks
+            .get_or_create(&vec![("code", code.as_str())])
+            .inc();
     }
 
     pub fn connection_gauge(&self, kind: &'static str) -> Gauge {
-        self.connections.get_or_create(&vec![("kind", kind)]).clone()
+        self.connections
+            .get_or_create(&vec![("kind", kind)])
+            .clone()
     }
 
     pub fn refused(&self, reason: &'static str) {
-        self.connections_refused.get_or_create(&vec![("reason", reason)]).inc();
+        self.connections_refused
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     pub fn observe_commit(&self, rows: usize, took: Duration) {

@@ -75,19 +75,42 @@ pub async fn run_device(settings: Settings, cmd: &DeviceCommand) -> anyhow::Resu
 
 async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
     match cmd {
-        DeviceCommand::Add { name: Some(name), gateway_for, count: None, .. } => {
-            let targets = gateway_for.iter().map(|t| device_name(t)).collect::<Result<Vec<_>, _>>()?;
+        DeviceCommand::Add {
+            name: Some(name),
+            gateway_for,
+            count: None,
+            ..
+        } => {
+            let targets = gateway_for
+                .iter()
+                .map(|t| device_name(t))
+                .collect::<Result<Vec<_>, _>>()?;
             let token = store.add_device(&device_name(name)?, &targets).await?;
             println!("{token}");
         }
-        DeviceCommand::Add { count: Some(n), prefix: Some(prefix), tokens_out: Some(path), .. } => {
-            let names = (1..=*n).map(|i| device_name(&format!("{prefix}{i}"))).collect::<Result<Vec<_>, _>>()?;
+        DeviceCommand::Add {
+            count: Some(n),
+            prefix: Some(prefix),
+            tokens_out: Some(path),
+            ..
+        } => {
+            let names = (1..=*n)
+                .map(|i| device_name(&format!("{prefix}{i}")))
+                .collect::<Result<Vec<_>, _>>()?;
             let created = store.add_devices(&names).await?;
-            write_tokens(path, &created).with_context(|| format!("writing tokens to {}", path.display()))?;
-            eprintln!("added {} devices; tokens in {}", created.len(), path.display());
+            write_tokens(path, &created)
+                .with_context(|| format!("writing tokens to {}", path.display()))?;
+            eprintln!(
+                "added {} devices; tokens in {}",
+                created.len(),
+                path.display()
+            );
         }
         DeviceCommand::Add { .. } => {
-            return Err(UsageError("give a device NAME, or --count N --prefix P --tokens-out FILE".into()).into());
+            return Err(UsageError(
+                "give a device NAME, or --count N --prefix P --tokens-out FILE".into(),
+            )
+            .into());
         }
         DeviceCommand::List { format } => {
             let rows = store.list_devices().await?;
@@ -107,7 +130,11 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
                             ]
                         })
                         .collect();
-                    table(&mut out, &["NAME", "STATE", "LAST SEEN", "SENSORS", "GATEWAY FOR"], &cells)?;
+                    table(
+                        &mut out,
+                        &["NAME", "STATE", "LAST SEEN", "SENSORS", "GATEWAY FOR"],
+                        &cells,
+                    )?;
                 }
             }
         }
@@ -121,7 +148,12 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
 
 fn write_tokens(path: &std::path::Path, created: &[(DeviceName, String)]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     let mut w = std::io::BufWriter::new(f);
     for (name, token) in created {
         writeln!(w, "{name} {token}")?;
@@ -144,4 +176,3 @@ pub async fn run_token(settings: Settings, cmd: &TokenCommand) -> anyhow::Result
     println!("{}", token?);
     Ok(())
 }
-

@@ -51,7 +51,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("telehub: cannot start the async runtime: {e}");
@@ -61,7 +64,11 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            let code = if e.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
             eprintln!("telehub: {}", one_line(&e));
             ExitCode::from(code)
         }
@@ -74,12 +81,19 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("telehub=info,warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("telehub=info,warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn settings(cli: &Cli, listen: Option<SocketAddr>) -> anyhow::Result<Settings> {
-    let overrides = Overrides { database_url: cli.database_url.clone(), listen };
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        listen,
+    };
     Ok(Settings::load(cli.config.as_deref(), &overrides)?)
 }
 
@@ -90,7 +104,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let s = settings(&cli, None)?;
             let store = crate::storage::Store::open(&s.database).await?;
             store.close().await;
-            eprintln!("migrations applied to {}", crate::config::redact_url(&s.database.url));
+            eprintln!(
+                "migrations applied to {}",
+                crate::config::redact_url(&s.database.url)
+            );
             Ok(())
         }
         Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,

@@ -12,7 +12,11 @@ pub enum Format {
 impl Format {
     /// The given format, or `table` on a terminal and `csv` otherwise.
     pub fn or_default(f: Option<Format>) -> Format {
-        f.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Csv })
+        f.unwrap_or(if std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Csv
+        })
     }
 }
 
@@ -33,13 +37,14 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
-        let mut s = String::new();
-        for (c, w) in cells.zip(&widths) {
-            s.push_str(&format!("{c:<w$}  "));
-        }
-        writeln!(out, "{}", s.trim_end())
-    };
+    let line =
+        |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+            let mut s = String::new();
+            for (c, w) in cells.zip(&widths) {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+            writeln!(out, "{}", s.trim_end())
+        };
     line(out, &mut header.iter().copied())?;
     for r in rows {
         line(out, &mut r.iter().map(String::as_str))?;

@@ -48,8 +48,19 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
     let now = Timestamp::now();
     let device = DeviceName::parse(&args.device).map_err(|e| usage(format!("--device {e}")))?;
-    let sensor = args.sensor.as_deref().map(SensorName::parse).transpose().map_err(|e| usage(format!("--sensor {e}")))?;
-    let to = args.to.as_deref().map(|t| parse_time_arg(t, now)).transpose().map_err(|e| usage(format!("--to: {e}")))?.unwrap_or(now);
+    let sensor = args
+        .sensor
+        .as_deref()
+        .map(SensorName::parse)
+        .transpose()
+        .map_err(|e| usage(format!("--sensor {e}")))?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| parse_time_arg(t, now))
+        .transpose()
+        .map_err(|e| usage(format!("--to: {e}")))?
+        .unwrap_or(now);
     let from = match &args.from {
         Some(f) => parse_time_arg(f, now).map_err(|e| usage(format!("--from: {e}")))?,
         None => to.saturating_sub(Duration::from_secs(24 * 3600)),
@@ -57,12 +68,20 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
     if from >= to {
         return Err(usage("--from must be before --to".into()));
     }
-    let every = args.every.as_deref().map(parse_duration).transpose().map_err(|e| usage(format!("--every: {e}")))?;
+    let every = args
+        .every
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| usage(format!("--every: {e}")))?;
     let format = Format::or_default(args.format);
 
     let store = Store::open(&settings.database).await?;
     let result = async {
-        let dev = store.find_device(&device).await?.ok_or_else(|| anyhow::anyhow!("no device {device}; see `telehub device list`"))?;
+        let dev = store
+            .find_device(&device)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no device {device}; see `telehub device list`"))?;
         let mut series = store.series_of(&dev).await?;
         if let Some(s) = &sensor {
             series.retain(|x| &x.sensor == s);
@@ -73,16 +92,27 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
         let mut out = Printer::new(format, every.is_some());
         let mut left = args.limit.unwrap_or(usize::MAX);
         for s in &series {
-            let mut q = RangeQuery { series: s.id, from, to, after: None, limit: PAGE.min(left) };
+            let mut q = RangeQuery {
+                series: s.id,
+                from,
+                to,
+                after: None,
+                limit: PAGE.min(left),
+            };
             if let Some(every) = every {
                 let every_us = every.as_micros().min(i64::MAX as u128) as i64;
                 // Buckets come in pages too: continue after the last bucket's start.
                 while left > 0 {
-                    let b = store.query_buckets(q, every_us, args.agg.unwrap_or(Agg::Avg)).await?;
+                    let b = store
+                        .query_buckets(q, every_us, args.agg.unwrap_or(Agg::Avg))
+                        .await?;
                     left -= b.len();
-                    b.iter().try_for_each(|b| out.row(&device, &s.sensor, Row::Bucket(b)))?;
+                    b.iter()
+                        .try_for_each(|b| out.row(&device, &s.sensor, Row::Bucket(b)))?;
                     match b.last() {
-                        Some(last) if b.len() == q.limit => q.from = Timestamp::from_micros(last.ts.as_micros() + every_us),
+                        Some(last) if b.len() == q.limit => {
+                            q.from = Timestamp::from_micros(last.ts.as_micros() + every_us)
+                        }
                         _ => break,
                     }
                     q.limit = PAGE.min(left);
@@ -91,7 +121,8 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
                 while left > 0 {
                     let p = store.query_points(q).await?;
                     left -= p.len();
-                    p.iter().try_for_each(|p| out.row(&device, &s.sensor, Row::Point(p)))?;
+                    p.iter()
+                        .try_for_each(|p| out.row(&device, &s.sensor, Row::Point(p)))?;
                     match p.last() {
                         Some(last) if p.len() == q.limit => q.after = Some(last.ts),
                         _ => break,
@@ -119,26 +150,57 @@ struct Printer {
 
 impl Printer {
     fn new(format: Format, buckets: bool) -> Self {
-        Self { format, buckets, out: std::io::BufWriter::new(std::io::stdout()), table_rows: Vec::new(), header_done: false }
+        Self {
+            format,
+            buckets,
+            out: std::io::BufWriter::new(std::io::stdout()),
+            table_rows: Vec::new(),
+            header_done: false,
+        }
     }
 
-    fn row(&mut self, device: &DeviceName, sensor: &SensorName, row: Row<'_>) -> anyhow::Result<()> {
+    fn row(
+        &mut self,
+        device: &DeviceName,
+        sensor: &SensorName,
+        row: Row<'_>,
+    ) -> anyhow::Result<()> {
         let (ts, value, count) = match row {
             Row::Point(p) => (p.ts, p.value, None),
             Row::Bucket(b) => (b.ts, b.value, Some(b.count)),
         };
         match self.format {
             Format::Table => {
-                let mut r = vec![device.to_string(), sensor.to_string(), ts.to_rfc3339(), value.to_string()];
+                let mut r = vec![
+                    device.to_string(),
+                    sensor.to_string(),
+                    ts.to_rfc3339(),
+                    value.to_string(),
+                ];
                 r.extend(count.map(|c| c.to_string()));
                 self.table_rows.push(r);
             }
             Format::Csv => {
                 if !self.header_done {
-                    writeln!(self.out, "{}", if self.buckets { "device,sensor,ts,value,count" } else { "device,sensor,ts,value" })?;
+                    writeln!(
+                        self.out,
+                        "{}",
+                        if self.buckets {
+                            "device,sensor,ts,value,count"
+                        } else {
+                            "device,sensor,ts,value"
+                        }
+                    )?;
                     self.header_done = true;
                 }
-                write!(self.out, "{},{},{},{}", csv_field(device.as_str()), csv_field(sensor.as_str()), ts, value)?;
+                write!(
+                    self.out,
+                    "{},{},{},{}",
+                    csv_field(device.as_str()),
+                    csv_field(sensor.as_str()),
+                    ts,
+                    value
+                )?;
                 match count {
                     Some(c) => writeln!(self.out, ",{c}")?,
                     None => writeln!(self.out)?,
@@ -157,7 +219,15 @@ impl Printer {
 
     fn finish(mut self) -> anyhow::Result<()> {
         if self.format == Format::Csv && !self.header_done {
-            writeln!(self.out, "{}", if self.buckets { "device,sensor,ts,value,count" } else { "device,sensor,ts,value" })?;
+            writeln!(
+                self.out,
+                "{}",
+                if self.buckets {
+                    "device,sensor,ts,value,count"
+                } else {
+                    "device,sensor,ts,value"
+                }
+            )?;
         }
         if self.format == Format::Table {
             let mut header = vec!["DEVICE", "SENSOR", "TS", "VALUE"];

@@ -26,7 +26,9 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let url = hub.base_url();
     println!("telehub listening on {url} (storage: {})", store.backend());
     if store.has_viewer_token().await? {
-        println!("dashboard: {url}/?token=<viewer token>  (create one with `telehub token add NAME --role viewer`)");
+        println!(
+            "dashboard: {url}/?token=<viewer token>  (create one with `telehub token add NAME --role viewer`)"
+        );
     } else {
         let token = store.add_token("dashboard", Role::Viewer).await?;
         println!("dashboard: {url}/?token={token}");

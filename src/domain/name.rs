@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(DeviceName::parse("-a"), Err(NameError::BadStart));
         assert_eq!(DeviceName::parse("a b"), Err(NameError::BadChar(' ')));
         assert_eq!(DeviceName::parse("a/b"), Err(NameError::BadChar('/')));
-        assert_eq!(DeviceName::parse(&"x".repeat(65)), Err(NameError::TooLong(65)));
+        assert_eq!(
+            DeviceName::parse(&"x".repeat(65)),
+            Err(NameError::TooLong(65))
+        );
         assert_eq!(SensorName::parse("tempé"), Err(NameError::BadChar('é')));
     }
 

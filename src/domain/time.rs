@@ -10,7 +10,9 @@ use std::time::Duration;
 pub enum TimeError {
     #[error("{0:?} is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z)")]
     BadRfc3339(String),
-    #[error("{0:?} is not a time: use RFC 3339, `now`, or a relative time such as -30s, -15m, -2h, -7d")]
+    #[error(
+        "{0:?} is not a time: use RFC 3339, `now`, or a relative time such as -30s, -15m, -2h, -7d"
+    )]
     BadTimeArg(String),
     #[error("{0:?} is not a duration: use e.g. 30s, 1m, 15m, 1h, 1d")]
     BadDuration(String),
@@ -57,14 +59,21 @@ impl Timestamp {
         Ok(Self(us as i64))
     }
     pub fn saturating_add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(d.as_micros().min(i64::MAX as u128) as i64))
+        Self(
+            self.0
+                .saturating_add(d.as_micros().min(i64::MAX as u128) as i64),
+        )
     }
     pub fn saturating_sub(self, d: Duration) -> Self {
-        Self(self.0.saturating_sub(d.as_micros().min(i64::MAX as u128) as i64))
+        Self(
+            self.0
+                .saturating_sub(d.as_micros().min(i64::MAX as u128) as i64),
+        )
     }
     /// RFC 3339 with exactly six fractional digits: `2026-11-21T10:00:00.250000Z`.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Micros, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 }
 
@@ -120,17 +129,34 @@ mod tests {
     fn formats_with_microseconds_in_utc() {
         let t = Timestamp::parse_rfc3339("2026-11-21T11:00:00.25+01:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-21T10:00:00.250000Z");
-        assert_eq!(Timestamp::from_unix_seconds(1_795_255_200.25).unwrap().to_rfc3339(), "2026-11-21T10:00:00.250000Z");
+        assert_eq!(
+            Timestamp::from_unix_seconds(1_795_255_200.25)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-21T10:00:00.250000Z"
+        );
     }
 
     #[test]
     fn relative_and_named_times() {
         let now = Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap();
         assert_eq!(parse_time_arg("now", now).unwrap(), now);
-        assert_eq!(parse_time_arg("-15m", now).unwrap().to_rfc3339(), "2026-11-21T09:45:00.000000Z");
-        assert_eq!(parse_time_arg("-7d", now).unwrap().to_rfc3339(), "2026-11-14T10:00:00.000000Z");
-        assert!(matches!(parse_time_arg("yesterday", now), Err(TimeError::BadTimeArg(_))));
-        assert!(matches!(parse_time_arg("-0s", now), Err(TimeError::BadTimeArg(_))));
+        assert_eq!(
+            parse_time_arg("-15m", now).unwrap().to_rfc3339(),
+            "2026-11-21T09:45:00.000000Z"
+        );
+        assert_eq!(
+            parse_time_arg("-7d", now).unwrap().to_rfc3339(),
+            "2026-11-14T10:00:00.000000Z"
+        );
+        assert!(matches!(
+            parse_time_arg("yesterday", now),
+            Err(TimeError::BadTimeArg(_))
+        ));
+        assert!(matches!(
+            parse_time_arg("-0s", now),
+            Err(TimeError::BadTimeArg(_))
+        ));
     }
 
     #[test]

@@ -53,7 +53,10 @@ impl LiveHub {
         mut status: broadcast::Receiver<StatusEvent>,
         shutdown: CancellationToken,
     ) -> Self {
-        let hub = LiveHub { registry: Arc::default(), client_queue: settings.client_queue };
+        let hub = LiveHub {
+            registry: Arc::default(),
+            client_queue: settings.client_queue,
+        };
         let registry = hub.registry.clone();
         tokio::spawn(async move {
             loop {
@@ -84,8 +87,18 @@ impl LiveHub {
         let mut r = self.registry.lock().expect("registry lock");
         r.next_id += 1;
         let id = r.next_id;
-        r.clients.insert(id, Client { patterns: Vec::new(), queue: queue.clone() });
-        LiveClient { id, registry: self.registry.clone(), queue }
+        r.clients.insert(
+            id,
+            Client {
+                patterns: Vec::new(),
+                queue: queue.clone(),
+            },
+        );
+        LiveClient {
+            id,
+            registry: self.registry.clone(),
+            queue,
+        }
     }
 
     pub fn clients(&self) -> usize {
@@ -120,14 +133,23 @@ impl LiveClient {
     }
 
     pub fn pattern_count(&self) -> usize {
-        self.registry.lock().expect("registry lock").clients.get(&self.id).map_or(0, |c| c.patterns.len())
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .clients
+            .get(&self.id)
+            .map_or(0, |c| c.patterns.len())
     }
 }
 
 impl Drop for LiveClient {
     fn drop(&mut self) {
         self.queue.close();
-        self.registry.lock().expect("registry lock").clients.remove(&self.id);
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .clients
+            .remove(&self.id);
     }
 }
 
@@ -154,7 +176,11 @@ fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batch: &CommittedBatch
                 value: r.value,
                 unit: r.unit.as_ref().map(|u| u.as_str()),
             };
-            (s.device.as_str(), r.sensor.as_str(), Bytes::from(serde_json::to_vec(&out).expect("serializes")))
+            (
+                s.device.as_str(),
+                r.sensor.as_str(),
+                Bytes::from(serde_json::to_vec(&out).expect("serializes")),
+            )
         })
         .collect();
     let registry = registry.lock().expect("registry lock");
@@ -186,7 +212,10 @@ pub fn status_frame(ev: &StatusEvent) -> Bytes {
 fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
     let frame = status_frame(ev);
     for c in registry.lock().expect("registry lock").clients.values() {
-        if c.patterns.iter().any(|p| p.matches_device(ev.device.as_str())) {
+        if c.patterns
+            .iter()
+            .any(|p| p.matches_device(ev.device.as_str()))
+        {
             c.queue.push_all([Item::Frame(frame.clone())]);
         }
     }

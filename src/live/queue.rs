@@ -40,7 +40,11 @@ pub struct ClientQueue {
 
 impl ClientQueue {
     pub fn new(capacity: usize) -> Self {
-        Self { state: Mutex::new(State::default()), notify: Notify::new(), capacity }
+        Self {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            capacity,
+        }
     }
 
     /// Queues `items` in order, dropping (and counting) readings that do not fit.
@@ -78,7 +82,10 @@ impl ClientQueue {
             {
                 let mut s = self.state.lock().expect("queue lock");
                 if !s.items.is_empty() || s.lagged > 0 {
-                    return Drained { items: s.items.drain(..).collect(), lagged: std::mem::take(&mut s.lagged) };
+                    return Drained {
+                        items: s.items.drain(..).collect(),
+                        lagged: std::mem::take(&mut s.lagged),
+                    };
                 }
             }
             notified.await;

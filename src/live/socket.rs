@@ -4,13 +4,13 @@
 
 use super::queue::{Drained, Item};
 use super::{LiveClient, status_frame};
+use crate::domain::Timestamp;
 use crate::protocol::live::{ClientCommand, parse_command};
 use crate::server::authn::Viewer;
+use crate::server::listener::ConnInfo;
 use crate::server::sessions::StatusEvent;
 use crate::server::ws::{self, Beat, Heartbeat};
 use crate::server::{ApiError, HubState};
-use crate::domain::Timestamp;
-use crate::server::listener::ConnInfo;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -45,19 +45,42 @@ pub async fn upgrade(
 /// A request without `Origin` (not a browser) passes; a browser's must be the hub's own
 /// origin (`scheme://Host`) or one of `allowed_origins`.
 fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(axum::http::header::ORIGIN) else { return Ok(()) };
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return Ok(());
+    };
     let origin = origin.to_str().unwrap_or("");
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let scheme = if hub.settings.tls.is_some() { "https" } else { "http" };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let scheme = if hub.settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let own = format!("{scheme}://{host}");
-    if origin.eq_ignore_ascii_case(&own) || hub.settings.server.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+    if origin.eq_ignore_ascii_case(&own)
+        || hub
+            .settings
+            .server
+            .allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("origin {origin:?} is not allowed; add it to server.allowed_origins")))
+        Err(ApiError::forbidden(format!(
+            "origin {origin:?} is not allowed; add it to server.allowed_origins"
+        )))
     }
 }
 
-async fn run(hub: Arc<HubState>, client: LiveClient, revoked: tokio_util::sync::CancellationToken, mut socket: WebSocket) {
+async fn run(
+    hub: Arc<HubState>,
+    client: LiveClient,
+    revoked: tokio_util::sync::CancellationToken,
+    mut socket: WebSocket,
+) {
     let mut heartbeat = Heartbeat::new(&hub.settings.ingest);
     let shutdown = hub.shutdown.clone();
     let queue = client.queue.clone();
@@ -109,7 +132,9 @@ fn handle_command(hub: &HubState, client: &LiveClient, text: &str) -> Result<(),
     match parse_command(text, max)? {
         ClientCommand::Subscribe(patterns) => {
             if client.pattern_count() + patterns.len() > max {
-                return Err(format!("at most {max} patterns per client; unsubscribe some first"));
+                return Err(format!(
+                    "at most {max} patterns per client; unsubscribe some first"
+                ));
             }
             // Tell the new subscriber which matching devices are online right now.
             let online: Vec<Item> = hub
@@ -117,7 +142,13 @@ fn handle_command(hub: &HubState, client: &LiveClient, text: &str) -> Result<(),
                 .online_devices()
                 .into_iter()
                 .filter(|d| patterns.iter().any(|p| p.matches_device(d.as_str())))
-                .map(|device| Item::Frame(status_frame(&StatusEvent { device, online: true, ts: Timestamp::now() })))
+                .map(|device| {
+                    Item::Frame(status_frame(&StatusEvent {
+                        device,
+                        online: true,
+                        ts: Timestamp::now(),
+                    }))
+                })
                 .collect();
             client.subscribe(patterns);
             client.queue.push_all(online);
@@ -143,7 +174,11 @@ fn frames(d: Drained, per_frame: usize) -> Vec<Utf8Bytes> {
     for item in d.items {
         match item {
             Item::Reading(bytes) => {
-                buf.extend_from_slice(if in_frame == 0 { b"{\"readings\":[" } else { b"," });
+                buf.extend_from_slice(if in_frame == 0 {
+                    b"{\"readings\":["
+                } else {
+                    b","
+                });
                 buf.extend_from_slice(&bytes);
                 in_frame += 1;
                 if in_frame == per_frame {
@@ -178,8 +213,29 @@ mod tests {
     #[test]
     fn readings_share_frames_and_status_keeps_its_place() {
         let r = |s: &'static str| Item::Reading(Bytes::from_static(s.as_bytes()));
-        let d = Drained { items: vec![r("1"), r("2"), r("3"), Item::Frame(Bytes::from_static(b"{\"status\":0}")), r("4")], lagged: 7 };
-        let f: Vec<String> = frames(d, 2).into_iter().map(|u| u.as_str().to_owned()).collect();
-        assert_eq!(f, [r#"{"readings":[1,2]}"#, r#"{"readings":[3]}"#, r#"{"status":0}"#, r#"{"readings":[4]}"#, r#"{"lagged":7}"#]);
+        let d = Drained {
+            items: vec![
+                r("1"),
+                r("2"),
+                r("3"),
+                Item::Frame(Bytes::from_static(b"{\"status\":0}")),
+                r("4"),
+            ],
+            lagged: 7,
+        };
+        let f: Vec<String> = frames(d, 2)
+            .into_iter()
+            .map(|u| u.as_str().to_owned())
+            .collect();
+        assert_eq!(
+            f,
+            [
+                r#"{"readings":[1,2]}"#,
+                r#"{"readings":[3]}"#,
+                r#"{"status":0}"#,
+                r#"{"readings":[4]}"#,
+                r#"{"lagged":7}"#
+            ]
+        );
     }
 }

@@ -12,7 +12,10 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    pub const ALL: Pattern = Pattern { device: None, sensor: None };
+    pub const ALL: Pattern = Pattern {
+        device: None,
+        sensor: None,
+    };
 
     /// `"*"`, `"boiler-1/*"`, `"*/temperature"`, `"boiler-1/temperature"`.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -22,7 +25,8 @@ impl Pattern {
         let (d, sn) = s
             .split_once('/')
             .ok_or_else(|| format!("{:?}: expected DEVICE/SENSOR, `*` for any segment", clip(s)))?;
-        let seg = |x: &str| -> Result<Option<String>, String> { Ok((x != "*").then(|| x.to_owned())) };
+        let seg =
+            |x: &str| -> Result<Option<String>, String> { Ok((x != "*").then(|| x.to_owned())) };
         let device = seg(d)?
             .map(|x| DeviceName::parse(&x).map_err(|e| format!("{:?}: device {e}", clip(s))))
             .transpose()?;
@@ -57,21 +61,35 @@ pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, S
     if o.len() != 1 {
         return Err("expected exactly one of `subscribe` or `unsubscribe`".into());
     }
-    let (key, list) = o.iter_mut().next().map(|(k, v)| (k.clone(), v.take())).expect("one entry");
+    let (key, list) = o
+        .iter_mut()
+        .next()
+        .map(|(k, v)| (k.clone(), v.take()))
+        .expect("one entry");
     let Value::Array(items) = list else {
         return Err(format!("{key}: expected an array of patterns"));
     };
     if items.len() > max_patterns {
-        return Err(format!("{key}: {} patterns; at most {max_patterns}", items.len()));
+        return Err(format!(
+            "{key}: {} patterns; at most {max_patterns}",
+            items.len()
+        ));
     }
     let patterns = items
         .iter()
-        .map(|p| p.as_str().ok_or_else(|| format!("{key}: patterns are strings")).and_then(Pattern::parse))
+        .map(|p| {
+            p.as_str()
+                .ok_or_else(|| format!("{key}: patterns are strings"))
+                .and_then(Pattern::parse)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     match key.as_str() {
         "subscribe" => Ok(ClientCommand::Subscribe(patterns)),
         "unsubscribe" => Ok(ClientCommand::Unsubscribe(patterns)),
-        other => Err(format!("unknown command `{}`; expected subscribe or unsubscribe", clip(other))),
+        other => Err(format!(
+            "unknown command `{}`; expected subscribe or unsubscribe",
+            clip(other)
+        )),
     }
 }
 
@@ -102,8 +120,16 @@ mod tests {
             parse_command(r#"{"subscribe":["*"]}"#, 10).unwrap(),
             ClientCommand::Subscribe(vec![Pattern::ALL])
         );
-        assert!(parse_command(r#"{"subscribe":["*","*"]}"#, 1).unwrap_err().contains("at most 1"));
-        assert!(parse_command(r#"{"watch":["*"]}"#, 10).unwrap_err().contains("unknown command"));
+        assert!(
+            parse_command(r#"{"subscribe":["*","*"]}"#, 1)
+                .unwrap_err()
+                .contains("at most 1")
+        );
+        assert!(
+            parse_command(r#"{"watch":["*"]}"#, 10)
+                .unwrap_err()
+                .contains("unknown command")
+        );
         assert!(parse_command(r#"{"subscribe":[1]}"#, 10).is_err());
     }
 

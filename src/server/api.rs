@@ -32,12 +32,20 @@ struct DeviceOut {
     sensors: Vec<String>,
 }
 
-async fn devices(State(hub): State<Arc<HubState>>, _v: Viewer) -> Result<Json<Vec<DeviceOut>>, ApiError> {
+async fn devices(
+    State(hub): State<Arc<HubState>>,
+    _v: Viewer,
+) -> Result<Json<Vec<DeviceOut>>, ApiError> {
     let rows = hub.store.list_devices().await?;
     Ok(Json(
         rows.into_iter()
             .filter(|d| !d.revoked)
-            .map(|d| DeviceOut { online: hub.sessions.is_online(&d.name), name: d.name, last_seen: d.last_seen, sensors: d.sensors })
+            .map(|d| DeviceOut {
+                online: hub.sessions.is_online(&d.name),
+                name: d.name,
+                last_seen: d.last_seen,
+                sensors: d.sensors,
+            })
             .collect(),
     ))
 }
@@ -70,15 +78,26 @@ impl ReadingsQuery {
                 "every" => &mut every,
                 "agg" => &mut agg,
                 "token" => continue,
-                other => return Err(format!("unknown parameter `{}`", other.chars().take(32).collect::<String>())),
+                other => {
+                    return Err(format!(
+                        "unknown parameter `{}`",
+                        other.chars().take(32).collect::<String>()
+                    ));
+                }
             };
             if slot.replace(v.into_owned()).is_some() {
                 return Err(format!("parameter `{k}` given twice"));
             }
         }
-        let device = DeviceName::parse(&device.ok_or("missing parameter `device`")?).map_err(|e| format!("device: {e}"))?;
-        let sensor = SensorName::parse(&sensor.ok_or("missing parameter `sensor`")?).map_err(|e| format!("sensor: {e}"))?;
-        let to = to.map(|t| parse_time_arg(&t, now)).transpose().map_err(|e| format!("to: {e}"))?.unwrap_or(now);
+        let device = DeviceName::parse(&device.ok_or("missing parameter `device`")?)
+            .map_err(|e| format!("device: {e}"))?;
+        let sensor = SensorName::parse(&sensor.ok_or("missing parameter `sensor`")?)
+            .map_err(|e| format!("sensor: {e}"))?;
+        let to = to
+            .map(|t| parse_time_arg(&t, now))
+            .transpose()
+            .map_err(|e| format!("to: {e}"))?
+            .unwrap_or(now);
         let from = match from {
             Some(f) => parse_time_arg(&f, now).map_err(|e| format!("from: {e}"))?,
             None => to.saturating_sub(Duration::from_secs(24 * 3600)),
@@ -90,10 +109,16 @@ impl ReadingsQuery {
             None => max_points,
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=max_points).contains(&n) => n,
-                _ => return Err(format!("limit: expected a whole number from 1 to {max_points}")),
+                _ => {
+                    return Err(format!(
+                        "limit: expected a whole number from 1 to {max_points}"
+                    ));
+                }
             },
         };
-        let after = cursor.map(|c| decode_cursor(&c).ok_or("cursor: not a cursor this hub issued")).transpose()?;
+        let after = cursor
+            .map(|c| decode_cursor(&c).ok_or("cursor: not a cursor this hub issued"))
+            .transpose()?;
         let buckets = match (every, agg) {
             (None, None) => None,
             (Some(e), a) => {
@@ -103,13 +128,22 @@ impl ReadingsQuery {
                 }
                 let agg = match a {
                     None => Agg::Avg,
-                    Some(a) => Agg::parse(&a).ok_or("agg: expected avg, min, max, sum, count, first or last")?,
+                    Some(a) => Agg::parse(&a)
+                        .ok_or("agg: expected avg, min, max, sum, count, first or last")?,
                 };
                 Some((every, agg))
             }
             (None, Some(_)) => return Err("agg needs every (e.g. every=1m&agg=avg)".into()),
         };
-        Ok(Self { device, sensor, from, to, limit, after, buckets })
+        Ok(Self {
+            device,
+            sensor,
+            from,
+            to,
+            limit,
+            after,
+            buckets,
+        })
     }
 }
 
@@ -118,23 +152,46 @@ pub fn encode_cursor(ts: Timestamp) -> String {
 }
 
 fn decode_cursor(c: &str) -> Option<Timestamp> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
     let s = std::str::from_utf8(&raw).ok()?;
     Some(Timestamp::from_micros(s.strip_prefix("ts:")?.parse().ok()?))
 }
 
-async fn readings(State(hub): State<Arc<HubState>>, _v: Viewer, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn readings(
+    State(hub): State<Arc<HubState>>,
+    _v: Viewer,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let http = &hub.settings.http;
-    let q = ReadingsQuery::parse(q.as_deref().unwrap_or(""), Timestamp::now(), http.max_points).map_err(ApiError::bad_request)?;
-    let device = hub.store.find_device(&q.device).await?.ok_or_else(|| ApiError::not_found(format!("no device {}", q.device)))?;
+    let q = ReadingsQuery::parse(
+        q.as_deref().unwrap_or(""),
+        Timestamp::now(),
+        http.max_points,
+    )
+    .map_err(ApiError::bad_request)?;
+    let device = hub
+        .store
+        .find_device(&q.device)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no device {}", q.device)))?;
     let series = hub
         .store
         .series_of(&device)
         .await?
         .into_iter()
         .find(|s| s.sensor == q.sensor)
-        .ok_or_else(|| ApiError::not_found(format!("device {} has no sensor {}", q.device, q.sensor)))?;
-    let range = RangeQuery { series: series.id, from: q.from, to: q.to, after: q.after, limit: q.limit };
+        .ok_or_else(|| {
+            ApiError::not_found(format!("device {} has no sensor {}", q.device, q.sensor))
+        })?;
+    let range = RangeQuery {
+        series: series.id,
+        from: q.from,
+        to: q.to,
+        after: q.after,
+        limit: q.limit,
+    };
     let head = serde_json::json!({"device": q.device, "sensor": q.sensor});
     if let Some((every, agg)) = q.buckets {
         let every_us = every.as_micros().min(i64::MAX as u128) as i64;
@@ -145,7 +202,11 @@ async fn readings(State(hub): State<Arc<HubState>>, _v: Viewer, RawQuery(q): Raw
                 http.max_buckets
             )));
         }
-        let range = RangeQuery { limit: http.max_buckets + 1, after: None, ..range };
+        let range = RangeQuery {
+            limit: http.max_buckets + 1,
+            after: None,
+            ..range
+        };
         let points = hub.store.query_buckets(range, every_us, agg).await?;
         let mut body = head;
         body["points"] = serde_json::to_value(points).expect("serializes");
@@ -153,7 +214,9 @@ async fn readings(State(hub): State<Arc<HubState>>, _v: Viewer, RawQuery(q): Raw
         return Ok(Json(body).into_response());
     }
     let points = hub.store.query_points(range).await?;
-    let next = (points.len() == q.limit).then(|| points.last().map(|p| encode_cursor(p.ts))).flatten();
+    let next = (points.len() == q.limit)
+        .then(|| points.last().map(|p| encode_cursor(p.ts)))
+        .flatten();
     let mut body = head;
     body["points"] = serde_json::to_value(points).expect("serializes");
     body["next_cursor"] = serde_json::to_value(next).expect("serializes");
@@ -163,14 +226,21 @@ async fn readings(State(hub): State<Arc<HubState>>, _v: Viewer, RawQuery(q): Raw
 async fn ready(State(hub): State<Arc<HubState>>) -> Result<&'static str, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
         Ok(Ok(())) => Ok("ready\n"),
-        Ok(Err(e)) => Err(ApiError::unavailable(format!("storage is not reachable: {e}"))),
+        Ok(Err(e)) => Err(ApiError::unavailable(format!(
+            "storage is not reachable: {e}"
+        ))),
         Err(_) => Err(ApiError::unavailable("storage did not answer within 2 s")),
     }
 }
 
 async fn metrics(State(hub): State<Arc<HubState>>, _v: Viewer) -> impl IntoResponse {
-    hub.metrics.write_queue_depth.set(hub.writer.queued() as i64);
-    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], hub.metrics.render())
+    hub.metrics
+        .write_queue_depth
+        .set(hub.writer.queued() as i64);
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        hub.metrics.render(),
+    )
 }
 
 #[cfg(test)]
@@ -184,7 +254,8 @@ mod tests {
 
     #[test]
     fn parses_a_bucket_query() {
-        let q = ReadingsQuery::parse("device=b-1&sensor=t&from=-1h&every=1m&agg=max", now(), 100).unwrap();
+        let q = ReadingsQuery::parse("device=b-1&sensor=t&from=-1h&every=1m&agg=max", now(), 100)
+            .unwrap();
         assert_eq!(q.buckets, Some((Duration::from_secs(60), Agg::Max)));
         assert_eq!(q.to, now());
         assert_eq!(q.limit, 100);

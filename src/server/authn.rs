@@ -15,22 +15,29 @@ pub fn token_of(parts: &Parts) -> Option<String> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let h = h.to_str().ok()?;
         let (scheme, token) = h.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
     }
     let query = parts.uri.query()?;
     form_urlencoded_token(query)
 }
 
 fn form_urlencoded_token(query: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
 }
 
 impl FromRequestParts<Arc<HubState>> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
-        let token = token_of(parts)
-            .ok_or_else(|| ApiError::unauthorized("missing token: send `Authorization: Bearer <token>` or `?token=`"))?;
+        let token = token_of(parts).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing token: send `Authorization: Bearer <token>` or `?token=`",
+            )
+        })?;
         match hub.store.authenticate(&hash_token(&token)).await? {
             Some(p) => Ok(Authenticated(p)),
             None => Err(ApiError::unauthorized("unknown or revoked token")),
@@ -47,7 +54,9 @@ impl FromRequestParts<Arc<HubState>> for Viewer {
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
         let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
         if !p.can_view() {
-            return Err(ApiError::forbidden("this needs a viewer or admin token; device tokens may only send readings"));
+            return Err(ApiError::forbidden(
+                "this needs a viewer or admin token; device tokens may only send readings",
+            ));
         }
         Ok(Viewer(p))
     }
@@ -59,7 +68,10 @@ mod tests {
 
     #[test]
     fn token_from_query_is_decoded() {
-        assert_eq!(form_urlencoded_token("a=1&token=th_ab%2Dc").as_deref(), Some("th_ab-c"));
-                assert_eq!(form_urlencoded_token("tokens=x"), None);
+        assert_eq!(
+            form_urlencoded_token("a=1&token=th_ab%2Dc").as_deref(),
+            Some("th_ab-c")
+        );
+        assert_eq!(form_urlencoded_token("tokens=x"), None);
     }
 }

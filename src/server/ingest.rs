@@ -8,13 +8,15 @@
 //! queue is full, the task stops reading — backpressure reaches the device's TCP window.
 
 use super::authn::Authenticated;
+use super::listener::ConnInfo;
 use super::sessions::SessionGuard;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::auth::{DeviceRef, Principal};
 use crate::domain::{DeviceName, Reading, Timestamp};
-use crate::protocol::ingest::{DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_message};
-use super::listener::ConnInfo;
+use crate::protocol::ingest::{
+    DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_message,
+};
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -32,8 +34,15 @@ pub async fn upgrade(
     conn: Option<Extension<ConnInfo>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let Principal::Device { token_id, ref device, .. } = principal else {
-        return Err(ApiError::forbidden("/v1/ingest needs a device token; viewer and admin tokens cannot send readings"));
+    let Principal::Device {
+        token_id,
+        ref device,
+        ..
+    } = principal
+    else {
+        return Err(ApiError::forbidden(
+            "/v1/ingest needs a device token; viewer and admin tokens cannot send readings",
+        ));
     };
     let session = hub.sessions.register(token_id, Some(device.name.clone()));
     let task = hub.tasks.token();
@@ -42,9 +51,16 @@ pub async fn upgrade(
         let (_task, _conn) = (task, conn);
         let gauge = hub.metrics.connection_gauge("ingest");
         gauge.inc();
-        let peer = _conn.as_ref().map(|c| c.0.peer.to_string()).unwrap_or_default();
+        let peer = _conn
+            .as_ref()
+            .map(|c| c.0.peer.to_string())
+            .unwrap_or_default();
         let span = tracing::debug_span!("ingest", device = %principal_name(&principal), %peer);
-        let _ = tracing::Instrument::instrument(DeviceSocket::new(hub, principal, session).run(socket), span).await;
+        let _ = tracing::Instrument::instrument(
+            DeviceSocket::new(hub, principal, session).run(socket),
+            span,
+        )
+        .await;
         gauge.dec();
     }))
 }
@@ -56,7 +72,11 @@ fn principal_name(p: &Principal) -> &str {
     }
 }
 
-type PendingReply = BoxFuture<'static, Reply>;
+/// A reading with the device it is stored for.
+type Row = (DeviceRef, Reading);
+
+/// A reply that resolves once its message is committed or refused.
+pub type PendingReply = BoxFuture<'static, Reply>;
 
 struct DeviceSocket {
     hub: Arc<HubState>,
@@ -68,8 +88,21 @@ struct DeviceSocket {
 
 impl DeviceSocket {
     fn new(hub: Arc<HubState>, principal: Principal, session: SessionGuard) -> Self {
-        let Principal::Device { device, gateway_for, .. } = principal else { unreachable!("checked before upgrade") };
-        Self { hub, device, gateway_for, session, pending: FuturesOrdered::new() }
+        let Principal::Device {
+            device,
+            gateway_for,
+            ..
+        } = principal
+        else {
+            unreachable!("checked before upgrade")
+        };
+        Self {
+            hub,
+            device,
+            gateway_for,
+            session,
+            pending: FuturesOrdered::new(),
+        }
     }
 
     async fn run(mut self, mut socket: WebSocket) {
@@ -120,7 +153,11 @@ impl DeviceSocket {
     }
 
     /// Writes `first` and every other reply already resolved, then flushes once.
-    async fn write_replies(&mut self, socket: &mut WebSocket, first: Reply) -> Result<(), axum::Error> {
+    async fn write_replies(
+        &mut self,
+        socket: &mut WebSocket,
+        first: Reply,
+    ) -> Result<(), axum::Error> {
         socket.feed(Message::Text(first.to_json().into())).await?;
         while let Some(Some(reply)) = self.pending.next().now_or_never() {
             socket.feed(Message::Text(reply.to_json().into())).await?;
@@ -129,58 +166,86 @@ impl DeviceSocket {
     }
 
     async fn handle_text(&mut self, text: &str) {
-        let limits = ParseLimits {
-            max_readings: self.hub.settings.ingest.max_readings_per_message,
-            max_clock_skew: self.hub.settings.ingest.max_clock_skew,
-            now: Timestamp::now(),
-        };
-        let reply: PendingReply = match parse_message(text, &limits).and_then(|m| self.authorise(m)) {
-            Ok((id, rows)) => {
-                let n = rows.len();
-                let done = self.hub.writer.submit(rows).await;
-                let metrics = self.hub.metrics.clone();
-                async move {
-                    match done.await {
-                        Ok(Ok(stored)) => {
-                            metrics.acks.inc();
-                            metrics.readings_ingested.inc_by(n as u64);
-                            Reply::Ack { ack: id, stored }
-                        }
-                        Ok(Err(e)) => refuse(&metrics, Refusal { id, code: ErrorCode::Unavailable, detail: e.0 }),
-                        Err(_) => refuse(&metrics, Refusal { id, code: ErrorCode::Unavailable, detail: "the hub is shutting down; resend".into() }),
-                    }
-                }
-                .boxed()
-            }
-            Err(r) => {
-                let reply = refuse(&self.hub.metrics, r);
-                futures_util::future::ready(reply).boxed()
-            }
-        };
+        let reply = accept_message(&self.hub, &self.device, &self.gateway_for, text).await;
         self.pending.push_back(reply);
     }
+}
 
-    /// Resolves each reading's device: this device, or one it is a gateway for.
-    fn authorise(&self, m: DeviceMessage) -> Result<(Option<u64>, Vec<(DeviceRef, Reading)>), Refusal> {
-        let id = m.id;
-        let rows = m
-            .readings
-            .into_iter()
-            .map(|r| {
-                let dev = match r.device {
-                    None => self.device.clone(),
-                    Some(d) if d == self.device.name => self.device.clone(),
-                    Some(d) => self.gateway_for.get(&d).cloned().ok_or_else(|| Refusal {
-                        id,
-                        code: ErrorCode::ForbiddenDevice,
-                        detail: format!("device {d}: this token may not send readings for it"),
-                    })?,
-                };
-                Ok((dev, r.reading))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok((id, rows))
+/// The ingest path shared by every transport (WebSocket, MQTT): parse `text`, authorise
+/// each reading's device (`device` itself, or one of `gateway_for`), queue the readings
+/// for the storage writer (waiting while its queue is full), and return the reply,
+/// which resolves once the readings are committed or refused.
+pub async fn accept_message(
+    hub: &HubState,
+    device: &DeviceRef,
+    gateway_for: &HashMap<DeviceName, DeviceRef>,
+    text: &str,
+) -> PendingReply {
+    let limits = ParseLimits {
+        max_readings: hub.settings.ingest.max_readings_per_message,
+        max_clock_skew: hub.settings.ingest.max_clock_skew,
+        now: Timestamp::now(),
+    };
+    match parse_message(text, &limits).and_then(|m| authorise(device, gateway_for, m)) {
+        Ok((id, rows)) => {
+            let n = rows.len();
+            let done = hub.writer.submit(rows).await;
+            let metrics = hub.metrics.clone();
+            async move {
+                match done.await {
+                    Ok(Ok(stored)) => {
+                        metrics.acks.inc();
+                        metrics.readings_ingested.inc_by(n as u64);
+                        Reply::Ack { ack: id, stored }
+                    }
+                    Ok(Err(e)) => refuse(
+                        &metrics,
+                        Refusal {
+                            id,
+                            code: ErrorCode::Unavailable,
+                            detail: e.0,
+                        },
+                    ),
+                    Err(_) => refuse(
+                        &metrics,
+                        Refusal {
+                            id,
+                            code: ErrorCode::Unavailable,
+                            detail: "the hub is shutting down; resend".into(),
+                        },
+                    ),
+                }
+            }
+            .boxed()
+        }
+        Err(r) => futures_util::future::ready(refuse(&hub.metrics, r)).boxed(),
     }
+}
+
+/// Resolves each reading's device: `device` itself, or one it is a gateway for.
+fn authorise(
+    device: &DeviceRef,
+    gateway_for: &HashMap<DeviceName, DeviceRef>,
+    m: DeviceMessage,
+) -> Result<(Option<u64>, Vec<Row>), Refusal> {
+    let id = m.id;
+    let rows = m
+        .readings
+        .into_iter()
+        .map(|r| {
+            let dev = match r.device {
+                None => device.clone(),
+                Some(d) if d == device.name => device.clone(),
+                Some(d) => gateway_for.get(&d).cloned().ok_or_else(|| Refusal {
+                    id,
+                    code: ErrorCode::ForbiddenDevice,
+                    detail: format!("device {d}: this token may not send readings for it"),
+                })?,
+            };
+            Ok((dev, r.reading))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((id, rows))
 }
 
 fn refuse(metrics: &crate::metrics::Metrics, r: Refusal) -> Reply {

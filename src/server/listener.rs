@@ -28,7 +28,12 @@ pub struct ConnInfo {
     pub _permit: Arc<OwnedSemaphorePermit>,
 }
 
-pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, app: Router, hub: Arc<HubState>) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    hub: Arc<HubState>,
+) {
     let cap = hub.settings.server.max_connections;
     let permits = Arc::new(Semaphore::new(cap));
     let overflow = Arc::new(Semaphore::new(cap));
@@ -73,7 +78,10 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
             };
             match refuse {
                 Ok(permit) => {
-                    let info = ConnInfo { peer, _permit: Arc::new(permit) };
+                    let info = ConnInfo {
+                        peer,
+                        _permit: Arc::new(permit),
+                    };
                     serve_conn(io, hub, move |mut req: Request<Incoming>| {
                         req.extensions_mut().insert(info.clone());
                         app.clone().oneshot(req.map(Body::new))
@@ -114,7 +122,8 @@ where
 }
 
 fn busy() -> Response<Body> {
-    let body = r#"{"error":"unavailable","detail":"the hub is at its connection limit; retry later"}"#;
+    let body =
+        r#"{"error":"unavailable","detail":"the hub is at its connection limit; retry later"}"#;
     Response::builder()
         .status(StatusCode::SERVICE_UNAVAILABLE)
         .header("retry-after", "5")

@@ -39,8 +39,13 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("cannot listen on {addr}: {source}; is another hub running there? choose another with --listen")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What every request handler and socket task shares.
@@ -68,7 +73,11 @@ pub struct RunningHub {
 impl RunningHub {
     /// `http(s)://addr`
     pub fn base_url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
     }
     /// Begins a graceful shutdown and waits until it is complete.
     pub async fn stop(self) {
@@ -87,17 +96,34 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let store = Store::open(&settings.database).await?;
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.server.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: settings.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.server.listen,
+        source,
+    })?;
 
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
     let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
     let close_writer = CancellationToken::new();
-    let (writer, writer_task) =
-        writer::spawn(store.clone(), settings.writer.clone(), metrics.clone(), committed_tx.clone(), close_writer.clone());
+    let (writer, writer_task) = writer::spawn(
+        store.clone(),
+        settings.writer.clone(),
+        metrics.clone(),
+        committed_tx.clone(),
+        close_writer.clone(),
+    );
     let shutdown = CancellationToken::new();
-    let live = LiveHub::start(&settings.live, metrics.clone(), committed_tx.subscribe(), status_tx.subscribe(), shutdown.clone());
+    let live = LiveHub::start(
+        &settings.live,
+        metrics.clone(),
+        committed_tx.subscribe(),
+        status_tx.subscribe(),
+        shutdown.clone(),
+    );
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
         settings,
@@ -121,7 +147,13 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         listener::serve(listener, tls, app, serve_state.clone()).await;
         // Listener closed: wait for sockets (bounded), then flush the writer.
         serve_state.tasks.close();
-        if tokio::time::timeout(serve_state.settings.server.shutdown_grace, serve_state.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(
+            serve_state.settings.server.shutdown_grace,
+            serve_state.tasks.wait(),
+        )
+        .await
+        .is_err()
+        {
             tracing::warn!("shutdown: some sockets did not finish within the grace period");
         }
         close_writer.cancel();
@@ -130,7 +162,12 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         store.close().await;
         tracing::info!("hub stopped");
     });
-    Ok(RunningHub { addr, tls: is_tls, state, stopped })
+    Ok(RunningHub {
+        addr,
+        tls: is_tls,
+        state,
+        stopped,
+    })
 }
 
 /// Every route of the hub.

@@ -38,7 +38,10 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(status: broadcast::Sender<StatusEvent>) -> Arc<Self> {
-        Arc::new(Self { inner: Mutex::new(Inner::default()), status })
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            status,
+        })
     }
 
     /// Registers a socket of `token_id`; `device` marks that device online.
@@ -47,32 +50,69 @@ impl Sessions {
         let mut inner = self.inner.lock().expect("sessions lock");
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.by_token.entry(token_id).or_default().insert(id, revoked.clone());
+        inner
+            .by_token
+            .entry(token_id)
+            .or_default()
+            .insert(id, revoked.clone());
         if let Some(d) = &device {
             let n = inner.online.entry(d.clone()).or_default();
             *n += 1;
             if *n == 1 {
-                let _ = self.status.send(StatusEvent { device: d.clone(), online: true, ts: Timestamp::now() });
+                let _ = self.status.send(StatusEvent {
+                    device: d.clone(),
+                    online: true,
+                    ts: Timestamp::now(),
+                });
             }
         }
-        SessionGuard { sessions: self.clone(), id, token_id, device, revoked }
+        SessionGuard {
+            sessions: self.clone(),
+            id,
+            token_id,
+            device,
+            revoked,
+        }
     }
 
     pub fn is_online(&self, device: &str) -> bool {
-        self.inner.lock().expect("sessions lock").online.keys().any(|d| d.as_str() == device)
+        self.inner
+            .lock()
+            .expect("sessions lock")
+            .online
+            .keys()
+            .any(|d| d.as_str() == device)
     }
 
     pub fn online_devices(&self) -> Vec<DeviceName> {
-        self.inner.lock().expect("sessions lock").online.keys().cloned().collect()
+        self.inner
+            .lock()
+            .expect("sessions lock")
+            .online
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn token_ids(&self) -> Vec<i64> {
-        self.inner.lock().expect("sessions lock").by_token.keys().copied().collect()
+        self.inner
+            .lock()
+            .expect("sessions lock")
+            .by_token
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Cancels every socket of `token_id`.
     fn revoke(&self, token_id: i64) {
-        if let Some(socks) = self.inner.lock().expect("sessions lock").by_token.get(&token_id) {
+        if let Some(socks) = self
+            .inner
+            .lock()
+            .expect("sessions lock")
+            .by_token
+            .get(&token_id)
+        {
             socks.values().for_each(CancellationToken::cancel);
         }
     }
@@ -109,7 +149,11 @@ impl Drop for SessionGuard {
             *n -= 1;
             if *n == 0 {
                 inner.online.remove(d);
-                let _ = self.sessions.status.send(StatusEvent { device: d.clone(), online: false, ts: Timestamp::now() });
+                let _ = self.sessions.status.send(StatusEvent {
+                    device: d.clone(),
+                    online: false,
+                    ts: Timestamp::now(),
+                });
             }
         }
     }
@@ -117,7 +161,12 @@ impl Drop for SessionGuard {
 
 /// Polls storage every `every` for revocations (from the CLI, another hub or the API)
 /// and closes the affected sockets. Ends when `stop` is cancelled.
-pub async fn watch_revocations(store: Store, sessions: Arc<Sessions>, every: Duration, stop: CancellationToken) {
+pub async fn watch_revocations(
+    store: Store,
+    sessions: Arc<Sessions>,
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut last = store.auth_epoch().await.ok();
     let mut tick = tokio::time::interval(every);
     loop {
@@ -125,7 +174,9 @@ pub async fn watch_revocations(store: Store, sessions: Arc<Sessions>, every: Dur
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Ok(epoch) = store.auth_epoch().await else { continue };
+        let Ok(epoch) = store.auth_epoch().await else {
+            continue;
+        };
         if last == Some(epoch) {
             continue;
         }

@@ -19,7 +19,10 @@ pub enum TlsError {
 }
 
 pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
-    let cert_err = |reason: String| TlsError::Cert { path: s.cert.display().to_string(), reason };
+    let cert_err = |reason: String| TlsError::Cert {
+        path: s.cert.display().to_string(),
+        reason,
+    };
     let certs = CertificateDer::pem_file_iter(&s.cert)
         .map_err(|e| cert_err(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -27,12 +30,15 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
     if certs.is_empty() {
         return Err(cert_err("no PEM certificate found".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&s.key)
-        .map_err(|e| TlsError::Key { path: s.key.display().to_string(), reason: e.to_string() })?;
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let key = PrivateKeyDer::from_pem_file(&s.key).map_err(|e| TlsError::Key {
+        path: s.key.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut cfg =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

@@ -25,7 +25,10 @@ pub fn configure(ws: WebSocketUpgrade, s: &IngestSettings) -> WebSocketUpgrade {
 
 /// Sends a close frame (best effort, bounded in time).
 pub async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
 }
 
@@ -56,7 +59,11 @@ impl Heartbeat {
     pub fn new(s: &IngestSettings) -> Self {
         let mut tick = tokio::time::interval_at(Instant::now() + s.ping_interval, s.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Self { tick, last_heard: Instant::now(), idle_timeout: s.idle_timeout }
+        Self {
+            tick,
+            last_heard: Instant::now(),
+            idle_timeout: s.idle_timeout,
+        }
     }
     /// Call whenever anything arrives from the peer.
     pub fn heard(&mut self) {
@@ -65,6 +72,10 @@ impl Heartbeat {
     /// Resolves at the next ping time: ping, or give up on an idle peer.
     pub async fn next(&mut self) -> Beat {
         self.tick.tick().await;
-        if self.last_heard.elapsed() >= self.idle_timeout { Beat::Idle } else { Beat::Ping }
+        if self.last_heard.elapsed() >= self.idle_timeout {
+            Beat::Idle
+        } else {
+            Beat::Ping
+        }
     }
 }

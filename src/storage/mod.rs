@@ -151,13 +151,20 @@ impl Store {
     }
 
     /// Adds a device and returns its new token; `gateway_for` devices must exist.
-    pub async fn add_device(&self, name: &DeviceName, gateway_for: &[DeviceName]) -> Result<String, StorageError> {
-        dispatch!(self, s => s.add_devices(&[name.clone()], gateway_for).await)
+    pub async fn add_device(
+        &self,
+        name: &DeviceName,
+        gateway_for: &[DeviceName],
+    ) -> Result<String, StorageError> {
+        dispatch!(self, s => s.add_devices(std::slice::from_ref(name), gateway_for).await)
             .map(|mut v| v.pop().expect("one device").1)
     }
 
     /// Adds several devices in one transaction; all or none.
-    pub async fn add_devices(&self, names: &[DeviceName]) -> Result<Vec<(DeviceName, String)>, StorageError> {
+    pub async fn add_devices(
+        &self,
+        names: &[DeviceName],
+    ) -> Result<Vec<(DeviceName, String)>, StorageError> {
         dispatch!(self, s => s.add_devices(names, &[]).await)
     }
 
@@ -207,12 +214,20 @@ impl Store {
     }
 
     /// Buckets of `every_us` microseconds (aligned to the Unix epoch), at most `limit`.
-    pub async fn query_buckets(&self, q: RangeQuery, every_us: i64, agg: Agg) -> Result<Vec<Bucket>, StorageError> {
+    pub async fn query_buckets(
+        &self,
+        q: RangeQuery,
+        every_us: i64,
+        agg: Agg,
+    ) -> Result<Vec<Bucket>, StorageError> {
         dispatch!(self, s => s.query_buckets(q, every_us, agg).await)
     }
 
     /// The writer's transaction: resolves series, inserts rows; returns which rows were new.
-    pub(crate) async fn commit_rows(&self, batch: &mut writer::PreparedBatch) -> Result<Vec<bool>, StorageError> {
+    pub(crate) async fn commit_rows(
+        &self,
+        batch: &mut writer::PreparedBatch,
+    ) -> Result<Vec<bool>, StorageError> {
         dispatch!(self, s => s.commit_rows(batch).await)
     }
 }
@@ -250,7 +265,10 @@ fn assemble_devices(
             d.gateway_for.push(target);
         }
     }
-    order.into_iter().filter_map(|id| by_id.remove(&id)).collect()
+    order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect()
 }
 
 /// Builds a [`Principal`] from a token row and, for gateways, their target devices.
@@ -265,7 +283,10 @@ fn principal(
         Role::Viewer => Some(Principal::Viewer { token_id }),
         Role::Admin => Some(Principal::Admin { token_id }),
         Role::Device => {
-            let device = DeviceRef { id: device_id?, name: DeviceName::parse(&device_name?).ok()? };
+            let device = DeviceRef {
+                id: device_id?,
+                name: DeviceName::parse(&device_name?).ok()?,
+            };
             let gateway_for = targets
                 .into_iter()
                 .filter_map(|(id, name)| {
@@ -273,7 +294,11 @@ fn principal(
                     Some((name.clone(), DeviceRef { id, name }))
                 })
                 .collect();
-            Some(Principal::Device { token_id, device, gateway_for })
+            Some(Principal::Device {
+                token_id,
+                device,
+                gateway_for,
+            })
         }
     }
 }

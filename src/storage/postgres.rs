@@ -18,7 +18,10 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn open(s: &DatabaseSettings) -> Result<Self, StorageError> {
-        let open_err = |source| StorageError::Open { url: crate::config::redact_url(&s.url), source };
+        let open_err = |source| StorageError::Open {
+            url: crate::config::redact_url(&s.url),
+            source,
+        };
         let opts = PgConnectOptions::from_str(&s.url).map_err(open_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(s.max_connections.max(2))
@@ -30,7 +33,9 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -52,20 +57,23 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let mut targets = Vec::new();
         for t in gateway_for {
-            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM devices WHERE name = $1 AND revoked_us IS NULL")
-                .bind(t.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM devices WHERE name = $1 AND revoked_us IS NULL")
+                    .bind(t.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             targets.push(id.ok_or_else(|| StorageError::NoSuchDevice(t.to_string()))?);
         }
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let id: i64 = sqlx::query_scalar("INSERT INTO devices (name, created_us) VALUES ($1, $2) RETURNING id")
-                .bind(name.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| unique_violation(e, name))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO devices (name, created_us) VALUES ($1, $2) RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, name))?;
             if !targets.is_empty() {
                 sqlx::query("INSERT INTO gateway_targets (gateway_id, device_id) SELECT $1, unnest($2::bigint[])")
                     .bind(id)
@@ -101,20 +109,40 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let id = id.ok_or_else(|| StorageError::NoSuchDevice(name.to_string()))?;
-        sqlx::query("UPDATE devices SET revoked_us = coalesce(revoked_us, $1) WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE tokens SET revoked_us = coalesce(revoked_us, $1) WHERE device_id = $2").bind(now).bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1").execute(&mut *tx).await?;
+        sqlx::query("UPDATE devices SET revoked_us = coalesce(revoked_us, $1) WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE tokens SET revoked_us = coalesce(revoked_us, $1) WHERE device_id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn list_devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
-        let devices = sqlx::query("SELECT id, name, created_us, revoked_us, last_seen_us FROM devices ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<Option<i64>, _>(3).is_some(), r.get(4)))
-            .collect();
+        let devices = sqlx::query(
+            "SELECT id, name, created_us, revoked_us, last_seen_us FROM devices ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get::<Option<i64>, _>(3).is_some(),
+                r.get(4),
+            )
+        })
+        .collect();
         let sensors = sqlx::query("SELECT device_id, sensor FROM series ORDER BY sensor")
             .fetch_all(&self.pool)
             .await?
@@ -152,21 +180,34 @@ impl PgStore {
             .collect(),
             None => Vec::new(),
         };
-        Ok(super::principal(row.get(0), row.get(1), row.get(2), row.get(3), targets))
+        Ok(super::principal(
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            targets,
+        ))
     }
 
     pub async fn auth_epoch(&self) -> Result<i64, StorageError> {
-        Ok(sqlx::query_scalar("SELECT epoch FROM auth_epoch").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT epoch FROM auth_epoch")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn revoked_among(&self, token_ids: &[i64]) -> Result<Vec<i64>, StorageError> {
-        let valid: HashSet<i64> = sqlx::query_scalar("SELECT id FROM tokens WHERE revoked_us IS NULL AND id = ANY($1)")
-            .bind(token_ids)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(token_ids.iter().copied().filter(|id| !valid.contains(id)).collect())
+        let valid: HashSet<i64> =
+            sqlx::query_scalar("SELECT id FROM tokens WHERE revoked_us IS NULL AND id = ANY($1)")
+                .bind(token_ids)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(token_ids
+            .iter()
+            .copied()
+            .filter(|id| !valid.contains(id))
+            .collect())
     }
 
     pub async fn find_device(&self, name: &DeviceName) -> Result<Option<DeviceRef>, StorageError> {
@@ -174,17 +215,27 @@ impl PgStore {
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(id.map(|id| DeviceRef { id, name: name.clone() }))
+        Ok(id.map(|id| DeviceRef {
+            id,
+            name: name.clone(),
+        }))
     }
 
     pub async fn series_of(&self, device_id: i64) -> Result<Vec<SeriesRow>, StorageError> {
-        let rows = sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = $1 ORDER BY sensor")
-            .bind(device_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = $1 ORDER BY sensor")
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| Some(SeriesRow { id: r.get(0), sensor: SensorName::parse(r.get(1)).ok()?, unit: r.get(2) }))
+            .filter_map(|r| {
+                Some(SeriesRow {
+                    id: r.get(0),
+                    sensor: SensorName::parse(r.get(1)).ok()?,
+                    unit: r.get(2),
+                })
+            })
             .collect())
     }
 
@@ -200,10 +251,21 @@ impl PgStore {
         .bind(q.limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| Point { ts: Timestamp::from_micros(r.get(0)), value: r.get(1) }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| Point {
+                ts: Timestamp::from_micros(r.get(0)),
+                value: r.get(1),
+            })
+            .collect())
     }
 
-    pub async fn query_buckets(&self, q: RangeQuery, every_us: i64, agg: Agg) -> Result<Vec<Bucket>, StorageError> {
+    pub async fn query_buckets(
+        &self,
+        q: RangeQuery,
+        every_us: i64,
+        agg: Agg,
+    ) -> Result<Vec<Bucket>, StorageError> {
         let value = match agg {
             Agg::Avg => "avg(value)",
             Agg::Min => "min(value)",
@@ -227,13 +289,23 @@ impl PgStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Bucket { ts: Timestamp::from_micros(r.get(0)), value: r.get::<f64, _>(1), count: r.get(2) })
+            .map(|r| Bucket {
+                ts: Timestamp::from_micros(r.get(0)),
+                value: r.get::<f64, _>(1),
+                count: r.get(2),
+            })
             .collect())
     }
 
-    pub(crate) async fn commit_rows(&self, batch: &mut PreparedBatch) -> Result<Vec<bool>, StorageError> {
+    pub(crate) async fn commit_rows(
+        &self,
+        batch: &mut PreparedBatch,
+    ) -> Result<Vec<bool>, StorageError> {
         let mut tx = self.pool.begin().await?;
-        let unresolved: Vec<_> = batch.unresolved().map(|(i, k, u)| (i, k.clone(), u.map(|u| u.as_str().to_owned()))).collect();
+        let unresolved: Vec<_> = batch
+            .unresolved()
+            .map(|(i, k, u)| (i, k.clone(), u.map(|u| u.as_str().to_owned())))
+            .collect();
         for (i, key, unit) in unresolved {
             let row = sqlx::query(
                 "WITH s AS (INSERT INTO series (device_id, sensor, unit) VALUES ($1, $2, $3)
@@ -248,7 +320,11 @@ impl PgStore {
             batch.resolve(i, row.get(0), row.get(1));
         }
         for (id, unit) in batch.unit_changes() {
-            sqlx::query("UPDATE series SET unit = $1 WHERE id = $2").bind(unit).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE series SET unit = $1 WHERE id = $2")
+                .bind(unit)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         let (fresh, maybe) = batch.split_rows();
         let columns = |rows: &mut dyn Iterator<Item = &super::RowValues>| {
@@ -264,20 +340,26 @@ impl PgStore {
              SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[]) ON CONFLICT DO NOTHING";
         if !fresh.is_empty() {
             let (s, t, v) = columns(&mut fresh.iter());
-            sqlx::query(INSERT).bind(s).bind(t).bind(v).execute(&mut *tx).await?;
+            sqlx::query(INSERT)
+                .bind(s)
+                .bind(t)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
         }
         let mut maybe_inserted = Vec::with_capacity(maybe.len());
         if !maybe.is_empty() {
             let (s, t, v) = columns(&mut maybe.iter().map(|(_, r)| r));
-            let mut new: HashSet<(i64, i64)> = sqlx::query(AssertSqlSafe(format!("{INSERT} RETURNING series_id, ts")))
-                .bind(s)
-                .bind(t)
-                .bind(v)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
+            let mut new: HashSet<(i64, i64)> =
+                sqlx::query(AssertSqlSafe(format!("{INSERT} RETURNING series_id, ts")))
+                    .bind(s)
+                    .bind(t)
+                    .bind(v)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
             // The first of several equal keys is the one stored.
             maybe_inserted.extend(maybe.iter().map(|(_, r)| new.remove(&(r.series, r.ts))));
         }
@@ -299,20 +381,24 @@ async fn insert_token(
     now: i64,
 ) -> Result<String, StorageError> {
     let (token, hash) = auth::new_token();
-    sqlx::query("INSERT INTO tokens (hash, role, device_id, label, created_us) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&hash[..])
-        .bind(role.as_str())
-        .bind(device_id)
-        .bind(label)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO tokens (hash, role, device_id, label, created_us) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&hash[..])
+    .bind(role.as_str())
+    .bind(device_id)
+    .bind(label)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(token)
 }
 
 fn unique_violation(e: sqlx::Error, name: &DeviceName) -> StorageError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StorageError::DeviceExists(name.to_string()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StorageError::DeviceExists(name.to_string())
+        }
         _ => StorageError::Db(e),
     }
 }

@@ -33,7 +33,10 @@ pub struct SeriesCache {
 
 impl SeriesCache {
     pub fn new(capacity: usize) -> Self {
-        Self { map: HashMap::new(), capacity: capacity.max(1) }
+        Self {
+            map: HashMap::new(),
+            capacity: capacity.max(1),
+        }
     }
     pub fn get(&self, key: &SeriesKey) -> Option<&SeriesState> {
         self.map.get(key)

@@ -6,7 +6,9 @@ use super::{Agg, Bucket, DeviceRow, Point, RangeQuery, RowValues, SeriesRow, Sto
 use crate::auth::{self, DeviceRef, Principal, Role};
 use crate::config::{DatabaseSettings, SqliteSync};
 use crate::domain::{DeviceName, SensorName, Timestamp};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -24,7 +26,10 @@ const CHUNKS: [usize; 4] = [512, 64, 8, 1];
 
 impl SqliteStore {
     pub async fn open(s: &DatabaseSettings) -> Result<Self, StorageError> {
-        let open_err = |source| StorageError::Open { url: s.url.clone(), source };
+        let open_err = |source| StorageError::Open {
+            url: s.url.clone(),
+            source,
+        };
         let opts = SqliteConnectOptions::from_str(&s.url)
             .map_err(open_err)?
             .create_if_missing(true)
@@ -36,17 +41,30 @@ impl SqliteStore {
             .busy_timeout(s.busy_timeout)
             .foreign_keys(true)
             .pragma("cache_size", "-16000");
-        if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = opts
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         }
-        let pool = |n: u32| SqlitePoolOptions::new().max_connections(n).acquire_timeout(s.busy_timeout);
+        let pool = |n: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(n)
+                .acquire_timeout(s.busy_timeout)
+        };
         let write = pool(1).connect_with(opts.clone()).await.map_err(open_err)?;
-        let read = pool(s.max_connections.max(1)).connect_with(opts).await.map_err(open_err)?;
+        let read = pool(s.max_connections.max(1))
+            .connect_with(opts)
+            .await
+            .map_err(open_err)?;
         Ok(Self { write, read })
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.write).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -69,20 +87,23 @@ impl SqliteStore {
         let mut tx = self.write.begin().await?;
         let mut targets = Vec::new();
         for t in gateway_for {
-            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM devices WHERE name = ? AND revoked_us IS NULL")
-                .bind(t.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM devices WHERE name = ? AND revoked_us IS NULL")
+                    .bind(t.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             targets.push(id.ok_or_else(|| StorageError::NoSuchDevice(t.to_string()))?);
         }
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let id: i64 = sqlx::query_scalar("INSERT INTO devices (name, created_us) VALUES (?, ?) RETURNING id")
-                .bind(name.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| unique_violation(e, name))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO devices (name, created_us) VALUES (?, ?) RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, name))?;
             for t in &targets {
                 sqlx::query("INSERT INTO gateway_targets (gateway_id, device_id) VALUES (?, ?)")
                     .bind(id)
@@ -105,9 +126,11 @@ impl SqliteStore {
     }
 
     pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tokens WHERE role IN ('viewer','admin') AND revoked_us IS NULL")
-            .fetch_one(&self.read)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tokens WHERE role IN ('viewer','admin') AND revoked_us IS NULL",
+        )
+        .fetch_one(&self.read)
+        .await?;
         Ok(n > 0)
     }
 
@@ -119,20 +142,40 @@ impl SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         let id = id.ok_or_else(|| StorageError::NoSuchDevice(name.to_string()))?;
-        sqlx::query("UPDATE devices SET revoked_us = coalesce(revoked_us, ?) WHERE id = ?").bind(now).bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE tokens SET revoked_us = coalesce(revoked_us, ?) WHERE device_id = ?").bind(now).bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1").execute(&mut *tx).await?;
+        sqlx::query("UPDATE devices SET revoked_us = coalesce(revoked_us, ?) WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE tokens SET revoked_us = coalesce(revoked_us, ?) WHERE device_id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn list_devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
-        let devices = sqlx::query("SELECT id, name, created_us, revoked_us, last_seen_us FROM devices ORDER BY name")
-            .fetch_all(&self.read)
-            .await?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<Option<i64>, _>(3).is_some(), r.get(4)))
-            .collect();
+        let devices = sqlx::query(
+            "SELECT id, name, created_us, revoked_us, last_seen_us FROM devices ORDER BY name",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get::<Option<i64>, _>(3).is_some(),
+                r.get(4),
+            )
+        })
+        .collect();
         let sensors = sqlx::query("SELECT device_id, sensor FROM series ORDER BY sensor")
             .fetch_all(&self.read)
             .await?
@@ -170,20 +213,33 @@ impl SqliteStore {
             .collect(),
             None => Vec::new(),
         };
-        Ok(super::principal(row.get(0), row.get(1), row.get(2), row.get(3), targets))
+        Ok(super::principal(
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            targets,
+        ))
     }
 
     pub async fn auth_epoch(&self) -> Result<i64, StorageError> {
-        Ok(sqlx::query_scalar("SELECT epoch FROM auth_epoch").fetch_one(&self.read).await?)
+        Ok(sqlx::query_scalar("SELECT epoch FROM auth_epoch")
+            .fetch_one(&self.read)
+            .await?)
     }
 
     pub async fn revoked_among(&self, token_ids: &[i64]) -> Result<Vec<i64>, StorageError> {
-        let valid: HashSet<i64> = sqlx::query_scalar("SELECT id FROM tokens WHERE revoked_us IS NULL")
-            .fetch_all(&self.read)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(token_ids.iter().copied().filter(|id| !valid.contains(id)).collect())
+        let valid: HashSet<i64> =
+            sqlx::query_scalar("SELECT id FROM tokens WHERE revoked_us IS NULL")
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(token_ids
+            .iter()
+            .copied()
+            .filter(|id| !valid.contains(id))
+            .collect())
     }
 
     pub async fn find_device(&self, name: &DeviceName) -> Result<Option<DeviceRef>, StorageError> {
@@ -191,17 +247,27 @@ impl SqliteStore {
             .bind(name.as_str())
             .fetch_optional(&self.read)
             .await?;
-        Ok(id.map(|id| DeviceRef { id, name: name.clone() }))
+        Ok(id.map(|id| DeviceRef {
+            id,
+            name: name.clone(),
+        }))
     }
 
     pub async fn series_of(&self, device_id: i64) -> Result<Vec<SeriesRow>, StorageError> {
-        let rows = sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = ? ORDER BY sensor")
-            .bind(device_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = ? ORDER BY sensor")
+                .bind(device_id)
+                .fetch_all(&self.read)
+                .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| Some(SeriesRow { id: r.get(0), sensor: SensorName::parse(r.get(1)).ok()?, unit: r.get(2) }))
+            .filter_map(|r| {
+                Some(SeriesRow {
+                    id: r.get(0),
+                    sensor: SensorName::parse(r.get(1)).ok()?,
+                    unit: r.get(2),
+                })
+            })
             .collect())
     }
 
@@ -217,10 +283,21 @@ impl SqliteStore {
         .bind(q.limit as i64)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.into_iter().map(|r| Point { ts: Timestamp::from_micros(r.get(0)), value: r.get(1) }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| Point {
+                ts: Timestamp::from_micros(r.get(0)),
+                value: r.get(1),
+            })
+            .collect())
     }
 
-    pub async fn query_buckets(&self, q: RangeQuery, every_us: i64, agg: Agg) -> Result<Vec<Bucket>, StorageError> {
+    pub async fn query_buckets(
+        &self,
+        q: RangeQuery,
+        every_us: i64,
+        agg: Agg,
+    ) -> Result<Vec<Bucket>, StorageError> {
         // `first`/`last` use SQLite's documented bare-column rule: with a single min() or
         // max() aggregate, other columns come from the row holding that min or max.
         let (value, extra) = match agg {
@@ -246,13 +323,23 @@ impl SqliteStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Bucket { ts: Timestamp::from_micros(r.get(0)), value: r.get::<f64, _>(1), count: r.get(2) })
+            .map(|r| Bucket {
+                ts: Timestamp::from_micros(r.get(0)),
+                value: r.get::<f64, _>(1),
+                count: r.get(2),
+            })
             .collect())
     }
 
-    pub(crate) async fn commit_rows(&self, batch: &mut PreparedBatch) -> Result<Vec<bool>, StorageError> {
+    pub(crate) async fn commit_rows(
+        &self,
+        batch: &mut PreparedBatch,
+    ) -> Result<Vec<bool>, StorageError> {
         let mut tx = self.write.begin().await?;
-        let unresolved: Vec<_> = batch.unresolved().map(|(i, k, u)| (i, k.clone(), u.map(|u| u.as_str().to_owned()))).collect();
+        let unresolved: Vec<_> = batch
+            .unresolved()
+            .map(|(i, k, u)| (i, k.clone(), u.map(|u| u.as_str().to_owned())))
+            .collect();
         for (i, key, unit) in unresolved {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO series (device_id, sensor, unit) VALUES (?, ?, ?)
@@ -263,36 +350,50 @@ impl SqliteStore {
             .bind(unit)
             .fetch_one(&mut *tx)
             .await?;
-            let max_ts: Option<i64> = sqlx::query_scalar("SELECT max(ts) FROM readings WHERE series_id = ?")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let max_ts: Option<i64> =
+                sqlx::query_scalar("SELECT max(ts) FROM readings WHERE series_id = ?")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             batch.resolve(i, id, max_ts);
         }
         for (id, unit) in batch.unit_changes() {
-            sqlx::query("UPDATE series SET unit = ? WHERE id = ?").bind(unit).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE series SET unit = ? WHERE id = ?")
+                .bind(unit)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         let (fresh, maybe) = batch.split_rows();
         insert_bulk(&mut tx, &fresh).await?;
         let mut maybe_inserted = Vec::with_capacity(maybe.len());
         for (_, r) in &maybe {
-            let done = sqlx::query("INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES (?, ?, ?)")
-                .bind(r.series)
-                .bind(r.ts)
-                .bind(r.value)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES (?, ?, ?)",
+            )
+            .bind(r.series)
+            .bind(r.ts)
+            .bind(r.value)
+            .execute(&mut *tx)
+            .await?;
             maybe_inserted.push(done.rows_affected() == 1);
         }
         for id in &batch.touched {
-            sqlx::query("UPDATE devices SET last_seen_us = ? WHERE id = ?").bind(batch.now_us).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE devices SET last_seen_us = ? WHERE id = ?")
+                .bind(batch.now_us)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(batch.inserted_flags(&maybe, &maybe_inserted))
     }
 }
 
-async fn insert_bulk(tx: &mut Transaction<'static, Sqlite>, rows: &[RowValues]) -> Result<(), StorageError> {
+async fn insert_bulk(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[RowValues],
+) -> Result<(), StorageError> {
     let mut rest = rows;
     for size in CHUNKS {
         let sql = insert_sql(size);
@@ -304,7 +405,11 @@ async fn insert_bulk(tx: &mut Transaction<'static, Sqlite>, rows: &[RowValues]) 
             }
             let done = q.execute(&mut **tx).await?;
             if done.rows_affected() as usize != size {
-                tracing::warn!(expected = size, inserted = done.rows_affected(), "another writer stored some of these readings first");
+                tracing::warn!(
+                    expected = size,
+                    inserted = done.rows_affected(),
+                    "another writer stored some of these readings first"
+                );
             }
             rest = tail;
         }
@@ -328,20 +433,24 @@ async fn insert_token(
     now: i64,
 ) -> Result<String, StorageError> {
     let (token, hash) = auth::new_token();
-    sqlx::query("INSERT INTO tokens (hash, role, device_id, label, created_us) VALUES (?, ?, ?, ?, ?)")
-        .bind(&hash[..])
-        .bind(role.as_str())
-        .bind(device_id)
-        .bind(label)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO tokens (hash, role, device_id, label, created_us) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&hash[..])
+    .bind(role.as_str())
+    .bind(device_id)
+    .bind(label)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(token)
 }
 
 fn unique_violation(e: sqlx::Error, name: &DeviceName) -> StorageError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StorageError::DeviceExists(name.to_string()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StorageError::DeviceExists(name.to_string())
+        }
         _ => StorageError::Db(e),
     }
 }

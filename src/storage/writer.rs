@@ -53,10 +53,15 @@ pub struct WriterHandle {
 
 impl WriterHandle {
     /// Queues a write, waiting while the queue is full; the receiver resolves after commit.
-    pub async fn submit(&self, rows: Vec<(DeviceRef, Reading)>) -> oneshot::Receiver<Result<usize, WriteFailed>> {
+    pub async fn submit(
+        &self,
+        rows: Vec<(DeviceRef, Reading)>,
+    ) -> oneshot::Receiver<Result<usize, WriteFailed>> {
         let (done, rx) = oneshot::channel();
         if let Err(e) = self.tx.send(WriteRequest { rows, done }).await {
-            let _ = e.0.done.send(Err(WriteFailed("the hub is shutting down".into())));
+            let _ =
+                e.0.done
+                    .send(Err(WriteFailed("the hub is shutting down".into())));
         }
         rx
     }
@@ -77,7 +82,16 @@ pub fn spawn(
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let handle = WriterHandle { tx };
-    let task = tokio::spawn(Writer { store, settings, metrics, committed, cache: SeriesCache::new(1_000_000) }.run(rx, close));
+    let task = tokio::spawn(
+        Writer {
+            store,
+            settings,
+            metrics,
+            committed,
+            cache: SeriesCache::new(1_000_000),
+        }
+        .run(rx, close),
+    );
     (handle, task)
 }
 
@@ -115,7 +129,11 @@ impl Writer {
     }
 
     /// Collects queued requests after `first`, up to `max_batch_rows`, lingering at most `linger`.
-    async fn gather(&self, first: WriteRequest, rx: &mut mpsc::Receiver<WriteRequest>) -> Vec<WriteRequest> {
+    async fn gather(
+        &self,
+        first: WriteRequest,
+        rx: &mut mpsc::Receiver<WriteRequest>,
+    ) -> Vec<WriteRequest> {
         let deadline = tokio::time::Instant::now() + self.settings.linger;
         let mut rows = first.rows.len();
         let mut batch = vec![first];
@@ -153,7 +171,10 @@ impl Writer {
                     let n = req.rows.len();
                     for (dev, reading) in req.rows {
                         if flags.next().unwrap_or(false) {
-                            stored.push(StoredReading { device: dev.name, reading });
+                            stored.push(StoredReading {
+                                device: dev.name,
+                                reading,
+                            });
                         }
                     }
                     let _ = req.done.send(Ok(n));
@@ -167,7 +188,10 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, rows = prepared.rows.len(), "storage writer: commit failed; answering `unavailable`");
                 self.metrics.commit_failures.inc();
-                let msg = WriteFailed(format!("storage is unavailable ({}); resend later", short(&e)));
+                let msg = WriteFailed(format!(
+                    "storage is unavailable ({}); resend later",
+                    short(&e)
+                ));
                 for req in batch {
                     let _ = req.done.send(Err(msg.clone()));
                 }
@@ -209,7 +233,10 @@ impl PreparedBatch {
         let mut touched = Vec::new();
         for (dev, r) in batch.iter().flat_map(|req| req.rows.iter()) {
             let k = *index.entry((dev.id, &r.sensor)).or_insert_with(|| {
-                let key = SeriesKey { device_id: dev.id, sensor: r.sensor.clone() };
+                let key = SeriesKey {
+                    device_id: dev.id,
+                    sensor: r.sensor.clone(),
+                };
                 let state = cache.get(&key).cloned();
                 keys.push((key, None, state));
                 if !touched.contains(&dev.id) {
@@ -220,19 +247,36 @@ impl PreparedBatch {
             if r.unit.is_some() {
                 keys[k].1 = r.unit.clone();
             }
-            rows.push(PendingRow { key: k, ts: r.ts.as_micros(), value: r.value });
+            rows.push(PendingRow {
+                key: k,
+                ts: r.ts.as_micros(),
+                value: r.value,
+            });
         }
-        Self { keys, rows, touched, now_us: Timestamp::now().as_micros() }
+        Self {
+            keys,
+            rows,
+            touched,
+            now_us: Timestamp::now().as_micros(),
+        }
     }
 
     /// Series not yet known to the cache, with the unit this batch carries for them.
     pub fn unresolved(&self) -> impl Iterator<Item = (usize, &SeriesKey, Option<&Unit>)> {
-        self.keys.iter().enumerate().filter(|(_, k)| k.2.is_none()).map(|(i, k)| (i, &k.0, k.1.as_ref()))
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.2.is_none())
+            .map(|(i, k)| (i, &k.0, k.1.as_ref()))
     }
 
     pub fn resolve(&mut self, index: usize, id: i64, max_ts: Option<i64>) {
         let unit = self.keys[index].1.clone();
-        self.keys[index].2 = Some(SeriesState { id, unit, max_ts: max_ts.unwrap_or(i64::MIN) });
+        self.keys[index].2 = Some(SeriesState {
+            id,
+            unit,
+            max_ts: max_ts.unwrap_or(i64::MIN),
+        });
     }
 
     /// Known series whose unit this batch changes: (series id, new unit).
@@ -249,11 +293,23 @@ impl PreparedBatch {
     /// Splits rows into *fresh* ones (newer than anything stored or earlier in the batch,
     /// so certainly new) and ones that may repeat a stored reading, with their row index.
     pub fn split_rows(&self) -> (Vec<RowValues>, Vec<(usize, RowValues)>) {
-        let mut newest: Vec<i64> = self.keys.iter().map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts)).collect();
+        let mut newest: Vec<i64> = self
+            .keys
+            .iter()
+            .map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts))
+            .collect();
         let (mut fresh, mut maybe) = (Vec::with_capacity(self.rows.len()), Vec::new());
         for (i, r) in self.rows.iter().enumerate() {
-            let series = self.keys[r.key].2.as_ref().expect("series resolved before split").id;
-            let v = RowValues { series, ts: r.ts, value: r.value };
+            let series = self.keys[r.key]
+                .2
+                .as_ref()
+                .expect("series resolved before split")
+                .id;
+            let v = RowValues {
+                series,
+                ts: r.ts,
+                value: r.value,
+            };
             if r.ts > newest[r.key] {
                 newest[r.key] = r.ts;
                 fresh.push(v);
@@ -265,7 +321,11 @@ impl PreparedBatch {
     }
 
     /// Inserted flags in row order, given which maybe-rows (by row index) were inserted.
-    pub fn inserted_flags(&self, maybe: &[(usize, RowValues)], maybe_inserted: &[bool]) -> Vec<bool> {
+    pub fn inserted_flags(
+        &self,
+        maybe: &[(usize, RowValues)],
+        maybe_inserted: &[bool],
+    ) -> Vec<bool> {
         let mut flags = vec![true; self.rows.len()];
         for ((i, _), ok) in maybe.iter().zip(maybe_inserted) {
             flags[*i] = *ok;
@@ -274,7 +334,11 @@ impl PreparedBatch {
     }
 
     fn into_cache_updates(self) -> Vec<(SeriesKey, SeriesState)> {
-        let mut newest: Vec<i64> = self.keys.iter().map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts)).collect();
+        let mut newest: Vec<i64> = self
+            .keys
+            .iter()
+            .map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts))
+            .collect();
         for r in &self.rows {
             newest[r.key] = newest[r.key].max(r.ts);
         }

@@ -30,7 +30,11 @@ async fn device_commands_print_tokens_that_work() {
     let token = stdout(&out).trim().to_owned();
     assert!(token.starts_with("th_") && !token.contains(' '));
     let mut ws = app.connect_device(&token).await;
-    send_json(&mut ws, &json!({"id": 1, "readings": [reading("t", 1.0, base_ts())]})).await;
+    send_json(
+        &mut ws,
+        &json!({"id": 1, "readings": [reading("t", 1.0, base_ts())]}),
+    )
+    .await;
     assert_eq!(next_json(&mut ws).await["ack"], 1);
 
     let out = telehub(&db, &["device", "add", "boiler-1"]);
@@ -40,17 +44,41 @@ async fn device_commands_print_tokens_that_work() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens.txt");
-    let out = telehub(&db, &["device", "add", "--count", "3", "--prefix", "sim-", "--tokens-out", file.to_str().unwrap()]);
+    let out = telehub(
+        &db,
+        &[
+            "device",
+            "add",
+            "--count",
+            "3",
+            "--prefix",
+            "sim-",
+            "--tokens-out",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[2].starts_with("sim-3 th_"));
 
-    let out = telehub(&db, &["device", "add", "pump-gw", "--gateway-for", "sim-1,sim-2"]);
+    let out = telehub(
+        &db,
+        &["device", "add", "pump-gw", "--gateway-for", "sim-1,sim-2"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = telehub(&db, &["device", "list", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let gw = list.as_array().unwrap().iter().find(|d| d["name"] == "pump-gw").unwrap();
+    let gw = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "pump-gw")
+        .unwrap();
     assert_eq!(gw["gateway_for"], json!(["sim-1", "sim-2"]));
     let out = telehub(&db, &["device", "list"]);
     assert!(stdout(&out).starts_with("NAME"), "{}", stdout(&out));
@@ -58,12 +86,23 @@ async fn device_commands_print_tokens_that_work() {
     let out = telehub(&db, &["device", "revoke", "boiler-1"]);
     assert!(out.status.success());
     assert_eq!(close_code(&mut ws).await, 1008);
-    assert_eq!(telehub(&db, &["device", "revoke", "nope"]).status.code(), Some(1));
-    assert_eq!(telehub(&db, &["device", "add", "bad name"]).status.code(), Some(2));
+    assert_eq!(
+        telehub(&db, &["device", "revoke", "nope"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        telehub(&db, &["device", "add", "bad name"]).status.code(),
+        Some(2)
+    );
 
     let out = telehub(&db, &["token", "add", "wall-screen", "--role", "viewer"]);
     let viewer = stdout(&out).trim().to_owned();
-    let resp = reqwest::Client::new().get(format!("{}/v1/devices", app.http())).bearer_auth(viewer).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/devices", app.http()))
+        .bearer_auth(viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -73,13 +112,32 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
     let db = app.db.url.clone();
     let mut ws = app.connect_device(&app.device("boiler-1").await).await;
     let t0 = ((base_ts() as i64 - 1800) / 60 * 60) as f64;
-    let readings: Vec<_> = (0..90).map(|i| reading("temperature", i as f64, t0 + i as f64)).collect();
+    let readings: Vec<_> = (0..90)
+        .map(|i| reading("temperature", i as f64, t0 + i as f64))
+        .collect();
     send_json(&mut ws, &json!({"id": 1, "readings": readings})).await;
-    send_json(&mut ws, &json!({"id": 2, "readings": [reading("humidity", 50.0, t0)]})).await;
+    send_json(
+        &mut ws,
+        &json!({"id": 2, "readings": [reading("humidity", 50.0, t0)]}),
+    )
+    .await;
     next_json(&mut ws).await;
     next_json(&mut ws).await;
 
-    let out = telehub(&db, &["query", "--device", "boiler-1", "--sensor", "temperature", "--from", "-1h", "--format", "csv"]);
+    let out = telehub(
+        &db,
+        &[
+            "query",
+            "--device",
+            "boiler-1",
+            "--sensor",
+            "temperature",
+            "--from",
+            "-1h",
+            "--format",
+            "csv",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let csv = stdout(&out);
     let lines: Vec<&str> = csv.lines().collect();
@@ -88,28 +146,66 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
     let ts0 = telehub::domain::Timestamp::from_unix_seconds(t0).unwrap();
     assert_eq!(lines[1], format!("boiler-1,temperature,{ts0},0"));
 
-    let out = telehub(&db, &["query", "--device", "boiler-1", "--every", "1m", "--agg", "max", "--format", "json", "--from", "-2h"]);
-    let rows: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = telehub(
+        &db,
+        &[
+            "query", "--device", "boiler-1", "--every", "1m", "--agg", "max", "--format", "json",
+            "--from", "-2h",
+        ],
+    );
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 3, "{rows:?}"); // humidity: 1 bucket; temperature: 2
-    assert_eq!(rows[0], json!({"device": "boiler-1", "sensor": "humidity", "ts": ts0.to_rfc3339(), "value": 50.0, "count": 1}));
+    assert_eq!(
+        rows[0],
+        json!({"device": "boiler-1", "sensor": "humidity", "ts": ts0.to_rfc3339(), "value": 50.0, "count": 1})
+    );
     assert_eq!(rows[2]["value"], 89.0);
     assert_eq!(rows[2]["count"], 30);
 
-    let out = telehub(&db, &["query", "--device", "boiler-1", "--limit", "5", "--format", "table", "--from", "-1h"]);
+    let out = telehub(
+        &db,
+        &[
+            "query", "--device", "boiler-1", "--limit", "5", "--format", "table", "--from", "-1h",
+        ],
+    );
     let table = stdout(&out);
     assert!(table.starts_with("DEVICE"), "{table}");
     assert_eq!(table.lines().count(), 6);
 
-    let out = telehub(&db, &["query", "--device", "boiler-1", "--from", "-1m", "--to", "now", "--format", "csv", "--sensor", "temperature"]);
+    let out = telehub(
+        &db,
+        &[
+            "query",
+            "--device",
+            "boiler-1",
+            "--from",
+            "-1m",
+            "--to",
+            "now",
+            "--format",
+            "csv",
+            "--sensor",
+            "temperature",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "no rows is still success");
     assert_eq!(stdout(&out), "device,sensor,ts,value\n");
 
     for (args, code) in [
-        (vec!["query", "--device", "boiler-1", "--from", "yesterday"], 2),
+        (
+            vec!["query", "--device", "boiler-1", "--from", "yesterday"],
+            2,
+        ),
         (vec!["query", "--device", "boiler-1", "--agg", "avg"], 2),
         (vec!["query"], 2),
         (vec!["query", "--device", "ghost"], 1),
-        (vec!["query", "--device", "boiler-1", "--sensor", "pressure"], 1),
+        (
+            vec!["query", "--device", "boiler-1", "--sensor", "pressure"],
+            1,
+        ),
     ] {
         let out = telehub(&db, &args);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
@@ -120,13 +216,24 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
 #[test]
 fn serve_prints_its_config_with_secrets_hidden() {
     let out = Command::new(env!("CARGO_BIN_EXE_telehub"))
-        .args(["serve", "--print-config", "--database-url", "postgres://hub:s3cret@db.example/telehub"])
+        .args([
+            "serve",
+            "--print-config",
+            "--database-url",
+            "postgres://hub:s3cret@db.example/telehub",
+        ])
         .env("TELEHUB_SERVER__LISTEN", "127.0.0.1:9999")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("postgres://hub:***@db.example/telehub"), "{text}");
+    assert!(
+        text.contains("postgres://hub:***@db.example/telehub"),
+        "{text}"
+    );
     assert!(!text.contains("s3cret"));
-    assert!(text.contains("127.0.0.1:9999"), "environment overrides defaults: {text}");
+    assert!(
+        text.contains("127.0.0.1:9999"),
+        "environment overrides defaults: {text}"
+    );
 }

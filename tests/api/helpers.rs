@@ -49,7 +49,9 @@ impl TestDb {
 pub fn pg_server() -> Option<String> {
     match std::env::var("TELEHUB_TEST_PG") {
         Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok() => panic!("TELEHUB_TEST_PG is not set; CI must test PostgreSQL"),
+        _ if std::env::var("CI").is_ok() => {
+            panic!("TELEHUB_TEST_PG is not set; CI must test PostgreSQL")
+        }
         _ => None,
     }
 }
@@ -58,9 +60,16 @@ async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     let server = pg_server().expect("checked by the caller");
     let name = format!("telehub_test_{}", rand_suffix());
-    let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to TELEHUB_TEST_PG");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    let (base, _) = server.rsplit_once('/').expect("TELEHUB_TEST_PG ends in /DBNAME");
+    let mut conn = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to TELEHUB_TEST_PG");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("TELEHUB_TEST_PG ends in /DBNAME");
     format!("{base}/{name}")
 }
 
@@ -116,7 +125,12 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     tweak(&mut settings);
     let hub = server::start(settings.clone()).await.expect("hub starts");
     let store = hub.state.store.clone();
-    TestApp { hub: Some(hub), db, store, settings }
+    TestApp {
+        hub: Some(hub),
+        db,
+        store,
+        settings,
+    }
 }
 
 impl TestApp {
@@ -130,17 +144,31 @@ impl TestApp {
         format!("{}{path}", self.http().replacen("http", "ws", 1))
     }
     pub async fn device(&self, name: &str) -> String {
-        self.store.add_device(&DeviceName::parse(name).unwrap(), &[]).await.unwrap()
+        self.store
+            .add_device(&DeviceName::parse(name).unwrap(), &[])
+            .await
+            .unwrap()
     }
     pub async fn gateway(&self, name: &str, targets: &[&str]) -> String {
-        let t: Vec<_> = targets.iter().map(|t| DeviceName::parse(t).unwrap()).collect();
-        self.store.add_device(&DeviceName::parse(name).unwrap(), &t).await.unwrap()
+        let t: Vec<_> = targets
+            .iter()
+            .map(|t| DeviceName::parse(t).unwrap())
+            .collect();
+        self.store
+            .add_device(&DeviceName::parse(name).unwrap(), &t)
+            .await
+            .unwrap()
     }
     pub async fn viewer(&self) -> String {
-        self.store.add_token("test-viewer", telehub::auth::Role::Viewer).await.unwrap()
+        self.store
+            .add_token("test-viewer", telehub::auth::Role::Viewer)
+            .await
+            .unwrap()
     }
     pub async fn connect_device(&self, token: &str) -> Ws {
-        connect(&self.ws("/v1/ingest"), Some(token)).await.expect("device connects")
+        connect(&self.ws("/v1/ingest"), Some(token))
+            .await
+            .expect("device connects")
     }
     /// Readings stored for `device`, read straight from the database.
     pub async fn stored(&self, device: &str) -> Vec<(String, i64, f64)> {
@@ -159,12 +187,20 @@ pub async fn count_rows(url: &str, device: &str) -> Vec<(String, i64, f64)> {
                      JOIN devices d ON d.id = s.device_id WHERE d.name = $1 ORDER BY s.sensor, r.ts";
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let rows = sqlx::query_as(Q).bind(device).fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as(Q)
+            .bind(device)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         rows
     } else {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let rows = sqlx::query_as(Q).bind(device).fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as(Q)
+            .bind(device)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         rows
     }
@@ -175,9 +211,12 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub async fn connect(url: &str, token: Option<&str>) -> Result<Ws, tungstenite::Error> {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = token {
-        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 /// The HTTP status of a refused upgrade.
@@ -196,7 +235,11 @@ pub async fn send_json(ws: &mut Ws, v: &Value) {
 /// The next text frame as JSON (skipping pings), within [`WAIT`].
 pub async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("a frame in time").expect("open").expect("ok");
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("ok");
         match msg {
             Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
             Message::Ping(_) | Message::Pong(_) => continue,
@@ -208,7 +251,10 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 /// Waits for the close frame and returns its code.
 pub async fn close_code(ws: &mut Ws) -> u16 {
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("close in time") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("close in time")
+        {
             Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
             Some(Ok(Message::Close(None))) => return u16::from(CloseCode::Status),
             Some(Ok(_)) => continue,

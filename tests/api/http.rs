@@ -12,21 +12,29 @@ async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Stores `n` readings one second apart starting at `t0`, values 0..n.
 async fn seed(app: &TestApp, device: &str, sensor: &str, t0: f64, n: usize) {
     let mut ws = app.connect_device(&app.device(device).await).await;
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let readings: Vec<Value> = chunk.iter().map(|i| reading(sensor, *i as f64, t0 + *i as f64)).collect();
+        let readings: Vec<Value> = chunk
+            .iter()
+            .map(|i| reading(sensor, *i as f64, t0 + *i as f64))
+            .collect();
         send_json(&mut ws, &json!({"id": chunk[0], "readings": readings})).await;
         assert_eq!(next_json(&mut ws).await["stored"], chunk.len());
     }
 }
 
 fn rfc(t: f64) -> String {
-    telehub::domain::Timestamp::from_unix_seconds(t).unwrap().to_rfc3339()
+    telehub::domain::Timestamp::from_unix_seconds(t)
+        .unwrap()
+        .to_rfc3339()
 }
 
 async fn history_pages_through_raw_points_with_a_cursor(b: Backend) {
@@ -38,14 +46,24 @@ async fn history_pages_through_raw_points_with_a_cursor(b: Backend) {
     let mut cursor: Option<String> = None;
     let mut values = Vec::new();
     loop {
-        let mut path = format!("/v1/readings?device=boiler-1&sensor=temperature&from={from}&to={to}&limit=64");
+        let mut path =
+            format!("/v1/readings?device=boiler-1&sensor=temperature&from={from}&to={to}&limit=64");
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
         let (status, body) = get(&app, &path, Some(&viewer)).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!((body["device"].as_str(), body["sensor"].as_str()), (Some("boiler-1"), Some("temperature")));
-        values.extend(body["points"].as_array().unwrap().iter().map(|p| p["value"].as_f64().unwrap()));
+        assert_eq!(
+            (body["device"].as_str(), body["sensor"].as_str()),
+            (Some("boiler-1"), Some("temperature"))
+        );
+        values.extend(
+            body["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap()),
+        );
         match body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -61,7 +79,13 @@ async fn history_buckets_aggregate_each_interval(b: Backend) {
     let t0 = ((base_ts() as i64 - 3600) / 60 * 60) as f64; // minute-aligned
     seed(&app, "d1", "t", t0, 150).await;
     let viewer = app.viewer().await;
-    let q = |agg: &str| format!("/v1/readings?device=d1&sensor=t&from={}&to={}&every=1m&agg={agg}", rfc(t0), rfc(t0 + 3600.0));
+    let q = |agg: &str| {
+        format!(
+            "/v1/readings?device=d1&sensor=t&from={}&to={}&every=1m&agg={agg}",
+            rfc(t0),
+            rfc(t0 + 3600.0)
+        )
+    };
     let (status, body) = get(&app, &q("avg"), Some(&viewer)).await;
     assert_eq!(status, 200, "{body}");
     let pts = body["points"].as_array().unwrap();
@@ -69,7 +93,14 @@ async fn history_buckets_aggregate_each_interval(b: Backend) {
     assert_eq!(pts[0], json!({"ts": rfc(t0), "value": 29.5, "count": 60}));
     assert_eq!(pts[2]["count"], 30);
     let first_of = |body: &Value, i: usize| body["points"][i]["value"].as_f64().unwrap();
-    for (agg, want) in [("min", 60.0), ("max", 119.0), ("sum", (60..120).sum::<i32>() as f64), ("count", 60.0), ("first", 60.0), ("last", 119.0)] {
+    for (agg, want) in [
+        ("min", 60.0),
+        ("max", 119.0),
+        ("sum", (60..120).sum::<i32>() as f64),
+        ("count", 60.0),
+        ("first", 60.0),
+        ("last", 119.0),
+    ] {
         let (_, body) = get(&app, &q(agg), Some(&viewer)).await;
         assert_eq!(first_of(&body, 1), want, "{agg}: {body}");
     }
@@ -84,17 +115,40 @@ async fn history_refuses_bad_queries_with_a_reason() {
     let device_token = app.device("d2").await;
     let cases = [
         ("/v1/readings?device=d1&sensor=t", None, 401),
-        ("/v1/readings?device=d1&sensor=t", Some(device_token.as_str()), 403),
+        (
+            "/v1/readings?device=d1&sensor=t",
+            Some(device_token.as_str()),
+            403,
+        ),
         ("/v1/readings?sensor=t", Some(viewer.as_str()), 400),
-        ("/v1/readings?device=d1&sensor=t&from=yesterday", Some(viewer.as_str()), 400),
-        ("/v1/readings?device=d1&sensor=t&every=1s&from=-30d", Some(viewer.as_str()), 400),
-        ("/v1/readings?device=nope&sensor=t", Some(viewer.as_str()), 404),
-        ("/v1/readings?device=d1&sensor=nope", Some(viewer.as_str()), 404),
+        (
+            "/v1/readings?device=d1&sensor=t&from=yesterday",
+            Some(viewer.as_str()),
+            400,
+        ),
+        (
+            "/v1/readings?device=d1&sensor=t&every=1s&from=-30d",
+            Some(viewer.as_str()),
+            400,
+        ),
+        (
+            "/v1/readings?device=nope&sensor=t",
+            Some(viewer.as_str()),
+            404,
+        ),
+        (
+            "/v1/readings?device=d1&sensor=nope",
+            Some(viewer.as_str()),
+            404,
+        ),
     ];
     for (path, token, want) in cases {
         let (status, body) = get(&app, path, token).await;
         assert_eq!(status, want, "{path}: {body}");
-        assert!(body["error"].is_string() && body["detail"].is_string(), "{body}");
+        assert!(
+            body["error"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
     }
 }
 
@@ -104,15 +158,37 @@ async fn devices_list_online_state_last_seen_and_sensors() {
     let viewer = app.viewer().await;
     app.device("idle-1").await;
     let mut ws = app.connect_device(&app.device("boiler-1").await).await;
-    send_json(&mut ws, &json!({"id": 1, "readings": [reading("temperature", 1.0, base_ts())]})).await;
+    send_json(
+        &mut ws,
+        &json!({"id": 1, "readings": [reading("temperature", 1.0, base_ts())]}),
+    )
+    .await;
     next_json(&mut ws).await;
     let (status, body) = get(&app, "/v1/devices", Some(&viewer)).await;
     assert_eq!(status, 200);
-    let boiler = body.as_array().unwrap().iter().find(|d| d["name"] == "boiler-1").unwrap().clone();
-    assert_eq!((boiler["online"].clone(), boiler["sensors"].clone()), (json!(true), json!(["temperature"])));
+    let boiler = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "boiler-1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (boiler["online"].clone(), boiler["sensors"].clone()),
+        (json!(true), json!(["temperature"]))
+    );
     assert!(boiler["last_seen"].is_string());
-    let idle = body.as_array().unwrap().iter().find(|d| d["name"] == "idle-1").unwrap().clone();
-    assert_eq!((idle["online"].clone(), idle["last_seen"].clone()), (json!(false), json!(null)));
+    let idle = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "idle-1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (idle["online"].clone(), idle["last_seen"].clone()),
+        (json!(false), json!(null))
+    );
 }
 
 #[tokio::test]
@@ -122,14 +198,23 @@ async fn health_readiness_and_metrics() {
     assert_eq!(get(&app, "/readyz", None).await.0, 200);
     assert_eq!(get(&app, "/metrics", None).await.0, 401);
     let mut ws = app.connect_device(&app.device("d1").await).await;
-    send_json(&mut ws, &json!({"id": 1, "readings": [reading("t", 1.0, base_ts())]})).await;
+    send_json(
+        &mut ws,
+        &json!({"id": 1, "readings": [reading("t", 1.0, base_ts())]}),
+    )
+    .await;
     next_json(&mut ws).await;
     send_json(&mut ws, &json!({"id": 2, "readings": []})).await;
     next_json(&mut ws).await;
     let (status, body) = get(&app, "/metrics", Some(&app.viewer().await)).await;
     assert_eq!(status, 200);
     let text = body.as_str().unwrap();
-    for line in ["telehub_readings_ingested_total 1", "telehub_acks_total 1", "telehub_nacks_total{code=\"invalid_reading\"} 1", "telehub_connections{kind=\"ingest\"} 1"] {
+    for line in [
+        "telehub_readings_ingested_total 1",
+        "telehub_acks_total 1",
+        "telehub_nacks_total{code=\"invalid_reading\"} 1",
+        "telehub_connections{kind=\"ingest\"} 1",
+    ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert!(text.contains("telehub_commit_seconds_bucket"));

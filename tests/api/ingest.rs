@@ -10,15 +10,23 @@ async fn a_device_needs_a_valid_token_before_the_upgrade(b: Backend) {
     let app = spawn_app(b).await;
     let url = app.ws("/v1/ingest");
     assert_eq!(refused_status(connect(&url, None).await), 401);
-    assert_eq!(refused_status(connect(&url, Some("th_not-a-token")).await), 401);
+    assert_eq!(
+        refused_status(connect(&url, Some("th_not-a-token")).await),
+        401
+    );
     let token = app.device("boiler-1").await;
-    app.store.revoke_device(&"boiler-1".parse().unwrap()).await.unwrap();
+    app.store
+        .revoke_device(&"boiler-1".parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(refused_status(connect(&url, Some(&token)).await), 401);
     let viewer = app.viewer().await;
     assert_eq!(refused_status(connect(&url, Some(&viewer)).await), 403);
     // ?token= works for clients that cannot set headers.
     let token = app.device("boiler-2").await;
-    connect(&format!("{url}?token={token}"), None).await.expect("query token accepted");
+    connect(&format!("{url}?token={token}"), None)
+        .await
+        .expect("query token accepted");
 }
 both_backends!(a_device_needs_a_valid_token_before_the_upgrade);
 
@@ -26,14 +34,23 @@ async fn readings_are_acked_after_they_are_committed(b: Backend) {
     let app = spawn_app(b).await;
     let mut ws = app.connect_device(&app.device("boiler-1").await).await;
     let t = base_ts();
-    send_json(&mut ws, &json!({"id": 17, "readings": [
+    send_json(
+        &mut ws,
+        &json!({"id": 17, "readings": [
         {"sensor": "temperature", "value": 21.5, "ts": t, "unit": "Cel"},
-        {"sensor": "humidity", "value": 40.1, "ts": t + 0.25}]}))
+        {"sensor": "humidity", "value": 40.1, "ts": t + 0.25}]}),
+    )
     .await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": 17, "stored": 2}));
     let rows = app.stored("boiler-1").await;
     let us = (t * 1e6) as i64;
-    assert_eq!(rows, vec![("humidity".into(), us + 250_000, 40.1), ("temperature".into(), us, 21.5)]);
+    assert_eq!(
+        rows,
+        vec![
+            ("humidity".into(), us + 250_000, 40.1),
+            ("temperature".into(), us, 21.5)
+        ]
+    );
 }
 both_backends!(readings_are_acked_after_they_are_committed);
 
@@ -45,7 +62,11 @@ async fn a_resent_message_is_acked_again_and_stored_once(b: Backend) {
     send_json(&mut ws, &msg).await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": 1, "stored": 2}));
     // Same identity, different value: the first value stored wins.
-    send_json(&mut ws, &json!({"id": 2, "readings": [reading("t", 9.0, t), reading("t", 3.0, t + 2.0)]})).await;
+    send_json(
+        &mut ws,
+        &json!({"id": 2, "readings": [reading("t", 9.0, t), reading("t", 3.0, t + 2.0)]}),
+    )
+    .await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": 2, "stored": 2}));
     send_json(&mut ws, &msg).await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": 1, "stored": 2}));
@@ -63,14 +84,37 @@ async fn each_refusal_carries_its_code_and_stores_nothing(b: Backend) {
     let t = base_ts();
     let cases = [
         (json!("{not json"), None, "invalid_json"),
-        (json!({"id": 1, "readings": [reading("t", 1.0, t), {"sensor": "t", "value": "x"}]}), Some(1), "invalid_reading"),
-        (json!({"id": 2, "readings": [reading("t", 1.0, t), reading("t", 1.0, t + 1.0), reading("t", 1.0, t + 2.0), reading("t", 1.0, t + 3.0)]}), Some(2), "too_many_readings"),
-        (json!({"id": 3, "device": "pump-2", "readings": [reading("t", 1.0, t)]}), Some(3), "forbidden_device"),
-        (json!({"id": 4, "readings": [reading("t", 1.0, t), {"sensor": "t", "value": 2, "device": "pump-2"}]}), Some(4), "forbidden_device"),
-        (json!({"id": 5, "readings": [{"sensor": "t", "value": 1, "ts": "2999-01-01T00:00:00Z"}]}), Some(5), "invalid_reading"),
+        (
+            json!({"id": 1, "readings": [reading("t", 1.0, t), {"sensor": "t", "value": "x"}]}),
+            Some(1),
+            "invalid_reading",
+        ),
+        (
+            json!({"id": 2, "readings": [reading("t", 1.0, t), reading("t", 1.0, t + 1.0), reading("t", 1.0, t + 2.0), reading("t", 1.0, t + 3.0)]}),
+            Some(2),
+            "too_many_readings",
+        ),
+        (
+            json!({"id": 3, "device": "pump-2", "readings": [reading("t", 1.0, t)]}),
+            Some(3),
+            "forbidden_device",
+        ),
+        (
+            json!({"id": 4, "readings": [reading("t", 1.0, t), {"sensor": "t", "value": 2, "device": "pump-2"}]}),
+            Some(4),
+            "forbidden_device",
+        ),
+        (
+            json!({"id": 5, "readings": [{"sensor": "t", "value": 1, "ts": "2999-01-01T00:00:00Z"}]}),
+            Some(5),
+            "invalid_reading",
+        ),
     ];
     for (msg, id, code) in cases {
-        let text = msg.as_str().map(str::to_owned).unwrap_or_else(|| msg.to_string());
+        let text = msg
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| msg.to_string());
         ws.send(Message::Text(text.into())).await.unwrap();
         let reply = next_json(&mut ws).await;
         assert_eq!(reply["nack"], json!(id), "{reply}");
@@ -78,7 +122,11 @@ async fn each_refusal_carries_its_code_and_stores_nothing(b: Backend) {
         assert!(reply["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
     // The gateway may publish for pump-1 and for itself; the socket is still usable.
-    send_json(&mut ws, &json!({"id": 6, "device": "pump-1", "readings": [reading("t", 7.0, t)]})).await;
+    send_json(
+        &mut ws,
+        &json!({"id": 6, "device": "pump-1", "readings": [reading("t", 7.0, t)]}),
+    )
+    .await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": 6, "stored": 1}));
     assert_eq!(app.stored("pump-1").await.len(), 1);
     assert!(app.stored("gw-1").await.is_empty());
@@ -96,7 +144,9 @@ async fn pipelined_messages_are_answered_in_order(b: Backend) {
         } else {
             json!({"id": i, "readings": [reading("a", i as f64, t + i as f64), reading("b", i as f64, t + i as f64)]})
         };
-        ws.feed(Message::Text(msg.to_string().into())).await.unwrap();
+        ws.feed(Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
     }
     ws.flush().await.unwrap();
     let mut acked = 0;
@@ -121,9 +171,15 @@ async fn senml_packs_are_accepted_and_answered_without_id(b: Backend) {
     assert_eq!(next_json(&mut ws).await, json!({"ack": null, "stored": 2}));
     send_json(&mut ws, &json!([{"n": "temp", "vs": "on"}])).await;
     let r = next_json(&mut ws).await;
-    assert_eq!((r["nack"].clone(), r["error"].clone()), (json!(null), json!("invalid_reading")));
+    assert_eq!(
+        (r["nack"].clone(), r["error"].clone()),
+        (json!(null), json!("invalid_reading"))
+    );
     let rows = app.stored("d1").await;
-    assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["room1:temp", "room1:temp"]);
+    assert_eq!(
+        rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["room1:temp", "room1:temp"]
+    );
 }
 both_backends!(senml_packs_are_accepted_and_answered_without_id);
 
@@ -131,7 +187,10 @@ both_backends!(senml_packs_are_accepted_and_answered_without_id);
 async fn an_oversized_frame_closes_with_1009() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.ingest.max_frame_bytes = 1024).await;
     let mut ws = app.connect_device(&app.device("d1").await).await;
-    let big = format!(r#"{{"readings":[{{"sensor":"t","value":1,"unit":"{}"}}]}}"#, "x".repeat(2000));
+    let big = format!(
+        r#"{{"readings":[{{"sensor":"t","value":1,"unit":"{}"}}]}}"#,
+        "x".repeat(2000)
+    );
     let _ = ws.send(Message::Text(big.into())).await;
     assert_eq!(close_code(&mut ws).await, 1009);
 }
@@ -140,13 +199,18 @@ async fn an_oversized_frame_closes_with_1009() {
 async fn a_binary_frame_closes_with_1003() {
     let app = spawn_app(Backend::Sqlite).await;
     let mut ws = app.connect_device(&app.device("d1").await).await;
-    ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut ws).await, 1003);
 }
 
 #[tokio::test]
 async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
-    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, coding::{Data, OpCode}};
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
     let app = spawn_app(Backend::Sqlite).await;
     let mut ws = app.connect_device(&app.device("d1").await).await;
     let frame = Frame::message(vec![0xff, 0xfe, b'{'], OpCode::Data(Data::Text), true);
@@ -164,7 +228,9 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     .await;
     let token = app.device("d1").await;
     // A raw client that completes the handshake and then never answers a ping.
-    let mut tcp = tokio::net::TcpStream::connect(app.hub().addr).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(app.hub().addr)
+        .await
+        .unwrap();
     let req = format!(
         "GET /v1/ingest HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {token}\r\n\r\n"
@@ -175,7 +241,10 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     let mut buf = [0u8; 1024];
     // Read until the server closes the TCP connection.
     loop {
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.expect("server acts in time").unwrap();
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .expect("server acts in time")
+            .unwrap();
         if n == 0 {
             break;
         }
@@ -183,8 +252,14 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     }
     let text = String::from_utf8_lossy(&seen);
     assert!(text.starts_with("HTTP/1.1 101"), "{text}");
-    assert!(seen.windows(2).any(|w| w == [0x89, 0x00]), "the hub pinged first");
-    assert!(seen.windows(4).any(|w| w == [0x88, 0x0e, 0x03, 0xe8]), "close frame 1000 with reason");
+    assert!(
+        seen.windows(2).any(|w| w == [0x89, 0x00]),
+        "the hub pinged first"
+    );
+    assert!(
+        seen.windows(4).any(|w| w == [0x88, 0x0e, 0x03, 0xe8]),
+        "close frame 1000 with reason"
+    );
     assert!(text.contains("idle timeout"));
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
 }
@@ -194,7 +269,10 @@ async fn revoking_a_device_closes_its_open_socket_with_1008() {
     let app = spawn_app(Backend::Sqlite).await;
     let mut ws = app.connect_device(&app.device("d1").await).await;
     let started = std::time::Instant::now();
-    app.store.revoke_device(&"d1".parse().unwrap()).await.unwrap();
+    app.store
+        .revoke_device(&"d1".parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut ws).await, 1008);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }

@@ -5,12 +5,17 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn connect_dashboard(app: &TestApp, token: &str) -> Ws {
-    connect(&app.ws("/v1/live"), Some(token)).await.expect("dashboard connects")
+    connect(&app.ws("/v1/live"), Some(token))
+        .await
+        .expect("dashboard connects")
 }
 
 #[tokio::test]
 async fn the_live_feed_needs_a_viewer_token_and_an_allowed_origin() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.server.allowed_origins = vec!["https://ops.example".into()]).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.server.allowed_origins = vec!["https://ops.example".into()]
+    })
+    .await;
     let url = app.ws("/v1/live");
     assert_eq!(refused_status(connect(&url, None).await), 401);
     let device = app.device("d1").await;
@@ -18,15 +23,20 @@ async fn the_live_feed_needs_a_viewer_token_and_an_allowed_origin() {
     let viewer = app.viewer().await;
     let with_origin = |origin: &str| {
         let mut req = url.clone().into_client_request().unwrap();
-        req.headers_mut().insert("authorization", format!("Bearer {viewer}").parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
         req.headers_mut().insert("origin", origin.parse().unwrap());
         req
     };
     let evil = tokio_tungstenite::connect_async(with_origin("https://evil.example")).await;
     assert_eq!(refused_status(evil.map(|r| r.0)), 403);
     let own = format!("http://{}", app.hub().addr);
-    tokio_tungstenite::connect_async(with_origin(&own)).await.expect("own origin allowed");
-    tokio_tungstenite::connect_async(with_origin("https://ops.example")).await.expect("configured origin allowed");
+    tokio_tungstenite::connect_async(with_origin(&own))
+        .await
+        .expect("own origin allowed");
+    tokio_tungstenite::connect_async(with_origin("https://ops.example"))
+        .await
+        .expect("configured origin allowed");
 }
 
 #[tokio::test]
@@ -47,7 +57,12 @@ async fn subscribers_get_matching_readings_once_and_device_status() {
     send_json(&mut ws, &json!({"id": 1, "readings": [reading("temperature", 21.5, t), reading("humidity", 40.0, t)]})).await;
     next_json(&mut ws).await;
     let got = next_json(&mut all).await;
-    let sensors: Vec<&str> = got["readings"].as_array().unwrap().iter().map(|r| r["sensor"].as_str().unwrap()).collect();
+    let sensors: Vec<&str> = got["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sensor"].as_str().unwrap())
+        .collect();
     assert_eq!(sensors, ["temperature", "humidity"]);
     assert_eq!(got["readings"][0]["device"], "boiler-1");
     assert_eq!(got["readings"][0]["value"], 21.5);
@@ -57,9 +72,15 @@ async fn subscribers_get_matching_readings_once_and_device_status() {
     send_json(&mut ws, &json!({"id": 2, "readings": [reading("temperature", 21.5, t), reading("temperature", 22.0, t + 1.0)]})).await;
     next_json(&mut ws).await;
     let got = next_json(&mut temps).await;
-    assert_eq!(got["readings"], json!([{"device": "boiler-1", "sensor": "temperature", "ts": telehub::domain::Timestamp::from_unix_seconds(t + 1.0).unwrap().to_rfc3339(), "value": 22.0}]));
+    assert_eq!(
+        got["readings"],
+        json!([{"device": "boiler-1", "sensor": "temperature", "ts": telehub::domain::Timestamp::from_unix_seconds(t + 1.0).unwrap().to_rfc3339(), "value": 22.0}])
+    );
     drop(ws);
-    assert_eq!(next_json(&mut temps).await["status"], json!({"device": "boiler-1", "online": false, "ts": next_status_ts(&mut all).await}));
+    assert_eq!(
+        next_json(&mut temps).await["status"],
+        json!({"device": "boiler-1", "online": false, "ts": next_status_ts(&mut all).await})
+    );
 }
 
 async fn next_status_ts(ws: &mut Ws) -> serde_json::Value {

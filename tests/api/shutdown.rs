@@ -15,8 +15,16 @@ async fn graceful_shutdown_under_load_loses_no_acked_reading(b: Backend) {
     let t0 = base_ts();
     let sender = tokio::spawn(async move {
         for i in 0u64..100_000 {
-            let readings: Vec<_> = (0..10).map(|k| reading("t", k as f64, t0 + (i * 10 + k) as f64 / 1000.0)).collect();
-            if tx.send(Message::Text(json!({"id": i, "readings": readings}).to_string().into())).await.is_err() {
+            let readings: Vec<_> = (0..10)
+                .map(|k| reading("t", k as f64, t0 + (i * 10 + k) as f64 / 1000.0))
+                .collect();
+            if tx
+                .send(Message::Text(
+                    json!({"id": i, "readings": readings}).to_string().into(),
+                ))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -32,7 +40,10 @@ async fn graceful_shutdown_under_load_loses_no_acked_reading(b: Backend) {
         app
     });
     let close = loop {
-        match tokio::time::timeout(WAIT, rx.next()).await.expect("hub answers while closing") {
+        match tokio::time::timeout(WAIT, rx.next())
+            .await
+            .expect("hub answers while closing")
+        {
             Some(Ok(Message::Text(t))) => {
                 let r: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
                 if let Some(id) = r["ack"].as_u64() {
@@ -51,7 +62,10 @@ async fn graceful_shutdown_under_load_loses_no_acked_reading(b: Backend) {
     for id in &acked {
         for k in 0..10 {
             let us = ((t0 + (id * 10 + k) as f64 / 1000.0) * 1e6).round() as i64;
-            assert!(stored.contains(&us), "acked message {id} reading {k} is missing");
+            assert!(
+                stored.contains(&us),
+                "acked message {id} reading {k} is missing"
+            );
         }
     }
 }

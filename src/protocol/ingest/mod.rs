@@ -4,7 +4,7 @@
 //! Parsing is all-or-nothing: the first bad field refuses the whole message with
 //! an [`ErrorCode`] and a detail naming the field (`readings[1].value: ...`).
 
-use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit, EARLIEST_DEVICE_TS};
+use crate::domain::{DeviceName, EARLIEST_DEVICE_TS, Reading, SensorName, Timestamp, Unit};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -78,13 +78,24 @@ pub struct DeviceMessage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Ack { ack: Option<u64>, stored: usize },
-    Nack { nack: Option<u64>, error: ErrorCode, detail: String },
+    Ack {
+        ack: Option<u64>,
+        stored: usize,
+    },
+    Nack {
+        nack: Option<u64>,
+        error: ErrorCode,
+        detail: String,
+    },
 }
 
 impl Reply {
     pub fn refused(r: Refusal) -> Self {
-        Reply::Nack { nack: r.id, error: r.code, detail: r.detail }
+        Reply::Nack {
+            nack: r.id,
+            error: r.code,
+            detail: r.detail,
+        }
     }
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("replies always serialize")
@@ -109,7 +120,10 @@ pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, 
     }
 }
 
-fn parse_object(mut obj: Map<String, Value>, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
+fn parse_object(
+    mut obj: Map<String, Value>,
+    limits: &ParseLimits,
+) -> Result<DeviceMessage, Refusal> {
     let id = match obj.remove("id") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_u64().ok_or_else(|| Refusal {
@@ -122,14 +136,30 @@ fn parse_object(mut obj: Map<String, Value>, limits: &ParseLimits) -> Result<Dev
     let device = match obj.remove("device") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
-            DeviceName::parse(&s).map_err(|e| refuse(ErrorCode::InvalidReading, format!("device: {e}")))?,
+            DeviceName::parse(&s)
+                .map_err(|e| refuse(ErrorCode::InvalidReading, format!("device: {e}")))?,
         ),
-        Some(_) => return Err(refuse(ErrorCode::InvalidReading, "device: expected a string".into())),
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::InvalidReading,
+                "device: expected a string".into(),
+            ));
+        }
     };
     let readings = match obj.remove("readings") {
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(refuse(ErrorCode::InvalidJson, "readings: expected an array".into())),
-        None => return Err(refuse(ErrorCode::InvalidJson, "missing field `readings`".into())),
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::InvalidJson,
+                "readings: expected an array".into(),
+            ));
+        }
+        None => {
+            return Err(refuse(
+                ErrorCode::InvalidJson,
+                "missing field `readings`".into(),
+            ));
+        }
     };
     if let Some(k) = obj.keys().next() {
         return Err(refuse(
@@ -141,26 +171,43 @@ fn parse_object(mut obj: Map<String, Value>, limits: &ParseLimits) -> Result<Dev
     let readings = readings
         .into_iter()
         .enumerate()
-        .map(|(i, r)| parse_reading(r, device.as_ref(), limits).map_err(|d| refuse(ErrorCode::InvalidReading, field_path(&format!("readings[{i}]"), &d))))
+        .map(|(i, r)| {
+            parse_reading(r, device.as_ref(), limits).map_err(|d| {
+                refuse(
+                    ErrorCode::InvalidReading,
+                    field_path(&format!("readings[{i}]"), &d),
+                )
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok(DeviceMessage { id, readings })
 }
 
 fn check_count(n: usize, limits: &ParseLimits) -> Result<(), (ErrorCode, String)> {
     if n == 0 {
-        return Err((ErrorCode::InvalidReading, "readings: at least one reading is required".into()));
+        return Err((
+            ErrorCode::InvalidReading,
+            "readings: at least one reading is required".into(),
+        ));
     }
     if n > limits.max_readings {
         return Err((
             ErrorCode::TooManyReadings,
-            format!("readings: {n} readings; at most {} per message", limits.max_readings),
+            format!(
+                "readings: {n} readings; at most {} per message",
+                limits.max_readings
+            ),
         ));
     }
     Ok(())
 }
 
 /// Parses one reading object; the error is the field path suffix and reason.
-fn parse_reading(v: Value, default_device: Option<&DeviceName>, limits: &ParseLimits) -> Result<DeviceReading, String> {
+fn parse_reading(
+    v: Value,
+    default_device: Option<&DeviceName>,
+    limits: &ParseLimits,
+) -> Result<DeviceReading, String> {
     let Value::Object(mut o) = v else {
         return Err(": expected an object".into());
     };
@@ -194,9 +241,20 @@ fn parse_reading(v: Value, default_device: Option<&DeviceName>, limits: &ParseLi
         Some(_) => return Err("device: expected a string".into()),
     };
     if let Some(k) = o.keys().next() {
-        return Err(format!("{}: unknown field; expected sensor, value, ts, unit, device", clip(k)));
+        return Err(format!(
+            "{}: unknown field; expected sensor, value, ts, unit, device",
+            clip(k)
+        ));
     }
-    Ok(DeviceReading { device, reading: Reading { sensor, value, ts, unit } })
+    Ok(DeviceReading {
+        device,
+        reading: Reading {
+            sensor,
+            value,
+            ts,
+            unit,
+        },
+    })
 }
 
 fn finite(v: &Value) -> Option<f64> {
@@ -222,7 +280,11 @@ const SENML_RELATIVE_LIMIT: f64 = 268_435_456.0;
 
 /// Parses a SenML pack (RFC 8428): base fields carry over to later records.
 fn parse_senml(records: Vec<Value>, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
-    let refuse = |code, detail: String| Refusal { id: None, code, detail };
+    let refuse = |code, detail: String| Refusal {
+        id: None,
+        code,
+        detail,
+    };
     check_count(records.len(), limits).map_err(|(c, d)| refuse(c, d))?;
     let (mut bn, mut bt, mut bu) = (String::new(), 0.0f64, None::<String>);
     let mut readings = Vec::with_capacity(records.len());
@@ -235,39 +297,88 @@ fn parse_senml(records: Vec<Value>, limits: &ParseLimits) -> Result<DeviceMessag
         let (mut t, mut u, mut v) = (0.0f64, None, None);
         for (k, val) in o {
             match k.as_str() {
-                "bn" => bn = val.as_str().ok_or_else(|| bad("bn: expected a string".into()))?.to_owned(),
-                "bt" => bt = finite(&val).ok_or_else(|| bad("bt: expected a finite number".into()))?,
-                "bu" => bu = Some(val.as_str().ok_or_else(|| bad("bu: expected a string".into()))?.to_owned()),
+                "bn" => {
+                    bn = val
+                        .as_str()
+                        .ok_or_else(|| bad("bn: expected a string".into()))?
+                        .to_owned()
+                }
+                "bt" => {
+                    bt = finite(&val).ok_or_else(|| bad("bt: expected a finite number".into()))?
+                }
+                "bu" => {
+                    bu = Some(
+                        val.as_str()
+                            .ok_or_else(|| bad("bu: expected a string".into()))?
+                            .to_owned(),
+                    )
+                }
                 "bver" => {}
-                "n" => name = Some(val.as_str().ok_or_else(|| bad("n: expected a string".into()))?.to_owned()),
+                "n" => {
+                    name = Some(
+                        val.as_str()
+                            .ok_or_else(|| bad("n: expected a string".into()))?
+                            .to_owned(),
+                    )
+                }
                 "t" => t = finite(&val).ok_or_else(|| bad("t: expected a finite number".into()))?,
-                "u" => u = Some(val.as_str().ok_or_else(|| bad("u: expected a string".into()))?.to_owned()),
-                "v" => v = Some(finite(&val).ok_or_else(|| bad("v: expected a finite number".into()))?),
-                "vs" | "vb" | "vd" | "s" => return Err(bad(format!("{k}: only numeric values (`v`) are supported"))),
+                "u" => {
+                    u = Some(
+                        val.as_str()
+                            .ok_or_else(|| bad("u: expected a string".into()))?
+                            .to_owned(),
+                    )
+                }
+                "v" => {
+                    v = Some(finite(&val).ok_or_else(|| bad("v: expected a finite number".into()))?)
+                }
+                "vs" | "vb" | "vd" | "s" => {
+                    return Err(bad(format!("{k}: only numeric values (`v`) are supported")));
+                }
                 other => return Err(bad(format!("{}: unknown SenML field", clip(other)))),
             }
         }
         let full = format!("{bn}{}", name.as_deref().unwrap_or(""));
-        let sensor = SensorName::parse(&full).map_err(|e| bad(format!("n: record name {:?} {e}", clip(&full))))?;
+        let sensor = SensorName::parse(&full)
+            .map_err(|e| bad(format!("n: record name {:?} {e}", clip(&full))))?;
         let value = v.ok_or_else(|| bad("v: missing".into()))?;
         let abs = bt + t;
         let ts = if abs == 0.0 {
             limits.now
         } else if abs.abs() < SENML_RELATIVE_LIMIT {
-            limits.now.saturating_add(Duration::from_secs_f64(abs.max(0.0))).saturating_sub(Duration::from_secs_f64((-abs).max(0.0)))
+            limits
+                .now
+                .saturating_add(Duration::from_secs_f64(abs.max(0.0)))
+                .saturating_sub(Duration::from_secs_f64((-abs).max(0.0)))
         } else {
             Timestamp::from_unix_seconds(abs).map_err(|e| bad(format!("t: {e}")))?
         };
         check_ts(ts, limits).map_err(|e| bad(format!("t: {e}")))?;
-        let unit = u.or_else(|| bu.clone()).map(|s| Unit::parse(&s)).transpose().map_err(|e| bad(format!("u: {e}")))?;
-        readings.push(DeviceReading { device: None, reading: Reading { sensor, value, ts, unit } });
+        let unit = u
+            .or_else(|| bu.clone())
+            .map(|s| Unit::parse(&s))
+            .transpose()
+            .map_err(|e| bad(format!("u: {e}")))?;
+        readings.push(DeviceReading {
+            device: None,
+            reading: Reading {
+                sensor,
+                value,
+                ts,
+                unit,
+            },
+        });
     }
     Ok(DeviceMessage { id: None, readings })
 }
 
 /// `readings[1]` + `value: ...` → `readings[1].value: ...`; `: ...` appends directly.
 fn field_path(prefix: &str, detail: &str) -> String {
-    if detail.starts_with(':') { format!("{prefix}{detail}") } else { format!("{prefix}.{detail}") }
+    if detail.starts_with(':') {
+        format!("{prefix}{detail}")
+    } else {
+        format!("{prefix}.{detail}")
+    }
 }
 
 fn clip(s: &str) -> String {

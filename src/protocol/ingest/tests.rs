@@ -25,7 +25,14 @@ fn parses_the_contract_example() {
     assert_eq!(m.id, Some(17));
     assert_eq!(m.readings.len(), 2);
     let r = &m.readings[0].reading;
-    assert_eq!((r.sensor.as_str(), r.value, r.unit.as_ref().map(Unit::as_str)), ("temperature", 21.5, Some("Cel")));
+    assert_eq!(
+        (
+            r.sensor.as_str(),
+            r.value,
+            r.unit.as_ref().map(Unit::as_str)
+        ),
+        ("temperature", 21.5, Some("Cel"))
+    );
     assert_eq!(r.ts.to_rfc3339(), "2026-11-21T10:00:00.250000Z");
     assert_eq!(m.readings[1].reading.ts, r.ts);
 }
@@ -42,32 +49,99 @@ fn each_refusal_has_the_contract_code_and_names_the_field() {
     let cases = [
         ("{", ErrorCode::InvalidJson, "EOF"),
         ("42", ErrorCode::InvalidJson, "expected a JSON object"),
-        (r#"{"id":1}"#, ErrorCode::InvalidJson, "missing field `readings`"),
-        (r#"{"id":-1,"readings":[]}"#, ErrorCode::InvalidJson, "id: expected an unsigned"),
-        (r#"{"id":1,"readings":[],"x":1}"#, ErrorCode::InvalidJson, "unknown field `x`"),
-        (r#"{"id":1,"readings":[]}"#, ErrorCode::InvalidReading, "at least one"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":"1"}]}"#, ErrorCode::InvalidReading, "readings[0].value: expected a finite number"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":1},{"sensor":"t"}]}"#, ErrorCode::InvalidReading, "readings[1].value: missing"),
-        (r#"{"id":1,"readings":[{"sensor":"a b","value":1}]}"#, ErrorCode::InvalidReading, "readings[0].sensor: contains ' '"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":1,"ts":"yesterday"}]}"#, ErrorCode::InvalidReading, "readings[0].ts:"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":1,"ts":900000000}]}"#, ErrorCode::InvalidReading, "before 2000-01-01"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":1,"ts":"2026-11-21T12:06:00Z"}]}"#, ErrorCode::InvalidReading, "ahead of the hub's clock"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":1,"unit":"abcdefghijklmnopq"}]}"#, ErrorCode::InvalidReading, "readings[0].unit:"),
-        (r#"{"id":1,"readings":[{"sensor":"t","value":1,"vaule":2}]}"#, ErrorCode::InvalidReading, "readings[0].vaule: unknown field"),
-        (r#"{"id":1,"readings":[7]}"#, ErrorCode::InvalidReading, "readings[0]: expected an object"),
-        (r#"[{"n":"t"}]"#, ErrorCode::InvalidReading, "[0].v: missing"),
-        (r#"[{"n":"t","vs":"on"}]"#, ErrorCode::InvalidReading, "only numeric"),
+        (
+            r#"{"id":1}"#,
+            ErrorCode::InvalidJson,
+            "missing field `readings`",
+        ),
+        (
+            r#"{"id":-1,"readings":[]}"#,
+            ErrorCode::InvalidJson,
+            "id: expected an unsigned",
+        ),
+        (
+            r#"{"id":1,"readings":[],"x":1}"#,
+            ErrorCode::InvalidJson,
+            "unknown field `x`",
+        ),
+        (
+            r#"{"id":1,"readings":[]}"#,
+            ErrorCode::InvalidReading,
+            "at least one",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":"1"}]}"#,
+            ErrorCode::InvalidReading,
+            "readings[0].value: expected a finite number",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":1},{"sensor":"t"}]}"#,
+            ErrorCode::InvalidReading,
+            "readings[1].value: missing",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"a b","value":1}]}"#,
+            ErrorCode::InvalidReading,
+            "readings[0].sensor: contains ' '",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":1,"ts":"yesterday"}]}"#,
+            ErrorCode::InvalidReading,
+            "readings[0].ts:",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":1,"ts":900000000}]}"#,
+            ErrorCode::InvalidReading,
+            "before 2000-01-01",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":1,"ts":"2026-11-21T12:06:00Z"}]}"#,
+            ErrorCode::InvalidReading,
+            "ahead of the hub's clock",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":1,"unit":"abcdefghijklmnopq"}]}"#,
+            ErrorCode::InvalidReading,
+            "readings[0].unit:",
+        ),
+        (
+            r#"{"id":1,"readings":[{"sensor":"t","value":1,"vaule":2}]}"#,
+            ErrorCode::InvalidReading,
+            "readings[0].vaule: unknown field",
+        ),
+        (
+            r#"{"id":1,"readings":[7]}"#,
+            ErrorCode::InvalidReading,
+            "readings[0]: expected an object",
+        ),
+        (
+            r#"[{"n":"t"}]"#,
+            ErrorCode::InvalidReading,
+            "[0].v: missing",
+        ),
+        (
+            r#"[{"n":"t","vs":"on"}]"#,
+            ErrorCode::InvalidReading,
+            "only numeric",
+        ),
     ];
     for (text, code, detail) in cases {
         let r = refusal(text);
         assert_eq!(r.code, code, "{text}: {r:?}");
-        assert!(r.detail.contains(detail), "{text}: {:?} lacks {detail:?}", r.detail);
+        assert!(
+            r.detail.contains(detail),
+            "{text}: {:?} lacks {detail:?}",
+            r.detail
+        );
     }
 }
 
 #[test]
 fn refusals_echo_the_id_once_it_was_read() {
-    assert_eq!(refusal(r#"{"id":9,"readings":[{"sensor":"t"}]}"#).id, Some(9));
+    assert_eq!(
+        refusal(r#"{"id":9,"readings":[{"sensor":"t"}]}"#).id,
+        Some(9)
+    );
     assert_eq!(refusal(r#"{"id":9,"readings":[{"sensor":"t"}"#).id, None);
 }
 
@@ -81,9 +155,22 @@ fn too_many_readings_is_its_own_code() {
 
 #[test]
 fn non_finite_spellings_are_refused() {
-    for v in ["NaN", "Infinity", "-Infinity", "1e400", "\"NaN\"", "null", "true"] {
-        let r = refusal(&format!(r#"{{"id":1,"readings":[{{"sensor":"t","value":{v}}}]}}"#));
-        assert!(matches!(r.code, ErrorCode::InvalidJson | ErrorCode::InvalidReading), "{v}");
+    for v in [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e400",
+        "\"NaN\"",
+        "null",
+        "true",
+    ] {
+        let r = refusal(&format!(
+            r#"{{"id":1,"readings":[{{"sensor":"t","value":{v}}}]}}"#
+        ));
+        assert!(
+            matches!(r.code, ErrorCode::InvalidJson | ErrorCode::InvalidReading),
+            "{v}"
+        );
     }
 }
 
@@ -94,7 +181,11 @@ fn gateway_device_applies_to_all_readings_unless_a_reading_overrides_it() {
         &limits(),
     )
     .unwrap();
-    let devs: Vec<_> = m.readings.iter().map(|r| r.device.as_ref().unwrap().as_str()).collect();
+    let devs: Vec<_> = m
+        .readings
+        .iter()
+        .map(|r| r.device.as_ref().unwrap().as_str())
+        .collect();
     assert_eq!(devs, ["pump-1", "pump-2"]);
 }
 
@@ -119,15 +210,39 @@ fn senml_base_fields_carry_over() {
 #[test]
 fn senml_small_times_are_relative_to_now() {
     let m = parse_message(r#"[{"n":"t","v":1,"t":-10}]"#, &limits()).unwrap();
-    assert_eq!(m.readings[0].reading.ts.as_micros(), limits().now.as_micros() - 10_000_000);
+    assert_eq!(
+        m.readings[0].reading.ts.as_micros(),
+        limits().now.as_micros() - 10_000_000
+    );
 }
 
 #[test]
 fn replies_serialize_as_in_the_contract() {
-    assert_eq!(Reply::Ack { ack: Some(17), stored: 2 }.to_json(), r#"{"ack":17,"stored":2}"#);
-    assert_eq!(Reply::Ack { ack: None, stored: 1 }.to_json(), r#"{"ack":null,"stored":1}"#);
-    let n = Reply::Nack { nack: Some(17), error: ErrorCode::InvalidReading, detail: "x".into() };
-    assert_eq!(n.to_json(), r#"{"nack":17,"error":"invalid_reading","detail":"x"}"#);
+    assert_eq!(
+        Reply::Ack {
+            ack: Some(17),
+            stored: 2
+        }
+        .to_json(),
+        r#"{"ack":17,"stored":2}"#
+    );
+    assert_eq!(
+        Reply::Ack {
+            ack: None,
+            stored: 1
+        }
+        .to_json(),
+        r#"{"ack":null,"stored":1}"#
+    );
+    let n = Reply::Nack {
+        nack: Some(17),
+        error: ErrorCode::InvalidReading,
+        detail: "x".into(),
+    };
+    assert_eq!(
+        n.to_json(),
+        r#"{"nack":17,"error":"invalid_reading","detail":"x"}"#
+    );
 }
 
 proptest! {
@@ -162,16 +277,41 @@ fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| serde_json::json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| serde_json::json!(f)),
         any::<i64>().prop_map(|i| serde_json::json!(i)),
-        prop_oneof![Just("sensor"), Just("value"), Just("ts"), Just("readings"), Just("id"), Just("t"), Just("x y")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("sensor"),
+            Just("value"),
+            Just("ts"),
+            Just("readings"),
+            Just("id"),
+            Just("t"),
+            Just("x y")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
             prop::collection::vec(
-                (prop_oneof![Just("id"), Just("readings"), Just("sensor"), Just("value"), Just("ts"), Just("unit"), Just("device"), Just("n"), Just("v"), Just("bn"), Just("bt")], inner),
+                (
+                    prop_oneof![
+                        Just("id"),
+                        Just("readings"),
+                        Just("sensor"),
+                        Just("value"),
+                        Just("ts"),
+                        Just("unit"),
+                        Just("device"),
+                        Just("n"),
+                        Just("v"),
+                        Just("bn"),
+                        Just("bt")
+                    ],
+                    inner
+                ),
                 0..6
             )
             .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
