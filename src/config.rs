@@ -25,6 +25,8 @@ pub struct Settings {
     pub writer: WriterSettings,
     pub live: LiveSettings,
     pub http: HttpSettings,
+    /// `[mqtt]`: absent means no MQTT (see [`crate::mqtt::MqttSettings`]).
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,13 +282,19 @@ impl Settings {
         {
             return bad("server.max_connections, http.max_points and http.max_buckets must be ≥ 1");
         }
+        if let Some(m) = &self.mqtt {
+            m.validate(&self.ingest).map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 
-    /// The effective configuration as TOML, with secrets (database password) hidden.
+    /// The effective configuration as TOML, with secrets (database and broker passwords) hidden.
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
+        if let Some(m) = &mut s.mqtt {
+            m.redact();
+        }
         toml::to_string_pretty(&s).expect("settings serialize")
     }
 }
@@ -294,7 +302,7 @@ impl Settings {
 /// Only the variables that name a settings section: test and tool variables such as
 /// `TELEHUB_TEST_PG` share the prefix but are not configuration.
 fn telehub_env() -> config::Map<String, String> {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 8] = [
         "SERVER__",
         "TLS__",
         "DATABASE__",
@@ -302,6 +310,7 @@ fn telehub_env() -> config::Map<String, String> {
         "WRITER__",
         "LIVE__",
         "HTTP__",
+        "MQTT__",
     ];
     std::env::vars()
         .filter(|(k, _)| {

@@ -3,7 +3,8 @@
 //! The path of a reading, module by module:
 //! socket ([`server::ingest`]) → parse ([`protocol::ingest`] into [`domain`] types)
 //! → authorise (gateway rules, [`auth`]) → storage writer ([`storage::writer`], group
-//! commit into [`storage`]: SQLite or PostgreSQL) → ack → live fan-out ([`live`]).
+//! commit into [`storage`]: SQLite or PostgreSQL) → ack → live fan-out ([`live`]) and
+//! MQTT egress ([`mqtt`]). MQTT ingest enters the same path at [`server::ingest::accept_message`].
 //!
 //! | module | owns |
 //! |---|---|
@@ -14,6 +15,7 @@
 //! | [`storage`] | registry, series, readings; the writer task |
 //! | [`server`] | listener, TLS, HTTP API, device sockets, sessions |
 //! | [`live`] | dashboard fan-out and sockets |
+//! | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
 //! | [`dashboard`] | the embedded web page |
 //! | [`metrics`] | Prometheus registry |
 //! | [`cli`] | the `telehub` command line |
@@ -25,6 +27,7 @@ pub mod dashboard;
 pub mod domain;
 pub mod live;
 pub mod metrics;
+pub mod mqtt;
 pub mod protocol;
 pub mod server;
 pub mod storage;

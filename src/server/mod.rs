@@ -39,6 +39,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
     #[error(
         "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
     )]
@@ -56,6 +58,8 @@ pub struct HubState {
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
+    /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
+    pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -124,6 +128,15 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         status_tx.subscribe(),
         shutdown.clone(),
     );
+    let mqtt = match &settings.mqtt {
+        Some(m) => Some(crate::mqtt::prepare(
+            m,
+            committed_tx.subscribe(),
+            status_tx.subscribe(),
+        )?),
+        None => None,
+    };
+    let (mqtt_handle, mqtt) = mqtt.unzip();
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
         settings,
@@ -131,9 +144,11 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         writer,
         metrics,
         live,
+        mqtt: mqtt_handle,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
     });
+    let mqtt = mqtt.map(|m| m.spawn(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
         state.sessions.clone(),
@@ -158,6 +173,9 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         }
         close_writer.cancel();
         let _ = writer_task.await;
+        if let Some(m) = mqtt {
+            m.finish(serve_state.settings.server.shutdown_grace).await;
+        }
         let _ = watcher.await;
         store.close().await;
         tracing::info!("hub stopped");
