@@ -2,7 +2,7 @@
 # Installs the system packages the tests use, only when missing (fast when present).
 set -euo pipefail
 need=()
-for pkg in socat chromium postgresql-client mosquitto-clients sqlite3 nodejs npm; do
+for pkg in socat chromium postgresql-client mosquitto mosquitto-clients sqlite3 nodejs npm; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -346,6 +346,26 @@ mod tests {
     }
 
     #[test]
+    fn an_mqtt_section_enables_mqtt_and_its_password_is_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "[mqtt]\nurl = \"mqtts://broker:8883\"\nusername = \"hub\"\npassword = \"s3cret\"\ncluster = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let m = s.mqtt.as_ref().expect("[mqtt] present");
+        assert!(m.cluster);
+        assert_eq!(m.ingest_topic, "telehub/ingest/+");
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("s3cret") && printed.contains("password = \"***\""));
+        std::fs::write(&f, "[mqtt]\nurl = \"http://broker\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("mqtt://"), "{e}");
+    }
+
+    #[test]
     fn file_values_override_defaults_and_flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t.toml");

@@ -91,6 +91,7 @@ pub async fn run(
                 metrics.mqtt.connected.set(1);
                 status.send_replace(BrokerStatus {
                     connected: true,
+                    subscribed: false,
                     detail: format!("connected to {}", s.url),
                 });
                 // Straight into the event loop's own queue, ahead of waiting publishes:
@@ -108,6 +109,8 @@ pub async fn run(
                         "mqtt: the broker refused a subscription ({:?}); check its ACL for the hub's user and that it supports $share/ subscriptions",
                         routes.ingest_filter.as_ref().map(|f| &f.0)
                     );
+                } else {
+                    status.send_modify(|st| st.subscribed = true);
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
@@ -119,6 +122,7 @@ pub async fn run(
                 failures += 1;
                 status.send_replace(BrokerStatus {
                     connected: false,
+                    subscribed: false,
                     detail: format!("{}: {}; reconnecting", s.url, explain(&e)),
                 });
                 if was_connected || failures == 1 {
@@ -138,6 +142,7 @@ pub async fn run(
     metrics.mqtt.connected.set(0);
     status.send_replace(BrokerStatus {
         connected: false,
+        subscribed: false,
         detail: "disconnected: the hub is shutting down".into(),
     });
 }

@@ -59,6 +59,8 @@ pub enum MqttError {
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerStatus {
     pub connected: bool,
+    /// The broker has confirmed the hub's subscriptions (ingest, cluster) on this connection.
+    pub subscribed: bool,
     /// `mqtt://host:port`, and the last error while disconnected.
     pub detail: String,
 }
@@ -75,6 +77,10 @@ pub struct MqttHandle {
 impl MqttHandle {
     pub fn broker(&self) -> BrokerStatus {
         self.status.borrow().clone()
+    }
+    /// Waits until the broker status satisfies `f` (for example, subscribed).
+    pub async fn wait_until(&self, f: impl FnMut(&BrokerStatus) -> bool) {
+        let _ = self.status.clone().wait_for(f).await;
     }
     /// Whether `device` is online on another hub of the cluster.
     pub fn online_elsewhere(&self, device: &str) -> bool {
@@ -106,6 +112,7 @@ pub fn prepare(
     let (client, eventloop) = options::client(settings, &hub_id)?;
     let (status, status_rx) = watch::channel(BrokerStatus {
         connected: false,
+        subscribed: false,
         detail: format!("connecting to {}", settings.url),
     });
     let presence = Arc::new(Presence::default());

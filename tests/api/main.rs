@@ -7,5 +7,6 @@ mod cli;
 mod http;
 mod ingest;
 mod live;
+mod mqtt;
 mod shutdown;
 mod tls;
