@@ -66,15 +66,25 @@ async fn add_device(
     body: Result<Json<NewDevice>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let name = DeviceName::parse(&req.name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
+    let name =
+        DeviceName::parse(&req.name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
     let targets = req
         .gateway_for
         .iter()
-        .map(|t| DeviceName::parse(t).map_err(|e| ApiError::bad_request(format!("gateway_for: {t:?} {e}"))))
+        .map(|t| {
+            DeviceName::parse(t)
+                .map_err(|e| ApiError::bad_request(format!("gateway_for: {t:?} {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     match hub.store.add_device(&name, &targets).await {
-        Ok(token) => Ok((axum::http::StatusCode::CREATED, Json(serde_json::json!({"name": name, "token": token}))).into_response()),
-        Err(e @ (StorageError::DeviceExists(_) | StorageError::NoSuchDevice(_))) => Err(ApiError::bad_request(e.to_string())),
+        Ok(token) => Ok((
+            axum::http::StatusCode::CREATED,
+            Json(serde_json::json!({"name": name, "token": token})),
+        )
+            .into_response()),
+        Err(e @ (StorageError::DeviceExists(_) | StorageError::NoSuchDevice(_))) => {
+            Err(ApiError::bad_request(e.to_string()))
+        }
         Err(e) => Err(e.into()),
     }
 }

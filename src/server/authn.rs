@@ -71,7 +71,9 @@ impl FromRequestParts<Arc<HubState>> for Admin {
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
         let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
         if !matches!(p, Principal::Admin { .. }) {
-            return Err(ApiError::forbidden("managing devices needs an admin token (`telehub token add NAME --role admin`)"));
+            return Err(ApiError::forbidden(
+                "managing devices needs an admin token (`telehub token add NAME --role admin`)",
+            ));
         }
         Ok(Admin(p))
     }
