@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment files with the tools this machine has; what cannot be checked
 # here is reported as skipped, never as passed.
-#   deploy/validate.sh              (builds the hub if target/release/telehub is missing)
+#   deploy/validate.sh              (builds the hub if target/release/telehub is missing;
+#                                    TELEHUB_BIN=path/to/telehub uses that binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pass=0 fail=0 skip=0
@@ -55,7 +56,7 @@ else
 fi
 
 # 3. The example configuration parses and validates, and the compose environment too.
-hub="${CARGO_TARGET_DIR:-target}/release/telehub"
+hub="${TELEHUB_BIN:-${CARGO_TARGET_DIR:-target}/release/telehub}"
 [ -x "$hub" ] || cargo build --release --quiet --bin telehub
 if out="$("$hub" serve --config deploy/telehub.toml --print-config 2>&1)"; then
   ok "deploy/telehub.toml is a valid configuration"

@@ -26,6 +26,7 @@ pub struct Routes {
     own_cluster_topic: String,
     ingest: mpsc::Sender<Publish>,
     cluster: mpsc::Sender<Publish>,
+    log: super::LogLimiter,
 }
 
 impl Routes {
@@ -50,6 +51,7 @@ impl Routes {
             own_cluster_topic: super::cluster::topic(&s.cluster_topic, hub_id),
             ingest,
             cluster,
+            log: super::LogLimiter::default(),
         }
     }
 
@@ -70,7 +72,7 @@ impl Routes {
 /// Runs until the outbox's DISCONNECT goes out, or `hard_stop`.
 pub async fn run(
     mut eventloop: EventLoop,
-    routes: Routes,
+    mut routes: Routes,
     s: MqttSettings,
     status: watch::Sender<BrokerStatus>,
     metrics: Arc<Metrics>,
@@ -101,7 +103,7 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Incoming::Publish(p))) => {
-                route(&routes, &mut eventloop, &metrics, p)
+                route(&mut routes, &mut eventloop, &metrics, p)
             }
             Ok(Event::Incoming(Incoming::SubAck(ack))) => {
                 if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
@@ -148,7 +150,7 @@ pub async fn run(
 }
 
 /// Hands a publish to its consumer without waiting; full or absent consumers drop it.
-fn route(routes: &Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: Publish) {
+fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: Publish) {
     if routes.cluster_filter.is_some()
         && rumqttc::matches(&p.topic, routes.cluster_filter.as_ref().expect("checked"))
     {
@@ -165,7 +167,9 @@ fn route(routes: &Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: Publi
     if let Err(e) = routes.ingest.try_send(p) {
         let p = e.into_inner();
         metrics.mqtt.refuse("queue_full");
-        tracing::warn!(topic = %p.topic, "mqtt: ingest queue full; message dropped (raise mqtt.ingest_queue, or lower the broker's max_inflight_messages)");
+        if routes.log.allow() {
+            tracing::warn!(topic = %p.topic, suppressed = routes.log.take_suppressed(), "mqtt: ingest queue full; message dropped (storage is slower than the broker: raise mqtt.ingest_queue for bursts, or add hubs)");
+        }
         // Acknowledge anyway, or the broker's in-flight window would shrink for good.
         match p.qos {
             QoS::AtMostOnce => {}
