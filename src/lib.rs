@@ -4,7 +4,7 @@
 //! socket ([`server::ingest`]) → parse ([`protocol::ingest`] into [`domain`] types)
 //! → authorise (gateway rules, [`auth`]) → storage writer ([`storage::writer`], group
 //! commit into [`storage`]: SQLite or PostgreSQL) → ack → live fan-out ([`live`]) and
-//! MQTT egress ([`mqtt`]). MQTT ingest enters the same path at [`server::ingest::accept_message`].
+//! MQTT egress ([`mqtt`]). MQTT ingest takes the same checks ([`server::ingest::check_message`]) and writer.
 //!
 //! | module | owns |
 //! |---|---|

@@ -170,7 +170,8 @@ fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: P
         if routes.log.allow() {
             tracing::warn!(topic = %p.topic, suppressed = routes.log.take_suppressed(), "mqtt: ingest queue full; message dropped (storage is slower than the broker: raise mqtt.ingest_queue for bursts, or add hubs)");
         }
-        // Acknowledge anyway, or the broker's in-flight window would shrink for good.
+        // Acknowledge anyway: an unacknowledged message would hold a slot of the broker's
+        // in-flight window until the next reconnect.
         match p.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => eventloop

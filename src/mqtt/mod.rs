@@ -5,7 +5,7 @@
 //! | task | owns | receives | sends |
 //! |---|---|---|---|
 //! | [`connection`] | rumqttc's event loop, the broker status | packets from the broker | ingest publishes → ingest worker (`ingest_queue`, drop and count when full); cluster publishes → cluster inbox (same) |
-//! | [`ingest`] worker | the device cache, messages being stored | ingest publishes | readings → the storage writer ([`crate::server::ingest::accept_message`]); acks → broker once stored |
+//! | [`ingest`] worker | the device cache, messages being stored | ingest publishes | readings, checked by [`crate::server::ingest::check_message`] → the storage writer; acks → broker once stored |
 //! | [`outbox`] | the outgoing queue (`publish_queue`, oldest dropped and counted) | committed batches and status events (broadcasts from the writer and the session registry) | egress and cluster publishes → broker |
 //! | [`cluster`] inbox | other hubs' presence ([`Presence`]) | cluster publishes | readings and status → the live fan-out |
 //!
@@ -19,11 +19,11 @@
 //! the last commits stored, says goodbye to the cluster, and disconnects.
 
 pub mod cluster;
-mod connection;
+pub mod connection;
 mod devices;
 pub mod ingest;
 mod options;
-mod outbox;
+pub mod outbox;
 mod settings;
 
 pub use cluster::Presence;

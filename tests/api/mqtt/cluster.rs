@@ -139,6 +139,8 @@ async fn two_hubs_share_the_live_stream_and_store_each_reading_once() {
     // Readings from a device on each hub, and from MQTT (a shared subscription: one hub
     // stores each message).
     let publisher = TestClient::connect(&url).await;
+    let mut egress = TestClient::connect(&url).await;
+    egress.subscribe(&format!("{p}/readings/#")).await;
     let t = base_ts();
     for i in 0..MESSAGES {
         send_json(&mut dev_a, &message(t, i)).await;
@@ -158,6 +160,16 @@ async fn two_hubs_share_the_live_stream_and_store_each_reading_once() {
         assert_eq!(seen.len(), n, "every reading arrived");
         assert!(seen.values().all(|c| *c == 1), "no reading arrived twice");
     }
+    // Egress: each reading published once, by the hub that stored it.
+    let mut published = HashMap::new();
+    for _ in 0..n {
+        let m = egress.next().await;
+        let body: Value = serde_json::from_slice(&m.payload).unwrap();
+        *published
+            .entry((m.topic, body["ts"].to_string()))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(published.len(), n, "every reading published, none twice");
     for dev in ["dev-a", "dev-b", "dev-m"] {
         let rows = count_rows(&a.db.url, dev).await;
         assert_eq!(rows.len(), MESSAGES * PER_MESSAGE, "{dev} stored once");
@@ -173,6 +185,11 @@ async fn two_hubs_share_the_live_stream_and_store_each_reading_once() {
         assert_eq!(m["readings"].as_array().map(Vec::len), Some(1), "{m}");
         assert_eq!(m["readings"][0]["value"], -1.0);
     }
+    let m = egress.next().await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&m.payload).unwrap()["value"],
+        -1.0
+    );
 
     // A device leaving hub A is seen offline on B; hub B leaving takes its devices offline.
     drop(dev_a);

@@ -34,6 +34,11 @@ async fn mqtt_messages_are_stored_once_and_bad_ones_are_refused_and_counted() {
     publisher.publish(&topic("ghost"), first.clone()).await;
     publisher.publish(&topic("old-1"), first.clone()).await;
     publisher.publish(&topic("-bad"), first.clone()).await;
+    // MQTT has no gateway tokens: a device may only send its own readings.
+    let for_other = json!({"readings": [{"device": "old-1", "sensor": "power", "value": 1.0}]});
+    publisher
+        .publish(&topic("meter-1"), for_other.to_string())
+        .await;
     let senml = json!([{"bn": "", "n": "energy", "v": 5.0, "t": t}]);
     publisher
         .publish(&topic("meter-1"), senml.to_string())
