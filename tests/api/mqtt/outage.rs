@@ -136,3 +136,84 @@ async fn the_hub_connects_over_tls_with_a_password_and_says_when_the_password_is
     assert_eq!(status, 200);
     assert_eq!(body["mqtt"]["connected"], false);
 }
+
+/// Turns connections to the test database off (`false`) or on, closing open ones.
+async fn allow_connections(db_url: &str, allow: bool) {
+    use sqlx::Connection;
+    let server = pg_server().expect("checked by the caller");
+    let name = db_url.rsplit('/').next().unwrap();
+    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+    let sql = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    if !allow {
+        let kill = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(kill))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_messages_wait_for_storage_to_come_back_and_are_stored_once() {
+    let url = need_mqtt!();
+    if pg_server().is_none() {
+        eprintln!("skipped: TELEHUB_TEST_PG is not set");
+        return;
+    }
+    let p = prefix();
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.mqtt = Some(hub_mqtt(&url, &p));
+        s.writer.retry_backoff = std::time::Duration::from_millis(100);
+        s.database.busy_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    broker_state(&app, |s| s.subscribed).await;
+    app.device("m1").await;
+    let viewer = app.viewer().await;
+    // A first message warms the device cache, so the outage hits the writer itself.
+    let publisher = TestClient::connect(&url).await;
+    let t = base_ts();
+    let msg = |v: f64, dt: f64| json!({"readings": [reading("flow", v, t + dt)]}).to_string();
+    publisher
+        .publish(&format!("{p}/ingest/m1"), msg(1.0, 0.0))
+        .await;
+    eventually("the first reading", || async {
+        (app.stored("m1").await.len() == 1).then_some(())
+    })
+    .await;
+
+    allow_connections(&app.db.url, false).await;
+    publisher
+        .publish(&format!("{p}/ingest/m1"), msg(2.0, 1.0))
+        .await;
+    // (`/metrics` needs a token, which needs storage: read the registry directly.)
+    let metrics = app.hub().state.metrics.clone();
+    eventually("a failed commit", || async {
+        (metrics.commit_failures.get() >= 1).then_some(())
+    })
+    .await;
+    let (status, _) = readyz(&app).await;
+    assert_eq!(status, 503, "storage down is not ready");
+    allow_connections(&app.db.url, true).await;
+
+    eventually("the held reading to be stored", || async {
+        (app.stored("m1").await.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric(&app, &viewer, "telehub_mqtt_ingested_total").await,
+        2.0
+    );
+    let unavailable = "telehub_mqtt_refused_total{reason=\"unavailable\"}";
+    assert_eq!(
+        metric(&app, &viewer, unavailable).await,
+        0.0,
+        "held, not refused"
+    );
+}
