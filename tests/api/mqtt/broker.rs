@@ -35,6 +35,17 @@ macro_rules! need_mqtt {
     };
 }
 
+/// Skips the test (returns) when no PostgreSQL server is configured.
+#[macro_export]
+macro_rules! need_pg {
+    () => {
+        if $crate::helpers::pg_server().is_none() {
+            eprintln!("skipped: TELEHUB_TEST_PG is not set");
+            return;
+        }
+    };
+}
+
 /// A topic prefix no other test uses.
 pub fn prefix() -> String {
     format!("t{}", rand_suffix())

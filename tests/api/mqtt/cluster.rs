@@ -3,7 +3,7 @@
 
 use super::broker::*;
 use crate::helpers::*;
-use crate::need_mqtt;
+use crate::{need_mqtt, need_pg};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use telehub::server::{self, RunningHub};
@@ -81,10 +81,7 @@ async fn online(hub: &RunningHub, viewer: &str, device: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hubs_share_the_live_stream_and_store_each_reading_once() {
     let url = need_mqtt!();
-    if pg_server().is_none() {
-        eprintln!("skipped: TELEHUB_TEST_PG is not set");
-        return;
-    }
+    need_pg!();
     let p = prefix();
     let mut a = spawn_app_with(Backend::Postgres, |s| {
         let mut m = hub_mqtt(&url, &p);

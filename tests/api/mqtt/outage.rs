@@ -3,7 +3,7 @@
 
 use super::broker::*;
 use crate::helpers::*;
-use crate::need_mqtt;
+use crate::{need_mqtt, need_pg};
 use serde_json::{Value, json};
 
 async fn readyz(app: &TestApp) -> (u16, Value) {
@@ -162,10 +162,7 @@ async fn allow_connections(db_url: &str, allow: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_messages_wait_for_storage_to_come_back_and_are_stored_once() {
     let url = need_mqtt!();
-    if pg_server().is_none() {
-        eprintln!("skipped: TELEHUB_TEST_PG is not set");
-        return;
-    }
+    need_pg!();
     let p = prefix();
     let app = spawn_app_with(Backend::Postgres, |s| {
         s.mqtt = Some(hub_mqtt(&url, &p));
