@@ -109,7 +109,8 @@ pub fn prepare(
     committed: broadcast::Receiver<CommittedBatch>,
     events: broadcast::Receiver<StatusEvent>,
 ) -> Result<(MqttHandle, Prepared), MqttError> {
-    let hub_id = format!("{:016x}", rand::random::<u64>());
+    // 12 hex digits: `telehub-<id>` stays within the 23 characters MQTT 3.1.1 guarantees for client ids.
+    let hub_id = format!("{:012x}", rand::random::<u64>() >> 16);
     let (client, eventloop) = options::client(settings, &hub_id)?;
     let (status, status_rx) = watch::channel(BrokerStatus {
         connected: false,
