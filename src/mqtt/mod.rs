@@ -152,6 +152,7 @@ impl Prepared {
         let (ingest_tx, ingest_rx) = mpsc::channel(s.ingest_queue);
         let (cluster_tx, cluster_rx) = mpsc::channel(s.ingest_queue);
         let routes = connection::Routes::new(s, &self.hub_id, ingest_tx, cluster_tx);
+        let status = self.status.subscribe();
         let connection = tokio::spawn(connection::run(
             self.eventloop,
             routes,
@@ -160,8 +161,6 @@ impl Prepared {
             hub.metrics.clone(),
             hard_stop.clone(),
         ));
-        let connected = hub_connected(&hub);
-        let status = connected.clone();
         if !s.ingest_topic.is_empty() {
             let worker = ingest::Worker::new(hub.clone(), self.client.clone(), s);
             hub.tasks.spawn(worker.run(ingest_rx));
@@ -177,7 +176,7 @@ impl Prepared {
         let outbox = tokio::spawn(outbox::Outbox::new(hub, self.client, s, self.hub_id).run(
             self.committed,
             self.events,
-            connected,
+            status.clone(),
         ));
         Running {
             outbox,
@@ -196,15 +195,6 @@ fn qos(level: u8) -> rumqttc::QoS {
         1 => rumqttc::QoS::AtLeastOnce,
         _ => rumqttc::QoS::ExactlyOnce,
     }
-}
-
-/// A receiver of the broker status, for the outbox (it announces presence on connect).
-fn hub_connected(hub: &HubState) -> watch::Receiver<BrokerStatus> {
-    hub.mqtt
-        .as_ref()
-        .expect("spawned only with MQTT configured")
-        .status
-        .clone()
 }
 
 impl Running {

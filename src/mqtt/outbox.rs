@@ -78,6 +78,7 @@ impl Outbox {
         let mut sending: Option<BoxFuture<'static, (Message, bool)>> = None;
         let mut presence = tokio::time::interval(self.presence_interval);
         let mut writer_open = true;
+        let mut connected = broker.borrow().connected;
         loop {
             if !writer_open && !broker.borrow().connected {
                 // Shutting down without a broker: nothing more can go out.
@@ -114,9 +115,12 @@ impl Outbox {
                     self.push_cluster(m);
                 }
                 Ok(()) = broker.changed(), if self.cluster.is_some() => {
-                    if broker.borrow_and_update().connected {
+                    // Announce this hub's devices on every (re)connect.
+                    let now = broker.borrow_and_update().connected;
+                    if now && !connected {
                         self.push_presence();
                     }
+                    connected = now;
                 }
                 _ = presence.tick(), if writer_open && self.cluster.is_some() => self.push_presence(),
                 (m, ok) = async { sending.as_mut().expect("checked").await }, if sending.is_some() => {
