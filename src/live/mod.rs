@@ -181,6 +181,11 @@ struct ReadingOut<'a> {
 
 /// Serializes each reading once and queues the shared bytes for every matching client.
 fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batch: &CommittedBatch) {
+    let anyone = |r: &Registry| r.clients.values().any(|c| !c.patterns.is_empty());
+    if !anyone(&registry.lock().expect("registry lock")) {
+        // No subscriber: skip serializing (MQTT- or bulk-only hubs spend nothing here).
+        return;
+    }
     let encoded: Vec<(&str, &str, Bytes)> = batch
         .iter()
         .map(|s| {
