@@ -12,7 +12,11 @@ skip() { echo "skipped: $*"; skip=$((skip + 1)); }
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 
 # 1. nginx: the site inside a minimal nginx.conf in a temporary prefix, with a throwaway
-#    certificate at the paths the site names.
+#    certificate at the paths the site names. Installed from Debian when missing (as root).
+if ! command -v nginx >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "installing nginx-light to check the site (apt-get)"
+  { apt-get install -y -qq nginx-light openssl || { apt-get update -qq && apt-get install -y -qq nginx-light openssl; }; } >/dev/null 2>&1 || true
+fi
 if command -v nginx >/dev/null && command -v openssl >/dev/null; then
   mkdir -p "$tmp/nginx/logs" "$tmp/nginx/certs"
   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=hub.example.com \
