@@ -3,6 +3,7 @@
 //! status for `/readyz`, and routes incoming publishes to the ingest worker or the
 //! cluster inbox. It never waits on another task: a full channel drops (and counts).
 
+use super::ingest::Received;
 use super::{BrokerStatus, MqttSettings};
 use crate::metrics::Metrics;
 use rand::Rng;
@@ -11,6 +12,7 @@ use rumqttc::{
     Subscribe, SubscribeFilter, SubscribeReasonCode,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -24,8 +26,10 @@ pub struct Routes {
     /// `<cluster_topic>/+` when cluster mode is on.
     cluster_filter: Option<String>,
     own_cluster_topic: String,
-    ingest: mpsc::Sender<Publish>,
+    ingest: mpsc::Sender<Received>,
     cluster: mpsc::Sender<Publish>,
+    /// Counts connections; ingest publishes carry the one they arrived on.
+    connection: Arc<AtomicU64>,
     log: super::LogLimiter,
 }
 
@@ -33,8 +37,9 @@ impl Routes {
     pub fn new(
         s: &MqttSettings,
         hub_id: &str,
-        ingest: mpsc::Sender<Publish>,
+        ingest: mpsc::Sender<Received>,
         cluster: mpsc::Sender<Publish>,
+        connection: Arc<AtomicU64>,
     ) -> Self {
         let ingest_filter = (!s.ingest_topic.is_empty()).then(|| {
             let f = if s.shared_group.is_empty() {
@@ -51,6 +56,7 @@ impl Routes {
             own_cluster_topic: super::cluster::topic(&s.cluster_topic, hub_id),
             ingest,
             cluster,
+            connection,
             log: super::LogLimiter::default(),
         }
     }
@@ -89,6 +95,7 @@ pub async fn run(
             Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                 tracing::info!(broker = %s.url, session_present = ack.session_present, "mqtt: connected");
                 failures = 0;
+                routes.connection.fetch_add(1, Ordering::AcqRel);
                 backoff = s.reconnect_min;
                 metrics.mqtt.connected.set(1);
                 status.send_replace(BrokerStatus {
@@ -164,8 +171,12 @@ fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: P
         tracing::debug!(topic = %p.topic, "mqtt: publish on a topic the hub did not subscribe to; ignored");
         return;
     }
-    if let Err(e) = routes.ingest.try_send(p) {
-        let p = e.into_inner();
+    let connection = routes.connection.load(Ordering::Acquire);
+    if let Err(e) = routes.ingest.try_send(Received {
+        connection,
+        publish: p,
+    }) {
+        let p = e.into_inner().publish;
         metrics.mqtt.refuse("queue_full");
         if routes.log.allow() {
             tracing::warn!(topic = %p.topic, suppressed = routes.log.take_suppressed(), "mqtt: ingest queue full; message dropped (storage is slower than the broker: raise mqtt.ingest_queue for bursts, or add hubs)");

@@ -28,6 +28,7 @@ use futures_util::{FutureExt, StreamExt};
 use rumqttc::{AsyncClient, Publish};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -44,12 +45,20 @@ enum Outcome {
 }
 
 /// Outcomes of messages handed over together, in arrival order.
-type Done = Vec<(Publish, Outcome)>;
+type Done = Vec<(Received, Outcome)>;
+
+/// An ingest publish and the broker connection (counted from 1) it arrived on: an
+/// acknowledgement only makes sense on that connection (after a reconnect the broker
+/// may reuse the packet id for another message).
+pub struct Received {
+    pub connection: u64,
+    pub publish: Publish,
+}
 
 /// Checked messages not yet handed to the writer.
 #[derive(Default)]
 struct Group {
-    messages: Vec<(Publish, DeviceRef, usize)>,
+    messages: Vec<(Received, DeviceRef, usize)>,
     rows: Vec<Row>,
 }
 
@@ -64,12 +73,19 @@ pub struct Worker {
     inflight: usize,
     group: Group,
     pending: FuturesOrdered<BoxFuture<'static, Done>>,
-    retry: VecDeque<(Publish, Option<DeviceRef>)>,
+    retry: VecDeque<(Received, Option<DeviceRef>)>,
+    /// The current broker connection.
+    connection: Arc<AtomicU64>,
     log: LogLimiter,
 }
 
 impl Worker {
-    pub fn new(hub: Arc<HubState>, client: AsyncClient, s: &MqttSettings) -> Self {
+    pub fn new(
+        hub: Arc<HubState>,
+        client: AsyncClient,
+        s: &MqttSettings,
+        connection: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             hub,
             client,
@@ -80,13 +96,14 @@ impl Worker {
             group: Group::default(),
             pending: FuturesOrdered::new(),
             retry: VecDeque::new(),
+            connection,
             log: LogLimiter::default(),
         }
     }
 
     /// Runs until the hub shuts down (or the connection task is gone), then finishes
     /// storing and acknowledging what it took, within the shutdown grace.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Publish>) {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Received>) {
         let shutdown = self.hub.shutdown.clone();
         let mut revocations = tokio::time::interval(self.revocation_check);
         let mut retry_at: Option<Instant> = None;
@@ -146,21 +163,21 @@ impl Worker {
 
     /// Checks topic, size, device and payload; adds the message to the group, or
     /// settles its outcome (after the group, to keep acknowledgements in order).
-    async fn accept(&mut self, p: Publish, known: Option<DeviceRef>) {
+    async fn accept(&mut self, p: Received, known: Option<DeviceRef>) {
         self.inflight += 1;
         let device = match known {
             Some(d) => d,
-            None => match self.device_of(&p).await {
+            None => match self.device_of(&p.publish).await {
                 Ok(d) => d,
                 Err(outcome) => return self.settle(p, outcome).await,
             },
         };
         let max = self.hub.settings.ingest.max_frame_bytes;
-        let text = match std::str::from_utf8(&p.payload) {
-            _ if p.payload.len() > max => {
+        let text = match std::str::from_utf8(&p.publish.payload) {
+            _ if p.publish.payload.len() > max => {
                 let detail = format!(
                     "{} bytes; at most {max} (ingest.max_frame_bytes)",
-                    p.payload.len()
+                    p.publish.payload.len()
                 );
                 return self.settle(p, refused("too_large", detail)).await;
             }
@@ -209,7 +226,7 @@ impl Worker {
     }
 
     /// Queues an outcome known now, after the messages already in the group.
-    async fn settle(&mut self, p: Publish, outcome: Outcome) {
+    async fn settle(&mut self, p: Received, outcome: Outcome) {
         self.flush().await;
         self.pending
             .push_back(futures_util::future::ready(vec![(p, outcome)]).boxed());
@@ -244,7 +261,8 @@ impl Worker {
     }
 
     /// Counts, logs and acknowledges a message stored or refused for good.
-    async fn finish(&mut self, p: &Publish, outcome: Outcome) {
+    async fn finish(&mut self, received: &Received, outcome: Outcome) {
+        let p = &received.publish;
         let m = &self.hub.metrics.mqtt;
         match outcome {
             Outcome::Stored(n) => {
@@ -257,6 +275,11 @@ impl Worker {
                     tracing::warn!(topic = %p.topic, reason, %detail, suppressed = self.log.take_suppressed(), "mqtt ingest: message refused, nothing stored");
                 }
             }
+        }
+        if received.connection != self.connection.load(Ordering::Acquire) {
+            // Received on an earlier connection: the broker sends it again (kept session)
+            // or has forgotten it (clean session); this packet id may now be another's.
+            return;
         }
         // Waits if the request channel is full; the event loop never waits on us.
         if self.client.ack(p).await.is_err() {

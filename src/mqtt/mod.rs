@@ -151,7 +151,8 @@ impl Prepared {
         let hard_stop = CancellationToken::new();
         let (ingest_tx, ingest_rx) = mpsc::channel(s.ingest_queue);
         let (cluster_tx, cluster_rx) = mpsc::channel(s.ingest_queue);
-        let routes = connection::Routes::new(s, &self.hub_id, ingest_tx, cluster_tx);
+        let conn = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let routes = connection::Routes::new(s, &self.hub_id, ingest_tx, cluster_tx, conn.clone());
         let status = self.status.subscribe();
         let connection = tokio::spawn(connection::run(
             self.eventloop,
@@ -162,7 +163,7 @@ impl Prepared {
             hard_stop.clone(),
         ));
         if !s.ingest_topic.is_empty() {
-            let worker = ingest::Worker::new(hub.clone(), self.client.clone(), s);
+            let worker = ingest::Worker::new(hub.clone(), self.client.clone(), s, conn);
             hub.tasks.spawn(worker.run(ingest_rx));
         }
         let inbox = s.cluster.then(|| {
