@@ -138,9 +138,11 @@ pub struct Presence {
 
 impl Presence {
     pub fn is_online(&self, device: &str) -> bool {
+        let Ok(device) = DeviceName::parse(device) else {
+            return false;
+        };
         let hubs = self.hubs.lock().expect("presence lock");
-        hubs.values()
-            .any(|h| h.online.iter().any(|d| d.as_str() == device))
+        hubs.values().any(|h| h.online.contains(&device))
     }
 }
 
