@@ -3,7 +3,7 @@
 //! with its RSS before. The hub is one process, so N is bounded by its open-file limit
 //! (`ulimit -n`; 20,000 on the reference machine).
 
-use super::hub::{HubProcess, hub_binary, telehub};
+use super::hub::{HubProcess, hub_binary, settings_env, telehub};
 use super::stats::{fmt, table};
 use anyhow::{Context, bail};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,6 +25,9 @@ pub struct ConnArgs {
     dir: PathBuf,
     #[arg(long)]
     hub_bin: Option<PathBuf>,
+    /// Hub settings for this measurement, e.g. `--set ingest.read_buffer_bytes=1024`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
     #[arg(long)]
     smoke: bool,
 }
@@ -53,7 +56,7 @@ pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
                 .await?
                 .trim()
                 .to_owned();
-            let hub = HubProcess::start(&bin, &db, &[]).await?;
+            let hub = HubProcess::start(&bin, &db, &settings_env(&a.settings)?).await?;
             let addr: SocketAddr = hub.addr.parse()?;
             // One socket first, so one-time allocations are not counted per socket.
             let warm = open(addr, Ipv4Addr::LOCALHOST, &token).await?;

@@ -47,10 +47,10 @@ pub struct HubProcess {
 
 impl HubProcess {
     /// Starts `telehub serve` on a free port with `env` settings; waits until it listens.
-    pub async fn start(bin: &Path, db: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub async fn start(bin: &Path, db: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -124,4 +124,27 @@ pub async fn fresh_pg(server: &str, name: &str) -> anyhow::Result<String> {
         .rsplit_once('/')
         .context("the PostgreSQL URL must end in /DBNAME")?;
     Ok(format!("{base}/{name}"))
+}
+
+/// `section.key=value` → `TELEHUB_SECTION__KEY=value` (the hub's environment overrides).
+pub fn settings_env(settings: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    settings
+        .iter()
+        .map(|s| {
+            let (key, value) = s
+                .split_once('=')
+                .with_context(|| format!("--set {s}: expected section.key=value"))?;
+            let (section, name) = key
+                .split_once('.')
+                .with_context(|| format!("--set {s}: expected section.key=value"))?;
+            Ok((
+                format!(
+                    "TELEHUB_{}__{}",
+                    section.to_uppercase(),
+                    name.to_uppercase()
+                ),
+                value.to_owned(),
+            ))
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 //! (SQLite: the `sqlite3` shell's `.import` into the same table layout, same pragmas, same
 //! disk; PostgreSQL: `psql \copy`) — the ceiling the hub is compared with.
 
-use super::hub::{HubProcess, fresh_pg, hub_binary, telehub};
+use super::hub::{HubProcess, fresh_pg, hub_binary, settings_env, telehub};
 use super::stats::{fmt, percentile, table};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -53,6 +53,9 @@ pub struct IngestArgs {
     pg: String,
     #[arg(long)]
     hub_bin: Option<PathBuf>,
+    /// Hub settings for this measurement, e.g. `--set writer.linger=2ms`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
     /// A few seconds' run that only checks everything works (CI).
     #[arg(long)]
     smoke: bool,
@@ -153,15 +156,12 @@ async fn one_run(a: &IngestArgs, bin: &Path, i: usize) -> anyhow::Result<RunResu
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(_, t)| t.to_owned()))
         .collect();
-    let hub = HubProcess::start(
-        bin,
-        &db,
-        &[(
-            "TELEHUB_DATABASE__SQLITE_SYNCHRONOUS",
-            &a.sqlite_synchronous,
-        )],
-    )
-    .await?;
+    let mut env = settings_env(&a.settings)?;
+    env.push((
+        "TELEHUB_DATABASE__SQLITE_SYNCHRONOUS".into(),
+        a.sqlite_synchronous.clone(),
+    ));
+    let hub = HubProcess::start(bin, &db, &env).await?;
     let (elapsed, mut latencies) = load(a, &hub.addr, &tokens).await?;
     hub.stop().await?;
     let total = (a.devices * a.messages * a.batch) as f64;
@@ -314,12 +314,17 @@ async fn sqlite_ceiling(a: &IngestArgs, dir: &Path) -> anyhow::Result<Duration> 
         csv.display()
     );
     let started = Instant::now();
-    let out = tokio::process::Command::new("sqlite3")
+    let mut child = tokio::process::Command::new("sqlite3")
         .arg(&db)
-        .arg(&script)
-        .output()
-        .await
-        .context("running sqlite3")?;
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running sqlite3 (apt-get install sqlite3)")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, script.as_bytes()).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
     let took = started.elapsed();
     if !out.status.success() {
         bail!("sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
