@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod http;
 mod ingest;
+mod limits;
 mod live;
 mod shutdown;
 mod tls;
