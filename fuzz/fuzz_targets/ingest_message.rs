@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use telehub::domain::Timestamp;
-use telehub::protocol::ingest::{ParseLimits, parse_message};
+use telehub_fuzz::domain::Timestamp;
+use telehub_fuzz::protocol::ingest::{ParseLimits, parse_message};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use telehub::protocol::live::{ClientCommand, parse_command};
+use telehub_fuzz::protocol::live::{ClientCommand, parse_command};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
