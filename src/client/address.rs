@@ -1,0 +1,242 @@
+//! Where the hub is and how to reach it: the `--hub` base address (§8), TLS, and
+//! opening one authenticated WebSocket.
+
+use super::{ClientConfig, ClientError};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+/// An open device socket.
+pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const INGEST_PATH: &str = "/v1/ingest";
+
+/// The ingest URL derived from a hub base address (§8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubAddress {
+    url: String,
+    tls: bool,
+}
+
+impl HubAddress {
+    /// `ws[s]://HOST:PORT[/prefix]` → `…/v1/ingest`; a URL already ending in
+    /// `/v1/ingest` is used as it is. `http(s)://` is taken as `ws(s)://`.
+    pub fn parse(s: &str) -> Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::Address {
+            address: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let s_trim = s.trim();
+        let (scheme, rest) = s_trim
+            .split_once("://")
+            .ok_or_else(|| bad("expected ws://HOST:PORT or wss://HOST:PORT"))?;
+        let (scheme, tls) = match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => ("ws", false),
+            "wss" | "https" => ("wss", true),
+            _ => return Err(bad("the scheme must be ws:// or wss://")),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(bad("no host"));
+        }
+        let path = path.trim_end_matches('/');
+        let path = if path.ends_with(INGEST_PATH) {
+            path.to_owned()
+        } else {
+            format!("{path}{INGEST_PATH}")
+        };
+        let url = match query {
+            Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+            None => format!("{scheme}://{authority}{path}"),
+        };
+        url.as_str()
+            .into_client_request()
+            .map_err(|e| bad(&e.to_string()))?;
+        Ok(Self { url, tls })
+    }
+
+    /// The full `ws[s]://…/v1/ingest` URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+}
+
+/// Everything needed to open a socket, prepared once when the client starts.
+pub(super) struct Target {
+    address: HubAddress,
+    authorization: HeaderValue,
+    connector: Connector,
+    ws_config: WebSocketConfig,
+}
+
+impl Target {
+    pub fn new(cfg: &ClientConfig) -> Result<Self, ClientError> {
+        let address = HubAddress::parse(&cfg.hub)?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", cfg.token))
+            .map_err(|_| ClientError::Token)?;
+        authorization.set_sensitive(true);
+        let connector = if address.tls {
+            Connector::Rustls(tls_config(cfg)?)
+        } else {
+            Connector::Plain
+        };
+        // Small buffers: a simulator may hold thousands of these sockets.
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(cfg.max_message_bytes * 4 + 64 * 1024)
+            .max_message_size(Some(1 << 20))
+            .max_frame_size(Some(1 << 20));
+        Ok(Self {
+            address,
+            authorization,
+            connector,
+            ws_config,
+        })
+    }
+
+    pub fn address(&self) -> &HubAddress {
+        &self.address
+    }
+
+    /// Opens one authenticated socket within `timeout`; the error is phrased for a log line.
+    pub async fn connect(&self, timeout: Duration) -> Result<Ws, String> {
+        let mut req = self
+            .address
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        req.headers_mut()
+            .insert("authorization", self.authorization.clone());
+        let attempt = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(self.ws_config),
+            true,
+            Some(self.connector.clone()),
+        );
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(e)) => Err(describe(e)),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                humantime::format_duration(timeout)
+            )),
+        }
+    }
+}
+
+/// A socket error phrased for a log line (connecting, or on an open socket).
+pub(super) fn describe(e: WsError) -> String {
+    match e {
+        WsError::Http(resp) => match resp.status().as_u16() {
+            401 => "the hub refused the token (401): unknown or revoked".into(),
+            403 => "the hub refused this token on /v1/ingest (403): not a device token".into(),
+            s => format!("the hub answered HTTP {s} instead of upgrading"),
+        },
+        WsError::Io(e) => e.to_string(),
+        WsError::Tls(e) => format!("TLS: {e}"),
+        other => other.to_string(),
+    }
+}
+
+/// rustls with the ring provider; the webpki roots plus the certificates of `ca_file`.
+fn tls_config(cfg: &ClientConfig) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &cfg.ca_file {
+        let err = |reason: String| ClientError::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("no PEM certificate found".into()));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| err(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Setting(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> String {
+        HubAddress::parse(s).unwrap().url().to_owned()
+    }
+
+    #[test]
+    fn the_ingest_path_is_appended_to_a_base_address() {
+        assert_eq!(url("ws://127.0.0.1:8080"), "ws://127.0.0.1:8080/v1/ingest");
+        assert_eq!(url("ws://hub:8080/"), "ws://hub:8080/v1/ingest");
+        assert_eq!(
+            url("wss://hub.example:443/telehub"),
+            "wss://hub.example:443/telehub/v1/ingest"
+        );
+        assert_eq!(
+            url("ws://[::1]:9000/v1/ingest"),
+            "ws://[::1]:9000/v1/ingest"
+        );
+        assert_eq!(url("http://h:1?token=x"), "ws://h:1/v1/ingest?token=x");
+        assert!(HubAddress::parse("https://h:1").unwrap().is_tls());
+        assert!(!HubAddress::parse("ws://h:1").unwrap().is_tls());
+    }
+
+    #[test]
+    fn addresses_that_are_not_websocket_urls_are_refused() {
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://h:1",
+            "ws://",
+            "ws:///v1/ingest",
+            "ws://h h:1",
+        ] {
+            assert!(HubAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_an_error() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = ClientConfig::new("wss://h:1", "t");
+        cfg.ca_file = Some(dir.path().join("missing.pem"));
+        assert!(matches!(tls_config(&cfg), Err(ClientError::CaFile { .. })));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        cfg.ca_file = Some(empty);
+        assert!(matches!(tls_config(&cfg), Err(ClientError::CaFile { .. })));
+        cfg.ca_file = None;
+        assert!(tls_config(&cfg).is_ok());
+    }
+}
