@@ -30,7 +30,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     tokens: PathBuf,
     /// Readings per second per sensor (fractions allowed: 0.1 is one every 10 s).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value = "1", value_parser = rate)]
     rate: f64,
     /// Readings per message at most.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -42,8 +42,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "0s", allow_hyphen_values = true, value_parser = signed_micros)]
     clock_skew: i64,
     /// Unacked readings kept per device at most; beyond it the oldest unsent are dropped.
-    #[arg(long, default_value_t = 10_000)]
-    buffer: usize,
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    buffer: u64,
     /// Keep each device's unacked readings in DIR/NAME.outbox, resumed by the next run.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -51,8 +51,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "2s", value_parser = duration)]
     save_every: Duration,
     /// Messages awaiting the hub's reply per device at most.
-    #[arg(long, default_value_t = 16)]
-    max_inflight: usize,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_inflight: u64,
     /// How long a reading may wait for its message to fill up (0s: send at once).
     #[arg(long, default_value = "100ms", value_parser = duration)]
     linger: Duration,
@@ -71,6 +71,15 @@ pub struct RunArgs {
     /// Also trust this PEM certificate (a hub with a self-signed certificate).
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 100_000.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?}: expected a number of readings per second above 0, at most 100000"
+        )),
+    }
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -114,23 +123,13 @@ fn read_tokens(path: &Path) -> anyhow::Result<Vec<(DeviceName, String)>> {
 }
 
 impl RunArgs {
-    fn check(&self) -> anyhow::Result<Duration> {
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 100_000.0) {
-            bail!("--rate must be a number above 0 and at most 100000");
-        }
-        if self.buffer == 0 || self.max_inflight == 0 {
-            bail!("--buffer and --max-inflight must be at least 1");
-        }
-        Ok(Duration::from_secs_f64(1.0 / self.rate))
-    }
-
     fn client_config(&self, name: &DeviceName, token: &str) -> ClientConfig {
         let mut c = ClientConfig::new(self.hub.clone(), token);
         c.label = name.to_string();
         c.ca_file = self.ca_file.clone();
-        c.buffer_capacity = self.buffer;
+        c.buffer_capacity = self.buffer as usize;
         c.max_batch = self.batch as usize;
-        c.max_inflight = self.max_inflight;
+        c.max_inflight = self.max_inflight as usize;
         c.linger = self.linger;
         c.backoff = BackoffConfig {
             initial: self.backoff_initial,
@@ -145,7 +144,7 @@ impl RunArgs {
 }
 
 pub async fn run(a: RunArgs) -> anyhow::Result<()> {
-    let period = a.check()?;
+    let period = Duration::from_secs_f64(1.0 / a.rate);
     let devices = read_tokens(&a.tokens)?;
     if let Some(dir) = &a.state_dir {
         std::fs::create_dir_all(dir)

@@ -2,8 +2,10 @@
 //! driven through its real interfaces (WebSocket, HTTP, the CLI binary).
 
 mod helpers;
+mod procs;
 
 mod cli;
+mod crash;
 mod http;
 mod ingest;
 mod live;
