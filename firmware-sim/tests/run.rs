@@ -16,6 +16,20 @@ fn sim(args: &[&str]) -> Output {
         .expect("runs firmware-sim")
 }
 
+/// `firmware-sim run --hub HUB --tokens TOKENS` plus space-separated `extra` arguments.
+fn sim_run(hub: &str, tokens: &Path, extra: &str) -> Output {
+    let mut args = vec!["run", "--hub", hub, "--tokens", tokens.to_str().unwrap()];
+    args.extend(extra.split_whitespace());
+    sim(&args)
+}
+
+/// A tokens file holding `lines`.
+fn tokens_file(dir: &Path, lines: &str) -> std::path::PathBuf {
+    let path = dir.join("tokens.txt");
+    std::fs::write(&path, lines).unwrap();
+    path
+}
+
 fn summary(o: &Output) -> Value {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.lines().count(), 1, "one JSON line on stdout: {out:?}");
@@ -54,15 +68,15 @@ fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
     assert!(o.stdout.is_empty());
 
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.txt");
-    std::fs::write(&tokens, "d1 th_x\n").unwrap();
-    let o = sim(&[
-        "run",
-        "--hub",
+    let o = sim_run(
         "mqtt://h:1",
-        "--tokens",
-        tokens.to_str().unwrap(),
-    ]);
+        &tokens_file(
+            dir.path(),
+            "d1 th_x
+",
+        ),
+        "",
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("ws://"), "{}", stderr(&o));
 }
@@ -70,21 +84,17 @@ fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
 #[test]
 fn an_unreachable_hub_leaves_readings_pending_and_the_exit_line_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.txt");
-    std::fs::write(&tokens, "d1 th_x\nd2 th_y\n").unwrap();
-    let o = sim(&[
-        "run",
-        "--hub",
+    let tokens = tokens_file(
+        dir.path(),
+        "d1 th_x
+d2 th_y
+",
+    );
+    let o = sim_run(
         &dead_hub(),
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--rate",
-        "20",
-        "--duration",
-        "1s",
-        "--drain-timeout",
-        "200ms",
-    ]);
+        &tokens,
+        "--rate 20 --duration 1s --drain-timeout 200ms",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let s = summary(&o);
     assert!(s["generated"].as_u64().unwrap() >= 2 * 2 * 10, "{s}");
@@ -97,23 +107,13 @@ fn an_unreachable_hub_leaves_readings_pending_and_the_exit_line_says_so() {
 #[test]
 fn a_full_buffer_drops_the_oldest_readings_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.txt");
-    std::fs::write(&tokens, "d1 th_x\n").unwrap();
-    let o = sim(&[
-        "run",
-        "--hub",
-        &dead_hub(),
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--rate",
-        "50",
-        "--buffer",
-        "10",
-        "--duration",
-        "1s",
-        "--drain-timeout",
-        "100ms",
-    ]);
+    let tokens = tokens_file(
+        dir.path(),
+        "d1 th_x
+",
+    );
+    let extra = "--rate 50 --buffer 10 --duration 1s --drain-timeout 100ms";
+    let o = sim_run(&dead_hub(), &tokens, extra);
     let s = summary(&o);
     let generated = s["generated"].as_u64().unwrap();
     assert!(generated > 50, "{s}");
@@ -148,37 +148,17 @@ async fn a_state_dir_carries_unacked_readings_over_to_the_next_run() {
         .map(|n| DeviceName::parse(n).unwrap())
         .collect();
     let created = hub.state.store.add_devices(&names).await.unwrap();
-    let tokens = dir.path().join("tokens.txt");
     let lines: String = created.iter().map(|(n, t)| format!("{n} {t}\n")).collect();
-    std::fs::write(&tokens, lines).unwrap();
+    let tokens = tokens_file(dir.path(), &lines);
     let state = dir.path().join("state");
-    let (tokens, state_s) = (
-        tokens.to_str().unwrap().to_owned(),
-        state.to_str().unwrap().to_owned(),
-    );
+    let keep = format!("--state-dir {} --rate 20 --duration 1s", state.display());
 
     // First run: the hub is out of reach; unacked readings are saved.
-    let dead = dead_hub();
-    let (t, st) = (tokens.clone(), state_s.clone());
-    let first = tokio::task::spawn_blocking(move || {
-        sim(&[
-            "run",
-            "--hub",
-            &dead,
-            "--tokens",
-            &t,
-            "--state-dir",
-            &st,
-            "--rate",
-            "20",
-            "--duration",
-            "1s",
-            "--drain-timeout",
-            "100ms",
-        ])
-    })
-    .await
-    .unwrap();
+    let (dead, t, k) = (dead_hub(), tokens.clone(), keep.clone());
+    let first =
+        tokio::task::spawn_blocking(move || sim_run(&dead, &t, &(k + " --drain-timeout 100ms")))
+            .await
+            .unwrap();
     let first = summary(&first);
     let carried = first["generated"].as_u64().unwrap();
     assert!(carried > 0 && first["acked"] == 0, "{first}");
@@ -186,23 +166,9 @@ async fn a_state_dir_carries_unacked_readings_over_to_the_next_run() {
 
     // Second run reaches the hub: it sends what the first one kept, and its own.
     let live = format!("ws://{}", hub.addr);
-    let second = tokio::task::spawn_blocking(move || {
-        sim(&[
-            "run",
-            "--hub",
-            &live,
-            "--tokens",
-            &tokens,
-            "--state-dir",
-            &state_s,
-            "--rate",
-            "20",
-            "--duration",
-            "1s",
-        ])
-    })
-    .await
-    .unwrap();
+    let second = tokio::task::spawn_blocking(move || sim_run(&live, &tokens, &keep))
+        .await
+        .unwrap();
     let s = summary(&second);
     let generated = s["generated"].as_u64().unwrap();
     assert!(

@@ -56,88 +56,60 @@ impl Kind {
     }
 
     /// The sensors of this kind: name, SenML unit, signal.
-    pub fn sensors(self) -> Vec<(&'static str, &'static str, Signal)> {
+    pub fn sensors(self) -> &'static [SensorRow] {
         sensor_table(self)
-            .iter()
-            .map(
-                |&(
-                    name,
-                    unit,
-                    base,
-                    daily,
-                    peak_hour,
-                    noise,
-                    drift,
-                    spikes,
-                    min,
-                    max,
-                    decimals,
-                )| {
-                    let spikes = spikes.map(|(every_min, chance, height, decay_min)| Spikes {
-                        every: Duration::from_secs(every_min * 60),
-                        chance,
-                        height,
-                        decay: Duration::from_secs(decay_min * 60),
-                    });
-                    let signal = Signal {
-                        base,
-                        daily,
-                        peak_hour,
-                        noise,
-                        drift,
-                        spikes,
-                        min,
-                        max,
-                        decimals,
-                    };
-                    (name, unit, signal)
-                },
-            )
-            .collect()
     }
 }
 
-/// One row of [`sensor_table`]; spikes are (slot minutes, chance, height, decay minutes).
-type SensorRow = (
-    &'static str,
-    &'static str,
-    f64,
-    f64,
-    f64,
-    f64,
-    f64,
-    Option<(u64, f64, f64, u64)>,
-    f64,
-    f64,
-    i32,
-);
+/// A signal: base, daily amplitude, peak hour (UTC), noise σ, drift, spikes, min, max, decimals.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+const fn sig(base: f64, daily: f64, peak_hour: f64, noise: f64, drift: f64, spikes: Option<Spikes>, min: f64, max: f64, decimals: i32) -> Signal {
+    Signal { base, daily, peak_hour, noise, drift, spikes, min, max, decimals }
+}
+
+/// Spikes: slot length and decay in minutes, the chance per slot, the height.
+const fn spikes(every_min: u64, chance: f64, height: f64, decay_min: u64) -> Option<Spikes> {
+    Some(Spikes {
+        every: Duration::from_secs(every_min * 60),
+        chance,
+        height,
+        decay: Duration::from_secs(decay_min * 60),
+    })
+}
+
+/// A sensor of a [`Kind`]: name, SenML unit, signal.
+pub type SensorRow = (&'static str, &'static str, Signal);
 
 #[rustfmt::skip]
 fn sensor_table(kind: Kind) -> &'static [SensorRow] {
+    // Windows opened now and then; a shower's humidity; people in the room.
+    const ROOM: &[SensorRow] = &[
+        ("temperature", "Cel", sig(21.0, 1.2, 17.0, 0.05, 0.6, spikes(120, 0.15, -3.0, 20), -40.0, 60.0, 2)),
+        ("humidity", "%RH", sig(45.0, 6.0, 7.0, 0.3, 5.0, spikes(360, 0.1, 15.0, 30), 5.0, 100.0, 1)),
+        ("co2", "ppm", sig(650.0, 250.0, 15.0, 12.0, 60.0, spikes(180, 0.2, 400.0, 40), 400.0, 5000.0, 0)),
+    ];
+    // Burner cycles push the flow temperature up for a few minutes.
+    const BOILER: &[SensorRow] = &[
+        ("temperature", "Cel", sig(62.0, 6.0, 7.0, 0.4, 2.0, spikes(60, 0.5, 10.0, 5), 20.0, 95.0, 1)),
+        ("return_temperature", "Cel", sig(48.0, 5.0, 7.0, 0.3, 2.0, None, 15.0, 90.0, 1)),
+        ("pressure", "bar", sig(1.6, 0.05, 15.0, 0.01, 0.1, None, 0.5, 3.0, 3)),
+    ];
+    // A defrost cycle about every eight hours.
+    const FREEZER: &[SensorRow] = &[
+        ("temperature", "Cel", sig(-18.5, 0.3, 15.0, 0.08, 0.3, spikes(480, 0.95, 9.0, 15), -30.0, 10.0, 2)),
+        ("power", "W", sig(90.0, 10.0, 15.0, 6.0, 5.0, None, 0.0, 2000.0, 0)),
+    ];
+    const OUTDOOR: &[SensorRow] = &[
+        ("temperature", "Cel", sig(11.0, 5.0, 15.0, 0.1, 4.0, None, -50.0, 60.0, 2)),
+        ("humidity", "%RH", sig(70.0, 15.0, 5.0, 1.0, 8.0, None, 10.0, 100.0, 1)),
+        ("pressure", "hPa", sig(1013.0, 0.8, 10.0, 0.05, 9.0, None, 900.0, 1090.0, 1)),
+    ];
     match kind {
-        // name, unit, base, daily amplitude, peak hour (UTC), noise σ, drift, spikes, min, max, decimals
-        Kind::Room => &[
-            // Windows opened now and then; a shower's humidity; people in the room.
-            ("temperature", "Cel", 21.0, 1.2, 17.0, 0.05, 0.6, Some((120, 0.15, -3.0, 20)), -40.0, 60.0, 2),
-            ("humidity", "%RH", 45.0, 6.0, 7.0, 0.3, 5.0, Some((360, 0.1, 15.0, 30)), 5.0, 100.0, 1),
-            ("co2", "ppm", 650.0, 250.0, 15.0, 12.0, 60.0, Some((180, 0.2, 400.0, 40)), 400.0, 5000.0, 0),
-        ],
-        Kind::Boiler => &[
-            // Burner cycles push the flow temperature up for a few minutes.
-            ("temperature", "Cel", 62.0, 6.0, 7.0, 0.4, 2.0, Some((60, 0.5, 10.0, 5)), 20.0, 95.0, 1),
-            ("return_temperature", "Cel", 48.0, 5.0, 7.0, 0.3, 2.0, None, 15.0, 90.0, 1),
-            ("pressure", "bar", 1.6, 0.05, 15.0, 0.01, 0.1, None, 0.5, 3.0, 3),
-        ],
-        Kind::Freezer => &[
-            // A defrost cycle about every eight hours.
-            ("temperature", "Cel", -18.5, 0.3, 15.0, 0.08, 0.3, Some((480, 0.95, 9.0, 15)), -30.0, 10.0, 2),
-            ("power", "W", 90.0, 10.0, 15.0, 6.0, 5.0, None, 0.0, 2000.0, 0),
-        ],
-        Kind::Outdoor => &[
-            ("temperature", "Cel", 11.0, 5.0, 15.0, 0.1, 4.0, None, -50.0, 60.0, 2),
-            ("humidity", "%RH", 70.0, 15.0, 5.0, 1.0, 8.0, None, 10.0, 100.0, 1),
-            ("pressure", "hPa", 1013.0, 0.8, 10.0, 0.05, 9.0, None, 900.0, 1090.0, 1),
-        ],
+        Kind::Room => ROOM,
+        Kind::Boiler => BOILER,
+        Kind::Freezer => FREEZER,
+        Kind::Outdoor => OUTDOOR,
     }
 }
 
@@ -163,8 +135,8 @@ impl SimDevice {
         let device_seed = mix(hash_name(name) ^ mix(seed));
         let sensors = kind
             .sensors()
-            .into_iter()
-            .map(|(n, u, signal)| SimSensor {
+            .iter()
+            .map(|&(n, u, signal)| SimSensor {
                 name: SensorName::parse(n).expect("built-in sensor names are valid"),
                 unit: Unit::parse(u).expect("built-in units are valid"),
                 signal,

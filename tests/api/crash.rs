@@ -74,7 +74,7 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
     hub.kill().await;
     let at_kill = total_readings(&db).await;
 
-    let hub = HubProcess::start(&db, &addr, dir.path(), &[]).await;
+    let mut hub = HubProcess::start(&db, &addr, dir.path(), &[]).await;
     wait_until(
         Duration::from_secs(60),
         "devices stream to the restarted hub",

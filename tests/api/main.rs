@@ -5,7 +5,9 @@ mod helpers;
 mod procs;
 
 mod cli;
+mod client;
 mod crash;
+mod demo;
 mod http;
 mod ingest;
 mod live;

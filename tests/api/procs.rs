@@ -206,7 +206,7 @@ impl HubProcess {
     }
 
     /// SIGTERM, and the exit status within 30 s.
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
         sigterm(&self.child);
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await

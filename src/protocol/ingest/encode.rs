@@ -190,7 +190,7 @@ mod tests {
         while b.push(&reading(i, Some("Cel"), Some("a-rather-long-device-name"))) {
             i += 1;
         }
-        assert!(b.len() >= 1);
+        assert!(!b.is_empty());
         let frame = b.finish();
         assert!(frame.len() <= budget, "{} > {budget}", frame.len());
         assert_eq!(
