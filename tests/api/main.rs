@@ -4,12 +4,15 @@
 mod helpers;
 mod procs;
 
+mod bad_input;
 mod cli;
 mod client;
 mod crash;
 mod demo;
+mod faults;
 mod http;
 mod ingest;
+mod limits;
 mod live;
 mod shutdown;
 mod tls;
