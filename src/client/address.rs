@@ -117,14 +117,14 @@ impl Target {
         &self.address
     }
 
-    /// Opens one authenticated socket within `timeout`; the error is phrased for a log line.
-    pub async fn connect(&self, timeout: Duration) -> Result<Ws, String> {
+    /// Opens one authenticated socket within `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Ws, ConnectFailure> {
         let mut req = self
             .address
             .url
             .as_str()
             .into_client_request()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConnectFailure::new(e.to_string()))?;
         req.headers_mut()
             .insert("authorization", self.authorization.clone());
         let attempt = tokio_tungstenite::connect_async_tls_with_config(
@@ -135,13 +135,47 @@ impl Target {
         );
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(e)) => Err(describe(e)),
-            Err(_) => Err(format!(
+            Ok(Err(e)) => Err(ConnectFailure {
+                retry_after: retry_after(&e),
+                reason: describe(e),
+            }),
+            Err(_) => Err(ConnectFailure::new(format!(
                 "no answer within {}",
                 humantime::format_duration(timeout)
-            )),
+            ))),
         }
     }
+}
+
+/// A failed connection attempt: why (for a log line), and how long the hub asked us
+/// to wait (`Retry-After` on a 503 or 429), if it did.
+#[derive(Debug)]
+pub(super) struct ConnectFailure {
+    pub reason: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl ConnectFailure {
+    fn new(reason: String) -> Self {
+        Self {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+/// The `Retry-After` of a refused upgrade, in seconds (capped at an hour).
+fn retry_after(e: &WsError) -> Option<Duration> {
+    let WsError::Http(resp) = e else { return None };
+    let secs: u64 = resp
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
 }
 
 /// A socket error phrased for a log line (connecting, or on an open socket).

@@ -65,8 +65,12 @@ pub(super) async fn drive(
                 shared.emit(ClientEvent::Disconnected { reason });
                 backoff.next_delay()
             }
-            Err(reason) => {
-                let delay = backoff.next_delay();
+            Err(failure) => {
+                // The hub's Retry-After, when it sent one, is a lower bound.
+                let delay = backoff
+                    .next_delay()
+                    .max(failure.retry_after.unwrap_or_default());
+                let reason = failure.reason;
                 tracing::debug!(%reason, ?delay, "cannot connect");
                 shared.emit(ClientEvent::ConnectFailed {
                     reason,

@@ -282,3 +282,35 @@ async fn what_was_in_flight_is_resent_after_a_lost_socket_or_a_wrong_reply() {
         .collect();
     assert_eq!(delivered, want, "everything reached the healthy connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_hubs_retry_after_is_respected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tcp.read(&mut buf).await;
+            let busy =
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\ncontent-length: 0\r\n\r\n";
+            let _ = tcp.write_all(busy.as_bytes()).await;
+        }
+    });
+    let mut cfg = ClientConfig::new(format!("ws://{addr}"), "th_x");
+    quick(&mut cfg);
+    let client = DeviceClient::start(cfg).unwrap();
+    let mut events = client.subscribe();
+    match tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        ClientEvent::ConnectFailed { reason, retry_in } => {
+            assert!(reason.contains("503"), "{reason}");
+            assert!(retry_in >= Duration::from_secs(2), "{retry_in:?}");
+        }
+        other => panic!("expected a refused upgrade, got {other:?}"),
+    }
+    client.shutdown(Duration::ZERO).await;
+}
