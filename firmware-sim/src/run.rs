@@ -48,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// How often buffered readings are saved under --state-dir.
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = "2s", value_parser = positive_duration)]
     save_every: Duration,
     /// Messages awaiting the hub's reply per device at most.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -59,11 +59,17 @@ pub struct RunArgs {
     /// At exit, how long to keep sending what is not acked yet.
     #[arg(long, default_value = "10s", value_parser = duration)]
     drain_timeout: Duration,
+    /// A connection attempt (TCP, TLS, WebSocket handshake) gives up after this long.
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    connect_timeout: Duration,
+    /// No reply for this long while messages await one: reconnect and resend.
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    reply_timeout: Duration,
     /// The first reconnect delay's upper bound (it doubles per failure, with full jitter).
-    #[arg(long, default_value = "250ms", value_parser = duration)]
+    #[arg(long, default_value = "250ms", value_parser = positive_duration)]
     backoff_initial: Duration,
     /// The longest reconnect delay.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     backoff_max: Duration,
     /// Picks one of many plausible signal histories (the same seed replays the same values).
     #[arg(long, default_value_t = 0)]
@@ -84,6 +90,16 @@ fn rate(s: &str) -> Result<f64, String> {
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 30s, 5m)"))
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    duration(s).and_then(|d| {
+        if d.is_zero() {
+            Err(format!("{s:?}: must be more than zero"))
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 fn signed_micros(s: &str) -> Result<i64, String> {
@@ -131,6 +147,8 @@ impl RunArgs {
         c.max_batch = self.batch as usize;
         c.max_inflight = self.max_inflight as usize;
         c.linger = self.linger;
+        c.connect_timeout = self.connect_timeout;
+        c.reply_timeout = self.reply_timeout;
         c.backoff = BackoffConfig {
             initial: self.backoff_initial,
             max: self.backoff_max,

@@ -19,6 +19,8 @@
 //!   oldest unsent reading is dropped and counted. It also holds the in-flight messages.
 //! - [`session`]: one open socket: sends messages with `id`s (a bounded in-flight
 //!   window), matches the in-order replies, puts back what must be resent.
+//! - [`triage`]: a refused message's readings: resend later, or give up only the
+//!   reading (or device) the hub named and resend the others.
 //! - [`driver`]: the client task: connect → session → exponential backoff with full
 //!   jitter ([`backoff`]) → connect again, until shut down; drains on shutdown.
 //! - [`persist`]: optional snapshots of the outbox to a file (temp file + rename), so a
@@ -32,7 +34,8 @@
 //! a `watch` channel carries run → drain → stop from the handle to the task.
 //!
 //! Every reading pushed ends in exactly one counter: `acked` (the hub committed it),
-//! `nacked` (refused for good), `dropped` (buffer full) — or is still `pending`.
+//! `nacked` (refused for good: never resent), `dropped` (buffer full) — or is still
+//! `pending`.
 //! Everything not acked is resent after a reconnect; the hub dedupes by
 //! (device, sensor, ts), so a reading is stored once however often it is sent.
 
@@ -42,6 +45,7 @@ mod driver;
 mod outbox;
 mod persist;
 mod session;
+mod triage;
 
 pub use address::HubAddress;
 pub use backoff::BackoffConfig;

@@ -1,13 +1,15 @@
 //! One open socket. Sends queued readings as messages with increasing `id`s while
 //! fewer than `max_inflight` are unanswered, reads the replies (which come in order)
-//! and settles the oldest message with each: `ack` → acked; `nack` with
-//! `unavailable` / `rate_limited` → put back, and nothing new is sent for a backoff
-//! delay; any other `nack` → refused for good. Ends when the socket fails (the driver
-//! puts what is in flight back and reconnects), or when a drain finishes or expires.
+//! and settles the oldest message with each: `ack` → acked; `nack` → see
+//! [`super::triage`]: resend later (nothing new is sent for a backoff delay, then one
+//! message at a time until an ack), or give up only the readings the hub named and
+//! resend the rest. Ends when the socket fails (the driver puts what is in flight back
+//! and reconnects), or when a drain finishes or expires.
 
 use super::address::{Ws, describe};
 use super::backoff::Backoff;
 use super::outbox::Ready;
+use super::triage::{Triage, triage};
 use super::{ClientConfig, ClientEvent, Mode, Shared};
 use crate::protocol::ingest::Reply;
 use crate::protocol::ingest::encode::parse_reply;
@@ -36,9 +38,13 @@ pub(super) struct Session<'a> {
     shared: &'a Shared,
     cfg: &'a ClientConfig,
     next_id: &'a mut u64,
-    /// After a "resend later" refusal: no new message before this.
+    /// After a "resend later" refusal: no new message before this, and then one
+    /// message at a time (`probing`) until one is acked.
     hold_until: Option<Instant>,
+    probing: bool,
     retry: Backoff,
+    /// Readings per message; lowered when the hub says `too_many_readings`.
+    max_batch: usize,
     /// Since when the oldest unanswered message has waited (restarted by every reply).
     waiting_since: Option<Instant>,
     last_heard: Instant,
@@ -54,7 +60,9 @@ impl<'a> Session<'a> {
             cfg,
             next_id,
             hold_until: None,
+            probing: false,
             retry: Backoff::new(cfg.backoff),
+            max_batch: cfg.max_batch,
             waiting_since: None,
             last_heard: Instant::now(),
             replied: false,
@@ -86,7 +94,7 @@ impl<'a> Session<'a> {
             let reply_by = self.waiting_since.map(|t| t + self.cfg.reply_timeout);
             let idle_by = self.last_heard + self.cfg.idle_timeout;
             let can_send_more = self.hold_until.is_none_or(|h| h <= now)
-                && self.shared.outbox().inflight_messages() < self.cfg.max_inflight;
+                && self.shared.outbox().inflight_messages() < self.window();
             tokio::select! {
                 frame = self.ws.next() => {
                     if let Err(reason) = self.on_frame(frame) {
@@ -121,17 +129,17 @@ impl<'a> Session<'a> {
             let frame = {
                 let mut ob = self.shared.outbox();
                 let idle = ob.inflight_messages() == 0;
-                if !idle && ob.inflight_messages() >= self.cfg.max_inflight {
+                if !idle && ob.inflight_messages() >= self.window() {
                     break None;
                 }
-                match ob.ready(self.cfg.max_batch, self.cfg.linger, deadline.is_some(), now) {
+                match ob.ready(self.max_batch, self.cfg.linger, deadline.is_some(), now) {
                     Ready::Empty => break None,
                     Ready::At(t) => break Some(t),
                     Ready::Now => {}
                 }
                 let id = *self.next_id;
                 *self.next_id += 1;
-                let frame = ob.take_frame(id, self.cfg.max_batch, self.cfg.max_message_bytes);
+                let frame = ob.take_frame(id, self.max_batch, self.cfg.max_message_bytes);
                 frame.map(|f| (f, idle))
             };
             let Some((frame, idle)) = frame else {
@@ -156,6 +164,15 @@ impl<'a> Session<'a> {
             }
         }
         Ok(next)
+    }
+
+    /// Messages that may await a reply at once.
+    fn window(&self) -> usize {
+        if self.probing {
+            1
+        } else {
+            self.cfg.max_inflight
+        }
     }
 
     /// A write may take `reply_timeout`, but never past the drain deadline.
@@ -197,24 +214,36 @@ impl<'a> Session<'a> {
         self.waiting_since = (ob.inflight_messages() > 0).then_some(now);
         self.replied = true;
         let n = msg.readings.len();
-        match reply {
+        let (error, detail) = match reply {
             Reply::Ack { .. } => {
                 ob.count_acked(n);
                 self.retry.reset();
+                self.probing = false;
+                return Ok(());
             }
-            Reply::Nack { error, detail, .. } if error.means_resend_later() => {
-                ob.requeue(msg.readings, now);
+            Reply::Nack { error, detail, .. } => (error, detail),
+        };
+        match triage(error, &detail, msg.readings) {
+            Triage::ResendLater(readings) => {
+                ob.requeue(readings, now);
                 drop(ob);
                 let delay = self.retry.next_delay();
                 self.hold_until = Some(now + delay);
+                self.probing = true;
                 tracing::debug!(code = error.as_str(), %detail, ?delay, "hub asked to resend later");
             }
-            Reply::Nack { error, detail, .. } => {
-                ob.count_nacked(n);
+            Triage::Smaller { resend, max_batch } => {
+                ob.requeue(resend, now);
+                self.max_batch = self.max_batch.min(max_batch).max(1);
+                tracing::debug!(%detail, max_batch = self.max_batch, "hub wants smaller messages");
+            }
+            Triage::Refuse { refused, resend } => {
+                ob.count_nacked(refused.len());
+                ob.requeue(resend, now);
                 drop(ob);
-                tracing::warn!(readings = n, code = error.as_str(), %detail, "hub refused readings");
+                tracing::warn!(readings = refused.len(), code = error.as_str(), %detail, "hub refused readings");
                 self.shared.emit(ClientEvent::Refused {
-                    readings: n,
+                    readings: refused.len(),
                     error,
                     detail,
                 });

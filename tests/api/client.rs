@@ -314,3 +314,28 @@ async fn a_busy_hubs_retry_after_is_respected() {
     }
     client.shutdown(Duration::ZERO).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_reading_does_not_take_its_neighbours_down() {
+    let (hub, mut seen) = scripted_hub(|_, msg| {
+        let bad = sensors(msg).iter().position(|s| s == "bad");
+        Some(match bad {
+            Some(i) => {
+                json!({"nack": msg["id"], "error": "invalid_reading", "detail": format!("readings[{i}].sensor: bad")})
+            }
+            None => json!({"ack": msg["id"], "stored": 1}),
+        })
+    })
+    .await;
+    let client = DeviceClient::start(ClientConfig::new(hub, "th_x")).unwrap();
+    client
+        .push_all([reading("good", 1), reading("bad", 2), reading("good", 3)])
+        .unwrap();
+    let s = client.shutdown(WAIT).await;
+    assert_eq!((s.generated, s.acked, s.nacked), (3, 2, 1), "{s:?}");
+    let mut msgs = Vec::new();
+    while let Ok((_, m)) = seen.try_recv() {
+        msgs.push(sensors(&m));
+    }
+    assert_eq!(msgs, [vec!["good", "bad", "good"], vec!["good", "good"]]);
+}
