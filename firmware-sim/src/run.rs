@@ -197,7 +197,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let progress = std::io::stderr()
         .is_terminal()
         .then(|| tokio::spawn(show_progress(senders.clone(), stop.clone())));
-    tracing::info!(devices = devices.len(), hub = %a.hub, "simulating");
+    tracing::debug!(devices = devices.len(), hub = %a.hub, "simulating");
 
     tokio::select! {
         _ = sleep_or_forever(a.duration) => {}

@@ -94,52 +94,78 @@ async fn delivers_every_reading(backend: Backend) {
 }
 both_backends!(delivers_every_reading);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_reaches_a_tls_hub_that_its_ca_file_vouches_for() {
+/// A TLS hub with `cert`; returns the app and the certificate's PEM file.
+async fn tls_hub(
+    cert: rcgen::CertifiedKey,
+    dir: &std::path::Path,
+) -> (TestApp, std::path::PathBuf) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("hub.pem"), dir.path().join("hub-key.pem"));
+    let (cert_path, key_path) = (dir.join("hub.pem"), dir.join("hub-key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.tls = Some(telehub::config::TlsSettings {
-            cert: cert_path.clone(),
-            key: key_path,
-        })
-    })
-    .await;
-    let token = app.device("tls-1").await;
-    let hub = format!("wss://localhost:{}", app.hub().addr.port());
-
-    let mut trusting = ClientConfig::new(hub.clone(), token.clone());
-    trusting.ca_file = Some(cert_path);
-    let client = DeviceClient::start(trusting).unwrap();
-    client.push(reading("t", 1)).unwrap();
-    let s = client.shutdown(WAIT).await;
-    assert_eq!(s.acked, 1, "{s:?}");
-
-    let mut events = {
-        let mut untrusting = ClientConfig::new(hub, token);
-        quick(&mut untrusting);
-        let c = DeviceClient::start(untrusting).unwrap();
-        let e = c.subscribe();
-        tokio::spawn(async move {
-            tokio::time::sleep(WAIT).await;
-            drop(c)
-        });
-        e
+    let tls = telehub::config::TlsSettings {
+        cert: cert_path.clone(),
+        key: key_path,
     };
+    (
+        spawn_app_with(Backend::Sqlite, |s| s.tls = Some(tls)).await,
+        cert_path,
+    )
+}
+
+/// Sends one reading over wss://localhost and returns the stats, or the first
+/// connection failure.
+async fn send_over_wss(
+    app: &TestApp,
+    ca_file: Option<std::path::PathBuf>,
+) -> Result<Stats, String> {
+    let token = app.device(&format!("tls-{}", rand_suffix())).await;
+    let mut cfg = ClientConfig::new(format!("wss://localhost:{}", app.hub().addr.port()), token);
+    cfg.ca_file = ca_file;
+    quick(&mut cfg);
+    let client = DeviceClient::start(cfg).unwrap();
+    let mut events = client.subscribe();
+    client.push(reading("t", 1)).unwrap();
     match tokio::time::timeout(WAIT, events.recv())
         .await
         .unwrap()
         .unwrap()
     {
+        ClientEvent::Connected => Ok(client.shutdown(WAIT).await),
         ClientEvent::ConnectFailed { reason, .. } => {
-            assert!(reason.contains("certificate"), "{reason}")
+            client.shutdown(Duration::ZERO).await;
+            Err(reason)
         }
-        other => panic!("an unknown certificate is refused, got {other:?}"),
+        other => panic!("unexpected {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reaches_a_tls_hub_that_its_ca_file_vouches_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (app, cert_path) = tls_hub(cert, dir.path()).await;
+    assert_eq!(send_over_wss(&app, Some(cert_path)).await.unwrap().acked, 1);
+    let refused = send_over_wss(&app, None).await.unwrap_err();
+    assert!(refused.contains("certificate"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_marked_as_a_ca_is_pinned() {
+    // What `openssl req -x509` makes by default: CA:TRUE, here for another name.
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["hub.example".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key_pair).unwrap();
+    let (app, cert_path) = tls_hub(rcgen::CertifiedKey { cert, key_pair }, dir.path()).await;
+    assert_eq!(send_over_wss(&app, Some(cert_path)).await.unwrap().acked, 1);
+
+    // Another certificate in the CA file does not vouch for this hub.
+    let other = dir.path().join("other.pem");
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
+    assert!(send_over_wss(&app, Some(other)).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
