@@ -100,7 +100,9 @@ pub struct ClientConfig {
     pub hub: String,
     /// A device (or gateway) token, sent as `Authorization: Bearer`.
     pub token: String,
-    /// PEM certificates to trust besides the webpki roots (a self-signed hub's certificate).
+    /// PEM certificates to trust besides the webpki roots: each is a root for what it
+    /// signed, and a hub presenting exactly one of them is trusted as is (pinned), so a
+    /// self-signed hub certificate works whatever its name or CA flag.
     pub ca_file: Option<PathBuf>,
     /// A name for logs (usually the device name).
     pub label: String,
