@@ -2,6 +2,7 @@
 //! one module per command family. This is the binary edge: errors become one line
 //! on stderr and exit code 1, usage errors exit code 2.
 
+mod demo;
 mod device;
 mod output;
 mod query;

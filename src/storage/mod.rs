@@ -200,6 +200,19 @@ impl Store {
         dispatch!(self, s => s.list_tokens().await)
     }
 
+    /// Revokes the unrevoked tokens labelled `label` with `role` — for a device token,
+    /// those of `device`, which must exist unrevoked — and issues a fresh one with the
+    /// same label. Tokens are stored only as hashes, so this is how a caller that must
+    /// hold a token again gets one (`serve --demo` on every start) without piling them up.
+    pub async fn reissue_token(
+        &self,
+        label: &str,
+        role: Role,
+        device: Option<&DeviceName>,
+    ) -> Result<String, StorageError> {
+        dispatch!(self, s => s.reissue_token(label, role, device).await)
+    }
+
     /// Whether any unrevoked viewer or admin token exists.
     pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
         dispatch!(self, s => s.has_viewer_token().await)

@@ -155,6 +155,45 @@ impl SqliteStore {
             .collect())
     }
 
+    pub async fn reissue_token(
+        &self,
+        label: &str,
+        role: Role,
+        device: Option<&DeviceName>,
+    ) -> Result<String, StorageError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.write.begin().await?;
+        let device_id = match device {
+            Some(d) => Some(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT id FROM devices WHERE name = ? AND revoked_us IS NULL",
+                )
+                .bind(d.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StorageError::NoSuchDevice(d.to_string()))?,
+            ),
+            None => None,
+        };
+        let revoked = sqlx::query(
+            "UPDATE tokens SET revoked_us = ? WHERE role = ? AND label = ? AND device_id IS ? AND revoked_us IS NULL",
+        )
+        .bind(now)
+        .bind(role.as_str())
+        .bind(label)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        if revoked.rows_affected() > 0 {
+            sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let token = insert_token(&mut tx, role, device_id, label, now).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
     pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM tokens WHERE role IN ('viewer','admin') AND revoked_us IS NULL",

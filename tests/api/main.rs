@@ -2,9 +2,13 @@
 //! driven through its real interfaces (WebSocket, HTTP, the CLI binary).
 
 mod helpers;
+mod procs;
 
 mod bad_input;
 mod cli;
+mod client;
+mod crash;
+mod demo;
 mod faults;
 mod http;
 mod ingest;
