@@ -11,4 +11,5 @@ mod ingest;
 mod limits;
 mod live;
 mod shutdown;
+mod tail;
 mod tls;
