@@ -6,7 +6,7 @@
 // fetches and as `?token=` on the WebSocket (browsers cannot set its headers). It is
 // never logged or shown.
 
-import { $ } from './dom.js';
+import { $, setText } from './dom.js';
 import { View } from './view.js';
 
 const TOKEN_KEY = 'telehub.token';
@@ -96,7 +96,7 @@ class Live {
     const c = $('#conn');
     c.dataset.state = state;
     document.body.dataset.conn = state;
-    $('#conn-text').textContent = text;
+    setText($('#conn-text'), text);
     c.title = state === 'reconnecting' ? `${why}. Click to retry now.` : why;
   }
 

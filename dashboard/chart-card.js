@@ -5,7 +5,7 @@
 // history loads wait in a bounded list and are appended after it.
 
 import { TimeChart, formatValue } from './chart.js';
-import { el } from './dom.js';
+import { el, setText } from './dom.js';
 
 const HISTORY_POINTS = 1000;
 const MAX_PENDING = 20_000;
@@ -36,18 +36,18 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
 
   const chart = new TimeChart(canvas, colors);
   const resize = new ResizeObserver(() => {
-    chart.dirty = true;
+    chart.dirty = chart.urgent = true;
     onDirty();
   });
   resize.observe(canvas);
   canvas.addEventListener('mousemove', (e) => {
     chart.hoverX = e.offsetX;
-    chart.dirty = true;
+    chart.dirty = chart.urgent = true;
     onDirty();
   });
   canvas.addEventListener('mouseleave', () => {
     chart.hoverX = null;
-    chart.dirty = true;
+    chart.dirty = chart.urgent = true;
     onDirty();
   });
 
@@ -58,6 +58,7 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
   return {
     card,
     chart,
+    drawnAt: 0,
     add(t, v, u) {
       latest = { v, unit: u };
       if (pending) {
@@ -101,9 +102,10 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
       onDirty();
     },
     draw(now) {
+      this.drawnAt = now;
       card.dataset.points = String(chart.draw(now));
-      lastValue.textContent = latest.v === null ? '–' : formatValue(latest.v);
-      if (lastUnit.textContent !== latest.unit) lastUnit.textContent = latest.unit;
+      setText(lastValue, latest.v === null ? '–' : formatValue(latest.v));
+      setText(lastUnit, latest.unit);
     },
     dispose() {
       gen++;

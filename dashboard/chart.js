@@ -21,6 +21,8 @@ export class TimeChart {
     this.centered = false;
     this.hoverX = null;
     this.dirty = true;
+    /** Redraw in the next frame, whatever the data rate limit says (hover, resize). */
+    this.urgent = false;
   }
 
   /** Replaces the contents with history: points sorted by t, each {t, v}. */
@@ -84,6 +86,7 @@ export class TimeChart {
   /** Draws the window [now - range, now]; returns the number of points drawn. */
   draw(now) {
     this.dirty = false;
+    this.urgent = false;
     const c = this.colors;
     const canvas = this.canvas;
     const dpr = window.devicePixelRatio || 1;

@@ -10,3 +10,8 @@ export function el(tag, className, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
+
+/** Sets an element's text only when it differs, so unchanged text causes no re-layout. */
+export function setText(e, text) {
+  if (e.textContent !== text) e.textContent = text;
+}

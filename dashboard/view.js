@@ -6,9 +6,11 @@
 
 import { clock, formatValue } from './chart.js';
 import { makeChart } from './chart-card.js';
-import { $, el } from './dom.js';
+import { $, el, setText } from './dom.js';
 
 const collator = new Intl.Collator(undefined, { numeric: true });
+const TEXT_MS = 100;
+const CHART_MS = 33;
 
 export function ago(ms, now) {
   if (ms === null || !Number.isFinite(ms)) return 'never seen';
@@ -31,6 +33,7 @@ export class View {
     this.dirty = new Set();
     this.scheduled = false;
     this.countsDirty = true;
+    this.textAt = 0;
     this.lagTotal = 0;
     this.lagAt = 0;
     this.autoSelect = true;
@@ -208,7 +211,7 @@ export class View {
   renderRow(d, now) {
     const r = d.row;
     r.root.dataset.online = d.online;
-    r.seen.textContent = d.online ? ago(d.lastSeen, now) : `offline · ${ago(d.lastSeen, now)}`;
+    setText(r.seen, d.online ? ago(d.lastSeen, now) : `offline · ${ago(d.lastSeen, now)}`);
     for (const s of d.sensors.values()) {
       if (!s.chip) {
         const chip = el('span', 'chip');
@@ -241,9 +244,9 @@ export class View {
 
   renderDetail(d, now) {
     const badge = $('#detail-status');
-    badge.textContent = d.online ? 'online' : 'offline';
+    setText(badge, d.online ? 'online' : 'offline');
     badge.dataset.online = d.online;
-    $('#detail-seen').textContent = `last seen ${ago(d.lastSeen, now)}`;
+    setText($('#detail-seen'), `last seen ${ago(d.lastSeen, now)}`);
     const tiles = $('#sensor-tiles');
     for (const s of d.sensors.values()) {
       if (!s.tile) {
@@ -321,21 +324,39 @@ export class View {
 
   // ---- once per animation frame / once per second ----
 
+  /**
+   * Renders what is dirty. Numbers change faster than anyone reads them, so text is
+   * refreshed at most every TEXT_MS and charts redraw for new data at most every
+   * CHART_MS (hover and resizing redraw at once); what waits keeps its dirty flag.
+   */
   frame() {
     this.scheduled = false;
     const now = Date.now();
-    for (const d of this.dirty) {
-      if (d.visible) this.renderRow(d, now);
-      if (d.name === this.selected) this.renderDetail(d, now);
+    let waiting = false;
+    if (now - this.textAt >= TEXT_MS) {
+      this.textAt = now;
+      for (const d of this.dirty) {
+        if (d.visible) this.renderRow(d, now);
+        if (d.name === this.selected) this.renderDetail(d, now);
+      }
+      this.dirty.clear();
+      if (this.countsDirty) this.renderCounts();
+    } else {
+      waiting = this.dirty.size > 0 || this.countsDirty;
     }
-    this.dirty.clear();
-    for (const c of this.charts.values()) if (c.chart.dirty) c.draw(now);
-    if (this.countsDirty) {
-      this.countsDirty = false;
-      let online = 0;
-      for (const d of this.devices.values()) if (d.online) online++;
-      $('#counts').textContent = `${online} of ${this.devices.size} online`;
+    for (const c of this.charts.values()) {
+      if (!c.chart.dirty) continue;
+      if (c.chart.urgent || now - c.drawnAt >= CHART_MS) c.draw(now);
+      else waiting = true;
     }
+    if (waiting) this.schedule();
+  }
+
+  renderCounts() {
+    this.countsDirty = false;
+    let online = 0;
+    for (const d of this.devices.values()) if (d.online) online++;
+    setText($('#counts'), `${online} of ${this.devices.size} online`);
   }
 
   /** Relative times move on, and the charts' windows slide. */
@@ -355,7 +376,7 @@ export function chartKey(device, sensor) {
 function updateValue(s, view) {
   if (view.version === s.version) return false;
   view.version = s.version;
-  view.v.textContent = s.value === null ? '–' : formatValue(s.value);
+  setText(view.v, s.value === null ? '–' : formatValue(s.value));
   if (view.unit !== s.unit) {
     view.unit = s.unit;
     view.u.textContent = s.unit;

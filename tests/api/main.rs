@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod cli;
+mod dashboard;
 mod faults;
 mod http;
 mod ingest;
