@@ -175,9 +175,7 @@ function showTokenProblem(message) {
   const live = $('#conn');
   live.dataset.state = 'error';
   $('#conn-text').textContent = message ? 'token refused' : 'no token';
-  $('#token-problem').textContent = message
-    ? `${message}. The token may have been revoked.`
-    : 'This page needs a viewer token.';
+  $('#token-problem').textContent = message ? `${message}.` : 'This page needs a viewer token.';
   $('#token-panel').hidden = false;
   $('#token-input').focus();
 }

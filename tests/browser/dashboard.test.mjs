@@ -24,12 +24,6 @@ describe('the dashboard', () => {
   const consoleText = [];
 
   const row = (name) => `.device[data-device="${name}"]`;
-  const chipValue = (name, sensor) =>
-    page.$$eval(
-      `${row(name)} .chip`,
-      (chips, s) => chips.find((c) => c.querySelector('.k').textContent === s)?.querySelector('.v').textContent,
-      sensor,
-    );
   const chartPoints = async (sensor) =>
     Number(await page.getAttribute(`.chart-card[data-sensor="${sensor}"]`, 'data-points'));
   const now = () => Date.now() / 1000;
@@ -86,7 +80,7 @@ describe('the dashboard', () => {
       null,
       WAIT,
     );
-    assert.equal(await page.textContent('#counts'), '1 of 1 online');
+    await page.waitForFunction(() => document.querySelector('#counts').textContent === '1 of 1 online', null, WAIT);
   });
 
   it('charts a sensor from history, then appends live readings', async () => {
@@ -109,7 +103,15 @@ describe('the dashboard', () => {
       return n;
     });
     assert.ok(accentPixels > 30, `only ${accentPixels} line pixels on the canvas`);
-    assert.equal(await chipValue('boiler-1', 'temperature'), '24');
+    // Text is refreshed at most every 100 ms: wait for it rather than read it once.
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll('.device[data-device="boiler-1"] .chip')].some(
+          (c) => c.querySelector('.k').textContent === 'temperature' && c.querySelector('.v').textContent === '24',
+        ),
+      null,
+      WAIT,
+    );
   });
 
   it('shows "reconnecting" when the hub dies and goes live again when it is back', async () => {
