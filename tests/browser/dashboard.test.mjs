@@ -24,6 +24,19 @@ describe('the dashboard', () => {
   const consoleText = [];
 
   const row = (name) => `.device[data-device="${name}"]`;
+  /** Waits until a device's row shows `value` for `sensor` (and `unit`, when given). */
+  const waitForChip = (device, sensor, value, unit = null) =>
+    page.waitForFunction(
+      ([d, s, v, u]) =>
+        [...document.querySelectorAll(`.device[data-device="${d}"] .chip`)].some(
+          (c) =>
+            c.querySelector('.k').textContent === s &&
+            c.querySelector('.v').textContent === v &&
+            (u === null || c.querySelector('.u').textContent === u),
+        ),
+      [device, sensor, value, unit],
+      WAIT,
+    );
   const chartPoints = async (sensor) =>
     Number(await page.getAttribute(`.chart-card[data-sensor="${sensor}"]`, 'data-points'));
   const now = () => Date.now() / 1000;
@@ -72,14 +85,7 @@ describe('the dashboard', () => {
     await page.waitForSelector(`${row('boiler-1')}[data-online="true"]`, WAIT);
     const reply = await device.send([{ sensor: 'temperature', value: 21.5, ts: now() - 2, unit: 'Cel' }]);
     assert.deepEqual(reply, { ack: 1, stored: 1 });
-    await page.waitForFunction(
-      () =>
-        [...document.querySelectorAll('.device[data-device="boiler-1"] .chip')].some(
-          (c) => c.querySelector('.v').textContent === '21.5' && c.querySelector('.u').textContent === 'Cel',
-        ),
-      null,
-      WAIT,
-    );
+    await waitForChip('boiler-1', 'temperature', '21.5', 'Cel');
     await page.waitForFunction(() => document.querySelector('#counts').textContent === '1 of 1 online', null, WAIT);
   });
 
@@ -104,14 +110,7 @@ describe('the dashboard', () => {
     });
     assert.ok(accentPixels > 30, `only ${accentPixels} line pixels on the canvas`);
     // Text is refreshed at most every 100 ms: wait for it rather than read it once.
-    await page.waitForFunction(
-      () =>
-        [...document.querySelectorAll('.device[data-device="boiler-1"] .chip')].some(
-          (c) => c.querySelector('.k').textContent === 'temperature' && c.querySelector('.v').textContent === '24',
-        ),
-      null,
-      WAIT,
-    );
+    await waitForChip('boiler-1', 'temperature', '24');
   });
 
   it('shows "reconnecting" when the hub dies and goes live again when it is back', async () => {
@@ -129,14 +128,7 @@ describe('the dashboard', () => {
     device = await connectDevice(hub.base, token);
     await page.waitForSelector(`${row('boiler-1')}[data-online="true"]`, WAIT);
     await device.send([{ sensor: 'temperature', value: 23.25, ts: now(), unit: 'Cel' }]);
-    await page.waitForFunction(
-      () =>
-        [...document.querySelectorAll('.device[data-device="boiler-1"] .chip .v')].some(
-          (v) => v.textContent === '23.25',
-        ),
-      null,
-      WAIT,
-    );
+    await waitForChip('boiler-1', 'temperature', '23.25', 'Cel');
     await page.waitForFunction(
       (n) => Number(document.querySelector('.chart-card[data-sensor="temperature"]').dataset.points) > n,
       pointsBefore,
@@ -152,12 +144,7 @@ describe('the dashboard', () => {
       unit,
       WAIT,
     );
-    await page.waitForFunction(
-      (u) =>
-        [...document.querySelectorAll('.device[data-device="boiler-1"] .chip .u')].some((e) => e.textContent === u),
-      unit,
-      WAIT,
-    );
+    await waitForChip('boiler-1', 'label', '7', unit);
     assert.equal(await page.$$eval('#device-list b, #device-list img, #sensor-tiles b, #sensor-tiles img', (e) => e.length), 0);
     assert.ok((await page.innerText(row('boiler-1'))).includes(unit));
   });
