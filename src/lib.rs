@@ -16,9 +16,11 @@
 //! | [`live`] | dashboard fan-out and sockets |
 //! | [`dashboard`] | the embedded web page |
 //! | [`metrics`] | Prometheus registry |
+//! | [`bridge`] | `telehub bridge serial`: serial lines (§6) forwarded to the hub as a gateway |
 //! | [`cli`] | the `telehub` command line |
 
 pub mod auth;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

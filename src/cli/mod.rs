@@ -2,6 +2,7 @@
 //! one module per command family. This is the binary edge: errors become one line
 //! on stderr and exit code 1, usage errors exit code 2.
 
+mod bridge;
 mod device;
 mod output;
 mod query;
@@ -40,6 +41,9 @@ enum Command {
     Token(device::TokenCommand),
     /// Query stored readings (works while the hub runs).
     Query(query::QueryArgs),
+    /// Forward devices' lines to the hub (`bridge serial`).
+    #[command(subcommand)]
+    Bridge(bridge::BridgeCommand),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -113,5 +117,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
+        Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
     }
 }
