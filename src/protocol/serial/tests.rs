@@ -219,3 +219,15 @@ proptest! {
         let _ = parse_line_with(s.as_bytes(), &lax(), now());
     }
 }
+
+#[test]
+fn the_documented_example_lines_carry_correct_checksums() {
+    for line in [
+        "temperature=21.5,humidity=40.1*5A",
+        "ts=1795255200.25,device=pump-3,rpm=1200*6B",
+        r#"{"readings":[{"sensor":"t","value":1,"unit":"Cel"}]}*73"#,
+    ] {
+        let l = parse_line_with(line.as_bytes(), &LineRules::default(), now());
+        assert!(l.is_ok(), "{line}: {l:?}");
+    }
+}
