@@ -271,3 +271,37 @@ async fn a_port_that_vanishes_and_comes_back_is_reopened_without_touching_the_hu
     let s = bridge.stop().await;
     assert_eq!(s.reconnects, 0, "the hub connection stayed up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_the_hub_refuses_is_isolated_so_the_rest_of_its_batch_is_stored() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("gw").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pty = PtyPair::new(dir.path(), "a").await;
+    let mut s = settings(&app, &pty.port, &token);
+    // Laxer than the hub's 5 minutes, so the hub is the one to refuse the future reading.
+    s.max_clock_skew = Duration::from_secs(86_400);
+    s.linger = Duration::from_millis(200);
+    let bridge = Bridge::start(s);
+
+    let mut lines = String::new();
+    for i in 0..6 {
+        lines += &checked(&format!("n={i}"));
+    }
+    lines += &checked(&format!("ts={},future=1", now_s() + 3600));
+    for i in 6..9 {
+        lines += &checked(&format!("n={i}"));
+    }
+    pty.write(lines.as_bytes());
+    bridge
+        .wait_stats("every reading answered", |s| {
+            s.forwarded + s.refused.values().sum::<u64>() == 10
+        })
+        .await;
+
+    let rows = app.stored("gw").await;
+    assert_eq!(rows.len(), 9, "{rows:?}");
+    assert!(rows.iter().all(|r| r.0 == "n"));
+    let s = bridge.stop().await;
+    assert_eq!(s.refused.get("invalid_reading"), Some(&1));
+}
