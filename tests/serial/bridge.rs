@@ -305,3 +305,67 @@ async fn a_reading_the_hub_refuses_is_isolated_so_the_rest_of_its_batch_is_store
     let s = bridge.stop().await;
     assert_eq!(s.refused.get("invalid_reading"), Some(&1));
 }
+
+/// A TCP proxy to `hub` whose first connection passes the WebSocket handshake and the
+/// bridge's messages, but swallows the hub's replies: a hub that stores and never acks.
+async fn proxy_losing_the_first_acks(hub: std::net::SocketAddr) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let upstream = tokio::net::TcpStream::connect(hub).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut ur, mut uw) = upstream.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut cr, &mut uw).await });
+            tokio::spawn(async move {
+                if n > 0 {
+                    return tokio::io::copy(&mut ur, &mut cw).await.map(|_| ());
+                }
+                let (mut buf, mut seen) = ([0u8; 4096], Vec::new());
+                loop {
+                    let k = ur.read(&mut buf).await?;
+                    if k == 0 {
+                        return Ok(());
+                    }
+                    if !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        seen.extend_from_slice(&buf[..k]);
+                        // Only the handshake response goes through (it arrives alone).
+                        cw.write_all(&buf[..k]).await?;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_silent_hub_never_acked_are_resent_on_a_new_connection_and_stored_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("gw").await;
+    let proxy = proxy_losing_the_first_acks(app.hub().addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pty = PtyPair::new(dir.path(), "a").await;
+    let mut s = settings(&app, &pty.port, &token);
+    s.hub = format!("ws://{proxy}");
+    s.ack_timeout = Duration::from_secs(2);
+    let bridge = Bridge::start(s);
+
+    for i in 0..20 {
+        pty.write(checked(&format!("n={i}")).as_bytes());
+    }
+    // The hub stored them, but the bridge heard no ack: it keeps them until it does.
+    wait_rows(&app, "gw", 20).await;
+    assert_eq!(bridge.stats().forwarded, 0);
+    bridge
+        .wait_stats("resent and acked after a reconnect", |s| {
+            s.forwarded == 20 && s.buffered == 0 && s.reconnects == 1
+        })
+        .await;
+    assert_eq!(app.stored("gw").await.len(), 20, "stored once");
+    bridge.stop().await;
+}
