@@ -33,17 +33,28 @@ impl Bridge {
     }
 }
 
+/// A hub with the gateway `gw` (allowed for `targets`), a pty pair, and bridge
+/// settings joining them.
+async fn rig(targets: &[&str]) -> (TestApp, PtyPair, SerialPortSettings, tempfile::TempDir) {
+    let app = spawn_app(Backend::Sqlite).await;
+    for t in targets {
+        app.device(t).await;
+    }
+    let token = app.gateway("gw", targets).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pty = PtyPair::new(dir.path(), "a").await;
+    let s = settings(&app, &pty.port, &token);
+    (app, pty, s, dir)
+}
+
 fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_lines_are_stored_with_their_own_or_the_receive_time_over_lf_crlf_and_split_writes() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let bridge = Bridge::start(settings(&app, &pty.port, &token));
+    let (app, pty, s, _dir) = rig(&[]).await;
+    let bridge = Bridge::start(s);
 
     let ts = now_s() - 60;
     let before = chrono::Utc::now().timestamp_micros();
@@ -87,11 +98,8 @@ async fn good_lines_are_stored_with_their_own_or_the_receive_time_over_lf_crlf_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_bad_line_is_counted_and_nothing_of_it_is_stored() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let bridge = Bridge::start(settings(&app, &pty.port, &token));
+    let (app, pty, s, _dir) = rig(&[]).await;
+    let bridge = Bridge::start(s);
 
     let long = format!("{}\n", "x".repeat(600));
     let bad: Vec<(Vec<u8>, &str)> = vec![
@@ -132,11 +140,7 @@ async fn every_kind_of_bad_line_is_counted_and_nothing_of_it_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_checksums_optional_plain_lines_pass_and_wrong_checksums_still_fail() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let mut s = settings(&app, &pty.port, &token);
+    let (app, pty, mut s, _dir) = rig(&[]).await;
     s.checksum_required = false;
     let bridge = Bridge::start(s);
 
@@ -152,13 +156,9 @@ async fn with_checksums_optional_plain_lines_pass_and_wrong_checksums_still_fail
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_forwards_for_its_devices_and_a_forbidden_device_drops_only_its_own_readings() {
-    let app = spawn_app(Backend::Sqlite).await;
-    app.device("pump-1").await;
+    let (app, pty, s, _dir) = rig(&["pump-1"]).await;
     app.device("pump-2").await;
-    let token = app.gateway("gw", &["pump-1"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let bridge = Bridge::start(settings(&app, &pty.port, &token));
+    let bridge = Bridge::start(s);
 
     let mut lines = String::new();
     for i in 0..5 {
@@ -192,12 +192,9 @@ async fn restart_hub(app: &mut TestApp, addr: std::net::SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_read_while_the_hub_is_down_arrive_exactly_once_when_it_is_back() {
-    let mut app = spawn_app(Backend::Sqlite).await;
+    let (mut app, pty, s, _dir) = rig(&[]).await;
     let addr = app.hub().addr;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let bridge = Bridge::start(settings(&app, &pty.port, &token));
+    let bridge = Bridge::start(s);
 
     pty.write(checked("n=0").as_bytes());
     wait_rows(&app, "gw", 1).await;
@@ -223,12 +220,8 @@ async fn lines_read_while_the_hub_is_down_arrive_exactly_once_when_it_is_back() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_restarted_with_a_state_file_sends_what_it_had_not_delivered() {
-    let mut app = spawn_app(Backend::Sqlite).await;
+    let (mut app, pty, mut s, dir) = rig(&[]).await;
     let addr = app.hub().addr;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let mut s = settings(&app, &pty.port, &token);
     app.stop().await;
     s.state_file = Some(dir.path().join("bridge.state"));
     s.drain_timeout = Duration::from_millis(200);
@@ -254,11 +247,8 @@ async fn a_bridge_restarted_with_a_state_file_sends_what_it_had_not_delivered() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_that_vanishes_and_comes_back_is_reopened_without_touching_the_hub_connection() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut pty = PtyPair::new(dir.path(), "usb").await;
-    let bridge = Bridge::start(settings(&app, &pty.port, &token));
+    let (app, mut pty, s, _dir) = rig(&[]).await;
+    let bridge = Bridge::start(s);
 
     pty.write(checked("n=1").as_bytes());
     wait_rows(&app, "gw", 1).await;
@@ -274,11 +264,7 @@ async fn a_port_that_vanishes_and_comes_back_is_reopened_without_touching_the_hu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reading_the_hub_refuses_is_isolated_so_the_rest_of_its_batch_is_stored() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app.device("gw").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let mut s = settings(&app, &pty.port, &token);
+    let (app, pty, mut s, _dir) = rig(&[]).await;
     // Laxer than the hub's 5 minutes, so the hub is the one to refuse the future reading.
     s.max_clock_skew = Duration::from_secs(86_400);
     s.linger = Duration::from_millis(200);
@@ -345,12 +331,8 @@ async fn proxy_losing_the_first_acks(hub: std::net::SocketAddr) -> std::net::Soc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_a_silent_hub_never_acked_are_resent_on_a_new_connection_and_stored_once() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app.device("gw").await;
+    let (app, pty, mut s, _dir) = rig(&[]).await;
     let proxy = proxy_losing_the_first_acks(app.hub().addr).await;
-    let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::new(dir.path(), "a").await;
-    let mut s = settings(&app, &pty.port, &token);
     s.hub = format!("ws://{proxy}");
     s.ack_timeout = Duration::from_secs(2);
     let bridge = Bridge::start(s);
