@@ -31,7 +31,7 @@ pub struct SerialArgs {
     /// Hub base address, ws://HOST:PORT or wss://HOST:PORT (/v1/ingest is appended).
     #[arg(long, value_name = "URL")]
     hub: Option<String>,
-    /// The gateway device's token (or set TELEHUB_BRIDGE_TOKEN).
+    /// The gateway device's token.
     #[arg(
         long,
         value_name = "T",
@@ -42,13 +42,13 @@ pub struct SerialArgs {
     /// 5, 6, 7 or 8 [default: 8].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(5..=8))]
     data_bits: Option<u8>,
-    /// [default: none]
+    /// Parity bit [default: none].
     #[arg(long, value_enum)]
     parity: Option<Parity>,
     /// 1 or 2 [default: 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
     stop_bits: Option<u8>,
-    /// [default: none]
+    /// Flow control; `hardware` needs RTS/CTS wired [default: none].
     #[arg(long, value_enum)]
     flow_control: Option<FlowControl>,
     /// Accept lines without a *HH checksum.
