@@ -65,12 +65,10 @@ async fn sleep_until_some(t: Option<Instant>) {
 enum Event {
     Shutdown,
     Line(Option<Vec<DeviceReading>>),
-    SealDue,
     Link(LinkEvent),
-    AckTimeout,
-    HoldOver,
+    /// The earliest of: a batch to seal, an ack overdue, a hold over, the drain over.
+    Timer,
     Sync,
-    DrainOver,
 }
 
 pub struct Forwarder {
@@ -121,20 +119,26 @@ impl Forwarder {
                     break;
                 }
             }
-            let next_seal = self.outbox.next_seal();
             let ack_deadline = match run.link {
                 Link::Up(_) => self.outbox.oldest_inflight().map(|t| t + s.ack_timeout),
                 _ => None,
             };
+            // One timer for every deadline: cheaper than one per kind at hundreds of lines/s.
+            let deadline = [
+                self.outbox.next_seal(),
+                ack_deadline,
+                run.hold_until,
+                run.drain_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let event = tokio::select! {
                 _ = self.shutdown.cancelled(), if run.drain_until.is_none() => Event::Shutdown,
                 line = self.lines.recv(), if run.lines_open => Event::Line(line),
-                _ = sleep_until_some(next_seal) => Event::SealDue,
                 ev = link_event(&mut run.link) => Event::Link(ev),
-                _ = sleep_until_some(ack_deadline) => Event::AckTimeout,
-                _ = sleep_until_some(run.hold_until) => Event::HoldOver,
+                _ = sleep_until_some(deadline) => Event::Timer,
                 _ = sync.tick() => Event::Sync,
-                _ = sleep_until_some(run.drain_until) => Event::DrainOver,
             };
             let now = Instant::now();
             match event {
@@ -143,15 +147,22 @@ impl Forwarder {
                 }
                 Event::Line(Some(readings)) => self.take_line(&mut run, readings, now),
                 Event::Line(None) => run.lines_open = false,
-                Event::SealDue => self.outbox.seal_due(now, false),
                 Event::Link(ev) => self.on_link_event(&mut run, ev, now),
-                Event::AckTimeout => self.link_lost(
-                    &mut run,
-                    &format!("no reply from the hub within {:?}", s.ack_timeout),
-                ),
-                Event::HoldOver => run.hold_until = None,
+                Event::Timer => {
+                    let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+                    if due(run.drain_until) {
+                        break;
+                    }
+                    if due(run.hold_until) {
+                        run.hold_until = None;
+                    }
+                    if due(ack_deadline) {
+                        let why = format!("no reply from the hub within {:?}", s.ack_timeout);
+                        self.link_lost(&mut run, &why);
+                    }
+                    self.outbox.seal_due(now, false);
+                }
                 Event::Sync => self.outbox.sync(),
-                Event::DrainOver => break,
             }
             if run.hold_until.is_none()
                 && let Link::Up(ws) = &mut run.link
