@@ -26,6 +26,8 @@ pub struct Settings {
     pub live: LiveSettings,
     pub http: HttpSettings,
     pub limits: LimitSettings,
+    /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
+    pub bridge: Option<crate::bridge::BridgeSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -311,6 +313,9 @@ impl Settings {
         {
             return bad("server.max_connections, http.max_points and http.max_buckets must be ≥ 1");
         }
+        if let Some(b) = &self.bridge {
+            b.validate().map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 
@@ -318,6 +323,10 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
+        s.bridge = s
+            .bridge
+            .as_ref()
+            .map(crate::bridge::BridgeSettings::redacted);
         toml::to_string_pretty(&s).expect("settings serialize")
     }
 }

@@ -18,9 +18,11 @@
 //! | [`dashboard`] | the embedded web page |
 //! | [`metrics`] | Prometheus registry |
 //! | [`sim`] | simulated sensor signals, for `firmware-sim` and `serve --demo` |
+//! | [`bridge`] | `telehub bridge serial`: serial lines (§6) forwarded to the hub as a gateway |
 //! | [`cli`] | the `telehub` command line |
 
 pub mod auth;
+pub mod bridge;
 pub mod cli;
 pub mod client;
 pub mod config;

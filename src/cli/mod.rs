@@ -3,6 +3,7 @@
 //! on stderr and exit code 1, usage errors exit code 2.
 
 mod demo;
+mod bridge;
 mod device;
 mod output;
 mod query;
@@ -44,6 +45,9 @@ enum Command {
     Query(query::QueryArgs),
     /// Print the live feed: one line per reading and per device status change.
     Tail(tail::TailArgs),
+    /// Forward devices' lines to the hub (`bridge serial`).
+    #[command(subcommand)]
+    Bridge(bridge::BridgeCommand),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -55,10 +59,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The serial bridge is a few I/O-bound tasks: one thread costs it the least CPU.
+    let mut builder = match cli.command {
+        Command::Bridge(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("telehub: cannot start the async runtime: {e}");
@@ -118,5 +124,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
         Command::Tail(args) => tail::run(args).await,
+        Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
     }
 }

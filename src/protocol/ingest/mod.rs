@@ -266,7 +266,8 @@ fn finite(v: &Value) -> Option<f64> {
     v.as_f64().filter(|f| f.is_finite())
 }
 
-fn check_ts(ts: Timestamp, limits: &ParseLimits) -> Result<(), String> {
+/// Refuses a `ts` before 2000-01-01 or more than `max_clock_skew` ahead of `limits.now`.
+pub(crate) fn check_ts(ts: Timestamp, limits: &ParseLimits) -> Result<(), String> {
     if ts < EARLIEST_DEVICE_TS {
         return Err(format!("{ts} is before 2000-01-01"));
     }
