@@ -28,6 +28,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
     pub bridge: Option<crate::bridge::BridgeSettings>,
+    /// `[mqtt]`: absent means no MQTT (see [`crate::mqtt::MqttSettings`]).
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -316,10 +318,13 @@ impl Settings {
         if let Some(b) = &self.bridge {
             b.validate().map_err(ConfigError::Invalid)?;
         }
+        if let Some(m) = &self.mqtt {
+            m.validate(&self.ingest).map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 
-    /// The effective configuration as TOML, with secrets (database password) hidden.
+    /// The effective configuration as TOML, with secrets (database and broker passwords) hidden.
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
@@ -327,6 +332,9 @@ impl Settings {
             .bridge
             .as_ref()
             .map(crate::bridge::BridgeSettings::redacted);
+        if let Some(m) = &mut s.mqtt {
+            m.redact();
+        }
         toml::to_string_pretty(&s).expect("settings serialize")
     }
 }
@@ -334,7 +342,7 @@ impl Settings {
 /// Only the variables that name a settings section: test and tool variables such as
 /// `TELEHUB_TEST_PG` share the prefix but are not configuration.
 fn telehub_env() -> config::Map<String, String> {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 9] = [
         "SERVER__",
         "TLS__",
         "DATABASE__",
@@ -342,6 +350,8 @@ fn telehub_env() -> config::Map<String, String> {
         "WRITER__",
         "LIVE__",
         "HTTP__",
+        "LIMITS__",
+        "MQTT__",
     ];
     std::env::vars()
         .filter(|(k, _)| {
@@ -374,6 +384,26 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn an_mqtt_section_enables_mqtt_and_its_password_is_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "[mqtt]\nurl = \"mqtts://broker:8883\"\nusername = \"hub\"\npassword = \"s3cret\"\ncluster = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let m = s.mqtt.as_ref().expect("[mqtt] present");
+        assert!(m.cluster);
+        assert_eq!(m.ingest_topic, "telehub/ingest/+");
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("s3cret") && printed.contains("password = \"***\""));
+        std::fs::write(&f, "[mqtt]\nurl = \"http://broker\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("mqtt://"), "{e}");
     }
 
     #[test]

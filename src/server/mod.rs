@@ -40,6 +40,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
     #[error(
         "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
     )]
@@ -58,6 +60,8 @@ pub struct HubState {
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
     pub limits: limits::Limits,
+    /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
+    pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -126,6 +130,15 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         status_tx.subscribe(),
         shutdown.clone(),
     );
+    let mqtt = match &settings.mqtt {
+        Some(m) => Some(crate::mqtt::prepare(
+            m,
+            committed_tx.subscribe(),
+            status_tx.subscribe(),
+        )?),
+        None => None,
+    };
+    let (mqtt_handle, mqtt) = mqtt.unzip();
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
         store: store.clone(),
@@ -133,11 +146,13 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         metrics,
         live,
         limits: limits::Limits::new(&settings.limits),
+        mqtt: mqtt_handle,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
         settings,
     });
     tokio::spawn(forget_idle_limits(state.clone()));
+    let mqtt = mqtt.map(|m| m.spawn(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
         state.sessions.clone(),
@@ -162,6 +177,9 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         }
         close_writer.cancel();
         let _ = writer_task.await;
+        if let Some(m) = mqtt {
+            m.finish(serve_state.settings.server.shutdown_grace).await;
+        }
         let _ = watcher.await;
         store.close().await;
         tracing::info!("hub stopped");

@@ -246,6 +246,14 @@ impl Store {
         dispatch!(self, s => s.find_device(name).await)
     }
 
+    /// A device and whether it is revoked (for ingest paths without a token, like MQTT).
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        dispatch!(self, s => s.device_state(name).await)
+    }
+
     pub async fn series_of(&self, device: &DeviceRef) -> Result<Vec<SeriesRow>, StorageError> {
         dispatch!(self, s => s.series_of(device.id).await)
     }

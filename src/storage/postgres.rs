@@ -288,6 +288,24 @@ impl PgStore {
         }))
     }
 
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_us FROM devices WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, revoked)| {
+            let device = DeviceRef {
+                id,
+                name: name.clone(),
+            };
+            (device, revoked.is_some())
+        }))
+    }
+
     pub async fn series_of(&self, device_id: i64) -> Result<Vec<SeriesRow>, StorageError> {
         let rows =
             sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = $1 ORDER BY sensor")

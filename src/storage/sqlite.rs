@@ -322,6 +322,24 @@ impl SqliteStore {
         }))
     }
 
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_us FROM devices WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(id, revoked)| {
+            let device = DeviceRef {
+                id,
+                name: name.clone(),
+            };
+            (device, revoked.is_some())
+        }))
+    }
+
     pub async fn series_of(&self, device_id: i64) -> Result<Vec<SeriesRow>, StorageError> {
         let rows =
             sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = ? ORDER BY sensor")

@@ -15,6 +15,7 @@ mod http;
 mod ingest;
 mod limits;
 mod live;
+mod mqtt;
 mod shutdown;
 mod tail;
 mod tls;
