@@ -105,6 +105,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         source,
     })?;
 
+    store.prepare_rollups(settings.storage.rollups).await?;
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
     let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
@@ -112,6 +113,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (writer, writer_task) = writer::spawn(
         store.clone(),
         settings.writer.clone(),
+        settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),
         close_writer.clone(),
@@ -140,6 +142,12 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         Duration::from_millis(250),
         shutdown.clone(),
     ));
+    let retention = crate::storage::retention::spawn(
+        store.clone(),
+        state.settings.retention.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
     let app = router(state.clone());
     let is_tls = tls.is_some();
     let serve_state = state.clone();
@@ -159,6 +167,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         close_writer.cancel();
         let _ = writer_task.await;
         let _ = watcher.await;
+        let _ = retention.await;
         store.close().await;
         tracing::info!("hub stopped");
     });

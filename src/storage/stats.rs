@@ -1,0 +1,1 @@
+//! What is stored: rows, series, devices, extents and disk use (`telehub stats`).
