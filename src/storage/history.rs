@@ -423,3 +423,67 @@ where
     }
     Ok((row.try_get(0)?, s))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const M: i64 = 60_000_000;
+    const H: i64 = 60 * M;
+
+    #[test]
+    fn an_unaligned_day_uses_hours_inside_minutes_then_raw_at_the_edges() {
+        let (from, to) = (10 * H + 5 * M + 7, 34 * H + 2 * M + 9);
+        let kinds: Vec<_> = plan(from, to, H, true)
+            .iter()
+            .map(|s| (s.source, s.from, s.to))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Source::Raw, from, 10 * H + 6 * M),
+                (Source::Rollup(Level::Minute), 10 * H + 6 * M, 11 * H),
+                (Source::Rollup(Level::Hour), 11 * H, 34 * H),
+                (Source::Rollup(Level::Minute), 34 * H, 34 * H + 2 * M),
+                (Source::Raw, 34 * H + 2 * M, to),
+            ]
+        );
+        assert_eq!(plan(from, to, H, false).len(), 1, "no rollups: all raw");
+        assert_eq!(plan(from, to, 90_000_000, true).len(), 1, "90 s: raw");
+    }
+
+    #[test]
+    fn m4_columns_fit_the_point_budget() {
+        for (span, n) in [(1, 8), (1000, 9), (30 * 24 * H, 1000), (H + 7, 10_000)] {
+            let every = m4_every(5 * H + 3, 5 * H + 3 + span, n);
+            let columns = (5 * H + 3 + span - 1) / every - (5 * H + 3) / every + 1;
+            assert!(
+                columns * 4 <= n as i64,
+                "span {span} n {n}: {columns} columns"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn plans_cover_the_range_with_aligned_rollup_segments(
+            from in 0i64..100 * H, len in 1i64..50 * H, k in 1i64..100, unit in 0usize..3
+        ) {
+            let every = k * [1_000_000, M, H][unit];
+            let segs = plan(from, from + len, every, true);
+            prop_assert_eq!(segs[0].from, from);
+            prop_assert_eq!(segs[segs.len() - 1].to, from + len);
+            for w in segs.windows(2) {
+                prop_assert_eq!(w[0].to, w[1].from);
+            }
+            for s in &segs {
+                prop_assert!(s.from < s.to);
+                if let Source::Rollup(l) = s.source {
+                    let w = l.width_us();
+                    prop_assert!(every % w == 0 && s.from % w == 0 && s.to % w == 0);
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod history;
 mod http;
 mod ingest;
 mod live;
