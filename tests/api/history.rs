@@ -326,3 +326,175 @@ async fn rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on(b: Backen
     assert!(got.iter().zip(&want).all(|(g, w)| g.2 == w.2 + 1000));
 }
 both_backends!(rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on);
+
+async fn get_json(app: &TestApp, token: &str, path: &str) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path}", app.http()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
+fn points(body: &serde_json::Value) -> Vec<(i64, f64)> {
+    body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let ts = Timestamp::parse_rfc3339(p["ts"].as_str().unwrap()).unwrap();
+            (ts.as_micros(), p["value"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+/// M4 computed here from raw rows: per epoch-aligned column, first, min, max and last
+/// (earliest on ties), in time order, without repeats.
+fn expected_m4(raw: &[(i64, f64)], from: i64, to: i64, every: i64) -> Vec<(i64, f64)> {
+    let mut cols: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
+    for &r in raw.iter().filter(|r| r.0 >= from && r.0 < to) {
+        cols.entry(r.0.div_euclid(every)).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for pts in cols.values() {
+        let min = pts
+            .iter()
+            .fold(pts[0], |m, p| if p.1 < m.1 { *p } else { m });
+        let max = pts
+            .iter()
+            .fold(pts[0], |m, p| if p.1 > m.1 { *p } else { m });
+        let mut four = vec![pts[0], min, max, pts[pts.len() - 1]];
+        four.sort_by_key(|p| p.0);
+        four.dedup_by_key(|p| p.0);
+        out.extend(four);
+    }
+    out
+}
+
+async fn max_points_downsamples_by_m4_keeping_extremes(b: Backend) {
+    let app = spawn_app(b).await;
+    let device = add_device(&app, "d1").await;
+    let viewer = app.viewer().await;
+    let t0 = Timestamp::now().as_micros() - 3 * 24 * HOUR;
+    // Two days, one reading every 10 s, with one spike down and one up.
+    let rows: Vec<(i64, f64)> = (0..17_280i64)
+        .map(|i| {
+            let v = match i {
+                5_000 => -500.0,
+                12_345 => 900.0,
+                _ => ((i as f64) / 300.0).sin() * 10.0,
+            };
+            (t0 + i * 10_000_000 + 17, v)
+        })
+        .collect();
+    for chunk in rows.chunks(2_000) {
+        write(&app, &device, "t", chunk).await;
+    }
+    let rfc = |us: i64| Timestamp::from_micros(us).to_rfc3339();
+    for (from, to, n) in [
+        (t0 - 5 * MIN, t0 + 2 * 24 * HOUR, 200), // hour columns
+        (t0 + 7_777_777, t0 + 20 * HOUR, 1_000), // minute columns, raw edges
+        (t0 + 7_777_777, t0 + 2 * HOUR, 500),    // raw columns
+    ] {
+        let path = format!(
+            "/v1/readings?device=d1&sensor=t&from={}&to={}&max_points={n}",
+            rfc(from),
+            rfc(to)
+        );
+        let body = get_json(&app, &viewer, &path).await;
+        assert!(body["next_cursor"].is_null());
+        let got = points(&body);
+        assert!(got.len() <= n && got.len() > n / 4, "{} points", got.len());
+        let every = telehub::storage::history::m4_every(from, to, n);
+        assert_eq!(
+            got,
+            expected_m4(&rows, from, to, every),
+            "{from}..{to} by {n}"
+        );
+    }
+    let all = get_json(
+        &app,
+        &viewer,
+        &format!(
+            "/v1/readings?device=d1&sensor=t&from={}&to={}&max_points=200",
+            rfc(t0),
+            rfc(t0 + 2 * 24 * HOUR)
+        ),
+    )
+    .await;
+    let got = points(&all);
+    assert!(got.contains(&rows[5_000]) && got.contains(&rows[12_345]));
+    // Fewer readings than max_points: the readings themselves.
+    let path = format!(
+        "/v1/readings?device=d1&sensor=t&from={}&to={}&max_points=100",
+        rfc(t0),
+        rfc(t0 + 10 * MIN)
+    );
+    assert_eq!(
+        points(&get_json(&app, &viewer, &path).await),
+        rows[..60].to_vec()
+    );
+}
+both_backends!(max_points_downsamples_by_m4_keeping_extremes);
+
+async fn cursor_pages_are_stable_under_concurrent_inserts(b: Backend) {
+    let app = spawn_app(b).await;
+    let device = add_device(&app, "d1").await;
+    let viewer = app.viewer().await;
+    let t0 = Timestamp::now().as_micros() - 2 * HOUR;
+    let initial: Vec<(i64, f64)> = (0..2_000).map(|i| (t0 + i * 1_000_000, i as f64)).collect();
+    write(&app, &device, "t", &initial).await;
+    // While we page: new readings after the range's start, and late ones in between.
+    let writer = {
+        let (hub, device) = (app.hub().state.clone(), device.clone());
+        tokio::spawn(async move {
+            for k in 0..200i64 {
+                let late = t0 + (k * 10 + 5) * 1_000_000 + 500_000;
+                let new = t0 + (2_000 + k) * 1_000_000;
+                let rows = [(late, -1.0), (new, -2.0)].map(|(ts, value)| {
+                    let reading = Reading {
+                        sensor: SensorName::parse("t").unwrap(),
+                        value,
+                        ts: Timestamp::from_micros(ts),
+                        unit: None,
+                    };
+                    (device.clone(), reading)
+                });
+                let done = hub.writer.submit(rows.to_vec()).await;
+                done.await.unwrap().unwrap();
+            }
+        })
+    };
+    let rfc = |us: i64| Timestamp::from_micros(us).to_rfc3339();
+    let mut cursor: Option<String> = None;
+    let mut seen: Vec<(i64, f64)> = Vec::new();
+    loop {
+        let mut path = format!(
+            "/v1/readings?device=d1&sensor=t&from={}&to={}&limit=37",
+            rfc(t0),
+            rfc(t0 + 3 * HOUR)
+        );
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let body = get_json(&app, &viewer, &path).await;
+        seen.extend(points(&body));
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    tokio::time::timeout(WAIT, writer).await.unwrap().unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "ordered, no repeats"
+    );
+    let seen_initial: Vec<_> = seen.iter().copied().filter(|p| p.1 >= 0.0).collect();
+    assert_eq!(
+        seen_initial, initial,
+        "every reading present at the start, once"
+    );
+}
+both_backends!(cursor_pages_are_stable_under_concurrent_inserts);

@@ -8,5 +8,6 @@ mod history;
 mod http;
 mod ingest;
 mod live;
+mod retention;
 mod shutdown;
 mod tls;
