@@ -3,9 +3,11 @@
 //! on stderr and exit code 1, usage errors exit code 2.
 
 mod device;
+mod export;
 mod output;
 mod query;
 mod serve;
+mod stats;
 
 use crate::config::{Overrides, Settings};
 use clap::{Parser, Subcommand};
@@ -40,6 +42,10 @@ enum Command {
     Token(device::TokenCommand),
     /// Query stored readings (works while the hub runs).
     Query(query::QueryArgs),
+    /// Stream every raw reading of a range as CSV or NDJSON, in constant memory.
+    Export(export::ExportArgs),
+    /// Show what storage holds: rows, series, devices, time extents, disk use.
+    Stats(stats::StatsArgs),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -113,5 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
+        Command::Export(args) => export::run(settings(&cli, None)?, args).await,
+        Command::Stats(args) => stats::run(settings(&cli, None)?, args).await,
     }
 }

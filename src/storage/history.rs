@@ -358,6 +358,15 @@ where
             .map(drop)
     }
 
+    /// One integer (or NULL) from each statement.
+    pub async fn scalars(&self, sqls: &[&'static str]) -> Result<Vec<Option<i64>>, sqlx::Error> {
+        let mut out = Vec::with_capacity(sqls.len());
+        for sql in sqls {
+            out.push(sqlx::query_scalar(*sql).fetch_one(self.0).await?);
+        }
+        Ok(out)
+    }
+
     pub async fn series_ids(&self) -> Result<Vec<i64>, sqlx::Error> {
         sqlx::query_scalar("SELECT id FROM series ORDER BY id")
             .fetch_all(self.0)

@@ -9,6 +9,16 @@
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
 
+/// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
 pub mod history;
 mod postgres;
 pub mod retention;
@@ -111,20 +121,22 @@ pub struct RangeQuery {
     pub limit: usize,
 }
 
+impl RangeQuery {
+    /// The first time a page may hold: `from`, or just after the cursor. One lower bound,
+    /// so the database seeks straight to it (two let SQLite seek on `from` and filter the
+    /// rest, which made each page rescan the pages before it).
+    pub fn start_us(&self) -> i64 {
+        let from = self.from.as_micros();
+        self.after
+            .map_or(from, |a| from.max(a.as_micros().saturating_add(1)))
+    }
+}
+
 /// Storage, opened on one backend.
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            Store::Sqlite($s) => $e,
-            Store::Postgres($s) => $e,
-        }
-    };
 }
 
 impl Store {

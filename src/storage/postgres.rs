@@ -2,6 +2,7 @@
 //! `UNNEST` arrays (one statement per batch, not one per row).
 
 use super::rollup::{self, RollupRow};
+use super::stats::{DiskPart, TABLES};
 use super::writer::PreparedBatch;
 use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError};
 use crate::auth::{self, DeviceRef, Principal, Role};
@@ -52,6 +53,24 @@ impl PgStore {
 
     pub fn writer(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// `pg_total_relation_size` (table, indexes, TOAST) of each of telehub's tables.
+    pub async fn disk_usage(&self) -> Result<Vec<DiskPart>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT t, pg_total_relation_size(to_regclass(t)) FROM unnest($1::text[]) t
+             WHERE to_regclass(t) IS NOT NULL",
+        )
+        .bind(&TABLES[..])
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DiskPart {
+                name: r.get(0),
+                bytes: r.get::<i64, _>(1).max(0) as u64,
+            })
+            .collect())
     }
 
     pub async fn close(&self) {
@@ -250,15 +269,13 @@ impl PgStore {
     }
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
-        let after = q.after.map_or(i64::MIN, Timestamp::as_micros);
         let rows = sqlx::query(
-            "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 AND ts > $4 ORDER BY ts LIMIT $5",
+            "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
         )
         .bind(q.series)
-        .bind(q.from.as_micros())
+        .bind(q.start_us())
         .bind(q.to.as_micros())
-        .bind(after)
-        .bind(q.limit as i64)
+        .bind(q.limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -2,6 +2,7 @@
 //! level, one write connection (the writer task's) and a small read pool.
 
 use super::rollup::{self, RollupDelta, RollupRow};
+use super::stats::DiskPart;
 use super::writer::PreparedBatch;
 use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError};
 use crate::auth::{self, DeviceRef, Principal, Role};
@@ -84,6 +85,22 @@ impl SqliteStore {
     /// statement at a time, so the writer waits for at most one such statement.
     pub fn writer(&self) -> &SqlitePool {
         &self.write
+    }
+
+    /// Sizes of the database file and its WAL and shared-memory files.
+    pub async fn disk_usage(&self) -> Result<Vec<DiskPart>, StorageError> {
+        let file: String = sqlx::query("PRAGMA database_list")
+            .fetch_one(&self.read)
+            .await?
+            .get(2);
+        Ok(["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let name = format!("{file}{suffix}");
+                let bytes = std::fs::metadata(&name).map_or(0, |m| m.len());
+                DiskPart { name, bytes }
+            })
+            .collect())
     }
 
     pub async fn close(&self) {
@@ -285,15 +302,13 @@ impl SqliteStore {
     }
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
-        let after = q.after.map_or(i64::MIN, Timestamp::as_micros);
         let rows = sqlx::query(
-            "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? AND ts > ? ORDER BY ts LIMIT ?",
+            "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
         )
         .bind(q.series)
-        .bind(q.from.as_micros())
+        .bind(q.start_us())
         .bind(q.to.as_micros())
-        .bind(after)
-        .bind(q.limit as i64)
+        .bind(q.limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.read)
         .await?;
         Ok(rows

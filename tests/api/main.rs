@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod export;
 mod history;
 mod http;
 mod ingest;
