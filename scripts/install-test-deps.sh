@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests use, only when missing (fast when present).
+# Installs what the tests use, only when missing (fast when everything is present).
 set -euo pipefail
+# command → Debian package that provides it
+declare -A pkg=(
+  [socat]=socat
+  [chromium]=chromium
+  [psql]=postgresql-client
+  [mosquitto_sub]=mosquitto-clients
+  [mosquitto]=mosquitto
+  [sqlite3]=sqlite3
+  [node]=nodejs
+)
 need=()
-for pkg in socat chromium postgresql-client mosquitto-clients sqlite3 nodejs npm; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+for cmd in "${!pkg[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || need+=("${pkg[$cmd]}")
 done
+# npm ships with some nodejs builds (e.g. NodeSource) and is its own package on Debian.
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -257,7 +257,7 @@ impl Default for IngestSettings {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             max_inflight_messages: 64,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 2 * 1024,
             write_buffer_bytes: 4 * 1024,
         }
     }

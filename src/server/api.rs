@@ -1,10 +1,10 @@
 //! The HTTP API (contract §4): devices, history (raw with cursors, or buckets),
 //! health, readiness and metrics. Query strings are parsed into typed values here.
 
-use super::authn::Viewer;
+use super::authn::{Admin, Viewer};
 use super::{ApiError, HubState};
 use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
-use crate::storage::{Agg, Bucket, Point, RangeQuery};
+use crate::storage::{Agg, Bucket, Point, RangeQuery, StorageError};
 use axum::Json;
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -17,7 +17,8 @@ use std::time::Duration;
 
 pub fn routes() -> Router<Arc<HubState>> {
     Router::new()
-        .route("/v1/devices", get(devices))
+        .route("/v1/devices", get(devices).post(add_device))
+        .route("/v1/devices/{name}", axum::routing::delete(revoke_device))
         .route("/v1/readings", get(readings))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -48,6 +49,58 @@ async fn devices(
             })
             .collect(),
     ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDevice {
+    name: String,
+    #[serde(default)]
+    gateway_for: Vec<String>,
+}
+
+/// `POST /v1/devices` (admin): `{"name": ..., "gateway_for": [...]}` → `201 {"name", "token"}`.
+async fn add_device(
+    State(hub): State<Arc<HubState>>,
+    _a: Admin,
+    body: Result<Json<NewDevice>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name =
+        DeviceName::parse(&req.name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
+    let targets = req
+        .gateway_for
+        .iter()
+        .map(|t| {
+            DeviceName::parse(t)
+                .map_err(|e| ApiError::bad_request(format!("gateway_for: {t:?} {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match hub.store.add_device(&name, &targets).await {
+        Ok(token) => Ok((
+            axum::http::StatusCode::CREATED,
+            Json(serde_json::json!({"name": name, "token": token})),
+        )
+            .into_response()),
+        Err(e @ (StorageError::DeviceExists(_) | StorageError::NoSuchDevice(_))) => {
+            Err(ApiError::bad_request(e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `DELETE /v1/devices/{name}` (admin): revokes the device and closes its sockets.
+async fn revoke_device(
+    State(hub): State<Arc<HubState>>,
+    _a: Admin,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let name = DeviceName::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
+    match hub.store.revoke_device(&name).await {
+        Ok(()) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Err(StorageError::NoSuchDevice(_)) => Err(ApiError::not_found(format!("no device {name}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `/v1/readings` parameters, parsed.

@@ -62,6 +62,23 @@ impl FromRequestParts<Arc<HubState>> for Viewer {
     }
 }
 
+/// A caller allowed to manage devices (admin token).
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<Arc<HubState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
+        let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
+        if !matches!(p, Principal::Admin { .. }) {
+            return Err(ApiError::forbidden(
+                "managing devices needs an admin token (`telehub token add NAME --role admin`)",
+            ));
+        }
+        Ok(Admin(p))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

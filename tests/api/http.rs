@@ -219,3 +219,60 @@ async fn health_readiness_and_metrics() {
     }
     assert!(text.contains("telehub_commit_seconds_bucket"));
 }
+
+#[tokio::test]
+async fn admins_add_and_revoke_devices_over_http() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app
+        .store
+        .add_token("ops", telehub::auth::Role::Admin)
+        .await
+        .unwrap();
+    let viewer = app.viewer().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/devices", app.http());
+    let add = |token: &str, body: Value| client.post(&url).bearer_auth(token).json(&body).send();
+    assert_eq!(
+        add(&viewer, json!({"name": "d1"})).await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        add(&admin, json!({"name": "bad name"}))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let resp = add(&admin, json!({"name": "d1"})).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        add(&admin, json!({"name": "d1"})).await.unwrap().status(),
+        400,
+        "duplicate"
+    );
+    assert_eq!(
+        add(&admin, json!({"name": "gw", "gateway_for": ["ghost"]}))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let mut ws = app.connect_device(&token).await;
+    let del = client
+        .delete(format!("{url}/d1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    assert_eq!(close_code(&mut ws).await, 1008);
+    let del = client
+        .delete(format!("{url}/ghost"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 404);
+}
