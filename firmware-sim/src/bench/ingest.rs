@@ -74,7 +74,7 @@ pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
     if a.smoke {
         (a.devices, a.messages, a.runs) = (4, 5, 1);
     }
-    if a.batch % SENSORS != 0 {
+    if !a.batch.is_multiple_of(SENSORS) {
         bail!(
             "--batch must be a multiple of {SENSORS} (readings are spread over {SENSORS} sensors)"
         );
