@@ -207,3 +207,63 @@ pub fn upsert_set(t: &str) -> String {
           last_ts = CASE WHEN excluded.last_ts > {t}.last_ts THEN excluded.last_ts ELSE {t}.last_ts END"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fold_all(points: &[(i64, f64)]) -> Summary {
+        let mut s = Summary::of(points[0].0, points[0].1);
+        for &(t, v) in &points[1..] {
+            s.merge(&Summary::of(t, v));
+        }
+        s
+    }
+
+    proptest! {
+        /// Summaries of any split of the readings, merged in any order, equal the summary
+        /// of all of them: what lets late data and several segments combine exactly.
+        #[test]
+        fn merging_is_independent_of_order_and_grouping(
+            raw in prop::collection::btree_map(0i64..10_000, -8i32..8, 1..60),
+            cut in 0usize..60,
+            rotate in 0usize..60,
+        ) {
+            let mut points: Vec<(i64, f64)> = raw.into_iter().map(|(t, v)| (t, v as f64 / 4.0)).collect();
+            let whole = fold_all(&points);
+            let n = points.len();
+            points.rotate_left(rotate % n);
+            let (a, b) = points.split_at(cut % n);
+            let mut s = if a.is_empty() { fold_all(b) } else { fold_all(a) };
+            if !a.is_empty() && !b.is_empty() {
+                s.merge(&fold_all(b));
+            }
+            prop_assert_eq!(s, whole);
+        }
+    }
+
+    #[test]
+    fn a_batch_folds_into_one_row_per_series_and_bucket() {
+        let r = |series, ts, value| RowValues { series, ts, value };
+        let fresh = [r(1, 61_000_000, 1.0), r(2, 5, 7.0), r(1, 60_000_000, 3.0)];
+        let maybe = [(3, r(1, 10, 9.0)), (4, r(1, 11, 8.0))];
+        let d = RollupDelta::of_inserted(&fresh, &maybe, &[false, true]);
+        let keys: Vec<_> = d
+            .minute
+            .iter()
+            .map(|r| (r.series, r.bucket, r.s.n))
+            .collect();
+        assert_eq!(keys, vec![(1, 60_000_000, 2), (2, 0, 1), (1, 0, 1)]);
+        let hour: Vec<_> = d
+            .hour
+            .iter()
+            .map(|r| (r.series, r.s.n, r.s.first))
+            .collect();
+        assert_eq!(
+            hour,
+            vec![(1, 3, 8.0), (2, 1, 7.0)],
+            "the skipped resend counts nowhere"
+        );
+    }
+}

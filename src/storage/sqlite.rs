@@ -8,9 +8,9 @@ use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError};
 use crate::auth::{self, DeviceRef, Principal, Role};
 use crate::config::{DatabaseSettings, SqliteSync};
 use crate::domain::{DeviceName, SensorName, Timestamp};
-use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use std::collections::HashSet;
