@@ -12,7 +12,7 @@
 //!
 //! Arguments: `--dir DIR` (default `target/history-bench`), `--runs N` (query runs,
 //! default 50), `--ingest-rows N` (per ingest run, default 1,000,000), `--reuse` (keep an
-//! existing data set).
+//! existing data set), `--skip-ingest` (no on/off ingest comparison).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,6 +35,7 @@ struct Args {
     runs: usize,
     ingest_rows: i64,
     reuse: bool,
+    skip_ingest: bool,
 }
 
 fn args() -> Args {
@@ -43,6 +44,7 @@ fn args() -> Args {
         runs: 50,
         ingest_rows: 1_000_000,
         reuse: false,
+        skip_ingest: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -56,6 +58,7 @@ fn args() -> Args {
                     .expect("--ingest-rows N")
             }
             "--reuse" => a.reuse = true,
+            "--skip-ingest" => a.skip_ingest = true,
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -68,9 +71,14 @@ async fn main() {
     let a = args();
     std::fs::create_dir_all(&a.dir).unwrap();
     println!("## ingest through the storage writer (SQLite, synchronous=full), rows/s");
-    for workload in [Workload::Dense, Workload::Fleet] {
+    let workloads = if a.skip_ingest {
+        vec![]
+    } else {
+        vec![Workload::Dense, Workload::Fleet]
+    };
+    for workload in workloads {
         let mut rates = [Vec::new(), Vec::new()];
-        for run in 0..3 {
+        for run in 0..5 {
             // Alternate the order so drift (caches, disk) favours neither side.
             for rollups in if run % 2 == 0 {
                 [false, true]
@@ -285,17 +293,8 @@ fn summary(v: &mut [f64]) -> (String, f64) {
 }
 
 async fn queries(path: &std::path::Path, now: i64, runs: usize) {
-    let hub = telehub::server::start(settings(path)).await.unwrap();
-    let token = hub
-        .state
-        .store
-        .add_token("bench", Role::Viewer)
-        .await
-        .unwrap();
-    let base = hub.base_url();
-    let client = reqwest::Client::new();
-    let rfc = |us: i64| Timestamp::from_micros(us).to_rfc3339();
     let day_from = now - DAY + 123_457; // not minute-aligned: raw edges at both ends
+    let minute = now / 60 / SEC * 60 * SEC;
     let cases = [
         (
             "1-day 1-min avg, 100 Hz series, unaligned",
@@ -307,8 +306,8 @@ async fn queries(path: &std::path::Path, now: i64, runs: usize) {
         (
             "1-day 1-min avg, 100 Hz series, aligned",
             "hf",
-            now / 60 / SEC * 60 * SEC - DAY,
-            now / 60 / SEC * 60 * SEC,
+            minute - DAY,
+            minute,
             "every=1m&agg=avg",
         ),
         (
@@ -334,19 +333,55 @@ async fn queries(path: &std::path::Path, now: i64, runs: usize) {
         ),
     ];
     println!("\n## /v1/readings over HTTP (keep-alive), {runs} runs after 5 warm-up");
-    let run_case = async |label: &str, dev: &str, from: i64, to: i64, extra: &str, runs: usize| {
+    let hub = Hub::start(settings(path)).await;
+    for (label, dev, from, to, extra) in cases {
+        hub.time(label, dev, from, to, extra, runs).await;
+    }
+    hub.0.stop().await;
+    // The same 1-day query with rollups off: the hub's own raw GROUP BY.
+    let mut off = settings(path);
+    off.storage.rollups = false;
+    let hub = Hub::start(off).await;
+    let label = "1-day 1-min avg, 100 Hz series, unaligned, rollups off (raw)";
+    hub.time(label, "hf", day_from, now - 1_000, "every=1m&agg=avg", 5)
+        .await;
+    hub.0.stop().await;
+    // Nothing was written meanwhile: the rollups are still whole (spares a rebuild).
+    set_rollups_complete(&settings(path).database.url, true).await;
+    sqlite3_group_by(path, day_from, now - 1_000);
+}
+
+/// A hub on the data set, with a viewer token and an HTTP client.
+struct Hub(telehub::server::RunningHub, String, reqwest::Client);
+
+impl Hub {
+    async fn start(settings: Settings) -> Self {
+        let hub = telehub::server::start(settings).await.unwrap();
+        let token = hub
+            .state
+            .store
+            .add_token("bench", Role::Viewer)
+            .await
+            .unwrap();
+        Self(hub, token, reqwest::Client::new())
+    }
+
+    /// Prints the median (min–max) latency of `runs` requests, after 5 warm-up ones.
+    async fn time(&self, label: &str, dev: &str, from: i64, to: i64, extra: &str, runs: usize) {
+        let rfc = |us: i64| Timestamp::from_micros(us).to_rfc3339();
         let url = format!(
-            "{base}/v1/readings?device={dev}&sensor=t&from={}&to={}&{extra}",
+            "{}/v1/readings?device={dev}&sensor=t&from={}&to={}&{extra}",
+            self.0.base_url(),
             rfc(from),
             rfc(to)
         );
-        let mut times = Vec::new();
-        let mut points = 0;
+        let (mut times, mut points) = (Vec::new(), 0);
         for i in 0..runs + 5 {
             let t = Instant::now();
-            let body: serde_json::Value = client
+            let body: serde_json::Value = self
+                .2
                 .get(&url)
-                .bearer_auth(&token)
+                .bearer_auth(&self.1)
                 .send()
                 .await
                 .unwrap()
@@ -360,25 +395,7 @@ async fn queries(path: &std::path::Path, now: i64, runs: usize) {
         }
         let (s, _) = summary_ms(&mut times);
         println!("| {label} | {s} | {points} points |");
-    };
-    for (label, dev, from, to, extra) in cases {
-        run_case(label, dev, from, to, extra, runs).await;
     }
-    // The same 1-day query with the rollups switched off: the hub's raw GROUP BY.
-    let url = settings(path).database.url;
-    set_rollups_complete(&url, false).await;
-    run_case(
-        "1-day 1-min avg, 100 Hz series, unaligned, rollups off (raw)",
-        "hf",
-        day_from,
-        now - 1_000,
-        "every=1m&agg=avg",
-        5,
-    )
-    .await;
-    set_rollups_complete(&url, true).await;
-    hub.stop().await;
-    sqlite3_group_by(path, day_from, now - 1_000);
 }
 
 fn summary_ms(v: &mut [f64]) -> (String, f64) {

@@ -104,25 +104,31 @@ impl Agg {
     }
 }
 
-/// SQL giving one row per bucket of a segment: bucket start, n, sum, min, max, first and
-/// last time, then (per `need`) first and last value, then min and max time.
-/// Parameters: `$1` series, `$2`..`$3` the segment, `$4` bucket width, `$5` row limit.
-pub fn summary_sql(source: Source, every: i64, need: Need) -> String {
-    let (table, key, aggs, lookups) = match source {
+/// SQL giving one row per bucket of `seg`: bucket start, n, sum, min, max, first and last
+/// time, then (per `need`) first and last value, then min and max time. Parameters: `$1`
+/// series, `$2` bucket width, `$3` row limit, `${lo}` and `${hi}` the segment's bounds.
+pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) -> String {
+    let extra = match need {
+        Need::Basic => 0,
+        Need::Ends => 2,
+        Need::All => 4,
+    };
+    let (table, key, aggs, lookups) = match seg.source {
         Source::Rollup(l) if every == l.width_us() => {
-            // The stored rows are the buckets: a plain range scan.
+            // The stored rows are the buckets: a plain range scan of what `need` asks for.
+            let cols = [", first_v, last_v", ", min_ts, max_ts"][..extra / 2].concat();
             return format!(
-                "SELECT (bucket / $4) * $4, n, sum_v, min_v, max_v, first_ts, last_ts,
-                        first_v, last_v, min_ts, max_ts
-                 FROM {} WHERE series_id = $1 AND bucket >= $2 AND bucket < $3
-                 ORDER BY bucket LIMIT $5",
+                "SELECT (bucket / $2) * $2, n, sum_v, min_v, max_v, first_ts, last_ts{cols}
+                 FROM {} WHERE series_id = $1 AND bucket >= ${lo} AND bucket < ${hi}
+                 ORDER BY bucket LIMIT $3",
                 l.table()
             );
         }
         Source::Raw => (
             "readings",
             "ts",
-            "count(*) AS n, sum(value) AS s, min(value) AS mn, max(value) AS mx, min(ts) AS fts, max(ts) AS lts",
+            "count(*) AS n, sum(value) AS s, min(value) AS mn, max(value) AS mx,
+             min(ts) AS fts, max(ts) AS lts",
             [
                 "SELECT value FROM readings WHERE series_id = $1 AND ts = g.fts".to_owned(),
                 "SELECT value FROM readings WHERE series_id = $1 AND ts = g.lts".to_owned(),
@@ -157,21 +163,55 @@ pub fn summary_sql(source: Source, every: i64, need: Need) -> String {
             )
         }
     };
-    let extra = match need {
-        Need::Basic => 0,
-        Need::Ends => 2,
-        Need::All => 4,
-    };
     let cols: String = lookups[..extra]
         .iter()
         .map(|l| format!(", ({l})"))
         .collect();
+    let range = format!("FROM {table} WHERE series_id = $1 AND {key} >= ${lo} AND {key} < ${hi}");
+    if seg.from.div_euclid(every) == (seg.to - 1).div_euclid(every) {
+        // One bucket (an edge of a rollup segment, typically): a plain aggregate, no sort.
+        return format!(
+            "SELECT g.b, g.n, g.s, g.mn, g.mx, g.fts, g.lts{cols} FROM (
+               SELECT (${lo} / $2) * $2 AS b, {aggs} {range}) g WHERE g.n > 0 LIMIT $3"
+        );
+    }
     format!(
         "SELECT g.b, g.n, g.s, g.mn, g.mx, g.fts, g.lts{cols} FROM (
-           SELECT ({key} / $4) * $4 AS b, {aggs}
-           FROM {table} WHERE series_id = $1 AND {key} >= $2 AND {key} < $3
-           GROUP BY ({key} / $4) * $4 ORDER BY b LIMIT $5) g"
+           SELECT ({key} / $2) * $2 AS b, {aggs} {range}
+           GROUP BY ({key} / $2) * $2 ORDER BY b LIMIT $3) g"
     )
+}
+
+/// One statement for all segments (one round trip): `$4`, `$5` bound the first segment,
+/// `$6`, `$7` the second, and so on. Rows are not ordered across segments.
+pub fn summaries_sql(segments: &[Segment], every: i64, need: Need) -> String {
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, seg)| {
+            let sql = segment_sql(seg, every, need, 4 + 2 * i, 5 + 2 * i);
+            format!("SELECT * FROM ({sql}) s{i}")
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Whether the rollups are complete, as this process last read or set it (it changes only
+/// when a hub starts, see `Store::prepare_rollups`); unknown until first read.
+#[derive(Debug, Clone, Default)]
+pub struct RollupFlag(std::sync::Arc<std::sync::atomic::AtomicU8>);
+
+impl RollupFlag {
+    pub fn get(&self) -> Option<bool> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            v => Some(v == 2),
+        }
+    }
+    pub fn set(&self, complete: bool) {
+        let v = if complete { 2 } else { 1 };
+        self.0.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Summaries of `[from, to)` for buckets of `every` µs: segments merged, at most `limit`.
@@ -282,26 +322,36 @@ where
             .await
     }
 
-    pub async fn summaries(&self, q: &SummaryQuery) -> Result<Vec<BucketSummary>, sqlx::Error> {
-        let rollups = self.rollups_complete().await?;
-        let limit = q.limit.min(i64::MAX as usize) as i64;
-        let mut out: Vec<BucketSummary> = Vec::new();
-        for seg in plan(q.from, q.to, q.every, rollups) {
-            let sql = summary_sql(seg.source, q.every, q.need);
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(q.series)
-                .bind(seg.from)
-                .bind(seg.to)
-                .bind(q.every)
-                .bind(limit)
-                .fetch_all(self.0)
-                .await?;
-            for row in rows {
-                let (b, s) = decode(&row, q.need)?;
-                match out.last_mut() {
-                    Some((last, acc)) if *last == b => acc.merge(&s),
-                    _ => out.push((b, s)),
-                }
+    /// Summaries per [`plan`]: rollups are used when `rollups` (they are complete).
+    pub async fn summaries(
+        &self,
+        q: &SummaryQuery,
+        rollups: bool,
+    ) -> Result<Vec<BucketSummary>, sqlx::Error> {
+        let segments = plan(q.from, q.to, q.every, rollups);
+        if segments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = summaries_sql(&segments, q.every, q.need);
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(q.series)
+            .bind(q.every)
+            .bind(q.limit.min(i64::MAX as usize) as i64);
+        for seg in &segments {
+            query = query.bind(seg.from).bind(seg.to);
+        }
+        let mut rows = query
+            .fetch_all(self.0)
+            .await?
+            .iter()
+            .map(|row| decode(row, q.need))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by_key(|r| r.0);
+        let mut out: Vec<BucketSummary> = Vec::with_capacity(rows.len());
+        for (b, s) in rows {
+            match out.last_mut() {
+                Some((last, acc)) if *last == b => acc.merge(&s),
+                _ => out.push((b, s)),
             }
         }
         out.truncate(q.limit);
@@ -328,17 +378,22 @@ where
                 .bind(horizon)
                 .execute(&mut *tx)
                 .await?;
+            let all = Segment {
+                source,
+                from: horizon,
+                to: i64::MAX,
+            };
             let sql = format!(
                 "INSERT INTO {t} ({}) SELECT $1, q.* FROM ({}) q",
                 rollup::COLUMNS,
-                summary_sql(source, level.width_us(), Need::All)
+                segment_sql(&all, level.width_us(), Need::All, 4, 5)
             );
             for id in &series {
                 sqlx::query(AssertSqlSafe(sql.clone()))
                     .bind(*id)
-                    .bind(horizon)
-                    .bind(i64::MAX)
                     .bind(level.width_us())
+                    .bind(i64::MAX)
+                    .bind(horizon)
                     .bind(i64::MAX)
                     .execute(&mut *tx)
                     .await?;

@@ -312,7 +312,18 @@ impl Store {
             limit: q.limit,
             need,
         };
-        Ok(dispatch!(self, s => History(s.reader()).summaries(&sq).await)?)
+        Ok(dispatch!(self, s => {
+            let h = History(s.reader());
+            let complete = match s.rollups.get() {
+                Some(c) => c,
+                None => {
+                    let c = h.rollups_complete().await?;
+                    s.rollups.set(c);
+                    c
+                }
+            };
+            h.summaries(&sq, complete).await?
+        }))
     }
 
     /// Makes the rollups match the setting before the writer starts: with rollups on,
@@ -332,6 +343,7 @@ impl Store {
                 (false, true) => h.abandon_rollups().await?,
                 _ => {}
             }
+            s.rollups.set(enabled);
         });
         Ok(())
     }

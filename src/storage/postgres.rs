@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: a connection pool, readings inserted in bulk with
 //! `UNNEST` arrays (one statement per batch, not one per row).
 
+use super::history::RollupFlag;
 use super::rollup::{self, RollupRow};
 use super::stats::{DiskPart, TABLES};
 use super::writer::PreparedBatch;
@@ -16,6 +17,8 @@ use std::str::FromStr;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Cached `rollup_state.complete`.
+    pub rollups: RollupFlag,
 }
 
 impl PgStore {
@@ -31,7 +34,10 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            rollups: RollupFlag::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {

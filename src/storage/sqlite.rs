@@ -1,6 +1,7 @@
 //! The SQLite backend (embedded default): WAL journal, a deliberate `synchronous`
 //! level, one write connection (the writer task's) and a small read pool.
 
+use super::history::RollupFlag;
 use super::rollup::{self, RollupDelta, RollupRow};
 use super::stats::DiskPart;
 use super::writer::PreparedBatch;
@@ -21,6 +22,8 @@ pub struct SqliteStore {
     /// One connection: SQLite has one writer at a time anyway.
     write: SqlitePool,
     read: SqlitePool,
+    /// Cached `rollup_state.complete`.
+    pub rollups: RollupFlag,
 }
 
 /// Rows per multi-row INSERT; a batch is cut into chunks of these sizes so that only
@@ -61,7 +64,11 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            rollups: RollupFlag::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
