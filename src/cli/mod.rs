@@ -2,12 +2,14 @@
 //! one module per command family. This is the binary edge: errors become one line
 //! on stderr and exit code 1, usage errors exit code 2.
 
-mod demo;
 mod bridge;
+mod demo;
 mod device;
+mod export;
 mod output;
 mod query;
 mod serve;
+mod stats;
 mod tail;
 
 use crate::config::{Overrides, Settings};
@@ -48,6 +50,10 @@ enum Command {
     /// Forward devices' lines to the hub (`bridge serial`).
     #[command(subcommand)]
     Bridge(bridge::BridgeCommand),
+    /// Stream every raw reading of a range as CSV or NDJSON, in constant memory.
+    Export(export::ExportArgs),
+    /// Show what storage holds: rows, series, devices, time extents, disk use.
+    Stats(stats::StatsArgs),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -125,5 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
+        Command::Export(args) => export::run(settings(&cli, None)?, args).await,
+        Command::Stats(args) => stats::run(settings(&cli, None)?, args).await,
     }
 }

@@ -111,6 +111,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         source,
     })?;
 
+    store.prepare_rollups(settings.storage.rollups).await?;
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
     let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
@@ -118,6 +119,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (writer, writer_task) = writer::spawn(
         store.clone(),
         settings.writer.clone(),
+        settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),
         close_writer.clone(),
@@ -159,6 +161,12 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         Duration::from_millis(250),
         shutdown.clone(),
     ));
+    let retention = crate::storage::retention::spawn(
+        store.clone(),
+        state.settings.retention.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
     let app = router(state.clone());
     let is_tls = tls.is_some();
     let serve_state = state.clone();
@@ -181,6 +189,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             m.finish(serve_state.settings.server.shutdown_grace).await;
         }
         let _ = watcher.await;
+        let _ = retention.await;
         store.close().await;
         tracing::info!("hub stopped");
     });
