@@ -25,8 +25,13 @@ pub struct Settings {
     pub writer: WriterSettings,
     pub live: LiveSettings,
     pub http: HttpSettings,
+    pub limits: LimitSettings,
+    /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
+    pub bridge: Option<crate::bridge::BridgeSettings>,
     /// `[mqtt]`: absent means no MQTT (see [`crate::mqtt::MqttSettings`]).
     pub mqtt: Option<crate::mqtt::MqttSettings>,
+    pub storage: StorageSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +137,129 @@ pub struct HttpSettings {
     pub max_buckets: usize,
 }
 
+/// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open connections from one IP address at most; over it: 503 before any upgrade.
+    pub max_connections_per_ip: usize,
+    /// WebSocket handshakes accepted per second (all clients); over it: 503 + Retry-After.
+    pub handshakes_per_second: u32,
+    pub handshake_burst: u32,
+    /// Readings accepted per second per device; over it: `rate_limited` nacks.
+    pub device_readings_per_second: u32,
+    /// Must be at least `ingest.max_readings_per_message`.
+    pub device_burst: u32,
+    /// Consecutive `rate_limited` replies after which the socket is closed with 1008.
+    pub abuse_close_after: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 5_000,
+            handshakes_per_second: 1_000,
+            handshake_burst: 2_000,
+            device_readings_per_second: 2_000,
+            device_burst: 10_000,
+            abuse_close_after: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Maintain 1-minute and 1-hour rollups as readings arrive (bucket queries then read
+    /// them). Off: queries read raw data, and the hub rebuilds the rollups when it next
+    /// starts with them on.
+    pub rollups: bool,
+}
+
+/// How long each kind of history is kept; a background task deletes what is older.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw readings, e.g. "30d", or "forever".
+    pub raw: Keep,
+    /// 1-minute rollups; at least as long as `raw`.
+    pub minute: Keep,
+    /// 1-hour rollups; at least as long as `minute`.
+    pub hour: Keep,
+    /// How often a retention pass starts.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Rows one DELETE removes at most (one short transaction).
+    pub batch_rows: usize,
+    /// Pause between two DELETEs, so the writer is never held up for long.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+}
+
+/// A retention period: a duration, or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Keep {
+    For(Duration),
+    Forever,
+}
+
+impl Keep {
+    /// The oldest time still kept at `now`, rounded down to a whole hour so that raw data
+    /// and minute rollups are always deleted in whole rollup buckets.
+    pub fn cutoff(self, now: crate::domain::Timestamp) -> Option<i64> {
+        const HOUR: i64 = 3_600_000_000;
+        match self {
+            Keep::Forever => None,
+            Keep::For(d) => Some(now.saturating_sub(d).as_micros().div_euclid(HOUR) * HOUR),
+        }
+    }
+}
+
+impl Serialize for Keep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Keep::Forever => s.serialize_str("forever"),
+            Keep::For(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "forever" {
+            return Ok(Keep::Forever);
+        }
+        crate::domain::parse_duration(&s)
+            .map(Keep::For)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a retention period: use e.g. \"30d\", \"1y\" or \"forever\""
+                ))
+            })
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { rollups: true }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let days = |d: u64| Keep::For(Duration::from_secs(d * 86_400));
+        Self {
+            raw: days(30),
+            minute: days(365),
+            hour: Keep::Forever,
+            interval: Duration::from_secs(3600),
+            batch_rows: 5_000,
+            pause: Duration::from_millis(20),
+        }
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -164,7 +292,7 @@ impl Default for IngestSettings {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             max_inflight_messages: 64,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 2 * 1024,
             write_buffer_bytes: 4 * 1024,
         }
     }
@@ -282,8 +410,20 @@ impl Settings {
         {
             return bad("server.max_connections, http.max_points and http.max_buckets must be ≥ 1");
         }
+        if let Some(b) = &self.bridge {
+            b.validate().map_err(ConfigError::Invalid)?;
+        }
         if let Some(m) = &self.mqtt {
             m.validate(&self.ingest).map_err(ConfigError::Invalid)?;
+        }
+        let r = &self.retention;
+        if !(r.raw <= r.minute && r.minute <= r.hour) {
+            return bad(
+                "retention: rollups must be kept at least as long as what they summarise (raw ≤ minute ≤ hour)",
+            );
+        }
+        if r.batch_rows == 0 || r.interval.is_zero() {
+            return bad("retention.batch_rows and retention.interval must be > 0");
         }
         Ok(())
     }
@@ -292,6 +432,10 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
+        s.bridge = s
+            .bridge
+            .as_ref()
+            .map(crate::bridge::BridgeSettings::redacted);
         if let Some(m) = &mut s.mqtt {
             m.redact();
         }
@@ -302,7 +446,7 @@ impl Settings {
 /// Only the variables that name a settings section: test and tool variables such as
 /// `TELEHUB_TEST_PG` share the prefix but are not configuration.
 fn telehub_env() -> config::Map<String, String> {
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 11] = [
         "SERVER__",
         "TLS__",
         "DATABASE__",
@@ -310,7 +454,10 @@ fn telehub_env() -> config::Map<String, String> {
         "WRITER__",
         "LIVE__",
         "HTTP__",
+        "LIMITS__",
         "MQTT__",
+        "STORAGE__",
+        "RETENTION__",
     ];
     std::env::vars()
         .filter(|(k, _)| {

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub live_delivered: Counter,
     pub live_dropped: Counter,
     pub connections_refused: Family<Labels, Counter>,
+    pub retention_deleted: Family<Labels, Counter>,
+    pub retention_passes: Counter,
     pub mqtt: MqttMetrics,
 }
 
@@ -171,6 +173,18 @@ impl Metrics {
         );
         let mqtt = MqttMetrics::default();
         mqtt.register(&mut registry);
+        let retention_deleted = Family::<Labels, Counter>::default();
+        registry.register(
+            "retention_deleted_rows",
+            "Rows deleted by retention, by table (readings, rollup_1m, rollup_1h)",
+            retention_deleted.clone(),
+        );
+        let retention_passes = Counter::default();
+        registry.register(
+            "retention_passes",
+            "Retention passes completed",
+            retention_passes.clone(),
+        );
         Self {
             registry,
             mqtt,
@@ -185,6 +199,8 @@ impl Metrics {
             live_delivered,
             live_dropped,
             connections_refused,
+            retention_deleted,
+            retention_passes,
         }
     }
 
@@ -204,6 +220,12 @@ impl Metrics {
         self.connections_refused
             .get_or_create(&vec![("reason", reason)])
             .inc();
+    }
+
+    pub fn retention_deleted(&self, table: &'static str) -> Counter {
+        self.retention_deleted
+            .get_or_create(&vec![("table", table)])
+            .clone()
     }
 
     pub fn observe_commit(&self, rows: usize, took: Duration) {

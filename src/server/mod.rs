@@ -11,6 +11,7 @@ pub mod api;
 pub mod authn;
 mod error;
 pub mod ingest;
+pub mod limits;
 pub mod listener;
 pub mod sessions;
 pub mod tls;
@@ -58,6 +59,7 @@ pub struct HubState {
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
+    pub limits: limits::Limits,
     /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
     pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// Cancelled when the hub begins to shut down.
@@ -109,6 +111,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         source,
     })?;
 
+    store.prepare_rollups(settings.storage.rollups).await?;
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
     let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
@@ -116,6 +119,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (writer, writer_task) = writer::spawn(
         store.clone(),
         settings.writer.clone(),
+        settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),
         close_writer.clone(),
@@ -139,15 +143,17 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (mqtt_handle, mqtt) = mqtt.unzip();
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
-        settings,
         store: store.clone(),
         writer,
         metrics,
         live,
+        limits: limits::Limits::new(&settings.limits),
         mqtt: mqtt_handle,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
+        settings,
     });
+    tokio::spawn(forget_idle_limits(state.clone()));
     let mqtt = mqtt.map(|m| m.spawn(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
@@ -155,6 +161,12 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         Duration::from_millis(250),
         shutdown.clone(),
     ));
+    let retention = crate::storage::retention::spawn(
+        store.clone(),
+        state.settings.retention.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
     let app = router(state.clone());
     let is_tls = tls.is_some();
     let serve_state = state.clone();
@@ -177,6 +189,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             m.finish(serve_state.settings.server.shutdown_grace).await;
         }
         let _ = watcher.await;
+        let _ = retention.await;
         store.close().await;
         tracing::info!("hub stopped");
     });
@@ -186,6 +199,17 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         state,
         stopped,
     })
+}
+
+/// Drops rate-limiter state for idle devices once a minute, until shutdown.
+async fn forget_idle_limits(hub: Arc<HubState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            _ = tick.tick() => hub.limits.forget_idle(),
+        }
+    }
 }
 
 /// Every route of the hub.

@@ -1,13 +1,17 @@
 //! The SQLite backend (embedded default): WAL journal, a deliberate `synchronous`
 //! level, one write connection (the writer task's) and a small read pool.
 
+use super::history::RollupFlag;
+use super::rollup::{self, RollupDelta, RollupRow};
+use super::stats::DiskPart;
 use super::writer::PreparedBatch;
-use super::{Agg, Bucket, DeviceRow, Point, RangeQuery, RowValues, SeriesRow, StorageError};
+use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError, TokenRow};
 use crate::auth::{self, DeviceRef, Principal, Role};
 use crate::config::{DatabaseSettings, SqliteSync};
 use crate::domain::{DeviceName, SensorName, Timestamp};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use std::collections::HashSet;
@@ -18,6 +22,8 @@ pub struct SqliteStore {
     /// One connection: SQLite has one writer at a time anyway.
     write: SqlitePool,
     read: SqlitePool,
+    /// Cached `rollup_state.complete`.
+    pub rollups: RollupFlag,
 }
 
 /// Rows per multi-row INSERT; a batch is cut into chunks of these sizes so that only
@@ -58,7 +64,11 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            rollups: RollupFlag::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
@@ -71,6 +81,33 @@ impl SqliteStore {
     pub async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    /// The read pool (queries).
+    pub fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// The writer's single connection. Maintenance (retention) borrows it one short
+    /// statement at a time, so the writer waits for at most one such statement.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// Sizes of the database file and its WAL and shared-memory files.
+    pub async fn disk_usage(&self) -> Result<Vec<DiskPart>, StorageError> {
+        let file: String = sqlx::query("PRAGMA database_list")
+            .fetch_one(&self.read)
+            .await?
+            .get(2);
+        Ok(["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let name = format!("{file}{suffix}");
+                let bytes = std::fs::metadata(&name).map_or(0, |m| m.len());
+                DiskPart { name, bytes }
+            })
+            .collect())
     }
 
     pub async fn close(&self) {
@@ -121,6 +158,73 @@ impl SqliteStore {
     pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
         let mut tx = self.write.begin().await?;
         let token = insert_token(&mut tx, role, None, label, Timestamp::now().as_micros()).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_us = ? WHERE label = ? AND role IN ('viewer','admin') AND revoked_us IS NULL",
+        )
+        .bind(Timestamp::now().as_micros())
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT label, role, created_us, revoked_us FROM tokens WHERE role IN ('viewer','admin') ORDER BY label, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| super::token_row(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    pub async fn reissue_token(
+        &self,
+        label: &str,
+        role: Role,
+        device: Option<&DeviceName>,
+    ) -> Result<String, StorageError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.write.begin().await?;
+        let device_id = match device {
+            Some(d) => Some(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT id FROM devices WHERE name = ? AND revoked_us IS NULL",
+                )
+                .bind(d.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StorageError::NoSuchDevice(d.to_string()))?,
+            ),
+            None => None,
+        };
+        let revoked = sqlx::query(
+            "UPDATE tokens SET revoked_us = ? WHERE role = ? AND label = ? AND device_id IS ? AND revoked_us IS NULL",
+        )
+        .bind(now)
+        .bind(role.as_str())
+        .bind(label)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        if revoked.rows_affected() > 0 {
+            sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let token = insert_token(&mut tx, role, device_id, label, now).await?;
         tx.commit().await?;
         Ok(token)
     }
@@ -290,15 +394,13 @@ impl SqliteStore {
     }
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
-        let after = q.after.map_or(i64::MIN, Timestamp::as_micros);
         let rows = sqlx::query(
-            "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? AND ts > ? ORDER BY ts LIMIT ?",
+            "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
         )
         .bind(q.series)
-        .bind(q.from.as_micros())
+        .bind(q.start_us())
         .bind(q.to.as_micros())
-        .bind(after)
-        .bind(q.limit as i64)
+        .bind(q.limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.read)
         .await?;
         Ok(rows
@@ -306,45 +408,6 @@ impl SqliteStore {
             .map(|r| Point {
                 ts: Timestamp::from_micros(r.get(0)),
                 value: r.get(1),
-            })
-            .collect())
-    }
-
-    pub async fn query_buckets(
-        &self,
-        q: RangeQuery,
-        every_us: i64,
-        agg: Agg,
-    ) -> Result<Vec<Bucket>, StorageError> {
-        // `first`/`last` use SQLite's documented bare-column rule: with a single min() or
-        // max() aggregate, other columns come from the row holding that min or max.
-        let (value, extra) = match agg {
-            Agg::Avg => ("avg(value)", ""),
-            Agg::Min => ("min(value)", ""),
-            Agg::Max => ("max(value)", ""),
-            Agg::Sum => ("sum(value)", ""),
-            Agg::Count => ("CAST(count(*) AS REAL)", ""),
-            Agg::First => ("value", ", min(ts)"),
-            Agg::Last => ("value", ", max(ts)"),
-        };
-        let sql = format!(
-            "SELECT (ts / ?1) * ?1 AS b, {value} AS v, count(*) AS n{extra} FROM readings
-             WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b LIMIT ?5"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(every_us)
-            .bind(q.series)
-            .bind(q.from.as_micros())
-            .bind(q.to.as_micros())
-            .bind(q.limit as i64)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Bucket {
-                ts: Timestamp::from_micros(r.get(0)),
-                value: r.get::<f64, _>(1),
-                count: r.get(2),
             })
             .collect())
     }
@@ -383,7 +446,17 @@ impl SqliteStore {
                 .await?;
         }
         let (fresh, maybe) = batch.split_rows();
-        insert_bulk(&mut tx, &fresh).await?;
+        let inserted = exec_chunked(&mut tx, &fresh, insert_sql, |q, r| {
+            q.bind(r.series).bind(r.ts).bind(r.value)
+        })
+        .await?;
+        if inserted as usize != fresh.len() {
+            tracing::warn!(
+                expected = fresh.len(),
+                inserted,
+                "another writer stored some of these readings first; rollups may count them twice"
+            );
+        }
         let mut maybe_inserted = Vec::with_capacity(maybe.len());
         for (_, r) in &maybe {
             let done = sqlx::query(
@@ -395,6 +468,13 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
             maybe_inserted.push(done.rows_affected() == 1);
+        }
+        if batch.rollups {
+            let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
+            for (level, rows) in delta.levels() {
+                let sql = |n| upsert_sql(level.table(), n);
+                exec_chunked(&mut tx, rows, sql, bind_rollup).await?;
+            }
         }
         for id in &batch.touched {
             sqlx::query("UPDATE devices SET last_seen_us = ? WHERE id = ?")
@@ -408,39 +488,74 @@ impl SqliteStore {
     }
 }
 
-async fn insert_bulk(
+type SqliteQuery = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
+
+/// Runs a multi-row statement over `rows` in chunks of [`CHUNKS`] sizes (so only four
+/// distinct statements are prepared per kind); `sql(n)` is the statement for `n` rows.
+/// Returns the rows affected.
+async fn exec_chunked<T>(
     tx: &mut Transaction<'static, Sqlite>,
-    rows: &[RowValues],
-) -> Result<(), StorageError> {
-    let mut rest = rows;
+    rows: &[T],
+    sql: impl Fn(usize) -> String,
+    bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
+) -> Result<u64, StorageError> {
+    let (mut rest, mut affected) = (rows, 0);
     for size in CHUNKS {
-        let sql = insert_sql(size);
+        if rest.len() < size {
+            continue;
+        }
+        let sql = sql(size);
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at(size);
-            let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
-            for r in chunk {
-                q = q.bind(r.series).bind(r.ts).bind(r.value);
-            }
-            let done = q.execute(&mut **tx).await?;
-            if done.rows_affected() as usize != size {
-                tracing::warn!(
-                    expected = size,
-                    inserted = done.rows_affected(),
-                    "another writer stored some of these readings first"
-                );
-            }
+            let q = chunk
+                .iter()
+                .fold(sqlx::query(AssertSqlSafe(sql.clone())), &bind);
+            affected += q.execute(&mut **tx).await?.rows_affected();
             rest = tail;
         }
     }
-    Ok(())
+    Ok(affected)
+}
+
+fn values(head: &str, per_row: usize, rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; per_row].join(","));
+    let mut sql = String::from(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&tuple);
+    }
+    sql
 }
 
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES ");
-    for i in 0..rows {
-        sql.push_str(if i == 0 { "(?,?,?)" } else { ",(?,?,?)" });
-    }
-    sql
+    values(
+        "INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES ",
+        3,
+        rows,
+    )
+}
+
+fn upsert_sql(table: &str, rows: usize) -> String {
+    let head = format!("INSERT INTO {table} ({}) VALUES ", rollup::COLUMNS);
+    values(&head, 12, rows) + &rollup::upsert_set(table)
+}
+
+fn bind_rollup(q: SqliteQuery, r: &RollupRow) -> SqliteQuery {
+    let s = &r.s;
+    q.bind(r.series)
+        .bind(r.bucket)
+        .bind(s.n)
+        .bind(s.sum)
+        .bind(s.min)
+        .bind(s.max)
+        .bind(s.first_ts)
+        .bind(s.last_ts)
+        .bind(s.first)
+        .bind(s.last)
+        .bind(s.min_ts)
+        .bind(s.max_ts)
 }
 
 async fn insert_token(
