@@ -82,6 +82,10 @@ ingest_qos = $QOS
 # The publishers send their whole backlog at once: let the hub queue that burst
 # (a bounded queue drops beyond it; the default, 4096, is sized for steady traffic).
 ingest_queue = $((total_msgs + 1000))
+[limits]
+# Each bench device sends several thousand readings/s, over the default 2,000/s budget.
+device_readings_per_second = 1000000
+device_burst = 1000000
 EOF
   "$HUB" device add --config "$dir/telehub.toml" --count "$DEVICES" --prefix bench- --tokens-out "$dir/tokens.txt" >/dev/null 2>&1
   viewer="$("$HUB" token add bench --role viewer --config "$dir/telehub.toml")"
