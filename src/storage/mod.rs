@@ -76,6 +76,24 @@ pub struct DeviceRow {
     pub gateway_for: Vec<String>,
 }
 
+/// A viewer or admin token as listed by `token list` (the secret is never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    pub label: String,
+    pub role: String,
+    pub created: Timestamp,
+    pub revoked: bool,
+}
+
+fn token_row(label: String, role: String, created: i64, revoked: Option<i64>) -> TokenRow {
+    TokenRow {
+        label,
+        role,
+        created: Timestamp::from_micros(created),
+        revoked: revoked.is_some(),
+    }
+}
+
 /// A time series: one sensor of one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRow {
@@ -183,6 +201,16 @@ impl Store {
         device: Option<&DeviceName>,
     ) -> Result<String, StorageError> {
         dispatch!(self, s => s.reissue_token(label, role, device).await)
+    }
+
+    /// Revokes every viewer/admin token labelled `label`; returns how many.
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        dispatch!(self, s => s.revoke_tokens(label).await)
+    }
+
+    /// Viewer and admin tokens (never the secrets).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        dispatch!(self, s => s.list_tokens().await)
     }
 
     /// Whether any unrevoked viewer or admin token exists.
