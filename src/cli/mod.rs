@@ -7,6 +7,7 @@ mod device;
 mod output;
 mod query;
 mod serve;
+mod tail;
 
 use crate::config::{Overrides, Settings};
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
     Token(device::TokenCommand),
     /// Query stored readings (works while the hub runs).
     Query(query::QueryArgs),
+    /// Print the live feed: one line per reading and per device status change.
+    Tail(tail::TailArgs),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -114,5 +117,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
+        Command::Tail(args) => tail::run(args).await,
     }
 }

@@ -190,6 +190,16 @@ impl Store {
         dispatch!(self, s => s.add_token(label, role).await)
     }
 
+    /// Revokes every viewer/admin token labelled `label`; returns how many.
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        dispatch!(self, s => s.revoke_tokens(label).await)
+    }
+
+    /// Viewer and admin tokens (never the secrets).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        dispatch!(self, s => s.list_tokens().await)
+    }
+
     /// Revokes the unrevoked tokens labelled `label` with `role` — for a device token,
     /// those of `device`, which must exist unrevoked — and issues a fresh one with the
     /// same label. Tokens are stored only as hashes, so this is how a caller that must
@@ -201,16 +211,6 @@ impl Store {
         device: Option<&DeviceName>,
     ) -> Result<String, StorageError> {
         dispatch!(self, s => s.reissue_token(label, role, device).await)
-    }
-
-    /// Revokes every viewer/admin token labelled `label`; returns how many.
-    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
-        dispatch!(self, s => s.revoke_tokens(label).await)
-    }
-
-    /// Viewer and admin tokens (never the secrets).
-    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
-        dispatch!(self, s => s.list_tokens().await)
     }
 
     /// Whether any unrevoked viewer or admin token exists.

@@ -95,6 +95,34 @@ impl PgStore {
         Ok(token)
     }
 
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_us = $1 WHERE label = $2 AND role IN ('viewer','admin') AND revoked_us IS NULL",
+        )
+        .bind(Timestamp::now().as_micros())
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT label, role, created_us, revoked_us FROM tokens WHERE role IN ('viewer','admin') ORDER BY label, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| super::token_row(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
     pub async fn reissue_token(
         &self,
         label: &str,
@@ -132,34 +160,6 @@ impl PgStore {
         let token = insert_token(&mut tx, role, device_id, label, now).await?;
         tx.commit().await?;
         Ok(token)
-    }
-
-    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_us = $1 WHERE label = $2 AND role IN ('viewer','admin') AND revoked_us IS NULL",
-        )
-        .bind(Timestamp::now().as_micros())
-        .bind(label)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT label, role, created_us, revoked_us FROM tokens WHERE role IN ('viewer','admin') ORDER BY label, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| super::token_row(r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
     }
 
     pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
