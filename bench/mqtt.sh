@@ -90,16 +90,12 @@ EOF
   for _ in $(seq 200); do
     curl -fsS "http://127.0.0.1:$hport/readyz" | grep -q '"subscribed":true' && break; sleep 0.05
   done
-  mosquitto_sub -p "$bport" -t 'bench/ingest/+' -q "$QOS" -C "$total_msgs" >/dev/null & sub_pid=$!; pids+=($sub_pid)
+  timeout "$TIMEOUT" mosquitto_sub -p "$bport" -t 'bench/ingest/+' -q "$QOS" -C "$total_msgs" >/dev/null & sub_pid=$!; pids+=($sub_pid)
   sleep 0.3  # let mosquitto_sub's SUBSCRIBE reach the broker (it has no "ready" signal)
 
-  t0="$(now)"
-  for d in $(seq "$DEVICES"); do
-    mosquitto_pub -p "$bport" -q "$QOS" -t "bench/ingest/bench-$d" -l < "$WORK/payload-$d.txt" & pids+=($!)
-  done
-  wait "$sub_pid"; t_sub="$(now)"
-  # One process polls the counter (every 5 ms), so waiting costs the hub no CPU to speak of.
-  if ! t_hub="$(python3 - "$hport" "$viewer" "$total_readings" "$TIMEOUT" <<'EOF'
+  # The hub's clock: one process polls its counter every 10 ms from before the start (a
+  # poller started afterwards would add its own start-up time to the hub's).
+  python3 - "$hport" "$viewer" "$total_readings" "$TIMEOUT" > "$dir/hub-done" <<'EOF' & poll_pid=$!; pids+=($poll_pid)
 import sys, time, urllib.request
 port, viewer, want, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"authorization": f"Bearer {viewer}"})
@@ -111,16 +107,25 @@ while time.time() < deadline:
     if n >= want:
         print(f"{time.time():.6f}")
         sys.exit(0)
-    time.sleep(0.005)
+    time.sleep(0.01)
 print(n)
 sys.exit(1)
 EOF
-  )"; then
-    echo "run $run: the hub stored $t_hub of $total_readings readings within ${TIMEOUT}s; its MQTT metrics:" >&2
+  sleep 0.2  # the poller's start-up (python), before the clock starts
+
+  t0="$(now)"
+  for d in $(seq "$DEVICES"); do
+    mosquitto_pub -p "$bport" -q "$QOS" -t "bench/ingest/bench-$d" -l < "$WORK/payload-$d.txt" & pids+=($!)
+  done
+  wait "$sub_pid" || { echo "run $run: mosquitto_sub did not receive $total_msgs messages within ${TIMEOUT}s" >&2; exit 1; }
+  t_sub="$(now)"
+  if ! wait "$poll_pid"; then
+    echo "run $run: the hub stored $(cat "$dir/hub-done") of $total_readings readings within ${TIMEOUT}s; its MQTT metrics:" >&2
     curl -fsS -H "authorization: Bearer $viewer" "http://127.0.0.1:$hport/metrics" | grep '^telehub_mqtt' >&2
     tail -n 5 "$dir/hub.log" >&2
     exit 1
   fi
+  t_hub="$(cat "$dir/hub-done")"
   kill -TERM "$hub_pid"; wait "$hub_pid" 2>/dev/null || true
   stored="$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from readings').fetchone()[0])" "$dir/telehub.db")"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pids=(); wait 2>/dev/null || true

@@ -82,13 +82,18 @@ impl Outbox {
         loop {
             if !writer_open && !broker.borrow().connected {
                 // Shutting down without a broker: nothing more can go out.
-                let left = self.queue.len() as u64 + u64::from(sending.is_some());
+                let left = self.queue.len() + usize::from(sending.is_some());
                 if left > 0 {
                     tracing::warn!(
                         messages = left,
                         "mqtt: broker unreachable at shutdown; outgoing messages dropped"
                     );
-                    self.hub.metrics.mqtt.dropped("egress", left);
+                }
+                for m in self.queue.drain(..) {
+                    self.hub.metrics.mqtt.dropped(m.stream, 1);
+                }
+                if sending.is_some() {
+                    self.hub.metrics.mqtt.dropped("egress", 1);
                 }
                 return;
             }
