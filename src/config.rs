@@ -25,6 +25,11 @@ pub struct Settings {
     pub writer: WriterSettings,
     pub live: LiveSettings,
     pub http: HttpSettings,
+    pub limits: LimitSettings,
+    /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
+    pub bridge: Option<crate::bridge::BridgeSettings>,
+    /// `[mqtt]`: absent means no MQTT (see [`crate::mqtt::MqttSettings`]).
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
 }
@@ -130,6 +135,36 @@ pub struct HttpSettings {
     pub max_points: usize,
     /// Buckets a query may produce at most.
     pub max_buckets: usize,
+}
+
+/// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open connections from one IP address at most; over it: 503 before any upgrade.
+    pub max_connections_per_ip: usize,
+    /// WebSocket handshakes accepted per second (all clients); over it: 503 + Retry-After.
+    pub handshakes_per_second: u32,
+    pub handshake_burst: u32,
+    /// Readings accepted per second per device; over it: `rate_limited` nacks.
+    pub device_readings_per_second: u32,
+    /// Must be at least `ingest.max_readings_per_message`.
+    pub device_burst: u32,
+    /// Consecutive `rate_limited` replies after which the socket is closed with 1008.
+    pub abuse_close_after: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 5_000,
+            handshakes_per_second: 1_000,
+            handshake_burst: 2_000,
+            device_readings_per_second: 2_000,
+            device_burst: 10_000,
+            abuse_close_after: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -375,6 +410,12 @@ impl Settings {
         {
             return bad("server.max_connections, http.max_points and http.max_buckets must be ≥ 1");
         }
+        if let Some(b) = &self.bridge {
+            b.validate().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(m) = &self.mqtt {
+            m.validate(&self.ingest).map_err(ConfigError::Invalid)?;
+        }
         let r = &self.retention;
         if !(r.raw <= r.minute && r.minute <= r.hour) {
             return bad(
@@ -387,10 +428,17 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective configuration as TOML, with secrets (database password) hidden.
+    /// The effective configuration as TOML, with secrets (database and broker passwords) hidden.
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
+        s.bridge = s
+            .bridge
+            .as_ref()
+            .map(crate::bridge::BridgeSettings::redacted);
+        if let Some(m) = &mut s.mqtt {
+            m.redact();
+        }
         toml::to_string_pretty(&s).expect("settings serialize")
     }
 }
@@ -398,7 +446,7 @@ impl Settings {
 /// Only the variables that name a settings section: test and tool variables such as
 /// `TELEHUB_TEST_PG` share the prefix but are not configuration.
 fn telehub_env() -> config::Map<String, String> {
-    const SECTIONS: [&str; 9] = [
+    const SECTIONS: [&str; 11] = [
         "SERVER__",
         "TLS__",
         "DATABASE__",
@@ -406,6 +454,8 @@ fn telehub_env() -> config::Map<String, String> {
         "WRITER__",
         "LIVE__",
         "HTTP__",
+        "LIMITS__",
+        "MQTT__",
         "STORAGE__",
         "RETENTION__",
     ];
@@ -440,6 +490,26 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn an_mqtt_section_enables_mqtt_and_its_password_is_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "[mqtt]\nurl = \"mqtts://broker:8883\"\nusername = \"hub\"\npassword = \"s3cret\"\ncluster = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let m = s.mqtt.as_ref().expect("[mqtt] present");
+        assert!(m.cluster);
+        assert_eq!(m.ingest_topic, "telehub/ingest/+");
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("s3cret") && printed.contains("password = \"***\""));
+        std::fs::write(&f, "[mqtt]\nurl = \"http://broker\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("mqtt://"), "{e}");
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! one module per command family. This is the binary edge: errors become one line
 //! on stderr and exit code 1, usage errors exit code 2.
 
+mod bridge;
+mod demo;
 mod device;
 mod export;
 mod output;
 mod query;
 mod serve;
 mod stats;
+mod tail;
 
 use crate::config::{Overrides, Settings};
 use clap::{Parser, Subcommand};
@@ -42,6 +45,11 @@ enum Command {
     Token(device::TokenCommand),
     /// Query stored readings (works while the hub runs).
     Query(query::QueryArgs),
+    /// Print the live feed: one line per reading and per device status change.
+    Tail(tail::TailArgs),
+    /// Forward devices' lines to the hub (`bridge serial`).
+    #[command(subcommand)]
+    Bridge(bridge::BridgeCommand),
     /// Stream every raw reading of a range as CSV or NDJSON, in constant memory.
     Export(export::ExportArgs),
     /// Show what storage holds: rows, series, devices, time extents, disk use.
@@ -57,10 +65,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The serial bridge is a few I/O-bound tasks: one thread costs it the least CPU.
+    let mut builder = match cli.command {
+        Command::Bridge(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("telehub: cannot start the async runtime: {e}");
@@ -119,6 +129,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
+        Command::Tail(args) => tail::run(args).await,
+        Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
         Command::Export(args) => export::run(settings(&cli, None)?, args).await,
         Command::Stats(args) => stats::run(settings(&cli, None)?, args).await,
     }

@@ -2,9 +2,11 @@
 //!
 //! - [`ingest`]: device → hub messages (§2, incl. SenML) and the hub's ack/nack replies.
 //! - [`live`]: the dashboard feed (§3): subscriptions in, readings/status/lagged out.
+//! - [`serial`]: the serial line format (§6) read by `telehub bridge serial`.
 //!
 //! Transport code hands these modules raw text and gets typed values or a typed
 //! error back; handlers never look at raw JSON.
 
 pub mod ingest;
 pub mod live;
+pub mod serial;

@@ -42,7 +42,11 @@ async fn devices(
         rows.into_iter()
             .filter(|d| !d.revoked)
             .map(|d| DeviceOut {
-                online: hub.sessions.is_online(&d.name),
+                online: hub.sessions.is_online(&d.name)
+                    || hub
+                        .mqtt
+                        .as_ref()
+                        .is_some_and(|m| m.online_elsewhere(&d.name)),
                 name: d.name,
                 last_seen: d.last_seen,
                 sensors: d.sensors,
@@ -317,13 +321,26 @@ enum Points {
     Buckets(Vec<Bucket>),
 }
 
-async fn ready(State(hub): State<Arc<HubState>>) -> Result<&'static str, ApiError> {
-    match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
-        Ok(Ok(())) => Ok("ready\n"),
-        Ok(Err(e)) => Err(ApiError::unavailable(format!(
-            "storage is not reachable: {e}"
-        ))),
-        Err(_) => Err(ApiError::unavailable("storage did not answer within 2 s")),
+/// `/readyz`: 200 while storage answers, whatever the broker's state (the hub still
+/// ingests over WebSocket, and taking it out of a load balancer would cut those devices
+/// off too); 503 when storage does not. The JSON body lists both.
+async fn ready(State(hub): State<Arc<HubState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mqtt = hub.mqtt.as_ref().map(|m| m.broker());
+    let storage = match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("storage is not reachable: {e}")),
+        Err(_) => Err("storage did not answer within 2 s".to_owned()),
+    };
+    match storage {
+        Ok(()) => Ok(Json(serde_json::json!({
+            "ready": true,
+            "storage": {"ok": true, "backend": hub.store.backend()},
+            "mqtt": mqtt,
+        }))),
+        Err(detail) => {
+            let broker = mqtt.map_or(String::new(), |m| format!("; mqtt: {}", m.detail));
+            Err(ApiError::unavailable(format!("{detail}{broker}")))
+        }
     }
 }
 

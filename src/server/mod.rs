@@ -11,6 +11,7 @@ pub mod api;
 pub mod authn;
 mod error;
 pub mod ingest;
+pub mod limits;
 pub mod listener;
 pub mod sessions;
 pub mod tls;
@@ -39,6 +40,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
     #[error(
         "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
     )]
@@ -56,6 +59,9 @@ pub struct HubState {
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
+    pub limits: limits::Limits,
+    /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
+    pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -126,16 +132,29 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         status_tx.subscribe(),
         shutdown.clone(),
     );
+    let mqtt = match &settings.mqtt {
+        Some(m) => Some(crate::mqtt::prepare(
+            m,
+            committed_tx.subscribe(),
+            status_tx.subscribe(),
+        )?),
+        None => None,
+    };
+    let (mqtt_handle, mqtt) = mqtt.unzip();
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
-        settings,
         store: store.clone(),
         writer,
         metrics,
         live,
+        limits: limits::Limits::new(&settings.limits),
+        mqtt: mqtt_handle,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
+        settings,
     });
+    tokio::spawn(forget_idle_limits(state.clone()));
+    let mqtt = mqtt.map(|m| m.spawn(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
         state.sessions.clone(),
@@ -166,6 +185,9 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         }
         close_writer.cancel();
         let _ = writer_task.await;
+        if let Some(m) = mqtt {
+            m.finish(serve_state.settings.server.shutdown_grace).await;
+        }
         let _ = watcher.await;
         let _ = retention.await;
         store.close().await;
@@ -177,6 +199,17 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         state,
         stopped,
     })
+}
+
+/// Drops rate-limiter state for idle devices once a minute, until shutdown.
+async fn forget_idle_limits(hub: Arc<HubState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            _ = tick.tick() => hub.limits.forget_idle(),
+        }
+    }
 }
 
 /// Every route of the hub.

@@ -1,0 +1,362 @@
+//! The forwarder task of one port: owns the [`Outbox`] and the hub connection.
+//!
+//! It takes parsed lines from the port's reader (channel below), batches them, writes
+//! messages to `/v1/ingest` while at most `max_inflight` are unanswered, and settles
+//! each on its reply. When the hub is unreachable, stops answering (`ack_timeout`) or
+//! drops the socket, every unanswered message goes back to the queue and is resent
+//! after a reconnect with exponential back-off and jitter. The port's reader never
+//! waits for the hub: an outage only fills the buffer.
+//!
+//! Channel: reader → forwarder, one `Vec<DeviceReading>` per good line; it closes
+//! when the reader stops (shutdown), after which the forwarder drains what it holds
+//! for up to `drain_timeout` and exits.
+
+use super::backoff::Backoff;
+use super::outbox::Outbox;
+use super::settings::SerialPortSettings;
+use super::stats::{PortStats, bump};
+use super::uplink::{HubAddress, HubSocket, Outcome, UplinkError, decode_reply, encode_message};
+use crate::protocol::ingest::{DeviceReading, ErrorCode};
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::{self, Message as Frame};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// How often the state file is synced to disk.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+enum Link {
+    Down { retry_at: Instant },
+    Connecting(BoxFuture<'static, Result<Box<HubSocket>, UplinkError>>),
+    Up(Box<HubSocket>),
+}
+
+enum LinkEvent {
+    RetryDue,
+    Connected(Result<Box<HubSocket>, UplinkError>),
+    Frame(Option<Result<Frame, tungstenite::Error>>),
+}
+
+/// Waits for whatever the link's state waits for (cancel-safe).
+async fn link_event(link: &mut Link) -> LinkEvent {
+    match link {
+        Link::Down { retry_at } => {
+            sleep_until(*retry_at).await;
+            LinkEvent::RetryDue
+        }
+        Link::Connecting(f) => LinkEvent::Connected(f.await),
+        Link::Up(ws) => LinkEvent::Frame(ws.next().await),
+    }
+}
+
+async fn sleep_until_some(t: Option<Instant>) {
+    match t {
+        Some(t) => sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Event {
+    Shutdown,
+    Line(Option<Vec<DeviceReading>>),
+    Link(LinkEvent),
+    /// The earliest of: a batch to seal, an ack overdue, a hold over, the drain over.
+    Timer,
+    Sync,
+}
+
+pub struct Forwarder {
+    pub settings: Arc<SerialPortSettings>,
+    pub hub: HubAddress,
+    pub outbox: Outbox,
+    pub lines: mpsc::Receiver<Vec<DeviceReading>>,
+    pub stats: Arc<PortStats>,
+    pub shutdown: CancellationToken,
+}
+
+/// State of the loop besides the outbox.
+struct Run {
+    link: Link,
+    reconnect: Backoff,
+    /// Back-off after `unavailable` / `rate_limited`: nothing is sent until `hold_until`.
+    transient: Backoff,
+    hold_until: Option<Instant>,
+    connected_once: bool,
+    /// Set on shutdown: the time by which draining gives up.
+    drain_until: Option<Instant>,
+    lines_open: bool,
+    /// Set while new lines are being dropped because the buffer is full.
+    dropping: u64,
+}
+
+impl Forwarder {
+    pub async fn run(mut self) {
+        let s = self.settings.clone();
+        let mut run = Run {
+            link: Link::Down {
+                retry_at: Instant::now(),
+            },
+            reconnect: Backoff::new(s.reconnect_min, s.reconnect_max),
+            transient: Backoff::new(s.reconnect_min, s.reconnect_max),
+            hold_until: None,
+            connected_once: false,
+            drain_until: None,
+            lines_open: true,
+            dropping: 0,
+        };
+        let mut sync = tokio::time::interval(SYNC_EVERY);
+        loop {
+            let now = Instant::now();
+            if run.drain_until.is_some() {
+                self.outbox.seal_due(now, true);
+                if !run.lines_open && self.outbox.is_empty() {
+                    break;
+                }
+            }
+            let ack_deadline = match run.link {
+                Link::Up(_) => self.outbox.oldest_inflight().map(|t| t + s.ack_timeout),
+                _ => None,
+            };
+            // One timer for every deadline: cheaper than one per kind at hundreds of lines/s.
+            let deadline = [
+                self.outbox.next_seal(),
+                ack_deadline,
+                run.hold_until,
+                run.drain_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let event = tokio::select! {
+                _ = self.shutdown.cancelled(), if run.drain_until.is_none() => Event::Shutdown,
+                line = self.lines.recv(), if run.lines_open => Event::Line(line),
+                ev = link_event(&mut run.link) => Event::Link(ev),
+                _ = sleep_until_some(deadline) => Event::Timer,
+                _ = sync.tick() => Event::Sync,
+            };
+            let now = Instant::now();
+            match event {
+                Event::Shutdown => {
+                    run.drain_until = Some(now + s.drain_timeout);
+                }
+                Event::Line(Some(readings)) => self.take_line(&mut run, readings, now),
+                Event::Line(None) => run.lines_open = false,
+                Event::Link(ev) => self.on_link_event(&mut run, ev, now),
+                Event::Timer => {
+                    let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+                    if due(run.drain_until) {
+                        break;
+                    }
+                    if due(run.hold_until) {
+                        run.hold_until = None;
+                    }
+                    if due(ack_deadline) {
+                        let why = format!("no reply from the hub within {:?}", s.ack_timeout);
+                        self.link_lost(&mut run, &why);
+                    }
+                    self.outbox.seal_due(now, false);
+                }
+                Event::Sync => self.outbox.sync(),
+            }
+            if run.hold_until.is_none()
+                && let Link::Up(ws) = &mut run.link
+                && let Err(e) = send_ready(ws, &mut self.outbox, s.ack_timeout).await
+            {
+                self.link_lost(&mut run, &format!("cannot write to the hub: {e}"));
+            }
+        }
+        self.finish(run).await;
+    }
+
+    fn take_line(&mut self, run: &mut Run, readings: Vec<DeviceReading>, now: Instant) {
+        let n = readings.len() as u64;
+        if self.outbox.add(readings, now) {
+            if run.dropping > 0 {
+                info!(
+                    dropped = run.dropping,
+                    "buffer has room again; lines are kept from now on"
+                );
+                run.dropping = 0;
+            }
+            return;
+        }
+        if run.dropping == 0 {
+            warn!(
+                buffered = self.outbox.held(),
+                "buffer full: dropping new lines until the hub acks; raise --buffer (bridge.serial.buffer) to ride out longer outages"
+            );
+        }
+        run.dropping += n;
+        self.stats.dropped.fetch_add(n, Relaxed);
+    }
+
+    fn on_link_event(&mut self, run: &mut Run, ev: LinkEvent, now: Instant) {
+        match ev {
+            LinkEvent::RetryDue => {
+                let (hub, timeout) = (self.hub.clone(), self.settings.ack_timeout);
+                run.link =
+                    Link::Connecting(Box::pin(
+                        async move { hub.connect(timeout).await.map(Box::new) },
+                    ));
+            }
+            LinkEvent::Connected(Ok(ws)) => {
+                run.link = Link::Up(ws);
+                run.reconnect.reset();
+                if run.connected_once {
+                    bump(&self.stats.reconnects);
+                }
+                run.connected_once = true;
+                info!(hub = %self.hub.url, buffered = self.outbox.held(), "connected to the hub");
+            }
+            LinkEvent::Connected(Err(e)) => {
+                let delay = run.reconnect.next_delay();
+                run.link = Link::Down {
+                    retry_at: now + delay,
+                };
+                warn!(hub = %self.hub.url, buffered = self.outbox.held(), "{e}; retrying in {delay:.1?}");
+            }
+            LinkEvent::Frame(Some(Ok(Frame::Text(t)))) => match decode_reply(t.as_str()) {
+                Some((id, outcome)) => self.settle(run, id, outcome, now),
+                None => debug!(frame = %t.as_str(), "ignoring a frame that is not a reply"),
+            },
+            LinkEvent::Frame(Some(Ok(Frame::Close(f)))) => {
+                let why = f.map_or("no reason".into(), |f| format!("{} {}", f.code, f.reason));
+                self.link_lost(run, &format!("the hub closed the connection ({why})"));
+            }
+            LinkEvent::Frame(Some(Ok(_))) => {}
+            LinkEvent::Frame(Some(Err(e))) => self.link_lost(run, &e.to_string()),
+            LinkEvent::Frame(None) => self.link_lost(run, "connection ended"),
+        }
+    }
+
+    /// Acts on the hub's answer to message `id`.
+    fn settle(&mut self, run: &mut Run, id: u64, outcome: Outcome, now: Instant) {
+        let (code, error, detail) = match outcome {
+            Outcome::Stored => {
+                if let Some(m) = self.outbox.complete(id) {
+                    run.transient.reset();
+                    self.stats
+                        .forwarded
+                        .fetch_add(m.readings.len() as u64, Relaxed);
+                }
+                return;
+            }
+            Outcome::Refused {
+                code,
+                error,
+                detail,
+            } => (code, error, detail),
+        };
+        match code {
+            Some(ErrorCode::Unavailable | ErrorCode::RateLimited) => {
+                self.outbox.retry(id);
+                let delay = run.transient.next_delay();
+                run.hold_until = Some(now + delay);
+                warn!(%error, %detail, "the hub asked to resend later; resending in {delay:.1?}");
+            }
+            // Find the bad reading by halving, so the good ones are still stored.
+            Some(ErrorCode::InvalidReading) if self.outbox.split(id) => {
+                debug!(%detail, "invalid reading in a batch: resending it in halves");
+            }
+            Some(ErrorCode::TooManyReadings) => {
+                if let Some(m) = self.outbox.complete_or_split(id) {
+                    self.refused(m.device.as_ref(), m.readings.len(), code, &error, &detail);
+                } else {
+                    warn!(%detail, "the hub takes fewer readings per message: lower --batch (bridge.serial.batch); resending in halves");
+                }
+            }
+            _ => {
+                if let Some(m) = self.outbox.complete(id) {
+                    self.refused(m.device.as_ref(), m.readings.len(), code, &error, &detail);
+                }
+            }
+        }
+    }
+
+    fn refused(
+        &self,
+        device: Option<&crate::domain::DeviceName>,
+        n: usize,
+        code: Option<ErrorCode>,
+        error: &str,
+        detail: &str,
+    ) {
+        self.stats.refused(code, n);
+        let device = device.map_or("(gateway)", |d| d.as_str());
+        let hint = match code {
+            Some(ErrorCode::ForbiddenDevice) => {
+                "; allow it with `telehub device add GATEWAY --gateway-for ...`"
+            }
+            _ => "",
+        };
+        warn!(
+            device,
+            readings = n,
+            error,
+            detail,
+            "the hub refused readings; not resent{hint}"
+        );
+    }
+
+    fn link_lost(&mut self, run: &mut Run, why: &str) {
+        self.outbox.requeue_inflight();
+        let delay = run.reconnect.next_delay();
+        run.link = Link::Down {
+            retry_at: Instant::now() + delay,
+        };
+        warn!(hub = %self.hub.url, buffered = self.outbox.held(), "hub connection lost: {why}; reconnecting in {delay:.1?}");
+    }
+
+    async fn finish(mut self, run: Run) {
+        if let Link::Up(mut ws) = run.link {
+            let _ = tokio::time::timeout(Duration::from_secs(1), (*ws).close(None)).await;
+        }
+        self.outbox.seal_due(Instant::now(), true);
+        self.outbox.sync();
+        let left = self.outbox.held();
+        if left == 0 {
+            return;
+        }
+        match &self.settings.state_file {
+            Some(f) => info!(
+                readings = left,
+                state_file = %f.display(),
+                "unacked readings kept in the state file; they are sent on the next start"
+            ),
+            None => warn!(
+                readings = left,
+                "unacked readings are lost at exit: use --state-file to keep them across restarts"
+            ),
+        }
+    }
+}
+
+/// Writes every message the in-flight window allows, then flushes; bounded by `timeout`.
+async fn send_ready(
+    ws: &mut HubSocket,
+    outbox: &mut Outbox,
+    timeout: Duration,
+) -> Result<(), String> {
+    let write = async {
+        let mut any = false;
+        while let Some(m) = outbox.next_to_send(Instant::now()) {
+            let text = encode_message(m.id, m.device.as_ref(), &m.readings);
+            ws.feed(Frame::Text(text.into())).await?;
+            any = true;
+        }
+        if any {
+            ws.flush().await?;
+        }
+        Ok::<_, tungstenite::Error>(())
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("writing took longer than {timeout:?}")),
+    }
+}

@@ -1,0 +1,237 @@
+//! The optional state file of a port: sealed messages not yet answered by the hub, so
+//! that a restart of the bridge resends them instead of losing them.
+//!
+//! An append-only log of `M <§2 message JSON>` (sealed) and `D <id>` (answered)
+//! lines; replaying it gives the unanswered messages. It is rewritten with only
+//! those once enough `D` lines have piled up, so its size stays bounded by the
+//! buffer. Records are written at once (they survive a crash of the bridge) and
+//! synced to disk every second and on exit (they survive power loss after that).
+
+use super::outbox::Message;
+use super::uplink::encode_message;
+use crate::domain::Timestamp;
+use crate::protocol::ingest::{ParseLimits, parse_message};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `D` lines tolerated before the file is rewritten.
+const COMPACT_AFTER: usize = 4096;
+
+/// Why the state file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "state file {path}: {source}; check the path and its permissions, or leave --state-file out"
+)]
+pub struct JournalError {
+    path: String,
+    source: std::io::Error,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    done_lines: usize,
+    dirty: bool,
+    /// Set after a write failed: the buffer goes on in memory and the error is logged once.
+    failed: bool,
+}
+
+impl Journal {
+    /// Opens (or creates) the file and returns the messages it holds, in order.
+    pub fn open(path: &Path) -> Result<(Self, Vec<Message>), JournalError> {
+        let err = |source| JournalError {
+            path: path.display().to_string(),
+            source,
+        };
+        let pending = match File::open(path) {
+            Ok(f) => replay(BufReader::new(f), path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(err(e)),
+        };
+        let queue: VecDeque<Message> = pending.into();
+        write_compacted(path, &queue).map_err(err)?;
+        let file = OpenOptions::new().append(true).open(path).map_err(err)?;
+        let journal = Self {
+            path: path.to_owned(),
+            file,
+            done_lines: 0,
+            dirty: false,
+            failed: false,
+        };
+        Ok((journal, queue.into()))
+    }
+
+    pub fn add(&mut self, m: &Message) {
+        let line = format!(
+            "M {}\n",
+            encode_message(m.id, m.device.as_ref(), &m.readings)
+        );
+        self.write(line.as_bytes());
+    }
+
+    /// Records that `id` was answered; rewrites the file when it has grown enough.
+    pub fn done(&mut self, id: u64, live: &VecDeque<Message>) {
+        self.write(format!("D {id}\n").as_bytes());
+        self.done_lines += 1;
+        if self.done_lines >= COMPACT_AFTER.max(live.len()) && !self.failed {
+            match write_compacted(&self.path, live)
+                .and_then(|()| OpenOptions::new().append(true).open(&self.path))
+            {
+                Ok(f) => {
+                    self.file = f;
+                    self.done_lines = 0;
+                    self.dirty = false;
+                }
+                Err(e) => self.fail(&e),
+            }
+        }
+    }
+
+    pub fn sync(&mut self) {
+        if self.dirty && !self.failed {
+            if let Err(e) = self.file.sync_data() {
+                self.fail(&e);
+            }
+            self.dirty = false;
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        match self.file.write_all(bytes) {
+            Ok(()) => self.dirty = true,
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    fn fail(&mut self, e: &std::io::Error) {
+        self.failed = true;
+        tracing::error!(
+            state_file = %self.path.display(),
+            "cannot write the state file ({e}); buffering in memory only from now on: a restart will lose unacked readings. Free disk space or fix permissions, then restart the bridge"
+        );
+    }
+}
+
+/// The unanswered messages of a log; unreadable lines (a write cut by a crash) are skipped.
+fn replay(reader: impl BufRead, path: &Path) -> Vec<Message> {
+    let limits = ParseLimits {
+        max_readings: usize::MAX,
+        max_clock_skew: Duration::from_secs(100 * 365 * 86_400),
+        now: Timestamp::now(),
+    };
+    let mut pending: Vec<Message> = Vec::new();
+    let mut skipped = 0usize;
+    for line in reader.lines() {
+        let Ok(line) = line else {
+            skipped += 1;
+            continue;
+        };
+        if let Some(json) = line.strip_prefix("M ") {
+            match parse_message(json, &limits) {
+                Ok(m) if m.id.is_some() && !m.readings.is_empty() => pending.push(Message {
+                    id: m.id.unwrap_or_default(),
+                    device: m.readings[0].device.clone(),
+                    readings: m.readings.into_iter().map(|r| r.reading).collect(),
+                    sent_at: None,
+                }),
+                _ => skipped += 1,
+            }
+        } else if let Some(id) = line.strip_prefix("D ").and_then(|s| s.parse::<u64>().ok()) {
+            pending.retain(|m| m.id != id);
+        } else if !line.is_empty() {
+            skipped += 1;
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(state_file = %path.display(), skipped, "skipped unreadable lines of the state file (a write cut short by a crash?)");
+    }
+    if !pending.is_empty() {
+        let readings: usize = pending.iter().map(|m| m.readings.len()).sum();
+        tracing::info!(state_file = %path.display(), messages = pending.len(), readings, "resending unacked readings from the state file");
+    }
+    pending
+}
+
+/// Writes `live` to a temporary file, syncs it and renames it over `path`.
+fn write_compacted(path: &Path, live: &VecDeque<Message>) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut w = std::io::BufWriter::new(File::create(&tmp)?);
+        for m in live {
+            writeln!(
+                w,
+                "M {}",
+                encode_message(m.id, m.device.as_ref(), &m.readings)
+            )?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DeviceName, Reading, SensorName};
+
+    fn message(id: u64, device: Option<&str>) -> Message {
+        Message {
+            id,
+            device: device.map(|d| DeviceName::parse(d).unwrap()),
+            readings: vec![Reading {
+                sensor: SensorName::parse("t").unwrap(),
+                value: id as f64,
+                ts: Timestamp::from_micros(1_700_000_000_000_000 + id as i64),
+                unit: None,
+            }],
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn a_reopened_file_holds_exactly_the_unanswered_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bridge.state");
+        let (mut j, pending) = Journal::open(&path).unwrap();
+        assert!(pending.is_empty());
+        let mut live = VecDeque::new();
+        for id in 1..=3 {
+            let m = message(id, (id == 2).then_some("pump-3"));
+            j.add(&m);
+            live.push_back(m);
+        }
+        live.pop_front();
+        j.done(1, &live);
+        drop(j);
+        // A crash in the middle of a write leaves a partial line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"M {\"id\":9,\"readi")
+            .unwrap();
+        let (_j, pending) = Journal::open(&path).unwrap();
+        assert_eq!(pending, Vec::from(live));
+    }
+
+    #[test]
+    fn the_file_is_compacted_once_answers_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let (mut j, _) = Journal::open(&path).unwrap();
+        let live = VecDeque::from([message(0, None)]);
+        j.add(&live[0]);
+        for id in 1..=COMPACT_AFTER as u64 {
+            j.add(&message(id, None));
+            j.done(id, &live);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+}

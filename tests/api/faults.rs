@@ -1,0 +1,310 @@
+//! Faults the hub must survive: storage that fills up or goes away.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A small tmpfs mounted for one test (needs root, as CI has); unmounted on drop.
+struct SmallDisk {
+    dir: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status();
+        match ok {
+            Ok(s) if s.success() => Some(Self {
+                dir,
+                _parent: parent,
+            }),
+            _ if std::env::var("CI").is_ok() => {
+                panic!("cannot mount a tmpfs; CI runs as root and must")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Fills `dir` with a file until the disk is full; returns its path.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gives_unavailable_nacks_and_recovers_when_space_returns() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    };
+    let url = format!("sqlite://{}", disk.dir.join("hub.db").display());
+    let mut app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database.url = url.clone();
+        s.writer.retry_backoff = std::time::Duration::from_millis(20);
+    })
+    .await;
+    let mut ws = app.connect_device(&app.device("d1").await).await;
+    let t = base_ts();
+    let msg = |i: u64| {
+        let readings: Vec<_> = (0..200)
+            .map(|k| reading("t", k as f64, t + (i * 200 + k) as f64 / 1000.0))
+            .collect();
+        json!({"id": i, "readings": readings})
+    };
+    send_json(&mut ws, &msg(0)).await;
+    assert_eq!(next_json(&mut ws).await["ack"], 0);
+
+    let filler = fill(&disk.dir);
+    // Keep sending until storage refuses: the disk is full now or after a few pages.
+    let mut acked = vec![0u64];
+    let mut refused = None;
+    for i in 1..2000u64 {
+        send_json(&mut ws, &msg(i)).await;
+        let r = next_json(&mut ws).await;
+        if r["error"] == "unavailable" {
+            assert_eq!(r["nack"], i);
+            assert!(r["detail"].as_str().unwrap().contains("resend"), "{r}");
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(r["ack"], i, "{r}");
+        acked.push(i);
+    }
+    let refused = refused.expect("a full disk must refuse writes");
+
+    // Space returns: the same message is accepted without restarting anything.
+    std::fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        send_json(&mut ws, &msg(refused)).await;
+        let r = next_json(&mut ws).await;
+        if r["ack"] == refused {
+            acked.push(refused);
+            break;
+        }
+        assert_eq!(r["error"], "unavailable", "{r}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storage did not recover"
+        );
+    }
+    app.stop().await;
+    let rows = count_rows(&url, "d1").await;
+    assert_eq!(
+        rows.len(),
+        acked.len() * 200,
+        "every acked reading, nothing else"
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    pool.close().await;
+}
+
+/// A private PostgreSQL cluster (initdb + pg_ctl on a free port, run as the `postgres`
+/// user since PostgreSQL refuses root), so a test can restart it without disturbing others.
+struct TestCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Self {
+            bin,
+            data,
+            port,
+            _dir: dir,
+        };
+        let ok = c.pg(
+            &["initdb", "-A", "trust", "-U", "postgres", "-D"],
+            &[c.data.to_str().unwrap()],
+        );
+        (ok && c.ctl("start")).then_some(c)
+    }
+    fn pg(&self, cmd: &[&str], rest: &[&str]) -> bool {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(cmd[0]))
+            .args(&cmd[1..])
+            .args(rest)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+    fn ctl(&self, action: &str) -> bool {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.data.display()
+        );
+        let log = self.data.join("server.log");
+        self.pg(
+            &["pg_ctl", "-w", "-m", "fast", "-D"],
+            &[
+                self.data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                action,
+            ],
+        )
+    }
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.ctl("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
+    use crate::procs::*;
+    use std::time::Duration;
+    let Some(pg) = TestCluster::start() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must be able to start a private PostgreSQL cluster"
+        );
+        eprintln!("skipped: cannot start a private PostgreSQL cluster here");
+        return;
+    };
+    let db = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.txt");
+    let out = telehub_cli(
+        &db,
+        &[
+            "device",
+            "add",
+            "--count",
+            "3",
+            "--prefix",
+            "pg-",
+            "--tokens-out",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
+    let sim = tokio::process::Command::new(firmware_sim())
+        .args([
+            "run",
+            "--hub",
+            &format!("ws://{}", hub.addr),
+            "--tokens",
+            tokens.to_str().unwrap(),
+        ])
+        .args([
+            "--rate",
+            "40",
+            "--batch",
+            "20",
+            "--linger",
+            "20ms",
+            "--backoff-initial",
+            "50ms",
+            "--backoff-max",
+            "500ms",
+        ])
+        .args(["--drain-timeout", "30s"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "readings are stored", || {
+        let db = db.clone();
+        async move { total_readings(&db).await >= 300 }
+    })
+    .await;
+    assert!(pg.ctl("stop"), "PostgreSQL stops");
+    // While it is down the hub answers `unavailable` (or devices wait); /readyz says so.
+    let ready = reqwest::get(format!("http://{}/readyz", hub.addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(pg.ctl("start"), "PostgreSQL starts again");
+    let at_restart = total_readings(&db).await;
+    wait_until(
+        Duration::from_secs(60),
+        "devices stream again without a hub restart",
+        || {
+            let db = db.clone();
+            async move { total_readings(&db).await >= at_restart + 600 }
+        },
+    )
+    .await;
+    sigterm(&sim);
+    let out = tokio::time::timeout(Duration::from_secs(60), sim.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    assert_eq!(
+        (n("acked"), n("dropped"), n("nacked")),
+        (n("generated"), 0, 0),
+        "{summary}\nhub: {}",
+        hub.logs()
+    );
+    assert_eq!(
+        total_readings(&db).await,
+        n("generated") as i64,
+        "each reading stored exactly once"
+    );
+    assert!(hub.terminate().await.success());
+}
