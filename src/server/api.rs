@@ -252,22 +252,18 @@ async fn readings(
         http.max_points,
     )
     .map_err(ApiError::bad_request)?;
-    let device = hub
-        .store
-        .find_device(&q.device)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no device {}", q.device)))?;
-    let series = hub
-        .store
-        .series_of(&device)
-        .await?
-        .into_iter()
-        .find(|s| s.sensor == q.sensor)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("device {} has no sensor {}", q.device, q.sensor))
-        })?;
+    let series = match hub.store.find_series(&q.device, &q.sensor).await? {
+        None => return Err(ApiError::not_found(format!("no device {}", q.device))),
+        Some(None) => {
+            return Err(ApiError::not_found(format!(
+                "device {} has no sensor {}",
+                q.device, q.sensor
+            )));
+        }
+        Some(Some(id)) => id,
+    };
     let range = RangeQuery {
-        series: series.id,
+        series,
         from: q.from,
         to: q.to,
         after: q.after,

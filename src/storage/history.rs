@@ -313,6 +313,7 @@ where
     for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
     for<'r> f64: Decode<'r, DB> + Type<DB>,
     for<'r> bool: Decode<'r, DB> + Type<DB>,
+    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// Whether the rollups summarise every stored reading (see the `rollup_state` table).
@@ -411,6 +412,23 @@ where
             .execute(self.0)
             .await
             .map(drop)
+    }
+
+    /// `None`: no such device; `Some(None)`: the device has no such sensor.
+    pub async fn find_series(
+        &self,
+        device: &str,
+        sensor: &str,
+    ) -> Result<Option<Option<i64>>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT s.id FROM devices d LEFT JOIN series s ON s.device_id = d.id AND s.sensor = $2
+             WHERE d.name = $1",
+        )
+        .bind(device)
+        .bind(sensor)
+        .fetch_optional(self.0)
+        .await?;
+        row.map(|r| r.try_get::<Option<i64>, _>(0)).transpose()
     }
 
     /// One integer (or NULL) from each statement.

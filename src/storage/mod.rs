@@ -397,6 +397,17 @@ impl Store {
         Ok(())
     }
 
+    /// A series id in one round trip: `None` when the device does not exist, `Some(None)`
+    /// when it has no such sensor.
+    pub async fn find_series(
+        &self,
+        device: &DeviceName,
+        sensor: &SensorName,
+    ) -> Result<Option<Option<i64>>, StorageError> {
+        let (d, s) = (device.as_str(), sensor.as_str());
+        Ok(dispatch!(self, st => History(st.reader()).find_series(d, s).await)?)
+    }
+
     /// Every series id, for maintenance that walks series one by one.
     pub async fn series_ids(&self) -> Result<Vec<i64>, StorageError> {
         Ok(dispatch!(self, s => History(s.reader()).series_ids().await)?)

@@ -26,6 +26,9 @@ pub struct SqliteStore {
     pub rollups: RollupFlag,
 }
 
+/// Rows buffered between a read connection's thread and the query's task.
+const READ_ROW_BUFFER: usize = 4096;
+
 /// Rows per multi-row INSERT; a batch is cut into chunks of these sizes so that only
 /// four distinct statements are ever prepared.
 const CHUNKS: [usize; 4] = [512, 64, 8, 1];
@@ -60,8 +63,11 @@ impl SqliteStore {
                 .acquire_timeout(s.busy_timeout)
         };
         let write = pool(1).connect_with(opts.clone()).await.map_err(open_err)?;
+        // sqlx hands rows from each connection's thread to the query's task through a
+        // channel of this many rows; its default of 50 makes a 1,440-bucket answer
+        // ping-pong between threads ~30 times. Bounded: ~1 MB per running query.
         let read = pool(s.max_connections.max(1))
-            .connect_with(opts)
+            .connect_with(opts.row_buffer_size(READ_ROW_BUFFER))
             .await
             .map_err(open_err)?;
         Ok(Self {
