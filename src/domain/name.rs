@@ -69,6 +69,12 @@ macro_rules! name_type {
                 fmt::Debug::fmt(&*self.0, f)
             }
         }
+        // Hash and Eq agree with `str`'s, so maps keyed by names can be searched by `&str`.
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
         impl std::str::FromStr for $ty {
             type Err = NameError;
             fn from_str(s: &str) -> Result<Self, NameError> {

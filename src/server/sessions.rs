@@ -80,8 +80,7 @@ impl Sessions {
             .lock()
             .expect("sessions lock")
             .online
-            .keys()
-            .any(|d| d.as_str() == device)
+            .contains_key(device)
     }
 
     pub fn online_devices(&self) -> Vec<DeviceName> {
