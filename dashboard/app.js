@@ -1,1 +1,203 @@
+// telehub dashboard: the token, the HTTP API, and the live socket (contract §3) with
+// reconnection. What is shown lives in view.js; the charts in chart.js.
+//
+// The token comes from `?token=` once, is kept in sessionStorage for this tab, and is
+// removed from the address bar at once. It is sent as `Authorization: Bearer` on
+// fetches and as `?token=` on the WebSocket (browsers cannot set its headers). It is
+// never logged or shown.
 
+import { $, setText } from './dom.js';
+import { View } from './view.js';
+
+const TOKEN_KEY = 'telehub.token';
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+const FETCH_TIMEOUT_MS = 15_000;
+
+class AuthError extends Error {
+  constructor(status, detail) {
+    super(`the hub refused the token (${status}${detail ? `: ${detail}` : ''})`);
+    this.status = status;
+  }
+}
+
+/** Takes `?token=` out of the address bar into sessionStorage; returns the token to use. */
+function takeToken() {
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get('token');
+  let stored = null;
+  try {
+    if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    stored = sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    // Storage disabled: the token lives in this page only.
+  }
+  if (fromUrl !== null) {
+    url.searchParams.delete('token');
+    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+  }
+  return fromUrl || stored;
+}
+
+class Hub {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async get(path) {
+    let res;
+    try {
+      res = await fetch(path, {
+        headers: { Authorization: `Bearer ${this.token}` },
+        cache: 'no-store',
+        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      });
+    } catch (e) {
+      throw new Error(e.name === 'TimeoutError' ? 'the hub did not answer in 15 s' : 'the hub is not reachable');
+    }
+    if (res.ok) return res.json();
+    let detail = '';
+    try {
+      detail = (await res.json()).detail ?? '';
+    } catch {
+      // Not JSON: the status says enough.
+    }
+    if (res.status === 401 || res.status === 403) throw new AuthError(res.status, detail);
+    throw new Error(`HTTP ${res.status}${detail ? `: ${detail}` : ''}`);
+  }
+
+  liveUrl() {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    return `${scheme}://${location.host}/v1/live?token=${encodeURIComponent(this.token)}`;
+  }
+}
+
+/**
+ * The live socket. Each (re)connection first fetches the device list (which also
+ * checks the token), then opens the socket and subscribes to everything. When it
+ * drops, it waits a random time up to min(30 s, 1 s · 2^attempt) — exponential
+ * backoff with full jitter — so a restarted hub is not hit by every dashboard at once.
+ */
+class Live {
+  constructor(hub, view) {
+    this.hub = hub;
+    this.view = view;
+    this.ws = null;
+    this.attempt = 0;
+    this.opened = false;
+    this.timer = null;
+    this.countdown = null;
+    $('#conn').addEventListener('click', () => {
+      if (this.timer !== null) this.connectNow();
+    });
+  }
+
+  setState(state, text, why = '') {
+    const c = $('#conn');
+    c.dataset.state = state;
+    document.body.dataset.conn = state;
+    setText($('#conn-text'), text);
+    c.title = state === 'reconnecting' ? `${why}. Click to retry now.` : why;
+  }
+
+  connectNow() {
+    clearTimeout(this.timer);
+    clearInterval(this.countdown);
+    this.timer = null;
+    this.connect();
+  }
+
+  async connect() {
+    this.setState('connecting', 'connecting…');
+    try {
+      this.view.setDevices(await this.hub.get('/v1/devices'));
+    } catch (e) {
+      if (e instanceof AuthError) return showTokenProblem(e.message);
+      return this.retry(e.message);
+    }
+    const ws = new WebSocket(this.hub.liveUrl());
+    this.ws = ws;
+    let open = false;
+    ws.onopen = () => {
+      open = true;
+      ws.send(JSON.stringify({ subscribe: ['*'] }));
+      this.attempt = 0;
+      this.setState('live', 'live');
+      // Readings sent while we were away are in storage: refill the charts.
+      if (this.opened) this.view.reloadCharts();
+      this.opened = true;
+    };
+    ws.onmessage = (ev) => {
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (Array.isArray(m.readings)) this.view.readings(m.readings);
+      else if (m.status) this.view.status(m.status);
+      else if (typeof m.lagged === 'number') this.view.lagged(m.lagged);
+      else if (m.error) this.setState('live', 'live', `the hub refused a command: ${m.detail}`);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      let why = open ? 'connection lost' : 'the live feed could not be opened';
+      if (ev.code === 1001) why = 'the hub is shutting down or restarting';
+      else if (ev.code === 1008) why = `the hub closed the feed: ${ev.reason || 'policy violation'}`;
+      this.retry(why);
+    };
+  }
+
+  retry(why) {
+    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(this.attempt, 16));
+    const delay = Math.max(200, Math.random() * cap);
+    this.attempt++;
+    const at = performance.now() + delay;
+    const show = () => {
+      const left = Math.max(1, Math.ceil((at - performance.now()) / 1000));
+      this.setState('reconnecting', `reconnecting in ${left} s…`, why);
+    };
+    show();
+    clearInterval(this.countdown);
+    this.countdown = setInterval(show, 250);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connectNow(), delay);
+  }
+}
+
+function showTokenProblem(message) {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Nothing stored.
+  }
+  const live = $('#conn');
+  live.dataset.state = 'error';
+  $('#conn-text').textContent = message ? 'token refused' : 'no token';
+  $('#token-problem').textContent = message ? `${message}.` : 'This page needs a viewer token.';
+  $('#token-panel').hidden = false;
+  $('#token-input').focus();
+}
+
+function main() {
+  $('#token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = $('#token-input').value.trim();
+    if (!t) return;
+    try {
+      sessionStorage.setItem(TOKEN_KEY, t);
+    } catch {
+      // Storage disabled: the reload below will ask again.
+    }
+    location.reload();
+  });
+  const token = takeToken();
+  if (!token) return showTokenProblem('');
+  const hub = new Hub(token);
+  const view = new View(hub);
+  view.setRange(900);
+  new Live(hub, view).connect();
+}
+
+main();

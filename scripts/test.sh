@@ -31,6 +31,9 @@ if [ -x tests/browser/run.sh ]; then
   tests/browser/run.sh
 fi
 
+step "fuzz smoke (10 s per target; longer runs: ./scripts/fuzz.sh 600)"
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/fuzz" ./scripts/fuzz.sh 10
+
 if [ -x bench/smoke.sh ]; then
   step "benchmark smoke runs"
   bench/smoke.sh

@@ -25,6 +25,7 @@ pub struct Settings {
     pub writer: WriterSettings,
     pub live: LiveSettings,
     pub http: HttpSettings,
+    pub limits: LimitSettings,
     /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
     pub bridge: Option<crate::bridge::BridgeSettings>,
 }
@@ -132,6 +133,36 @@ pub struct HttpSettings {
     pub max_buckets: usize,
 }
 
+/// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open connections from one IP address at most; over it: 503 before any upgrade.
+    pub max_connections_per_ip: usize,
+    /// WebSocket handshakes accepted per second (all clients); over it: 503 + Retry-After.
+    pub handshakes_per_second: u32,
+    pub handshake_burst: u32,
+    /// Readings accepted per second per device; over it: `rate_limited` nacks.
+    pub device_readings_per_second: u32,
+    /// Must be at least `ingest.max_readings_per_message`.
+    pub device_burst: u32,
+    /// Consecutive `rate_limited` replies after which the socket is closed with 1008.
+    pub abuse_close_after: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 5_000,
+            handshakes_per_second: 1_000,
+            handshake_burst: 2_000,
+            device_readings_per_second: 2_000,
+            device_burst: 10_000,
+            abuse_close_after: 100,
+        }
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -164,7 +195,7 @@ impl Default for IngestSettings {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             max_inflight_messages: 64,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 2 * 1024,
             write_buffer_bytes: 4 * 1024,
         }
     }

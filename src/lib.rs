@@ -10,18 +10,21 @@
 //! | [`domain`] | names, units, timestamps, validated readings |
 //! | [`protocol`] | wire messages: device ingest (§2), live feed (§3) |
 //! | [`auth`] | tokens, hashing, principals |
+//! | [`client`] | the device side of ingest: a resilient client (buffer, resend, reconnect) |
 //! | [`config`] | layered, validated settings |
 //! | [`storage`] | registry, series, readings; the writer task |
 //! | [`server`] | listener, TLS, HTTP API, device sockets, sessions |
 //! | [`live`] | dashboard fan-out and sockets |
 //! | [`dashboard`] | the embedded web page |
 //! | [`metrics`] | Prometheus registry |
+//! | [`sim`] | simulated sensor signals, for `firmware-sim` and `serve --demo` |
 //! | [`bridge`] | `telehub bridge serial`: serial lines (§6) forwarded to the hub as a gateway |
 //! | [`cli`] | the `telehub` command line |
 
 pub mod auth;
 pub mod bridge;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
@@ -29,4 +32,5 @@ pub mod live;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod sim;
 pub mod storage;

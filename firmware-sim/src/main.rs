@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Play one device per `NAME TOKEN` line of a tokens file.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Play a serial-only device writing §6 lines to a serial port.
     Serial(serial::SerialArgs),
     /// Measure the hub (see BENCHMARKS.md).
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let result = rt.block_on(async {
         match cli.command {
-            Command::Run(a) => run::run(a).await,
+            Command::Run(a) => run::run(*a).await,
             Command::Serial(a) => serial::run(a).await,
             Command::Bench(b) => bench::run(b).await,
         }

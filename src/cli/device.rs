@@ -54,6 +54,13 @@ pub enum TokenCommand {
         #[arg(long, value_enum)]
         role: TokenRole,
     },
+    /// List viewer and admin tokens (labels and roles; secrets are never stored).
+    List {
+        #[arg(long, value_enum)]
+        format: Option<ListFormat>,
+    },
+    /// Revoke every viewer/admin token with this name; open sockets close within a second.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -162,17 +169,52 @@ fn write_tokens(path: &std::path::Path, created: &[(DeviceName, String)]) -> std
 }
 
 pub async fn run_token(settings: Settings, cmd: &TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Add { name, role } = cmd;
-    if name.trim().is_empty() || name.len() > 64 {
-        return Err(UsageError("a token name must be 1 to 64 characters".into()).into());
-    }
-    let role = match role {
-        TokenRole::Viewer => Role::Viewer,
-        TokenRole::Admin => Role::Admin,
-    };
     let store = Store::open(&settings.database).await?;
-    let token = store.add_token(name, role).await;
+    let result = token(&store, cmd).await;
     store.close().await;
-    println!("{}", token?);
+    result
+}
+
+async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Add { name, role } => {
+            if name.trim().is_empty() || name.len() > 64 {
+                return Err(UsageError("a token name must be 1 to 64 characters".into()).into());
+            }
+            let role = match role {
+                TokenRole::Viewer => Role::Viewer,
+                TokenRole::Admin => Role::Admin,
+            };
+            println!("{}", store.add_token(name, role).await?);
+        }
+        TokenCommand::List { format } => {
+            let rows = store.list_tokens().await?;
+            let mut out = std::io::stdout().lock();
+            match format.unwrap_or(ListFormat::Table) {
+                ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+                ListFormat::Table => {
+                    let cells: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|t| {
+                            let state = if t.revoked { "revoked" } else { "active" };
+                            vec![
+                                t.label.clone(),
+                                t.role.clone(),
+                                state.into(),
+                                t.created.to_rfc3339(),
+                            ]
+                        })
+                        .collect();
+                    table(&mut out, &["NAME", "ROLE", "STATE", "CREATED"], &cells)?;
+                }
+            }
+        }
+        TokenCommand::Revoke { name } => match store.revoke_tokens(name).await? {
+            0 => anyhow::bail!(
+                "no active viewer or admin token named {name}; see `telehub token list`"
+            ),
+            n => eprintln!("revoked {n} token(s) named {name}"),
+        },
+    }
     Ok(())
 }

@@ -3,10 +3,12 @@
 //! on stderr and exit code 1, usage errors exit code 2.
 
 mod bridge;
+mod demo;
 mod device;
 mod output;
 mod query;
 mod serve;
+mod tail;
 
 use crate::config::{Overrides, Settings};
 use clap::{Parser, Subcommand};
@@ -44,6 +46,8 @@ enum Command {
     /// Forward devices' lines to the hub (`bridge serial`).
     #[command(subcommand)]
     Bridge(bridge::BridgeCommand),
+    /// Print the live feed: one line per reading and per device status change.
+    Tail(tail::TailArgs),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -120,5 +124,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
         Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
+        Command::Tail(args) => tail::run(args).await,
     }
 }

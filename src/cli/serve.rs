@@ -1,4 +1,5 @@
-//! `telehub serve`: runs the hub until SIGINT or SIGTERM, then shuts down gracefully.
+//! `telehub serve`: runs the hub until SIGINT or SIGTERM, then shuts down gracefully;
+//! with `--demo`, simulated devices run inside the process ([`super::demo`]).
 
 use crate::auth::Role;
 use crate::config::Settings;
@@ -14,6 +15,9 @@ pub struct ServeArgs {
     /// Print the effective configuration (secrets hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Also run eight simulated demo devices (demo-*) inside the hub.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
@@ -25,16 +29,36 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let store = &hub.state.store;
     let url = hub.base_url();
     println!("telehub listening on {url} (storage: {})", store.backend());
-    if store.has_viewer_token().await? {
+    let demo = if args.demo {
+        let demo = match super::demo::start(&hub).await {
+            Ok(d) => d,
+            Err(e) => {
+                hub.stop().await;
+                return Err(e.context("starting the demo devices"));
+            }
+        };
+        println!("dashboard: {url}/?token={}", demo.viewer_token);
+        println!(
+            "demo: {} simulated devices streaming: {}",
+            demo.devices.len(),
+            demo.devices.join(", ")
+        );
+        Some(demo)
+    } else if store.has_viewer_token().await? {
         println!(
             "dashboard: {url}/?token=<viewer token>  (create one with `telehub token add NAME --role viewer`)"
         );
+        None
     } else {
         let token = store.add_token("dashboard", Role::Viewer).await?;
         println!("dashboard: {url}/?token={token}");
-    }
+        None
+    };
     shutdown_signal().await;
     eprintln!("shutting down: closing sockets and flushing storage…");
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
     hub.stop().await;
     Ok(())
 }

@@ -7,6 +7,7 @@ use super::{LiveClient, status_frame};
 use crate::domain::Timestamp;
 use crate::protocol::live::{ClientCommand, parse_command};
 use crate::server::authn::Viewer;
+use crate::server::limits::HandshakeSlot;
 use crate::server::listener::ConnInfo;
 use crate::server::sessions::StatusEvent;
 use crate::server::ws::{self, Beat, Heartbeat};
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 /// Checks the token and the browser origin, then upgrades to a live-feed socket.
 pub async fn upgrade(
+    _slot: HandshakeSlot,
     State(hub): State<Arc<HubState>>,
     Viewer(principal): Viewer,
     headers: HeaderMap,

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Seconds for `Retry-After` on 503 (1 when not set).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             detail: detail.into(),
+            retry_after: None,
         }
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -26,6 +29,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
             detail: detail.into(),
+            retry_after: None,
         }
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -33,6 +37,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             code: "forbidden",
             detail: detail.into(),
+            retry_after: None,
         }
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -40,6 +45,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             detail: detail.into(),
+            retry_after: None,
         }
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -47,7 +53,15 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "unavailable",
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+}
+
+impl ApiError {
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 }
 

@@ -8,6 +8,7 @@
 //! queue is full, the task stops reading — backpressure reaches the device's TCP window.
 
 use super::authn::Authenticated;
+use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
 use super::sessions::SessionGuard;
 use super::ws::{self, Beat, Heartbeat};
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 /// Authenticates (401 before any upgrade), then upgrades to a device socket.
 pub async fn upgrade(
+    _slot: HandshakeSlot,
     State(hub): State<Arc<HubState>>,
     Authenticated(principal): Authenticated,
     conn: Option<Extension<ConnInfo>>,
@@ -84,6 +86,8 @@ struct DeviceSocket {
     gateway_for: HashMap<DeviceName, DeviceRef>,
     session: SessionGuard,
     pending: FuturesOrdered<PendingReply>,
+    /// Consecutive `rate_limited` replies sent.
+    rate_limited_run: u32,
 }
 
 impl DeviceSocket {
@@ -102,6 +106,7 @@ impl DeviceSocket {
             gateway_for,
             session,
             pending: FuturesOrdered::new(),
+            rate_limited_run: 0,
         }
     }
 
@@ -118,6 +123,9 @@ impl DeviceSocket {
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
                     if self.write_replies(&mut socket, reply).await.is_err() {
                         return;
+                    }
+                    if self.rate_limited_run >= self.hub.settings.limits.abuse_close_after {
+                        break (ws::POLICY, "rate limit exceeded persistently");
                     }
                 }
                 msg = socket.recv(), if self.pending.len() < max_inflight => {
@@ -158,9 +166,17 @@ impl DeviceSocket {
         socket: &mut WebSocket,
         first: Reply,
     ) -> Result<(), axum::Error> {
-        socket.feed(Message::Text(first.to_json().into())).await?;
-        while let Some(Some(reply)) = self.pending.next().now_or_never() {
+        let mut next = Some(first);
+        while let Some(reply) = next {
+            match &reply {
+                Reply::Nack {
+                    error: ErrorCode::RateLimited,
+                    ..
+                } => self.rate_limited_run += 1,
+                _ => self.rate_limited_run = 0,
+            }
             socket.feed(Message::Text(reply.to_json().into())).await?;
+            next = self.pending.next().now_or_never().flatten();
         }
         socket.flush().await
     }
@@ -186,7 +202,10 @@ pub async fn accept_message(
         max_clock_skew: hub.settings.ingest.max_clock_skew,
         now: Timestamp::now(),
     };
-    match parse_message(text, &limits).and_then(|m| authorise(device, gateway_for, m)) {
+    let parsed = parse_message(text, &limits)
+        .and_then(|m| authorise(device, gateway_for, m))
+        .and_then(|ok| within_rate(hub, ok));
+    match parsed {
         Ok((id, rows)) => {
             let n = rows.len();
             let done = hub.writer.submit(rows).await;
@@ -219,6 +238,35 @@ pub async fn accept_message(
             .boxed()
         }
         Err(r) => futures_util::future::ready(refuse(&hub.metrics, r)).boxed(),
+    }
+}
+
+/// Takes the readings from each target device's rate budget (`[limits]`).
+fn within_rate(
+    hub: &HubState,
+    (id, rows): (Option<u64>, Vec<Row>),
+) -> Result<(Option<u64>, Vec<Row>), Refusal> {
+    let mut per_device: Vec<(i64, usize)> = Vec::new();
+    for (d, _) in &rows {
+        match per_device.iter_mut().find(|(id, _)| *id == d.id) {
+            Some((_, n)) => *n += 1,
+            None => per_device.push((d.id, 1)),
+        }
+    }
+    if per_device
+        .iter()
+        .all(|&(device, n)| hub.limits.readings(device, n))
+    {
+        Ok((id, rows))
+    } else {
+        let rate = hub.limits.settings.device_readings_per_second;
+        Err(Refusal {
+            id,
+            code: ErrorCode::RateLimited,
+            detail: format!(
+                "more than {rate} readings/s for this device; slow down and resend later"
+            ),
+        })
     }
 }
 

@@ -1,10 +1,11 @@
 //! The accept loop: TCP (and TLS when configured), a cap on open connections,
 //! a handshake timeout (TLS + HTTP headers), HTTP/1.1 with WebSocket upgrades.
 //!
-//! A connection over the cap is answered `503` with `Retry-After` before any
-//! upgrade; past twice the cap, new connections are dropped at once.
+//! A connection over the cap (global, or per IP address) is answered `503` with
+//! `Retry-After` before any upgrade; past twice the cap, new connections are dropped at once.
 
 use super::HubState;
+use super::limits::IpGuard;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
@@ -25,7 +26,7 @@ use tower::ServiceExt;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Held for as long as anything uses the connection, upgraded sockets included.
-    pub _permit: Arc<OwnedSemaphorePermit>,
+    pub _permit: Arc<(OwnedSemaphorePermit, IpGuard)>,
 }
 
 pub async fn serve(
@@ -53,9 +54,14 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let refuse = match permits.clone().try_acquire_owned() {
-            Ok(p) => Ok(p),
-            Err(_) => match overflow.clone().try_acquire_owned() {
+        let admitted = permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .and_then(|p| Some((p, hub.limits.connect(peer.ip())?)));
+        let refuse = match admitted {
+            Some(p) => Ok(p),
+            None => match overflow.clone().try_acquire_owned() {
                 Ok(p) => Err(p),
                 Err(_) => {
                     hub.metrics.refused("overloaded");

@@ -11,6 +11,7 @@ pub mod api;
 pub mod authn;
 mod error;
 pub mod ingest;
+pub mod limits;
 pub mod listener;
 pub mod sessions;
 pub mod tls;
@@ -56,6 +57,7 @@ pub struct HubState {
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
+    pub limits: limits::Limits,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -126,14 +128,16 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     );
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
-        settings,
         store: store.clone(),
         writer,
         metrics,
         live,
+        limits: limits::Limits::new(&settings.limits),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
+        settings,
     });
+    tokio::spawn(forget_idle_limits(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
         state.sessions.clone(),
@@ -168,6 +172,17 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         state,
         stopped,
     })
+}
+
+/// Drops rate-limiter state for idle devices once a minute, until shutdown.
+async fn forget_idle_limits(hub: Arc<HubState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            _ = tick.tick() => hub.limits.forget_idle(),
+        }
+    }
 }
 
 /// Every route of the hub.

@@ -76,6 +76,24 @@ pub struct DeviceRow {
     pub gateway_for: Vec<String>,
 }
 
+/// A viewer or admin token as listed by `token list` (the secret is never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    pub label: String,
+    pub role: String,
+    pub created: Timestamp,
+    pub revoked: bool,
+}
+
+fn token_row(label: String, role: String, created: i64, revoked: Option<i64>) -> TokenRow {
+    TokenRow {
+        label,
+        role,
+        created: Timestamp::from_micros(created),
+        revoked: revoked.is_some(),
+    }
+}
+
 /// A time series: one sensor of one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRow {
@@ -170,6 +188,29 @@ impl Store {
 
     pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
         dispatch!(self, s => s.add_token(label, role).await)
+    }
+
+    /// Revokes every viewer/admin token labelled `label`; returns how many.
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        dispatch!(self, s => s.revoke_tokens(label).await)
+    }
+
+    /// Viewer and admin tokens (never the secrets).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        dispatch!(self, s => s.list_tokens().await)
+    }
+
+    /// Revokes the unrevoked tokens labelled `label` with `role` — for a device token,
+    /// those of `device`, which must exist unrevoked — and issues a fresh one with the
+    /// same label. Tokens are stored only as hashes, so this is how a caller that must
+    /// hold a token again gets one (`serve --demo` on every start) without piling them up.
+    pub async fn reissue_token(
+        &self,
+        label: &str,
+        role: Role,
+        device: Option<&DeviceName>,
+    ) -> Result<String, StorageError> {
+        dispatch!(self, s => s.reissue_token(label, role, device).await)
     }
 
     /// Whether any unrevoked viewer or admin token exists.

@@ -2,7 +2,9 @@
 //! level, one write connection (the writer task's) and a small read pool.
 
 use super::writer::PreparedBatch;
-use super::{Agg, Bucket, DeviceRow, Point, RangeQuery, RowValues, SeriesRow, StorageError};
+use super::{
+    Agg, Bucket, DeviceRow, Point, RangeQuery, RowValues, SeriesRow, StorageError, TokenRow,
+};
 use crate::auth::{self, DeviceRef, Principal, Role};
 use crate::config::{DatabaseSettings, SqliteSync};
 use crate::domain::{DeviceName, SensorName, Timestamp};
@@ -121,6 +123,73 @@ impl SqliteStore {
     pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
         let mut tx = self.write.begin().await?;
         let token = insert_token(&mut tx, role, None, label, Timestamp::now().as_micros()).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_us = ? WHERE label = ? AND role IN ('viewer','admin') AND revoked_us IS NULL",
+        )
+        .bind(Timestamp::now().as_micros())
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT label, role, created_us, revoked_us FROM tokens WHERE role IN ('viewer','admin') ORDER BY label, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| super::token_row(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    pub async fn reissue_token(
+        &self,
+        label: &str,
+        role: Role,
+        device: Option<&DeviceName>,
+    ) -> Result<String, StorageError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.write.begin().await?;
+        let device_id = match device {
+            Some(d) => Some(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT id FROM devices WHERE name = ? AND revoked_us IS NULL",
+                )
+                .bind(d.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StorageError::NoSuchDevice(d.to_string()))?,
+            ),
+            None => None,
+        };
+        let revoked = sqlx::query(
+            "UPDATE tokens SET revoked_us = ? WHERE role = ? AND label = ? AND device_id IS ? AND revoked_us IS NULL",
+        )
+        .bind(now)
+        .bind(role.as_str())
+        .bind(label)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        if revoked.rows_affected() > 0 {
+            sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let token = insert_token(&mut tx, role, device_id, label, now).await?;
         tx.commit().await?;
         Ok(token)
     }

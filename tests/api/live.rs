@@ -91,3 +91,50 @@ async fn next_status_ts(ws: &mut Ws) -> serde_json::Value {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_viewer_token_closes_its_dashboards_with_1008() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app
+        .store
+        .add_token("wall-screen", telehub::auth::Role::Viewer)
+        .await
+        .unwrap();
+    let other = app.viewer().await;
+    let mut ws = connect_dashboard(&app, &token).await;
+    let mut unaffected = connect_dashboard(&app, &other).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_telehub"))
+        .args([
+            "token",
+            "revoke",
+            "wall-screen",
+            "--database-url",
+            &app.db.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(close_code(&mut ws).await, 1008);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(
+        refused_status(connect(&app.ws("/v1/live"), Some(&token)).await),
+        401
+    );
+    send_json(&mut unaffected, &json!({"subscribe": ["*"]})).await;
+    let mut d = app.connect_device(&app.device("d1").await).await;
+    assert_eq!(next_json(&mut unaffected).await["status"]["online"], true);
+    send_json(
+        &mut d,
+        &json!({"id": 1, "readings": [reading("t", 1.0, base_ts())]}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut unaffected).await["readings"][0]["value"],
+        1.0
+    );
+}

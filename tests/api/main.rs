@@ -2,10 +2,19 @@
 //! driven through its real interfaces (WebSocket, HTTP, the CLI binary).
 
 mod helpers;
+mod procs;
 
+mod bad_input;
 mod cli;
+mod client;
+mod crash;
+mod dashboard;
+mod demo;
+mod faults;
 mod http;
 mod ingest;
+mod limits;
 mod live;
 mod shutdown;
+mod tail;
 mod tls;

@@ -3,14 +3,19 @@
 //!
 //! Parsing is all-or-nothing: the first bad field refuses the whole message with
 //! an [`ErrorCode`] and a detail naming the field (`readings[1].value: ...`).
+//!
+//! The device side of the same messages (building frames, reading replies) is in
+//! [`encode`]; it is what [`crate::client`] speaks.
+
+pub mod encode;
 
 use crate::domain::{DeviceName, EARLIEST_DEVICE_TS, Reading, SensorName, Timestamp, Unit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// The error codes of §2, as sent in `nack` replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidJson,
@@ -75,7 +80,7 @@ pub struct DeviceMessage {
 }
 
 /// The hub's reply to one message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Reply {
     Ack {

@@ -1,0 +1,17 @@
+// Small DOM helpers. Text goes in through textContent only: device-provided strings
+// (names, units) can never become markup.
+
+export const $ = (sel) => document.querySelector(sel);
+
+/** A new element with a class and, optionally, text content. */
+export function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** Sets an element's text only when it differs, so unchanged text causes no re-layout. */
+export function setText(e, text) {
+  if (e.textContent !== text) e.textContent = text;
+}

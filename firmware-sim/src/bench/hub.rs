@@ -1,0 +1,150 @@
+//! A hub under test, as its own process: started with a fresh database, its address read
+//! from its first stdout line, its memory read from /proc, stopped with SIGTERM.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The `telehub` binary: `--hub-bin`, or the one next to this executable.
+pub fn hub_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?.with_file_name("telehub"),
+    };
+    if !path.exists() {
+        bail!(
+            "no telehub binary at {}: build it (cargo build --release) or pass --hub-bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Runs `telehub ARGS --database-url URL` to completion and returns stdout.
+pub async fn telehub(bin: &Path, db: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .args(["--database-url", db])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "telehub {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+pub struct HubProcess {
+    child: Child,
+    pub addr: String,
+}
+
+impl HubProcess {
+    /// Starts `telehub serve` on a free port with `env` settings; waits until it listens.
+    pub async fn start(bin: &Path, db: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("starting the hub")?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("the hub did not start within 30 s")??
+            .context("the hub exited before listening")?;
+        let addr = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .with_context(|| format!("unexpected first line from the hub: {first}"))?
+            .to_owned();
+        // Keep draining stdout so the hub never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Resident set size in bytes, from /proc.
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS in /proc status")?;
+        Ok(kb * 1024)
+    }
+
+    /// SIGTERM, then wait (graceful shutdown flushes the writer).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("hub did not stop")??;
+        Ok(())
+    }
+}
+
+/// A fresh PostgreSQL database on `server` (`postgres://.../db`); returns its URL.
+pub async fn fresh_pg(server: &str, name: &str) -> anyhow::Result<String> {
+    let psql = |sql: String| {
+        Command::new("psql")
+            .arg(server)
+            .args(["-qAtc", &sql])
+            .output()
+    };
+    psql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    let out = psql(format!("CREATE DATABASE {name}")).await?;
+    if !out.status.success() {
+        bail!(
+            "cannot create database {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let (base, _) = server
+        .rsplit_once('/')
+        .context("the PostgreSQL URL must end in /DBNAME")?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// `section.key=value` → `TELEHUB_SECTION__KEY=value` (the hub's environment overrides).
+pub fn settings_env(settings: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    settings
+        .iter()
+        .map(|s| {
+            let (key, value) = s
+                .split_once('=')
+                .with_context(|| format!("--set {s}: expected section.key=value"))?;
+            let (section, name) = key
+                .split_once('.')
+                .with_context(|| format!("--set {s}: expected section.key=value"))?;
+            Ok((
+                format!(
+                    "TELEHUB_{}__{}",
+                    section.to_uppercase(),
+                    name.to_uppercase()
+                ),
+                value.to_owned(),
+            ))
+        })
+        .collect()
+}

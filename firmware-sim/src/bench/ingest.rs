@@ -1,0 +1,357 @@
+//! Ingest throughput: D devices send M messages of N readings each, pipelined, over real
+//! WebSockets to a hub process; we count acked readings/s and ack latency. In the same
+//! run, the same number of rows is bulk-loaded into the same backend without the hub
+//! (SQLite: the `sqlite3` shell's `.import` into the same table layout, same pragmas, same
+//! disk; PostgreSQL: `psql \copy`) — the ceiling the hub is compared with.
+
+use super::hub::{HubProcess, fresh_pg, hub_binary, settings_env, telehub};
+use super::stats::{fmt, percentile, table};
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Barrier, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: Backend,
+    #[arg(long, default_value_t = 100)]
+    devices: usize,
+    /// Readings per message.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Messages per device.
+    #[arg(long, default_value_t = 300)]
+    messages: usize,
+    /// Messages in flight per device (awaiting their ack).
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// SQLite `synchronous` level for both the hub and the ceiling.
+    #[arg(long, default_value = "full")]
+    sqlite_synchronous: String,
+    /// Folder for SQLite files (the disk being measured).
+    #[arg(long, default_value = "bench-data")]
+    dir: PathBuf,
+    #[arg(
+        long,
+        env = "TELEHUB_TEST_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pg: String,
+    #[arg(long)]
+    hub_bin: Option<PathBuf>,
+    /// Hub settings for this measurement, e.g. `--set writer.linger=2ms`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// A few seconds' run that only checks everything works (CI).
+    #[arg(long)]
+    smoke: bool,
+}
+
+const SENSORS: usize = 5;
+
+struct RunResult {
+    hub_rate: f64,
+    ceiling_rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
+    if a.smoke {
+        (a.devices, a.messages, a.runs) = (4, 5, 1);
+    }
+    if !a.batch.is_multiple_of(SENSORS) {
+        bail!(
+            "--batch must be a multiple of {SENSORS} (readings are spread over {SENSORS} sensors)"
+        );
+    }
+    let bin = hub_binary(a.hub_bin.as_deref())?;
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let total = a.devices * a.messages * a.batch;
+    eprintln!(
+        "ingest into {:?}: {} devices × {} messages × {} readings = {total} readings, window {}, {} runs",
+        a.backend, a.devices, a.messages, a.batch, a.window, a.runs
+    );
+    let mut results = Vec::new();
+    for i in 0..a.runs {
+        let r = one_run(&a, &bin, i).await?;
+        eprintln!(
+            "run {}: hub {:.0}/s, ceiling {:.0}/s, ratio {:.2}, ack p50 {:.1} ms p99 {:.1} ms",
+            i + 1,
+            r.hub_rate,
+            r.ceiling_rate,
+            r.hub_rate / r.ceiling_rate,
+            r.p50_ms,
+            r.p99_ms
+        );
+        results.push(r);
+    }
+    let col = |f: fn(&RunResult) -> f64| results.iter().map(f).collect::<Vec<_>>();
+    let ceiling_name = match a.backend {
+        Backend::Sqlite => "sqlite3 .import (same rows, same pragmas, same disk)",
+        Backend::Postgres => "psql \\copy (same rows)",
+    };
+    table(
+        &["measure", "median (min–max)"],
+        &[
+            vec!["hub: acked readings/s".into(), fmt(&col(|r| r.hub_rate), 0)],
+            vec![
+                format!("ceiling: {ceiling_name} rows/s"),
+                fmt(&col(|r| r.ceiling_rate), 0),
+            ],
+            vec![
+                "ratio hub / ceiling".into(),
+                fmt(&col(|r| r.hub_rate / r.ceiling_rate), 2),
+            ],
+            vec!["ack latency p50 (ms)".into(), fmt(&col(|r| r.p50_ms), 1)],
+            vec!["ack latency p99 (ms)".into(), fmt(&col(|r| r.p99_ms), 1)],
+        ],
+    );
+    if a.smoke {
+        println!("smoke: ok ({} readings acked)", total);
+    }
+    Ok(())
+}
+
+async fn one_run(a: &IngestArgs, bin: &Path, i: usize) -> anyhow::Result<RunResult> {
+    let run_dir = a.dir.join(format!("run-{i}"));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)?;
+    let db = match a.backend {
+        Backend::Sqlite => format!("sqlite://{}", run_dir.join("hub.db").display()),
+        Backend::Postgres => fresh_pg(&a.pg, "telehub_bench_hub").await?,
+    };
+    let tokens_file = run_dir.join("tokens.txt");
+    let count = a.devices.to_string();
+    telehub(
+        bin,
+        &db,
+        &[
+            "device",
+            "add",
+            "--count",
+            &count,
+            "--prefix",
+            "bench-",
+            "--tokens-out",
+            tokens_file.to_str().unwrap(),
+        ],
+    )
+    .await?;
+    let tokens: Vec<String> = std::fs::read_to_string(&tokens_file)?
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, t)| t.to_owned()))
+        .collect();
+    let mut env = settings_env(&a.settings)?;
+    env.push((
+        "TELEHUB_DATABASE__SQLITE_SYNCHRONOUS".into(),
+        a.sqlite_synchronous.clone(),
+    ));
+    let hub = HubProcess::start(bin, &db, &env).await?;
+    let (elapsed, mut latencies) = load(a, &hub.addr, &tokens).await?;
+    hub.stop().await?;
+    let total = (a.devices * a.messages * a.batch) as f64;
+    let ceiling = match a.backend {
+        Backend::Sqlite => sqlite_ceiling(a, &run_dir).await?,
+        Backend::Postgres => pg_ceiling(a, &run_dir).await?,
+    };
+    latencies.sort_by(f64::total_cmp);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Ok(RunResult {
+        hub_rate: total / elapsed.as_secs_f64(),
+        ceiling_rate: total / ceiling.as_secs_f64(),
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+    })
+}
+
+/// Timestamp (µs) of reading `k` of message `m`: each sensor's readings are 1 ms apart.
+fn ts_us(base: i64, m: usize, k: usize, batch: usize) -> i64 {
+    base + ((m * batch / SENSORS + k / SENSORS) as i64) * 1000
+}
+
+fn base_us() -> i64 {
+    chrono::Utc::now().timestamp_micros() - 3_600_000_000
+}
+
+/// Connects every device, then sends all messages; returns the time from the first send
+/// to the last ack and every message's ack latency in ms.
+async fn load(
+    a: &IngestArgs,
+    addr: &str,
+    tokens: &[String],
+) -> anyhow::Result<(Duration, Vec<f64>)> {
+    let barrier = Arc::new(Barrier::new(tokens.len() + 1));
+    let base = base_us();
+    let mut tasks = Vec::new();
+    for token in tokens {
+        let mut req = format!("ws://{addr}/v1/ingest").into_client_request()?;
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .context("device connects")?;
+        let (barrier, messages, batch, window) = (barrier.clone(), a.messages, a.batch, a.window);
+        tasks.push(tokio::spawn(async move {
+            device(ws, barrier, base, messages, batch, window).await
+        }));
+    }
+    barrier.wait().await;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    Ok((started.elapsed(), latencies))
+}
+
+async fn device(
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    barrier: Arc<Barrier>,
+    base: i64,
+    messages: usize,
+    batch: usize,
+    window: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let (mut tx, mut rx) = ws.split();
+    let sent_at = Arc::new(std::sync::Mutex::new(
+        std::collections::VecDeque::with_capacity(window),
+    ));
+    let permits = Arc::new(Semaphore::new(window));
+    barrier.wait().await;
+    let reader = {
+        let (sent_at, permits) = (sent_at.clone(), permits.clone());
+        tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(messages);
+            while lat.len() < messages {
+                let msg = rx.next().await.context("hub closed the socket")??;
+                let Message::Text(t) = msg else { continue };
+                if !t.as_str().starts_with("{\"ack\"") {
+                    bail!("refused: {}", t.as_str());
+                }
+                let at: Instant = sent_at
+                    .lock()
+                    .expect("lock")
+                    .pop_front()
+                    .context("ack without a message")?;
+                lat.push(at.elapsed().as_secs_f64() * 1000.0);
+                permits.add_permits(1);
+            }
+            Ok(lat)
+        })
+    };
+    let mut text = String::with_capacity(batch * 64);
+    for m in 0..messages {
+        permits.acquire().await?.forget();
+        text.clear();
+        write!(text, "{{\"id\":{m},\"readings\":[")?;
+        for k in 0..batch {
+            let ts = ts_us(base, m, k, batch) as f64 / 1e6;
+            let sep = if k == 0 { "" } else { "," };
+            write!(
+                text,
+                "{sep}{{\"sensor\":\"s{}\",\"value\":{}.5,\"ts\":{ts:.6}}}",
+                k % SENSORS,
+                k
+            )?;
+        }
+        text.push_str("]}");
+        sent_at.lock().expect("lock").push_back(Instant::now());
+        tx.send(Message::Text(text.clone().into())).await?;
+    }
+    let lat = reader.await??;
+    let _ = tx.close().await;
+    Ok(lat)
+}
+
+/// Writes the rows the hub stored as CSV `series,ts,value` (one series per device × sensor).
+fn write_rows_csv(a: &IngestArgs, path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let base = base_us();
+    for d in 0..a.devices {
+        for m in 0..a.messages {
+            for k in 0..a.batch {
+                writeln!(
+                    w,
+                    "{},{},{}.5",
+                    d * SENSORS + k % SENSORS + 1,
+                    ts_us(base, m, k, a.batch),
+                    k
+                )?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+async fn sqlite_ceiling(a: &IngestArgs, dir: &Path) -> anyhow::Result<Duration> {
+    let csv = dir.join("rows.csv");
+    write_rows_csv(a, &csv)?;
+    let db = dir.join("ceiling.db");
+    let script = format!(
+        "PRAGMA journal_mode=WAL;\nPRAGMA synchronous={};\n\
+         CREATE TABLE readings (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;\n\
+         .mode csv\n.import {} readings\n",
+        a.sqlite_synchronous,
+        csv.display()
+    );
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("sqlite3")
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running sqlite3 (apt-get install sqlite3)")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, script.as_bytes()).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!("sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(took)
+}
+
+async fn pg_ceiling(a: &IngestArgs, dir: &Path) -> anyhow::Result<Duration> {
+    let csv = dir.join("rows.csv");
+    write_rows_csv(a, &csv)?;
+    let url = fresh_pg(&a.pg, "telehub_bench_copy").await?;
+    let ddl = "CREATE TABLE readings (series_id BIGINT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL, PRIMARY KEY (series_id, ts))";
+    let psql = |cmd: String| {
+        tokio::process::Command::new("psql")
+            .arg(&url)
+            .args(["-qAtc", &cmd])
+            .output()
+    };
+    let out = psql(ddl.into()).await?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let started = Instant::now();
+    let out = psql(format!("\\copy readings FROM '{}' CSV", csv.display())).await?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!("psql \\copy: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(took)
+}

@@ -1,0 +1,190 @@
+//! `firmware-sim run` as a real process: its exit line, its errors, and resuming
+//! unacked readings from `--state-dir` against a real hub (started in-process from the
+//! telehub library, on port 0 with a fresh database).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use telehub::config::{Settings, SqliteSync};
+use telehub::domain::DeviceName;
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs firmware-sim")
+}
+
+/// `firmware-sim run --hub HUB --tokens TOKENS` plus space-separated `extra` arguments.
+fn sim_run(hub: &str, tokens: &Path, extra: &str) -> Output {
+    let mut args = vec!["run", "--hub", hub, "--tokens", tokens.to_str().unwrap()];
+    args.extend(extra.split_whitespace());
+    sim(&args)
+}
+
+/// A tokens file holding `lines`.
+fn tokens_file(dir: &Path, lines: &str) -> std::path::PathBuf {
+    let path = dir.join("tokens.txt");
+    std::fs::write(&path, lines).unwrap();
+    path
+}
+
+fn summary(o: &Output) -> Value {
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "one JSON line on stdout: {out:?}");
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// An address where nothing listens: bind a port, then free it.
+fn dead_hub() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("ws://{}", l.local_addr().unwrap())
+}
+
+#[test]
+fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
+    let o = sim(&[
+        "run", "--hub", "ws://h:1", "--tokens", "t.txt", "--rate", "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = sim(&["run", "--hub", "ws://h:1"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = sim(&[
+        "run",
+        "--hub",
+        "ws://h:1",
+        "--tokens",
+        "/nonexistent/tokens.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent/tokens.txt"));
+    assert!(o.stdout.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = sim_run(
+        "mqtt://h:1",
+        &tokens_file(
+            dir.path(),
+            "d1 th_x
+",
+        ),
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ws://"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unreachable_hub_leaves_readings_pending_and_the_exit_line_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(
+        dir.path(),
+        "d1 th_x
+d2 th_y
+",
+    );
+    let o = sim_run(
+        &dead_hub(),
+        &tokens,
+        "--rate 20 --duration 1s --drain-timeout 200ms",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = summary(&o);
+    assert!(s["generated"].as_u64().unwrap() >= 2 * 2 * 10, "{s}");
+    assert_eq!(s["acked"], 0);
+    assert_eq!(s["dropped"], 0);
+    assert_eq!(s["reconnects"], 0);
+    assert!(stderr(&o).contains("not acked"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_full_buffer_drops_the_oldest_readings_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(
+        dir.path(),
+        "d1 th_x
+",
+    );
+    let extra = "--rate 50 --buffer 10 --duration 1s --drain-timeout 100ms";
+    let o = sim_run(&dead_hub(), &tokens, extra);
+    let s = summary(&o);
+    let generated = s["generated"].as_u64().unwrap();
+    assert!(generated > 50, "{s}");
+    assert_eq!(s["dropped"].as_u64().unwrap(), generated - 10, "{s}");
+}
+
+async fn start_hub(dir: &Path) -> telehub::server::RunningHub {
+    let mut s = Settings::default();
+    s.server.listen = "127.0.0.1:0".parse().unwrap();
+    s.database.url = format!("sqlite://{}", dir.join("hub.db").display());
+    s.database.sqlite_synchronous = SqliteSync::Normal;
+    telehub::server::start(s).await.expect("hub starts")
+}
+
+async fn stored(hub: &telehub::server::RunningHub) -> i64 {
+    let url = &hub.state.settings.database.url;
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM readings")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_dir_carries_unacked_readings_over_to_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let names: Vec<_> = ["keep-1", "keep-2"]
+        .iter()
+        .map(|n| DeviceName::parse(n).unwrap())
+        .collect();
+    let created = hub.state.store.add_devices(&names).await.unwrap();
+    let lines: String = created.iter().map(|(n, t)| format!("{n} {t}\n")).collect();
+    let tokens = tokens_file(dir.path(), &lines);
+    let state = dir.path().join("state");
+    let keep = format!("--state-dir {} --rate 20 --duration 1s", state.display());
+
+    // First run: the hub is out of reach; unacked readings are saved.
+    let (dead, t, k) = (dead_hub(), tokens.clone(), keep.clone());
+    let first =
+        tokio::task::spawn_blocking(move || sim_run(&dead, &t, &(k + " --drain-timeout 100ms")))
+            .await
+            .unwrap();
+    let first = summary(&first);
+    let carried = first["generated"].as_u64().unwrap();
+    assert!(carried > 0 && first["acked"] == 0, "{first}");
+    assert!(state.join("keep-1.outbox").exists());
+
+    // Second run reaches the hub: it sends what the first one kept, and its own.
+    let live = format!("ws://{}", hub.addr);
+    let second = tokio::task::spawn_blocking(move || sim_run(&live, &tokens, &keep))
+        .await
+        .unwrap();
+    let s = summary(&second);
+    let generated = s["generated"].as_u64().unwrap();
+    assert!(
+        generated > carried,
+        "the resumed readings count as generated: {s}"
+    );
+    assert_eq!(
+        s["acked"].as_u64().unwrap(),
+        generated,
+        "{s}\n{}",
+        stderr(&second)
+    );
+    assert_eq!(stored(&hub).await, generated as i64);
+    assert!(
+        !state.join("keep-1.outbox").exists(),
+        "an empty outbox leaves no file"
+    );
+    hub.stop().await;
+}

@@ -1,0 +1,397 @@
+//! `telehub tail`: the live feed (contract §3) in a terminal. One line per reading
+//! and per device status change on stdout, `lagged` notices on stderr. Reconnects
+//! with exponential backoff and full jitter; exits 0 on Ctrl-C (or SIGTERM) and 1
+//! when the hub refuses the token.
+
+use super::UsageError;
+use crate::protocol::live::Pattern;
+use anyhow::Context;
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{Request, StatusCode};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// What to show: DEVICE/SENSOR patterns, `*` for a whole segment (default: `*`, everything).
+    #[arg(value_name = "PATTERN")]
+    patterns: Vec<String>,
+    /// The hub: http(s)://HOST:PORT or ws(s)://HOST:PORT (`/v1/live` is appended).
+    #[arg(long, env = "TELEHUB_SERVER")]
+    server: String,
+    /// A viewer or admin token (`telehub token add NAME --role viewer`).
+    #[arg(long, env = "TELEHUB_TOKEN", hide_env_values = true)]
+    token: String,
+    /// PEM file of CA certificates to trust for wss:// (for a hub with its own certificate);
+    /// default: the public web roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+/// First reconnect delay bound; doubles per failed attempt up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The hub pings every 20 s by default: this much silence means the connection is gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(75);
+
+pub async fn run(args: &TailArgs) -> anyhow::Result<()> {
+    let url = live_url(&args.server).map_err(UsageError)?;
+    let patterns = if args.patterns.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        args.patterns.clone()
+    };
+    for p in &patterns {
+        Pattern::parse(p).map_err(|e| UsageError(format!("pattern {e}")))?;
+    }
+    let connector = connector(&url, args.ca.as_deref())?;
+    let subscribe = serde_json::json!({ "subscribe": patterns }).to_string();
+    let feed = Feed {
+        url,
+        token: args.token.clone(),
+        connector,
+        subscribe,
+    };
+    tokio::select! {
+        r = feed.follow() => r,
+        _ = interrupted() => Ok(()),
+    }
+}
+
+/// `http(s)://` or `ws(s)://` base address → the `/v1/live` WebSocket URL.
+fn live_url(server: &str) -> Result<String, String> {
+    let s = server.trim().trim_end_matches('/');
+    let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+        format!("--server {s:?}: expected http(s)://HOST:PORT or ws(s)://HOST:PORT")
+    })?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => {
+            return Err(format!(
+                "--server: unsupported scheme {other:?}; use http, https, ws or wss"
+            ));
+        }
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("--server {s:?}: missing HOST:PORT"));
+    }
+    let rest = rest.strip_suffix("/v1/live").unwrap_or(rest);
+    Ok(format!("{scheme}://{rest}/v1/live"))
+}
+
+/// The TLS setup for `wss://`: the given CA file, or the default roots (`None`).
+fn connector(url: &str, ca: Option<&Path>) -> anyhow::Result<Option<tokio_tungstenite::Connector>> {
+    let Some(path) = ca else {
+        return Ok(None);
+    };
+    if !url.starts_with("wss://") {
+        return Err(
+            UsageError("--ca is only used with an https:// or wss:// --server".into()).into(),
+        );
+    }
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read CA certificates from {}", path.display()))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        anyhow::bail!("no usable PEM certificate in {}", path.display());
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))))
+}
+
+struct Feed {
+    url: String,
+    token: String,
+    connector: Option<tokio_tungstenite::Connector>,
+    subscribe: String,
+}
+
+/// How one connection ended.
+enum End {
+    /// Worth trying again (after a delay); the message says why it ended.
+    Retry(String),
+    /// The hub refused us for good.
+    Refused(String),
+    /// stdout is gone (e.g. `| head`): stop quietly.
+    OutputClosed,
+}
+
+impl Feed {
+    /// Connects, prints, and reconnects until refused or the output closes.
+    async fn follow(&self) -> anyhow::Result<()> {
+        let mut attempt: u32 = 0;
+        loop {
+            let end = match self.connect().await {
+                Ok(ws) => {
+                    eprintln!("tail: connected to {}", self.url);
+                    attempt = 0;
+                    self.print_frames(ws).await
+                }
+                Err(end) => end,
+            };
+            match end {
+                End::OutputClosed => return Ok(()),
+                End::Refused(why) => anyhow::bail!("{why}"),
+                End::Retry(why) => {
+                    let delay = backoff(attempt);
+                    attempt = attempt.saturating_add(1);
+                    eprintln!("tail: {why}; reconnecting in {:.1} s", delay.as_secs_f64());
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Ws, End> {
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            self.request(),
+            None,
+            false,
+            self.connector.clone(),
+        );
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_) => Err(End::Retry(format!(
+                "no answer from {} within {} s",
+                self.url,
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(tungstenite::Error::Http(resp))) => Err(refusal(resp.status())),
+            Ok(Err(e)) => Err(End::Retry(format!("cannot connect to {}: {e}", self.url))),
+        }
+    }
+
+    fn request(&self) -> Request<()> {
+        let mut req = self
+            .url
+            .as_str()
+            .into_client_request()
+            .expect("live_url builds valid URLs");
+        if let Ok(v) = format!("Bearer {}", self.token).parse() {
+            req.headers_mut().insert("authorization", v);
+        }
+        req
+    }
+
+    /// Subscribes, then prints every frame until the connection ends.
+    async fn print_frames(&self, mut ws: Ws) -> End {
+        if let Err(e) = ws.send(Message::Text(self.subscribe.clone().into())).await {
+            return End::Retry(format!("connection lost: {e}"));
+        }
+        loop {
+            let msg = match tokio::time::timeout(SILENCE_LIMIT, ws.next()).await {
+                Err(_) => {
+                    return End::Retry(format!(
+                        "nothing heard from the hub for {} s",
+                        SILENCE_LIMIT.as_secs()
+                    ));
+                }
+                Ok(None) => return End::Retry("connection closed".into()),
+                Ok(Some(Err(e))) => return End::Retry(format!("connection lost: {e}")),
+                Ok(Some(Ok(m))) => m,
+            };
+            let printed = match msg {
+                Message::Text(text) => print_frame(&mut std::io::stdout().lock(), text.as_str()),
+                Message::Close(frame) => return closed(frame),
+                _ => Ok(()),
+            };
+            if printed.is_err() {
+                return End::OutputClosed;
+            }
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn refusal(status: StatusCode) -> End {
+    match status.as_u16() {
+        401 => End::Refused(
+            "the hub refused the token (401): it is unknown or revoked; create one with `telehub token add NAME --role viewer`".into(),
+        ),
+        403 => End::Refused(
+            "the hub refused the token (403): tail needs a viewer or admin token, not a device token".into(),
+        ),
+        404 => End::Refused("the hub has no /v1/live here (404): check --server".into()),
+        s => End::Retry(format!("the hub answered HTTP {s}")),
+    }
+}
+
+fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> End {
+    let (code, reason) = frame.map_or((1005, String::new()), |f| {
+        (u16::from(f.code), f.reason.as_str().to_owned())
+    });
+    if code == 1008 && reason.contains("revoked") {
+        return End::Refused("the hub closed the feed: token revoked".into());
+    }
+    let why = if reason.is_empty() {
+        format!("the hub closed the feed ({code})")
+    } else {
+        format!("the hub closed the feed ({code}: {reason})")
+    };
+    End::Retry(why)
+}
+
+/// A random delay in `0..=min(BACKOFF_MAX, BACKOFF_BASE·2^attempt)` (full jitter).
+fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let cap = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_MAX);
+    let ms = rand::rng().random_range(0..=cap.as_millis() as u64);
+    Duration::from_millis(ms.max(100))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A frame of the live feed, as the hub sends it (§3).
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+enum LiveFrame {
+    Readings { readings: Vec<LiveReading> },
+    Status { status: DeviceStatus },
+    Lagged { lagged: u64 },
+    Error { error: String, detail: String },
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct LiveReading {
+    device: String,
+    sensor: String,
+    ts: String,
+    value: f64,
+    unit: Option<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct DeviceStatus {
+    device: String,
+    online: bool,
+    ts: String,
+}
+
+/// Prints one frame: readings and status on `out`, notices on stderr. Fails only when
+/// `out` cannot be written.
+fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    match serde_json::from_str::<LiveFrame>(text) {
+        Ok(LiveFrame::Readings { readings }) => {
+            for r in &readings {
+                writeln!(out, "{}", reading_line(r))?;
+            }
+        }
+        Ok(LiveFrame::Status { status: s }) => {
+            let state = if s.online { "online" } else { "offline" };
+            writeln!(out, "{} {} {state}", s.ts, s.device)?;
+        }
+        Ok(LiveFrame::Lagged { lagged }) => {
+            eprintln!(
+                "tail: lagged: the hub dropped {lagged} readings for this terminal (it fell behind)"
+            );
+        }
+        Ok(LiveFrame::Error { error, detail }) => eprintln!("tail: the hub says {error}: {detail}"),
+        Err(_) => eprintln!("tail: ignoring an unexpected frame from the hub"),
+    }
+    out.flush()
+}
+
+/// `2026-11-21T10:00:00.250000Z boiler-1/temperature 21.5 Cel`
+fn reading_line(r: &LiveReading) -> String {
+    let mut line = format!("{} {}/{} {}", r.ts, r.device, r.sensor, r.value);
+    if let Some(u) = r.unit.as_deref().filter(|u| !u.is_empty()) {
+        line.push(' ');
+        line.extend(u.chars().map(|c| if c.is_control() { '?' } else { c }));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_become_live_urls() {
+        assert_eq!(
+            live_url("http://127.0.0.1:8080").unwrap(),
+            "ws://127.0.0.1:8080/v1/live"
+        );
+        assert_eq!(
+            live_url("https://hub.example/").unwrap(),
+            "wss://hub.example/v1/live"
+        );
+        assert_eq!(live_url("ws://h:1/v1/live").unwrap(), "ws://h:1/v1/live");
+        assert_eq!(live_url("WSS://h:1").unwrap(), "wss://h:1/v1/live");
+        assert!(live_url("127.0.0.1:8080").unwrap_err().contains("expected"));
+        assert!(live_url("ftp://h").unwrap_err().contains("scheme"));
+        assert!(live_url("http://").unwrap_err().contains("HOST"));
+    }
+
+    #[test]
+    fn frames_print_as_lines() {
+        let mut out = Vec::new();
+        print_frame(
+            &mut out,
+            r#"{"readings":[{"device":"boiler-1","sensor":"temperature","ts":"2026-11-21T10:00:00.250000Z","value":21.5,"unit":"Cel"},{"device":"b","sensor":"h","ts":"2026-11-21T10:00:01.000000Z","value":40}]}"#,
+        )
+        .unwrap();
+        print_frame(
+            &mut out,
+            r#"{"status":{"device":"boiler-1","online":false,"ts":"2026-11-21T10:00:02.000000Z"}}"#,
+        )
+        .unwrap();
+        print_frame(&mut out, r#"{"lagged":12}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-11-21T10:00:00.250000Z boiler-1/temperature 21.5 Cel\n\
+             2026-11-21T10:00:01.000000Z b/h 40\n\
+             2026-11-21T10:00:02.000000Z boiler-1 offline\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_units_cannot_drive_the_terminal() {
+        let r = LiveReading {
+            device: "d".into(),
+            sensor: "s".into(),
+            ts: "t".into(),
+            value: 1.0,
+            unit: Some("\u{1b}[2J".into()),
+        };
+        assert_eq!(reading_line(&r), "t d/s 1 ?[2J");
+    }
+
+    #[test]
+    fn backoff_grows_but_stays_bounded() {
+        for attempt in [0, 1, 5, 40, u32::MAX] {
+            let d = backoff(attempt);
+            assert!(d >= Duration::from_millis(100) && d <= BACKOFF_MAX, "{d:?}");
+        }
+        assert!(backoff(0) <= BACKOFF_BASE);
+    }
+}

@@ -1,0 +1,160 @@
+//! Abuse limits: per-IP connection counts, a global handshake rate (token bucket) for
+//! reconnect storms, and per-device reading rates. Each is configured in `[limits]`.
+
+use super::{ApiError, HubState};
+use crate::config::LimitSettings;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use governor::clock::DefaultClock;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+type Keyed = RateLimiter<i64, DefaultKeyedStateStore<i64>, DefaultClock>;
+
+/// The hub's limiters.
+pub struct Limits {
+    handshakes: Direct,
+    devices: Keyed,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    pub settings: LimitSettings,
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).expect("≥ 1")
+}
+
+impl Limits {
+    pub fn new(s: &LimitSettings) -> Self {
+        Self {
+            handshakes: RateLimiter::direct(
+                Quota::per_second(nz(s.handshakes_per_second)).allow_burst(nz(s.handshake_burst)),
+            ),
+            devices: RateLimiter::keyed(
+                Quota::per_second(nz(s.device_readings_per_second)).allow_burst(nz(s.device_burst)),
+            ),
+            per_ip: Arc::default(),
+            settings: s.clone(),
+        }
+    }
+
+    /// Takes a handshake slot, or says how long to wait (whole seconds, ≥ 1).
+    pub fn handshake(&self) -> Result<(), u64> {
+        self.handshakes.check().map_err(|not_until| {
+            let wait =
+                not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
+            wait.as_secs().max(1)
+        })
+    }
+
+    /// Takes `n` readings from `device`'s budget; false when over its rate.
+    pub fn readings(&self, device: i64, n: usize) -> bool {
+        let n = nz(u32::try_from(n).unwrap_or(u32::MAX));
+        matches!(self.devices.check_key_n(&device, n), Ok(Ok(())))
+    }
+
+    /// Registers a connection from `ip`, unless that IP is at its limit.
+    pub fn connect(&self, ip: IpAddr) -> Option<IpGuard> {
+        let mut m = self.per_ip.lock().expect("per-ip lock");
+        let n = m.entry(ip).or_default();
+        if *n >= self.settings.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpGuard {
+            ip,
+            map: self.per_ip.clone(),
+        })
+    }
+
+    /// Drops rate-limiter state of devices idle long enough to have a full bucket.
+    pub fn forget_idle(&self) {
+        self.devices.retain_recent();
+    }
+}
+
+/// One counted connection; dropping it uncounts it.
+pub struct IpGuard {
+    ip: IpAddr,
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("per-ip lock");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A WebSocket handshake allowed by the global handshake rate. Listed first among a
+/// handler's extractors so a reconnect storm is turned away before any token lookup.
+pub struct HandshakeSlot;
+
+impl FromRequestParts<Arc<HubState>> for HandshakeSlot {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
+        hub.limits
+            .handshake()
+            .map(|()| HandshakeSlot)
+            .map_err(|wait| {
+                hub.metrics.refused("handshake_rate");
+                ApiError::unavailable("too many connections are being opened at once; retry later")
+                    .retry_after(wait)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_counts_are_released_on_drop() {
+        let l = Limits::new(&LimitSettings {
+            max_connections_per_ip: 2,
+            ..Default::default()
+        });
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = l.connect(ip).unwrap();
+        let _b = l.connect(ip).unwrap();
+        assert!(l.connect(ip).is_none());
+        assert!(l.connect("10.0.0.2".parse().unwrap()).is_some());
+        drop(a);
+        assert!(l.connect(ip).is_some());
+    }
+
+    #[test]
+    fn device_budgets_are_separate_and_bounded() {
+        let l = Limits::new(&LimitSettings {
+            device_readings_per_second: 10,
+            device_burst: 100,
+            ..Default::default()
+        });
+        assert!(l.readings(1, 100));
+        assert!(!l.readings(1, 50));
+        assert!(l.readings(2, 60));
+        assert!(!l.readings(3, 101), "more than the burst can never pass");
+    }
+
+    #[test]
+    fn handshakes_beyond_the_burst_wait() {
+        let l = Limits::new(&LimitSettings {
+            handshakes_per_second: 1,
+            handshake_burst: 2,
+            ..Default::default()
+        });
+        assert!(l.handshake().is_ok() && l.handshake().is_ok());
+        assert_eq!(l.handshake(), Err(1));
+    }
+}
