@@ -28,6 +28,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
     pub bridge: Option<crate::bridge::BridgeSettings>,
+    /// `[mqtt]`: absent means no MQTT (see [`crate::mqtt::MqttSettings`]).
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
+    pub storage: StorageSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +163,99 @@ impl Default for LimitSettings {
             device_readings_per_second: 2_000,
             device_burst: 10_000,
             abuse_close_after: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Maintain 1-minute and 1-hour rollups as readings arrive (bucket queries then read
+    /// them). Off: queries read raw data, and the hub rebuilds the rollups when it next
+    /// starts with them on.
+    pub rollups: bool,
+}
+
+/// How long each kind of history is kept; a background task deletes what is older.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw readings, e.g. "30d", or "forever".
+    pub raw: Keep,
+    /// 1-minute rollups; at least as long as `raw`.
+    pub minute: Keep,
+    /// 1-hour rollups; at least as long as `minute`.
+    pub hour: Keep,
+    /// How often a retention pass starts.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Rows one DELETE removes at most (one short transaction).
+    pub batch_rows: usize,
+    /// Pause between two DELETEs, so the writer is never held up for long.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+}
+
+/// A retention period: a duration, or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Keep {
+    For(Duration),
+    Forever,
+}
+
+impl Keep {
+    /// The oldest time still kept at `now`, rounded down to a whole hour so that raw data
+    /// and minute rollups are always deleted in whole rollup buckets.
+    pub fn cutoff(self, now: crate::domain::Timestamp) -> Option<i64> {
+        const HOUR: i64 = 3_600_000_000;
+        match self {
+            Keep::Forever => None,
+            Keep::For(d) => Some(now.saturating_sub(d).as_micros().div_euclid(HOUR) * HOUR),
+        }
+    }
+}
+
+impl Serialize for Keep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Keep::Forever => s.serialize_str("forever"),
+            Keep::For(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "forever" {
+            return Ok(Keep::Forever);
+        }
+        crate::domain::parse_duration(&s)
+            .map(Keep::For)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a retention period: use e.g. \"30d\", \"1y\" or \"forever\""
+                ))
+            })
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { rollups: true }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let days = |d: u64| Keep::For(Duration::from_secs(d * 86_400));
+        Self {
+            raw: days(30),
+            minute: days(365),
+            hour: Keep::Forever,
+            interval: Duration::from_secs(3600),
+            batch_rows: 5_000,
+            pause: Duration::from_millis(20),
         }
     }
 }
@@ -316,10 +413,22 @@ impl Settings {
         if let Some(b) = &self.bridge {
             b.validate().map_err(ConfigError::Invalid)?;
         }
+        if let Some(m) = &self.mqtt {
+            m.validate(&self.ingest).map_err(ConfigError::Invalid)?;
+        }
+        let r = &self.retention;
+        if !(r.raw <= r.minute && r.minute <= r.hour) {
+            return bad(
+                "retention: rollups must be kept at least as long as what they summarise (raw ≤ minute ≤ hour)",
+            );
+        }
+        if r.batch_rows == 0 || r.interval.is_zero() {
+            return bad("retention.batch_rows and retention.interval must be > 0");
+        }
         Ok(())
     }
 
-    /// The effective configuration as TOML, with secrets (database password) hidden.
+    /// The effective configuration as TOML, with secrets (database and broker passwords) hidden.
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
@@ -327,6 +436,9 @@ impl Settings {
             .bridge
             .as_ref()
             .map(crate::bridge::BridgeSettings::redacted);
+        if let Some(m) = &mut s.mqtt {
+            m.redact();
+        }
         toml::to_string_pretty(&s).expect("settings serialize")
     }
 }
@@ -334,7 +446,7 @@ impl Settings {
 /// Only the variables that name a settings section: test and tool variables such as
 /// `TELEHUB_TEST_PG` share the prefix but are not configuration.
 fn telehub_env() -> config::Map<String, String> {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 11] = [
         "SERVER__",
         "TLS__",
         "DATABASE__",
@@ -342,6 +454,10 @@ fn telehub_env() -> config::Map<String, String> {
         "WRITER__",
         "LIVE__",
         "HTTP__",
+        "LIMITS__",
+        "MQTT__",
+        "STORAGE__",
+        "RETENTION__",
     ];
     std::env::vars()
         .filter(|(k, _)| {
@@ -374,6 +490,26 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn an_mqtt_section_enables_mqtt_and_its_password_is_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "[mqtt]\nurl = \"mqtts://broker:8883\"\nusername = \"hub\"\npassword = \"s3cret\"\ncluster = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let m = s.mqtt.as_ref().expect("[mqtt] present");
+        assert!(m.cluster);
+        assert_eq!(m.ingest_topic, "telehub/ingest/+");
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("s3cret") && printed.contains("password = \"***\""));
+        std::fs::write(&f, "[mqtt]\nurl = \"http://broker\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("mqtt://"), "{e}");
     }
 
     #[test]

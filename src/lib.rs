@@ -3,7 +3,8 @@
 //! The path of a reading, module by module:
 //! socket ([`server::ingest`]) → parse ([`protocol::ingest`] into [`domain`] types)
 //! → authorise (gateway rules, [`auth`]) → storage writer ([`storage::writer`], group
-//! commit into [`storage`]: SQLite or PostgreSQL) → ack → live fan-out ([`live`]).
+//! commit into [`storage`]: SQLite or PostgreSQL) → ack → live fan-out ([`live`]) and
+//! MQTT egress ([`mqtt`]). MQTT ingest takes the same checks ([`server::ingest::check_message`]) and writer.
 //!
 //! | module | owns |
 //! |---|---|
@@ -15,6 +16,7 @@
 //! | [`storage`] | registry, series, readings; the writer task |
 //! | [`server`] | listener, TLS, HTTP API, device sockets, sessions |
 //! | [`live`] | dashboard fan-out and sockets |
+//! | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
 //! | [`dashboard`] | the embedded web page |
 //! | [`metrics`] | Prometheus registry |
 //! | [`sim`] | simulated sensor signals, for `firmware-sim` and `serve --demo` |
@@ -30,6 +32,7 @@ pub mod dashboard;
 pub mod domain;
 pub mod live;
 pub mod metrics;
+pub mod mqtt;
 pub mod protocol;
 pub mod server;
 pub mod sim;

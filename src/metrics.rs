@@ -26,6 +26,82 @@ pub struct Metrics {
     pub live_delivered: Counter,
     pub live_dropped: Counter,
     pub connections_refused: Family<Labels, Counter>,
+    pub retention_deleted: Family<Labels, Counter>,
+    pub retention_passes: Counter,
+    pub mqtt: MqttMetrics,
+}
+
+/// MQTT egress, ingest and cluster metrics (`telehub_mqtt_*`); zero without `[mqtt]`.
+#[derive(Default)]
+pub struct MqttMetrics {
+    /// Readings published to `publish_topic`.
+    pub published: Counter,
+    /// Messages dropped because a queue was full, by stream (`egress`, `cluster_out`, `cluster_in`).
+    pub publish_dropped: Family<Labels, Counter>,
+    /// Readings stored from MQTT ingest messages.
+    pub ingested: Counter,
+    /// Ingest messages refused, by reason (a §2 error code, `unknown_device`, ...).
+    pub refused: Family<Labels, Counter>,
+    /// 1 while connected to the broker.
+    pub connected: Gauge,
+    /// Connection attempts that failed or connections that dropped.
+    pub disconnects: Counter,
+    /// Readings received from other hubs and shown on this hub's live feed.
+    pub cluster_readings: Counter,
+    /// Cluster messages ignored because they repeated one already handled.
+    pub cluster_duplicates: Counter,
+}
+
+impl MqttMetrics {
+    fn register(&self, r: &mut Registry) {
+        let r = r.sub_registry_with_prefix("mqtt");
+        r.register(
+            "published",
+            "Readings published to the MQTT publish_topic",
+            self.published.clone(),
+        );
+        r.register("publish_dropped", "MQTT messages dropped because a queue was full, by stream (egress, cluster_out, cluster_in)", self.publish_dropped.clone());
+        r.register(
+            "ingested",
+            "Readings stored from MQTT ingest messages",
+            self.ingested.clone(),
+        );
+        r.register(
+            "refused",
+            "MQTT ingest messages refused, by reason",
+            self.refused.clone(),
+        );
+        r.register(
+            "connected",
+            "1 while connected to the MQTT broker",
+            self.connected.clone(),
+        );
+        r.register(
+            "disconnects",
+            "Failed connection attempts and dropped connections to the broker",
+            self.disconnects.clone(),
+        );
+        r.register(
+            "cluster_readings",
+            "Readings from other hubs shown on this hub's live feed",
+            self.cluster_readings.clone(),
+        );
+        r.register(
+            "cluster_duplicates",
+            "Repeated cluster messages ignored",
+            self.cluster_duplicates.clone(),
+        );
+    }
+
+    pub fn refuse(&self, reason: &'static str) {
+        self.refused.get_or_create(&vec![("reason", reason)]).inc();
+    }
+
+    pub fn dropped(&self, stream: &'static str, n: u64) {
+        self.publish_dropped
+            .get_or_create(&vec![("stream", stream)])
+            .inc_by(n);
+    }
 }
 
 impl Default for Metrics {
@@ -95,8 +171,23 @@ impl Metrics {
             "Connections refused, by reason",
             connections_refused.clone(),
         );
+        let mqtt = MqttMetrics::default();
+        mqtt.register(&mut registry);
+        let retention_deleted = Family::<Labels, Counter>::default();
+        registry.register(
+            "retention_deleted_rows",
+            "Rows deleted by retention, by table (readings, rollup_1m, rollup_1h)",
+            retention_deleted.clone(),
+        );
+        let retention_passes = Counter::default();
+        registry.register(
+            "retention_passes",
+            "Retention passes completed",
+            retention_passes.clone(),
+        );
         Self {
             registry,
+            mqtt,
             connections,
             readings_ingested,
             acks,
@@ -108,6 +199,8 @@ impl Metrics {
             live_delivered,
             live_dropped,
             connections_refused,
+            retention_deleted,
+            retention_passes,
         }
     }
 
@@ -127,6 +220,12 @@ impl Metrics {
         self.connections_refused
             .get_or_create(&vec![("reason", reason)])
             .inc();
+    }
+
+    pub fn retention_deleted(&self, table: &'static str) -> Counter {
+        self.retention_deleted
+            .get_or_create(&vec![("table", table)])
+            .clone()
     }
 
     pub fn observe_commit(&self, rows: usize, took: Duration) {

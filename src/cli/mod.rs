@@ -5,9 +5,11 @@
 mod bridge;
 mod demo;
 mod device;
+mod export;
 mod output;
 mod query;
 mod serve;
+mod stats;
 mod tail;
 
 use crate::config::{Overrides, Settings};
@@ -43,11 +45,15 @@ enum Command {
     Token(device::TokenCommand),
     /// Query stored readings (works while the hub runs).
     Query(query::QueryArgs),
+    /// Print the live feed: one line per reading and per device status change.
+    Tail(tail::TailArgs),
     /// Forward devices' lines to the hub (`bridge serial`).
     #[command(subcommand)]
     Bridge(bridge::BridgeCommand),
-    /// Print the live feed: one line per reading and per device status change.
-    Tail(tail::TailArgs),
+    /// Stream every raw reading of a range as CSV or NDJSON, in constant memory.
+    Export(export::ExportArgs),
+    /// Show what storage holds: rows, series, devices, time extents, disk use.
+    Stats(stats::StatsArgs),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -123,7 +129,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,
         Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
         Command::Query(args) => query::run(settings(&cli, None)?, args).await,
-        Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
         Command::Tail(args) => tail::run(args).await,
+        Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
+        Command::Export(args) => export::run(settings(&cli, None)?, args).await,
+        Command::Stats(args) => stats::run(settings(&cli, None)?, args).await,
     }
 }

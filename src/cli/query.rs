@@ -6,7 +6,7 @@ use super::UsageError;
 use super::output::{Format, csv_field, table};
 use crate::config::Settings;
 use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
-use crate::storage::{Agg, Bucket, Point, RangeQuery, Store};
+use crate::storage::{Agg, Bucket, Point, RangeQuery, SeriesRow, Store};
 use clap::Args;
 use std::io::Write;
 use std::time::Duration;
@@ -39,66 +39,126 @@ pub struct QueryArgs {
 
 const PAGE: usize = 10_000;
 
-enum Row<'a> {
+pub(super) enum Row<'a> {
     Point(&'a Point),
     Bucket(&'a Bucket),
 }
 
-pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
-    let usage = |m: String| anyhow::Error::from(UsageError(m));
-    let now = Timestamp::now();
-    let device = DeviceName::parse(&args.device).map_err(|e| usage(format!("--device {e}")))?;
-    let sensor = args
-        .sensor
-        .as_deref()
-        .map(SensorName::parse)
-        .transpose()
-        .map_err(|e| usage(format!("--sensor {e}")))?;
-    let to = args
-        .to
-        .as_deref()
-        .map(|t| parse_time_arg(t, now))
-        .transpose()
-        .map_err(|e| usage(format!("--to: {e}")))?
-        .unwrap_or(now);
-    let from = match &args.from {
-        Some(f) => parse_time_arg(f, now).map_err(|e| usage(format!("--from: {e}")))?,
-        None => to.saturating_sub(Duration::from_secs(24 * 3600)),
-    };
-    if from >= to {
-        return Err(usage("--from must be before --to".into()));
-    }
-    let every = args
-        .every
-        .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| usage(format!("--every: {e}")))?;
-    let format = Format::or_default(args.format);
+/// Which series and time range a command reads, parsed from its arguments.
+pub(super) struct Selection {
+    pub device: DeviceName,
+    pub sensor: Option<SensorName>,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
 
-    let store = Store::open(&settings.database).await?;
-    let result = async {
+impl Selection {
+    /// Parses the arguments; `--to` defaults to now and `--from` to 24 h before `--to`.
+    pub fn parse(
+        device: &str,
+        sensor: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let usage = |m: String| anyhow::Error::from(UsageError(m));
+        let now = Timestamp::now();
+        let device = DeviceName::parse(device).map_err(|e| usage(format!("--device {e}")))?;
+        let sensor = sensor
+            .map(SensorName::parse)
+            .transpose()
+            .map_err(|e| usage(format!("--sensor {e}")))?;
+        let to = to
+            .map(|t| parse_time_arg(t, now))
+            .transpose()
+            .map_err(|e| usage(format!("--to: {e}")))?
+            .unwrap_or(now);
+        let from = match from {
+            Some(f) => parse_time_arg(f, now).map_err(|e| usage(format!("--from: {e}")))?,
+            None => to.saturating_sub(Duration::from_secs(24 * 3600)),
+        };
+        if from >= to {
+            return Err(usage("--from must be before --to".into()));
+        }
+        Ok(Self {
+            device,
+            sensor,
+            from,
+            to,
+        })
+    }
+
+    /// The selected series of the device (all its sensors without `--sensor`).
+    pub async fn series(&self, store: &Store) -> anyhow::Result<Vec<SeriesRow>> {
+        let device = &self.device;
         let dev = store
-            .find_device(&device)
+            .find_device(device)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no device {device}; see `telehub device list`"))?;
         let mut series = store.series_of(&dev).await?;
-        if let Some(s) = &sensor {
+        if let Some(s) = &self.sensor {
             series.retain(|x| &x.sensor == s);
             if series.is_empty() {
                 anyhow::bail!("device {device} has no sensor {s}");
             }
         }
+        Ok(series)
+    }
+
+    /// The first page of a series' raw points.
+    pub fn range(&self, series: i64, limit: usize) -> RangeQuery {
+        RangeQuery {
+            series,
+            from: self.from,
+            to: self.to,
+            after: None,
+            limit: PAGE.min(limit),
+        }
+    }
+}
+
+/// Calls `each` with successive pages of raw points (keyset on `ts`, so memory stays
+/// bounded and pages neither repeat nor skip rows), until the range or `left` ends.
+pub(super) async fn for_each_page(
+    store: &Store,
+    mut q: RangeQuery,
+    left: &mut usize,
+    mut each: impl FnMut(&[Point]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    while *left > 0 {
+        let p = store.query_points(q).await?;
+        *left -= p.len();
+        each(&p)?;
+        match p.last() {
+            Some(last) if p.len() == q.limit => q.after = Some(last.ts),
+            _ => break,
+        }
+        q.limit = PAGE.min(*left);
+    }
+    Ok(())
+}
+
+pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
+    let sel = Selection::parse(
+        &args.device,
+        args.sensor.as_deref(),
+        args.from.as_deref(),
+        args.to.as_deref(),
+    )?;
+    let every = args
+        .every
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| UsageError(format!("--every: {e}")))?;
+    let format = Format::or_default(args.format);
+
+    let store = Store::open(&settings.database).await?;
+    let result = async {
+        let device = &sel.device;
         let mut out = Printer::new(format, every.is_some());
         let mut left = args.limit.unwrap_or(usize::MAX);
-        for s in &series {
-            let mut q = RangeQuery {
-                series: s.id,
-                from,
-                to,
-                after: None,
-                limit: PAGE.min(left),
-            };
+        for s in sel.series(&store).await? {
+            let mut q = sel.range(s.id, left);
             if let Some(every) = every {
                 let every_us = every.as_micros().min(i64::MAX as u128) as i64;
                 // Buckets come in pages too: continue after the last bucket's start.
@@ -108,7 +168,7 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
                         .await?;
                     left -= b.len();
                     b.iter()
-                        .try_for_each(|b| out.row(&device, &s.sensor, Row::Bucket(b)))?;
+                        .try_for_each(|b| out.row(device, &s.sensor, Row::Bucket(b)))?;
                     match b.last() {
                         Some(last) if b.len() == q.limit => {
                             q.from = Timestamp::from_micros(last.ts.as_micros() + every_us)
@@ -118,17 +178,11 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
                     q.limit = PAGE.min(left);
                 }
             } else {
-                while left > 0 {
-                    let p = store.query_points(q).await?;
-                    left -= p.len();
-                    p.iter()
-                        .try_for_each(|p| out.row(&device, &s.sensor, Row::Point(p)))?;
-                    match p.last() {
-                        Some(last) if p.len() == q.limit => q.after = Some(last.ts),
-                        _ => break,
-                    }
-                    q.limit = PAGE.min(left);
-                }
+                for_each_page(&store, q, &mut left, |page| {
+                    page.iter()
+                        .try_for_each(|p| out.row(device, &s.sensor, Row::Point(p)))
+                })
+                .await?;
             }
         }
         out.finish()
@@ -140,7 +194,7 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
 
 /// Prints rows as they come; a table is collected (it needs column widths), the
 /// others stream.
-struct Printer {
+pub(super) struct Printer {
     format: Format,
     buckets: bool,
     out: std::io::BufWriter<std::io::Stdout>,
@@ -149,7 +203,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(format: Format, buckets: bool) -> Self {
+    pub fn new(format: Format, buckets: bool) -> Self {
         Self {
             format,
             buckets,
@@ -159,7 +213,7 @@ impl Printer {
         }
     }
 
-    fn row(
+    pub fn row(
         &mut self,
         device: &DeviceName,
         sensor: &SensorName,
@@ -217,7 +271,7 @@ impl Printer {
         Ok(())
     }
 
-    fn finish(mut self) -> anyhow::Result<()> {
+    pub fn finish(mut self) -> anyhow::Result<()> {
         if self.format == Format::Csv && !self.header_done {
             writeln!(
                 self.out,

@@ -13,17 +13,17 @@
 //! ```
 //!
 //! How it works, module by module:
-//! - [`address`]: the `--hub` base address (§8) and TLS (rustls, ring, webpki roots plus
+//! - `address`: the `--hub` base address (§8) and TLS (rustls, ring, webpki roots plus
 //!   an optional CA file for self-signed hubs); opens one authenticated socket.
-//! - [`outbox`]: the bounded store-and-forward buffer of unacked readings. Full: the
+//! - `outbox`: the bounded store-and-forward buffer of unacked readings. Full: the
 //!   oldest unsent reading is dropped and counted. It also holds the in-flight messages.
-//! - [`session`]: one open socket: sends messages with `id`s (a bounded in-flight
+//! - `session`: one open socket: sends messages with `id`s (a bounded in-flight
 //!   window), matches the in-order replies, puts back what must be resent.
-//! - [`triage`]: a refused message's readings: resend later, or give up only the
+//! - `triage`: a refused message's readings: resend later, or give up only the
 //!   reading (or device) the hub named and resend the others.
-//! - [`driver`]: the client task: connect → session → exponential backoff with full
-//!   jitter ([`backoff`]) → connect again, until shut down; drains on shutdown.
-//! - [`persist`]: optional snapshots of the outbox to a file (temp file + rename), so a
+//! - `driver`: the client task: connect → session → exponential backoff with full
+//!   jitter (`backoff`) → connect again, until shut down; drains on shutdown.
+//! - `persist`: optional snapshots of the outbox to a file (temp file + rename), so a
 //!   restarted process resumes with what was not acked.
 //!
 //! Ownership: the outbox is shared by the handle (which only appends) and the client

@@ -10,6 +10,10 @@
 //! [`queue::ClientQueue`] without ever waiting. Each client's socket task ([`socket`])
 //! drains its queue into frames. A slow client only loses its own readings (counted,
 //! then reported as `lagged`); one stuck past `stuck_timeout` is closed with 1008.
+//!
+//! Other hubs of a cluster (see [`crate::mqtt`]) feed what *they* committed through
+//! [`LiveHub::deliver_remote`] and [`LiveHub::deliver_remote_status`]: the same
+//! serialization and matching, so a dashboard cannot tell a remote reading from a local one.
 
 pub mod queue;
 pub mod socket;
@@ -41,6 +45,7 @@ struct Client {
 #[derive(Clone)]
 pub struct LiveHub {
     registry: Arc<Mutex<Registry>>,
+    metrics: Arc<Metrics>,
     client_queue: usize,
 }
 
@@ -55,6 +60,7 @@ impl LiveHub {
     ) -> Self {
         let hub = LiveHub {
             registry: Arc::default(),
+            metrics: metrics.clone(),
             client_queue: settings.client_queue,
         };
         let registry = hub.registry.clone();
@@ -99,6 +105,16 @@ impl LiveHub {
             registry: self.registry.clone(),
             queue,
         }
+    }
+
+    /// Fans out readings another hub committed, exactly as if committed here.
+    pub fn deliver_remote(&self, batch: &CommittedBatch) {
+        fan_out(&self.registry, &self.metrics, batch);
+    }
+
+    /// Sends another hub's device status event to matching clients.
+    pub fn deliver_remote_status(&self, ev: &StatusEvent) {
+        send_status(&self.registry, ev);
     }
 
     pub fn clients(&self) -> usize {
@@ -165,6 +181,11 @@ struct ReadingOut<'a> {
 
 /// Serializes each reading once and queues the shared bytes for every matching client.
 fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batch: &CommittedBatch) {
+    let anyone = |r: &Registry| r.clients.values().any(|c| !c.patterns.is_empty());
+    if !anyone(&registry.lock().expect("registry lock")) {
+        // No subscriber: skip serializing (MQTT- or bulk-only hubs spend nothing here).
+        return;
+    }
     let encoded: Vec<(&str, &str, Bytes)> = batch
         .iter()
         .map(|s| {

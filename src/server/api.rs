@@ -4,7 +4,7 @@
 use super::authn::{Admin, Viewer};
 use super::{ApiError, HubState};
 use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
-use crate::storage::{Agg, RangeQuery, StorageError};
+use crate::storage::{Agg, Bucket, Point, RangeQuery, StorageError};
 use axum::Json;
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -42,7 +42,11 @@ async fn devices(
         rows.into_iter()
             .filter(|d| !d.revoked)
             .map(|d| DeviceOut {
-                online: hub.sessions.is_online(&d.name),
+                online: hub.sessions.is_online(&d.name)
+                    || hub
+                        .mqtt
+                        .as_ref()
+                        .is_some_and(|m| m.online_elsewhere(&d.name)),
                 name: d.name,
                 last_seen: d.last_seen,
                 sensors: d.sensors,
@@ -113,13 +117,19 @@ pub struct ReadingsQuery {
     pub limit: usize,
     pub after: Option<Timestamp>,
     pub buckets: Option<(Duration, Agg)>,
+    /// Downsample raw points to at most this many (M4), for charts.
+    pub max_points: Option<usize>,
 }
+
+/// `max_points` below this cannot hold two M4 columns (four points each).
+pub const MIN_DOWNSAMPLED_POINTS: usize = 8;
 
 impl ReadingsQuery {
     /// Parses a query string; every error names the parameter and what is expected.
     pub fn parse(query: &str, now: Timestamp, max_points: usize) -> Result<Self, String> {
         let (mut device, mut sensor, mut from, mut to, mut limit, mut cursor, mut every, mut agg) =
             (None, None, None, None, None, None, None, None);
+        let mut downsample = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let slot = match k.as_ref() {
                 "device" => &mut device,
@@ -130,6 +140,7 @@ impl ReadingsQuery {
                 "cursor" => &mut cursor,
                 "every" => &mut every,
                 "agg" => &mut agg,
+                "max_points" => &mut downsample,
                 "token" => continue,
                 other => {
                     return Err(format!(
@@ -158,6 +169,22 @@ impl ReadingsQuery {
         if from >= to {
             return Err("from must be before to".into());
         }
+        let downsample = match downsample {
+            None => None,
+            Some(_) if limit.is_some() || cursor.is_some() || every.is_some() || agg.is_some() => {
+                return Err(
+                    "max_points cannot be combined with limit, cursor, every or agg".into(),
+                );
+            }
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if (MIN_DOWNSAMPLED_POINTS..=max_points).contains(&n) => Some(n),
+                _ => {
+                    return Err(format!(
+                        "max_points: expected a whole number from {MIN_DOWNSAMPLED_POINTS} to {max_points}"
+                    ));
+                }
+            },
+        };
         let limit = match limit {
             None => max_points,
             Some(l) => match l.parse::<usize>() {
@@ -196,6 +223,7 @@ impl ReadingsQuery {
             limit,
             after,
             buckets,
+            max_points: downsample,
         })
     }
 }
@@ -224,28 +252,32 @@ async fn readings(
         http.max_points,
     )
     .map_err(ApiError::bad_request)?;
-    let device = hub
-        .store
-        .find_device(&q.device)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no device {}", q.device)))?;
-    let series = hub
-        .store
-        .series_of(&device)
-        .await?
-        .into_iter()
-        .find(|s| s.sensor == q.sensor)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("device {} has no sensor {}", q.device, q.sensor))
-        })?;
+    let series = match hub.store.find_series(&q.device, &q.sensor).await? {
+        None => return Err(ApiError::not_found(format!("no device {}", q.device))),
+        Some(None) => {
+            return Err(ApiError::not_found(format!(
+                "device {} has no sensor {}",
+                q.device, q.sensor
+            )));
+        }
+        Some(Some(id)) => id,
+    };
     let range = RangeQuery {
-        series: series.id,
+        series,
         from: q.from,
         to: q.to,
         after: q.after,
         limit: q.limit,
     };
-    let head = serde_json::json!({"device": q.device, "sensor": q.sensor});
+    let reply = |points, next_cursor| {
+        Json(ReadingsOut {
+            device: &q.device,
+            sensor: &q.sensor,
+            points,
+            next_cursor,
+        })
+        .into_response()
+    };
     if let Some((every, agg)) = q.buckets {
         let every_us = every.as_micros().min(i64::MAX as u128) as i64;
         let n = (q.to.as_micros() - q.from.as_micros()) / every_us;
@@ -260,29 +292,55 @@ async fn readings(
             after: None,
             ..range
         };
-        let points = hub.store.query_buckets(range, every_us, agg).await?;
-        let mut body = head;
-        body["points"] = serde_json::to_value(points).expect("serializes");
-        body["next_cursor"] = serde_json::Value::Null;
-        return Ok(Json(body).into_response());
+        let buckets = hub.store.query_buckets(range, every_us, agg).await?;
+        return Ok(reply(Points::Buckets(buckets), None));
+    }
+    if let Some(n) = q.max_points {
+        let points = hub.store.downsample(range, n).await?;
+        return Ok(reply(Points::Raw(points), None));
     }
     let points = hub.store.query_points(range).await?;
     let next = (points.len() == q.limit)
         .then(|| points.last().map(|p| encode_cursor(p.ts)))
         .flatten();
-    let mut body = head;
-    body["points"] = serde_json::to_value(points).expect("serializes");
-    body["next_cursor"] = serde_json::to_value(next).expect("serializes");
-    Ok(Json(body).into_response())
+    Ok(reply(Points::Raw(points), next))
 }
 
-async fn ready(State(hub): State<Arc<HubState>>) -> Result<&'static str, ApiError> {
-    match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
-        Ok(Ok(())) => Ok("ready\n"),
-        Ok(Err(e)) => Err(ApiError::unavailable(format!(
-            "storage is not reachable: {e}"
-        ))),
-        Err(_) => Err(ApiError::unavailable("storage did not answer within 2 s")),
+#[derive(Serialize)]
+struct ReadingsOut<'a> {
+    device: &'a DeviceName,
+    sensor: &'a SensorName,
+    points: Points,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Points {
+    Raw(Vec<Point>),
+    Buckets(Vec<Bucket>),
+}
+
+/// `/readyz`: 200 while storage answers, whatever the broker's state (the hub still
+/// ingests over WebSocket, and taking it out of a load balancer would cut those devices
+/// off too); 503 when storage does not. The JSON body lists both.
+async fn ready(State(hub): State<Arc<HubState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mqtt = hub.mqtt.as_ref().map(|m| m.broker());
+    let storage = match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("storage is not reachable: {e}")),
+        Err(_) => Err("storage did not answer within 2 s".to_owned()),
+    };
+    match storage {
+        Ok(()) => Ok(Json(serde_json::json!({
+            "ready": true,
+            "storage": {"ok": true, "backend": hub.store.backend()},
+            "mqtt": mqtt,
+        }))),
+        Err(detail) => {
+            let broker = mqtt.map_or(String::new(), |m| format!("; mqtt: {}", m.detail));
+            Err(ApiError::unavailable(format!("{detail}{broker}")))
+        }
     }
 }
 
@@ -326,6 +384,10 @@ mod tests {
         assert!(e("device=a&sensor=t&cursor=zzz").contains("cursor"));
         assert!(e("device=a&sensor=t&form=1").contains("unknown parameter"));
         assert!(e("device=a&device=b&sensor=t").contains("twice"));
+        assert!(e("device=a&sensor=t&max_points=4").contains("max_points"));
+        assert!(e("device=a&sensor=t&max_points=101").contains("max_points"));
+        assert!(e("device=a&sensor=t&max_points=50&limit=5").contains("combined"));
+        assert!(e("device=a&sensor=t&max_points=50&every=1m").contains("combined"));
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn principal_name(p: &Principal) -> &str {
 }
 
 /// A reading with the device it is stored for.
-type Row = (DeviceRef, Reading);
+pub type Row = (DeviceRef, Reading);
 
 /// A reply that resolves once its message is committed or refused.
 pub type PendingReply = BoxFuture<'static, Reply>;
@@ -187,25 +187,16 @@ impl DeviceSocket {
     }
 }
 
-/// The ingest path shared by every transport (WebSocket, MQTT): parse `text`, authorise
-/// each reading's device (`device` itself, or one of `gateway_for`), queue the readings
-/// for the storage writer (waiting while its queue is full), and return the reply,
-/// which resolves once the readings are committed or refused.
+/// The ingest path shared by every transport (WebSocket, MQTT): [`check_message`], then
+/// queue the readings for the storage writer (waiting while its queue is full), and
+/// return the reply, which resolves once the readings are committed or refused.
 pub async fn accept_message(
     hub: &HubState,
     device: &DeviceRef,
     gateway_for: &HashMap<DeviceName, DeviceRef>,
     text: &str,
 ) -> PendingReply {
-    let limits = ParseLimits {
-        max_readings: hub.settings.ingest.max_readings_per_message,
-        max_clock_skew: hub.settings.ingest.max_clock_skew,
-        now: Timestamp::now(),
-    };
-    let parsed = parse_message(text, &limits)
-        .and_then(|m| authorise(device, gateway_for, m))
-        .and_then(|ok| within_rate(hub, ok));
-    match parsed {
+    match check_message(hub, device, gateway_for, text) {
         Ok((id, rows)) => {
             let n = rows.len();
             let done = hub.writer.submit(rows).await;
@@ -268,6 +259,25 @@ fn within_rate(
             ),
         })
     }
+}
+
+/// The checks every transport applies before storage: parse `text` (§2 object or SenML
+/// pack), authorise each reading's device (`device` itself, or one of `gateway_for`),
+/// and take the readings from the devices' rate budgets. Returns the message `id` and the rows to store; a refusal is not counted here.
+pub fn check_message(
+    hub: &HubState,
+    device: &DeviceRef,
+    gateway_for: &HashMap<DeviceName, DeviceRef>,
+    text: &str,
+) -> Result<(Option<u64>, Vec<Row>), Refusal> {
+    let limits = ParseLimits {
+        max_readings: hub.settings.ingest.max_readings_per_message,
+        max_clock_skew: hub.settings.ingest.max_clock_skew,
+        now: Timestamp::now(),
+    };
+    parse_message(text, &limits)
+        .and_then(|m| authorise(device, gateway_for, m))
+        .and_then(|ok| within_rate(hub, ok))
 }
 
 /// Resolves each reading's device: `device` itself, or one it is a gateway for.

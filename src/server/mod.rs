@@ -40,6 +40,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
     #[error(
         "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
     )]
@@ -58,6 +60,8 @@ pub struct HubState {
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
     pub limits: limits::Limits,
+    /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
+    pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -107,6 +111,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         source,
     })?;
 
+    store.prepare_rollups(settings.storage.rollups).await?;
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
     let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
@@ -114,6 +119,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (writer, writer_task) = writer::spawn(
         store.clone(),
         settings.writer.clone(),
+        settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),
         close_writer.clone(),
@@ -126,6 +132,15 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         status_tx.subscribe(),
         shutdown.clone(),
     );
+    let mqtt = match &settings.mqtt {
+        Some(m) => Some(crate::mqtt::prepare(
+            m,
+            committed_tx.subscribe(),
+            status_tx.subscribe(),
+        )?),
+        None => None,
+    };
+    let (mqtt_handle, mqtt) = mqtt.unzip();
     let state = Arc::new(HubState {
         sessions: Sessions::new(status_tx),
         store: store.clone(),
@@ -133,17 +148,25 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         metrics,
         live,
         limits: limits::Limits::new(&settings.limits),
+        mqtt: mqtt_handle,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
         settings,
     });
     tokio::spawn(forget_idle_limits(state.clone()));
+    let mqtt = mqtt.map(|m| m.spawn(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
         state.sessions.clone(),
         Duration::from_millis(250),
         shutdown.clone(),
     ));
+    let retention = crate::storage::retention::spawn(
+        store.clone(),
+        state.settings.retention.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
     let app = router(state.clone());
     let is_tls = tls.is_some();
     let serve_state = state.clone();
@@ -162,7 +185,11 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         }
         close_writer.cancel();
         let _ = writer_task.await;
+        if let Some(m) = mqtt {
+            m.finish(serve_state.settings.server.shutdown_grace).await;
+        }
         let _ = watcher.await;
+        let _ = retention.await;
         store.close().await;
         tracing::info!("hub stopped");
     });

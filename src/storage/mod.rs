@@ -4,15 +4,34 @@
 //! - [`sqlite`] / [`postgres`]: one module per backend, runtime queries only.
 //! - [`writer`]: the single writer task that group-commits readings and answers acks.
 //! - [`series`]: the writer's cache of series ids and their newest timestamps.
+//! - [`rollup`]: 1-minute and 1-hour summaries the writer maintains with the readings.
+//! - [`history`]: bucket queries answered from rollups, M4 downsampling, shared SQL.
+//! - [`retention`]: the background task deleting expired history in small batches.
+//! - [`stats`]: sizes and extents of what is stored.
 
+/// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
+        }
+    };
+}
+
+pub mod history;
 mod postgres;
+pub mod retention;
+pub mod rollup;
 pub mod series;
 mod sqlite;
+pub mod stats;
 pub mod writer;
 
 use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
 use crate::domain::{DeviceName, SensorName, Timestamp};
+use history::{History, Need, SummaryQuery, Table};
 use serde::Serialize;
 pub use series::{SeriesCache, SeriesKey};
 
@@ -120,20 +139,22 @@ pub struct RangeQuery {
     pub limit: usize,
 }
 
+impl RangeQuery {
+    /// The first time a page may hold: `from`, or just after the cursor. One lower bound,
+    /// so the database seeks straight to it (two let SQLite seek on `from` and filter the
+    /// rest, which made each page rescan the pages before it).
+    pub fn start_us(&self) -> i64 {
+        let from = self.from.as_micros();
+        self.after
+            .map_or(from, |a| from.max(a.as_micros().saturating_add(1)))
+    }
+}
+
 /// Storage, opened on one backend.
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            Store::Sqlite($s) => $e,
-            Store::Postgres($s) => $e,
-        }
-    };
 }
 
 impl Store {
@@ -246,6 +267,14 @@ impl Store {
         dispatch!(self, s => s.find_device(name).await)
     }
 
+    /// A device and whether it is revoked (for ingest paths without a token, like MQTT).
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        dispatch!(self, s => s.device_state(name).await)
+    }
+
     pub async fn series_of(&self, device: &DeviceRef) -> Result<Vec<SeriesRow>, StorageError> {
         dispatch!(self, s => s.series_of(device.id).await)
     }
@@ -254,14 +283,153 @@ impl Store {
         dispatch!(self, s => s.query_points(q).await)
     }
 
-    /// Buckets of `every_us` microseconds (aligned to the Unix epoch), at most `limit`.
+    /// Buckets of `every_us` microseconds (aligned to the Unix epoch), at most `limit`,
+    /// read from the coarsest rollup that answers them exactly (see [`history`]).
     pub async fn query_buckets(
         &self,
         q: RangeQuery,
         every_us: i64,
         agg: Agg,
     ) -> Result<Vec<Bucket>, StorageError> {
-        dispatch!(self, s => s.query_buckets(q, every_us, agg).await)
+        let rows = self.summaries(&q, every_us, agg.need()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(b, s)| Bucket {
+                ts: Timestamp::from_micros(b),
+                value: agg.of(&s),
+                count: s.n,
+            })
+            .collect())
+    }
+
+    /// At most `max_points` points of `[from, to)` for a chart, by M4: per time column, the
+    /// first, minimum, maximum and last reading (real readings, so extremes are kept).
+    /// When the range holds no more than `max_points` readings, they are returned as is.
+    pub async fn downsample(
+        &self,
+        q: RangeQuery,
+        max_points: usize,
+    ) -> Result<Vec<Point>, StorageError> {
+        let (from, to) = (q.from.as_micros(), q.to.as_micros());
+        let every = history::m4_every(from, to, max_points);
+        let q = RangeQuery {
+            limit: usize::MAX,
+            after: None,
+            ..q
+        };
+        let columns = self.summaries(&q, every, Need::All).await?;
+        let total: i64 = columns.iter().map(|(_, s)| s.n).sum();
+        if total as usize <= max_points {
+            let raw = self
+                .query_points(RangeQuery {
+                    limit: max_points,
+                    ..q
+                })
+                .await?;
+            // Raw data of old ranges may have expired while their rollups remain.
+            if raw.len() as i64 == total {
+                return Ok(raw);
+            }
+        }
+        Ok(history::m4_points(&columns))
+    }
+
+    /// How many readings `[from, to)` of a series holds (from rollups where they answer).
+    pub async fn count(&self, q: RangeQuery) -> Result<i64, StorageError> {
+        const HOUR: i64 = rollup::Level::Hour.width_us();
+        let span = q.to.as_micros() - q.from.as_micros();
+        let every = rollup::ceil(span.max(1), HOUR);
+        let q = RangeQuery {
+            limit: usize::MAX,
+            ..q
+        };
+        let rows = self.summaries(&q, every, Need::Basic).await?;
+        Ok(rows.iter().map(|(_, s)| s.n).sum())
+    }
+
+    async fn summaries(
+        &self,
+        q: &RangeQuery,
+        every: i64,
+        need: Need,
+    ) -> Result<Vec<history::BucketSummary>, StorageError> {
+        let sq = SummaryQuery {
+            series: q.series,
+            from: q.from.as_micros(),
+            to: q.to.as_micros(),
+            every,
+            limit: q.limit,
+            need,
+        };
+        Ok(dispatch!(self, s => {
+            let h = History(s.reader());
+            let complete = match s.rollups.get() {
+                Some(c) => c,
+                None => {
+                    let c = h.rollups_complete().await?;
+                    s.rollups.set(c);
+                    c
+                }
+            };
+            h.summaries(&sq, complete).await?
+        }))
+    }
+
+    /// Makes the rollups match the setting before the writer starts: with rollups on,
+    /// rebuilds them from raw data if they are not complete (after the migration that
+    /// added them, or a run with rollups off); with rollups off, marks them incomplete
+    /// so queries read raw data.
+    pub async fn prepare_rollups(&self, enabled: bool) -> Result<(), StorageError> {
+        dispatch!(self, s => {
+            let h = History(s.writer());
+            match (enabled, h.rollups_complete().await?) {
+                (true, false) => {
+                    tracing::info!("rebuilding rollups from raw readings (once)…");
+                    let started = std::time::Instant::now();
+                    h.rebuild_rollups().await?;
+                    tracing::info!(took = ?started.elapsed(), "rollups rebuilt");
+                }
+                (false, true) => h.abandon_rollups().await?,
+                _ => {}
+            }
+            s.rollups.set(enabled);
+        });
+        Ok(())
+    }
+
+    /// A series id in one round trip: `None` when the device does not exist, `Some(None)`
+    /// when it has no such sensor.
+    pub async fn find_series(
+        &self,
+        device: &DeviceName,
+        sensor: &SensorName,
+    ) -> Result<Option<Option<i64>>, StorageError> {
+        let (d, s) = (device.as_str(), sensor.as_str());
+        Ok(dispatch!(self, st => History(st.reader()).find_series(d, s).await)?)
+    }
+
+    /// Every series id, for maintenance that walks series one by one.
+    pub async fn series_ids(&self) -> Result<Vec<i64>, StorageError> {
+        Ok(dispatch!(self, s => History(s.reader()).series_ids().await)?)
+    }
+
+    /// Deletes at most `limit` rows of `table` for `series` older than `cutoff` (µs), in
+    /// one short statement on the writer's connection; returns how many.
+    pub async fn delete_before(
+        &self,
+        table: Table,
+        series: i64,
+        cutoff: i64,
+        limit: usize,
+    ) -> Result<u64, StorageError> {
+        Ok(
+            dispatch!(self, s => History(s.writer()).delete_before(table, series, cutoff, limit).await)?,
+        )
+    }
+
+    /// Records that raw readings before `horizon` (µs) are gone.
+    pub async fn advance_raw_horizon(&self, horizon: i64) -> Result<(), StorageError> {
+        Ok(dispatch!(self, s => History(s.writer()).advance_raw_horizon(horizon).await)?)
     }
 
     /// The writer's transaction: resolves series, inserts rows; returns which rows were new.

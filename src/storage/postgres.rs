@@ -1,8 +1,11 @@
 //! The PostgreSQL backend: a connection pool, readings inserted in bulk with
 //! `UNNEST` arrays (one statement per batch, not one per row).
 
+use super::history::RollupFlag;
+use super::rollup::{self, RollupRow};
+use super::stats::{DiskPart, TABLES};
 use super::writer::PreparedBatch;
-use super::{Agg, Bucket, DeviceRow, Point, RangeQuery, SeriesRow, StorageError, TokenRow};
+use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError, TokenRow};
 use crate::auth::{self, DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
 use crate::domain::{DeviceName, SensorName, Timestamp};
@@ -14,6 +17,8 @@ use std::str::FromStr;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Cached `rollup_state.complete`.
+    pub rollups: RollupFlag,
 }
 
 impl PgStore {
@@ -29,7 +34,10 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            rollups: RollupFlag::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
@@ -42,6 +50,33 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The pool queries, the writer and maintenance share.
+    pub fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `pg_total_relation_size` (table, indexes, TOAST) of each of telehub's tables.
+    pub async fn disk_usage(&self) -> Result<Vec<DiskPart>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT t, pg_total_relation_size(to_regclass(t)) FROM unnest($1::text[]) t
+             WHERE to_regclass(t) IS NOT NULL",
+        )
+        .bind(&TABLES[..])
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DiskPart {
+                name: r.get(0),
+                bytes: r.get::<i64, _>(1).max(0) as u64,
+            })
+            .collect())
     }
 
     pub async fn close(&self) {
@@ -288,6 +323,24 @@ impl PgStore {
         }))
     }
 
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_us FROM devices WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, revoked)| {
+            let device = DeviceRef {
+                id,
+                name: name.clone(),
+            };
+            (device, revoked.is_some())
+        }))
+    }
+
     pub async fn series_of(&self, device_id: i64) -> Result<Vec<SeriesRow>, StorageError> {
         let rows =
             sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = $1 ORDER BY sensor")
@@ -307,15 +360,13 @@ impl PgStore {
     }
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
-        let after = q.after.map_or(i64::MIN, Timestamp::as_micros);
         let rows = sqlx::query(
-            "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 AND ts > $4 ORDER BY ts LIMIT $5",
+            "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
         )
         .bind(q.series)
-        .bind(q.from.as_micros())
+        .bind(q.start_us())
         .bind(q.to.as_micros())
-        .bind(after)
-        .bind(q.limit as i64)
+        .bind(q.limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -323,43 +374,6 @@ impl PgStore {
             .map(|r| Point {
                 ts: Timestamp::from_micros(r.get(0)),
                 value: r.get(1),
-            })
-            .collect())
-    }
-
-    pub async fn query_buckets(
-        &self,
-        q: RangeQuery,
-        every_us: i64,
-        agg: Agg,
-    ) -> Result<Vec<Bucket>, StorageError> {
-        let value = match agg {
-            Agg::Avg => "avg(value)",
-            Agg::Min => "min(value)",
-            Agg::Max => "max(value)",
-            Agg::Sum => "sum(value)",
-            Agg::Count => "count(*)::float8",
-            Agg::First => "(array_agg(value ORDER BY ts))[1]",
-            Agg::Last => "(array_agg(value ORDER BY ts DESC))[1]",
-        };
-        let sql = format!(
-            "SELECT (ts / $1) * $1 AS b, {value} AS v, count(*) AS n FROM readings
-             WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b LIMIT $5"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(every_us)
-            .bind(q.series)
-            .bind(q.from.as_micros())
-            .bind(q.to.as_micros())
-            .bind(q.limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Bucket {
-                ts: Timestamp::from_micros(r.get(0)),
-                value: r.get::<f64, _>(1),
-                count: r.get(2),
             })
             .collect())
     }
@@ -430,6 +444,12 @@ impl PgStore {
             // The first of several equal keys is the one stored.
             maybe_inserted.extend(maybe.iter().map(|(_, r)| new.remove(&(r.series, r.ts))));
         }
+        if batch.rollups {
+            let delta = rollup::RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
+            for (level, rows) in delta.levels() {
+                upsert_rollups(&mut tx, level.table(), rows).await?;
+            }
+        }
         sqlx::query("UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2)")
             .bind(batch.now_us)
             .bind(&batch.touched)
@@ -438,6 +458,43 @@ impl PgStore {
         tx.commit().await?;
         Ok(batch.inserted_flags(&maybe, &maybe_inserted))
     }
+}
+
+/// One `INSERT .. SELECT FROM UNNEST .. ON CONFLICT DO UPDATE` for all of a level's rows
+/// (one row per bucket, so no row is updated twice by the statement).
+async fn upsert_rollups(
+    tx: &mut Transaction<'static, Postgres>,
+    table: &str,
+    rows: &[RollupRow],
+) -> Result<(), StorageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ints = |f: fn(&RollupRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    let floats = |f: fn(&RollupRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let sql = format!(
+        "INSERT INTO {table} ({}) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[],
+           $4::float8[], $5::float8[], $6::float8[], $7::bigint[], $8::bigint[], $9::float8[],
+           $10::float8[], $11::bigint[], $12::bigint[]) {}",
+        rollup::COLUMNS,
+        rollup::upsert_set(table)
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(ints(|r| r.series))
+        .bind(ints(|r| r.bucket))
+        .bind(ints(|r| r.s.n))
+        .bind(floats(|r| r.s.sum))
+        .bind(floats(|r| r.s.min))
+        .bind(floats(|r| r.s.max))
+        .bind(ints(|r| r.s.first_ts))
+        .bind(ints(|r| r.s.last_ts))
+        .bind(floats(|r| r.s.first))
+        .bind(floats(|r| r.s.last))
+        .bind(ints(|r| r.s.min_ts))
+        .bind(ints(|r| r.s.max_ts))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert_token(

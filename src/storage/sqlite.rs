@@ -1,15 +1,17 @@
 //! The SQLite backend (embedded default): WAL journal, a deliberate `synchronous`
 //! level, one write connection (the writer task's) and a small read pool.
 
+use super::history::RollupFlag;
+use super::rollup::{self, RollupDelta, RollupRow};
+use super::stats::DiskPart;
 use super::writer::PreparedBatch;
-use super::{
-    Agg, Bucket, DeviceRow, Point, RangeQuery, RowValues, SeriesRow, StorageError, TokenRow,
-};
+use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError, TokenRow};
 use crate::auth::{self, DeviceRef, Principal, Role};
 use crate::config::{DatabaseSettings, SqliteSync};
 use crate::domain::{DeviceName, SensorName, Timestamp};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use std::collections::HashSet;
@@ -20,7 +22,12 @@ pub struct SqliteStore {
     /// One connection: SQLite has one writer at a time anyway.
     write: SqlitePool,
     read: SqlitePool,
+    /// Cached `rollup_state.complete`.
+    pub rollups: RollupFlag,
 }
+
+/// Rows buffered between a read connection's thread and the query's task.
+const READ_ROW_BUFFER: usize = 4096;
 
 /// Rows per multi-row INSERT; a batch is cut into chunks of these sizes so that only
 /// four distinct statements are ever prepared.
@@ -56,11 +63,18 @@ impl SqliteStore {
                 .acquire_timeout(s.busy_timeout)
         };
         let write = pool(1).connect_with(opts.clone()).await.map_err(open_err)?;
+        // sqlx hands rows from each connection's thread to the query's task through a
+        // channel of this many rows; its default of 50 makes a 1,440-bucket answer
+        // ping-pong between threads ~30 times. Bounded: ~1 MB per running query.
         let read = pool(s.max_connections.max(1))
-            .connect_with(opts)
+            .connect_with(opts.row_buffer_size(READ_ROW_BUFFER))
             .await
             .map_err(open_err)?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            rollups: RollupFlag::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {
@@ -73,6 +87,33 @@ impl SqliteStore {
     pub async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    /// The read pool (queries).
+    pub fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// The writer's single connection. Maintenance (retention) borrows it one short
+    /// statement at a time, so the writer waits for at most one such statement.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// Sizes of the database file and its WAL and shared-memory files.
+    pub async fn disk_usage(&self) -> Result<Vec<DiskPart>, StorageError> {
+        let file: String = sqlx::query("PRAGMA database_list")
+            .fetch_one(&self.read)
+            .await?
+            .get(2);
+        Ok(["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let name = format!("{file}{suffix}");
+                let bytes = std::fs::metadata(&name).map_or(0, |m| m.len());
+                DiskPart { name, bytes }
+            })
+            .collect())
     }
 
     pub async fn close(&self) {
@@ -322,6 +363,24 @@ impl SqliteStore {
         }))
     }
 
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_us FROM devices WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(id, revoked)| {
+            let device = DeviceRef {
+                id,
+                name: name.clone(),
+            };
+            (device, revoked.is_some())
+        }))
+    }
+
     pub async fn series_of(&self, device_id: i64) -> Result<Vec<SeriesRow>, StorageError> {
         let rows =
             sqlx::query("SELECT id, sensor, unit FROM series WHERE device_id = ? ORDER BY sensor")
@@ -341,15 +400,13 @@ impl SqliteStore {
     }
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
-        let after = q.after.map_or(i64::MIN, Timestamp::as_micros);
         let rows = sqlx::query(
-            "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? AND ts > ? ORDER BY ts LIMIT ?",
+            "SELECT ts, value FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
         )
         .bind(q.series)
-        .bind(q.from.as_micros())
+        .bind(q.start_us())
         .bind(q.to.as_micros())
-        .bind(after)
-        .bind(q.limit as i64)
+        .bind(q.limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.read)
         .await?;
         Ok(rows
@@ -357,45 +414,6 @@ impl SqliteStore {
             .map(|r| Point {
                 ts: Timestamp::from_micros(r.get(0)),
                 value: r.get(1),
-            })
-            .collect())
-    }
-
-    pub async fn query_buckets(
-        &self,
-        q: RangeQuery,
-        every_us: i64,
-        agg: Agg,
-    ) -> Result<Vec<Bucket>, StorageError> {
-        // `first`/`last` use SQLite's documented bare-column rule: with a single min() or
-        // max() aggregate, other columns come from the row holding that min or max.
-        let (value, extra) = match agg {
-            Agg::Avg => ("avg(value)", ""),
-            Agg::Min => ("min(value)", ""),
-            Agg::Max => ("max(value)", ""),
-            Agg::Sum => ("sum(value)", ""),
-            Agg::Count => ("CAST(count(*) AS REAL)", ""),
-            Agg::First => ("value", ", min(ts)"),
-            Agg::Last => ("value", ", max(ts)"),
-        };
-        let sql = format!(
-            "SELECT (ts / ?1) * ?1 AS b, {value} AS v, count(*) AS n{extra} FROM readings
-             WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b LIMIT ?5"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(every_us)
-            .bind(q.series)
-            .bind(q.from.as_micros())
-            .bind(q.to.as_micros())
-            .bind(q.limit as i64)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Bucket {
-                ts: Timestamp::from_micros(r.get(0)),
-                value: r.get::<f64, _>(1),
-                count: r.get(2),
             })
             .collect())
     }
@@ -434,7 +452,17 @@ impl SqliteStore {
                 .await?;
         }
         let (fresh, maybe) = batch.split_rows();
-        insert_bulk(&mut tx, &fresh).await?;
+        let inserted = exec_chunked(&mut tx, &fresh, insert_sql, |q, r| {
+            q.bind(r.series).bind(r.ts).bind(r.value)
+        })
+        .await?;
+        if inserted as usize != fresh.len() {
+            tracing::warn!(
+                expected = fresh.len(),
+                inserted,
+                "another writer stored some of these readings first; rollups may count them twice"
+            );
+        }
         let mut maybe_inserted = Vec::with_capacity(maybe.len());
         for (_, r) in &maybe {
             let done = sqlx::query(
@@ -446,6 +474,13 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
             maybe_inserted.push(done.rows_affected() == 1);
+        }
+        if batch.rollups {
+            let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
+            for (level, rows) in delta.levels() {
+                let sql = |n| upsert_sql(level.table(), n);
+                exec_chunked(&mut tx, rows, sql, bind_rollup).await?;
+            }
         }
         for id in &batch.touched {
             sqlx::query("UPDATE devices SET last_seen_us = ? WHERE id = ?")
@@ -459,39 +494,74 @@ impl SqliteStore {
     }
 }
 
-async fn insert_bulk(
+type SqliteQuery = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
+
+/// Runs a multi-row statement over `rows` in chunks of [`CHUNKS`] sizes (so only four
+/// distinct statements are prepared per kind); `sql(n)` is the statement for `n` rows.
+/// Returns the rows affected.
+async fn exec_chunked<T>(
     tx: &mut Transaction<'static, Sqlite>,
-    rows: &[RowValues],
-) -> Result<(), StorageError> {
-    let mut rest = rows;
+    rows: &[T],
+    sql: impl Fn(usize) -> String,
+    bind: impl Fn(SqliteQuery, &T) -> SqliteQuery,
+) -> Result<u64, StorageError> {
+    let (mut rest, mut affected) = (rows, 0);
     for size in CHUNKS {
-        let sql = insert_sql(size);
+        if rest.len() < size {
+            continue;
+        }
+        let sql = sql(size);
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at(size);
-            let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
-            for r in chunk {
-                q = q.bind(r.series).bind(r.ts).bind(r.value);
-            }
-            let done = q.execute(&mut **tx).await?;
-            if done.rows_affected() as usize != size {
-                tracing::warn!(
-                    expected = size,
-                    inserted = done.rows_affected(),
-                    "another writer stored some of these readings first"
-                );
-            }
+            let q = chunk
+                .iter()
+                .fold(sqlx::query(AssertSqlSafe(sql.clone())), &bind);
+            affected += q.execute(&mut **tx).await?.rows_affected();
             rest = tail;
         }
     }
-    Ok(())
+    Ok(affected)
+}
+
+fn values(head: &str, per_row: usize, rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; per_row].join(","));
+    let mut sql = String::from(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&tuple);
+    }
+    sql
 }
 
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES ");
-    for i in 0..rows {
-        sql.push_str(if i == 0 { "(?,?,?)" } else { ",(?,?,?)" });
-    }
-    sql
+    values(
+        "INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES ",
+        3,
+        rows,
+    )
+}
+
+fn upsert_sql(table: &str, rows: usize) -> String {
+    let head = format!("INSERT INTO {table} ({}) VALUES ", rollup::COLUMNS);
+    values(&head, 12, rows) + &rollup::upsert_set(table)
+}
+
+fn bind_rollup(q: SqliteQuery, r: &RollupRow) -> SqliteQuery {
+    let s = &r.s;
+    q.bind(r.series)
+        .bind(r.bucket)
+        .bind(s.n)
+        .bind(s.sum)
+        .bind(s.min)
+        .bind(s.max)
+        .bind(s.first_ts)
+        .bind(s.last_ts)
+        .bind(s.first)
+        .bind(s.last)
+        .bind(s.min_ts)
+        .bind(s.max_ts)
 }
 
 async fn insert_token(

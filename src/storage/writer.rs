@@ -72,10 +72,13 @@ impl WriterHandle {
 }
 
 /// Starts the writer task. It ends once `close` is cancelled (or every [`WriterHandle`]
-/// is dropped) and the requests already queued are committed.
+/// is dropped) and the requests already queued are committed. With `rollups`, each
+/// transaction also updates the rollups (see [`super::rollup`]); the caller has made them
+/// complete first ([`Store::prepare_rollups`]).
 pub fn spawn(
     store: Store,
     settings: WriterSettings,
+    rollups: bool,
     metrics: Arc<Metrics>,
     committed: broadcast::Sender<CommittedBatch>,
     close: CancellationToken,
@@ -89,6 +92,7 @@ pub fn spawn(
             metrics,
             committed,
             cache: SeriesCache::new(1_000_000),
+            rollups,
         }
         .run(rx, close),
     );
@@ -101,6 +105,7 @@ struct Writer {
     metrics: Arc<Metrics>,
     committed: broadcast::Sender<CommittedBatch>,
     cache: SeriesCache,
+    rollups: bool,
 }
 
 impl Writer {
@@ -157,7 +162,7 @@ impl Writer {
     /// Commits one batch and answers every request in it; false when storage failed.
     async fn commit(&mut self, batch: Vec<WriteRequest>) -> bool {
         let started = Instant::now();
-        let mut prepared = PreparedBatch::new(&self.cache, &batch);
+        let mut prepared = PreparedBatch::new(&self.cache, &batch, self.rollups);
         let result = self.store.commit_rows(&mut prepared).await;
         let elapsed = started.elapsed();
         match result {
@@ -223,10 +228,12 @@ pub(crate) struct PreparedBatch {
     /// Devices seen in this batch and the commit time, for `last_seen`.
     pub touched: Vec<i64>,
     pub now_us: i64,
+    /// Whether the transaction also maintains the rollups (`[storage] rollups`).
+    pub rollups: bool,
 }
 
 impl PreparedBatch {
-    fn new(cache: &SeriesCache, batch: &[WriteRequest]) -> Self {
+    fn new(cache: &SeriesCache, batch: &[WriteRequest], rollups: bool) -> Self {
         let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
         let mut keys = Vec::new();
         let mut rows = Vec::with_capacity(batch.iter().map(|r| r.rows.len()).sum());
@@ -258,6 +265,7 @@ impl PreparedBatch {
             rows,
             touched,
             now_us: Timestamp::now().as_micros(),
+            rollups,
         }
     }
 

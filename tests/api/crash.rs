@@ -4,6 +4,7 @@
 //! database holds each exactly once.
 
 use crate::procs::*;
+use futures_util::FutureExt;
 use serde_json::Value;
 use std::process::Stdio;
 use std::time::Duration;
@@ -125,5 +126,145 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
         "the database holds each generated reading exactly once\nhub: {}",
         hub.logs()
     );
+    assert!(hub.terminate().await.success());
+}
+
+/// A reconnect storm: many devices connected, the hub killed and restarted; the
+/// handshake rate limit turns the excess away with 503 + Retry-After, the hub stays
+/// responsive, every device is back, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_storm_after_a_restart_is_absorbed() {
+    const STORM: usize = 800;
+    let sim_bin = firmware_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let tokens = dir.path().join("tokens.txt");
+    let n = STORM.to_string();
+    let out = telehub_cli(
+        &db,
+        &[
+            "device",
+            "add",
+            "--count",
+            &n,
+            "--prefix",
+            "storm-",
+            "--tokens-out",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nhandshakes_per_second = 200\nhandshake_burst = 100\n",
+    )
+    .unwrap();
+    let extra = ["--config", config.to_str().unwrap()];
+    let hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &extra).await;
+    let addr = hub.addr.clone();
+    let viewer = hub
+        .viewer_token()
+        .expect("a fresh hub prints a viewer token");
+    let sim = tokio::process::Command::new(&sim_bin)
+        .args([
+            "run",
+            "--hub",
+            &format!("ws://{addr}"),
+            "--tokens",
+            tokens.to_str().unwrap(),
+        ])
+        .args(["--rate", "0.5", "--batch", "10", "--linger", "200ms"])
+        .args([
+            "--backoff-initial",
+            "200ms",
+            "--backoff-max",
+            "2s",
+            "--drain-timeout",
+            "30s",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let online = |client: reqwest::Client, addr: String, viewer: String| async move {
+        let Ok(resp) = client
+            .get(format!("http://{addr}/v1/devices"))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+        else {
+            return 0;
+        };
+        let devices: Vec<Value> = resp.json().await.unwrap_or_default();
+        devices.iter().filter(|d| d["online"] == true).count()
+    };
+    wait_until(Duration::from_secs(60), "every device is online", || {
+        online(client.clone(), addr.clone(), viewer.clone()).then(|n| async move { n == STORM })
+    })
+    .await;
+
+    hub.kill().await;
+    let mut hub = HubProcess::start(&db, &addr, dir.path(), &extra).await;
+    // During the storm the hub answers health checks promptly.
+    let mut worst = Duration::ZERO;
+    let started = tokio::time::Instant::now();
+    while online(client.clone(), addr.clone(), viewer.clone()).await < STORM {
+        let t = tokio::time::Instant::now();
+        let r = client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        worst = worst.max(t.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "devices did not all come back"
+        );
+    }
+    assert!(
+        worst < Duration::from_secs(2),
+        "health check took {worst:?} during the storm"
+    );
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("telehub_connections_refused_total{reason=\"handshake_rate\"}")),
+        "excess handshakes were told to retry later"
+    );
+
+    sigterm(&sim);
+    let out = tokio::time::timeout(Duration::from_secs(90), sim.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let summary: Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    assert_eq!(
+        (n("acked"), n("dropped"), n("nacked")),
+        (n("generated"), 0, 0),
+        "{summary}"
+    );
+    assert!(n("reconnects") >= STORM as u64, "{summary}");
+    assert_eq!(total_readings(&db).await, n("generated") as i64);
     assert!(hub.terminate().await.success());
 }

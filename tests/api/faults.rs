@@ -122,3 +122,189 @@ async fn a_full_disk_gives_unavailable_nacks_and_recovers_when_space_returns() {
     assert_eq!(check, "ok");
     pool.close().await;
 }
+
+/// A private PostgreSQL cluster (initdb + pg_ctl on a free port, run as the `postgres`
+/// user since PostgreSQL refuses root), so a test can restart it without disturbing others.
+struct TestCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Self {
+            bin,
+            data,
+            port,
+            _dir: dir,
+        };
+        let ok = c.pg(
+            &["initdb", "-A", "trust", "-U", "postgres", "-D"],
+            &[c.data.to_str().unwrap()],
+        );
+        (ok && c.ctl("start")).then_some(c)
+    }
+    fn pg(&self, cmd: &[&str], rest: &[&str]) -> bool {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(cmd[0]))
+            .args(&cmd[1..])
+            .args(rest)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+    fn ctl(&self, action: &str) -> bool {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.data.display()
+        );
+        let log = self.data.join("server.log");
+        self.pg(
+            &["pg_ctl", "-w", "-m", "fast", "-D"],
+            &[
+                self.data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                action,
+            ],
+        )
+    }
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.ctl("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
+    use crate::procs::*;
+    use std::time::Duration;
+    let Some(pg) = TestCluster::start() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must be able to start a private PostgreSQL cluster"
+        );
+        eprintln!("skipped: cannot start a private PostgreSQL cluster here");
+        return;
+    };
+    let db = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.txt");
+    let out = telehub_cli(
+        &db,
+        &[
+            "device",
+            "add",
+            "--count",
+            "3",
+            "--prefix",
+            "pg-",
+            "--tokens-out",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
+    let sim = tokio::process::Command::new(firmware_sim())
+        .args([
+            "run",
+            "--hub",
+            &format!("ws://{}", hub.addr),
+            "--tokens",
+            tokens.to_str().unwrap(),
+        ])
+        .args([
+            "--rate",
+            "40",
+            "--batch",
+            "20",
+            "--linger",
+            "20ms",
+            "--backoff-initial",
+            "50ms",
+            "--backoff-max",
+            "500ms",
+        ])
+        .args(["--drain-timeout", "30s"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "readings are stored", || {
+        let db = db.clone();
+        async move { total_readings(&db).await >= 300 }
+    })
+    .await;
+    assert!(pg.ctl("stop"), "PostgreSQL stops");
+    // While it is down the hub answers `unavailable` (or devices wait); /readyz says so.
+    let ready = reqwest::get(format!("http://{}/readyz", hub.addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(pg.ctl("start"), "PostgreSQL starts again");
+    let at_restart = total_readings(&db).await;
+    wait_until(
+        Duration::from_secs(60),
+        "devices stream again without a hub restart",
+        || {
+            let db = db.clone();
+            async move { total_readings(&db).await >= at_restart + 600 }
+        },
+    )
+    .await;
+    sigterm(&sim);
+    let out = tokio::time::timeout(Duration::from_secs(60), sim.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    assert_eq!(
+        (n("acked"), n("dropped"), n("nacked")),
+        (n("generated"), 0, 0),
+        "{summary}\nhub: {}",
+        hub.logs()
+    );
+    assert_eq!(
+        total_readings(&db).await,
+        n("generated") as i64,
+        "each reading stored exactly once"
+    );
+    assert!(hub.terminate().await.success());
+}

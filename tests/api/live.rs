@@ -138,3 +138,119 @@ async fn revoking_a_viewer_token_closes_its_dashboards_with_1008() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_dashboard_is_closed_and_never_slows_the_others() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.live.client_queue = 16_384;
+        s.live.stuck_timeout = std::time::Duration::from_millis(500);
+        s.limits.device_readings_per_second = 1_000_000;
+        s.limits.device_burst = 1_000_000;
+    })
+    .await;
+    let viewer = app.viewer().await;
+    // A client that subscribes and then never reads, with a tiny receive window so the
+    // hub's writes to it block once its send buffer is full.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(app.hub().addr).await.unwrap();
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        app.ws("/v1/live"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
+    let (mut stuck, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    send_json_raw(&mut stuck, &json!({"subscribe": ["*"]})).await;
+    let mut good = connect_dashboard(&app, &viewer).await;
+    send_json(&mut good, &json!({"subscribe": ["*"]})).await;
+    let mut dev = app.connect_device(&app.device("d1").await).await;
+    assert_eq!(next_json(&mut good).await["status"]["online"], true);
+    // ~11 MB of live frames: far more than the stuck client's buffers hold.
+    const MESSAGES: usize = 100;
+    let t0 = base_ts();
+    let reader = tokio::spawn(async move {
+        let (mut seen, mut lagged, mut last) = (0usize, 0u64, f64::MIN);
+        while seen + (lagged as usize) < MESSAGES * 1000 {
+            let m = next_json(&mut good).await;
+            lagged += m["lagged"].as_u64().unwrap_or(0);
+            for r in m["readings"].as_array().into_iter().flatten() {
+                let v = r["value"].as_f64().unwrap();
+                assert!(v > last, "per-device order kept");
+                (last, seen) = (v, seen + 1);
+            }
+        }
+        (seen, lagged, good)
+    });
+    for i in 0..MESSAGES {
+        let readings: Vec<_> = (0..1000)
+            .map(|k| {
+                reading(
+                    "t",
+                    (i * 1000 + k) as f64,
+                    t0 + (i * 1000 + k) as f64 / 1000.0,
+                )
+            })
+            .collect();
+        send_json(&mut dev, &json!({"id": i, "readings": readings})).await;
+        assert_eq!(
+            next_json(&mut dev).await["ack"],
+            i,
+            "devices are never slowed into refusals"
+        );
+    }
+    let (seen, lagged, _good) = tokio::time::timeout(std::time::Duration::from_secs(60), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (seen, lagged),
+        (MESSAGES * 1000, 0),
+        "the reading dashboard got everything"
+    );
+    // The stuck client is closed; the good one stays.
+    let hub = &app.hub().state;
+    let deadline = std::time::Instant::now() + WAIT;
+    while hub.live.clients() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stuck dashboard was not closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(hub.live.clients(), 1);
+    // What reached the stuck socket ends in the close (1008 "too slow") or a reset.
+    let mut frames = 0;
+    let end = loop {
+        match tokio::time::timeout(WAIT, stuck.next())
+            .await
+            .expect("the hub closed the stuck socket")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => frames += 1,
+            _ => break None,
+        }
+    };
+    assert!(
+        matches!(end, Some(1008) | None),
+        "{end:?} after {frames} frames"
+    );
+    assert!(
+        frames < MESSAGES * 2,
+        "the stuck client did not get everything"
+    );
+}
+
+async fn send_json_raw(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    v: &serde_json::Value,
+) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        v.to_string().into(),
+    ))
+    .await
+    .unwrap();
+}

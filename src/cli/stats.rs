@@ -1,0 +1,59 @@
+//! `telehub stats`: what storage holds — rows, series, devices, rollups, time extents and
+//! disk use — as a table or one JSON object. Works while the hub runs.
+
+use super::output::table;
+use crate::config::Settings;
+use crate::storage::Store;
+use crate::storage::stats::StoreStats;
+use clap::{Args, ValueEnum};
+use std::io::Write;
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: StatsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StatsFormat {
+    Table,
+    Json,
+}
+
+pub async fn run(settings: Settings, args: &StatsArgs) -> anyhow::Result<()> {
+    let store = Store::open(&settings.database).await?;
+    let stats = store.stats().await;
+    store.close().await;
+    let stats = stats?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        StatsFormat::Json => writeln!(out, "{}", serde_json::to_string(&stats)?)?,
+        StatsFormat::Table => table(&mut out, &["", "VALUE"], &rows(&stats))?,
+    }
+    Ok(())
+}
+
+fn rows(s: &StoreStats) -> Vec<Vec<String>> {
+    let time = |t: Option<crate::domain::Timestamp>| t.map_or("-".into(), |t| t.to_rfc3339());
+    let mut rows = vec![
+        ("backend", s.backend.to_string()),
+        ("readings", s.readings.to_string()),
+        ("series", s.series.to_string()),
+        ("devices", s.devices.to_string()),
+        ("minute rollups", s.rollup_minute_rows.to_string()),
+        ("hour rollups", s.rollup_hour_rows.to_string()),
+        ("rollups complete", s.rollups_complete.to_string()),
+        ("oldest reading", time(s.oldest)),
+        ("newest reading", time(s.newest)),
+        ("oldest rollup", time(s.oldest_rollup)),
+        ("disk bytes", s.disk_bytes.to_string()),
+    ];
+    rows.extend(
+        s.disk
+            .iter()
+            .map(|d| ("  ", format!("{} {}", d.bytes, d.name))),
+    );
+    rows.into_iter()
+        .map(|(k, v)| vec![k.to_string(), v])
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! MQTT ingest: a publish on `ingest_topic` is a §2 message from the device its last
+//! topic level names. The worker looks the device up (cached), then applies the same
+//! checks as a WebSocket message ([`check_message`]: parse, validate, authorise) and
+//! hands the readings to the same storage writer.
+//!
+//! Messages that are already waiting when the worker looks are checked one by one and
+//! handed to the writer together (one write request, up to `writer.max_batch_rows`
+//! rows): each message is still all-or-nothing, and a request costs the writer the same
+//! whether it holds one message or a thousand.
+//!
+//! At QoS 1/2 a message is acknowledged to the broker once its readings are committed,
+//! or once it is refused for good (bad payload, unknown or revoked device: counted in
+//! `telehub_mqtt_refused_total{reason}` and logged, never stored), in arrival order.
+//! While storage is unavailable, messages are kept and retried after
+//! `writer.retry_backoff`, and no new ones are taken meanwhile. A redelivered message
+//! stores nothing twice: readings are identified by (device, sensor, ts).
+
+use super::devices::{DeviceCache, Lookup};
+use super::{LogLimiter, MqttSettings};
+use crate::auth::DeviceRef;
+use crate::domain::DeviceName;
+use crate::protocol::ingest::ErrorCode;
+use crate::server::HubState;
+use crate::server::ingest::{Row, check_message};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
+use rumqttc::{AsyncClient, Publish};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// One message's outcome.
+enum Outcome {
+    Stored(usize),
+    /// Storage is unavailable: keep it and try again (the device, when already looked up).
+    Retry(Option<DeviceRef>),
+    Refused {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+/// Outcomes of messages handed over together, in arrival order.
+type Done = Vec<(Received, Outcome)>;
+
+/// An ingest publish and the broker connection (counted from 1) it arrived on: an
+/// acknowledgement only makes sense on that connection (after a reconnect the broker
+/// may reuse the packet id for another message).
+pub struct Received {
+    pub connection: u64,
+    pub publish: Publish,
+}
+
+/// Checked messages not yet handed to the writer.
+#[derive(Default)]
+struct Group {
+    messages: Vec<(Received, DeviceRef, usize)>,
+    rows: Vec<Row>,
+}
+
+/// Owns the device cache and the messages being stored.
+pub struct Worker {
+    hub: Arc<HubState>,
+    client: AsyncClient,
+    devices: DeviceCache,
+    revocation_check: Duration,
+    max_inflight: usize,
+    /// Messages taken and not yet acknowledged (in `group` and `pending`).
+    inflight: usize,
+    group: Group,
+    pending: FuturesOrdered<BoxFuture<'static, Done>>,
+    retry: VecDeque<(Received, Option<DeviceRef>)>,
+    /// The current broker connection.
+    connection: Arc<AtomicU64>,
+    log: LogLimiter,
+}
+
+impl Worker {
+    pub fn new(
+        hub: Arc<HubState>,
+        client: AsyncClient,
+        s: &MqttSettings,
+        connection: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            hub,
+            client,
+            devices: DeviceCache::new(s.device_cache_size, s.unknown_device_ttl),
+            revocation_check: s.revocation_check,
+            max_inflight: s.ingest_inflight,
+            inflight: 0,
+            group: Group::default(),
+            pending: FuturesOrdered::new(),
+            retry: VecDeque::new(),
+            connection,
+            log: LogLimiter::default(),
+        }
+    }
+
+    /// Runs until the hub shuts down (or the connection task is gone), then finishes
+    /// storing and acknowledging what it took, within the shutdown grace.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Received>) {
+        let shutdown = self.hub.shutdown.clone();
+        let mut revocations = tokio::time::interval(self.revocation_check);
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            let room = self.inflight < self.max_inflight;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = self.pending.next(), if !self.pending.is_empty() => {
+                    for (p, outcome) in done {
+                        self.inflight -= 1;
+                        match outcome {
+                            Outcome::Retry(dev) => {
+                                self.retry.push_back((p, dev));
+                                retry_at.get_or_insert(Instant::now() + self.hub.settings.writer.retry_backoff);
+                            }
+                            done => self.finish(&p, done).await,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() && room => {
+                    retry_at = None;
+                    while let Some((p, dev)) = self.retry.pop_front() {
+                        self.accept(p, dev).await;
+                    }
+                    self.flush().await;
+                }
+                msg = rx.recv(), if room && self.retry.is_empty() => {
+                    let Some(p) = msg else { break };
+                    self.accept(p, None).await;
+                    // Take what else is waiting, then hand it all to the writer at once.
+                    while self.inflight < self.max_inflight
+                        && self.group.rows.len() < self.hub.settings.writer.max_batch_rows
+                        && let Ok(p) = rx.try_recv()
+                    {
+                        self.accept(p, None).await;
+                    }
+                    self.flush().await;
+                }
+                _ = revocations.tick() => self.devices.check_revocations(&self.hub.store).await,
+            }
+        }
+        self.flush().await;
+        let grace = self.hub.settings.server.shutdown_grace;
+        let _ = tokio::time::timeout(grace, async {
+            while let Some(done) = self.pending.next().await {
+                for (p, outcome) in done {
+                    // A message not stored is left unacknowledged: a kept session gets it again.
+                    if !matches!(outcome, Outcome::Retry(_)) {
+                        self.finish(&p, outcome).await;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Checks topic, size, device and payload; adds the message to the group, or
+    /// settles its outcome (after the group, to keep acknowledgements in order).
+    async fn accept(&mut self, p: Received, known: Option<DeviceRef>) {
+        self.inflight += 1;
+        let device = match known {
+            Some(d) => d,
+            None => match self.device_of(&p.publish).await {
+                Ok(d) => d,
+                Err(outcome) => return self.settle(p, outcome).await,
+            },
+        };
+        let max = self.hub.settings.ingest.max_frame_bytes;
+        let text = match std::str::from_utf8(&p.publish.payload) {
+            _ if p.publish.payload.len() > max => {
+                let detail = format!(
+                    "{} bytes; at most {max} (ingest.max_frame_bytes)",
+                    p.publish.payload.len()
+                );
+                return self.settle(p, refused("too_large", detail)).await;
+            }
+            Ok(t) => t,
+            Err(_) => {
+                let detail = "the payload is not UTF-8 text".to_owned();
+                return self
+                    .settle(p, refused(ErrorCode::InvalidJson.as_str(), detail))
+                    .await;
+            }
+        };
+        match check_message(&self.hub, &device, &HashMap::new(), text) {
+            Ok((_, mut rows)) => {
+                self.group.messages.push((p, device, rows.len()));
+                self.group.rows.append(&mut rows);
+            }
+            Err(r) => {
+                self.hub.metrics.nack(r.code);
+                self.settle(p, refused(r.code.as_str(), r.detail)).await;
+            }
+        }
+    }
+
+    /// The device the topic names, if it may send readings.
+    async fn device_of(&mut self, p: &Publish) -> Result<DeviceRef, Outcome> {
+        let name = p.topic.rsplit('/').next().unwrap_or_default();
+        let Ok(name) = DeviceName::parse(name) else {
+            let detail = "the last topic level is not a valid device name".into();
+            return Err(refused("bad_topic", detail));
+        };
+        match self.devices.lookup(&self.hub.store, &name).await {
+            Ok(Lookup::Active(d)) => Ok(d),
+            Ok(Lookup::Revoked) => Err(refused(
+                "revoked_device",
+                format!("device {name} is revoked"),
+            )),
+            Ok(Lookup::Unknown) => {
+                let detail = format!("no device {name}; add it with `telehub device add {name}`");
+                Err(refused("unknown_device", detail))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mqtt ingest: cannot look up device {name}; will retry");
+                Err(Outcome::Retry(None))
+            }
+        }
+    }
+
+    /// Queues an outcome known now, after the messages already in the group.
+    async fn settle(&mut self, p: Received, outcome: Outcome) {
+        self.flush().await;
+        self.pending
+            .push_back(futures_util::future::ready(vec![(p, outcome)]).boxed());
+    }
+
+    /// Hands the group to the storage writer (waiting while its queue is full).
+    async fn flush(&mut self) {
+        if self.group.messages.is_empty() {
+            return;
+        }
+        let Group { messages, rows } = std::mem::take(&mut self.group);
+        let n = rows.len();
+        let done = self.hub.writer.submit(rows).await;
+        let metrics = self.hub.metrics.clone();
+        self.pending.push_back(
+            async move {
+                let stored = matches!(done.await, Ok(Ok(_)));
+                if stored {
+                    metrics.acks.inc_by(messages.len() as u64);
+                    metrics.readings_ingested.inc_by(n as u64);
+                }
+                messages
+                    .into_iter()
+                    .map(|(p, dev, k)| match stored {
+                        true => (p, Outcome::Stored(k)),
+                        false => (p, Outcome::Retry(Some(dev))),
+                    })
+                    .collect()
+            }
+            .boxed(),
+        );
+    }
+
+    /// Counts, logs and acknowledges a message stored or refused for good.
+    async fn finish(&mut self, received: &Received, outcome: Outcome) {
+        let p = &received.publish;
+        let m = &self.hub.metrics.mqtt;
+        match outcome {
+            Outcome::Stored(n) => {
+                m.ingested.inc_by(n as u64);
+            }
+            Outcome::Retry(_) => return,
+            Outcome::Refused { reason, detail } => {
+                m.refuse(reason);
+                if self.log.allow() {
+                    tracing::warn!(topic = %p.topic, reason, %detail, suppressed = self.log.take_suppressed(), "mqtt ingest: message refused, nothing stored");
+                }
+            }
+        }
+        if received.connection != self.connection.load(Ordering::Acquire) {
+            // Received on an earlier connection: the broker sends it again (kept session)
+            // or has forgotten it (clean session); this packet id may now be another's.
+            return;
+        }
+        // Waits if the request channel is full; the event loop never waits on us.
+        if self.client.ack(p).await.is_err() {
+            tracing::debug!("mqtt ingest: connection task gone; acknowledgement not sent");
+        }
+    }
+}
+
+fn refused(reason: &'static str, detail: String) -> Outcome {
+    Outcome::Refused { reason, detail }
+}
