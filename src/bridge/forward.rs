@@ -15,7 +15,8 @@ use super::backoff::Backoff;
 use super::outbox::Outbox;
 use super::settings::SerialPortSettings;
 use super::stats::{PortStats, bump};
-use super::uplink::{HubAddress, HubSocket, Outcome, UplinkError, decode_reply, encode_message};
+use super::uplink::{HubSocket, Outcome, Target, decode_reply, encode_message};
+use crate::client::ConnectFailure;
 use crate::protocol::ingest::{DeviceReading, ErrorCode};
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
@@ -33,13 +34,13 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 enum Link {
     Down { retry_at: Instant },
-    Connecting(BoxFuture<'static, Result<Box<HubSocket>, UplinkError>>),
+    Connecting(BoxFuture<'static, Result<Box<HubSocket>, ConnectFailure>>),
     Up(Box<HubSocket>),
 }
 
 enum LinkEvent {
     RetryDue,
-    Connected(Result<Box<HubSocket>, UplinkError>),
+    Connected(Result<Box<HubSocket>, ConnectFailure>),
     Frame(Option<Result<Frame, tungstenite::Error>>),
 }
 
@@ -73,7 +74,7 @@ enum Event {
 
 pub struct Forwarder {
     pub settings: Arc<SerialPortSettings>,
-    pub hub: HubAddress,
+    pub hub: Arc<Target>,
     pub outbox: Outbox,
     pub lines: mpsc::Receiver<Vec<DeviceReading>>,
     pub stats: Arc<PortStats>,
@@ -212,14 +213,18 @@ impl Forwarder {
                     bump(&self.stats.reconnects);
                 }
                 run.connected_once = true;
-                info!(hub = %self.hub.url, buffered = self.outbox.held(), "connected to the hub");
+                info!(hub = %self.hub.address().url(), buffered = self.outbox.held(), "connected to the hub");
             }
             LinkEvent::Connected(Err(e)) => {
-                let delay = run.reconnect.next_delay();
+                // A busy hub's `Retry-After` is honoured.
+                let delay = run
+                    .reconnect
+                    .next_delay()
+                    .max(e.retry_after.unwrap_or_default());
                 run.link = Link::Down {
                     retry_at: now + delay,
                 };
-                warn!(hub = %self.hub.url, buffered = self.outbox.held(), "{e}; retrying in {delay:.1?}");
+                warn!(hub = %self.hub.address().url(), buffered = self.outbox.held(), "cannot connect to the hub: {}; retrying in {delay:.1?}", e.reason);
             }
             LinkEvent::Frame(Some(Ok(Frame::Text(t)))) => match decode_reply(t.as_str()) {
                 Some((id, outcome)) => self.settle(run, id, outcome, now),
@@ -237,7 +242,7 @@ impl Forwarder {
 
     /// Acts on the hub's answer to message `id`.
     fn settle(&mut self, run: &mut Run, id: u64, outcome: Outcome, now: Instant) {
-        let (code, error, detail) = match outcome {
+        let (code, detail) = match outcome {
             Outcome::Stored => {
                 if let Some(m) = self.outbox.complete(id) {
                     run.transient.reset();
@@ -247,33 +252,29 @@ impl Forwarder {
                 }
                 return;
             }
-            Outcome::Refused {
-                code,
-                error,
-                detail,
-            } => (code, error, detail),
+            Outcome::Refused { code, detail } => (code, detail),
         };
         match code {
-            Some(ErrorCode::Unavailable | ErrorCode::RateLimited) => {
+            ErrorCode::Unavailable | ErrorCode::RateLimited => {
                 self.outbox.retry(id);
                 let delay = run.transient.next_delay();
                 run.hold_until = Some(now + delay);
-                warn!(%error, %detail, "the hub asked to resend later; resending in {delay:.1?}");
+                warn!(error = code.as_str(), %detail, "the hub asked to resend later; resending in {delay:.1?}");
             }
             // Find the bad reading by halving, so the good ones are still stored.
-            Some(ErrorCode::InvalidReading) if self.outbox.split(id) => {
+            ErrorCode::InvalidReading if self.outbox.split(id) => {
                 debug!(%detail, "invalid reading in a batch: resending it in halves");
             }
-            Some(ErrorCode::TooManyReadings) => {
+            ErrorCode::TooManyReadings => {
                 if let Some(m) = self.outbox.complete_or_split(id) {
-                    self.refused(m.device.as_ref(), m.readings.len(), code, &error, &detail);
+                    self.refused(m.device.as_ref(), m.readings.len(), code, &detail);
                 } else {
                     warn!(%detail, "the hub takes fewer readings per message: lower --batch (bridge.serial.batch); resending in halves");
                 }
             }
             _ => {
                 if let Some(m) = self.outbox.complete(id) {
-                    self.refused(m.device.as_ref(), m.readings.len(), code, &error, &detail);
+                    self.refused(m.device.as_ref(), m.readings.len(), code, &detail);
                 }
             }
         }
@@ -283,14 +284,13 @@ impl Forwarder {
         &self,
         device: Option<&crate::domain::DeviceName>,
         n: usize,
-        code: Option<ErrorCode>,
-        error: &str,
+        code: ErrorCode,
         detail: &str,
     ) {
         self.stats.refused(code, n);
         let device = device.map_or("(gateway)", |d| d.as_str());
         let hint = match code {
-            Some(ErrorCode::ForbiddenDevice) => {
+            ErrorCode::ForbiddenDevice => {
                 "; allow it with `telehub device add GATEWAY --gateway-for ...`"
             }
             _ => "",
@@ -298,7 +298,7 @@ impl Forwarder {
         warn!(
             device,
             readings = n,
-            error,
+            error = code.as_str(),
             detail,
             "the hub refused readings; not resent{hint}"
         );
@@ -310,7 +310,7 @@ impl Forwarder {
         run.link = Link::Down {
             retry_at: Instant::now() + delay,
         };
-        warn!(hub = %self.hub.url, buffered = self.outbox.held(), "hub connection lost: {why}; reconnecting in {delay:.1?}");
+        warn!(hub = %self.hub.address().url(), buffered = self.outbox.held(), "hub connection lost: {why}; reconnecting in {delay:.1?}");
     }
 
     async fn finish(mut self, run: Run) {

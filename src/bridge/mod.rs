@@ -45,7 +45,7 @@ pub enum BridgeError {
     #[error("{0}")]
     Settings(String),
     #[error(transparent)]
-    Uplink(#[from] uplink::UplinkError),
+    Hub(#[from] crate::client::ClientError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
 }
@@ -75,7 +75,7 @@ pub fn start_port(
     shutdown: CancellationToken,
 ) -> Result<RunningPort, BridgeError> {
     settings.validate().map_err(BridgeError::Settings)?;
-    let hub = uplink::HubAddress::new(&settings.hub, &settings.token, settings.ca_file.as_deref())?;
+    let hub = Arc::new(uplink::target(&settings)?);
     let (journal, recovered) = match &settings.state_file {
         Some(path) => {
             let (j, recovered) = journal::Journal::open(path)?;

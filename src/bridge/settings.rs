@@ -127,7 +127,8 @@ impl SerialPortSettings {
                 "bridge.serial {name}: `hub` (ws[s]://HOST:PORT) and `token` (the gateway's) are required"
             ));
         }
-        super::uplink::ingest_url(&self.hub).map_err(|e| format!("bridge.serial {name}: {e}"))?;
+        crate::client::HubAddress::parse(&self.hub)
+            .map_err(|e| format!("bridge.serial {name}: {e}"))?;
         if self.baud == 0
             || !(5..=8).contains(&self.data_bits)
             || !(1..=2).contains(&self.stop_bits)
@@ -240,9 +241,9 @@ checksum_required = false
             std::fs::write(&f, body).unwrap();
             Settings::load(Some(&f), &Overrides::default()).map(|_| ())
         };
-        let e = load("[[bridge.serial]]\nport = \"/dev/x\"\nhub = \"http://h:1\"\ntoken = \"t\"\n")
+        let e = load("[[bridge.serial]]\nport = \"/dev/x\"\nhub = \"ftp://h:1\"\ntoken = \"t\"\n")
             .unwrap_err();
-        assert!(e.to_string().contains("ws://HOST:PORT"), "{e}");
+        assert!(e.to_string().contains("ws://"), "{e}");
         let e = load("[[bridge.serial]]\nport = \"/dev/x\"\n").unwrap_err();
         assert!(e.to_string().contains("token"), "{e}");
         let twice = "[[bridge.serial]]\nport = \"/dev/x\"\nhub = \"ws://h:1\"\ntoken = \"t\"\n";

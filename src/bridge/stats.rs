@@ -20,9 +20,8 @@ pub struct PortStats {
     pub readings_read: AtomicU64,
     /// Readings acked by the hub.
     pub forwarded: AtomicU64,
-    /// Readings refused by the hub, by error code (`ErrorCode::ALL` order, then codes
-    /// this bridge does not know); not resent.
-    refused: [AtomicU64; ErrorCode::ALL.len() + 1],
+    /// Readings refused by the hub, by error code (`ErrorCode::ALL` order); not resent.
+    refused: [AtomicU64; ErrorCode::ALL.len()],
     /// Readings dropped because the buffer was full.
     pub dropped: AtomicU64,
     /// Readings held now (waiting for a batch, for the hub, or for an ack).
@@ -54,10 +53,8 @@ impl PortStats {
         self.bad_lines[kind.index()].fetch_add(1, Relaxed);
     }
 
-    pub fn refused(&self, code: Option<ErrorCode>, readings: usize) {
-        let i = code
-            .and_then(|code| ErrorCode::ALL.iter().position(|c| *c == code))
-            .unwrap_or(ErrorCode::ALL.len());
+    pub fn refused(&self, code: ErrorCode, readings: usize) {
+        let i = ErrorCode::ALL.iter().position(|c| *c == code).unwrap_or(0);
         self.refused[i].fetch_add(readings as u64, Relaxed);
     }
 

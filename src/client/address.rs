@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 /// An open device socket.
-pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const INGEST_PATH: &str = "/v1/ingest";
 
@@ -82,7 +82,7 @@ impl HubAddress {
 }
 
 /// Everything needed to open a socket, prepared once when the client starts.
-pub(super) struct Target {
+pub struct Target {
     address: HubAddress,
     authorization: HeaderValue,
     connector: Connector,
@@ -152,7 +152,7 @@ impl Target {
 /// A failed connection attempt: why (for a log line), and how long the hub asked us
 /// to wait (`Retry-After` on a 503 or 429), if it did.
 #[derive(Debug)]
-pub(super) struct ConnectFailure {
+pub struct ConnectFailure {
     pub reason: String,
     pub retry_after: Option<Duration>,
 }

@@ -47,7 +47,7 @@ mod persist;
 mod session;
 mod triage;
 
-pub use address::HubAddress;
+pub use address::{ConnectFailure, HubAddress, Target, Ws};
 pub use backoff::BackoffConfig;
 
 use crate::protocol::ingest::{DeviceReading, ErrorCode};

@@ -84,12 +84,12 @@ fn without_a_port_or_config_entries_it_says_what_to_give() {
             "--port",
             "/dev/null",
             "--hub",
-            "http://h:1",
+            "ftp://h:1",
             "--token",
             "t",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ws://HOST:PORT"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ws://"));
 }
