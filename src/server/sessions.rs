@@ -166,7 +166,9 @@ pub async fn watch_revocations(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut last = store.auth_epoch().await.ok();
+    // `None`: the first tick always checks, so a revocation made between the hub's start
+    // and this task's first read is not mistaken for the starting state.
+    let mut last: Option<i64> = None;
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
