@@ -251,7 +251,7 @@ impl Default for RetentionSettings {
         let days = |d: u64| Keep::For(Duration::from_secs(d * 86_400));
         Self {
             raw: days(30),
-            minute: days(365),
+            minute: Keep::For(humantime::parse_duration("1y").expect("valid")), // 365.25 days
             hour: Keep::Forever,
             interval: Duration::from_secs(3600),
             batch_rows: 5_000,
