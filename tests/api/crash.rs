@@ -6,14 +6,12 @@
 use crate::procs::*;
 use futures_util::FutureExt;
 use serde_json::Value;
-use std::process::Stdio;
 use std::time::Duration;
 
 const DEVICES: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() {
-    let sim_bin = firmware_sim();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("hub.db").display());
     let tokens = dir.path().join("tokens.txt");
@@ -39,30 +37,25 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
     let hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
     let addr = hub.addr.clone();
     let sim_log = dir.path().join("sim.log");
-    let sim = tokio::process::Command::new(&sim_bin)
-        .args([
-            "run",
-            "--hub",
-            &format!("ws://{addr}"),
-            "--tokens",
-            tokens.to_str().unwrap(),
-        ])
-        .args(["--rate", "40", "--batch", "20", "--linger", "20ms"])
-        .args([
+    let sim = spawn_sim(
+        &addr,
+        &tokens,
+        &[
+            "--rate",
+            "40",
+            "--batch",
+            "20",
+            "--linger",
+            "20ms",
             "--backoff-initial",
             "50ms",
             "--backoff-max",
             "500ms",
             "--drain-timeout",
             "30s",
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&sim_log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starts firmware-sim");
+        ],
+        Some(&sim_log),
+    );
 
     wait_until(Duration::from_secs(30), "readings are stored", || {
         let db = db.clone();
@@ -135,7 +128,6 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_storm_after_a_restart_is_absorbed() {
     const STORM: usize = 800;
-    let sim_bin = firmware_sim();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("hub.db").display());
     let tokens = dir.path().join("tokens.txt");
@@ -170,30 +162,25 @@ async fn a_reconnect_storm_after_a_restart_is_absorbed() {
     let viewer = hub
         .viewer_token()
         .expect("a fresh hub prints a viewer token");
-    let sim = tokio::process::Command::new(&sim_bin)
-        .args([
-            "run",
-            "--hub",
-            &format!("ws://{addr}"),
-            "--tokens",
-            tokens.to_str().unwrap(),
-        ])
-        .args(["--rate", "0.5", "--batch", "10", "--linger", "200ms"])
-        .args([
+    let sim = spawn_sim(
+        &addr,
+        &tokens,
+        &[
+            "--rate",
+            "0.5",
+            "--batch",
+            "10",
+            "--linger",
+            "200ms",
             "--backoff-initial",
             "200ms",
             "--backoff-max",
             "2s",
             "--drain-timeout",
             "30s",
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        ],
+        None,
+    );
     let client = reqwest::Client::new();
     let online = |client: reqwest::Client, addr: String, viewer: String| async move {
         let Ok(resp) = client
@@ -251,13 +238,7 @@ async fn a_reconnect_storm_after_a_restart_is_absorbed() {
         "excess handshakes were told to retry later"
     );
 
-    sigterm(&sim);
-    let out = tokio::time::timeout(Duration::from_secs(90), sim.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let summary: Value =
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let summary = sim_summary(sim).await;
     let n = |k: &str| summary[k].as_u64().unwrap();
     assert_eq!(
         (n("acked"), n("dropped"), n("nacked")),

@@ -237,15 +237,10 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
-    let sim = tokio::process::Command::new(firmware_sim())
-        .args([
-            "run",
-            "--hub",
-            &format!("ws://{}", hub.addr),
-            "--tokens",
-            tokens.to_str().unwrap(),
-        ])
-        .args([
+    let sim = spawn_sim(
+        &hub.addr,
+        &tokens,
+        &[
             "--rate",
             "40",
             "--batch",
@@ -256,15 +251,11 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
             "50ms",
             "--backoff-max",
             "500ms",
-        ])
-        .args(["--drain-timeout", "30s"])
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+            "--drain-timeout",
+            "30s",
+        ],
+        None,
+    );
     wait_until(Duration::from_secs(30), "readings are stored", || {
         let db = db.clone();
         async move { total_readings(&db).await >= 300 }
@@ -287,13 +278,7 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
         },
     )
     .await;
-    sigterm(&sim);
-    let out = tokio::time::timeout(Duration::from_secs(60), sim.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let summary = sim_summary(sim).await;
     let n = |k: &str| summary[k].as_u64().unwrap();
     assert_eq!(
         (n("acked"), n("dropped"), n("nacked")),

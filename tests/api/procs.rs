@@ -271,3 +271,39 @@ pub fn telehub_cli(db: &str, args: &[&str]) -> std::process::Output {
         .output()
         .expect("runs telehub")
 }
+
+/// Starts `firmware-sim run` for the devices of `tokens` against the hub at `addr`, with
+/// `args` (rates, backoff, ...). Stdout is piped for the summary line; stderr goes to `log`.
+pub fn spawn_sim(addr: &str, tokens: &Path, args: &[&str], log: Option<&Path>) -> Child {
+    let stderr = match log {
+        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+        None => Stdio::null(),
+    };
+    Command::new(firmware_sim())
+        .args([
+            "run",
+            "--hub",
+            &format!("ws://{addr}"),
+            "--tokens",
+            tokens.to_str().unwrap(),
+        ])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts firmware-sim")
+}
+
+/// Stops a simulator with SIGTERM and returns its one-line JSON summary.
+pub async fn sim_summary(sim: Child) -> serde_json::Value {
+    sigterm(&sim);
+    let out = tokio::time::timeout(Duration::from_secs(90), sim.wait_with_output())
+        .await
+        .expect("firmware-sim drains and exits")
+        .unwrap();
+    assert!(out.status.success(), "firmware-sim failed");
+    serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+}
