@@ -23,13 +23,7 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
         path: s.cert.display().to_string(),
         reason,
     };
-    let certs = CertificateDer::pem_file_iter(&s.cert)
-        .map_err(|e| cert_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(cert_err("no PEM certificate found".into()));
-    }
+    let certs = pem_certs(&s.cert).map_err(cert_err)?;
     let key = PrivateKeyDer::from_pem_file(&s.key).map_err(|e| TlsError::Key {
         path: s.key.display().to_string(),
         reason: e.to_string(),
@@ -41,4 +35,17 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
             .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// Every certificate in a PEM file; an error (for the caller to wrap) when the file cannot
+/// be read or holds none. Shared by the server, the device client and the MQTT client.
+pub fn pem_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
 }

@@ -37,25 +37,7 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
     let hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
     let addr = hub.addr.clone();
     let sim_log = dir.path().join("sim.log");
-    let sim = spawn_sim(
-        &addr,
-        &tokens,
-        &[
-            "--rate",
-            "40",
-            "--batch",
-            "20",
-            "--linger",
-            "20ms",
-            "--backoff-initial",
-            "50ms",
-            "--backoff-max",
-            "500ms",
-            "--drain-timeout",
-            "30s",
-        ],
-        Some(&sim_log),
-    );
+    let sim = spawn_sim(&addr, &tokens, STEADY_STREAM, Some(&sim_log));
 
     wait_until(Duration::from_secs(30), "readings are stored", || {
         let db = db.clone();

@@ -237,25 +237,7 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
-    let sim = spawn_sim(
-        &hub.addr,
-        &tokens,
-        &[
-            "--rate",
-            "40",
-            "--batch",
-            "20",
-            "--linger",
-            "20ms",
-            "--backoff-initial",
-            "50ms",
-            "--backoff-max",
-            "500ms",
-            "--drain-timeout",
-            "30s",
-        ],
-        None,
-    );
+    let sim = spawn_sim(&hub.addr, &tokens, STEADY_STREAM, None);
     wait_until(Duration::from_secs(30), "readings are stored", || {
         let db = db.clone();
         async move { total_readings(&db).await >= 300 }

@@ -272,6 +272,22 @@ pub fn telehub_cli(db: &str, args: &[&str]) -> std::process::Output {
         .expect("runs telehub")
 }
 
+/// Simulator settings for fault tests: a steady stream with quick reconnects.
+pub const STEADY_STREAM: &[&str] = &[
+    "--rate",
+    "40",
+    "--batch",
+    "20",
+    "--linger",
+    "20ms",
+    "--backoff-initial",
+    "50ms",
+    "--backoff-max",
+    "500ms",
+    "--drain-timeout",
+    "30s",
+];
+
 /// Starts `firmware-sim run` for the devices of `tokens` against the hub at `addr`, with
 /// `args` (rates, backoff, ...). Stdout is piped for the summary line; stderr goes to `log`.
 pub fn spawn_sim(addr: &str, tokens: &Path, args: &[&str], log: Option<&Path>) -> Child {
