@@ -26,3 +26,6 @@ fi
 if [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
+if [ ! -d bench/node-broadcast/node_modules/ws ]; then
+  (cd bench/node-broadcast && npm ci --no-audit --no-fund --silent)
+fi

@@ -3,11 +3,10 @@
 //! with its RSS before. The hub is one process, so N is bounded by its open-file limit
 //! (`ulimit -n`; 20,000 on the reference machine).
 
-use super::hub::{HubProcess, hub_binary, settings_env, telehub};
+use super::hub::{Common, HubProcess, hub_binary, open_file_limit, settings_env, telehub};
 use super::stats::{fmt, table};
 use anyhow::{Context, bail};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -21,22 +20,15 @@ pub struct ConnArgs {
     /// Distinct 127.0.0.x source addresses to spread sockets over.
     #[arg(long, default_value_t = 8)]
     sources: u8,
-    #[arg(long, default_value = "bench-data")]
-    dir: PathBuf,
-    #[arg(long)]
-    hub_bin: Option<PathBuf>,
-    /// Hub settings for this measurement, e.g. `--set ingest.read_buffer_bytes=1024`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    settings: Vec<String>,
-    #[arg(long)]
-    smoke: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
-    if a.smoke {
+    if a.common.smoke {
         (a.count, a.runs) = (vec![200], 1);
     }
-    let bin = hub_binary(a.hub_bin.as_deref())?;
+    let bin = hub_binary(a.common.hub_bin.as_deref())?;
     let limit = open_file_limit()?;
     if let Some(max) = a.count.iter().max()
         && *max + 100 > limit
@@ -48,7 +40,7 @@ pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
         let mut per_socket = Vec::new();
         let mut total_mib = Vec::new();
         for i in 0..a.runs {
-            let dir = a.dir.join(format!("conn-{i}"));
+            let dir = a.common.dir.join(format!("conn-{i}"));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
             let db = format!("sqlite://{}", dir.join("hub.db").display());
@@ -56,7 +48,7 @@ pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
                 .await?
                 .trim()
                 .to_owned();
-            let hub = HubProcess::start(&bin, &db, &settings_env(&a.settings)?).await?;
+            let hub = HubProcess::start(&bin, &db, &settings_env(&a.common.settings)?).await?;
             let addr: SocketAddr = hub.addr.parse()?;
             // One socket first, so one-time allocations are not counted per socket.
             let warm = open(addr, Ipv4Addr::LOCALHOST, &token).await?;
@@ -96,7 +88,7 @@ pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
         ],
         &rows,
     );
-    if a.smoke {
+    if a.common.smoke {
         println!("smoke: ok");
     }
     Ok(())
@@ -131,14 +123,4 @@ async fn settled_rss(hub: &HubProcess) -> anyhow::Result<u64> {
         last = now;
     }
     Ok(last)
-}
-
-fn open_file_limit() -> anyhow::Result<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits")?;
-    limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|v| v.parse().ok())
-        .context("cannot read the open-file limit")
 }

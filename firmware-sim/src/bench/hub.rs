@@ -8,6 +8,30 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The options every scenario shares: where data goes, which hub, its settings.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Folder for SQLite files and scratch data (the disk being measured).
+    #[arg(long, default_value = "bench-data")]
+    pub dir: PathBuf,
+    /// PostgreSQL server for `--backend postgres` (a database on it is created per run).
+    #[arg(
+        long,
+        env = "TELEHUB_TEST_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub pg: String,
+    /// The `telehub` binary (default: the one next to this executable).
+    #[arg(long)]
+    pub hub_bin: Option<PathBuf>,
+    /// Hub settings for this measurement, e.g. `--set writer.linger=0ms` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// A seconds-long run that only checks everything works (CI).
+    #[arg(long)]
+    pub smoke: bool,
+}
+
 /// The `telehub` binary: `--hub-bin`, or the one next to this executable.
 pub fn hub_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match given {
@@ -40,6 +64,47 @@ pub async fn telehub(bin: &Path, db: &str, args: &[&str]) -> anyhow::Result<Stri
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// Creates devices `P1..PN` (`prefix` P) and returns their tokens in order.
+pub async fn add_devices(
+    bin: &Path,
+    db: &str,
+    count: usize,
+    prefix: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let file = dir.join(format!("{prefix}tokens.txt"));
+    telehub(
+        bin,
+        db,
+        &[
+            "device",
+            "add",
+            "--count",
+            &count.to_string(),
+            "--prefix",
+            prefix,
+            "--tokens-out",
+            file.to_str().context("a UTF-8 path")?,
+        ],
+    )
+    .await?;
+    Ok(std::fs::read_to_string(&file)?
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, t)| t.to_owned()))
+        .collect())
+}
+
+/// Creates a viewer token (`bench-viewer`) and returns it.
+pub async fn add_viewer(bin: &Path, db: &str) -> anyhow::Result<String> {
+    let out = telehub(
+        bin,
+        db,
+        &["token", "add", "bench-viewer", "--role", "viewer"],
+    )
+    .await?;
+    Ok(out.trim().to_owned())
+}
+
 pub struct HubProcess {
     child: Child,
     pub addr: String,
@@ -48,8 +113,18 @@ pub struct HubProcess {
 impl HubProcess {
     /// Starts `telehub serve` on a free port with `env` settings; waits until it listens.
     pub async fn start(bin: &Path, db: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        Self::start_on(bin, db, "127.0.0.1:0", env).await
+    }
+
+    /// Starts `telehub serve --listen LISTEN`; waits until it listens.
+    pub async fn start_on(
+        bin: &Path,
+        db: &str,
+        listen: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", db])
+        cmd.args(["serve", "--listen", listen, "--database-url", db])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -88,6 +163,11 @@ impl HubProcess {
         Ok(kb * 1024)
     }
 
+    /// SIGKILL (a crash), then wait.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing the hub")
+    }
+
     /// SIGTERM, then wait (graceful shutdown flushes the writer).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
@@ -102,6 +182,20 @@ impl HubProcess {
             .context("hub did not stop")??;
         Ok(())
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh hub database: `DIR/hub.db`, or the database `telehub_bench_hub` on `pg`.
+pub async fn fresh_database(backend: Backend, dir: &Path, pg: &str) -> anyhow::Result<String> {
+    Ok(match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("hub.db").display()),
+        Backend::Postgres => fresh_pg(pg, "telehub_bench_hub").await?,
+    })
 }
 
 /// A fresh PostgreSQL database on `server` (`postgres://.../db`); returns its URL.
@@ -147,4 +241,15 @@ pub fn settings_env(settings: &[String]) -> anyhow::Result<Vec<(String, String)>
             ))
         })
         .collect()
+}
+
+/// This process's open-file limit (`ulimit -n`).
+pub fn open_file_limit() -> anyhow::Result<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits")?;
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .context("cannot read the open-file limit")
 }

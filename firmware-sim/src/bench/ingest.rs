@@ -4,23 +4,19 @@
 //! (SQLite: the `sqlite3` shell's `.import` into the same table layout, same pragmas, same
 //! disk; PostgreSQL: `psql \copy`) — the ceiling the hub is compared with.
 
-use super::hub::{HubProcess, fresh_pg, hub_binary, settings_env, telehub};
+use super::hub::{
+    Backend, Common, HubProcess, add_devices, fresh_database, fresh_pg, hub_binary, settings_env,
+};
 use super::stats::{fmt, percentile, table};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct IngestArgs {
@@ -42,23 +38,8 @@ pub struct IngestArgs {
     /// SQLite `synchronous` level for both the hub and the ceiling.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
-    /// Folder for SQLite files (the disk being measured).
-    #[arg(long, default_value = "bench-data")]
-    dir: PathBuf,
-    #[arg(
-        long,
-        env = "TELEHUB_TEST_PG",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    pg: String,
-    #[arg(long)]
-    hub_bin: Option<PathBuf>,
-    /// Hub settings for this measurement, e.g. `--set writer.linger=2ms`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    settings: Vec<String>,
-    /// A few seconds' run that only checks everything works (CI).
-    #[arg(long)]
-    smoke: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 const SENSORS: usize = 5;
@@ -71,7 +52,7 @@ struct RunResult {
 }
 
 pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
-    if a.smoke {
+    if a.common.smoke {
         (a.devices, a.messages, a.runs) = (4, 5, 1);
     }
     if !a.batch.is_multiple_of(SENSORS) {
@@ -79,8 +60,9 @@ pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
             "--batch must be a multiple of {SENSORS} (readings are spread over {SENSORS} sensors)"
         );
     }
-    let bin = hub_binary(a.hub_bin.as_deref())?;
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let bin = hub_binary(a.common.hub_bin.as_deref())?;
+    std::fs::create_dir_all(&a.common.dir)
+        .with_context(|| format!("creating {}", a.common.dir.display()))?;
     let total = a.devices * a.messages * a.batch;
     eprintln!(
         "ingest into {:?}: {} devices × {} messages × {} readings = {total} readings, window {}, {} runs",
@@ -121,42 +103,19 @@ pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
             vec!["ack latency p99 (ms)".into(), fmt(&col(|r| r.p99_ms), 1)],
         ],
     );
-    if a.smoke {
+    if a.common.smoke {
         println!("smoke: ok ({} readings acked)", total);
     }
     Ok(())
 }
 
 async fn one_run(a: &IngestArgs, bin: &Path, i: usize) -> anyhow::Result<RunResult> {
-    let run_dir = a.dir.join(format!("run-{i}"));
+    let run_dir = a.common.dir.join(format!("run-{i}"));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
-    let db = match a.backend {
-        Backend::Sqlite => format!("sqlite://{}", run_dir.join("hub.db").display()),
-        Backend::Postgres => fresh_pg(&a.pg, "telehub_bench_hub").await?,
-    };
-    let tokens_file = run_dir.join("tokens.txt");
-    let count = a.devices.to_string();
-    telehub(
-        bin,
-        &db,
-        &[
-            "device",
-            "add",
-            "--count",
-            &count,
-            "--prefix",
-            "bench-",
-            "--tokens-out",
-            tokens_file.to_str().unwrap(),
-        ],
-    )
-    .await?;
-    let tokens: Vec<String> = std::fs::read_to_string(&tokens_file)?
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(_, t)| t.to_owned()))
-        .collect();
-    let mut env = settings_env(&a.settings)?;
+    let db = fresh_database(a.backend, &run_dir, &a.common.pg).await?;
+    let tokens = add_devices(bin, &db, a.devices, "bench-", &run_dir).await?;
+    let mut env = settings_env(&a.common.settings)?;
     env.push((
         "TELEHUB_DATABASE__SQLITE_SYNCHRONOUS".into(),
         a.sqlite_synchronous.clone(),
@@ -335,7 +294,7 @@ async fn sqlite_ceiling(a: &IngestArgs, dir: &Path) -> anyhow::Result<Duration> 
 async fn pg_ceiling(a: &IngestArgs, dir: &Path) -> anyhow::Result<Duration> {
     let csv = dir.join("rows.csv");
     write_rows_csv(a, &csv)?;
-    let url = fresh_pg(&a.pg, "telehub_bench_copy").await?;
+    let url = fresh_pg(&a.common.pg, "telehub_bench_copy").await?;
     let ddl = "CREATE TABLE readings (series_id BIGINT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL, PRIMARY KEY (series_id, ts))";
     let psql = |cmd: String| {
         tokio::process::Command::new("psql")

@@ -6,12 +6,20 @@
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
 //! | [`connections`] | hub memory per idle device socket |
+//! | [`latency`] | device → dashboard latency at a steady rate |
+//! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
+//! | [`reconnect`] | a fleet reconnecting after a hub restart |
+//! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
 //! | [`hub`] | starting, measuring and stopping a hub process |
 //! | [`stats`] | medians, percentiles, tables |
 
 mod connections;
+mod fanout;
 mod hub;
 mod ingest;
+mod latency;
+mod live_load;
+mod reconnect;
 mod stats;
 
 #[derive(clap::Subcommand, Debug)]
@@ -20,11 +28,20 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Hub memory per idle device socket.
     Connections(connections::ConnArgs),
+    /// Device → dashboard latency p50/p99 at a steady rate.
+    Latency(latency::LatencyArgs),
+    /// 1 device → N dashboard subscribers: deliveries/s at p99 < 50 ms, beside a Node `ws` broadcast server.
+    Fanout(fanout::FanoutArgs),
+    /// Time for a fleet to reconnect and be acked after a hub restart.
+    Reconnect(reconnect::ReconnectArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
     match b {
         BenchCommand::Ingest(a) => ingest::run(a).await,
         BenchCommand::Connections(a) => connections::run(a).await,
+        BenchCommand::Latency(a) => latency::run(a).await,
+        BenchCommand::Fanout(a) => fanout::run(a).await,
+        BenchCommand::Reconnect(a) => reconnect::run(a).await,
     }
 }

@@ -13,13 +13,13 @@ pub fn summary(xs: &[f64]) -> (f64, f64, f64) {
     (median, v[0], v[v.len() - 1])
 }
 
-/// The `p`-th percentile (0–100) of sorted `v`, nearest rank.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`-th percentile (0–100) of sorted `v`, nearest rank (NaN when empty).
+pub fn percentile<T: Copy + Into<f64>>(sorted: &[T], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    sorted[rank.clamp(1, sorted.len()) - 1].into()
 }
 
 /// `median (min–max)` with `digits` decimals.

@@ -1,0 +1,240 @@
+//! Fan-out (issue 3, scenario 4): one device → N dashboard subscribers. The device's rate
+//! doubles from `--start-rate` until a step fails (not everything delivered, something
+//! dropped, or p99 latency ≥ `--p99-ms`), then `--refine` bisection steps narrow it; the
+//! best passing step's deliveries/s is the result (a failing step is retried once, so
+//! one noisy step does not end the search). The same load, run the same way,
+//! measures the peer: a minimal Node `ws` broadcast server (`bench/node-broadcast`, the
+//! classic `clients.forEach(c => c.send(msg))`) on the same machine. Runs alternate hub
+//! and peer, each with a fresh process.
+
+use super::hub::{Backend, Common, hub_binary};
+use super::live_load::{Devices, LiveHub, Load, Server, Step, Subscribers};
+use super::stats::{fmt, table};
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    Hub,
+    Peer,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FanoutArgs {
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
+    /// Readings per device message (the peer relays each message as one frame).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// The first step's rate, readings/s from all devices together.
+    #[arg(long, default_value_t = 10.0)]
+    start_rate: f64,
+    /// Stop doubling here.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    max_rate: f64,
+    /// Bisection steps between the last passing and the first failing rate.
+    #[arg(long, default_value_t = 3)]
+    refine: usize,
+    /// How long each step sends.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    step: Duration,
+    /// A step passes only if its p99 latency is under this.
+    #[arg(long, default_value_t = 50.0)]
+    p99_ms: f64,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Loopback source addresses the subscribers are spread over.
+    #[arg(long, default_value_t = 8)]
+    sources: u8,
+    /// The peer's server script (run with `node`); `npm ci` in its folder first.
+    #[arg(long, default_value = "bench/node-broadcast/server.js")]
+    peer: PathBuf,
+    /// Which servers to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub,peer")]
+    servers: Vec<Which>,
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: Backend,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub async fn run(mut a: FanoutArgs) -> anyhow::Result<()> {
+    if a.common.smoke {
+        (a.subscribers, a.start_rate, a.max_rate, a.refine, a.runs) = (20, 100.0, 200.0, 0, 1);
+        a.step = Duration::from_millis(500);
+    }
+    let bin = hub_binary(a.common.hub_bin.as_deref())?;
+    let (with_hub, with_peer) = (
+        a.servers.contains(&Which::Hub),
+        a.servers.contains(&Which::Peer),
+    );
+    if with_peer {
+        check_peer(&a.peer)?;
+    }
+    eprintln!(
+        "fan-out: {} device(s) → {} subscribers, messages of {}, steps of {:?}, pass: all delivered and p99 < {} ms",
+        a.devices, a.subscribers, a.batch, a.step, a.p99_ms
+    );
+    let (mut hub_best, mut peer_best) = (Vec::new(), Vec::new());
+    for i in 0..a.runs {
+        if with_hub {
+            let hub = LiveHub::start(&bin, &a.common, a.backend, a.devices, "fanout").await?;
+            eprintln!("run {}: hub", i + 1);
+            let best = search(&a, &hub.server, hub.process.pid()).await?;
+            hub.stop().await?;
+            hub_best.push(best.context("the hub failed even the first step: lower --start-rate")?);
+        }
+        if with_peer {
+            let peer = NodePeer::start(&a.peer).await?;
+            eprintln!("run {}: peer (Node ws)", i + 1);
+            let best = search(&a, &Server::Peer { addr: peer.addr }, peer.pid()).await?;
+            drop(peer);
+            peer_best
+                .push(best.context("the peer failed even the first step: lower --start-rate")?);
+        }
+    }
+    let mut rows = Vec::new();
+    if with_hub {
+        rows.push(row("telehub", &hub_best));
+    }
+    if with_peer {
+        rows.push(row("Node ws broadcast", &peer_best));
+    }
+    if with_hub && with_peer {
+        let ratios: Vec<f64> = hub_best
+            .iter()
+            .zip(&peer_best)
+            .map(|(h, p)| h.deliveries_per_s / p.deliveries_per_s)
+            .collect();
+        println!(
+            "ratio telehub / Node deliveries/s, per run: {}",
+            fmt(&ratios, 2)
+        );
+    }
+    table(
+        &[
+            "server",
+            "device readings/s",
+            "deliveries/s",
+            "p50 ms",
+            "p99 ms",
+            "server CPU µs per delivery",
+        ],
+        &rows,
+    );
+    if a.common.smoke {
+        println!("smoke: ok");
+    }
+    Ok(())
+}
+
+fn row(name: &str, best: &[Step]) -> Vec<String> {
+    let col = |f: fn(&Step) -> f64| best.iter().map(f).collect::<Vec<_>>();
+    vec![
+        name.into(),
+        fmt(&col(|s| s.sent_rate), 0),
+        fmt(&col(|s| s.deliveries_per_s), 0),
+        fmt(&col(|s| s.p50_ms), 2),
+        fmt(&col(|s| s.p99_ms), 2),
+        fmt(
+            &col(|s| 1e6 * s.server_cpu_s / s.delivered.max(1) as f64),
+            2,
+        ),
+    ]
+}
+
+/// Doubles the rate until a step fails, then bisects; returns the best passing step.
+async fn search(a: &FanoutArgs, server: &Server, pid: u32) -> anyhow::Result<Option<Step>> {
+    let mut load = Load {
+        devices: Devices::open(server, a.devices).await?,
+        subscribers: Subscribers::open(server, a.subscribers, a.sources).await?,
+        n_subscribers: a.subscribers,
+        server_pid: pid,
+    };
+    load.warm_up().await?;
+    let grace = Duration::from_secs(2);
+    let mut best: Option<Step> = None;
+    let mut failed: Option<f64> = None;
+    let mut rate = a.start_rate;
+    let mut bisections = 0;
+    loop {
+        let mut s = load.step(rate, a.batch, a.step, grace).await?;
+        if !s.passes(a.p99_ms) {
+            // One retry: on a shared machine a single step can fail from noise alone.
+            load.subscribers.settle(Duration::from_secs(30)).await?;
+            s = load.step(rate, a.batch, a.step, grace).await?;
+        }
+        let pass = s.passes(a.p99_ms);
+        eprintln!(
+            "  {rate:>9.0} readings/s: {s} → {}",
+            if pass { "pass" } else { "fail" }
+        );
+        if pass {
+            best = Some(s);
+        } else {
+            failed = Some(rate);
+            // Let the server drain what it still holds before the next step.
+            load.subscribers.settle(Duration::from_secs(30)).await?;
+        }
+        let lo = best.as_ref().map_or(0.0, |b| b.target_rate);
+        rate = match failed {
+            None if rate * 2.0 <= a.max_rate => rate * 2.0,
+            None => break,
+            Some(_) if bisections >= a.refine || best.is_none() => break,
+            Some(hi) => {
+                bisections += 1;
+                (lo + hi) / 2.0
+            }
+        };
+    }
+    Ok(best)
+}
+
+fn check_peer(script: &Path) -> anyhow::Result<()> {
+    let dir = script.parent().unwrap_or(Path::new("."));
+    if !script.exists() || !dir.join("node_modules/ws").exists() {
+        bail!(
+            "the Node peer needs {} and its `ws` package: run `npm ci --prefix {}` (or pass --servers hub)",
+            script.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The Node broadcast server, as its own process (killed when dropped).
+struct NodePeer {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl NodePeer {
+    async fn start(script: &Path) -> anyhow::Result<Self> {
+        let mut child = tokio::process::Command::new("node")
+            .arg(script)
+            .env("PORT", "0")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting node (apt-get install nodejs)")?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .context("the Node peer did not start within 10 s")??
+            .context("the Node peer exited before listening")?;
+        let addr = first
+            .strip_prefix("listening ws://")
+            .with_context(|| format!("unexpected first line from the Node peer: {first}"))?
+            .parse()?;
+        Ok(Self { child, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+}
