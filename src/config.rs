@@ -105,7 +105,9 @@ pub struct WriterSettings {
     pub queue_capacity: usize,
     /// Rows committed in one transaction at most.
     pub max_batch_rows: usize,
-    /// How long the writer gathers messages after the first before committing.
+    /// How long the writer waits for more messages after the first before committing.
+    /// 0 (default): commit at once; whatever queues during a commit forms the next batch,
+    /// so batches still grow under load and an idle hub adds no wait to a reading's path.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
     /// Back-off after a failed commit before the writer tries storage again.
@@ -303,7 +305,7 @@ impl Default for WriterSettings {
         Self {
             queue_capacity: 4096,
             max_batch_rows: 10_000,
-            linger: Duration::from_millis(2),
+            linger: Duration::ZERO,
             retry_backoff: Duration::from_millis(500),
         }
     }

@@ -77,8 +77,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({"error": self.code, "detail": self.detail});
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            resp.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from(self.retry_after.unwrap_or(1)),
+            );
         }
         resp
     }

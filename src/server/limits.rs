@@ -1,5 +1,10 @@
 //! Abuse limits: per-IP connection counts, a global handshake rate (token bucket) for
 //! reconnect storms, and per-device reading rates. Each is configured in `[limits]`.
+//!
+//! A handshake turned away by the rate gets a turn in its `Retry-After`: each refusal is
+//! told to come back one handshake interval (1 / `handshakes_per_second`) after the one
+//! refused before it, so a storm comes back at the rate the hub admits instead of all at
+//! once after the same second.
 
 use super::{ApiError, HubState};
 use crate::config::LimitSettings;
@@ -13,13 +18,20 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
 type Keyed = RateLimiter<i64, DefaultKeyedStateStore<i64>, DefaultClock>;
 
+/// The longest `Retry-After` given to a refused handshake.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// The hub's limiters.
 pub struct Limits {
     handshakes: Direct,
+    /// When the last refused handshake was told to come back.
+    next_turn: Mutex<Instant>,
+    turn_interval: Duration,
     devices: Keyed,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     pub settings: LimitSettings,
@@ -38,18 +50,27 @@ impl Limits {
             devices: RateLimiter::keyed(
                 Quota::per_second(nz(s.device_readings_per_second)).allow_burst(nz(s.device_burst)),
             ),
+            next_turn: Mutex::new(Instant::now()),
+            turn_interval: Duration::from_secs(1) / s.handshakes_per_second.max(1),
             per_ip: Arc::default(),
             settings: s.clone(),
         }
     }
 
-    /// Takes a handshake slot, or says how long to wait (whole seconds, ≥ 1).
+    /// Takes a handshake slot, or says how long to wait: the caller's turn, in whole
+    /// seconds (1 to 60).
     pub fn handshake(&self) -> Result<(), u64> {
-        self.handshakes.check().map_err(|not_until| {
-            let wait =
-                not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
-            wait.as_secs().max(1)
-        })
+        self.handshakes
+            .check()
+            .map_err(|_| self.turn(Instant::now()))
+    }
+
+    /// The next turn after the last one given out (or after `now`), in seconds from `now`.
+    fn turn(&self, now: Instant) -> u64 {
+        let mut next = self.next_turn.lock().expect("turn lock");
+        let turn = ((*next).max(now) + self.turn_interval).min(now + MAX_RETRY_AFTER);
+        *next = turn;
+        ((turn - now).as_secs_f64().ceil() as u64).max(1)
     }
 
     /// Takes `n` readings from `device`'s budget; false when over its rate.
@@ -118,6 +139,27 @@ impl FromRequestParts<Arc<HubState>> for HandshakeSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_handshakes_get_turns_at_the_admitted_rate() {
+        let l = Limits::new(&LimitSettings {
+            handshakes_per_second: 100,
+            ..Default::default()
+        });
+        let now = Instant::now();
+        let waits: Vec<u64> = (0..1000).map(|_| l.turn(now)).collect();
+        // 1,000 refusals at 100/s: turns spread over 10 s, about 100 per second.
+        assert_eq!(waits[0], 1);
+        assert_eq!(waits[99], 1);
+        assert_eq!(waits[100], 2);
+        assert_eq!(waits[999], 10);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        // Later, the queue has drained: the next refusal waits one second again.
+        assert_eq!(l.turn(now + Duration::from_secs(30)), 1);
+        // A queue longer than the cap shares the last turn.
+        let far: Vec<u64> = (0..10_000).map(|_| l.turn(now)).collect();
+        assert_eq!(*far.last().unwrap(), 60);
+    }
 
     #[test]
     fn per_ip_counts_are_released_on_drop() {

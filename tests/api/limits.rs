@@ -47,6 +47,7 @@ async fn a_handshake_storm_is_told_to_retry_later() {
     let token = app.device("d1").await;
     let url = app.ws("/v1/ingest");
     let mut refused = 0;
+    let mut turns = Vec::new();
     let mut kept = Vec::new();
     let started = Instant::now();
     for _ in 0..10 {
@@ -54,12 +55,23 @@ async fn a_handshake_storm_is_told_to_retry_later() {
             Ok(ws) => kept.push(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 assert_eq!(resp.status(), 503);
-                assert!(resp.headers().get("retry-after").is_some());
+                let wait: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                turns.push(wait);
                 refused += 1;
             }
             Err(e) => panic!("unexpected error {e}"),
         }
     }
+    // At 1 handshake/s, each refused one is given a later turn than the one before:
+    // the storm is spread out instead of all coming back after the same second.
+    assert!(
+        turns.windows(2).all(|w| w[0] < w[1]) && turns.first() == Some(&1),
+        "Retry-After values {turns:?}"
+    );
     // Burst 3, then 1 per second: a slow machine may earn a few more slots.
     let allowed = 3 + started.elapsed().as_secs() as usize + 1;
     assert!(
