@@ -128,6 +128,11 @@ pub struct LiveSettings {
     pub max_readings_per_frame: usize,
     /// Committed batches the fan-out may fall behind the writer before it drops some.
     pub committed_backlog: usize,
+    /// Frames per second that all dashboard sockets together aim to stay under. A socket
+    /// that wrote less than `clients / max_frames_per_second` ago (at most 250 ms) waits
+    /// out the rest and sends everything queued meanwhile in one go: under load each
+    /// frame carries more readings; an idle socket, or a lone one, writes at once.
+    pub max_frames_per_second: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,6 +324,7 @@ impl Default for LiveSettings {
             max_patterns: 256,
             max_readings_per_frame: 500,
             committed_backlog: 1024,
+            max_frames_per_second: 50_000,
         }
     }
 }
@@ -401,9 +407,10 @@ impl Settings {
         if self.live.client_queue == 0
             || self.live.max_patterns == 0
             || self.live.max_readings_per_frame == 0
+            || self.live.max_frames_per_second == 0
         {
             return bad(
-                "live.client_queue, live.max_patterns and live.max_readings_per_frame must be ≥ 1",
+                "live.client_queue, live.max_patterns, live.max_readings_per_frame and live.max_frames_per_second must be ≥ 1",
             );
         }
         if self.server.max_connections == 0

@@ -26,6 +26,7 @@ use crate::storage::writer::CommittedBatch;
 use bytes::Bytes;
 use queue::{ClientQueue, Item};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,8 @@ struct Client {
 #[derive(Clone)]
 pub struct LiveHub {
     registry: Arc<Mutex<Registry>>,
+    /// Clients registered now (read by every socket writer, so kept outside the lock).
+    count: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     client_queue: usize,
 }
@@ -60,6 +63,7 @@ impl LiveHub {
     ) -> Self {
         let hub = LiveHub {
             registry: Arc::default(),
+            count: Arc::default(),
             metrics: metrics.clone(),
             client_queue: settings.client_queue,
         };
@@ -69,7 +73,18 @@ impl LiveHub {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     r = committed.recv() => match r {
-                        Ok(batch) => fan_out(&registry, &metrics, &batch),
+                        Ok(batch) => {
+                            // Take every batch already waiting too: one push per client
+                            // for all of them (batches pile up only when we fall behind).
+                            let mut batches = vec![batch];
+                            while batches.len() < MAX_MERGED_BATCHES {
+                                match committed.try_recv() {
+                                    Ok(b) => batches.push(b),
+                                    Err(_) => break,
+                                }
+                            }
+                            fan_out(&registry, &metrics, &batches);
+                        }
                         Err(RecvError::Lagged(n)) => {
                             tracing::warn!(batches = n, "live fan-out fell behind the writer");
                             for c in registry.lock().expect("registry lock").clients.values() {
@@ -100,16 +115,18 @@ impl LiveHub {
                 queue: queue.clone(),
             },
         );
+        self.count.fetch_add(1, Ordering::Relaxed);
         LiveClient {
             id,
             registry: self.registry.clone(),
+            count: self.count.clone(),
             queue,
         }
     }
 
     /// Fans out readings another hub committed, exactly as if committed here.
     pub fn deliver_remote(&self, batch: &CommittedBatch) {
-        fan_out(&self.registry, &self.metrics, batch);
+        fan_out(&self.registry, &self.metrics, std::slice::from_ref(batch));
     }
 
     /// Sends another hub's device status event to matching clients.
@@ -118,7 +135,7 @@ impl LiveHub {
     }
 
     pub fn clients(&self) -> usize {
-        self.registry.lock().expect("registry lock").clients.len()
+        self.count.load(Ordering::Relaxed)
     }
 }
 
@@ -126,6 +143,7 @@ impl LiveHub {
 pub struct LiveClient {
     id: u64,
     registry: Arc<Mutex<Registry>>,
+    count: Arc<AtomicUsize>,
     pub queue: Arc<ClientQueue>,
 }
 
@@ -160,6 +178,7 @@ impl LiveClient {
 
 impl Drop for LiveClient {
     fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
         self.queue.close();
         self.registry
             .lock()
@@ -179,15 +198,20 @@ struct ReadingOut<'a> {
     unit: Option<&'a str>,
 }
 
-/// Serializes each reading once and queues the shared bytes for every matching client.
-fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batch: &CommittedBatch) {
+/// Committed batches fanned out together at most, when the fan-out has fallen behind.
+const MAX_MERGED_BATCHES: usize = 256;
+
+/// Serializes each reading once and queues the shared bytes for every matching client,
+/// with one push per client for all of `batches`.
+fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batches: &[CommittedBatch]) {
     let anyone = |r: &Registry| r.clients.values().any(|c| !c.patterns.is_empty());
     if !anyone(&registry.lock().expect("registry lock")) {
         // No subscriber: skip serializing (MQTT- or bulk-only hubs spend nothing here).
         return;
     }
-    let encoded: Vec<(&str, &str, Bytes)> = batch
+    let encoded: Vec<(&str, &str, Bytes)> = batches
         .iter()
+        .flat_map(|b| b.iter())
         .map(|s| {
             let r = &s.reading;
             let out = ReadingOut {

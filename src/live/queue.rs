@@ -79,16 +79,20 @@ impl ClientQueue {
     pub async fn drain(&self) -> Drained {
         loop {
             let notified = self.notify.notified();
-            {
-                let mut s = self.state.lock().expect("queue lock");
-                if !s.items.is_empty() || s.lagged > 0 {
-                    return Drained {
-                        items: s.items.drain(..).collect(),
-                        lagged: std::mem::take(&mut s.lagged),
-                    };
-                }
+            let d = self.take();
+            if !d.items.is_empty() || d.lagged > 0 {
+                return d;
             }
             notified.await;
+        }
+    }
+
+    /// Takes whatever is queued or lagged now, without waiting (possibly nothing).
+    pub fn take(&self) -> Drained {
+        let mut s = self.state.lock().expect("queue lock");
+        Drained {
+            items: s.items.drain(..).collect(),
+            lagged: std::mem::take(&mut s.lagged),
         }
     }
 

@@ -2,7 +2,7 @@
 //! before the upgrade; then one task per client reads subscribe/unsubscribe commands
 //! and drains the client's queue into as few frames as possible, flushing once.
 
-use super::queue::{Drained, Item};
+use super::queue::{ClientQueue, Drained, Item};
 use super::{LiveClient, status_frame};
 use crate::domain::Timestamp;
 use crate::protocol::live::{ClientCommand, parse_command};
@@ -19,6 +19,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::SinkExt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Checks the token and the browser origin, then upgrades to a live-feed socket.
 pub async fn upgrade(
@@ -86,12 +87,15 @@ async fn run(
     let mut heartbeat = Heartbeat::new(&hub.settings.ingest);
     let shutdown = hub.shutdown.clone();
     let queue = client.queue.clone();
+    let mut last_write: Option<Instant> = None;
     let (code, reason) = loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break (ws::GOING_AWAY, "hub shutting down"),
             _ = revoked.cancelled() => break (ws::POLICY, "token revoked"),
             drained = queue.drain() => {
+                let drained = pace(&hub, &queue, last_write, drained).await;
+                last_write = Some(Instant::now());
                 let frames = frames(drained, hub.settings.live.max_readings_per_frame);
                 match tokio::time::timeout(hub.settings.live.stuck_timeout, write_all(&mut socket, frames)).await {
                     Ok(Ok(())) => {}
@@ -127,6 +131,36 @@ async fn run(
         }
     };
     ws::close(&mut socket, code, reason).await;
+}
+
+/// The longest a socket waits for its turn to write.
+const MAX_PACE: Duration = Duration::from_millis(250);
+
+/// This socket's share of the hub-wide frame budget: `clients / max_frames_per_second`.
+fn frame_interval(clients: usize, max_frames_per_second: u32) -> Duration {
+    Duration::from_secs_f64(clients as f64 / f64::from(max_frames_per_second.max(1))).min(MAX_PACE)
+}
+
+/// Under load, waits out the rest of this socket's frame interval since its last write,
+/// then adds whatever queued meanwhile, so the next frames carry more readings. A socket
+/// that has not written for a whole interval writes at once.
+async fn pace(
+    hub: &HubState,
+    queue: &ClientQueue,
+    last: Option<Instant>,
+    mut d: Drained,
+) -> Drained {
+    let interval = frame_interval(hub.live.clients(), hub.settings.live.max_frames_per_second);
+    let Some(due) = last.map(|t| t + interval) else {
+        return d;
+    };
+    if Instant::now() < due {
+        tokio::time::sleep_until(due.into()).await;
+        let more = queue.take();
+        d.items.extend(more.items);
+        d.lagged += more.lagged;
+    }
+    d
 }
 
 fn handle_command(hub: &HubState, client: &LiveClient, text: &str) -> Result<(), String> {
@@ -211,6 +245,13 @@ async fn write_all(socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(),
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn the_frame_budget_is_shared_by_all_sockets() {
+        assert!(frame_interval(1, 50_000) <= Duration::from_micros(20));
+        assert_eq!(frame_interval(1_000, 50_000), Duration::from_millis(20));
+        assert_eq!(frame_interval(1_000_000, 50_000), MAX_PACE);
+    }
 
     #[test]
     fn readings_share_frames_and_status_keeps_its_place() {

@@ -254,3 +254,47 @@ async fn send_json_raw(
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn under_load_a_dashboard_gets_fewer_fuller_frames_and_nothing_is_lost() {
+    // A frame budget of 4/s shared by 2 dashboards: each writes at most every 0.5 s.
+    let app = spawn_app_with(Backend::Sqlite, |s| s.live.max_frames_per_second = 4).await;
+    let viewer = app.viewer().await;
+    let mut dash = connect_dashboard(&app, &viewer).await;
+    let _other = connect_dashboard(&app, &viewer).await;
+    send_json(&mut dash, &json!({"subscribe": ["*"]})).await;
+    let token = app.device("d1").await;
+    let mut ws = app.connect_device(&token).await;
+    assert_eq!(next_json(&mut dash).await["status"]["online"], true);
+    // 30 messages, each committed on its own (the device waits for every ack).
+    let t = base_ts();
+    for i in 0..30 {
+        send_json(
+            &mut ws,
+            &json!({"id": i, "readings": [reading("s", i as f64, t + i as f64)]}),
+        )
+        .await;
+        assert_eq!(next_json(&mut ws).await["ack"], i);
+    }
+    let (mut frames, mut values) = (0, Vec::new());
+    while values.len() < 30 {
+        let f = next_json(&mut dash).await;
+        frames += 1;
+        values.extend(
+            f["readings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["value"].as_f64().unwrap()),
+        );
+    }
+    assert_eq!(
+        values,
+        (0..30).map(f64::from).collect::<Vec<_>>(),
+        "all, in order, once"
+    );
+    assert!(
+        frames < 15,
+        "30 commits arrived in {frames} frames: writes were not paced"
+    );
+}
