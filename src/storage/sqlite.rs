@@ -482,13 +482,15 @@ impl SqliteStore {
                 exec_chunked(&mut tx, rows, sql, bind_rollup).await?;
             }
         }
-        for id in &batch.touched {
-            sqlx::query("UPDATE devices SET last_seen_us = ? WHERE id = ?")
-                .bind(batch.now_us)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // One statement for every device of the batch (one per device cost a round trip
+        // to the connection's thread each: most of a 1,000-device commit).
+        sqlx::query(
+            "UPDATE devices SET last_seen_us = ? WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(batch.now_us)
+        .bind(serde_json::to_string(&batch.touched).expect("ids serialise"))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(batch.inserted_flags(&maybe, &maybe_inserted))
     }
