@@ -87,6 +87,8 @@ fn split(from: i64, to: i64, levels: &[(Level, i64)], out: &mut Vec<Segment>) {
 /// last times (the others cost an extra lookup per bucket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Need {
+    /// Only count and sum (avg, sum, count): the narrowest rows, the fewest aggregates.
+    Sum,
     Basic,
     /// Plus the first and last values.
     Ends,
@@ -98,7 +100,8 @@ impl Agg {
     pub fn need(self) -> Need {
         match self {
             Agg::First | Agg::Last => Need::Ends,
-            _ => Need::Basic,
+            Agg::Min | Agg::Max => Need::Basic,
+            Agg::Avg | Agg::Sum | Agg::Count => Need::Sum,
         }
     }
 
@@ -116,21 +119,28 @@ impl Agg {
     }
 }
 
-/// SQL giving one row per bucket of `seg`: bucket start, n, sum, min, max, first and last
-/// time, then (per `need`) first and last value, then min and max time. Parameters: `$1`
-/// series, `$2` bucket width, `$3` row limit, `${lo}` and `${hi}` the segment's bounds.
+/// SQL giving one row per bucket of `seg`: bucket start, n, sum, then (unless `need` is
+/// [`Need::Sum`]) min, max, first and last time, then (per `need`) first and last value,
+/// then min and max time. Parameters: `$1` series, `$2` bucket width, `$3` row limit,
+/// `${lo}` and `${hi}` the segment's bounds.
 pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) -> String {
     let extra = match need {
-        Need::Basic => 0,
+        Need::Sum | Need::Basic => 0,
         Need::Ends => 2,
         Need::All => 4,
     };
+    let sum_only = need == Need::Sum;
     let (table, key, aggs, lookups) = match seg.source {
         Source::Rollup(l) if every == l.width_us() => {
             // The stored rows are the buckets: a plain range scan of what `need` asks for.
+            let basic = if sum_only {
+                ""
+            } else {
+                ", min_v, max_v, first_ts, last_ts"
+            };
             let cols = [", first_v, last_v", ", min_ts, max_ts"][..extra / 2].concat();
             return format!(
-                "SELECT (bucket / $2) * $2, n, sum_v, min_v, max_v, first_ts, last_ts{cols}
+                "SELECT (bucket / $2) * $2, n, sum_v{basic}{cols}
                  FROM {} WHERE series_id = $1 AND bucket >= ${lo} AND bucket < ${hi}
                  ORDER BY bucket LIMIT $3",
                 l.table()
@@ -139,8 +149,10 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
         Source::Raw => (
             "readings",
             "ts",
-            "count(*) AS n, sum(value) AS s, min(value) AS mn, max(value) AS mx,
-             min(ts) AS fts, max(ts) AS lts",
+            [
+                "count(*) AS n, sum(value) AS s",
+                ", min(value) AS mn, max(value) AS mx, min(ts) AS fts, max(ts) AS lts",
+            ],
             [
                 "SELECT value FROM readings WHERE series_id = $1 AND ts = g.fts".to_owned(),
                 "SELECT value FROM readings WHERE series_id = $1 AND ts = g.lts".to_owned(),
@@ -160,8 +172,10 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
             (
                 t,
                 "bucket",
-                "CAST(sum(n) AS BIGINT) AS n, sum(sum_v) AS s, min(min_v) AS mn, max(max_v) AS mx,
-                 min(first_ts) AS fts, max(last_ts) AS lts",
+                [
+                    "CAST(sum(n) AS BIGINT) AS n, sum(sum_v) AS s",
+                    ", min(min_v) AS mn, max(max_v) AS mx, min(first_ts) AS fts, max(last_ts) AS lts",
+                ],
                 [
                     format!(
                         "SELECT first_v FROM {t} WHERE series_id = $1 AND bucket = (g.fts / {w}) * {w}"
@@ -175,6 +189,13 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
             )
         }
     };
+    // Raw edges hold up to a minute of readings each (6,000 at 100 Hz), and every
+    // aggregate costs per reading: only those the query needs.
+    let [sum, basic] = aggs;
+    let (aggs, basic_cols) = match sum_only {
+        true => (sum.to_owned(), ""),
+        false => (format!("{sum}{basic}"), ", g.mn, g.mx, g.fts, g.lts"),
+    };
     let cols: String = lookups[..extra]
         .iter()
         .map(|l| format!(", ({l})"))
@@ -183,12 +204,12 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
     if seg.from.div_euclid(every) == (seg.to - 1).div_euclid(every) {
         // One bucket (an edge of a rollup segment, typically): a plain aggregate, no sort.
         return format!(
-            "SELECT g.b, g.n, g.s, g.mn, g.mx, g.fts, g.lts{cols} FROM (
+            "SELECT g.b, g.n, g.s{basic_cols}{cols} FROM (
                SELECT (${lo} / $2) * $2 AS b, {aggs} {range}) g WHERE g.n > 0 LIMIT $3"
         );
     }
     format!(
-        "SELECT g.b, g.n, g.s, g.mn, g.mx, g.fts, g.lts{cols} FROM (
+        "SELECT g.b, g.n, g.s{basic_cols}{cols} FROM (
            SELECT ({key} / $2) * $2 AS b, {aggs} {range}
            GROUP BY ({key} / $2) * $2 ORDER BY b LIMIT $3) g"
     )
@@ -542,19 +563,23 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let (first_ts, last_ts): (i64, i64) = (row.try_get(5)?, row.try_get(6)?);
     let mut s = Summary {
         n: row.try_get(1)?,
         sum: row.try_get(2)?,
-        min: row.try_get(3)?,
-        max: row.try_get(4)?,
-        first_ts,
-        last_ts,
+        min: f64::NAN,
+        max: f64::NAN,
+        first_ts: 0,
+        last_ts: 0,
         first: f64::NAN,
         last: f64::NAN,
-        min_ts: first_ts,
-        max_ts: first_ts,
+        min_ts: 0,
+        max_ts: 0,
     };
+    if need >= Need::Basic {
+        (s.min, s.max) = (row.try_get(3)?, row.try_get(4)?);
+        (s.first_ts, s.last_ts) = (row.try_get(5)?, row.try_get(6)?);
+        (s.min_ts, s.max_ts) = (s.first_ts, s.first_ts);
+    }
     if need >= Need::Ends {
         (s.first, s.last) = (row.try_get(7)?, row.try_get(8)?);
     }

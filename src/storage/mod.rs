@@ -345,7 +345,7 @@ impl Store {
             limit: usize::MAX,
             ..q
         };
-        let rows = self.summaries(&q, every, Need::Basic).await?;
+        let rows = self.summaries(&q, every, Need::Sum).await?;
         Ok(rows.iter().map(|(_, s)| s.n).sum())
     }
 
