@@ -171,6 +171,14 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether this hub's writer is the only one storing readings: a SQLite file is one
+    /// process's; the hubs of a cluster share a PostgreSQL database, each with its own
+    /// writer. Only a single writer may hold rollup buckets back ([`pending`]): the
+    /// horizons in `rollup_state` are one writer's.
+    pub fn single_writer(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",

@@ -4,6 +4,9 @@
 //! instead of upserting it in every commit (a 1,000-device fleet committing every few
 //! milliseconds would otherwise rewrite each series' minute and hour rows each time).
 //!
+//! Only a hub that is the single writer of its database holds buckets back
+//! ([`super::Store::single_writer`]: SQLite); the hubs of a cluster share PostgreSQL.
+//!
 //! Exactness: for every (series, bucket), the stored rollup row plus what is held here
 //! summarise exactly the committed readings. Each level has a *horizon*, stored in
 //! `rollup_state` in the same transaction: no bucket below it is held back, so rollup

@@ -13,7 +13,8 @@
 //!
 //! Rollups: the writer holds each series' open rollup buckets back (see
 //! [`super::pending`]) and writes them as they close; when it has been idle for
-//! [`IDLE_FLUSH`], and when it stops, it writes all of them.
+//! [`IDLE_FLUSH`], and when it stops, it writes all of them. On PostgreSQL, where the
+//! hubs of a cluster each run a writer, every commit writes its rollup rows.
 
 use super::pending::{NO_HORIZON, OpenBuckets, Staged};
 use super::rollup::RollupDelta;
@@ -94,6 +95,7 @@ pub fn spawn(
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let handle = WriterHandle { tx };
+    let hold_back = store.single_writer();
     let task = tokio::spawn(
         Writer {
             store,
@@ -102,6 +104,7 @@ pub fn spawn(
             committed,
             cache: SeriesCache::new(1_000_000),
             open: rollups.then(|| OpenBuckets::new([NO_HORIZON; 2])),
+            hold_back,
         }
         .run(rx, close),
     );
@@ -116,6 +119,9 @@ struct Writer {
     cache: SeriesCache,
     /// Open rollup buckets held back; `None` with rollups off.
     open: Option<OpenBuckets>,
+    /// Whether buckets may be held back at all ([`Store::single_writer`]); if not, every
+    /// commit writes its rollup rows.
+    hold_back: bool,
 }
 
 impl Writer {
@@ -188,7 +194,7 @@ impl Writer {
     async fn commit(&mut self, batch: Vec<WriteRequest>, flush_rollups: bool) -> bool {
         let started = Instant::now();
         let mut prepared = PreparedBatch::new(&self.cache, &batch, self.open.as_ref());
-        prepared.flush_rollups = flush_rollups;
+        prepared.flush_rollups = flush_rollups || !self.hold_back;
         let result = self.store.commit_rows(&mut prepared).await;
         let elapsed = started.elapsed();
         match result {
