@@ -26,6 +26,9 @@ use std::collections::HashMap;
 /// No bucket is held back: rollup rows are complete everywhere.
 pub const NO_HORIZON: i64 = i64::MAX;
 
+/// How many buckets a stored horizon may lag behind the writer's before it is stored.
+const STORE_LAG: i64 = 5;
+
 /// Series held back at most, per level; beyond, everything is written.
 const MAX_OPEN: usize = 100_000;
 
@@ -183,9 +186,20 @@ impl OpenBuckets {
             h.stage(&delta.hour, now, flush_all),
         ];
         let horizons = [levels[0].horizon, levels[1].horizon];
+        // A stored horizon must never be above a held-back bucket, so a lower one is
+        // stored with this commit. A higher one may wait (lower is exact, it only makes
+        // other processes' queries and a rebuild after a crash read a little more): it is
+        // stored once it lifts or runs [`STORE_LAG`] buckets ahead, not at each commit.
+        let must = |(new, old): (i64, i64)| new < old;
+        let may = |((new, old), l): ((i64, i64), &LevelBuckets)| {
+            new == NO_HORIZON && old != NO_HORIZON
+                || new != NO_HORIZON && old.saturating_add(STORE_LAG * l.level.width_us()) < new
+        };
+        let pairs = || horizons.into_iter().zip(self.stored);
+        let store = pairs().any(must) || pairs().zip(&self.levels).any(may);
         Staged {
             levels,
-            store_horizons: (horizons != self.stored).then_some(horizons),
+            store_horizons: store.then_some(horizons),
         }
     }
 
@@ -301,6 +315,7 @@ mod tests {
                     let mut sum = stored[l].clone();
                     for (&series, &(bucket, s)) in &open.levels[l].open {
                         prop_assert!(bucket >= horizons[l], "held back below the horizon");
+                        prop_assert!(bucket >= open.stored[l], "held back below the stored horizon");
                         add(&mut sum, &row(series, bucket, s));
                     }
                     prop_assert_eq!(&sum, &truth[l]);
