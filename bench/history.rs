@@ -12,7 +12,8 @@
 //!
 //! Arguments: `--dir DIR` (default `target/history-bench`), `--runs N` (query runs,
 //! default 50), `--ingest-rows N` (per ingest run, default 1,000,000), `--reuse` (keep an
-//! existing data set), `--skip-ingest` (no on/off ingest comparison).
+//! existing data set), `--skip-ingest` (no on/off ingest comparison), `--skip-queries`
+//! (ingest comparison only), `--workload dense|fleet` (only that ingest workload).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ struct Args {
     ingest_rows: i64,
     reuse: bool,
     skip_ingest: bool,
+    skip_queries: bool,
+    workload: Option<String>,
 }
 
 fn args() -> Args {
@@ -45,6 +48,8 @@ fn args() -> Args {
         ingest_rows: 1_000_000,
         reuse: false,
         skip_ingest: false,
+        skip_queries: false,
+        workload: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -59,6 +64,8 @@ fn args() -> Args {
             }
             "--reuse" => a.reuse = true,
             "--skip-ingest" => a.skip_ingest = true,
+            "--skip-queries" => a.skip_queries = true,
+            "--workload" => a.workload = Some(it.next().expect("--workload dense|fleet")),
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -73,10 +80,12 @@ async fn main() {
     println!(
         "## ingest through the storage writer (SQLite, synchronous=full), readings/s, median (min–max) of 5"
     );
-    let workloads = if a.skip_ingest {
-        vec![]
-    } else {
-        vec![Workload::Dense, Workload::Fleet]
+    let workloads = match (a.skip_ingest, a.workload.as_deref()) {
+        (true, _) => vec![],
+        (false, None) => vec![Workload::Dense, Workload::Fleet],
+        (false, Some("dense")) => vec![Workload::Dense],
+        (false, Some("fleet")) => vec![Workload::Fleet],
+        (false, Some(w)) => panic!("--workload {w}: expected dense or fleet"),
     };
     for workload in workloads {
         let (mut wall, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
@@ -109,6 +118,9 @@ async fn main() {
         }
     }
 
+    if a.skip_queries {
+        return;
+    }
     let path = a.dir.join("history.db");
     let now = Timestamp::now().as_micros() / SEC * SEC;
     let now = if a.reuse && path.exists() {

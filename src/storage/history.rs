@@ -10,12 +10,15 @@
 //! of the same bucket from neighbouring segments are merged, so the result equals a
 //! `GROUP BY` over the raw readings.
 
+use super::pending::NO_HORIZON;
 use super::rollup::{self, Level, Summary};
 use super::{Agg, Point};
 use crate::domain::Timestamp;
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 
 /// Where a segment's summaries come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,22 +37,31 @@ pub struct Segment {
 
 /// Splits `[from, to)` into segments for buckets of `every` µs: the whole buckets of the
 /// coarsest rollup whose width divides `every`, then finer sources for the edges.
-/// Without `rollups` (not complete, see `rollup_state`), everything is raw.
-pub fn plan(from: i64, to: i64, every: i64, rollups: bool) -> Vec<Segment> {
-    let levels: Vec<Level> = Level::ALL
-        .into_iter()
-        .filter(|l| rollups && every % l.width_us() == 0)
-        .collect();
+/// `rollups` are the (minute, hour) horizons (see [`super::pending`]): a level answers
+/// only buckets before its horizon. `None` (rollups not complete, see `rollup_state`):
+/// everything is raw.
+pub fn plan(from: i64, to: i64, every: i64, rollups: Option<[i64; 2]>) -> Vec<Segment> {
+    let levels: Vec<(Level, i64)> = match rollups {
+        None => Vec::new(),
+        Some([minute, hour]) => Level::ALL
+            .into_iter()
+            .filter(|l| every % l.width_us() == 0)
+            .map(|l| match l {
+                Level::Minute => (l, minute),
+                Level::Hour => (l, hour),
+            })
+            .collect(),
+    };
     let mut out = Vec::new();
     split(from, to, &levels, &mut out);
     out
 }
 
-fn split(from: i64, to: i64, levels: &[Level], out: &mut Vec<Segment>) {
+fn split(from: i64, to: i64, levels: &[(Level, i64)], out: &mut Vec<Segment>) {
     if from >= to {
         return;
     }
-    let Some((level, finer)) = levels.split_first() else {
+    let Some(((level, horizon), finer)) = levels.split_first() else {
         out.push(Segment {
             source: Source::Raw,
             from,
@@ -58,7 +70,7 @@ fn split(from: i64, to: i64, levels: &[Level], out: &mut Vec<Segment>) {
         return;
     };
     let w = level.width_us();
-    let (a, b) = (rollup::ceil(from, w), rollup::floor(to, w));
+    let (a, b) = (rollup::ceil(from, w), rollup::floor(to.min(*horizon), w));
     if a >= b {
         return split(from, to, finer, out);
     }
@@ -75,6 +87,8 @@ fn split(from: i64, to: i64, levels: &[Level], out: &mut Vec<Segment>) {
 /// last times (the others cost an extra lookup per bucket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Need {
+    /// Only count and sum (avg, sum, count): the narrowest rows, the fewest aggregates.
+    Sum,
     Basic,
     /// Plus the first and last values.
     Ends,
@@ -86,7 +100,8 @@ impl Agg {
     pub fn need(self) -> Need {
         match self {
             Agg::First | Agg::Last => Need::Ends,
-            _ => Need::Basic,
+            Agg::Min | Agg::Max => Need::Basic,
+            Agg::Avg | Agg::Sum | Agg::Count => Need::Sum,
         }
     }
 
@@ -104,21 +119,28 @@ impl Agg {
     }
 }
 
-/// SQL giving one row per bucket of `seg`: bucket start, n, sum, min, max, first and last
-/// time, then (per `need`) first and last value, then min and max time. Parameters: `$1`
-/// series, `$2` bucket width, `$3` row limit, `${lo}` and `${hi}` the segment's bounds.
+/// SQL giving one row per bucket of `seg`: bucket start, n, sum, then (unless `need` is
+/// [`Need::Sum`]) min, max, first and last time, then (per `need`) first and last value,
+/// then min and max time. Parameters: `$1` series, `$2` bucket width, `$3` row limit,
+/// `${lo}` and `${hi}` the segment's bounds.
 pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) -> String {
     let extra = match need {
-        Need::Basic => 0,
+        Need::Sum | Need::Basic => 0,
         Need::Ends => 2,
         Need::All => 4,
     };
+    let sum_only = need == Need::Sum;
     let (table, key, aggs, lookups) = match seg.source {
         Source::Rollup(l) if every == l.width_us() => {
             // The stored rows are the buckets: a plain range scan of what `need` asks for.
+            let basic = if sum_only {
+                ""
+            } else {
+                ", min_v, max_v, first_ts, last_ts"
+            };
             let cols = [", first_v, last_v", ", min_ts, max_ts"][..extra / 2].concat();
             return format!(
-                "SELECT (bucket / $2) * $2, n, sum_v, min_v, max_v, first_ts, last_ts{cols}
+                "SELECT (bucket / $2) * $2, n, sum_v{basic}{cols}
                  FROM {} WHERE series_id = $1 AND bucket >= ${lo} AND bucket < ${hi}
                  ORDER BY bucket LIMIT $3",
                 l.table()
@@ -127,8 +149,10 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
         Source::Raw => (
             "readings",
             "ts",
-            "count(*) AS n, sum(value) AS s, min(value) AS mn, max(value) AS mx,
-             min(ts) AS fts, max(ts) AS lts",
+            [
+                "count(*) AS n, sum(value) AS s",
+                ", min(value) AS mn, max(value) AS mx, min(ts) AS fts, max(ts) AS lts",
+            ],
             [
                 "SELECT value FROM readings WHERE series_id = $1 AND ts = g.fts".to_owned(),
                 "SELECT value FROM readings WHERE series_id = $1 AND ts = g.lts".to_owned(),
@@ -148,8 +172,10 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
             (
                 t,
                 "bucket",
-                "CAST(sum(n) AS BIGINT) AS n, sum(sum_v) AS s, min(min_v) AS mn, max(max_v) AS mx,
-                 min(first_ts) AS fts, max(last_ts) AS lts",
+                [
+                    "CAST(sum(n) AS BIGINT) AS n, sum(sum_v) AS s",
+                    ", min(min_v) AS mn, max(max_v) AS mx, min(first_ts) AS fts, max(last_ts) AS lts",
+                ],
                 [
                     format!(
                         "SELECT first_v FROM {t} WHERE series_id = $1 AND bucket = (g.fts / {w}) * {w}"
@@ -163,6 +189,13 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
             )
         }
     };
+    // Raw edges hold up to a minute of readings each (6,000 at 100 Hz), and every
+    // aggregate costs per reading: only those the query needs.
+    let [sum, basic] = aggs;
+    let (aggs, basic_cols) = match sum_only {
+        true => (sum.to_owned(), ""),
+        false => (format!("{sum}{basic}"), ", g.mn, g.mx, g.fts, g.lts"),
+    };
     let cols: String = lookups[..extra]
         .iter()
         .map(|l| format!(", ({l})"))
@@ -171,12 +204,12 @@ pub fn segment_sql(seg: &Segment, every: i64, need: Need, lo: usize, hi: usize) 
     if seg.from.div_euclid(every) == (seg.to - 1).div_euclid(every) {
         // One bucket (an edge of a rollup segment, typically): a plain aggregate, no sort.
         return format!(
-            "SELECT g.b, g.n, g.s, g.mn, g.mx, g.fts, g.lts{cols} FROM (
+            "SELECT g.b, g.n, g.s{basic_cols}{cols} FROM (
                SELECT (${lo} / $2) * $2 AS b, {aggs} {range}) g WHERE g.n > 0 LIMIT $3"
         );
     }
     format!(
-        "SELECT g.b, g.n, g.s, g.mn, g.mx, g.fts, g.lts{cols} FROM (
+        "SELECT g.b, g.n, g.s{basic_cols}{cols} FROM (
            SELECT ({key} / $2) * $2 AS b, {aggs} {range}
            GROUP BY ({key} / $2) * $2 ORDER BY b LIMIT $3) g"
     )
@@ -197,20 +230,53 @@ pub fn summaries_sql(segments: &[Segment], every: i64, need: Need) -> String {
 }
 
 /// Whether the rollups are complete, as this process last read or set it (it changes only
-/// when a hub starts, see `Store::prepare_rollups`); unknown until first read.
+/// when a hub starts, see `Store::prepare_rollups`); unknown until first read. In a hub,
+/// also the horizons its storage writer keeps (see [`super::pending`]).
 #[derive(Debug, Clone, Default)]
-pub struct RollupFlag(std::sync::Arc<std::sync::atomic::AtomicU8>);
+pub struct RollupFlag(Arc<FlagState>);
+
+#[derive(Debug, Default)]
+struct FlagState {
+    complete: AtomicU8,
+    /// The horizons below are this process's writer's (a hub); otherwise read them.
+    live: AtomicBool,
+    horizons: [AtomicI64; 2],
+}
 
 impl RollupFlag {
     pub fn get(&self) -> Option<bool> {
-        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+        match self.0.complete.load(Ordering::Relaxed) {
             0 => None,
             v => Some(v == 2),
         }
     }
     pub fn set(&self, complete: bool) {
         let v = if complete { 2 } else { 1 };
-        self.0.store(v, std::sync::atomic::Ordering::Relaxed);
+        self.0.complete.store(v, Ordering::Relaxed);
+    }
+
+    /// (minute, hour) horizons, when this process's writer keeps them.
+    pub fn horizons(&self) -> Option<[i64; 2]> {
+        self.0.live.load(Ordering::Acquire).then(|| {
+            let [m, h] = &self.0.horizons;
+            [m.load(Ordering::Acquire), h.load(Ordering::Acquire)]
+        })
+    }
+
+    /// The horizons as committed: from now on this process's writer keeps them.
+    pub fn set_horizons(&self, horizons: [i64; 2]) {
+        for (a, h) in self.0.horizons.iter().zip(horizons) {
+            a.store(h, Ordering::Release);
+        }
+        self.0.live.store(true, Ordering::Release);
+    }
+
+    /// Before a commit that may hold back buckets from `horizons` on: queries stop
+    /// reading rollups there before that commit is visible (lower is always exact).
+    pub fn lower_horizons(&self, horizons: [i64; 2]) {
+        for (a, h) in self.0.horizons.iter().zip(horizons) {
+            a.fetch_min(h, Ordering::AcqRel);
+        }
     }
 }
 
@@ -323,11 +389,19 @@ where
             .await
     }
 
-    /// Summaries per [`plan`]: rollups are used when `rollups` (they are complete).
+    /// `rollup_state`: whether the rollups are complete, and the (minute, hour) horizons.
+    pub async fn rollup_state(&self) -> Result<(bool, [i64; 2]), sqlx::Error> {
+        let row = sqlx::query("SELECT complete, minute_horizon, hour_horizon FROM rollup_state")
+            .fetch_one(self.0)
+            .await?;
+        Ok((row.try_get(0)?, [row.try_get(1)?, row.try_get(2)?]))
+    }
+
+    /// Summaries per [`plan`]; `rollups` as there.
     pub async fn summaries(
         &self,
         q: &SummaryQuery,
-        rollups: bool,
+        rollups: Option<[i64; 2]>,
     ) -> Result<Vec<BucketSummary>, sqlx::Error> {
         let segments = plan(q.from, q.to, q.every, rollups);
         if segments.is_empty() {
@@ -359,14 +433,16 @@ where
         Ok(out)
     }
 
-    /// Rebuilds the rollups of every reading at or after the raw horizon from raw data,
-    /// in one transaction, and marks them complete. Older rollups are kept: their raw
-    /// data is gone.
-    pub async fn rebuild_rollups(&self) -> Result<(), sqlx::Error> {
+    /// Rebuilds the rollups of every reading at or after `from` (hour-aligned, or
+    /// `i64::MIN` for all) and the raw horizon from raw data, in one transaction, and
+    /// marks them complete with nothing held back. Older rollups are kept: their raw data
+    /// is gone (or they are complete already).
+    pub async fn rebuild_rollups(&self, from: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.0.begin().await?;
         let horizon: i64 = sqlx::query_scalar("SELECT raw_horizon FROM rollup_state")
             .fetch_one(&mut *tx)
             .await?;
+        let horizon = horizon.max(from);
         let series: Vec<i64> = sqlx::query_scalar("SELECT id FROM series ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;
@@ -400,9 +476,12 @@ where
                     .await?;
             }
         }
-        sqlx::query("UPDATE rollup_state SET complete = TRUE")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE rollup_state SET complete = TRUE, minute_horizon = $1, hour_horizon = $1",
+        )
+        .bind(NO_HORIZON)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await
     }
 
@@ -484,19 +563,23 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let (first_ts, last_ts): (i64, i64) = (row.try_get(5)?, row.try_get(6)?);
     let mut s = Summary {
         n: row.try_get(1)?,
         sum: row.try_get(2)?,
-        min: row.try_get(3)?,
-        max: row.try_get(4)?,
-        first_ts,
-        last_ts,
+        min: f64::NAN,
+        max: f64::NAN,
+        first_ts: 0,
+        last_ts: 0,
         first: f64::NAN,
         last: f64::NAN,
-        min_ts: first_ts,
-        max_ts: first_ts,
+        min_ts: 0,
+        max_ts: 0,
     };
+    if need >= Need::Basic {
+        (s.min, s.max) = (row.try_get(3)?, row.try_get(4)?);
+        (s.first_ts, s.last_ts) = (row.try_get(5)?, row.try_get(6)?);
+        (s.min_ts, s.max_ts) = (s.first_ts, s.first_ts);
+    }
     if need >= Need::Ends {
         (s.first, s.last) = (row.try_get(7)?, row.try_get(8)?);
     }
@@ -517,12 +600,14 @@ mod tests {
     #[test]
     fn an_unaligned_day_uses_hours_inside_minutes_then_raw_at_the_edges() {
         let (from, to) = (10 * H + 5 * M + 7, 34 * H + 2 * M + 9);
-        let kinds: Vec<_> = plan(from, to, H, true)
-            .iter()
-            .map(|s| (s.source, s.from, s.to))
-            .collect();
+        let kinds = |horizons| -> Vec<_> {
+            plan(from, to, H, Some(horizons))
+                .iter()
+                .map(|s| (s.source, s.from, s.to))
+                .collect()
+        };
         assert_eq!(
-            kinds,
+            kinds([NO_HORIZON; 2]),
             vec![
                 (Source::Raw, from, 10 * H + 6 * M),
                 (Source::Rollup(Level::Minute), 10 * H + 6 * M, 11 * H),
@@ -531,8 +616,18 @@ mod tests {
                 (Source::Raw, 34 * H + 2 * M, to),
             ]
         );
-        assert_eq!(plan(from, to, H, false).len(), 1, "no rollups: all raw");
-        assert_eq!(plan(from, to, 90_000_000, true).len(), 1, "90 s: raw");
+        assert_eq!(plan(from, to, H, None).len(), 1, "no rollups: all raw");
+        let all = Some([NO_HORIZON; 2]);
+        assert_eq!(plan(from, to, 90_000_000, all).len(), 1, "90 s: raw");
+        // Buckets held back by the writer are read from finer sources.
+        assert_eq!(
+            kinds([33 * H + 7 * M, 30 * H])[2..],
+            [
+                (Source::Rollup(Level::Hour), 11 * H, 30 * H),
+                (Source::Rollup(Level::Minute), 30 * H, 33 * H + 7 * M),
+                (Source::Raw, 33 * H + 7 * M, to),
+            ]
+        );
     }
 
     #[test]
@@ -550,10 +645,12 @@ mod tests {
     proptest! {
         #[test]
         fn plans_cover_the_range_with_aligned_rollup_segments(
-            from in 0i64..100 * H, len in 1i64..50 * H, k in 1i64..100, unit in 0usize..3
+            from in 0i64..100 * H, len in 1i64..50 * H, k in 1i64..100, unit in 0usize..3,
+            held in prop::option::of((0i64..150 * 60, 0i64..150)),
         ) {
             let every = k * [1_000_000, M, H][unit];
-            let segs = plan(from, from + len, every, true);
+            let horizons = held.map_or([NO_HORIZON; 2], |(m, h)| [m * M, h * H]);
+            let segs = plan(from, from + len, every, Some(horizons));
             prop_assert_eq!(segs[0].from, from);
             prop_assert_eq!(segs[segs.len() - 1].to, from + len);
             for w in segs.windows(2) {
@@ -564,6 +661,8 @@ mod tests {
                 if let Source::Rollup(l) = s.source {
                     let w = l.width_us();
                     prop_assert!(every % w == 0 && s.from % w == 0 && s.to % w == 0);
+                    let horizon = horizons[usize::from(l == Level::Hour)];
+                    prop_assert!(s.to <= horizon, "a held-back bucket read from {l:?}");
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! - [`writer`]: the single writer task that group-commits readings and answers acks.
 //! - [`series`]: the writer's cache of series ids and their newest timestamps.
 //! - [`rollup`]: 1-minute and 1-hour summaries the writer maintains with the readings.
+//! - [`pending`]: the open rollup buckets the writer holds back, and their horizons.
 //! - [`history`]: bucket queries answered from rollups, M4 downsampling, shared SQL.
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
@@ -20,6 +21,7 @@ macro_rules! dispatch {
 }
 
 pub mod history;
+pub mod pending;
 mod postgres;
 pub mod retention;
 pub mod rollup;
@@ -167,6 +169,14 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Whether this hub's writer is the only one storing readings: a SQLite file is one
+    /// process's; the hubs of a cluster share a PostgreSQL database, each with its own
+    /// writer. Only a single writer may hold rollup buckets back ([`pending`]): the
+    /// horizons in `rollup_state` are one writer's.
+    pub fn single_writer(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
     }
 
     pub fn backend(&self) -> &'static str {
@@ -343,7 +353,7 @@ impl Store {
             limit: usize::MAX,
             ..q
         };
-        let rows = self.summaries(&q, every, Need::Basic).await?;
+        let rows = self.summaries(&q, every, Need::Sum).await?;
         Ok(rows.iter().map(|(_, s)| s.n).sum())
     }
 
@@ -363,36 +373,49 @@ impl Store {
         };
         Ok(dispatch!(self, s => {
             let h = History(s.reader());
-            let complete = match s.rollups.get() {
-                Some(c) => c,
-                None => {
-                    let c = h.rollups_complete().await?;
-                    s.rollups.set(c);
-                    c
+            // A hub's writer keeps the horizons in memory; other processes read them.
+            let rollups = match (s.rollups.get(), s.rollups.horizons()) {
+                (Some(false), _) => None,
+                (Some(true), Some(horizons)) => Some(horizons),
+                _ => {
+                    let (complete, horizons) = h.rollup_state().await?;
+                    s.rollups.set(complete);
+                    complete.then_some(horizons)
                 }
             };
-            h.summaries(&sq, complete).await?
+            h.summaries(&sq, rollups).await?
         }))
     }
 
     /// Makes the rollups match the setting before the writer starts: with rollups on,
     /// rebuilds them from raw data if they are not complete (after the migration that
-    /// added them, or a run with rollups off); with rollups off, marks them incomplete
+    /// added them, or a run with rollups off), or from the horizons on if a writer held
+    /// buckets back when it stopped (a crash); with rollups off, marks them incomplete
     /// so queries read raw data.
     pub async fn prepare_rollups(&self, enabled: bool) -> Result<(), StorageError> {
         dispatch!(self, s => {
             let h = History(s.writer());
-            match (enabled, h.rollups_complete().await?) {
+            let (complete, [minute, hour]) = h.rollup_state().await?;
+            match (enabled, complete) {
                 (true, false) => {
                     tracing::info!("rebuilding rollups from raw readings (once)…");
                     let started = std::time::Instant::now();
-                    h.rebuild_rollups().await?;
+                    h.rebuild_rollups(i64::MIN).await?;
                     tracing::info!(took = ?started.elapsed(), "rollups rebuilt");
+                }
+                (true, true) if minute.min(hour) != pending::NO_HORIZON => {
+                    let from = rollup::floor(minute.min(hour), rollup::Level::Hour.width_us());
+                    let since = Timestamp::from_micros(from);
+                    tracing::info!(%since, "rebuilding the rollups the writer held back when it stopped");
+                    h.rebuild_rollups(from).await?;
                 }
                 (false, true) => h.abandon_rollups().await?,
                 _ => {}
             }
             s.rollups.set(enabled);
+            if enabled {
+                s.rollups.set_horizons([pending::NO_HORIZON; 2]);
+            }
         });
         Ok(())
     }
@@ -432,10 +455,11 @@ impl Store {
         Ok(dispatch!(self, s => History(s.writer()).advance_raw_horizon(horizon).await)?)
     }
 
-    /// The writer's transaction: resolves series, inserts rows; returns which rows were new.
+    /// The writer's transaction: resolves series, inserts rows, writes the rollups
+    /// [`writer::PreparedBatch::stage_rollups`] stages; returns which rows were new.
     pub(crate) async fn commit_rows(
         &self,
-        batch: &mut writer::PreparedBatch,
+        batch: &mut writer::PreparedBatch<'_>,
     ) -> Result<Vec<bool>, StorageError> {
         dispatch!(self, s => s.commit_rows(batch).await)
     }

@@ -2,6 +2,7 @@
 //! `UNNEST` arrays (one statement per batch, not one per row).
 
 use super::history::RollupFlag;
+use super::pending;
 use super::rollup::{self, RollupRow};
 use super::stats::{DiskPart, TABLES};
 use super::writer::PreparedBatch;
@@ -380,7 +381,7 @@ impl PgStore {
 
     pub(crate) async fn commit_rows(
         &self,
-        batch: &mut PreparedBatch,
+        batch: &mut PreparedBatch<'_>,
     ) -> Result<Vec<bool>, StorageError> {
         let mut tx = self.pool.begin().await?;
         let unresolved: Vec<_> = batch
@@ -444,11 +445,11 @@ impl PgStore {
             // The first of several equal keys is the one stored.
             maybe_inserted.extend(maybe.iter().map(|(_, r)| new.remove(&(r.series, r.ts))));
         }
-        if batch.rollups {
-            let delta = rollup::RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
-            for (level, rows) in delta.levels() {
+        if let Some(staged) = batch.stage_rollups(&fresh, &maybe, &maybe_inserted) {
+            for (level, rows) in staged.levels() {
                 upsert_rollups(&mut tx, level.table(), rows).await?;
             }
+            pending::store_horizons::<Postgres>(staged, &self.rollups, &mut tx).await?;
         }
         sqlx::query("UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2)")
             .bind(batch.now_us)
@@ -456,6 +457,9 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if let Some(staged) = &batch.staged {
+            self.rollups.set_horizons(staged.horizons());
+        }
         Ok(batch.inserted_flags(&maybe, &maybe_inserted))
     }
 }

@@ -1,11 +1,12 @@
 //! Rollups: per series, 1-minute and 1-hour [`Summary`]s of the readings, kept in the
 //! tables `rollup_1m` and `rollup_1h`.
 //!
-//! The storage writer maintains them in the transaction that inserts the readings: it
-//! folds the rows that transaction really inserted into one [`Summary`] per
-//! (series, bucket) here, in Rust ([`RollupDelta::of_inserted`]), and the backend then
-//! upserts each bucket once, combining with what is stored ([`upsert_set`]). A resend
-//! that stores nothing changes nothing; late rows combine by timestamp.
+//! The storage writer maintains them with the readings: it folds the rows a transaction
+//! really inserted into one [`Summary`] per (series, bucket) here, in Rust
+//! ([`RollupDelta::of_inserted`]); [`super::pending`] holds open buckets back, and the
+//! backend upserts the rest in the same transaction, combining with what is stored
+//! ([`upsert_set`]). A resend that stores nothing changes nothing; late rows combine by
+//! timestamp.
 
 use super::RowValues;
 use std::collections::HashMap;

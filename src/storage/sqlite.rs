@@ -2,7 +2,8 @@
 //! level, one write connection (the writer task's) and a small read pool.
 
 use super::history::RollupFlag;
-use super::rollup::{self, RollupDelta, RollupRow};
+use super::pending;
+use super::rollup::{self, RollupRow};
 use super::stats::DiskPart;
 use super::writer::PreparedBatch;
 use super::{DeviceRow, Point, RangeQuery, SeriesRow, StorageError, TokenRow};
@@ -420,7 +421,7 @@ impl SqliteStore {
 
     pub(crate) async fn commit_rows(
         &self,
-        batch: &mut PreparedBatch,
+        batch: &mut PreparedBatch<'_>,
     ) -> Result<Vec<bool>, StorageError> {
         let mut tx = self.write.begin().await?;
         let unresolved: Vec<_> = batch
@@ -475,21 +476,26 @@ impl SqliteStore {
             .await?;
             maybe_inserted.push(done.rows_affected() == 1);
         }
-        if batch.rollups {
-            let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
-            for (level, rows) in delta.levels() {
+        if let Some(staged) = batch.stage_rollups(&fresh, &maybe, &maybe_inserted) {
+            for (level, rows) in staged.levels() {
                 let sql = |n| upsert_sql(level.table(), n);
                 exec_chunked(&mut tx, rows, sql, bind_rollup).await?;
             }
+            pending::store_horizons::<Sqlite>(staged, &self.rollups, &mut tx).await?;
         }
-        for id in &batch.touched {
-            sqlx::query("UPDATE devices SET last_seen_us = ? WHERE id = ?")
-                .bind(batch.now_us)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // One statement for every device of the batch (one per device cost a round trip
+        // to the connection's thread each: most of a 1,000-device commit).
+        sqlx::query(
+            "UPDATE devices SET last_seen_us = ? WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(batch.now_us)
+        .bind(serde_json::to_string(&batch.touched).expect("ids serialise"))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
+        if let Some(staged) = &batch.staged {
+            self.rollups.set_horizons(staged.horizons());
+        }
         Ok(batch.inserted_flags(&maybe, &maybe_inserted))
     }
 }

@@ -10,7 +10,14 @@
 //! `max_batch_rows`, lingering at most `linger` for more), writes them in one
 //! transaction, then answers each request. After a commit, the rows that were really
 //! new are published on a broadcast channel for the live feed and other consumers.
+//!
+//! Rollups: the writer holds each series' open rollup buckets back (see
+//! [`super::pending`]) and writes them as they close; when it has been idle for
+//! [`IDLE_FLUSH`], and when it stops, it writes all of them. On PostgreSQL, where the
+//! hubs of a cluster each run a writer, every commit writes its rollup rows.
 
+use super::pending::{NO_HORIZON, OpenBuckets, Staged};
+use super::rollup::RollupDelta;
 use super::series::{SeriesCache, SeriesKey, SeriesState};
 use super::{RowValues, StorageError, Store};
 use crate::auth::DeviceRef;
@@ -19,9 +26,12 @@ use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit};
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// After this long without a request, the writer writes the rollup buckets it holds back.
+pub const IDLE_FLUSH: Duration = Duration::from_secs(1);
 
 /// Why a write was not committed: storage is unavailable; the device should resend later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +95,7 @@ pub fn spawn(
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let handle = WriterHandle { tx };
+    let hold_back = store.single_writer();
     let task = tokio::spawn(
         Writer {
             store,
@@ -92,7 +103,8 @@ pub fn spawn(
             metrics,
             committed,
             cache: SeriesCache::new(1_000_000),
-            rollups,
+            open: rollups.then(|| OpenBuckets::new([NO_HORIZON; 2])),
+            hold_back,
         }
         .run(rx, close),
     );
@@ -105,7 +117,11 @@ struct Writer {
     metrics: Arc<Metrics>,
     committed: broadcast::Sender<CommittedBatch>,
     cache: SeriesCache,
-    rollups: bool,
+    /// Open rollup buckets held back; `None` with rollups off.
+    open: Option<OpenBuckets>,
+    /// Whether buckets may be held back at all ([`Store::single_writer`]); if not, every
+    /// commit writes its rollup rows.
+    hold_back: bool,
 }
 
 impl Writer {
@@ -123,14 +139,28 @@ impl Writer {
                     rx.close();
                     continue;
                 }
+                _ = tokio::time::sleep(IDLE_FLUSH), if self.holds_back() => {
+                    if !self.commit(Vec::new(), true).await {
+                        tokio::time::sleep(self.settings.retry_backoff).await;
+                    }
+                    continue;
+                }
             };
             let batch = self.gather(first, &mut rx).await;
             self.metrics.write_queue_depth.set((rx.len()) as i64);
-            if !self.commit(batch).await {
+            if !self.commit(batch, false).await {
                 tokio::time::sleep(self.settings.retry_backoff).await;
             }
         }
+        // Unwritten, they would be rebuilt from raw readings at the next start.
+        if self.holds_back() {
+            self.commit(Vec::new(), true).await;
+        }
         tracing::debug!("storage writer: queue closed, all writes flushed");
+    }
+
+    fn holds_back(&self) -> bool {
+        self.open.as_ref().is_some_and(|o| !o.is_empty())
     }
 
     /// Collects queued requests after `first`, up to `max_batch_rows`, lingering at most `linger`.
@@ -160,15 +190,21 @@ impl Writer {
     }
 
     /// Commits one batch and answers every request in it; false when storage failed.
-    async fn commit(&mut self, batch: Vec<WriteRequest>) -> bool {
+    /// With `flush_rollups`, also writes every rollup bucket held back.
+    async fn commit(&mut self, batch: Vec<WriteRequest>, flush_rollups: bool) -> bool {
         let started = Instant::now();
-        let mut prepared = PreparedBatch::new(&self.cache, &batch, self.rollups);
+        let mut prepared = PreparedBatch::new(&self.cache, &batch, self.open.as_ref());
+        prepared.flush_rollups = flush_rollups || !self.hold_back;
         let result = self.store.commit_rows(&mut prepared).await;
         let elapsed = started.elapsed();
         match result {
             Ok(inserted) => {
                 let rows = prepared.rows.len();
+                let staged = prepared.staged.take();
                 self.cache.apply(prepared.into_cache_updates());
+                if let (Some(open), Some(staged)) = (self.open.as_mut(), staged) {
+                    open.apply(staged);
+                }
                 self.metrics.observe_commit(rows, elapsed);
                 let mut stored = Vec::new();
                 let mut flags = inserted.into_iter();
@@ -220,20 +256,25 @@ pub(crate) struct PendingRow {
 
 /// A batch as the backend sees it: the series to resolve, the rows, the devices to touch.
 /// The backend resolves series ([`PreparedBatch::unresolved`] / [`PreparedBatch::resolve`]),
-/// then inserts [`PreparedBatch::split_rows`], all in one transaction.
-pub(crate) struct PreparedBatch {
+/// inserts [`PreparedBatch::split_rows`], then writes what
+/// [`PreparedBatch::stage_rollups`] stages, all in one transaction.
+pub(crate) struct PreparedBatch<'a> {
     /// Distinct series of the batch; `state` is `None` until resolved.
     pub keys: Vec<(SeriesKey, Option<Unit>, Option<SeriesState>)>,
     pub rows: Vec<PendingRow>,
     /// Devices seen in this batch and the commit time, for `last_seen`.
     pub touched: Vec<i64>,
     pub now_us: i64,
-    /// Whether the transaction also maintains the rollups (`[storage] rollups`).
-    pub rollups: bool,
+    /// The writer's open rollup buckets; `None` with `[storage] rollups` off.
+    rollups: Option<&'a OpenBuckets>,
+    /// Write every open rollup bucket (idle writer, shutdown).
+    flush_rollups: bool,
+    /// What this transaction does to the rollups, once staged; applied after commit.
+    pub staged: Option<Staged>,
 }
 
-impl PreparedBatch {
-    fn new(cache: &SeriesCache, batch: &[WriteRequest], rollups: bool) -> Self {
+impl<'a> PreparedBatch<'a> {
+    fn new(cache: &SeriesCache, batch: &[WriteRequest], rollups: Option<&'a OpenBuckets>) -> Self {
         let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
         let mut keys = Vec::new();
         let mut rows = Vec::with_capacity(batch.iter().map(|r| r.rows.len()).sum());
@@ -266,7 +307,26 @@ impl PreparedBatch {
             touched,
             now_us: Timestamp::now().as_micros(),
             rollups,
+            flush_rollups: false,
+            staged: None,
         }
+    }
+
+    /// Stages the rollup rows of what this transaction inserted (every `fresh` row, the
+    /// `maybe` rows flagged in `maybe_inserted`): the rows to upsert and the horizons to
+    /// store with it. `None` with rollups off.
+    pub fn stage_rollups(
+        &mut self,
+        fresh: &[RowValues],
+        maybe: &[(usize, RowValues)],
+        maybe_inserted: &[bool],
+    ) -> Option<&Staged> {
+        let open = self.rollups?;
+        let delta = RollupDelta::of_inserted(fresh, maybe, maybe_inserted);
+        Some(
+            self.staged
+                .insert(open.stage(&delta, self.now_us, self.flush_rollups)),
+        )
     }
 
     /// Series not yet known to the cache, with the unit this batch carries for them.

@@ -3,7 +3,7 @@
 
 use crate::both_backends;
 use crate::helpers::*;
-use crate::history::{HOUR, add_device, write};
+use crate::history::{HOUR, add_device, held_back_buckets_written, write};
 use std::process::{Command, Stdio};
 use telehub::auth::DeviceRef;
 use telehub::domain::{Reading, SensorName, Timestamp};
@@ -149,6 +149,7 @@ async fn stats_reports_rows_series_devices_extents_and_disk_use(b: Backend) {
     let t0 = Timestamp::now().as_micros() - 5 * HOUR;
     write(&app, &d1, "t", &[(t0, 1.0), (t0 + HOUR, 2.0)]).await;
     write(&app, &d2, "h", &[(t0 + 2 * HOUR + 5, 3.0)]).await;
+    held_back_buckets_written(&app).await;
     let out = Command::new(env!("CARGO_BIN_EXE_telehub"))
         .args(["stats", "--format", "json", "--database-url", &app.db.url])
         .output()

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use telehub::auth::DeviceRef;
 use telehub::domain::{DeviceName, Reading, SensorName, Timestamp};
-use telehub::storage::{Agg, RangeQuery};
+use telehub::storage::{Agg, RangeQuery, Store};
 
 pub const MIN: i64 = 60_000_000;
 pub const HOUR: i64 = 60 * MIN;
@@ -117,6 +117,17 @@ pub async fn buckets(
     every: i64,
     agg: Agg,
 ) -> Vec<Expected> {
+    store_buckets(&app.store, series, from, to, every, agg).await
+}
+
+pub async fn store_buckets(
+    store: &Store,
+    series: i64,
+    from: i64,
+    to: i64,
+    every: i64,
+    agg: Agg,
+) -> Vec<Expected> {
     let q = RangeQuery {
         series,
         from: Timestamp::from_micros(from),
@@ -124,7 +135,7 @@ pub async fn buckets(
         after: None,
         limit: 1_000_000,
     };
-    app.store
+    store
         .query_buckets(q, every, agg)
         .await
         .unwrap()
@@ -266,6 +277,7 @@ async fn rollups_stay_exact_under_late_and_duplicate_data(b: Backend) {
     let series = series_id(&app, &device, "t").await;
     let raw = raw_rows(&app.db.url, series).await;
     assert_eq!(raw.len(), 3_500, "duplicates are stored once");
+    held_back_buckets_written(&app).await;
     for (hour, width) in [(false, MIN), (true, HOUR)] {
         let got = rollup_rows(&app.db.url, series, hour).await;
         assert_eq!(
@@ -280,9 +292,165 @@ async fn rollups_stay_exact_under_late_and_duplicate_data(b: Backend) {
         let resend: Vec<_> = chunk.iter().map(|&(ts, v)| (ts, v + 100.0)).collect();
         write(&app, &device, "t", &resend).await;
     }
+    held_back_buckets_written(&app).await;
     assert_eq!(rollup_rows(&app.db.url, series, false).await, before);
 }
 both_backends!(rollups_stay_exact_under_late_and_duplicate_data);
+
+/// Readings as live devices send them: about 3 hours up to now (and a little ahead), in
+/// order but for a few late ones, with resends. The writer holds the newest buckets back.
+fn live_history(rng: &mut StdRng) -> Vec<Vec<(i64, f64)>> {
+    let now = Timestamp::now().as_micros();
+    let mut ts: Vec<i64> = (0..2_000)
+        .map(|_| now - 3 * HOUR + rng.random_range(0..3 * HOUR + MIN))
+        .collect();
+    ts.sort_unstable();
+    ts.dedup();
+    let rows: Vec<(i64, f64)> = ts
+        .into_iter()
+        .map(|t| (t, rng.random_range(-4000..4000) as f64 / 4.0))
+        .collect();
+    let mut batches: Vec<Vec<(i64, f64)>> = rows.chunks(40).map(<[_]>::to_vec).collect();
+    for i in 1..batches.len() {
+        if rng.random_bool(0.2) {
+            let late = batches[i - 1][0]; // a resend with another value: the first one wins
+            batches[i].push((late.0, late.1 + 1.0));
+        }
+    }
+    batches
+}
+
+/// Bucket queries against a raw GROUP BY over random ranges of the last 3 hours.
+async fn check_queries(store: &Store, series: i64, raw: &[(i64, f64)], rng: &mut StdRng) {
+    let now = Timestamp::now().as_micros();
+    for case in 0..30 {
+        let every = random_every(rng);
+        let agg = AGGS[rng.random_range(0..AGGS.len())];
+        let from = rng.random_range(now - 4 * HOUR..now);
+        let to = rng.random_range(from + 1..now + 2 * MIN);
+        let got = store_buckets(store, series, from, to, every, agg).await;
+        let want = group_by(raw, from, to, every, agg);
+        assert_eq!(
+            got, want,
+            "case {case}: from {from} to {to} every {every} {agg:?}"
+        );
+    }
+}
+
+async fn horizons(url: &str) -> Vec<(i64, i64)> {
+    sql_rows(
+        url,
+        "SELECT minute_horizon, hour_horizon FROM rollup_state WHERE id = $1",
+        1,
+    )
+    .await
+}
+
+/// Waits until the idle writer has written the rollup buckets it held back.
+pub async fn held_back_buckets_written(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while horizons(&app.db.url).await != [(i64::MAX, i64::MAX)] {
+        assert!(tokio::time::Instant::now() < deadline, "still held back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn rollups_equal_the_readings(url: &str, series: i64, raw: &[(i64, f64)]) {
+    for (hour, width) in [(false, MIN), (true, HOUR)] {
+        let got = rollup_rows(url, series, hour).await;
+        assert_eq!(got, expected_rollups(raw, width), "hour {hour}");
+    }
+}
+
+async fn rollups_held_back_by_the_writer_stay_exact_when_it_stops(b: Backend) {
+    let mut app = spawn_app(b).await;
+    let device = add_device(&app, "d1").await;
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    for batch in live_history(&mut rng) {
+        write(&app, &device, "t", &batch).await;
+    }
+    // Checked first: an idle writer writes them after a second.
+    let [(minute, hour)] = horizons(&app.db.url).await[..] else {
+        panic!("one rollup_state row")
+    };
+    // Only a single writer (SQLite) holds buckets back; a cluster's hubs share PostgreSQL.
+    let held = minute < i64::MAX && hour < i64::MAX;
+    assert_eq!(
+        held,
+        b == Backend::Sqlite,
+        "the newest buckets are held back"
+    );
+    let series = series_id(&app, &device, "t").await;
+    let raw = raw_rows(&app.db.url, series).await;
+    // Meanwhile queries read finer sources from the horizons on: in the hub, and in
+    // another process (which reads the horizons from the database).
+    check_queries(&app.store, series, &raw, &mut rng).await;
+    let other = Store::open(&app.settings.database).await.unwrap();
+    check_queries(&other, series, &raw, &mut rng).await;
+    other.close().await;
+
+    // Stopping writes them.
+    app.stop().await;
+    assert_eq!(horizons(&app.db.url).await, [(i64::MAX, i64::MAX)]);
+    rollups_equal_the_readings(&app.db.url, series, &raw).await;
+}
+both_backends!(rollups_held_back_by_the_writer_stay_exact_when_it_stops);
+
+async fn rollups_held_back_by_a_crashed_writer_are_rebuilt_at_start(b: Backend) {
+    let db = TestDb::new(b).await;
+    let settings = test_settings(&db);
+    let store = Store::open(&settings.database).await.unwrap();
+    store.prepare_rollups(true).await.unwrap();
+    let name = DeviceName::parse("d1").unwrap();
+    store.add_device(&name, &[]).await.unwrap();
+    let device = store.find_device(&name).await.unwrap().unwrap();
+    // A writer aborted without its final write: a crash.
+    let (committed, _) = tokio::sync::broadcast::channel(16);
+    let (writer, task) = telehub::storage::writer::spawn(
+        store.clone(),
+        settings.writer.clone(),
+        true,
+        std::sync::Arc::new(telehub::metrics::Metrics::new()),
+        committed,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let mut rng = StdRng::seed_from_u64(rand::random());
+    for batch in live_history(&mut rng) {
+        let rows = batch
+            .iter()
+            .map(|&(ts, value)| (device.clone(), reading(ts, value)))
+            .collect();
+        writer.submit(rows).await.await.unwrap().unwrap();
+    }
+    task.abort();
+    let _ = task.await;
+    let series = store.series_of(&device).await.unwrap()[0].id;
+    let raw = raw_rows(&db.url, series).await;
+    let held = horizons(&db.url).await != [(i64::MAX, i64::MAX)];
+    assert_eq!(
+        held,
+        b == Backend::Sqlite,
+        "the newest buckets are held back"
+    );
+
+    // What a hub does when it starts.
+    store.prepare_rollups(true).await.unwrap();
+    assert_eq!(horizons(&db.url).await, [(i64::MAX, i64::MAX)]);
+    rollups_equal_the_readings(&db.url, series, &raw).await;
+    store.close().await;
+}
+both_backends!(rollups_held_back_by_a_crashed_writer_are_rebuilt_at_start);
+
+fn reading(ts: i64, value: f64) -> Reading {
+    Reading {
+        sensor: SensorName::parse("t").unwrap(),
+        value,
+        ts: Timestamp::from_micros(ts),
+        unit: None,
+    }
+}
 
 pub async fn exec(url: &str, sql: &'static str) {
     if url.starts_with("sqlite:") {

@@ -39,6 +39,7 @@ async fn retention_deletes_whole_expired_hours_and_rollups_keep_answering(b: Bac
     for chunk in rows.chunks(300) {
         write(&app, &device, "t", chunk).await;
     }
+    held_back_buckets_written(&app).await;
     let series = series_id(&app, &device, "t").await;
     let (from, to) = ((n - 9 * 24 * HOUR) / HOUR * HOUR, n / HOUR * HOUR + HOUR);
     let hourly = buckets(&app, series, from, to, HOUR, Agg::Avg).await;
