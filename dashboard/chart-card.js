@@ -71,7 +71,8 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
     },
     async load(hub, rangeS) {
       const mine = ++gen;
-      pending = [];
+      // A load already in flight keeps what it gathered: this one takes it over.
+      if (!pending) pending = [];
       info.textContent = 'loading history…';
       card.dataset.loading = 'true';
       let points = [];

@@ -1,7 +1,7 @@
 // The peer `firmware-sim bench fanout` measures the hub against: the classic minimal
 // broadcast server built on the `ws` package. A socket on /device is a publisher: each
-// frame it sends is relayed verbatim to every other open socket with
-// `clients.forEach(c => c.send(msg))`. Sockets on any other path only listen.
+// frame it sends is relayed verbatim to every open listening socket with
+// `clients.forEach(c => c.send(msg))`. Sockets on any other path are listeners.
 // Prints `listening ws://HOST:PORT` once ready. PORT=0 (default) picks a free port.
 'use strict';
 const { WebSocketServer, WebSocket } = require('ws');
@@ -18,9 +18,10 @@ wss.on('listening', () => {
 
 wss.on('connection', (ws, req) => {
   if (!req.url.startsWith('/device')) return;
+  ws.isDevice = true;
   ws.on('message', (msg, isBinary) => {
     wss.clients.forEach((c) => {
-      if (c !== ws && c.readyState === WebSocket.OPEN) c.send(msg, { binary: isBinary });
+      if (!c.isDevice && c.readyState === WebSocket.OPEN) c.send(msg, { binary: isBinary });
     });
   });
 });

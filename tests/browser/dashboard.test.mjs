@@ -129,11 +129,22 @@ describe('the dashboard', () => {
     await page.waitForSelector(`${row('boiler-1')}[data-online="true"]`, WAIT);
     await device.send([{ sensor: 'temperature', value: 23.25, ts: now(), unit: 'Cel' }]);
     await waitForChip('boiler-1', 'temperature', '23.25', 'Cel');
-    await page.waitForFunction(
-      (n) => Number(document.querySelector('.chart-card[data-sensor="temperature"]').dataset.points) > n,
-      pointsBefore,
-      WAIT,
-    );
+    const card = '.chart-card[data-sensor="temperature"]';
+    try {
+      await page.waitForFunction(
+        ([c, n]) => Number(document.querySelector(c).dataset.points) > n,
+        [card, pointsBefore],
+        WAIT,
+      );
+    } catch (e) {
+      // Say what the chart shows, so a failure explains itself.
+      const state = await page.$eval(card, (el) => ({
+        points: el.dataset.points,
+        loading: el.dataset.loading,
+        info: el.querySelector('.c-info')?.textContent,
+      }));
+      throw new Error(`chart did not grow past ${pointsBefore} points: ${JSON.stringify(state)}; ${e.message}`);
+    }
   });
 
   it('shows a unit containing HTML literally, as text', async () => {

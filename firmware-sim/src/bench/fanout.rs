@@ -9,18 +9,11 @@
 
 use super::hub::{Backend, Common, hub_binary};
 use super::live_load::{Devices, LiveHub, Load, Server, Step, Subscribers};
+use super::peer::{NodePeer, Which, check_peer};
 use super::stats::{fmt, table};
-use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use anyhow::Context;
+use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    Hub,
-    Peer,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct FanoutArgs {
@@ -193,48 +186,4 @@ async fn search(a: &FanoutArgs, server: &Server, pid: u32) -> anyhow::Result<Opt
         };
     }
     Ok(best)
-}
-
-fn check_peer(script: &Path) -> anyhow::Result<()> {
-    let dir = script.parent().unwrap_or(Path::new("."));
-    if !script.exists() || !dir.join("node_modules/ws").exists() {
-        bail!(
-            "the Node peer needs {} and its `ws` package: run `npm ci --prefix {}` (or pass --servers hub)",
-            script.display(),
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-/// The Node broadcast server, as its own process (killed when dropped).
-struct NodePeer {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl NodePeer {
-    async fn start(script: &Path) -> anyhow::Result<Self> {
-        let mut child = tokio::process::Command::new("node")
-            .arg(script)
-            .env("PORT", "0")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting node (apt-get install nodejs)")?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .context("the Node peer did not start within 10 s")??
-            .context("the Node peer exited before listening")?;
-        let addr = first
-            .strip_prefix("listening ws://")
-            .with_context(|| format!("unexpected first line from the Node peer: {first}"))?
-            .parse()?;
-        Ok(Self { child, addr })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
-    }
 }

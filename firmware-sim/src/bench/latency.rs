@@ -2,10 +2,15 @@
 //! process, each reading stamped with the wall clock as it is sent; S dashboard sockets
 //! subscribed to everything record when each reading arrives. The hub broadcasts after
 //! commit, so the figure includes parsing, the group commit (and its fsync) and fan-out.
+//! In the same run, the same load through the Node `ws` relay (no parsing, no storage: one
+//! frame in, the same frame out) gives the floor of the two WebSocket hops and the load
+//! generator on this machine.
 
 use super::hub::{Backend, Common, hub_binary};
-use super::live_load::{Devices, LiveHub, Load, Subscribers};
+use super::live_load::{Devices, LiveHub, Load, Server, Step, Subscribers};
+use super::peer::{NodePeer, Which, check_peer};
 use super::stats::{fmt, table};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -28,6 +33,12 @@ pub struct LatencyArgs {
     duration: Duration,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Which servers to measure (the peer: the floor of the two WebSocket hops).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub,peer")]
+    servers: Vec<Which>,
+    /// The peer's server script (run with `node`); `npm ci` in its folder first.
+    #[arg(long, default_value = "bench/node-broadcast/server.js")]
+    peer: PathBuf,
     #[command(flatten)]
     common: Common,
 }
@@ -41,41 +52,75 @@ pub async fn run(mut a: LatencyArgs) -> anyhow::Result<()> {
         "latency, {:?}: {} devices, {} readings/s in messages of {}, {} subscriber(s), {:?} × {} runs",
         a.backend, a.devices, a.rate, a.batch, a.subscribers, a.duration, a.runs
     );
-    let mut steps = Vec::new();
-    for i in 0..a.runs {
-        let hub = LiveHub::start(&bin, &a.common, a.backend, a.devices, "latency").await?;
-        let mut load = Load {
-            devices: Devices::open(&hub.server, a.devices).await?,
-            subscribers: Subscribers::open(&hub.server, a.subscribers, 1).await?,
-            n_subscribers: a.subscribers,
-            server_pid: hub.process.pid(),
-        };
-        load.warm_up().await?;
-        let s = load
-            .step(a.rate, a.batch, a.duration, Duration::from_secs(5))
-            .await?;
-        eprintln!("run {}: {s}", i + 1);
-        drop(load);
-        hub.stop().await?;
-        steps.push(s);
+    let (with_hub, with_peer) = (
+        a.servers.contains(&Which::Hub),
+        a.servers.contains(&Which::Peer),
+    );
+    if with_peer {
+        check_peer(&a.peer)?;
     }
-    let col = |f: fn(&super::live_load::Step) -> f64| steps.iter().map(f).collect::<Vec<_>>();
+    let (mut hub_steps, mut peer_steps) = (Vec::new(), Vec::new());
+    for i in 0..a.runs {
+        if with_hub {
+            let hub = LiveHub::start(&bin, &a.common, a.backend, a.devices, "latency").await?;
+            let s = measure(&a, &hub.server, hub.process.pid()).await?;
+            eprintln!("run {}, hub: {s}", i + 1);
+            hub.stop().await?;
+            hub_steps.push(s);
+        }
+        if with_peer {
+            let peer = NodePeer::start(&a.peer).await?;
+            let s = measure(&a, &Server::Peer { addr: peer.addr }, peer.pid()).await?;
+            eprintln!("run {}, peer: {s}", i + 1);
+            peer_steps.push(s);
+        }
+    }
+    let mut rows = Vec::new();
+    if with_hub {
+        rows.push(row("telehub (parse, commit, fan-out)", &hub_steps));
+    }
+    if with_peer {
+        rows.push(row("Node ws relay (floor: the two hops)", &peer_steps));
+    }
     table(
-        &["measure", "median (min–max)"],
         &[
-            vec!["readings/s sent".into(), fmt(&col(|s| s.sent_rate), 0)],
-            vec![
-                "delivered / expected".into(),
-                fmt(&col(|s| s.delivered as f64 / s.expected.max(1) as f64), 4),
-            ],
-            vec!["latency p50 (ms)".into(), fmt(&col(|s| s.p50_ms), 2)],
-            vec!["latency p99 (ms)".into(), fmt(&col(|s| s.p99_ms), 2)],
-            vec!["latency p99.9 (ms)".into(), fmt(&col(|s| s.p999_ms), 2)],
-            vec!["latency max (ms)".into(), fmt(&col(|s| s.max_ms), 1)],
+            "server",
+            "readings/s sent",
+            "delivered",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
         ],
+        &rows,
     );
     if a.common.smoke {
         println!("smoke: ok");
     }
     Ok(())
+}
+
+async fn measure(a: &LatencyArgs, server: &Server, pid: u32) -> anyhow::Result<Step> {
+    let mut load = Load {
+        devices: Devices::open(server, a.devices).await?,
+        subscribers: Subscribers::open(server, a.subscribers, 1).await?,
+        n_subscribers: a.subscribers,
+        server_pid: pid,
+    };
+    load.warm_up().await?;
+    load.step(a.rate, a.batch, a.duration, Duration::from_secs(5))
+        .await
+}
+
+fn row(name: &str, steps: &[Step]) -> Vec<String> {
+    let col = |f: fn(&Step) -> f64| steps.iter().map(f).collect::<Vec<_>>();
+    vec![
+        name.into(),
+        fmt(&col(|s| s.sent_rate), 0),
+        fmt(&col(|s| s.delivered as f64 / s.expected.max(1) as f64), 4),
+        fmt(&col(|s| s.p50_ms), 2),
+        fmt(&col(|s| s.p99_ms), 2),
+        fmt(&col(|s| s.p999_ms), 2),
+        fmt(&col(|s| s.max_ms), 1),
+    ]
 }

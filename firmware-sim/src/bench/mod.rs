@@ -10,6 +10,7 @@
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
+//! | [`peer`] | the Node `ws` broadcast server they are compared with |
 //! | [`hub`] | starting, measuring and stopping a hub process |
 //! | [`stats`] | medians, percentiles, tables |
 
@@ -19,6 +20,7 @@ mod hub;
 mod ingest;
 mod latency;
 mod live_load;
+mod peer;
 mod reconnect;
 mod stats;
 
