@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
 //! | [`connections`] | hub memory per idle device socket |
-//! | [`latency`] | device → dashboard latency at a steady rate |
+//! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
