@@ -201,7 +201,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
 
     tokio::select! {
         _ = sleep_or_forever(a.duration) => {}
-        _ = shutdown_signal() => {}
+        _ = telehub::cli::shutdown_signal() => {}
     }
     stop.cancel();
     while generators.join_next().await.is_some() {}
@@ -213,7 +213,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let draining = futures_util::future::join_all(clients.into_iter().map(|c| c.shutdown(drain)));
     let totals = tokio::select! {
         all = draining => all.into_iter().fold(Stats::default(), |mut t, s| { t += s; t }),
-        _ = shutdown_signal() => {
+        _ = telehub::cli::shutdown_signal() => {
             eprintln!("firmware-sim: second signal: stopping without waiting for the drain");
             total(&senders)
         }
@@ -292,19 +292,6 @@ async fn sleep_or_forever(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

@@ -135,7 +135,7 @@ pub async fn run(settings: Settings, cmd: &BridgeCommand) -> anyhow::Result<()> 
             }
         }
     }
-    super::serve::shutdown_signal().await;
+    super::shutdown_signal().await;
     eprintln!("stopping: sending what is buffered (up to drain_timeout)…");
     shutdown.cancel();
     for r in running {

@@ -135,3 +135,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(settings(&cli, None)?, args).await,
     }
 }
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (Ctrl-C only where SIGTERM cannot be watched).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -54,21 +54,11 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
         println!("dashboard: {url}/?token={token}");
         None
     };
-    shutdown_signal().await;
+    super::shutdown_signal().await;
     eprintln!("shutting down: closing sockets and flushing storage…");
     if let Some(demo) = demo {
         demo.stop().await;
     }
     hub.stop().await;
     Ok(())
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub(super) async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -61,7 +61,7 @@ pub async fn run(args: &TailArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = feed.follow() => r,
-        _ = interrupted() => Ok(()),
+        _ = super::shutdown_signal() => Ok(()),
     }
 }
 
@@ -255,20 +255,6 @@ fn backoff(attempt: u32) -> Duration {
         .min(BACKOFF_MAX);
     let ms = rand::rng().random_range(0..=cap.as_millis() as u64);
     Duration::from_millis(ms.max(100))
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// A frame of the live feed, as the hub sends it (§3).
