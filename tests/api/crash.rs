@@ -15,24 +15,7 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("hub.db").display());
     let tokens = dir.path().join("tokens.txt");
-    let out = telehub_cli(
-        &db,
-        &[
-            "device",
-            "add",
-            "--count",
-            &DEVICES.to_string(),
-            "--prefix",
-            "crash-",
-            "--tokens-out",
-            tokens.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_devices(&db, DEVICES, "crash-", &tokens);
 
     let hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
     let addr = hub.addr.clone();
@@ -113,25 +96,7 @@ async fn a_reconnect_storm_after_a_restart_is_absorbed() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("hub.db").display());
     let tokens = dir.path().join("tokens.txt");
-    let n = STORM.to_string();
-    let out = telehub_cli(
-        &db,
-        &[
-            "device",
-            "add",
-            "--count",
-            &n,
-            "--prefix",
-            "storm-",
-            "--tokens-out",
-            tokens.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_devices(&db, STORM, "storm-", &tokens);
     let config = dir.path().join("hub.toml");
     std::fs::write(
         &config,

@@ -218,24 +218,7 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
     let db = pg.url();
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.txt");
-    let out = telehub_cli(
-        &db,
-        &[
-            "device",
-            "add",
-            "--count",
-            "3",
-            "--prefix",
-            "pg-",
-            "--tokens-out",
-            tokens.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_devices(&db, 3, "pg-", &tokens);
     let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
     let sim = spawn_sim(&hub.addr, &tokens, STEADY_STREAM, None);
     wait_until(Duration::from_secs(30), "readings are stored", || {

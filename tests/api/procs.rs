@@ -272,6 +272,28 @@ pub fn telehub_cli(db: &str, args: &[&str]) -> std::process::Output {
         .expect("runs telehub")
 }
 
+/// `telehub device add --count N --prefix P --tokens-out TOKENS` (P1..PN), asserting it succeeds.
+pub fn add_devices(db: &str, count: usize, prefix: &str, tokens: &Path) {
+    let out = telehub_cli(
+        db,
+        &[
+            "device",
+            "add",
+            "--count",
+            &count.to_string(),
+            "--prefix",
+            prefix,
+            "--tokens-out",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Simulator settings for fault tests: a steady stream with quick reconnects.
 pub const STEADY_STREAM: &[&str] = &[
     "--rate",
