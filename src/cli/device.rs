@@ -121,29 +121,20 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
         }
         DeviceCommand::List { format } => {
             let rows = store.list_devices().await?;
-            let mut out = std::io::stdout().lock();
-            match format.unwrap_or(ListFormat::Table) {
-                ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-                ListFormat::Table => {
-                    let cells: Vec<Vec<String>> = rows
-                        .iter()
-                        .map(|d| {
-                            vec![
-                                d.name.clone(),
-                                if d.revoked { "revoked" } else { "active" }.into(),
-                                d.last_seen.map_or("never".into(), |t| t.to_rfc3339()),
-                                d.sensors.join(","),
-                                d.gateway_for.join(","),
-                            ]
-                        })
-                        .collect();
-                    table(
-                        &mut out,
-                        &["NAME", "STATE", "LAST SEEN", "SENSORS", "GATEWAY FOR"],
-                        &cells,
-                    )?;
-                }
-            }
+            print_list(
+                format,
+                &rows,
+                &["NAME", "STATE", "LAST SEEN", "SENSORS", "GATEWAY FOR"],
+                |d| {
+                    vec![
+                        d.name.clone(),
+                        state(d.revoked),
+                        d.last_seen.map_or("never".into(), |t| t.to_rfc3339()),
+                        d.sensors.join(","),
+                        d.gateway_for.join(","),
+                    ]
+                },
+            )?;
         }
         DeviceCommand::Revoke { name } => {
             store.revoke_device(&device_name(name)?).await?;
@@ -189,25 +180,14 @@ async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::List { format } => {
             let rows = store.list_tokens().await?;
-            let mut out = std::io::stdout().lock();
-            match format.unwrap_or(ListFormat::Table) {
-                ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-                ListFormat::Table => {
-                    let cells: Vec<Vec<String>> = rows
-                        .iter()
-                        .map(|t| {
-                            let state = if t.revoked { "revoked" } else { "active" };
-                            vec![
-                                t.label.clone(),
-                                t.role.clone(),
-                                state.into(),
-                                t.created.to_rfc3339(),
-                            ]
-                        })
-                        .collect();
-                    table(&mut out, &["NAME", "ROLE", "STATE", "CREATED"], &cells)?;
-                }
-            }
+            print_list(format, &rows, &["NAME", "ROLE", "STATE", "CREATED"], |t| {
+                vec![
+                    t.label.clone(),
+                    t.role.clone(),
+                    state(t.revoked),
+                    t.created.to_rfc3339(),
+                ]
+            })?;
         }
         TokenCommand::Revoke { name } => match store.revoke_tokens(name).await? {
             0 => anyhow::bail!(
@@ -215,6 +195,29 @@ async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
             ),
             n => eprintln!("revoked {n} token(s) named {name}"),
         },
+    }
+    Ok(())
+}
+
+fn state(revoked: bool) -> String {
+    if revoked { "revoked" } else { "active" }.into()
+}
+
+/// `--format json` (the rows, pretty-printed) or `table` (the default: `cells` of each row).
+fn print_list<T: serde::Serialize>(
+    format: &Option<ListFormat>,
+    rows: &[T],
+    header: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format.unwrap_or(ListFormat::Table) {
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?,
+        ListFormat::Table => table(
+            &mut out,
+            header,
+            &rows.iter().map(cells).collect::<Vec<_>>(),
+        )?,
     }
     Ok(())
 }
