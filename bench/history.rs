@@ -380,11 +380,11 @@ async fn queries(path: &std::path::Path, now: i64, runs: usize) {
 }
 
 /// A hub on the data set, with a viewer token and an HTTP client.
-struct Hub(telehub::server::RunningHub, String, reqwest::Client);
+struct Hub(telehub::hub::RunningHub, String, reqwest::Client);
 
 impl Hub {
     async fn start(settings: Settings) -> Self {
-        let hub = telehub::server::start(settings).await.unwrap();
+        let hub = telehub::hub::start(settings).await.unwrap();
         let token = hub
             .state
             .store

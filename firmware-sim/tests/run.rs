@@ -120,15 +120,15 @@ fn a_full_buffer_drops_the_oldest_readings_and_counts_them() {
     assert_eq!(s["dropped"].as_u64().unwrap(), generated - 10, "{s}");
 }
 
-async fn start_hub(dir: &Path) -> telehub::server::RunningHub {
+async fn start_hub(dir: &Path) -> telehub::hub::RunningHub {
     let mut s = Settings::default();
     s.server.listen = "127.0.0.1:0".parse().unwrap();
     s.database.url = format!("sqlite://{}", dir.join("hub.db").display());
     s.database.sqlite_synchronous = SqliteSync::Normal;
-    telehub::server::start(s).await.expect("hub starts")
+    telehub::hub::start(s).await.expect("hub starts")
 }
 
-async fn stored(hub: &telehub::server::RunningHub) -> i64 {
+async fn stored(hub: &telehub::hub::RunningHub) -> i64 {
     let url = &hub.state.settings.database.url;
     let pool = sqlx::SqlitePool::connect(url).await.unwrap();
     let n = sqlx::query_scalar("SELECT count(*) FROM readings")

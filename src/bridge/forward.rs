@@ -13,10 +13,10 @@
 
 use super::backoff::Backoff;
 use super::outbox::Outbox;
-use super::settings::SerialPortSettings;
 use super::stats::{PortStats, bump};
 use super::uplink::{HubSocket, Outcome, Target, decode_reply, encode_message};
 use crate::client::ConnectFailure;
+use crate::config::SerialPortSettings;
 use crate::protocol::ingest::{DeviceReading, ErrorCode};
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};

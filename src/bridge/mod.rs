@@ -20,11 +20,10 @@ pub mod framing;
 pub mod journal;
 pub mod outbox;
 pub mod port;
-pub mod settings;
 pub mod stats;
 pub mod uplink;
 
-pub use settings::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
+pub use crate::config::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use stats::{PortStats, StatsSnapshot};
 
 use crate::protocol::serial::LineRules;

@@ -5,8 +5,8 @@
 
 use super::backoff::Backoff;
 use super::framing::{Framed, LineFramer, excerpt};
-use super::settings::{FlowControl, Parity, SerialPortSettings};
 use super::stats::{PortStats, bump};
+use crate::config::{FlowControl, Parity, SerialPortSettings};
 use crate::domain::Timestamp;
 use crate::protocol::ingest::DeviceReading;
 use crate::protocol::serial::{LineError, LineErrorKind, LineRules, parse_line_with};

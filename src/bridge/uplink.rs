@@ -7,8 +7,8 @@
 //! device's readings never drops another's, §6) and split a refused batch to find
 //! the one bad reading; the client batches readings of all devices together.
 
-use super::settings::SerialPortSettings;
 use crate::client::{ClientConfig, ClientError};
+use crate::config::SerialPortSettings;
 use crate::domain::{DeviceName, Reading};
 use crate::protocol::ingest::encode::{FrameBuilder, parse_reply};
 use crate::protocol::ingest::{DeviceReading, ErrorCode, Reply};

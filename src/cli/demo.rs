@@ -14,8 +14,8 @@
 use crate::auth::Role;
 use crate::client::{ClientConfig, ClientEvent, DeviceClient};
 use crate::domain::{DeviceName, Timestamp};
+use crate::hub::RunningHub;
 use crate::protocol::ingest::DeviceReading;
-use crate::server::RunningHub;
 use crate::sim::{self, Kind, Pace, SimDevice};
 use crate::storage::StorageError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

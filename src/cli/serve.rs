@@ -3,7 +3,7 @@
 
 use crate::auth::Role;
 use crate::config::Settings;
-use crate::server;
+use crate::hub;
 use clap::Args;
 use std::net::SocketAddr;
 
@@ -25,7 +25,7 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
         print!("{}", settings.to_redacted_toml());
         return Ok(());
     }
-    let hub = server::start(settings).await?;
+    let hub = hub::start(settings).await?;
     let store = &hub.state.store;
     let url = hub.base_url();
     println!("telehub listening on {url} (storage: {})", store.backend());

@@ -63,10 +63,10 @@ use tokio::time::Instant;
 /// Why a client could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("hub address {address:?}: {reason}")]
-    Address { address: String, reason: String },
-    #[error("cannot use CA file {path}: {reason}")]
-    CaFile { path: String, reason: String },
+    #[error(transparent)]
+    Address(#[from] crate::protocol::address::AddressError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the token cannot be sent in an HTTP header (it has spaces or control characters)")]
     Token,
     #[error("client setting: {0}")]

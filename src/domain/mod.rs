@@ -5,9 +5,13 @@
 //! through their parsers, so the rest of the hub can rely on them being valid.
 
 mod name;
+mod status;
+mod stored;
 mod time;
 
 pub use name::{DeviceName, NameError, SensorName, Unit};
+pub use status::StatusEvent;
+pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};
 
 /// One validated sensor reading, ready to be stored.

@@ -7,27 +7,31 @@
 //! Owner: the fan-out task ([`LiveHub::start`]) receives committed batches and status
 //! events (broadcast channels from the writer and the session registry), serializes
 //! each reading once, and pushes the shared bytes into every matching client's bounded
-//! [`queue::ClientQueue`] without ever waiting. Each client's socket task ([`socket`])
-//! drains its queue into frames. A slow client only loses its own readings (counted,
+//! [`queue::ClientQueue`] without ever waiting. Each client's socket task (in the
+//! transport, `server::live`) drains its queue into frames ([`crate::protocol::live::frames`]). A slow client only loses its own readings (counted,
 //! then reported as `lagged`); one stuck past `stuck_timeout` is closed with 1008.
 //!
 //! Other hubs of a cluster (see [`crate::mqtt`]) feed what *they* committed through
 //! [`LiveHub::deliver_remote`] and [`LiveHub::deliver_remote_status`]: the same
 //! serialization and matching, so a dashboard cannot tell a remote reading from a local one.
+//!
+//! Channels: receives [`CommittedBatch`]es (sender: the storage writer) and
+//! [`StatusEvent`]s (sender: the session registry); either closing ends the task.
+//!
+//! May use: `domain`, `protocol`, `config`, `metrics`. No transport: no axum here.
 
 pub mod queue;
-pub mod socket;
 
 use crate::config::LiveSettings;
+use crate::domain::{CommittedBatch, StatusEvent};
 use crate::metrics::Metrics;
-use crate::protocol::live::Pattern;
-use crate::server::sessions::StatusEvent;
-use crate::storage::writer::CommittedBatch;
+use crate::protocol::live::{Pattern, reading_object, status_frame};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use queue::{ClientQueue, Item};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +91,7 @@ impl LiveHub {
                         }
                         Err(RecvError::Lagged(n)) => {
                             tracing::warn!(batches = n, "live fan-out fell behind the writer");
-                            for c in registry.lock().expect("registry lock").clients.values() {
+                            for c in registry.lock().clients.values() {
                                 c.queue.add_lagged(n);
                             }
                         }
@@ -105,7 +109,7 @@ impl LiveHub {
     /// Adds a client with no subscriptions; dropping the handle removes it.
     pub fn register(&self) -> LiveClient {
         let queue = Arc::new(ClientQueue::new(self.client_queue));
-        let mut r = self.registry.lock().expect("registry lock");
+        let mut r = self.registry.lock();
         r.next_id += 1;
         let id = r.next_id;
         r.clients.insert(
@@ -150,7 +154,7 @@ pub struct LiveClient {
 impl LiveClient {
     /// Adds patterns (duplicates ignored); returns the number now subscribed.
     pub fn subscribe(&self, patterns: Vec<Pattern>) -> usize {
-        let mut r = self.registry.lock().expect("registry lock");
+        let mut r = self.registry.lock();
         let c = r.clients.get_mut(&self.id).expect("registered");
         for p in patterns {
             if !c.patterns.contains(&p) {
@@ -161,7 +165,7 @@ impl LiveClient {
     }
 
     pub fn unsubscribe(&self, patterns: &[Pattern]) {
-        let mut r = self.registry.lock().expect("registry lock");
+        let mut r = self.registry.lock();
         let c = r.clients.get_mut(&self.id).expect("registered");
         c.patterns.retain(|p| !patterns.contains(p));
     }
@@ -169,7 +173,6 @@ impl LiveClient {
     pub fn pattern_count(&self) -> usize {
         self.registry
             .lock()
-            .expect("registry lock")
             .clients
             .get(&self.id)
             .map_or(0, |c| c.patterns.len())
@@ -180,22 +183,8 @@ impl Drop for LiveClient {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::Relaxed);
         self.queue.close();
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .clients
-            .remove(&self.id);
+        self.registry.lock().clients.remove(&self.id);
     }
-}
-
-#[derive(serde::Serialize)]
-struct ReadingOut<'a> {
-    device: &'a str,
-    sensor: &'a str,
-    ts: crate::domain::Timestamp,
-    value: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unit: Option<&'a str>,
 }
 
 /// Committed batches fanned out together at most, when the fan-out has fallen behind.
@@ -205,7 +194,7 @@ const MAX_MERGED_BATCHES: usize = 256;
 /// with one push per client for all of `batches`.
 fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batches: &[CommittedBatch]) {
     let anyone = |r: &Registry| r.clients.values().any(|c| !c.patterns.is_empty());
-    if !anyone(&registry.lock().expect("registry lock")) {
+    if !anyone(&registry.lock()) {
         // No subscriber: skip serializing (MQTT- or bulk-only hubs spend nothing here).
         return;
     }
@@ -213,22 +202,14 @@ fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batches: &[CommittedBa
         .iter()
         .flat_map(|b| b.iter())
         .map(|s| {
-            let r = &s.reading;
-            let out = ReadingOut {
-                device: s.device.as_str(),
-                sensor: r.sensor.as_str(),
-                ts: r.ts,
-                value: r.value,
-                unit: r.unit.as_ref().map(|u| u.as_str()),
-            };
             (
                 s.device.as_str(),
-                r.sensor.as_str(),
-                Bytes::from(serde_json::to_vec(&out).expect("serializes")),
+                s.reading.sensor.as_str(),
+                reading_object(s),
             )
         })
         .collect();
-    let registry = registry.lock().expect("registry lock");
+    let registry = registry.lock();
     let (mut delivered, mut dropped) = (0u64, 0u64);
     for c in registry.clients.values().filter(|c| !c.patterns.is_empty()) {
         let matching: Vec<Item> = encoded
@@ -248,15 +229,9 @@ fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batches: &[CommittedBa
     metrics.live_dropped.inc_by(dropped);
 }
 
-/// A `{"status":...}` frame.
-pub fn status_frame(ev: &StatusEvent) -> Bytes {
-    let v = serde_json::json!({"status": {"device": ev.device, "online": ev.online, "ts": ev.ts}});
-    Bytes::from(v.to_string())
-}
-
 fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
     let frame = status_frame(ev);
-    for c in registry.lock().expect("registry lock").clients.values() {
+    for c in registry.lock().clients.values() {
         if c.patterns
             .iter()
             .any(|p| p.matches_device(ev.device.as_str()))

@@ -4,19 +4,10 @@
 //! Owner: one queue per client. The fan-out task pushes (never waits); the client's
 //! socket task drains everything queued at once and writes it in as few frames as it can.
 
-use bytes::Bytes;
+pub use crate::protocol::live::Item;
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use tokio::sync::Notify;
-
-/// One pre-serialized item: a reading object, or a whole status frame.
-#[derive(Debug, Clone)]
-pub enum Item {
-    /// `{"device":...}` — shared by every client that receives it.
-    Reading(Bytes),
-    /// A complete `{"status":...}` frame.
-    Frame(Bytes),
-}
 
 #[derive(Default)]
 struct State {
@@ -51,7 +42,7 @@ impl ClientQueue {
     /// Status frames are always kept, because there are few and they carry state.
     /// Returns how many readings were dropped.
     pub fn push_all(&self, items: impl IntoIterator<Item = Item>) -> u64 {
-        let mut s = self.state.lock().expect("queue lock");
+        let mut s = self.state.lock();
         if s.closed {
             return 0;
         }
@@ -71,7 +62,7 @@ impl ClientQueue {
 
     /// Adds to the lagged count without queueing (readings lost before reaching the queue).
     pub fn add_lagged(&self, n: u64) {
-        self.state.lock().expect("queue lock").lagged += n;
+        self.state.lock().lagged += n;
         self.notify.notify_one();
     }
 
@@ -89,7 +80,7 @@ impl ClientQueue {
 
     /// Takes whatever is queued or lagged now, without waiting (possibly nothing).
     pub fn take(&self) -> Drained {
-        let mut s = self.state.lock().expect("queue lock");
+        let mut s = self.state.lock();
         Drained {
             items: s.items.drain(..).collect(),
             lagged: std::mem::take(&mut s.lagged),
@@ -97,13 +88,13 @@ impl ClientQueue {
     }
 
     pub fn close(&self) {
-        let mut s = self.state.lock().expect("queue lock");
+        let mut s = self.state.lock();
         s.closed = true;
         s.items.clear();
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().expect("queue lock").items.len()
+        self.state.lock().items.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,6 +105,7 @@ impl ClientQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[tokio::test]
     async fn drops_readings_beyond_capacity_and_counts_them() {

@@ -12,14 +12,13 @@
 //! (crash, lost connection), or that is silent for three presence intervals is
 //! forgotten, and its devices go offline unless online elsewhere.
 
-use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit};
-use crate::server::HubState;
-use crate::server::sessions::StatusEvent;
-use crate::storage::writer::StoredReading;
+use super::Context;
+use crate::domain::{DeviceName, Reading, SensorName, StatusEvent, StoredReading, Timestamp, Unit};
+use parking_lot::Mutex;
 use rumqttc::Publish;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -141,7 +140,7 @@ impl Presence {
         let Ok(device) = DeviceName::parse(device) else {
             return false;
         };
-        let hubs = self.hubs.lock().expect("presence lock");
+        let hubs = self.hubs.lock();
         hubs.values().any(|h| h.online.contains(&device))
     }
 }
@@ -149,7 +148,7 @@ impl Presence {
 /// Receives other hubs' cluster messages and feeds them into this hub's live fan-out.
 /// Ends when the hub shuts down.
 pub async fn inbox(
-    hub: Arc<HubState>,
+    hub: Context,
     presence: Arc<Presence>,
     mut rx: mpsc::Receiver<Publish>,
     presence_interval: Duration,
@@ -165,7 +164,7 @@ pub async fn inbox(
             },
             _ = expire.tick() => {
                 let silent: Vec<String> = {
-                    let hubs = presence.hubs.lock().expect("presence lock");
+                    let hubs = presence.hubs.lock();
                     hubs.iter()
                         .filter(|(_, h)| h.heard.elapsed() > presence_interval * 3)
                         .map(|(id, _)| id.clone())
@@ -180,7 +179,7 @@ pub async fn inbox(
     }
 }
 
-fn receive(hub: &HubState, presence: &Presence, p: Publish) {
+fn receive(hub: &Context, presence: &Presence, p: Publish) {
     let Some(id) = p.topic.rsplit('/').next().map(str::to_owned) else {
         return;
     };
@@ -196,7 +195,7 @@ fn receive(hub: &HubState, presence: &Presence, p: Publish) {
         return forget(hub, presence, &id);
     }
     {
-        let mut hubs = presence.hubs.lock().expect("presence lock");
+        let mut hubs = presence.hubs.lock();
         let h = hubs.entry(id.clone()).or_insert_with(|| RemoteHub {
             online: HashSet::new(),
             last_seq: 0,
@@ -235,9 +234,7 @@ fn receive(hub: &HubState, presence: &Presence, p: Publish) {
                 .iter()
                 .filter_map(|n| DeviceName::parse(n).ok())
                 .collect();
-            let before = presence.hubs.lock().expect("presence lock")[&id]
-                .online
-                .clone();
+            let before = presence.hubs.lock()[&id].online.clone();
             for d in now.difference(&before) {
                 set_online(hub, presence, &id, event(d, true));
             }
@@ -259,10 +256,10 @@ fn event(device: &DeviceName, online: bool) -> StatusEvent {
 
 /// Records `ev` for hub `id`, and tells dashboards when the device's cluster-wide state
 /// changed (online here or on any hub before, offline everywhere after).
-fn set_online(hub: &HubState, presence: &Presence, id: &str, ev: StatusEvent) {
+fn set_online(hub: &Context, presence: &Presence, id: &str, ev: StatusEvent) {
     let local = hub.sessions.is_online(ev.device.as_str());
     let changed = {
-        let mut hubs = presence.hubs.lock().expect("presence lock");
+        let mut hubs = presence.hubs.lock();
         let elsewhere = hubs
             .iter()
             .any(|(h, r)| h != id && r.online.contains(&ev.device));
@@ -281,9 +278,9 @@ fn set_online(hub: &HubState, presence: &Presence, id: &str, ev: StatusEvent) {
 }
 
 /// Drops hub `id`, sending offline status for its devices not online elsewhere.
-fn forget(hub: &HubState, presence: &Presence, id: &str) {
+fn forget(hub: &Context, presence: &Presence, id: &str) {
     let devices: Vec<DeviceName> = {
-        let hubs = presence.hubs.lock().expect("presence lock");
+        let hubs = presence.hubs.lock();
         match hubs.get(id) {
             Some(h) => h.online.iter().cloned().collect(),
             None => return,
@@ -292,7 +289,7 @@ fn forget(hub: &HubState, presence: &Presence, id: &str) {
     for d in devices {
         set_online(hub, presence, id, event(&d, false));
     }
-    presence.hubs.lock().expect("presence lock").remove(id);
+    presence.hubs.lock().remove(id);
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! MQTT ingest: a publish on `ingest_topic` is a §2 message from the device its last
 //! topic level names. The worker looks the device up (cached), then applies the same
-//! checks as a WebSocket message ([`check_message`]: parse, validate, authorise) and
+//! checks as a WebSocket message ([`crate::ingest::Pipeline::check`]: parse, validate,
+//! authorise, rate-limit) and
 //! hands the readings to the same storage writer.
 //!
 //! Messages that are already waiting when the worker looks are checked one by one and
@@ -15,13 +16,13 @@
 //! `writer.retry_backoff`, and no new ones are taken meanwhile. A redelivered message
 //! stores nothing twice: readings are identified by (device, sensor, ts).
 
+use super::Context;
 use super::devices::{DeviceCache, Lookup};
 use super::{LogLimiter, MqttSettings};
 use crate::auth::DeviceRef;
 use crate::domain::DeviceName;
+use crate::ingest::{Row, Sender};
 use crate::protocol::ingest::ErrorCode;
-use crate::server::HubState;
-use crate::server::ingest::{Row, check_message};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
@@ -39,7 +40,7 @@ enum Outcome {
     /// Storage is unavailable: keep it and try again (the device, when already looked up).
     Retry(Option<DeviceRef>),
     Refused {
-        reason: &'static str,
+        code: ErrorCode,
         detail: String,
     },
 }
@@ -64,7 +65,7 @@ struct Group {
 
 /// Owns the device cache and the messages being stored.
 pub struct Worker {
-    hub: Arc<HubState>,
+    hub: Context,
     client: AsyncClient,
     devices: DeviceCache,
     revocation_check: Duration,
@@ -81,7 +82,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(
-        hub: Arc<HubState>,
+        hub: Context,
         client: AsyncClient,
         s: &MqttSettings,
         connection: Arc<AtomicU64>,
@@ -118,7 +119,7 @@ impl Worker {
                         match outcome {
                             Outcome::Retry(dev) => {
                                 self.retry.push_back((p, dev));
-                                retry_at.get_or_insert(Instant::now() + self.hub.settings.writer.retry_backoff);
+                                retry_at.get_or_insert(Instant::now() + self.hub.retry_backoff);
                             }
                             done => self.finish(&p, done).await,
                         }
@@ -136,7 +137,7 @@ impl Worker {
                     self.accept(p, None).await;
                     // Take what else is waiting, then hand it all to the writer at once.
                     while self.inflight < self.max_inflight
-                        && self.group.rows.len() < self.hub.settings.writer.max_batch_rows
+                        && self.group.rows.len() < self.hub.max_batch_rows
                         && let Ok(p) = rx.try_recv()
                     {
                         self.accept(p, None).await;
@@ -147,7 +148,7 @@ impl Worker {
             }
         }
         self.flush().await;
-        let grace = self.hub.settings.server.shutdown_grace;
+        let grace = self.hub.shutdown_grace;
         let _ = tokio::time::timeout(grace, async {
             while let Some(done) = self.pending.next().await {
                 for (p, outcome) in done {
@@ -172,31 +173,35 @@ impl Worker {
                 Err(outcome) => return self.settle(p, outcome).await,
             },
         };
-        let max = self.hub.settings.ingest.max_frame_bytes;
+        let max = self.hub.max_payload_bytes;
         let text = match std::str::from_utf8(&p.publish.payload) {
             _ if p.publish.payload.len() > max => {
                 let detail = format!(
                     "{} bytes; at most {max} (ingest.max_frame_bytes)",
                     p.publish.payload.len()
                 );
-                return self.settle(p, refused("too_large", detail)).await;
+                return self.settle(p, refused(ErrorCode::TooLarge, detail)).await;
             }
             Ok(t) => t,
             Err(_) => {
                 let detail = "the payload is not UTF-8 text".to_owned();
                 return self
-                    .settle(p, refused(ErrorCode::InvalidJson.as_str(), detail))
+                    .settle(p, refused(ErrorCode::InvalidJson, detail))
                     .await;
             }
         };
-        match check_message(&self.hub, &device, &HashMap::new(), text) {
+        let from = Sender {
+            device: &device,
+            gateway_for: &HashMap::new(),
+        };
+        match self.hub.ingest.check(from, text) {
             Ok((_, mut rows)) => {
                 self.group.messages.push((p, device, rows.len()));
                 self.group.rows.append(&mut rows);
             }
             Err(r) => {
                 self.hub.metrics.nack(r.code);
-                self.settle(p, refused(r.code.as_str(), r.detail)).await;
+                self.settle(p, refused(r.code, r.detail)).await;
             }
         }
     }
@@ -206,17 +211,17 @@ impl Worker {
         let name = p.topic.rsplit('/').next().unwrap_or_default();
         let Ok(name) = DeviceName::parse(name) else {
             let detail = "the last topic level is not a valid device name".into();
-            return Err(refused("bad_topic", detail));
+            return Err(refused(ErrorCode::BadTopic, detail));
         };
         match self.devices.lookup(&self.hub.store, &name).await {
             Ok(Lookup::Active(d)) => Ok(d),
             Ok(Lookup::Revoked) => Err(refused(
-                "revoked_device",
+                ErrorCode::RevokedDevice,
                 format!("device {name} is revoked"),
             )),
             Ok(Lookup::Unknown) => {
                 let detail = format!("no device {name}; add it with `telehub device add {name}`");
-                Err(refused("unknown_device", detail))
+                Err(refused(ErrorCode::UnknownDevice, detail))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "mqtt ingest: cannot look up device {name}; will retry");
@@ -239,7 +244,7 @@ impl Worker {
         }
         let Group { messages, rows } = std::mem::take(&mut self.group);
         let n = rows.len();
-        let done = self.hub.writer.submit(rows).await;
+        let done = self.hub.ingest.submit(rows).await;
         let metrics = self.hub.metrics.clone();
         self.pending.push_back(
             async move {
@@ -269,7 +274,8 @@ impl Worker {
                 m.ingested.inc_by(n as u64);
             }
             Outcome::Retry(_) => return,
-            Outcome::Refused { reason, detail } => {
+            Outcome::Refused { code, detail } => {
+                let reason = code.as_str();
                 m.refuse(reason);
                 if self.log.allow() {
                     tracing::warn!(topic = %p.topic, reason, %detail, suppressed = self.log.take_suppressed(), "mqtt ingest: message refused, nothing stored");
@@ -288,6 +294,6 @@ impl Worker {
     }
 }
 
-fn refused(reason: &'static str, detail: String) -> Outcome {
-    Outcome::Refused { reason, detail }
+fn refused(code: ErrorCode, detail: String) -> Outcome {
+    Outcome::Refused { code, detail }
 }

@@ -5,7 +5,7 @@
 //! | task | owns | receives | sends |
 //! |---|---|---|---|
 //! | [`connection`] | rumqttc's event loop, the broker status | packets from the broker | ingest publishes → ingest worker (`ingest_queue`, drop and count when full); cluster publishes → cluster inbox (same) |
-//! | [`ingest`] worker | the device cache, messages being stored | ingest publishes | readings, checked by [`crate::server::ingest::check_message`] → the storage writer; acks → broker once stored |
+//! | [`ingest`] worker | the device cache, messages being stored | ingest publishes | readings, checked by the ingest pipeline ([`crate::ingest::Pipeline::check`]) → the storage writer; acks → broker once stored |
 //! | [`outbox`] | the outgoing queue (`publish_queue`, oldest dropped and counted) | committed batches and status events (broadcasts from the writer and the session registry) | egress and cluster publishes → broker |
 //! | [`cluster`] inbox | other hubs' presence ([`Presence`]) | cluster publishes | readings and status → the live fan-out |
 //!
@@ -17,6 +17,9 @@
 //! Shutdown: the ingest worker is one of the hub's socket tasks (it finishes storing and
 //! acks what it took, then ends); after the writer has flushed, the outbox publishes what
 //! the last commits stored, says goodbye to the cluster, and disconnects.
+//!
+//! May use: `domain`, `protocol`, `config`, `tls`, `storage`, `metrics`, `ingest`,
+//! `live`, `sessions`; never the HTTP server: what it needs of the hub is [`Context`].
 
 pub mod cluster;
 pub mod connection;
@@ -24,14 +27,17 @@ mod devices;
 pub mod ingest;
 mod options;
 pub mod outbox;
-mod settings;
 
+pub use crate::config::{BrokerAddr, MqttSettings};
 pub use cluster::Presence;
-pub use settings::{BrokerAddr, MqttSettings};
 
-use crate::server::HubState;
-use crate::server::sessions::StatusEvent;
-use crate::storage::writer::CommittedBatch;
+use crate::config::Settings;
+use crate::domain::{CommittedBatch, StatusEvent};
+use crate::ingest::Pipeline;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::sessions::Sessions;
+use crate::storage::Store;
 use rumqttc::{AsyncClient, EventLoop};
 use serde::Serialize;
 use std::sync::Arc;
@@ -40,20 +46,15 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Why MQTT could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     #[error("{0}")]
     Settings(String),
-    #[error("cannot read {what} {path}: {reason}")]
-    File {
-        what: &'static str,
-        path: String,
-        reason: String,
-    },
     #[error("MQTT TLS: {0}; check mqtt.ca_file, mqtt.client_cert and mqtt.client_key")]
-    Tls(#[from] rustls::Error),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The broker connection as `/readyz` reports it.
@@ -86,6 +87,57 @@ impl MqttHandle {
     /// Whether `device` is online on another hub of the cluster.
     pub fn online_elsewhere(&self, device: &str) -> bool {
         self.presence.is_online(device)
+    }
+}
+
+/// What the MQTT tasks use of the hub, handed over by `hub` when it starts them.
+#[derive(Clone)]
+pub struct Context {
+    pub ingest: Arc<Pipeline>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub sessions: Arc<Sessions>,
+    pub live: LiveHub,
+    /// Cancelled when the hub begins to shut down.
+    pub shutdown: CancellationToken,
+    /// The hub's socket tasks; the ingest worker is one of them.
+    pub tasks: TaskTracker,
+    /// `ingest.max_frame_bytes`: the largest payload accepted.
+    pub max_payload_bytes: usize,
+    /// `writer.max_batch_rows`: rows handed to the writer in one request at most.
+    pub max_batch_rows: usize,
+    /// `writer.retry_backoff`: the wait before retrying while storage is unavailable.
+    pub retry_backoff: Duration,
+    /// `server.shutdown_grace`.
+    pub shutdown_grace: Duration,
+}
+
+impl Context {
+    /// The limits taken from `settings`; the parts as given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: &Settings,
+        ingest: Arc<Pipeline>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        sessions: Arc<Sessions>,
+        live: LiveHub,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Self {
+        Self {
+            ingest,
+            store,
+            metrics,
+            sessions,
+            live,
+            shutdown,
+            tasks,
+            max_payload_bytes: settings.ingest.max_frame_bytes,
+            max_batch_rows: settings.writer.max_batch_rows,
+            retry_backoff: settings.writer.retry_backoff,
+            shutdown_grace: settings.server.shutdown_grace,
+        }
     }
 }
 
@@ -146,7 +198,7 @@ pub struct Running {
 }
 
 impl Prepared {
-    pub fn spawn(self, hub: Arc<HubState>) -> Running {
+    pub fn spawn(self, hub: Context) -> Running {
         let s = &self.settings;
         let hard_stop = CancellationToken::new();
         let (ingest_tx, ingest_rx) = mpsc::channel(s.ingest_queue);

@@ -4,10 +4,6 @@
 use super::cluster::ClusterMessage;
 use super::{BrokerAddr, MqttError, MqttSettings};
 use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, TlsConfiguration, Transport};
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Requests (publishes, acks) waiting for the event loop; the outbox's own queue is in
@@ -35,7 +31,11 @@ pub fn client(s: &MqttSettings, hub_id: &str) -> Result<(AsyncClient, EventLoop)
     }
     if addr.tls {
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(tls_config(s)?),
+            Arc::new(crate::tls::mqtt_client_config(
+                s.ca_file.as_deref(),
+                s.client_cert.as_deref(),
+                s.client_key.as_deref(),
+            )?),
         )));
     }
     if s.cluster {
@@ -48,49 +48,4 @@ pub fn client(s: &MqttSettings, hub_id: &str) -> Result<(AsyncClient, EventLoop)
         ));
     }
     Ok(AsyncClient::new(o, REQUEST_CHANNEL))
-}
-
-fn tls_config(s: &MqttSettings) -> Result<ClientConfig, MqttError> {
-    let mut roots = RootCertStore::empty();
-    match &s.ca_file {
-        Some(path) => {
-            for cert in read_certs(path, "mqtt.ca_file")? {
-                roots.add(cert)?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err(MqttError::Settings(
-                    "mqtts://: no system CA certificates found; install ca-certificates or set mqtt.ca_file".into(),
-                ));
-            }
-        }
-    }
-    let builder =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots);
-    Ok(match (&s.client_cert, &s.client_key) {
-        (Some(cert), Some(key)) => {
-            let certs = read_certs(cert, "mqtt.client_cert")?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| MqttError::File {
-                what: "mqtt.client_key",
-                path: key.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            builder.with_client_auth_cert(certs, key)?
-        }
-        _ => builder.with_no_client_auth(),
-    })
-}
-
-fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, MqttError> {
-    let err = |reason: String| MqttError::File {
-        what,
-        path: path.display().to_string(),
-        reason,
-    };
-    crate::server::tls::pem_certs(path).map_err(err)
 }

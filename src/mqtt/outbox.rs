@@ -10,17 +10,15 @@
 //! never waits. At shutdown it sends what the last commits stored (within the grace),
 //! says goodbye to the cluster, and disconnects.
 
+use super::Context;
 use super::cluster::{self, ClusterMessage};
 use super::{BrokerStatus, MqttSettings};
-use crate::server::HubState;
-use crate::server::sessions::StatusEvent;
-use crate::storage::writer::{CommittedBatch, StoredReading};
+use crate::domain::{CommittedBatch, StatusEvent, StoredReading};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 
@@ -41,7 +39,7 @@ struct EgressPayload<'a> {
 }
 
 pub struct Outbox {
-    hub: Arc<HubState>,
+    hub: Context,
     client: AsyncClient,
     queue: VecDeque<Message>,
     capacity: usize,
@@ -54,7 +52,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(hub: Arc<HubState>, client: AsyncClient, s: &MqttSettings, hub_id: String) -> Self {
+    pub fn new(hub: Context, client: AsyncClient, s: &MqttSettings, hub_id: String) -> Self {
         Self {
             hub,
             client,

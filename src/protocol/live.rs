@@ -1,7 +1,12 @@
 //! Live feed messages (contract §3): subscription patterns and client commands in,
-//! reading/status/lagged frames out.
+//! reading/status/lagged/error frames out.
+//!
+//! Outgoing frames are built here and nowhere else: a reading is serialized once
+//! ([`reading_object`]) and shared by every client that receives it; [`frames`] packs a
+//! client's queued items into `{"readings":[...]}` frames without parsing them again.
 
-use crate::domain::{DeviceName, SensorName};
+use crate::domain::{DeviceName, SensorName, StatusEvent, StoredReading, Timestamp};
+use bytes::Bytes;
 use serde_json::Value;
 
 /// A `DEVICE/SENSOR` pattern; `None` stands for a `*` segment.
@@ -97,6 +102,90 @@ fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
+/// One pre-serialized outgoing item, as queued for a dashboard client.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A reading object `{"device":...}`, shared by every client that receives it.
+    Reading(Bytes),
+    /// A complete frame (`{"status":...}`).
+    Frame(Bytes),
+}
+
+#[derive(serde::Serialize)]
+struct ReadingOut<'a> {
+    device: &'a str,
+    sensor: &'a str,
+    ts: Timestamp,
+    value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+}
+
+/// A stored reading as the object that goes inside a `{"readings":[...]}` frame.
+pub fn reading_object(s: &StoredReading) -> Bytes {
+    let r = &s.reading;
+    let out = ReadingOut {
+        device: s.device.as_str(),
+        sensor: r.sensor.as_str(),
+        ts: r.ts,
+        value: r.value,
+        unit: r.unit.as_ref().map(|u| u.as_str()),
+    };
+    Bytes::from(serde_json::to_vec(&out).expect("a reading serializes"))
+}
+
+/// A `{"status":{...}}` frame.
+pub fn status_frame(ev: &StatusEvent) -> Bytes {
+    let v = serde_json::json!({"status": {"device": ev.device, "online": ev.online, "ts": ev.ts}});
+    Bytes::from(v.to_string())
+}
+
+/// The answer to a command that could not be carried out.
+pub fn error_frame(detail: &str) -> String {
+    serde_json::json!({"error": "invalid_command", "detail": detail}).to_string()
+}
+
+/// Packs drained items into frames: consecutive readings share `{"readings":[...]}`
+/// frames of at most `per_frame`; other frames keep their place; `{"lagged":N}` goes
+/// last when readings were lost. Every frame is UTF-8 JSON.
+pub fn frames(items: Vec<Item>, lagged: u64, per_frame: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut in_frame = 0;
+    let close = |buf: &mut Vec<u8>, out: &mut Vec<Bytes>, n: &mut usize| {
+        if *n > 0 {
+            buf.extend_from_slice(b"]}");
+            out.push(Bytes::from(std::mem::take(buf)));
+            *n = 0;
+        }
+    };
+    for item in items {
+        match item {
+            Item::Reading(bytes) => {
+                buf.extend_from_slice(if in_frame == 0 {
+                    b"{\"readings\":["
+                } else {
+                    b","
+                });
+                buf.extend_from_slice(&bytes);
+                in_frame += 1;
+                if in_frame == per_frame {
+                    close(&mut buf, &mut out, &mut in_frame);
+                }
+            }
+            Item::Frame(bytes) => {
+                close(&mut buf, &mut out, &mut in_frame);
+                out.push(bytes);
+            }
+        }
+    }
+    close(&mut buf, &mut out, &mut in_frame);
+    if lagged > 0 {
+        out.push(Bytes::from(format!("{{\"lagged\":{lagged}}}")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +220,29 @@ mod tests {
                 .contains("unknown command")
         );
         assert!(parse_command(r#"{"subscribe":[1]}"#, 10).is_err());
+    }
+
+    #[test]
+    fn readings_share_frames_and_status_keeps_its_place() {
+        let r = |s: &'static str| Item::Reading(Bytes::from_static(s.as_bytes()));
+        let items = vec![
+            r("1"),
+            r("2"),
+            r("3"),
+            Item::Frame(Bytes::from_static(b"{\"status\":0}")),
+            r("4"),
+        ];
+        let f: Vec<Bytes> = frames(items, 7, 2);
+        assert_eq!(
+            f,
+            [
+                &br#"{"readings":[1,2]}"#[..],
+                br#"{"readings":[3]}"#,
+                br#"{"status":0}"#,
+                br#"{"readings":[4]}"#,
+                br#"{"lagged":7}"#
+            ]
+        );
     }
 
     proptest! {

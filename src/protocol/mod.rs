@@ -1,5 +1,6 @@
 //! Wire protocols: the typed messages behind every socket.
 //!
+//! - [`address`]: the hub's base address (§8) as devices and gateways give it.
 //! - [`ingest`]: device → hub messages (§2, incl. SenML) and the hub's ack/nack replies.
 //! - [`live`]: the dashboard feed (§3): subscriptions in, readings/status/lagged out.
 //! - [`serial`]: the serial line format (§6) read by `telehub bridge serial`.
@@ -7,6 +8,7 @@
 //! Transport code hands these modules raw text and gets typed values or a typed
 //! error back; handlers never look at raw JSON.
 
+pub mod address;
 pub mod ingest;
 pub mod live;
 pub mod serial;

@@ -4,7 +4,7 @@
 use super::authn::{Admin, Viewer};
 use super::{ApiError, HubState};
 use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
-use crate::storage::{Agg, Bucket, Point, RangeQuery, StorageError};
+use crate::storage::{Agg, Bucket, Point, RangeQuery};
 use axum::Json;
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -80,17 +80,12 @@ async fn add_device(
                 .map_err(|e| ApiError::bad_request(format!("gateway_for: {t:?} {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    match hub.store.add_device(&name, &targets).await {
-        Ok(token) => Ok((
-            axum::http::StatusCode::CREATED,
-            Json(serde_json::json!({"name": name, "token": token})),
-        )
-            .into_response()),
-        Err(e @ (StorageError::DeviceExists(_) | StorageError::NoSuchDevice(_))) => {
-            Err(ApiError::bad_request(e.to_string()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let token = hub.store.add_device(&name, &targets).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::json!({"name": name, "token": token})),
+    )
+        .into_response())
 }
 
 /// `DELETE /v1/devices/{name}` (admin): revokes the device and closes its sockets.
@@ -100,11 +95,8 @@ async fn revoke_device(
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let name = DeviceName::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
-    match hub.store.revoke_device(&name).await {
-        Ok(()) => Ok(axum::http::StatusCode::NO_CONTENT),
-        Err(StorageError::NoSuchDevice(_)) => Err(ApiError::not_found(format!("no device {name}"))),
-        Err(e) => Err(e.into()),
-    }
+    hub.store.revoke_device(&name).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `/v1/readings` parameters, parsed.
@@ -347,7 +339,7 @@ async fn ready(State(hub): State<Arc<HubState>>) -> Result<Json<serde_json::Valu
 async fn metrics(State(hub): State<Arc<HubState>>, _v: Viewer) -> impl IntoResponse {
     hub.metrics
         .write_queue_depth
-        .set(hub.writer.queued() as i64);
+        .set(hub.ingest.queued() as i64);
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         hub.metrics.render(),

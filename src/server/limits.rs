@@ -1,5 +1,6 @@
-//! Abuse limits: per-IP connection counts, a global handshake rate (token bucket) for
-//! reconnect storms, and per-device reading rates. Each is configured in `[limits]`.
+//! Connection abuse limits: per-IP connection counts and a global handshake rate (token
+//! bucket) for reconnect storms, configured in `[limits]`. Per-device reading rates
+//! belong to the ingest pipeline ([`crate::ingest::rate`]).
 //!
 //! A handshake turned away by the rate gets a turn in its `Retry-After`: each refusal is
 //! told to come back one handshake interval (1 / `handshakes_per_second`) after the one
@@ -11,30 +12,28 @@ use crate::config::LimitSettings;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use governor::clock::DefaultClock;
-use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
-type Keyed = RateLimiter<i64, DefaultKeyedStateStore<i64>, DefaultClock>;
 
 /// The longest `Retry-After` given to a refused handshake.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// The hub's limiters.
+/// The hub's connection limiters.
 pub struct Limits {
     handshakes: Direct,
     /// When the last refused handshake was told to come back.
     next_turn: Mutex<Instant>,
     turn_interval: Duration,
-    devices: Keyed,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    pub settings: LimitSettings,
+    max_per_ip: usize,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -47,13 +46,10 @@ impl Limits {
             handshakes: RateLimiter::direct(
                 Quota::per_second(nz(s.handshakes_per_second)).allow_burst(nz(s.handshake_burst)),
             ),
-            devices: RateLimiter::keyed(
-                Quota::per_second(nz(s.device_readings_per_second)).allow_burst(nz(s.device_burst)),
-            ),
             next_turn: Mutex::new(Instant::now()),
             turn_interval: Duration::from_secs(1) / s.handshakes_per_second.max(1),
             per_ip: Arc::default(),
-            settings: s.clone(),
+            max_per_ip: s.max_connections_per_ip,
         }
     }
 
@@ -67,23 +63,17 @@ impl Limits {
 
     /// The next turn after the last one given out (or after `now`), in seconds from `now`.
     fn turn(&self, now: Instant) -> u64 {
-        let mut next = self.next_turn.lock().expect("turn lock");
+        let mut next = self.next_turn.lock();
         let turn = ((*next).max(now) + self.turn_interval).min(now + MAX_RETRY_AFTER);
         *next = turn;
         ((turn - now).as_secs_f64().ceil() as u64).max(1)
     }
 
-    /// Takes `n` readings from `device`'s budget; false when over its rate.
-    pub fn readings(&self, device: i64, n: usize) -> bool {
-        let n = nz(u32::try_from(n).unwrap_or(u32::MAX));
-        matches!(self.devices.check_key_n(&device, n), Ok(Ok(())))
-    }
-
     /// Registers a connection from `ip`, unless that IP is at its limit.
     pub fn connect(&self, ip: IpAddr) -> Option<IpGuard> {
-        let mut m = self.per_ip.lock().expect("per-ip lock");
+        let mut m = self.per_ip.lock();
         let n = m.entry(ip).or_default();
-        if *n >= self.settings.max_connections_per_ip {
+        if *n >= self.max_per_ip {
             return None;
         }
         *n += 1;
@@ -91,11 +81,6 @@ impl Limits {
             ip,
             map: self.per_ip.clone(),
         })
-    }
-
-    /// Drops rate-limiter state of devices idle long enough to have a full bucket.
-    pub fn forget_idle(&self) {
-        self.devices.retain_recent();
     }
 }
 
@@ -107,7 +92,7 @@ pub struct IpGuard {
 
 impl Drop for IpGuard {
     fn drop(&mut self) {
-        let mut m = self.map.lock().expect("per-ip lock");
+        let mut m = self.map.lock();
         if let Some(n) = m.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -174,19 +159,6 @@ mod tests {
         assert!(l.connect("10.0.0.2".parse().unwrap()).is_some());
         drop(a);
         assert!(l.connect(ip).is_some());
-    }
-
-    #[test]
-    fn device_budgets_are_separate_and_bounded() {
-        let l = Limits::new(&LimitSettings {
-            device_readings_per_second: 10,
-            device_burst: 100,
-            ..Default::default()
-        });
-        assert!(l.readings(1, 100));
-        assert!(!l.readings(1, 50));
-        assert!(l.readings(2, 60));
-        assert!(!l.readings(3, 101), "more than the burst can never pass");
     }
 
     #[test]

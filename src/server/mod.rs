@@ -1,61 +1,45 @@
-//! The hub process: shared state, the HTTP/WebSocket router, start and graceful stop.
+//! The HTTP and WebSocket transport: the router, its shared state and every endpoint.
 //!
 //! - [`listener`]: accepts TCP (and TLS), caps connections, serves HTTP/1.1 with upgrades.
-//! - [`authn`]: tokens on requests; [`sessions`]: open sockets, online devices, revocation.
-//! - [`ingest`]: device sockets (`/v1/ingest`); [`api`]: history and registry over HTTP.
+//! - [`authn`]: tokens on requests; [`limits`]: per-IP connections and handshake rate.
+//! - [`ingest`]: device sockets (`/v1/ingest`); [`live`]: dashboard sockets (`/v1/live`).
+//! - [`api`]: history and registry over HTTP; [`dashboard`]: the embedded web page.
+//! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
+//!   heartbeats and close codes shared by both socket kinds.
 //!
-//! Shutdown order: stop accepting → sockets finish their in-flight replies and close
-//! with 1001 → the storage writer commits what is queued → storage closes.
+//! May use every layer below the transports (`ingest`, `live`, `sessions`, `storage`,
+//! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
+//! The hub is assembled, started and stopped by `crate::hub`.
 
 pub mod api;
 pub mod authn;
+mod dashboard;
 mod error;
 pub mod ingest;
 pub mod limits;
 pub mod listener;
-pub mod sessions;
-pub mod tls;
+pub mod live;
 pub mod ws;
 
 pub use error::ApiError;
 
 use crate::config::Settings;
+use crate::ingest::Pipeline;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::storage::writer::{self, CommittedBatch, WriterHandle};
-use crate::storage::{StorageError, Store};
+use crate::sessions::Sessions;
+use crate::storage::Store;
 use axum::Router;
-use sessions::Sessions;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Why the hub could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error(transparent)]
-    Mqtt(#[from] crate::mqtt::MqttError),
-    #[error(
-        "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
-    )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
 
 /// What every request handler and socket task shares.
 pub struct HubState {
     pub settings: Settings,
     pub store: Store,
-    pub writer: WriterHandle,
+    /// The ingest pipeline every transport shares.
+    pub ingest: Arc<Pipeline>,
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
@@ -68,156 +52,12 @@ pub struct HubState {
     pub tasks: TaskTracker,
 }
 
-/// A started hub. Dropping it does not stop it: call [`RunningHub::stop`].
-pub struct RunningHub {
-    pub addr: SocketAddr,
-    pub tls: bool,
-    pub state: Arc<HubState>,
-    stopped: tokio::task::JoinHandle<()>,
-}
-
-impl RunningHub {
-    /// `http(s)://addr`
-    pub fn base_url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "https" } else { "http" },
-            self.addr
-        )
-    }
-    /// Begins a graceful shutdown and waits until it is complete.
-    pub async fn stop(self) {
-        self.state.shutdown.cancel();
-        let _ = self.stopped.await;
-    }
-    /// Waits until the hub has stopped (after its shutdown token was cancelled).
-    pub async fn wait(self) {
-        let _ = self.stopped.await;
-    }
-}
-
-/// Opens storage, starts the writer and binds the listener; the hub then runs in the background.
-pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
-    let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
-    let store = Store::open(&settings.database).await?;
-    let listener = tokio::net::TcpListener::bind(settings.server.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: settings.server.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: settings.server.listen,
-        source,
-    })?;
-
-    store.prepare_rollups(settings.storage.rollups).await?;
-    let metrics = Arc::new(Metrics::new());
-    let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
-    let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
-    let close_writer = CancellationToken::new();
-    let (writer, writer_task) = writer::spawn(
-        store.clone(),
-        settings.writer.clone(),
-        settings.storage.rollups,
-        metrics.clone(),
-        committed_tx.clone(),
-        close_writer.clone(),
-    );
-    let shutdown = CancellationToken::new();
-    let live = LiveHub::start(
-        &settings.live,
-        metrics.clone(),
-        committed_tx.subscribe(),
-        status_tx.subscribe(),
-        shutdown.clone(),
-    );
-    let mqtt = match &settings.mqtt {
-        Some(m) => Some(crate::mqtt::prepare(
-            m,
-            committed_tx.subscribe(),
-            status_tx.subscribe(),
-        )?),
-        None => None,
-    };
-    let (mqtt_handle, mqtt) = mqtt.unzip();
-    let state = Arc::new(HubState {
-        sessions: Sessions::new(status_tx),
-        store: store.clone(),
-        writer,
-        metrics,
-        live,
-        limits: limits::Limits::new(&settings.limits),
-        mqtt: mqtt_handle,
-        shutdown: shutdown.clone(),
-        tasks: TaskTracker::new(),
-        settings,
-    });
-    tokio::spawn(forget_idle_limits(state.clone()));
-    let mqtt = mqtt.map(|m| m.spawn(state.clone()));
-    let watcher = tokio::spawn(sessions::watch_revocations(
-        store.clone(),
-        state.sessions.clone(),
-        Duration::from_millis(250),
-        shutdown.clone(),
-    ));
-    let retention = crate::storage::retention::spawn(
-        store.clone(),
-        state.settings.retention.clone(),
-        state.metrics.clone(),
-        shutdown.clone(),
-    );
-    let app = router(state.clone());
-    let is_tls = tls.is_some();
-    let serve_state = state.clone();
-    let stopped = tokio::spawn(async move {
-        listener::serve(listener, tls, app, serve_state.clone()).await;
-        // Listener closed: wait for sockets (bounded), then flush the writer.
-        serve_state.tasks.close();
-        if tokio::time::timeout(
-            serve_state.settings.server.shutdown_grace,
-            serve_state.tasks.wait(),
-        )
-        .await
-        .is_err()
-        {
-            tracing::warn!("shutdown: some sockets did not finish within the grace period");
-        }
-        close_writer.cancel();
-        let _ = writer_task.await;
-        if let Some(m) = mqtt {
-            m.finish(serve_state.settings.server.shutdown_grace).await;
-        }
-        let _ = watcher.await;
-        let _ = retention.await;
-        store.close().await;
-        tracing::info!("hub stopped");
-    });
-    Ok(RunningHub {
-        addr,
-        tls: is_tls,
-        state,
-        stopped,
-    })
-}
-
-/// Drops rate-limiter state for idle devices once a minute, until shutdown.
-async fn forget_idle_limits(hub: Arc<HubState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = hub.shutdown.cancelled() => return,
-            _ = tick.tick() => hub.limits.forget_idle(),
-        }
-    }
-}
-
 /// Every route of the hub.
 pub fn router(state: Arc<HubState>) -> Router {
     Router::new()
         .route("/v1/ingest", axum::routing::get(ingest::upgrade))
-        .route("/v1/live", axum::routing::get(crate::live::socket::upgrade))
+        .route("/v1/live", axum::routing::get(live::upgrade))
         .merge(api::routes())
-        .merge(crate::dashboard::routes())
+        .merge(dashboard::routes())
         .with_state(state)
 }

@@ -44,6 +44,9 @@ pub enum StorageError {
     DeviceExists(String),
     #[error("device {0} does not exist; add it first with `telehub device add {0}`")]
     NoSuchDevice(String),
+    /// A device named as a gateway target does not exist (or is revoked).
+    #[error("gateway_for: device {0} does not exist; add it first with `telehub device add {0}`")]
+    UnknownTarget(String),
     #[error("cannot open database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
     #[error("cannot apply migrations: {0}")]

@@ -98,7 +98,7 @@ impl PgStore {
                     .bind(t.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
-            targets.push(id.ok_or_else(|| StorageError::NoSuchDevice(t.to_string()))?);
+            targets.push(id.ok_or_else(|| StorageError::UnknownTarget(t.to_string()))?);
         }
         let mut out = Vec::with_capacity(names.len());
         for name in names {

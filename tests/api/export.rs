@@ -25,7 +25,7 @@ async fn write_many(app: &TestApp, device: &DeviceRef, t0: i64, n: i64) {
                 (device.clone(), reading)
             })
             .collect();
-        pending.push_back(app.hub().state.writer.submit(rows).await);
+        pending.push_back(app.hub().state.ingest.submit(rows).await);
         if pending.len() > 8 {
             pending.pop_front().unwrap().await.unwrap().unwrap();
         }

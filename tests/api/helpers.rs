@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::time::Duration;
 use telehub::config::Settings;
 use telehub::domain::DeviceName;
-use telehub::server::{self, RunningHub};
+use telehub::hub::{self, RunningHub};
 use telehub::storage::Store;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -123,7 +123,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     let db = TestDb::new(backend).await;
     let mut settings = test_settings(&db);
     tweak(&mut settings);
-    let hub = server::start(settings.clone()).await.expect("hub starts");
+    let hub = hub::start(settings.clone()).await.expect("hub starts");
     let store = hub.state.store.clone();
     TestApp {
         hub: Some(hub),

@@ -31,7 +31,7 @@ pub async fn write(app: &TestApp, device: &DeviceRef, sensor: &str, rows: &[(i64
             (device.clone(), reading)
         })
         .collect();
-    let done = app.hub().state.writer.submit(rows).await;
+    let done = app.hub().state.ingest.submit(rows).await;
     tokio::time::timeout(WAIT, done)
         .await
         .expect("committed in time")
@@ -479,7 +479,7 @@ async fn rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on(b: Backen
     // Back on: the hub rebuilds the rollups from raw data before it takes readings.
     app.stop().await;
     app.settings.storage.rollups = true;
-    let hub = telehub::server::start(app.settings.clone()).await.unwrap();
+    let hub = telehub::hub::start(app.settings.clone()).await.unwrap();
     app.store = hub.state.store.clone();
     app.hub = Some(hub);
     for (hour, width) in [(false, MIN), (true, HOUR)] {
@@ -630,7 +630,7 @@ async fn cursor_pages_are_stable_under_concurrent_inserts(b: Backend) {
                     };
                     (device.clone(), reading)
                 });
-                let done = hub.writer.submit(rows.to_vec()).await;
+                let done = hub.ingest.submit(rows.to_vec()).await;
                 done.await.unwrap().unwrap();
             }
         })

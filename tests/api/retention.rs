@@ -102,11 +102,11 @@ async fn retention_deletes_whole_expired_hours_and_rollups_keep_answering(b: Bac
     for rollups in [false, true] {
         app.settings.storage.rollups = rollups;
         app.settings.retention.interval = Duration::from_secs(3600);
-        let hub = telehub::server::start(app.settings.clone()).await.unwrap();
+        let hub = telehub::hub::start(app.settings.clone()).await.unwrap();
         app.store = hub.state.store.clone();
         hub.stop().await;
     }
-    let hub = telehub::server::start(app.settings.clone()).await.unwrap();
+    let hub = telehub::hub::start(app.settings.clone()).await.unwrap();
     app.store = hub.state.store.clone();
     app.hub = Some(hub);
     assert_eq!(

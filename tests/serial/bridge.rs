@@ -5,7 +5,7 @@ use crate::pty::{PtyPair, wait_for};
 use crate::{checked, settings, wait_rows};
 use std::time::Duration;
 use telehub::bridge::{self, RunningPort, SerialPortSettings, StatsSnapshot};
-use telehub::server;
+use telehub::hub;
 use tokio_util::sync::CancellationToken;
 
 struct Bridge {
@@ -187,7 +187,7 @@ async fn a_gateway_forwards_for_its_devices_and_a_forbidden_device_drops_only_it
 async fn restart_hub(app: &mut TestApp, addr: std::net::SocketAddr) {
     let mut s = app.settings.clone();
     s.server.listen = addr;
-    app.hub = Some(server::start(s).await.expect("hub restarts"));
+    app.hub = Some(hub::start(s).await.expect("hub restarts"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// The error codes of §2, as sent in `nack` replies.
+/// Why a message was refused: one vocabulary for every transport. The first six are
+/// the §2 codes sent in `nack` replies on device sockets; the others arise at a
+/// transport's edge (an MQTT topic, a payload over the size limit, a device looked up
+/// by name) and are counted and logged under the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -24,9 +27,18 @@ pub enum ErrorCode {
     ForbiddenDevice,
     RateLimited,
     Unavailable,
+    /// A payload over `ingest.max_frame_bytes` (a WebSocket closes with 1009 instead).
+    TooLarge,
+    /// No device of that name (a WebSocket token always names one).
+    UnknownDevice,
+    /// The device is revoked (a WebSocket gets 401 at the handshake instead).
+    RevokedDevice,
+    /// An MQTT topic whose last level is not a device name.
+    BadTopic,
 }
 
 impl ErrorCode {
+    /// The §2 codes, sent in `nack` replies.
     pub const ALL: [ErrorCode; 6] = [
         Self::InvalidJson,
         Self::InvalidReading,
@@ -43,6 +55,10 @@ impl ErrorCode {
             Self::ForbiddenDevice => "forbidden_device",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
+            Self::TooLarge => "too_large",
+            Self::UnknownDevice => "unknown_device",
+            Self::RevokedDevice => "revoked_device",
+            Self::BadTopic => "bad_topic",
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use crate::{need_mqtt, need_pg};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use telehub::server::{self, RunningHub};
+use telehub::hub::{self, RunningHub};
 
 const MESSAGES: usize = 10;
 const PER_MESSAGE: usize = 10;
@@ -89,7 +89,7 @@ async fn two_hubs_share_the_live_stream_and_store_each_reading_once() {
         s.mqtt = Some(m);
     })
     .await;
-    let b = server::start(a.settings.clone())
+    let b = hub::start(a.settings.clone())
         .await
         .expect("second hub starts");
     broker_state(&a, |s| s.subscribed).await;

@@ -5,7 +5,7 @@
 //! reconnection) → `view.js` (device list, sensors, once-per-frame rendering) →
 //! `chart-card.js` (history loading) → `chart.js` (ring buffer and canvas drawing).
 
-use crate::server::HubState;
+use super::HubState;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
@@ -17,17 +17,17 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file of the page: (URL path, content type, body).
 const FILES: [(&str, &str, &str); 8] = [
-    ("/", HTML, include_str!("../dashboard/index.html")),
-    ("/style.css", CSS, include_str!("../dashboard/style.css")),
-    ("/app.js", JS, include_str!("../dashboard/app.js")),
-    ("/dom.js", JS, include_str!("../dashboard/dom.js")),
-    ("/view.js", JS, include_str!("../dashboard/view.js")),
+    ("/", HTML, include_str!("../../dashboard/index.html")),
+    ("/style.css", CSS, include_str!("../../dashboard/style.css")),
+    ("/app.js", JS, include_str!("../../dashboard/app.js")),
+    ("/dom.js", JS, include_str!("../../dashboard/dom.js")),
+    ("/view.js", JS, include_str!("../../dashboard/view.js")),
     (
         "/chart-card.js",
         JS,
-        include_str!("../dashboard/chart-card.js"),
+        include_str!("../../dashboard/chart-card.js"),
     ),
-    ("/chart.js", JS, include_str!("../dashboard/chart.js")),
+    ("/chart.js", JS, include_str!("../../dashboard/chart.js")),
     ("/favicon.ico", "image/svg+xml", FAVICON),
 ];
 

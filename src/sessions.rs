@@ -1,26 +1,25 @@
 //! Open sockets: which token each belongs to (so a revocation can close them) and
 //! which devices are online (for `/v1/devices` and the live feed's status messages).
 //!
-//! Owner: the [`Sessions`] registry, behind one mutex held only for map updates.
+//! Owner: the [`Sessions`] registry, behind one mutex held only for map updates (a
+//! `parking_lot` mutex: a panicking socket task cannot poison it for every later one).
 //! Each socket task holds a [`SessionGuard`]; dropping it unregisters the socket.
 //! The revocation watcher ([`watch_revocations`]) polls the storage's auth epoch and
 //! cancels the guards of revoked tokens; socket tasks then close with 1008.
+//!
+//! Channel: status events go out on the `broadcast` sender given to [`Sessions::new`]
+//! (receivers: the live fan-out and MQTT egress).
+//!
+//! May use: `domain`, `storage`. Used by every transport that opens sockets, and `hub`.
 
-use crate::domain::{DeviceName, Timestamp};
+use crate::domain::{DeviceName, StatusEvent, Timestamp};
 use crate::storage::Store;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-
-/// A device came online or went offline.
-#[derive(Debug, Clone)]
-pub struct StatusEvent {
-    pub device: DeviceName,
-    pub online: bool,
-    pub ts: Timestamp,
-}
 
 #[derive(Default)]
 struct Inner {
@@ -47,7 +46,7 @@ impl Sessions {
     /// Registers a socket of `token_id`; `device` marks that device online.
     pub fn register(self: &Arc<Self>, token_id: i64, device: Option<DeviceName>) -> SessionGuard {
         let revoked = CancellationToken::new();
-        let mut inner = self.inner.lock().expect("sessions lock");
+        let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
         inner
@@ -76,42 +75,20 @@ impl Sessions {
     }
 
     pub fn is_online(&self, device: &str) -> bool {
-        self.inner
-            .lock()
-            .expect("sessions lock")
-            .online
-            .contains_key(device)
+        self.inner.lock().online.contains_key(device)
     }
 
     pub fn online_devices(&self) -> Vec<DeviceName> {
-        self.inner
-            .lock()
-            .expect("sessions lock")
-            .online
-            .keys()
-            .cloned()
-            .collect()
+        self.inner.lock().online.keys().cloned().collect()
     }
 
     fn token_ids(&self) -> Vec<i64> {
-        self.inner
-            .lock()
-            .expect("sessions lock")
-            .by_token
-            .keys()
-            .copied()
-            .collect()
+        self.inner.lock().by_token.keys().copied().collect()
     }
 
     /// Cancels every socket of `token_id`.
     fn revoke(&self, token_id: i64) {
-        if let Some(socks) = self
-            .inner
-            .lock()
-            .expect("sessions lock")
-            .by_token
-            .get(&token_id)
-        {
+        if let Some(socks) = self.inner.lock().by_token.get(&token_id) {
             socks.values().for_each(CancellationToken::cancel);
         }
     }
@@ -135,7 +112,7 @@ impl SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        let mut inner = self.sessions.inner.lock().expect("sessions lock");
+        let mut inner = self.sessions.inner.lock();
         if let Some(socks) = inner.by_token.get_mut(&self.token_id) {
             socks.remove(&self.id);
             if socks.is_empty() {

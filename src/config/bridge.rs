@@ -1,5 +1,5 @@
-//! Settings of one bridged serial port: a `[[bridge.serial]]` entry of the config
-//! file, or the flags of `telehub bridge serial`.
+//! `[[bridge.serial]]`: settings of one bridged serial port, from the config file or
+//! the flags of `telehub bridge serial`.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -127,7 +127,7 @@ impl SerialPortSettings {
                 "bridge.serial {name}: `hub` (ws[s]://HOST:PORT) and `token` (the gateway's) are required"
             ));
         }
-        crate::client::HubAddress::parse(&self.hub)
+        crate::protocol::address::HubAddress::parse(&self.hub)
             .map_err(|e| format!("bridge.serial {name}: {e}"))?;
         if self.baud == 0
             || !(5..=8).contains(&self.data_bits)

@@ -2,16 +2,15 @@
 //! before the upgrade; then one task per client reads subscribe/unsubscribe commands
 //! and drains the client's queue into as few frames as possible, flushing once.
 
-use super::queue::{ClientQueue, Drained, Item};
-use super::{LiveClient, status_frame};
-use crate::domain::Timestamp;
-use crate::protocol::live::{ClientCommand, parse_command};
-use crate::server::authn::Viewer;
-use crate::server::limits::HandshakeSlot;
-use crate::server::listener::ConnInfo;
-use crate::server::sessions::StatusEvent;
-use crate::server::ws::{self, Beat, Heartbeat};
-use crate::server::{ApiError, HubState};
+use super::authn::Viewer;
+use super::limits::HandshakeSlot;
+use super::listener::ConnInfo;
+use super::ws::{self, Beat, Heartbeat};
+use super::{ApiError, HubState};
+use crate::domain::{StatusEvent, Timestamp};
+use crate::live::LiveClient;
+use crate::live::queue::{ClientQueue, Drained, Item};
+use crate::protocol::live::{ClientCommand, error_frame, frames, parse_command, status_frame};
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -96,7 +95,7 @@ async fn run(
             drained = queue.drain() => {
                 let drained = pace(&hub, &queue, last_write, drained).await;
                 last_write = Some(Instant::now());
-                let frames = frames(drained, hub.settings.live.max_readings_per_frame);
+                let frames = frames(drained.items, drained.lagged, hub.settings.live.max_readings_per_frame);
                 match tokio::time::timeout(hub.settings.live.stuck_timeout, write_all(&mut socket, frames)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
@@ -110,9 +109,10 @@ async fn run(
                 heartbeat.heard();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        if let Err(detail) = handle_command(&hub, &client, text.as_str()) {
-                            let err = serde_json::json!({"error": "invalid_command", "detail": detail}).to_string();
-                            if socket.send(Message::Text(err.into())).await.is_err() { return }
+                        if let Err(detail) = handle_command(&hub, &client, text.as_str())
+                            && socket.send(Message::Text(error_frame(&detail).into())).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => break (ws::UNSUPPORTED, "binary frames are not accepted"),
@@ -194,49 +194,10 @@ fn handle_command(hub: &HubState, client: &LiveClient, text: &str) -> Result<(),
     Ok(())
 }
 
-/// Turns drained items into frames: consecutive readings share `{"readings":[...]}`
-/// frames of at most `per_frame`; status frames keep their place; `lagged` goes last.
-fn frames(d: Drained, per_frame: usize) -> Vec<Utf8Bytes> {
-    let mut out = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut in_frame = 0;
-    let close = |buf: &mut Vec<u8>, out: &mut Vec<Utf8Bytes>, n: &mut usize| {
-        if *n > 0 {
-            buf.extend_from_slice(b"]}");
-            out.push(Utf8Bytes::try_from(std::mem::take(buf)).expect("JSON is UTF-8"));
-            *n = 0;
-        }
-    };
-    for item in d.items {
-        match item {
-            Item::Reading(bytes) => {
-                buf.extend_from_slice(if in_frame == 0 {
-                    b"{\"readings\":["
-                } else {
-                    b","
-                });
-                buf.extend_from_slice(&bytes);
-                in_frame += 1;
-                if in_frame == per_frame {
-                    close(&mut buf, &mut out, &mut in_frame);
-                }
-            }
-            Item::Frame(bytes) => {
-                close(&mut buf, &mut out, &mut in_frame);
-                out.push(Utf8Bytes::try_from(bytes).expect("JSON is UTF-8"));
-            }
-        }
-    }
-    close(&mut buf, &mut out, &mut in_frame);
-    if d.lagged > 0 {
-        out.push(format!("{{\"lagged\":{}}}", d.lagged).into());
-    }
-    out
-}
-
-async fn write_all(socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+async fn write_all(socket: &mut WebSocket, frames: Vec<bytes::Bytes>) -> Result<(), axum::Error> {
     for f in frames {
-        socket.feed(Message::Text(f)).await?;
+        let text = Utf8Bytes::try_from(f).expect("frames are UTF-8 JSON");
+        socket.feed(Message::Text(text)).await?;
     }
     socket.flush().await
 }
@@ -244,41 +205,11 @@ async fn write_all(socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn the_frame_budget_is_shared_by_all_sockets() {
         assert!(frame_interval(1, 50_000) <= Duration::from_micros(20));
         assert_eq!(frame_interval(1_000, 50_000), Duration::from_millis(20));
         assert_eq!(frame_interval(1_000_000, 50_000), MAX_PACE);
-    }
-
-    #[test]
-    fn readings_share_frames_and_status_keeps_its_place() {
-        let r = |s: &'static str| Item::Reading(Bytes::from_static(s.as_bytes()));
-        let d = Drained {
-            items: vec![
-                r("1"),
-                r("2"),
-                r("3"),
-                Item::Frame(Bytes::from_static(b"{\"status\":0}")),
-                r("4"),
-            ],
-            lagged: 7,
-        };
-        let f: Vec<String> = frames(d, 2)
-            .into_iter()
-            .map(|u| u.as_str().to_owned())
-            .collect();
-        assert_eq!(
-            f,
-            [
-                r#"{"readings":[1,2]}"#,
-                r#"{"readings":[3]}"#,
-                r#"{"status":0}"#,
-                r#"{"readings":[4]}"#,
-                r#"{"lagged":7}"#
-            ]
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! `[mqtt]` settings (contract §7) and the broker address they name.
 
-use crate::config::IngestSettings;
+use super::IngestSettings;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,105 @@
+//! `[ingest]` and `[live]`: device socket limits and the dashboard feed's bounds.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    pub max_frame_bytes: usize,
+    pub max_readings_per_message: usize,
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Messages a device may have awaiting their reply before the hub stops reading its socket.
+    pub max_inflight_messages: usize,
+    /// Per-connection WebSocket read buffer (tungstenite's default of 128 KiB is far too large).
+    pub read_buffer_bytes: usize,
+    /// Per-connection write buffer; frames are flushed once this much is queued or the socket is idle.
+    pub write_buffer_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveSettings {
+    /// Frames queued for one dashboard client at most; beyond it readings are dropped and counted.
+    pub client_queue: usize,
+    /// A client whose queue stays full this long is closed with 1008 "too slow".
+    #[serde(with = "humantime_serde")]
+    pub stuck_timeout: Duration,
+    pub max_patterns: usize,
+    /// Readings per frame at most when a client's writer drains its queue.
+    pub max_readings_per_frame: usize,
+    /// Committed batches the fan-out may fall behind the writer before it drops some.
+    pub committed_backlog: usize,
+    /// Frames per second that all dashboard sockets together aim to stay under. A socket
+    /// that wrote less than `clients / max_frames_per_second` ago (at most 250 ms) waits
+    /// out the rest and sends everything queued meanwhile in one go: under load each
+    /// frame carries more readings; an idle socket, or a lone one, writes at once.
+    pub max_frames_per_second: u32,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_readings_per_message: 1000,
+            max_clock_skew: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_inflight_messages: 64,
+            read_buffer_bytes: 2 * 1024,
+            write_buffer_bytes: 4 * 1024,
+        }
+    }
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            client_queue: 1024,
+            stuck_timeout: Duration::from_secs(10),
+            max_patterns: 256,
+            max_readings_per_frame: 500,
+            committed_backlog: 1024,
+            max_frames_per_second: 50_000,
+        }
+    }
+}
+
+impl IngestSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_frame_bytes < 256
+            || self.max_readings_per_message == 0
+            || self.max_inflight_messages == 0
+        {
+            return Err(
+                "ingest.max_frame_bytes must be ≥ 256, and max_readings_per_message and max_inflight_messages ≥ 1".into(),
+            );
+        }
+        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
+            return Err(
+                "ingest.idle_timeout must be longer than ingest.ping_interval (> 0)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl LiveSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.client_queue == 0
+            || self.max_patterns == 0
+            || self.max_readings_per_frame == 0
+            || self.max_frames_per_second == 0
+        {
+            return Err(
+                "live.client_queue, live.max_patterns, live.max_readings_per_frame and live.max_frames_per_second must be ≥ 1".into(),
+            );
+        }
+        Ok(())
+    }
+}

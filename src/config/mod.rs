@@ -1,0 +1,236 @@
+//! Configuration: defaults → TOML file → `TELEHUB_` environment (`__` separator) →
+//! command-line flags, loaded once into typed [`Settings`] and validated once.
+//!
+//! One file per section; each section checks itself from its own plain values
+//! (`validate`), and [`Settings::validate`] adds the checks that span sections.
+//! A settings type lives here, never in the subsystem it configures, so `config`
+//! imports nothing above `domain` and `protocol`.
+//!
+//! May use: `domain`, `protocol`.
+
+pub mod bridge;
+pub mod ingest;
+pub mod mqtt;
+pub mod server;
+pub mod storage;
+
+pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
+pub use ingest::{IngestSettings, LiveSettings};
+pub use mqtt::{BrokerAddr, MqttSettings};
+pub use server::{HttpSettings, LimitSettings, ServerSettings, TlsSettings};
+pub use storage::{
+    DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
+};
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub tls: Option<TlsSettings>,
+    pub database: DatabaseSettings,
+    pub ingest: IngestSettings,
+    pub writer: WriterSettings,
+    pub live: LiveSettings,
+    pub http: HttpSettings,
+    pub limits: LimitSettings,
+    /// `telehub bridge serial` ports (`[[bridge.serial]]`); absent: none.
+    pub bridge: Option<BridgeSettings>,
+    /// `[mqtt]`: absent means no MQTT (see [`MqttSettings`]).
+    pub mqtt: Option<MqttSettings>,
+    pub storage: StorageSettings,
+    pub retention: RetentionSettings,
+}
+
+/// Command-line values that override the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+}
+
+impl Settings {
+    /// Loads defaults, then `file`, then `TELEHUB_*` variables, then `overrides`; validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let defaults = config::Config::try_from(&Settings::default())?;
+        let mut b = config::Config::builder().add_source(defaults);
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("TELEHUB")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("server.allowed_origins")
+                .try_parsing(true)
+                .source(Some(telehub_env())),
+        );
+        let mut s: Settings = b.build()?.try_deserialize()?;
+        if let Some(url) = &overrides.database_url {
+            s.database.url = url.clone();
+        }
+        if let Some(l) = overrides.listen {
+            s.server.listen = l;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks what types alone cannot, section by section; called once by [`Settings::load`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(ConfigError::Invalid)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.database.validate()?;
+        self.ingest.validate()?;
+        self.writer.validate()?;
+        self.live.validate()?;
+        self.server.validate()?;
+        self.http.validate()?;
+        self.retention.validate()?;
+        if let Some(b) = &self.bridge {
+            b.validate()?;
+        }
+        if let Some(m) = &self.mqtt {
+            m.validate(&self.ingest)?;
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with secrets (database and broker passwords) hidden.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut s = self.clone();
+        s.database.url = redact_url(&s.database.url);
+        s.bridge = s.bridge.as_ref().map(BridgeSettings::redacted);
+        if let Some(m) = &mut s.mqtt {
+            m.redact();
+        }
+        toml::to_string_pretty(&s).expect("settings serialize")
+    }
+}
+
+/// Only the variables that name a settings section: test and tool variables such as
+/// `TELEHUB_TEST_PG` share the prefix but are not configuration. The sections are the
+/// fields of [`Settings`], read from its serialized defaults (absent sections too).
+fn telehub_env() -> config::Map<String, String> {
+    let sections: Vec<String> = match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .keys()
+            .map(|k| format!("{}__", k.to_ascii_uppercase()))
+            .collect(),
+        _ => unreachable!("Settings serializes to an object"),
+    };
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.strip_prefix("TELEHUB_")
+                .is_some_and(|rest| sections.iter().any(|s| rest.starts_with(s.as_str())))
+        })
+        .collect()
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.into();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn an_mqtt_section_enables_mqtt_and_its_password_is_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "[mqtt]\nurl = \"mqtts://broker:8883\"\nusername = \"hub\"\npassword = \"s3cret\"\ncluster = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let m = s.mqtt.as_ref().expect("[mqtt] present");
+        assert!(m.cluster);
+        assert_eq!(m.ingest_topic, "telehub/ingest/+");
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("s3cret") && printed.contains("password = \"***\""));
+        std::fs::write(&f, "[mqtt]\nurl = \"http://broker\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("mqtt://"), "{e}");
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[ingest]\nmax_clock_skew = \"1m\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(s.ingest.max_clock_skew, Duration::from_secs(60));
+        let o = Overrides {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            database_url: None,
+        };
+        assert_eq!(
+            Settings::load(Some(&f), &o).unwrap().server.listen.port(),
+            9001
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "[server]\nlisen = \"x\"\n").unwrap();
+        assert!(Settings::load(Some(&f), &Overrides::default()).is_err());
+        let o = Overrides {
+            database_url: Some("mysql://x".into()),
+            listen: None,
+        };
+        assert!(
+            Settings::load(None, &o)
+                .unwrap_err()
+                .to_string()
+                .contains("sqlite://")
+        );
+    }
+}

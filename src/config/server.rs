@@ -1,0 +1,108 @@
+//! `[server]`, `[tls]`, `[http]` and `[limits]`: listening, TLS files, HTTP query caps
+//! and abuse limits.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Extra origins allowed on `/v1/live` besides the hub's own.
+    pub allowed_origins: Vec<String>,
+    /// Open connections (all kinds) at most; more are refused with 503.
+    pub max_connections: usize,
+    /// A TLS + HTTP request or WebSocket handshake not complete within this is dropped.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// How long shutdown waits for sockets and the storage writer to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `limit` on `/v1/readings` at most (and its default).
+    pub max_points: usize,
+    /// Buckets a query may produce at most.
+    pub max_buckets: usize,
+}
+
+/// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open connections from one IP address at most; over it: 503 before any upgrade.
+    pub max_connections_per_ip: usize,
+    /// WebSocket handshakes accepted per second (all clients); over it: 503 + Retry-After.
+    pub handshakes_per_second: u32,
+    pub handshake_burst: u32,
+    /// Readings accepted per second per device; over it: `rate_limited` nacks.
+    pub device_readings_per_second: u32,
+    /// Must be at least `ingest.max_readings_per_message`.
+    pub device_burst: u32,
+    /// Consecutive `rate_limited` replies after which the socket is closed with 1008.
+    pub abuse_close_after: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 5_000,
+            handshakes_per_second: 1_000,
+            handshake_burst: 2_000,
+            device_readings_per_second: 2_000,
+            device_burst: 10_000,
+            abuse_close_after: 100,
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid"),
+            allowed_origins: Vec::new(),
+            max_connections: 20_000,
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_points: 10_000,
+            max_buckets: 100_000,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("server.max_connections must be ≥ 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl HttpSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_points == 0 || self.max_buckets == 0 {
+            return Err("http.max_points and http.max_buckets must be ≥ 1".into());
+        }
+        Ok(())
+    }
+}

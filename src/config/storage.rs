@@ -1,0 +1,196 @@
+//! `[database]`, `[writer]`, `[storage]` and `[retention]`: where readings are stored,
+//! how the writer batches them, and how long history is kept.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://user@host/db`.
+    pub url: String,
+    /// SQLite `synchronous` level: `full` (acked readings survive power loss) or
+    /// `normal` (they survive a crash of the hub process, not of the machine).
+    pub sqlite_synchronous: SqliteSync,
+    /// Connections in the read pool (queries, HTTP history).
+    pub max_connections: u32,
+    /// How long a statement waits for a lock or a connection before failing.
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterSettings {
+    /// Messages waiting for the storage writer at most; when full, device sockets stop being read.
+    pub queue_capacity: usize,
+    /// Rows committed in one transaction at most.
+    pub max_batch_rows: usize,
+    /// How long the writer waits for more messages after the first before committing.
+    /// 0 (default): commit at once; whatever queues during a commit forms the next batch,
+    /// so batches still grow under load and an idle hub adds no wait to a reading's path.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Back-off after a failed commit before the writer tries storage again.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Maintain 1-minute and 1-hour rollups as readings arrive (bucket queries then read
+    /// them). Off: queries read raw data, and the hub rebuilds the rollups when it next
+    /// starts with them on.
+    pub rollups: bool,
+}
+
+/// How long each kind of history is kept; a background task deletes what is older.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw readings, e.g. "30d", or "forever".
+    pub raw: Keep,
+    /// 1-minute rollups; at least as long as `raw`.
+    pub minute: Keep,
+    /// 1-hour rollups; at least as long as `minute`.
+    pub hour: Keep,
+    /// How often a retention pass starts.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Rows one DELETE removes at most (one short transaction).
+    pub batch_rows: usize,
+    /// Pause between two DELETEs, so the writer is never held up for long.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+}
+
+/// A retention period: a duration, or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Keep {
+    For(Duration),
+    Forever,
+}
+
+impl Keep {
+    /// The oldest time still kept at `now`, rounded down to a whole hour so that raw data
+    /// and minute rollups are always deleted in whole rollup buckets.
+    pub fn cutoff(self, now: crate::domain::Timestamp) -> Option<i64> {
+        const HOUR: i64 = 3_600_000_000;
+        match self {
+            Keep::Forever => None,
+            Keep::For(d) => Some(now.saturating_sub(d).as_micros().div_euclid(HOUR) * HOUR),
+        }
+    }
+}
+
+impl Serialize for Keep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Keep::Forever => s.serialize_str("forever"),
+            Keep::For(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "forever" {
+            return Ok(Keep::Forever);
+        }
+        crate::domain::parse_duration(&s)
+            .map(Keep::For)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a retention period: use e.g. \"30d\", \"1y\" or \"forever\""
+                ))
+            })
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { rollups: true }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let days = |d: u64| Keep::For(Duration::from_secs(d * 86_400));
+        Self {
+            raw: days(30),
+            minute: Keep::For(humantime::parse_duration("1y").expect("valid")), // 365.25 days
+            hour: Keep::Forever,
+            interval: Duration::from_secs(3600),
+            batch_rows: 5_000,
+            pause: Duration::from_millis(20),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://telehub-data/telehub.db".into(),
+            sqlite_synchronous: SqliteSync::Full,
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 4096,
+            max_batch_rows: 10_000,
+            linger: Duration::ZERO,
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let u = &self.url;
+        if u.starts_with("sqlite:")
+            || u.starts_with("postgres://")
+            || u.starts_with("postgresql://")
+        {
+            Ok(())
+        } else {
+            Err("database.url must start with sqlite:// or postgres://".into())
+        }
+    }
+}
+
+impl WriterSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.queue_capacity == 0 || self.max_batch_rows == 0 {
+            return Err("writer.queue_capacity and writer.max_batch_rows must be ≥ 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl RetentionSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.raw <= self.minute && self.minute <= self.hour) {
+            return Err(
+                "retention: rollups must be kept at least as long as what they summarise (raw ≤ minute ≤ hour)".into(),
+            );
+        }
+        if self.batch_rows == 0 || self.interval.is_zero() {
+            return Err("retention.batch_rows and retention.interval must be > 0".into());
+        }
+        Ok(())
+    }
+}

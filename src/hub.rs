@@ -1,0 +1,218 @@
+//! The hub process: assembles the parts, starts them in order and owns the shutdown order.
+//!
+//! Start: TLS config → storage opened and migrated → listener bound → rollups made
+//! complete → the storage writer → the live fan-out → MQTT (subscribed to the commit
+//! and status streams before anything is committed) → the HTTP state and router →
+//! background tasks (revocation watcher, retention, idle rate state).
+//!
+//! Channels made here: the commit stream (`broadcast` of [`CommittedBatch`]; sender:
+//! the writer; receivers: the live fan-out and MQTT egress) and the status stream
+//! (`broadcast` of `StatusEvent`; sender: the session registry; same receivers).
+//!
+//! Shutdown order: stop accepting → sockets finish their in-flight replies and close
+//! with 1001 (bounded by `server.shutdown_grace`) → the storage writer commits what is
+//! queued → MQTT publishes what the last commits stored and disconnects → background
+//! tasks end → storage closes.
+//!
+//! May use every module but `cli`.
+
+use crate::config::Settings;
+use crate::domain::CommittedBatch;
+use crate::ingest::Pipeline;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::server::{self, HubState, limits, listener};
+use crate::sessions::{self, Sessions};
+use crate::storage::writer;
+use crate::storage::{StorageError, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
+    #[error(
+        "cannot listen on {addr}: {source}; is another hub running there? choose another with --listen"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A started hub. Dropping it does not stop it: call [`RunningHub::stop`].
+pub struct RunningHub {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub state: Arc<HubState>,
+    stopped: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHub {
+    /// `http(s)://addr`
+    pub fn base_url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+    /// Begins a graceful shutdown and waits until it is complete.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        let _ = self.stopped.await;
+    }
+    /// Waits until the hub has stopped (after its shutdown token was cancelled).
+    pub async fn wait(self) {
+        let _ = self.stopped.await;
+    }
+}
+
+/// Opens storage, starts the writer and binds the listener; the hub then runs in the background.
+pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    let store = Store::open(&settings.database).await?;
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.server.listen,
+        source,
+    })?;
+
+    store.prepare_rollups(settings.storage.rollups).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
+    let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
+    let close_writer = CancellationToken::new();
+    let (writer, writer_task) = writer::spawn(
+        store.clone(),
+        settings.writer.clone(),
+        settings.storage.rollups,
+        metrics.clone(),
+        committed_tx.clone(),
+        close_writer.clone(),
+    );
+    let shutdown = CancellationToken::new();
+    let live = LiveHub::start(
+        &settings.live,
+        metrics.clone(),
+        committed_tx.subscribe(),
+        status_tx.subscribe(),
+        shutdown.clone(),
+    );
+    let mqtt = match &settings.mqtt {
+        Some(m) => Some(crate::mqtt::prepare(
+            m,
+            committed_tx.subscribe(),
+            status_tx.subscribe(),
+        )?),
+        None => None,
+    };
+    let (mqtt_handle, mqtt) = mqtt.unzip();
+    let ingest = Arc::new(Pipeline::new(
+        &settings.ingest,
+        &settings.limits,
+        writer,
+        metrics.clone(),
+    ));
+    let sessions = Sessions::new(status_tx);
+    let tasks = TaskTracker::new();
+    let mqtt = mqtt.map(|m| {
+        m.spawn(crate::mqtt::Context::new(
+            &settings,
+            ingest.clone(),
+            store.clone(),
+            metrics.clone(),
+            sessions.clone(),
+            live.clone(),
+            shutdown.clone(),
+            tasks.clone(),
+        ))
+    });
+    let state = Arc::new(HubState {
+        sessions,
+        store: store.clone(),
+        ingest,
+        metrics,
+        live,
+        limits: limits::Limits::new(&settings.limits),
+        mqtt: mqtt_handle,
+        shutdown: shutdown.clone(),
+        tasks,
+        settings,
+    });
+    tokio::spawn(forget_idle_rates(state.clone()));
+    let watcher = tokio::spawn(sessions::watch_revocations(
+        store.clone(),
+        state.sessions.clone(),
+        Duration::from_millis(250),
+        shutdown.clone(),
+    ));
+    let retention = crate::storage::retention::spawn(
+        store.clone(),
+        state.settings.retention.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
+    let app = server::router(state.clone());
+    let is_tls = tls.is_some();
+    let serve_state = state.clone();
+    let stopped = tokio::spawn(async move {
+        listener::serve(listener, tls, app, serve_state.clone()).await;
+        // Listener closed: wait for sockets (bounded), then flush the writer.
+        serve_state.tasks.close();
+        if tokio::time::timeout(
+            serve_state.settings.server.shutdown_grace,
+            serve_state.tasks.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("shutdown: some sockets did not finish within the grace period");
+        }
+        close_writer.cancel();
+        let _ = writer_task.await;
+        if let Some(m) = mqtt {
+            m.finish(serve_state.settings.server.shutdown_grace).await;
+        }
+        let _ = watcher.await;
+        let _ = retention.await;
+        store.close().await;
+        tracing::info!("hub stopped");
+    });
+    Ok(RunningHub {
+        addr,
+        tls: is_tls,
+        state,
+        stopped,
+    })
+}
+
+/// Drops rate-limiter state for idle devices once a minute, until shutdown.
+async fn forget_idle_rates(hub: Arc<HubState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            _ = tick.tick() => hub.ingest.forget_idle(),
+        }
+    }
+}
