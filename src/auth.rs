@@ -1,5 +1,7 @@
 //! Tokens and principals (contract §1): generating secrets, hashing them for storage,
 //! and what an authenticated caller may do.
+//!
+//! May use: `domain`.
 
 use crate::domain::DeviceName;
 use base64::Engine;

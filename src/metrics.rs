@@ -1,5 +1,7 @@
 //! Prometheus metrics: one registry per hub (no globals, so several hubs can run in
 //! one test process), rendered in the text format at `/metrics`.
+//!
+//! May use: `protocol` (the refusal codes it counts by).
 
 use crate::protocol::ingest::ErrorCode;
 use prometheus_client::encoding::text::encode;

@@ -46,12 +46,12 @@ impl Journal {
             path: path.display().to_string(),
             source,
         };
-        let pending = match File::open(path) {
+        let unacked = match File::open(path) {
             Ok(f) => replay(BufReader::new(f), path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(err(e)),
         };
-        let queue: VecDeque<Message> = pending.into();
+        let queue: VecDeque<Message> = unacked.into();
         write_compacted(path, &queue).map_err(err)?;
         let file = OpenOptions::new().append(true).open(path).map_err(err)?;
         let journal = Self {
@@ -125,7 +125,7 @@ fn replay(reader: impl BufRead, path: &Path) -> Vec<Message> {
         max_clock_skew: Duration::from_secs(100 * 365 * 86_400),
         now: Timestamp::now(),
     };
-    let mut pending: Vec<Message> = Vec::new();
+    let mut unacked: Vec<Message> = Vec::new();
     let mut skipped = 0usize;
     for line in reader.lines() {
         let Ok(line) = line else {
@@ -134,7 +134,7 @@ fn replay(reader: impl BufRead, path: &Path) -> Vec<Message> {
         };
         if let Some(json) = line.strip_prefix("M ") {
             match parse_message(json, &limits) {
-                Ok(m) if m.id.is_some() && !m.readings.is_empty() => pending.push(Message {
+                Ok(m) if m.id.is_some() && !m.readings.is_empty() => unacked.push(Message {
                     id: m.id.unwrap_or_default(),
                     device: m.readings[0].device.clone(),
                     readings: m.readings.into_iter().map(|r| r.reading).collect(),
@@ -143,7 +143,7 @@ fn replay(reader: impl BufRead, path: &Path) -> Vec<Message> {
                 _ => skipped += 1,
             }
         } else if let Some(id) = line.strip_prefix("D ").and_then(|s| s.parse::<u64>().ok()) {
-            pending.retain(|m| m.id != id);
+            unacked.retain(|m| m.id != id);
         } else if !line.is_empty() {
             skipped += 1;
         }
@@ -151,11 +151,11 @@ fn replay(reader: impl BufRead, path: &Path) -> Vec<Message> {
     if skipped > 0 {
         tracing::warn!(state_file = %path.display(), skipped, "skipped unreadable lines of the state file (a write cut short by a crash?)");
     }
-    if !pending.is_empty() {
-        let readings: usize = pending.iter().map(|m| m.readings.len()).sum();
-        tracing::info!(state_file = %path.display(), messages = pending.len(), readings, "resending unacked readings from the state file");
+    if !unacked.is_empty() {
+        let readings: usize = unacked.iter().map(|m| m.readings.len()).sum();
+        tracing::info!(state_file = %path.display(), messages = unacked.len(), readings, "resending unacked readings from the state file");
     }
-    pending
+    unacked
 }
 
 /// Writes `live` to a temporary file, syncs it and renames it over `path`.
@@ -198,8 +198,8 @@ mod tests {
     fn a_reopened_file_holds_exactly_the_unanswered_messages() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bridge.state");
-        let (mut j, pending) = Journal::open(&path).unwrap();
-        assert!(pending.is_empty());
+        let (mut j, unacked) = Journal::open(&path).unwrap();
+        assert!(unacked.is_empty());
         let mut live = VecDeque::new();
         for id in 1..=3 {
             let m = message(id, (id == 2).then_some("pump-3"));
@@ -216,8 +216,8 @@ mod tests {
             .unwrap()
             .write_all(b"M {\"id\":9,\"readi")
             .unwrap();
-        let (_j, pending) = Journal::open(&path).unwrap();
-        assert_eq!(pending, Vec::from(live));
+        let (_j, unacked) = Journal::open(&path).unwrap();
+        assert_eq!(unacked, Vec::from(live));
     }
 
     #[test]

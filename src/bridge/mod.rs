@@ -13,6 +13,8 @@
 //!
 //! Out of scope: commands from the hub to the devices (the bridge only forwards
 //! device → hub).
+//!
+//! May use: `domain`, `protocol`, `config`, `client` (a transport: nothing of the hub's inside).
 
 mod backoff;
 pub mod forward;

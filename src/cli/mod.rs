@@ -1,6 +1,8 @@
 //! The `telehub` command line (contract §5): argument definitions, exit codes, and
 //! one module per command family. This is the binary edge: errors become one line
 //! on stderr and exit code 1, usage errors exit code 2.
+//!
+//! May use: every module (the top layer, with `hub`).
 
 mod bridge;
 mod demo;

@@ -38,6 +38,8 @@
 //! `pending`.
 //! Everything not acked is resent after a reconnect; the hub dedupes by
 //! (device, sensor, ts), so a reading is stored once however often it is sent.
+//!
+//! May use: `domain`, `protocol`, `tls`.
 
 mod address;
 mod backoff;

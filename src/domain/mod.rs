@@ -3,6 +3,10 @@
 //! Owns the name rules (devices, sensors), units, timestamps and the validated
 //! [`Reading`]. Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
+//! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
+//! stream), and [`StatusEvent`] (device presence).
+//!
+//! May use: nothing else in the crate (layer 1).
 
 mod name;
 mod status;

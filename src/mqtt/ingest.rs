@@ -70,10 +70,10 @@ pub struct Worker {
     devices: DeviceCache,
     revocation_check: Duration,
     max_inflight: usize,
-    /// Messages taken and not yet acknowledged (in `group` and `pending`).
+    /// Messages taken and not yet acknowledged (in `group` and `outcomes`).
     inflight: usize,
     group: Group,
-    pending: FuturesOrdered<BoxFuture<'static, Done>>,
+    outcomes: FuturesOrdered<BoxFuture<'static, Done>>,
     retry: VecDeque<(Received, Option<DeviceRef>)>,
     /// The current broker connection.
     connection: Arc<AtomicU64>,
@@ -95,7 +95,7 @@ impl Worker {
             max_inflight: s.ingest_inflight,
             inflight: 0,
             group: Group::default(),
-            pending: FuturesOrdered::new(),
+            outcomes: FuturesOrdered::new(),
             retry: VecDeque::new(),
             connection,
             log: LogLimiter::default(),
@@ -113,7 +113,7 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(done) = self.pending.next(), if !self.pending.is_empty() => {
+                Some(done) = self.outcomes.next(), if !self.outcomes.is_empty() => {
                     for (p, outcome) in done {
                         self.inflight -= 1;
                         match outcome {
@@ -150,7 +150,7 @@ impl Worker {
         self.flush().await;
         let grace = self.hub.shutdown_grace;
         let _ = tokio::time::timeout(grace, async {
-            while let Some(done) = self.pending.next().await {
+            while let Some(done) = self.outcomes.next().await {
                 for (p, outcome) in done {
                     // A message not stored is left unacknowledged: a kept session gets it again.
                     if !matches!(outcome, Outcome::Retry(_)) {
@@ -233,7 +233,7 @@ impl Worker {
     /// Queues an outcome known now, after the messages already in the group.
     async fn settle(&mut self, p: Received, outcome: Outcome) {
         self.flush().await;
-        self.pending
+        self.outcomes
             .push_back(futures_util::future::ready(vec![(p, outcome)]).boxed());
     }
 
@@ -246,7 +246,7 @@ impl Worker {
         let n = rows.len();
         let done = self.hub.ingest.submit(rows).await;
         let metrics = self.hub.metrics.clone();
-        self.pending.push_back(
+        self.outcomes.push_back(
             async move {
                 let stored = matches!(done.await, Ok(Ok(_)));
                 if stored {

@@ -7,6 +7,8 @@
 //!
 //! Transport code hands these modules raw text and gets typed values or a typed
 //! error back; handlers never look at raw JSON.
+//!
+//! May use: `domain`.
 
 pub mod address;
 pub mod ingest;

@@ -9,6 +9,8 @@
 //!
 //! Everything is deterministic given a seed: the same device, seed and timestamp give
 //! the same reading.
+//!
+//! May use: `domain`, `protocol`, `client`.
 
 pub mod signal;
 

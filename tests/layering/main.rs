@@ -193,7 +193,11 @@ fn circle(imports: &[Import]) -> Option<String> {
 fn no_module_imports_from_a_layer_above_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let all = imports(&src);
-    assert!(all.len() > 50, "the check read too few imports: {}", all.len());
+    assert!(
+        all.len() > 50,
+        "the check read too few imports: {}",
+        all.len()
+    );
     let bad = upward(&all);
     assert!(bad.is_empty(), "imports that point up:\n{}", bad.join("\n"));
 }

@@ -8,6 +8,8 @@
 //! [`encode`]; it is what [`crate::client`] speaks.
 
 pub mod encode;
+mod senml;
+use senml::parse_senml;
 
 use crate::domain::{DeviceName, EARLIEST_DEVICE_TS, Reading, SensorName, Timestamp, Unit};
 use serde::{Deserialize, Serialize};
@@ -295,103 +297,6 @@ pub(crate) fn check_ts(ts: Timestamp, limits: &ParseLimits) -> Result<(), String
         ));
     }
     Ok(())
-}
-
-/// SenML times below 2^28 are relative to now (RFC 8428 §4.5.3).
-const SENML_RELATIVE_LIMIT: f64 = 268_435_456.0;
-
-/// Parses a SenML pack (RFC 8428): base fields carry over to later records.
-fn parse_senml(records: Vec<Value>, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
-    let refuse = |code, detail: String| Refusal {
-        id: None,
-        code,
-        detail,
-    };
-    check_count(records.len(), limits).map_err(|(c, d)| refuse(c, d))?;
-    let (mut bn, mut bt, mut bu) = (String::new(), 0.0f64, None::<String>);
-    let mut readings = Vec::with_capacity(records.len());
-    for (i, rec) in records.into_iter().enumerate() {
-        let bad = |d: String| refuse(ErrorCode::InvalidReading, field_path(&format!("[{i}]"), &d));
-        let Value::Object(o) = rec else {
-            return Err(bad(": expected a SenML record object".into()));
-        };
-        let mut name = None;
-        let (mut t, mut u, mut v) = (0.0f64, None, None);
-        for (k, val) in o {
-            match k.as_str() {
-                "bn" => {
-                    bn = val
-                        .as_str()
-                        .ok_or_else(|| bad("bn: expected a string".into()))?
-                        .to_owned()
-                }
-                "bt" => {
-                    bt = finite(&val).ok_or_else(|| bad("bt: expected a finite number".into()))?
-                }
-                "bu" => {
-                    bu = Some(
-                        val.as_str()
-                            .ok_or_else(|| bad("bu: expected a string".into()))?
-                            .to_owned(),
-                    )
-                }
-                "bver" => {}
-                "n" => {
-                    name = Some(
-                        val.as_str()
-                            .ok_or_else(|| bad("n: expected a string".into()))?
-                            .to_owned(),
-                    )
-                }
-                "t" => t = finite(&val).ok_or_else(|| bad("t: expected a finite number".into()))?,
-                "u" => {
-                    u = Some(
-                        val.as_str()
-                            .ok_or_else(|| bad("u: expected a string".into()))?
-                            .to_owned(),
-                    )
-                }
-                "v" => {
-                    v = Some(finite(&val).ok_or_else(|| bad("v: expected a finite number".into()))?)
-                }
-                "vs" | "vb" | "vd" | "s" => {
-                    return Err(bad(format!("{k}: only numeric values (`v`) are supported")));
-                }
-                other => return Err(bad(format!("{}: unknown SenML field", clip(other)))),
-            }
-        }
-        let full = format!("{bn}{}", name.as_deref().unwrap_or(""));
-        let sensor = SensorName::parse(&full)
-            .map_err(|e| bad(format!("n: record name {:?} {e}", clip(&full))))?;
-        let value = v.ok_or_else(|| bad("v: missing".into()))?;
-        let abs = bt + t;
-        let ts = if abs == 0.0 {
-            limits.now
-        } else if abs.abs() < SENML_RELATIVE_LIMIT {
-            limits
-                .now
-                .saturating_add(Duration::from_secs_f64(abs.max(0.0)))
-                .saturating_sub(Duration::from_secs_f64((-abs).max(0.0)))
-        } else {
-            Timestamp::from_unix_seconds(abs).map_err(|e| bad(format!("t: {e}")))?
-        };
-        check_ts(ts, limits).map_err(|e| bad(format!("t: {e}")))?;
-        let unit = u
-            .or_else(|| bu.clone())
-            .map(|s| Unit::parse(&s))
-            .transpose()
-            .map_err(|e| bad(format!("u: {e}")))?;
-        readings.push(DeviceReading {
-            device: None,
-            reading: Reading {
-                sensor,
-                value,
-                ts,
-                unit,
-            },
-        });
-    }
-    Ok(DeviceMessage { id: None, readings })
 }
 
 /// `readings[1]` + `value: ...` → `readings[1].value: ...`; `: ...` appends directly.

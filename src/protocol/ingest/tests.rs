@@ -1,3 +1,5 @@
+//! Parser tests: every field refused with the right code and detail; arbitrary input never panics.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,5 @@
+//! Serial line tests: every line form, checksums, refusals; arbitrary input never panics.
+
 use super::*;
 use proptest::prelude::*;
 
