@@ -22,7 +22,7 @@ use super::series::{SeriesCache, SeriesKey, SeriesState};
 use super::{RowValues, StorageError, Store};
 use crate::auth::DeviceRef;
 use crate::config::WriterSettings;
-use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit};
+use crate::domain::{Reading, SensorName, Timestamp, Unit};
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,15 +45,8 @@ pub struct WriteRequest {
     pub done: oneshot::Sender<Result<usize, WriteFailed>>,
 }
 
-/// A reading as committed, for the live feed, MQTT egress and others.
-#[derive(Debug, Clone)]
-pub struct StoredReading {
-    pub device: DeviceName,
-    pub reading: Reading,
-}
-
-/// What one commit newly stored, in arrival order per device.
-pub type CommittedBatch = Arc<Vec<StoredReading>>;
+// Moved to the domain layer; kept here until every user imports them from there.
+pub use crate::domain::{CommittedBatch, StoredReading};
 
 /// The sending side of the writer queue.
 #[derive(Clone)]
