@@ -1,12 +1,24 @@
 //! Durable storage: the device registry, tokens, time series and readings, in SQLite
 //! (embedded default) or PostgreSQL, behind one [`Store`] enum.
 //!
-//! - [`sqlite`] / [`postgres`]: one module per backend, runtime queries only.
-//! - [`writer`]: the single writer task that group-commits readings and answers acks.
+//! Owns everything that touches the database. Uses [`crate::domain`], [`crate::auth`]
+//! (roles, principals, token hashes), [`crate::config`] (settings) and
+//! [`crate::metrics`]; nothing above them.
+//!
+//! How it is cut (an arrow is "uses"; none points back):
+//! - [`Store`] (here): the public API, dispatching to one opened database.
+//! - `db`: [`Db`](db::Db), a backend's pools, and `Dialect`, the few things the backends
+//!   do differently. `sqlite` / `postgres`: opening, migrations, disk usage and that
+//!   dialect, one module per backend; nothing else is written twice.
+//! - The shared SQL layer, generic over the database: `registry` (devices, tokens,
+//!   authentication), [`history`] (queries, bucket plans, M4, rollup maintenance),
+//!   `commit` (the writer's transaction, top to bottom).
+//! - [`writer`]: the single writer task — queue, group commit, acks, publishing what was
+//!   stored — on top of `commit`.
 //! - [`series`]: the writer's cache of series ids and their newest timestamps.
 //! - [`rollup`]: 1-minute and 1-hour summaries the writer maintains with the readings.
-//! - [`pending`]: the open rollup buckets the writer holds back, and their horizons.
-//! - [`history`]: bucket queries answered from rollups, M4 downsampling, shared SQL.
+//! - `open_buckets`: the open rollup buckets the writer holds back.
+//! - `horizons`: how far the rollup tables are complete, and this process's cache of it.
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
 
@@ -20,9 +32,13 @@ macro_rules! dispatch {
     };
 }
 
+mod commit;
+mod db;
 pub mod history;
-pub mod pending;
+mod horizons;
+mod open_buckets;
 mod postgres;
+mod registry;
 pub mod retention;
 pub mod rollup;
 pub mod series;
@@ -33,9 +49,11 @@ pub mod writer;
 use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
 use crate::domain::{DeviceName, SensorName, Timestamp};
-use history::{History, Need, SummaryQuery, Table};
+use db::Db;
+pub use registry::{DeviceRow, TokenRow};
 use serde::Serialize;
 pub use series::{SeriesCache, SeriesKey};
+use sqlx::{Postgres, Sqlite};
 
 /// Storage failures, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +71,31 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+}
+
+impl StorageError {
+    /// Whether the database could not be reached or answer (connection, pool, I/O,
+    /// opening): a retry later may succeed. False for refusals (an existing or missing
+    /// device) and for errors in what was asked.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Open { .. } => true,
+            StorageError::Db(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::BeginFailed
+            ),
+            StorageError::DeviceExists(_)
+            | StorageError::NoSuchDevice(_)
+            | StorageError::UnknownTarget(_)
+            | StorageError::Migrate(_) => false,
+        }
+    }
 }
 
 /// One stored point of a raw query.
@@ -86,35 +129,6 @@ pub enum Agg {
 impl Agg {
     pub fn parse(s: &str) -> Option<Self> {
         <Self as clap::ValueEnum>::from_str(s, false).ok()
-    }
-}
-
-/// A device as listed by `device list` and `/v1/devices`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeviceRow {
-    pub name: String,
-    pub created: Timestamp,
-    pub revoked: bool,
-    pub last_seen: Option<Timestamp>,
-    pub sensors: Vec<String>,
-    pub gateway_for: Vec<String>,
-}
-
-/// A viewer or admin token as listed by `token list` (the secret is never stored).
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenRow {
-    pub label: String,
-    pub role: String,
-    pub created: Timestamp,
-    pub revoked: bool,
-}
-
-fn token_row(label: String, role: String, created: i64, revoked: Option<i64>) -> TokenRow {
-    TokenRow {
-        label,
-        role,
-        created: Timestamp::from_micros(created),
-        revoked: revoked.is_some(),
     }
 }
 
@@ -158,17 +172,17 @@ impl RangeQuery {
 /// Storage, opened on one backend.
 #[derive(Clone)]
 pub enum Store {
-    Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PgStore),
+    Sqlite(Db<Sqlite>),
+    Postgres(Db<Postgres>),
 }
 
 impl Store {
     /// Opens (creating a SQLite file and its folder when missing) and migrates.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StorageError> {
         let store = if settings.url.starts_with("sqlite:") {
-            Store::Sqlite(sqlite::SqliteStore::open(settings).await?)
+            Store::Sqlite(sqlite::open(settings).await?)
         } else {
-            Store::Postgres(postgres::PgStore::open(settings).await?)
+            Store::Postgres(postgres::open(settings).await?)
         };
         store.migrate().await?;
         Ok(store)
@@ -176,7 +190,7 @@ impl Store {
 
     /// Whether this hub's writer is the only one storing readings: a SQLite file is one
     /// process's; the hubs of a cluster share a PostgreSQL database, each with its own
-    /// writer. Only a single writer may hold rollup buckets back ([`pending`]): the
+    /// writer. Only a single writer may hold rollup buckets back (`open_buckets`): the
     /// horizons in `rollup_state` are one writer's.
     pub fn single_writer(&self) -> bool {
         matches!(self, Store::Sqlite(_))
@@ -294,247 +308,5 @@ impl Store {
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
         dispatch!(self, s => s.query_points(q).await)
-    }
-
-    /// Buckets of `every_us` microseconds (aligned to the Unix epoch), at most `limit`,
-    /// read from the coarsest rollup that answers them exactly (see [`history`]).
-    pub async fn query_buckets(
-        &self,
-        q: RangeQuery,
-        every_us: i64,
-        agg: Agg,
-    ) -> Result<Vec<Bucket>, StorageError> {
-        let rows = self.summaries(&q, every_us, agg.need()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(b, s)| Bucket {
-                ts: Timestamp::from_micros(b),
-                value: agg.of(&s),
-                count: s.n,
-            })
-            .collect())
-    }
-
-    /// At most `max_points` points of `[from, to)` for a chart, by M4: per time column, the
-    /// first, minimum, maximum and last reading (real readings, so extremes are kept).
-    /// When the range holds no more than `max_points` readings, they are returned as is.
-    pub async fn downsample(
-        &self,
-        q: RangeQuery,
-        max_points: usize,
-    ) -> Result<Vec<Point>, StorageError> {
-        let (from, to) = (q.from.as_micros(), q.to.as_micros());
-        let every = history::m4_every(from, to, max_points);
-        let q = RangeQuery {
-            limit: usize::MAX,
-            after: None,
-            ..q
-        };
-        let columns = self.summaries(&q, every, Need::All).await?;
-        let total: i64 = columns.iter().map(|(_, s)| s.n).sum();
-        if total as usize <= max_points {
-            let raw = self
-                .query_points(RangeQuery {
-                    limit: max_points,
-                    ..q
-                })
-                .await?;
-            // Raw data of old ranges may have expired while their rollups remain.
-            if raw.len() as i64 == total {
-                return Ok(raw);
-            }
-        }
-        Ok(history::m4_points(&columns))
-    }
-
-    /// How many readings `[from, to)` of a series holds (from rollups where they answer).
-    pub async fn count(&self, q: RangeQuery) -> Result<i64, StorageError> {
-        const HOUR: i64 = rollup::Level::Hour.width_us();
-        let span = q.to.as_micros() - q.from.as_micros();
-        let every = rollup::ceil(span.max(1), HOUR);
-        let q = RangeQuery {
-            limit: usize::MAX,
-            ..q
-        };
-        let rows = self.summaries(&q, every, Need::Sum).await?;
-        Ok(rows.iter().map(|(_, s)| s.n).sum())
-    }
-
-    async fn summaries(
-        &self,
-        q: &RangeQuery,
-        every: i64,
-        need: Need,
-    ) -> Result<Vec<history::BucketSummary>, StorageError> {
-        let sq = SummaryQuery {
-            series: q.series,
-            from: q.from.as_micros(),
-            to: q.to.as_micros(),
-            every,
-            limit: q.limit,
-            need,
-        };
-        Ok(dispatch!(self, s => {
-            let h = History(s.reader());
-            // A hub's writer keeps the horizons in memory; other processes read them.
-            let rollups = match (s.rollups.get(), s.rollups.horizons()) {
-                (Some(false), _) => None,
-                (Some(true), Some(horizons)) => Some(horizons),
-                _ => {
-                    let (complete, horizons) = h.rollup_state().await?;
-                    s.rollups.set(complete);
-                    complete.then_some(horizons)
-                }
-            };
-            h.summaries(&sq, rollups).await?
-        }))
-    }
-
-    /// Makes the rollups match the setting before the writer starts: with rollups on,
-    /// rebuilds them from raw data if they are not complete (after the migration that
-    /// added them, or a run with rollups off), or from the horizons on if a writer held
-    /// buckets back when it stopped (a crash); with rollups off, marks them incomplete
-    /// so queries read raw data.
-    pub async fn prepare_rollups(&self, enabled: bool) -> Result<(), StorageError> {
-        dispatch!(self, s => {
-            let h = History(s.writer());
-            let (complete, [minute, hour]) = h.rollup_state().await?;
-            match (enabled, complete) {
-                (true, false) => {
-                    tracing::info!("rebuilding rollups from raw readings (once)…");
-                    let started = std::time::Instant::now();
-                    h.rebuild_rollups(i64::MIN).await?;
-                    tracing::info!(took = ?started.elapsed(), "rollups rebuilt");
-                }
-                (true, true) if minute.min(hour) != pending::NO_HORIZON => {
-                    let from = rollup::floor(minute.min(hour), rollup::Level::Hour.width_us());
-                    let since = Timestamp::from_micros(from);
-                    tracing::info!(%since, "rebuilding the rollups the writer held back when it stopped");
-                    h.rebuild_rollups(from).await?;
-                }
-                (false, true) => h.abandon_rollups().await?,
-                _ => {}
-            }
-            s.rollups.set(enabled);
-            if enabled {
-                s.rollups.set_horizons([pending::NO_HORIZON; 2]);
-            }
-        });
-        Ok(())
-    }
-
-    /// A series id in one round trip: `None` when the device does not exist, `Some(None)`
-    /// when it has no such sensor.
-    pub async fn find_series(
-        &self,
-        device: &DeviceName,
-        sensor: &SensorName,
-    ) -> Result<Option<Option<i64>>, StorageError> {
-        let (d, s) = (device.as_str(), sensor.as_str());
-        Ok(dispatch!(self, st => History(st.reader()).find_series(d, s).await)?)
-    }
-
-    /// Every series id, for maintenance that walks series one by one.
-    pub async fn series_ids(&self) -> Result<Vec<i64>, StorageError> {
-        Ok(dispatch!(self, s => History(s.reader()).series_ids().await)?)
-    }
-
-    /// Deletes at most `limit` rows of `table` for `series` older than `cutoff` (µs), in
-    /// one short statement on the writer's connection; returns how many.
-    pub async fn delete_before(
-        &self,
-        table: Table,
-        series: i64,
-        cutoff: i64,
-        limit: usize,
-    ) -> Result<u64, StorageError> {
-        Ok(
-            dispatch!(self, s => History(s.writer()).delete_before(table, series, cutoff, limit).await)?,
-        )
-    }
-
-    /// Records that raw readings before `horizon` (µs) are gone.
-    pub async fn advance_raw_horizon(&self, horizon: i64) -> Result<(), StorageError> {
-        Ok(dispatch!(self, s => History(s.writer()).advance_raw_horizon(horizon).await)?)
-    }
-
-    /// The writer's transaction: resolves series, inserts rows, writes the rollups
-    /// [`writer::PreparedBatch::stage_rollups`] stages; returns which rows were new.
-    pub(crate) async fn commit_rows(
-        &self,
-        batch: &mut writer::PreparedBatch<'_>,
-    ) -> Result<Vec<bool>, StorageError> {
-        dispatch!(self, s => s.commit_rows(batch).await)
-    }
-}
-
-/// Builds [`DeviceRow`]s from the three registry queries every backend runs:
-/// devices `(id, name, created, revoked, last_seen)`, series `(device id, sensor)`,
-/// and gateway targets `(gateway id, target name)`.
-fn assemble_devices(
-    devices: Vec<(i64, String, i64, bool, Option<i64>)>,
-    sensors: Vec<(i64, String)>,
-    targets: Vec<(i64, String)>,
-) -> Vec<DeviceRow> {
-    let mut by_id: std::collections::HashMap<i64, DeviceRow> = std::collections::HashMap::new();
-    let order: Vec<i64> = devices.iter().map(|d| d.0).collect();
-    for (id, name, created, revoked, last_seen) in devices {
-        by_id.insert(
-            id,
-            DeviceRow {
-                name,
-                created: Timestamp::from_micros(created),
-                revoked,
-                last_seen: last_seen.map(Timestamp::from_micros),
-                sensors: Vec::new(),
-                gateway_for: Vec::new(),
-            },
-        );
-    }
-    for (id, sensor) in sensors {
-        if let Some(d) = by_id.get_mut(&id) {
-            d.sensors.push(sensor);
-        }
-    }
-    for (id, target) in targets {
-        if let Some(d) = by_id.get_mut(&id) {
-            d.gateway_for.push(target);
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|id| by_id.remove(&id))
-        .collect()
-}
-
-/// Builds a [`Principal`] from a token row and, for gateways, their target devices.
-fn principal(
-    token_id: i64,
-    role: String,
-    device_id: Option<i64>,
-    device_name: Option<String>,
-    targets: Vec<(i64, String)>,
-) -> Option<Principal> {
-    match Role::parse(&role)? {
-        Role::Viewer => Some(Principal::Viewer { token_id }),
-        Role::Admin => Some(Principal::Admin { token_id }),
-        Role::Device => {
-            let device = DeviceRef {
-                id: device_id?,
-                name: DeviceName::parse(&device_name?).ok()?,
-            };
-            let gateway_for = targets
-                .into_iter()
-                .filter_map(|(id, name)| {
-                    let name = DeviceName::parse(&name).ok()?;
-                    Some((name.clone(), DeviceRef { id, name }))
-                })
-                .collect();
-            Some(Principal::Device {
-                token_id,
-                device,
-                gateway_for,
-            })
-        }
     }
 }

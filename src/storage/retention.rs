@@ -9,6 +9,9 @@
 //! and minute rollups always go in whole rollup buckets, and the configuration keeps
 //! rollups at least as long as what they summarise: once raw readings expire, the
 //! rollups remain the source for older ranges.
+//!
+//! Owns the retention task and [`RetentionReport`]. Uses the [`Store`]'s maintenance
+//! statements ([`super::history::maintenance`]), [`crate::config`] and [`crate::metrics`].
 
 use super::history::Table;
 use super::rollup::Level;

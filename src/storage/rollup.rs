@@ -3,10 +3,13 @@
 //!
 //! The storage writer maintains them with the readings: it folds the rows a transaction
 //! really inserted into one [`Summary`] per (series, bucket) here, in Rust
-//! ([`RollupDelta::of_inserted`]); [`super::pending`] holds open buckets back, and the
-//! backend upserts the rest in the same transaction, combining with what is stored
+//! ([`RollupDelta::of_inserted`]); [`super::open_buckets`] holds open buckets back, and
+//! the commit upserts the rest in the same transaction, combining with what is stored
 //! ([`upsert_set`]). A resend that stores nothing changes nothing; late rows combine by
 //! timestamp.
+//!
+//! Owns [`Summary`], [`Level`], the rollup columns and the shared upsert clause. Pure;
+//! uses only [`super::RowValues`].
 
 use super::RowValues;
 use std::collections::HashMap;

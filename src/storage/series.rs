@@ -3,7 +3,11 @@
 //!
 //! The newest timestamp lets the writer tell *fresh* rows (newer than anything stored:
 //! they cannot be duplicates, so they are inserted in bulk) from rows that may repeat
-//! a stored reading (resends, late data: inserted with `RETURNING` to learn which were new).
+//! a stored reading (resends, late data: inserted so as to learn which were new).
+//!
+//! Owns [`SeriesCache`], [`SeriesKey`] and [`SeriesState`]; the commit path
+//! ([`super::commit`]) reads it and the writer applies what a commit learned. Uses only
+//! [`crate::domain`].
 
 use crate::domain::{SensorName, Unit};
 use std::collections::HashMap;

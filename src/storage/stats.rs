@@ -1,6 +1,8 @@
 //! What is stored: rows, series, devices, time extents and disk use (`telehub stats`).
+//!
+//! Owns [`StoreStats`] and the counting statements. Uses the shared queries
+//! ([`super::history::queries`]) and each backend's disk usage.
 
-use super::history::History;
 use super::{StorageError, Store};
 use crate::domain::Timestamp;
 use serde::Serialize;
@@ -65,8 +67,7 @@ impl Store {
     pub async fn stats(&self) -> Result<StoreStats, StorageError> {
         let disk = dispatch!(self, s => s.disk_usage().await?);
         let (counts, complete) = dispatch!(self, s => {
-            let h = History(s.reader());
-            (h.scalars(&COUNTS).await?, h.rollups_complete().await?)
+            (s.scalars(&COUNTS).await?, s.rollups_complete().await?)
         });
         let n = |i: usize| counts[i].unwrap_or(0);
         let t = |i: usize| counts[i].map(Timestamp::from_micros);

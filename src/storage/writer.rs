@@ -1,5 +1,10 @@
 //! The storage writer: the one task per hub that writes readings.
 //!
+//! Owns the write queue, group commit, the answers to each request and the publication
+//! of what was stored. Uses [`super::commit`] for the transaction itself (and the series
+//! cache and open rollup buckets it keeps between commits); nothing in storage uses this
+//! module.
+//!
 //! Channel: every ingest connection (and bridge) holds a [`WriterHandle`] and sends
 //! [`WriteRequest`]s into one bounded queue; the writer task receives them. When the
 //! queue is full, senders wait — so device sockets stop being read and memory stays
@@ -12,19 +17,19 @@
 //! new are published on a broadcast channel for the live feed and other consumers.
 //!
 //! Rollups: the writer holds each series' open rollup buckets back (see
-//! [`super::pending`]) and writes them as they close; when it has been idle for
+//! [`super::open_buckets`]) and writes them as they close; when it has been idle for
 //! [`IDLE_FLUSH`], and when it stops, it writes all of them. On PostgreSQL, where the
 //! hubs of a cluster each run a writer, every commit writes its rollup rows.
 
-use super::pending::{NO_HORIZON, OpenBuckets, Staged};
-use super::rollup::RollupDelta;
-use super::series::{SeriesCache, SeriesKey, SeriesState};
-use super::{RowValues, StorageError, Store};
+use super::commit::{self, Batch};
+use super::horizons::NO_HORIZON;
+use super::open_buckets::OpenBuckets;
+use super::series::SeriesCache;
+use super::{StorageError, Store};
 use crate::auth::DeviceRef;
 use crate::config::WriterSettings;
-use crate::domain::{Reading, SensorName, Timestamp, Unit};
+use crate::domain::{CommittedBatch, Reading, StoredReading};
 use crate::metrics::Metrics;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -44,8 +49,6 @@ pub struct WriteRequest {
     /// Receives how many readings are stored (all of them) once committed.
     pub done: oneshot::Sender<Result<usize, WriteFailed>>,
 }
-
-pub use crate::domain::{CommittedBatch, StoredReading};
 
 /// The sending side of the writer queue.
 #[derive(Clone)]
@@ -185,18 +188,18 @@ impl Writer {
     /// With `flush_rollups`, also writes every rollup bucket held back.
     async fn commit(&mut self, batch: Vec<WriteRequest>, flush_rollups: bool) -> bool {
         let started = Instant::now();
-        let mut prepared = PreparedBatch::new(&self.cache, &batch, self.open.as_ref());
-        prepared.flush_rollups = flush_rollups || !self.hold_back;
-        let result = self.store.commit_rows(&mut prepared).await;
+        let rows = batch
+            .iter()
+            .flat_map(|req| req.rows.iter().map(|(d, r)| (d, r)));
+        let mut prepared = Batch::new(&self.cache, rows, flush_rollups || !self.hold_back);
+        let result = commit::commit(&self.store, &mut prepared, self.open.as_ref()).await;
         let elapsed = started.elapsed();
+        let rows = prepared.len();
         match result {
             Ok(inserted) => {
-                let rows = prepared.rows.len();
-                let staged = prepared.staged.take();
-                self.cache.apply(prepared.into_cache_updates());
-                if let (Some(open), Some(staged)) = (self.open.as_mut(), staged) {
-                    open.apply(staged);
-                }
+                prepared
+                    .after_commit()
+                    .apply(&mut self.cache, self.open.as_mut());
                 self.metrics.observe_commit(rows, elapsed);
                 let mut stored = Vec::new();
                 let mut flags = inserted.into_iter();
@@ -219,7 +222,7 @@ impl Writer {
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, rows = prepared.rows.len(), "storage writer: commit failed; answering `unavailable`");
+                tracing::error!(error = %e, rows, "storage writer: commit failed; answering `unavailable`");
                 self.metrics.commit_failures.inc();
                 let msg = WriteFailed(format!(
                     "storage is unavailable ({}); resend later",
@@ -236,183 +239,4 @@ impl Writer {
 
 fn short(e: &StorageError) -> String {
     e.to_string().chars().take(120).collect()
-}
-
-/// One row of a batch, before and after its series is resolved.
-#[derive(Debug)]
-pub(crate) struct PendingRow {
-    pub key: usize,
-    pub ts: i64,
-    pub value: f64,
-}
-
-/// A batch as the backend sees it: the series to resolve, the rows, the devices to touch.
-/// The backend resolves series ([`PreparedBatch::unresolved`] / [`PreparedBatch::resolve`]),
-/// inserts [`PreparedBatch::split_rows`], then writes what
-/// [`PreparedBatch::stage_rollups`] stages, all in one transaction.
-pub(crate) struct PreparedBatch<'a> {
-    /// Distinct series of the batch; `state` is `None` until resolved.
-    pub keys: Vec<(SeriesKey, Option<Unit>, Option<SeriesState>)>,
-    pub rows: Vec<PendingRow>,
-    /// Devices seen in this batch and the commit time, for `last_seen`.
-    pub touched: Vec<i64>,
-    pub now_us: i64,
-    /// The writer's open rollup buckets; `None` with `[storage] rollups` off.
-    rollups: Option<&'a OpenBuckets>,
-    /// Write every open rollup bucket (idle writer, shutdown).
-    flush_rollups: bool,
-    /// What this transaction does to the rollups, once staged; applied after commit.
-    pub staged: Option<Staged>,
-}
-
-impl<'a> PreparedBatch<'a> {
-    fn new(cache: &SeriesCache, batch: &[WriteRequest], rollups: Option<&'a OpenBuckets>) -> Self {
-        let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
-        let mut keys = Vec::new();
-        let mut rows = Vec::with_capacity(batch.iter().map(|r| r.rows.len()).sum());
-        let mut touched = Vec::new();
-        for (dev, r) in batch.iter().flat_map(|req| req.rows.iter()) {
-            let k = *index.entry((dev.id, &r.sensor)).or_insert_with(|| {
-                let key = SeriesKey {
-                    device_id: dev.id,
-                    sensor: r.sensor.clone(),
-                };
-                let state = cache.get(&key).cloned();
-                keys.push((key, None, state));
-                if !touched.contains(&dev.id) {
-                    touched.push(dev.id);
-                }
-                keys.len() - 1
-            });
-            if r.unit.is_some() {
-                keys[k].1 = r.unit.clone();
-            }
-            rows.push(PendingRow {
-                key: k,
-                ts: r.ts.as_micros(),
-                value: r.value,
-            });
-        }
-        Self {
-            keys,
-            rows,
-            touched,
-            now_us: Timestamp::now().as_micros(),
-            rollups,
-            flush_rollups: false,
-            staged: None,
-        }
-    }
-
-    /// Stages the rollup rows of what this transaction inserted (every `fresh` row, the
-    /// `maybe` rows flagged in `maybe_inserted`): the rows to upsert and the horizons to
-    /// store with it. `None` with rollups off.
-    pub fn stage_rollups(
-        &mut self,
-        fresh: &[RowValues],
-        maybe: &[(usize, RowValues)],
-        maybe_inserted: &[bool],
-    ) -> Option<&Staged> {
-        let open = self.rollups?;
-        let delta = RollupDelta::of_inserted(fresh, maybe, maybe_inserted);
-        Some(
-            self.staged
-                .insert(open.stage(&delta, self.now_us, self.flush_rollups)),
-        )
-    }
-
-    /// Series not yet known to the cache, with the unit this batch carries for them.
-    pub fn unresolved(&self) -> impl Iterator<Item = (usize, &SeriesKey, Option<&Unit>)> {
-        self.keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| k.2.is_none())
-            .map(|(i, k)| (i, &k.0, k.1.as_ref()))
-    }
-
-    pub fn resolve(&mut self, index: usize, id: i64, max_ts: Option<i64>) {
-        let unit = self.keys[index].1.clone();
-        self.keys[index].2 = Some(SeriesState {
-            id,
-            unit,
-            max_ts: max_ts.unwrap_or(i64::MIN),
-        });
-    }
-
-    /// Known series whose unit this batch changes: (series id, new unit).
-    pub fn unit_changes(&self) -> Vec<(i64, String)> {
-        self.keys
-            .iter()
-            .filter_map(|(_, unit, state)| {
-                let (unit, state) = (unit.as_ref()?, state.as_ref()?);
-                (state.unit.as_ref() != Some(unit)).then(|| (state.id, unit.as_str().to_owned()))
-            })
-            .collect()
-    }
-
-    /// Splits rows into *fresh* ones (newer than anything stored or earlier in the batch,
-    /// so certainly new) and ones that may repeat a stored reading, with their row index.
-    pub fn split_rows(&self) -> (Vec<RowValues>, Vec<(usize, RowValues)>) {
-        let mut newest: Vec<i64> = self
-            .keys
-            .iter()
-            .map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts))
-            .collect();
-        let (mut fresh, mut maybe) = (Vec::with_capacity(self.rows.len()), Vec::new());
-        for (i, r) in self.rows.iter().enumerate() {
-            let series = self.keys[r.key]
-                .2
-                .as_ref()
-                .expect("series resolved before split")
-                .id;
-            let v = RowValues {
-                series,
-                ts: r.ts,
-                value: r.value,
-            };
-            if r.ts > newest[r.key] {
-                newest[r.key] = r.ts;
-                fresh.push(v);
-            } else {
-                maybe.push((i, v));
-            }
-        }
-        (fresh, maybe)
-    }
-
-    /// Inserted flags in row order, given which maybe-rows (by row index) were inserted.
-    pub fn inserted_flags(
-        &self,
-        maybe: &[(usize, RowValues)],
-        maybe_inserted: &[bool],
-    ) -> Vec<bool> {
-        let mut flags = vec![true; self.rows.len()];
-        for ((i, _), ok) in maybe.iter().zip(maybe_inserted) {
-            flags[*i] = *ok;
-        }
-        flags
-    }
-
-    fn into_cache_updates(self) -> Vec<(SeriesKey, SeriesState)> {
-        let mut newest: Vec<i64> = self
-            .keys
-            .iter()
-            .map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts))
-            .collect();
-        for r in &self.rows {
-            newest[r.key] = newest[r.key].max(r.ts);
-        }
-        self.keys
-            .into_iter()
-            .zip(newest)
-            .filter_map(|((key, unit, state), max_ts)| {
-                let mut s = state?;
-                s.max_ts = max_ts;
-                if unit.is_some() {
-                    s.unit = unit;
-                }
-                Some((key, s))
-            })
-            .collect()
-    }
 }

@@ -1,33 +1,26 @@
-//! Open rollup buckets the storage writer holds back: per series and level, the newest
-//! recent bucket's summary stays in memory and is written once, when the series moves
-//! on to a later bucket, the bucket falls behind the others, the writer idles or stops —
-//! instead of upserting it in every commit (a 1,000-device fleet committing every few
-//! milliseconds would otherwise rewrite each series' minute and hour rows each time).
+//! Open rollup buckets: per series and level, the newest recent bucket's summary the
+//! storage writer holds in memory and writes once — when the series moves on to a later
+//! bucket, the bucket falls behind the others, the writer idles or stops — instead of
+//! upserting it in every commit (a 1,000-device fleet committing every few milliseconds
+//! would otherwise rewrite each series' minute and hour rows each time).
 //!
-//! Only a hub that is the single writer of its database holds buckets back
-//! ([`super::Store::single_writer`]: SQLite); the hubs of a cluster share PostgreSQL.
+//! Owns [`OpenBuckets`] (the writer's state) and [`Staged`] (what one commit does to it).
+//! Uses [`super::rollup`] for summaries and [`super::horizons`] for the horizons the
+//! open buckets imply. Only a hub that is the single writer of its database holds
+//! buckets back ([`super::Store::single_writer`]: SQLite); the hubs of a cluster share
+//! PostgreSQL, and there every commit writes its rollup rows.
 //!
 //! Exactness: for every (series, bucket), the stored rollup row plus what is held here
-//! summarise exactly the committed readings. Each level has a *horizon*, stored in
-//! `rollup_state` in the same transaction: no bucket below it is held back, so rollup
-//! rows below it are complete, and queries read finer sources from it on
-//! (see [`super::history::plan`]). After a crash, what was held back is rebuilt from
-//! raw readings from the horizons on (`Store::prepare_rollups`).
+//! summarise exactly the committed readings, and no bucket below a level's horizon is
+//! held here.
 //!
 //! The writer only stages a commit's changes here ([`OpenBuckets::stage`]) and applies
 //! them once the transaction is committed ([`OpenBuckets::apply`]): a failed commit
 //! leaves this state as it was.
 
-use super::history::RollupFlag;
+use super::horizons::{NO_HORIZON, must_store};
 use super::rollup::{Level, RollupDelta, RollupRow, Summary, floor};
-use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use std::collections::HashMap;
-
-/// No bucket is held back: rollup rows are complete everywhere.
-pub const NO_HORIZON: i64 = i64::MAX;
-
-/// How many buckets a stored horizon may lag behind the writer's before it is stored.
-const STORE_LAG: i64 = 5;
 
 /// Series held back at most, per level; beyond, everything is written.
 const MAX_OPEN: usize = 100_000;
@@ -186,17 +179,7 @@ impl OpenBuckets {
             h.stage(&delta.hour, now, flush_all),
         ];
         let horizons = [levels[0].horizon, levels[1].horizon];
-        // A stored horizon must never be above a held-back bucket, so a lower one is
-        // stored with this commit. A higher one may wait (lower is exact, it only makes
-        // other processes' queries and a rebuild after a crash read a little more): it is
-        // stored once it lifts or runs [`STORE_LAG`] buckets ahead, not at each commit.
-        let must = |(new, old): (i64, i64)| new < old;
-        let may = |((new, old), l): ((i64, i64), &LevelBuckets)| {
-            new == NO_HORIZON && old != NO_HORIZON
-                || new != NO_HORIZON && old.saturating_add(STORE_LAG * l.level.width_us()) < new
-        };
-        let pairs = || horizons.into_iter().zip(self.stored);
-        let store = pairs().any(must) || pairs().zip(&self.levels).any(may);
+        let store = must_store(horizons, self.stored);
         Staged {
             levels,
             store_horizons: store.then_some(horizons),
@@ -212,31 +195,6 @@ impl OpenBuckets {
         self.levels[0].apply(m);
         self.levels[1].apply(h);
     }
-}
-
-/// In the writer's transaction `tx`, after the rows of `staged`: stores its horizons
-/// when they change, and lowers the ones this process's queries use before the
-/// transaction commits (the backend sets them once it has).
-pub async fn store_horizons<DB>(
-    staged: &Staged,
-    flag: &RollupFlag,
-    tx: &mut DB::Connection,
-) -> Result<(), sqlx::Error>
-where
-    DB: Database,
-    DB::Arguments: IntoArguments<DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'r> i64: Encode<'r, DB> + Type<DB>,
-{
-    if let Some([minute, hour]) = staged.store_horizons {
-        sqlx::query("UPDATE rollup_state SET minute_horizon = $1, hour_horizon = $2")
-            .bind(minute)
-            .bind(hour)
-            .execute(tx)
-            .await?;
-    }
-    flag.lower_horizons(staged.horizons());
-    Ok(())
 }
 
 fn row(series: i64, bucket: i64, s: Summary) -> RollupRow {

@@ -1,0 +1,288 @@
+//! The commit path: one transaction for a batch of the writer's requests, top to bottom.
+//!
+//! 1. [`Batch::new`] groups the rows by series, using the writer's [`SeriesCache`].
+//! 2. In one transaction ([`commit`]): resolve the series the cache does not know and
+//!    store unit changes; insert the rows — *fresh* ones (newer than anything stored)
+//!    in bulk, the ones that may repeat a stored reading so as to learn which were new;
+//!    stage the rollups of what was inserted ([`OpenBuckets::stage`]); write the rollup
+//!    rows and, when they change, the horizons; touch `last_seen` of every device of the
+//!    batch (one statement); commit.
+//! 3. Afterwards the writer applies [`AfterCommit`] to its own state (series cache, open
+//!    rollup buckets). A failed commit changes neither.
+//!
+//! Owns [`Batch`] and the transaction's shared SQL. Uses [`super::db`] (what differs per
+//! backend), [`super::series`], [`super::rollup`], [`super::open_buckets`] and
+//! [`crate::domain`]. The writer task ([`super::writer`]) uses this module, never the
+//! other way round.
+
+use super::db::{Db, Dialect};
+use super::open_buckets::{OpenBuckets, Staged};
+use super::rollup::RollupDelta;
+use super::series::{SeriesCache, SeriesKey, SeriesState};
+use super::{RowValues, StorageError, Store};
+use crate::auth::DeviceRef;
+use crate::domain::{Reading, SensorName, Timestamp, Unit};
+use sqlx::{AssertSqlSafe, Encode, Executor, Type};
+use std::collections::HashMap;
+
+/// One row of a batch: its series (an index into [`Batch`]'s series), time and value.
+#[derive(Debug)]
+struct BatchRow {
+    key: usize,
+    ts: i64,
+    value: f64,
+}
+
+/// A batch of readings as one transaction writes it.
+pub(crate) struct Batch {
+    /// Distinct series of the batch, the unit it carries for each, and what is known of
+    /// each (`None` until resolved).
+    keys: Vec<(SeriesKey, Option<Unit>, Option<SeriesState>)>,
+    rows: Vec<BatchRow>,
+    /// Devices of the batch, for `last_seen`, and the commit time.
+    touched: Vec<i64>,
+    now_us: i64,
+    /// Write every open rollup bucket (idle writer, shutdown, or no holding back).
+    flush_rollups: bool,
+    /// What this transaction does to the rollups, once staged.
+    staged: Option<Staged>,
+}
+
+/// Commits `batch` in one transaction; returns, per row in order, whether it was newly
+/// stored. `open` are the writer's open rollup buckets (`None`: rollups off).
+pub(crate) async fn commit(
+    store: &Store,
+    batch: &mut Batch,
+    open: Option<&OpenBuckets>,
+) -> Result<Vec<bool>, StorageError> {
+    dispatch!(store, db => db.commit(batch, open).await)
+}
+
+impl<DB> Db<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> i64: Encode<'r, DB> + Type<DB>,
+    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
+{
+    async fn commit(
+        &self,
+        batch: &mut Batch,
+        open: Option<&OpenBuckets>,
+    ) -> Result<Vec<bool>, StorageError> {
+        let mut tx = self.write.begin().await?;
+        // Series: ids of the new ones, then units that changed.
+        for (i, key, unit) in batch.unresolved() {
+            let (id, max_ts) = DB::resolve_series(&mut tx, &key, unit.as_deref()).await?;
+            batch.resolve(i, id, max_ts);
+        }
+        for (id, unit) in batch.unit_changes() {
+            sqlx::query("UPDATE series SET unit = $1 WHERE id = $2")
+                .bind(unit.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Readings.
+        let (fresh, maybe) = batch.split_rows();
+        let inserted = DB::insert_fresh(&mut tx, &fresh).await?;
+        if inserted as usize != fresh.len() {
+            tracing::warn!(
+                expected = fresh.len(),
+                inserted,
+                "another writer stored some of these readings first; rollups may count them twice"
+            );
+        }
+        let maybe_inserted = DB::insert_maybe(&mut tx, &maybe).await?;
+        // Rollups of what was inserted, and the horizons.
+        if let Some(open) = open {
+            let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
+            let staged = batch
+                .staged
+                .insert(open.stage(&delta, batch.now_us, batch.flush_rollups));
+            for (level, rows) in staged.levels() {
+                DB::upsert_rollups(&mut tx, level, rows).await?;
+            }
+            if let Some([minute, hour]) = staged.store_horizons {
+                sqlx::query("UPDATE rollup_state SET minute_horizon = $1, hour_horizon = $2")
+                    .bind(minute)
+                    .bind(hour)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Queries stop reading rollups where buckets will be held back before this
+            // commit is visible (lower is always exact).
+            self.rollups.lower_horizons(staged.horizons());
+        }
+        // One statement for every device of the batch (one per device cost a round trip
+        // each: most of a 1,000-device commit on SQLite).
+        let touch = format!(
+            "UPDATE devices SET last_seen_us = $1 WHERE {}",
+            DB::in_ids("id", 2)
+        );
+        let touch = sqlx::query(AssertSqlSafe(touch)).bind(batch.now_us);
+        DB::bind_ids(touch, &batch.touched)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if let Some(staged) = &batch.staged {
+            self.rollups.set_horizons(staged.horizons());
+        }
+        Ok(batch.inserted_flags(&maybe, &maybe_inserted))
+    }
+}
+
+impl Batch {
+    /// Groups `rows` by series; `flush_rollups` writes every open rollup bucket.
+    pub fn new<'a>(
+        cache: &SeriesCache,
+        rows: impl Iterator<Item = (&'a DeviceRef, &'a Reading)>,
+        flush_rollups: bool,
+    ) -> Self {
+        let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
+        let (mut keys, mut out, mut touched) = (Vec::new(), Vec::new(), Vec::new());
+        for (dev, r) in rows {
+            let k = *index.entry((dev.id, &r.sensor)).or_insert_with(|| {
+                let key = SeriesKey {
+                    device_id: dev.id,
+                    sensor: r.sensor.clone(),
+                };
+                let state = cache.get(&key).cloned();
+                keys.push((key, None, state));
+                if !touched.contains(&dev.id) {
+                    touched.push(dev.id);
+                }
+                keys.len() - 1
+            });
+            if r.unit.is_some() {
+                keys[k].1 = r.unit.clone();
+            }
+            out.push(BatchRow {
+                key: k,
+                ts: r.ts.as_micros(),
+                value: r.value,
+            });
+        }
+        Self {
+            keys,
+            rows: out,
+            touched,
+            now_us: Timestamp::now().as_micros(),
+            flush_rollups,
+            staged: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Series not yet known to the cache, with the unit this batch carries for them.
+    fn unresolved(&self) -> Vec<(usize, SeriesKey, Option<String>)> {
+        (self.keys.iter().enumerate())
+            .filter(|(_, k)| k.2.is_none())
+            .map(|(i, k)| (i, k.0.clone(), k.1.as_ref().map(|u| u.as_str().to_owned())))
+            .collect()
+    }
+
+    fn resolve(&mut self, index: usize, id: i64, max_ts: Option<i64>) {
+        let unit = self.keys[index].1.clone();
+        self.keys[index].2 = Some(SeriesState {
+            id,
+            unit,
+            max_ts: max_ts.unwrap_or(i64::MIN),
+        });
+    }
+
+    /// Known series whose unit this batch changes: (series id, new unit).
+    fn unit_changes(&self) -> Vec<(i64, String)> {
+        self.keys
+            .iter()
+            .filter_map(|(_, unit, state)| {
+                let (unit, state) = (unit.as_ref()?, state.as_ref()?);
+                (state.unit.as_ref() != Some(unit)).then(|| (state.id, unit.as_str().to_owned()))
+            })
+            .collect()
+    }
+
+    /// Newest stored time per series, as known before this batch.
+    fn newest(&self) -> Vec<i64> {
+        (self.keys.iter())
+            .map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts))
+            .collect()
+    }
+
+    /// Splits rows into *fresh* ones (newer than anything stored or earlier in the batch,
+    /// so certainly new) and ones that may repeat a stored reading, with their row index.
+    fn split_rows(&self) -> (Vec<RowValues>, Vec<(usize, RowValues)>) {
+        let mut newest = self.newest();
+        let (mut fresh, mut maybe) = (Vec::with_capacity(self.rows.len()), Vec::new());
+        for (i, r) in self.rows.iter().enumerate() {
+            let series = self.keys[r.key]
+                .2
+                .as_ref()
+                .expect("series resolved before split")
+                .id;
+            let v = RowValues {
+                series,
+                ts: r.ts,
+                value: r.value,
+            };
+            if r.ts > newest[r.key] {
+                newest[r.key] = r.ts;
+                fresh.push(v);
+            } else {
+                maybe.push((i, v));
+            }
+        }
+        (fresh, maybe)
+    }
+
+    /// Inserted flags in row order, given which maybe-rows (by row index) were inserted.
+    fn inserted_flags(&self, maybe: &[(usize, RowValues)], maybe_inserted: &[bool]) -> Vec<bool> {
+        let mut flags = vec![true; self.rows.len()];
+        for ((i, _), ok) in maybe.iter().zip(maybe_inserted) {
+            flags[*i] = *ok;
+        }
+        flags
+    }
+
+    /// What the writer applies to its state once this batch is committed.
+    pub fn after_commit(self) -> AfterCommit {
+        let mut newest = self.newest();
+        for r in &self.rows {
+            newest[r.key] = newest[r.key].max(r.ts);
+        }
+        let series = (self.keys.into_iter().zip(newest))
+            .filter_map(|((key, unit, state), max_ts)| {
+                let mut s = state?;
+                s.max_ts = max_ts;
+                if unit.is_some() {
+                    s.unit = unit;
+                }
+                Some((key, s))
+            })
+            .collect();
+        AfterCommit {
+            series,
+            staged: self.staged,
+        }
+    }
+}
+
+/// What a committed batch changes in the writer's own state.
+pub(crate) struct AfterCommit {
+    /// Series ids, units and newest times, for the [`SeriesCache`].
+    series: Vec<(SeriesKey, SeriesState)>,
+    /// The rollup changes, for the [`OpenBuckets`].
+    staged: Option<Staged>,
+}
+
+impl AfterCommit {
+    pub fn apply(self, cache: &mut SeriesCache, open: Option<&mut OpenBuckets>) {
+        cache.apply(self.series);
+        if let (Some(open), Some(staged)) = (open, self.staged) {
+            open.apply(staged);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! One opened database, and the seam between the two backends.
+//!
+//! Owns [`Db`] — a backend's pools and this process's [`RollupState`] — and
+//! [`Dialect`], the only things SQLite and PostgreSQL do differently in telehub's SQL:
+//! bulk inserts of readings (multi-row chunks vs `UNNEST` arrays), learning which
+//! possible duplicates were new (insert-or-ignore row by row vs `RETURNING`), rollup
+//! upserts, resolving a series (two statements vs one), and matching an id list
+//! (`json_each` vs `ANY`). Opening, migrations and disk usage are backend functions in
+//! [`super::sqlite`] and [`super::postgres`].
+//!
+//! Everything else — registry, tokens, queries, history, the commit path — is written
+//! once, generic over the database (`$N` placeholders work on SQLite too), in impl blocks
+//! of [`Db`] bounded by [`Dialect`] and by what sqlx needs to encode, decode and execute
+//! (Rust does not carry a trait's where-clauses to its users, so each such block states
+//! them). Uses [`super::rollup`], [`super::series`] and [`super::horizons`] for types.
+
+use super::RowValues;
+use super::horizons::RollupState;
+use super::rollup::{Level, RollupRow};
+use super::series::SeriesKey;
+use sqlx::query::Query;
+use sqlx::{Database, IntoArguments, Pool};
+
+/// A backend's pools and this process's view of its rollups.
+pub struct Db<DB: Database> {
+    /// Writes. SQLite: one connection, the writer task's (SQLite has one writer at a time
+    /// anyway); maintenance borrows it one short statement at a time. PostgreSQL: the pool.
+    pub write: Pool<DB>,
+    /// Queries. SQLite: a small read pool; PostgreSQL: the same pool as `write`.
+    pub read: Pool<DB>,
+    /// Cached `rollup_state`: completeness and, in a hub, the writer's horizons.
+    pub rollups: RollupState,
+}
+
+impl<DB: Database> Clone for Db<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            write: self.write.clone(),
+            read: self.read.clone(),
+            rollups: self.rollups.clone(),
+        }
+    }
+}
+
+impl<DB: Database> Db<DB> {
+    pub fn new(write: Pool<DB>, read: Pool<DB>) -> Self {
+        Self {
+            write,
+            read,
+            rollups: RollupState::default(),
+        }
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// `rows_affected` of a statement's result, on either backend.
+pub trait RowsAffected {
+    fn rows(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+/// Upserts a series and returns its id: the statement both backends start from when
+/// resolving one (`$1` device id, `$2` sensor, `$3` unit, kept when `NULL`).
+pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit) VALUES ($1, $2, $3)
+     ON CONFLICT (device_id, sensor) DO UPDATE SET unit = coalesce(excluded.unit, series.unit)
+     RETURNING id";
+
+/// What differs between the backends, for the shared SQL layer. Each method runs in the
+/// writer's transaction `tx`.
+pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAffected> {
+    /// Creates the series `key` if needed (setting its unit when `unit` is given) and
+    /// returns its id and its newest stored timestamp.
+    fn resolve_series(
+        tx: &mut Self::Connection,
+        key: &SeriesKey,
+        unit: Option<&str>,
+    ) -> impl Future<Output = Result<(i64, Option<i64>), sqlx::Error>> + Send;
+
+    /// Inserts rows newer than anything stored for their series (so not duplicates);
+    /// returns how many were inserted.
+    fn insert_fresh(
+        tx: &mut Self::Connection,
+        rows: &[RowValues],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// Inserts rows that may repeat stored readings; returns, per row, whether it was
+    /// new (of several equal keys, the first is the one stored).
+    fn insert_maybe(
+        tx: &mut Self::Connection,
+        rows: &[(usize, RowValues)],
+    ) -> impl Future<Output = Result<Vec<bool>, sqlx::Error>> + Send;
+
+    /// Combines `rows` (one per series and bucket) into `level`'s rollup table.
+    fn upsert_rollups(
+        tx: &mut Self::Connection,
+        level: Level,
+        rows: &[RollupRow],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// An SQL condition: `column` is in the id list bound as parameter `$n` by
+    /// [`Dialect::bind_ids`].
+    fn in_ids(column: &str, n: usize) -> String;
+
+    /// Binds an id list for [`Dialect::in_ids`].
+    fn bind_ids<'q>(
+        q: Query<'q, Self, Self::Arguments>,
+        ids: &[i64],
+    ) -> Query<'q, Self, Self::Arguments>;
+}

@@ -1,0 +1,411 @@
+//! The registry: devices, gateway targets, tokens and authentication, in SQL shared by
+//! both backends.
+//!
+//! Owns [`DeviceRow`] and [`TokenRow`] and every statement on `devices`,
+//! `gateway_targets`, `tokens` and `auth_epoch`. Uses [`super::db`] (the pools and the
+//! id-list [`Dialect`] difference), [`crate::auth`] for roles, principals and token
+//! hashes, and [`crate::domain`].
+
+use super::StorageError;
+use super::db::{Db, Dialect, RowsAffected};
+use crate::auth::{self, DeviceRef, Principal, Role};
+use crate::domain::{DeviceName, Timestamp};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
+
+/// A device as listed by `device list` and `/v1/devices`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    pub name: String,
+    pub created: Timestamp,
+    pub revoked: bool,
+    pub last_seen: Option<Timestamp>,
+    pub sensors: Vec<String>,
+    pub gateway_for: Vec<String>,
+}
+
+/// A viewer or admin token as listed by `token list` (the secret is never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    pub label: String,
+    pub role: String,
+    pub created: Timestamp,
+    pub revoked: bool,
+}
+
+/// `SELECT` of a device's id by name; `$1` the name.
+const DEVICE_ID: &str = "SELECT id FROM devices WHERE name = $1";
+/// The same, for devices not revoked.
+const LIVE_DEVICE_ID: &str = "SELECT id FROM devices WHERE name = $1 AND revoked_us IS NULL";
+const BUMP_AUTH_EPOCH: &str = "UPDATE auth_epoch SET epoch = epoch + 1";
+
+impl<DB> Db<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Option<i64>: Encode<'r, DB>,
+    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
+    for<'r> &'r [u8]: Encode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Adds devices (each with a token) in one transaction; all or none. Each may
+    /// publish for `gateway_for`, which must exist unrevoked.
+    pub async fn add_devices(
+        &self,
+        names: &[DeviceName],
+        gateway_for: &[DeviceName],
+    ) -> Result<Vec<(DeviceName, String)>, StorageError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.write.begin().await?;
+        let mut targets = Vec::new();
+        for t in gateway_for {
+            let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
+                .bind(t.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            targets.push(id.ok_or_else(|| StorageError::UnknownTarget(t.to_string()))?);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO devices (name, created_us) VALUES ($1, $2) RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, name))?;
+            for t in &targets {
+                sqlx::query("INSERT INTO gateway_targets (gateway_id, device_id) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(*t)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let token =
+                Self::insert_token(&mut tx, Role::Device, Some(id), name.as_str(), now).await?;
+            out.push((name.clone(), token));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
+        let mut tx = self.write.begin().await?;
+        let now = Timestamp::now().as_micros();
+        let token = Self::insert_token(&mut tx, role, None, label, now).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Revokes every viewer/admin token labelled `label`; returns how many.
+    pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_us = $1
+             WHERE label = $2 AND role IN ('viewer','admin') AND revoked_us IS NULL",
+        )
+        .bind(Timestamp::now().as_micros())
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(BUMP_AUTH_EPOCH).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows())
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT label, role, created_us, revoked_us FROM tokens
+             WHERE role IN ('viewer','admin') ORDER BY label, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(label, role, created, revoked)| TokenRow {
+                label,
+                role,
+                created: Timestamp::from_micros(created),
+                revoked: revoked.is_some(),
+            })
+            .collect())
+    }
+
+    /// See [`super::Store::reissue_token`].
+    pub async fn reissue_token(
+        &self,
+        label: &str,
+        role: Role,
+        device: Option<&DeviceName>,
+    ) -> Result<String, StorageError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.write.begin().await?;
+        let device_id = match device {
+            Some(d) => Some(
+                sqlx::query_scalar::<_, i64>(LIVE_DEVICE_ID)
+                    .bind(d.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StorageError::NoSuchDevice(d.to_string()))?,
+            ),
+            None => None,
+        };
+        let revoked = sqlx::query(
+            "UPDATE tokens SET revoked_us = $1 WHERE role = $2 AND label = $3
+             AND device_id IS NOT DISTINCT FROM $4 AND revoked_us IS NULL",
+        )
+        .bind(now)
+        .bind(role.as_str())
+        .bind(label)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        if revoked.rows() > 0 {
+            sqlx::query(BUMP_AUTH_EPOCH).execute(&mut *tx).await?;
+        }
+        let token = Self::insert_token(&mut tx, role, device_id, label, now).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Whether any unrevoked viewer or admin token exists.
+    pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tokens WHERE role IN ('viewer','admin') AND revoked_us IS NULL",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Revokes a device and all its tokens.
+    pub async fn revoke_device(&self, name: &DeviceName) -> Result<(), StorageError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.write.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(DEVICE_ID)
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = id.ok_or_else(|| StorageError::NoSuchDevice(name.to_string()))?;
+        for sql in [
+            "UPDATE devices SET revoked_us = coalesce(revoked_us, $1) WHERE id = $2",
+            "UPDATE tokens SET revoked_us = coalesce(revoked_us, $1) WHERE device_id = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(BUMP_AUTH_EPOCH).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
+        let devices = sqlx::query_as(
+            "SELECT id, name, created_us, revoked_us, last_seen_us FROM devices ORDER BY name",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let sensors = sqlx::query_as("SELECT device_id, sensor FROM series ORDER BY sensor")
+            .fetch_all(&self.read)
+            .await?;
+        let targets = sqlx::query_as(
+            "SELECT g.gateway_id, d.name FROM gateway_targets g
+             JOIN devices d ON d.id = g.device_id ORDER BY d.name",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(assemble_devices(devices, sensors, targets))
+    }
+
+    /// The principal a token hash belongs to, if the token is valid and unrevoked.
+    pub async fn authenticate(&self, hash: &[u8; 32]) -> Result<Option<Principal>, StorageError> {
+        let row: Option<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT t.id, t.role, d.id, d.name FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
+             WHERE t.hash = $1 AND t.revoked_us IS NULL AND d.revoked_us IS NULL",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.read)
+        .await?;
+        let Some((token_id, role, device_id, device_name)) = row else {
+            return Ok(None);
+        };
+        let targets = match device_id {
+            Some(gw) => sqlx::query_as(
+                "SELECT d.id, d.name FROM gateway_targets g JOIN devices d ON d.id = g.device_id
+                     WHERE g.gateway_id = $1 AND d.revoked_us IS NULL",
+            )
+            .bind(gw)
+            .fetch_all(&self.read)
+            .await?,
+            None => Vec::new(),
+        };
+        Ok(principal(token_id, role, device_id, device_name, targets))
+    }
+
+    /// Changes on every revocation.
+    pub async fn auth_epoch(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar("SELECT epoch FROM auth_epoch")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// Which of `token_ids` are revoked (or no longer exist).
+    pub async fn revoked_among(&self, token_ids: &[i64]) -> Result<Vec<i64>, StorageError> {
+        let sql = format!(
+            "SELECT id FROM tokens WHERE revoked_us IS NULL AND {}",
+            DB::in_ids("id", 1)
+        );
+        let valid: std::collections::HashSet<i64> =
+            DB::bind_ids(sqlx::query(AssertSqlSafe(sql)), token_ids)
+                .try_map(|row: DB::Row| sqlx::Row::try_get(&row, 0))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(token_ids
+            .iter()
+            .copied()
+            .filter(|id| !valid.contains(id))
+            .collect())
+    }
+
+    pub async fn find_device(&self, name: &DeviceName) -> Result<Option<DeviceRef>, StorageError> {
+        Ok(self.device_state(name).await?.map(|(device, _)| device))
+    }
+
+    /// A device and whether it is revoked.
+    pub async fn device_state(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<(DeviceRef, bool)>, StorageError> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_us FROM devices WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(id, revoked)| {
+            let device = DeviceRef {
+                id,
+                name: name.clone(),
+            };
+            (device, revoked.is_some())
+        }))
+    }
+
+    /// Issues a token: stores its hash and returns the secret.
+    async fn insert_token(
+        tx: &mut DB::Connection,
+        role: Role,
+        device_id: Option<i64>,
+        label: &str,
+        now: i64,
+    ) -> Result<String, StorageError> {
+        let (token, hash) = auth::new_token();
+        sqlx::query(
+            "INSERT INTO tokens (hash, role, device_id, label, created_us) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&hash[..])
+        .bind(role.as_str())
+        .bind(device_id)
+        .bind(label)
+        .bind(now)
+        .execute(tx)
+        .await?;
+        Ok(token)
+    }
+}
+
+fn unique_violation(e: sqlx::Error, name: &DeviceName) -> StorageError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StorageError::DeviceExists(name.to_string())
+        }
+        _ => StorageError::Db(e),
+    }
+}
+
+/// A `devices` row: id, name, created, revoked, last seen.
+type DeviceColumns = (i64, String, i64, Option<i64>, Option<i64>);
+
+/// Builds [`DeviceRow`]s from the three registry queries: devices `(id, name, created,
+/// revoked, last_seen)`, series `(device id, sensor)`, gateway targets `(gateway id,
+/// target name)`.
+fn assemble_devices(
+    devices: Vec<DeviceColumns>,
+    sensors: Vec<(i64, String)>,
+    targets: Vec<(i64, String)>,
+) -> Vec<DeviceRow> {
+    let mut by_id: std::collections::HashMap<i64, DeviceRow> = std::collections::HashMap::new();
+    let order: Vec<i64> = devices.iter().map(|d| d.0).collect();
+    for (id, name, created, revoked, last_seen) in devices {
+        by_id.insert(
+            id,
+            DeviceRow {
+                name,
+                created: Timestamp::from_micros(created),
+                revoked: revoked.is_some(),
+                last_seen: last_seen.map(Timestamp::from_micros),
+                sensors: Vec::new(),
+                gateway_for: Vec::new(),
+            },
+        );
+    }
+    for (id, sensor) in sensors {
+        if let Some(d) = by_id.get_mut(&id) {
+            d.sensors.push(sensor);
+        }
+    }
+    for (id, target) in targets {
+        if let Some(d) = by_id.get_mut(&id) {
+            d.gateway_for.push(target);
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect()
+}
+
+/// Builds a [`Principal`] from a token row and, for gateways, their target devices.
+fn principal(
+    token_id: i64,
+    role: String,
+    device_id: Option<i64>,
+    device_name: Option<String>,
+    targets: Vec<(i64, String)>,
+) -> Option<Principal> {
+    match Role::parse(&role)? {
+        Role::Viewer => Some(Principal::Viewer { token_id }),
+        Role::Admin => Some(Principal::Admin { token_id }),
+        Role::Device => {
+            let device = DeviceRef {
+                id: device_id?,
+                name: DeviceName::parse(&device_name?).ok()?,
+            };
+            let gateway_for = targets
+                .into_iter()
+                .filter_map(|(id, name)| {
+                    let name = DeviceName::parse(&name).ok()?;
+                    Some((name.clone(), DeviceRef { id, name }))
+                })
+                .collect();
+            Some(Principal::Device {
+                token_id,
+                device,
+                gateway_for,
+            })
+        }
+    }
+}
