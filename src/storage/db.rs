@@ -74,6 +74,9 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
     }
 }
 
+/// A statement on `DB` with its arguments.
+pub type DbQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments>;
+
 /// Upserts a series and returns its id: the statement both backends start from when
 /// resolving one (`$1` device id, `$2` sensor, `$3` unit, kept when `NULL`).
 pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit) VALUES ($1, $2, $3)
@@ -117,8 +120,5 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAff
     fn in_ids(column: &str, n: usize) -> String;
 
     /// Binds an id list for [`Dialect::in_ids`].
-    fn bind_ids<'q>(
-        q: Query<'q, Self, Self::Arguments>,
-        ids: &[i64],
-    ) -> Query<'q, Self, Self::Arguments>;
+    fn bind_ids<'q>(q: DbQuery<'q, Self>, ids: &[i64]) -> DbQuery<'q, Self>;
 }

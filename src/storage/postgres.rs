@@ -7,14 +7,13 @@
 //! id lists bound as arrays (`ANY`). Uses [`super::db`], [`super::rollup`] and the
 //! settings in [`crate::config`].
 
-use super::db::{Db, Dialect, UPSERT_SERIES};
+use super::db::{Db, DbQuery, Dialect, UPSERT_SERIES};
 use super::rollup::{self, Level, RollupRow};
 use super::series::SeriesKey;
 use super::stats::{DiskPart, TABLES};
 use super::{RowValues, StorageError};
 use crate::config::DatabaseSettings;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::query::Query;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, Row};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -166,10 +165,7 @@ impl Dialect for Postgres {
         format!("{column} = ANY(${n})")
     }
 
-    fn bind_ids<'q>(
-        q: Query<'q, Postgres, PgArguments>,
-        ids: &[i64],
-    ) -> Query<'q, Postgres, PgArguments> {
+    fn bind_ids<'q>(q: DbQuery<'q, Postgres>, ids: &[i64]) -> DbQuery<'q, Postgres> {
         q.bind(ids)
     }
 }

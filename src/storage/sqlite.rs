@@ -7,7 +7,7 @@
 //! by one with `INSERT OR IGNORE`, id lists passed as JSON (`json_each`). Uses
 //! [`super::db`], [`super::rollup`] and the settings in [`crate::config`].
 
-use super::db::{Db, Dialect, UPSERT_SERIES};
+use super::db::{Db, DbQuery, Dialect, UPSERT_SERIES};
 use super::rollup::{self, Level, RollupRow};
 use super::series::SeriesKey;
 use super::stats::DiskPart;
@@ -157,10 +157,7 @@ impl Dialect for Sqlite {
         format!("{column} IN (SELECT value FROM json_each(${n}))")
     }
 
-    fn bind_ids<'q>(
-        q: Query<'q, Sqlite, SqliteArguments>,
-        ids: &[i64],
-    ) -> Query<'q, Sqlite, SqliteArguments> {
+    fn bind_ids<'q>(q: DbQuery<'q, Sqlite>, ids: &[i64]) -> DbQuery<'q, Sqlite> {
         q.bind(serde_json::to_string(ids).expect("ids serialise"))
     }
 }
