@@ -25,7 +25,7 @@ use super::commit::{self, Batch};
 use super::horizons::NO_HORIZON;
 use super::open_buckets::OpenBuckets;
 use super::series::SeriesCache;
-use super::{StorageError, Store};
+use super::Store;
 use crate::auth::DeviceRef;
 use crate::config::WriterSettings;
 use crate::domain::{CommittedBatch, Reading, StoredReading};
@@ -224,10 +224,8 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, rows, "storage writer: commit failed; answering `unavailable`");
                 self.metrics.commit_failures.inc();
-                let msg = WriteFailed(format!(
-                    "storage is unavailable ({}); resend later",
-                    short(&e)
-                ));
+                // The database's own text stays in the log: devices get no internals.
+                let msg = WriteFailed("storage is unavailable; resend later".into());
                 for req in batch {
                     let _ = req.done.send(Err(msg.clone()));
                 }
@@ -235,8 +233,4 @@ impl Writer {
             }
         }
     }
-}
-
-fn short(e: &StorageError) -> String {
-    e.to_string().chars().take(120).collect()
 }
