@@ -21,11 +21,11 @@
 //! [`IDLE_FLUSH`], and when it stops, it writes all of them. On PostgreSQL, where the
 //! hubs of a cluster each run a writer, every commit writes its rollup rows.
 
+use super::Store;
 use super::commit::{self, Batch};
 use super::horizons::NO_HORIZON;
 use super::open_buckets::OpenBuckets;
 use super::series::SeriesCache;
-use super::Store;
 use crate::auth::DeviceRef;
 use crate::config::WriterSettings;
 use crate::domain::{CommittedBatch, Reading, StoredReading};

@@ -1,17 +1,9 @@
 //! The `telehub` command line (§5), run as a real process against a real database.
 
 use crate::helpers::*;
+use crate::procs::telehub_cli as telehub;
 use serde_json::json;
 use std::process::{Command, Output};
-
-fn telehub(db: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_telehub"))
-        .args(args)
-        .args(["--database-url", db])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("runs telehub")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -35,20 +35,10 @@ fn quick(cfg: &mut ClientConfig) {
 
 /// Waits until the client's counters satisfy `cond`.
 async fn stats_until(c: &DeviceClient, what: &str, cond: impl Fn(&Stats) -> bool) -> Stats {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let s = c.stats();
-            if cond(&s) {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting until {what}: {:?}", c.stats()))
+    eventually(WAIT, what, || async { c.stats() }, cond).await
 }
 
-async fn delivers_every_reading(backend: Backend) {
+async fn the_client_delivers_every_reading(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.device("client-1").await;
     let mut cfg = ClientConfig::new(app.http(), token);
@@ -92,7 +82,7 @@ async fn delivers_every_reading(backend: Backend) {
         refused.1
     );
 }
-both_backends!(delivers_every_reading);
+both_backends!(the_client_delivers_every_reading);
 
 /// A TLS hub with `cert`; returns the app and the certificate's PEM file.
 async fn tls_hub(

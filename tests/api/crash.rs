@@ -3,8 +3,8 @@
 //! same port. In the end every generated reading is acked, none is dropped, and the
 //! database holds each exactly once.
 
+use crate::helpers::{eventually, total_readings};
 use crate::procs::*;
-use futures_util::FutureExt;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -22,22 +22,22 @@ async fn no_reading_is_lost_or_stored_twice_when_the_hub_is_killed_mid_stream() 
     let sim_log = dir.path().join("sim.log");
     let sim = spawn_sim(&addr, &tokens, STEADY_STREAM, Some(&sim_log));
 
-    wait_until(Duration::from_secs(30), "readings are stored", || {
-        let db = db.clone();
-        async move { total_readings(&db).await >= 300 }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "300 stored readings",
+        || total_readings(&db),
+        |n| *n >= 300,
+    )
     .await;
     hub.kill().await;
     let at_kill = total_readings(&db).await;
 
     let mut hub = HubProcess::start(&db, &addr, dir.path(), &[]).await;
-    wait_until(
+    eventually(
         Duration::from_secs(60),
-        "devices stream to the restarted hub",
-        || {
-            let db = db.clone();
-            async move { total_readings(&db).await >= at_kill + 600 }
-        },
+        "600 more stored readings: devices stream to the restarted hub",
+        || total_readings(&db),
+        |n| *n >= at_kill + 600,
     )
     .await;
 
@@ -141,9 +141,12 @@ async fn a_reconnect_storm_after_a_restart_is_absorbed() {
         let devices: Vec<Value> = resp.json().await.unwrap_or_default();
         devices.iter().filter(|d| d["online"] == true).count()
     };
-    wait_until(Duration::from_secs(60), "every device is online", || {
-        online(client.clone(), addr.clone(), viewer.clone()).then(|n| async move { n == STORM })
-    })
+    eventually(
+        Duration::from_secs(60),
+        "every device online",
+        || online(client.clone(), addr.clone(), viewer.clone()),
+        |n| *n == STORM,
+    )
     .await;
 
     hub.kill().await;

@@ -36,17 +36,15 @@ async fn points_since(
     body["points"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits until the demo's kitchen has sent two temperatures and its freezer a power reading.
 async fn wait_for_live_readings(hub: &HubProcess, token: &str, since: Timestamp) {
-    wait_until(WAIT, "demo devices send live readings", || async {
-        points_since(hub, token, "demo-room-kitchen", "temperature", since)
-            .await
-            .len()
-            >= 2
-            && !points_since(hub, token, "demo-freezer-1", "power", since)
-                .await
-                .is_empty()
-    })
-    .await;
+    let look = || async {
+        let kitchen = points_since(hub, token, "demo-room-kitchen", "temperature", since).await;
+        let freezer = points_since(hub, token, "demo-freezer-1", "power", since).await;
+        (kitchen.len(), freezer.len())
+    };
+    let what = "2 kitchen temperatures and a freezer power reading (counts seen)";
+    eventually(WAIT, what, look, |&(k, f)| k >= 2 && f >= 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

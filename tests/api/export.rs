@@ -3,7 +3,6 @@
 
 use crate::both_backends;
 use crate::helpers::*;
-use crate::history::{HOUR, add_device, held_back_buckets_written, write};
 use std::process::{Command, Stdio};
 use telehub::auth::DeviceRef;
 use telehub::domain::{Reading, SensorName, Timestamp};

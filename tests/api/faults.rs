@@ -53,7 +53,7 @@ fn fill(dir: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_gives_unavailable_nacks_and_recovers_when_space_returns() {
     let Some(disk) = SmallDisk::mount("8m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        skipped("cannot mount a tmpfs here (not root)");
         return;
     };
     let url = format!("sqlite://{}", disk.dir.join("hub.db").display());
@@ -108,19 +108,14 @@ async fn a_full_disk_gives_unavailable_nacks_and_recovers_when_space_returns() {
         );
     }
     app.stop().await;
-    let rows = count_rows(&url, "d1").await;
+    let rows = stored_readings(&url, "d1").await;
     assert_eq!(
         rows.len(),
         acked.len() * 200,
         "every acked reading, nothing else"
     );
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
-    pool.close().await;
+    let check: Vec<(String,)> = sql_rows(&url, "PRAGMA integrity_check", &[]).await;
+    assert_eq!(check, [("ok".to_owned(),)]);
 }
 
 /// A private PostgreSQL cluster (initdb + pg_ctl on a free port, run as the `postgres`
@@ -212,7 +207,7 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
             std::env::var("CI").is_err(),
             "CI must be able to start a private PostgreSQL cluster"
         );
-        eprintln!("skipped: cannot start a private PostgreSQL cluster here");
+        skipped("cannot start a private PostgreSQL cluster here");
         return;
     };
     let db = pg.url();
@@ -221,10 +216,12 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
     add_devices(&db, 3, "pg-", &tokens);
     let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
     let sim = spawn_sim(&hub.addr, &tokens, STEADY_STREAM, None);
-    wait_until(Duration::from_secs(30), "readings are stored", || {
-        let db = db.clone();
-        async move { total_readings(&db).await >= 300 }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "300 stored readings",
+        || total_readings(&db),
+        |n| *n >= 300,
+    )
     .await;
     assert!(pg.ctl("stop"), "PostgreSQL stops");
     // While it is down the hub answers `unavailable` (or devices wait); /readyz says so.
@@ -234,13 +231,11 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
     assert_eq!(ready.status(), 503);
     assert!(pg.ctl("start"), "PostgreSQL starts again");
     let at_restart = total_readings(&db).await;
-    wait_until(
+    eventually(
         Duration::from_secs(60),
-        "devices stream again without a hub restart",
-        || {
-            let db = db.clone();
-            async move { total_readings(&db).await >= at_restart + 600 }
-        },
+        "600 more stored readings: devices stream again without a hub restart",
+        || total_readings(&db),
+        |n| *n >= at_restart + 600,
     )
     .await;
     let summary = sim_summary(sim).await;

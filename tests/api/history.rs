@@ -10,78 +10,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use telehub::auth::DeviceRef;
 use telehub::domain::{DeviceName, Reading, SensorName, Timestamp};
-use telehub::storage::{Agg, RangeQuery, Store};
-
-pub const MIN: i64 = 60_000_000;
-pub const HOUR: i64 = 60 * MIN;
-
-/// Writes `(ts µs, value)` rows for `device`/`sensor` through the hub's storage writer
-/// (the path device messages take) and waits for the commit.
-pub async fn write(app: &TestApp, device: &DeviceRef, sensor: &str, rows: &[(i64, f64)]) {
-    let sensor = SensorName::parse(sensor).unwrap();
-    let rows = rows
-        .iter()
-        .map(|&(ts, value)| {
-            let reading = Reading {
-                sensor: sensor.clone(),
-                value,
-                ts: Timestamp::from_micros(ts),
-                unit: None,
-            };
-            (device.clone(), reading)
-        })
-        .collect();
-    let done = app.hub().state.ingest.submit(rows).await;
-    tokio::time::timeout(WAIT, done)
-        .await
-        .expect("committed in time")
-        .unwrap()
-        .expect("stored");
-}
-
-pub async fn add_device(app: &TestApp, name: &str) -> DeviceRef {
-    app.device(name).await;
-    let name = DeviceName::parse(name).unwrap();
-    app.store.find_device(&name).await.unwrap().unwrap()
-}
-
-pub async fn series_id(app: &TestApp, device: &DeviceRef, sensor: &str) -> i64 {
-    let all = app.store.series_of(device).await.unwrap();
-    all.iter().find(|s| s.sensor.as_str() == sensor).unwrap().id
-}
-
-/// The stored readings of a series, `(ts, value)` by time, read with a separate pool.
-pub async fn raw_rows(url: &str, series: i64) -> Vec<(i64, f64)> {
-    sql_rows(
-        url,
-        "SELECT ts, value FROM readings WHERE series_id = $1 ORDER BY ts",
-        series,
-    )
-    .await
-}
-
-pub async fn sql_rows<T>(url: &str, sql: &'static str, series: i64) -> Vec<T>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + Send
-        + Unpin,
-{
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let rows = sqlx::query_as(sql).bind(series).fetch_all(&pool).await;
-        pool.close().await;
-        rows.unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let rows = sqlx::query_as(sql).bind(series).fetch_all(&pool).await;
-        pool.close().await;
-        rows.unwrap()
-    }
-}
-
-/// One bucket as a raw GROUP BY gives it: (start, value, count).
-pub type Expected = (i64, f64, i64);
+use telehub::storage::{Agg, Store};
 
 /// A GROUP BY over raw `(ts, value)` rows (sorted by ts), computed here.
 pub fn group_by(rows: &[(i64, f64)], from: i64, to: i64, every: i64, agg: Agg) -> Vec<Expected> {
@@ -106,41 +35,6 @@ pub fn group_by(rows: &[(i64, f64)], from: i64, to: i64, every: i64, agg: Agg) -
             };
             (b, value, vs.len() as i64)
         })
-        .collect()
-}
-
-pub async fn buckets(
-    app: &TestApp,
-    series: i64,
-    from: i64,
-    to: i64,
-    every: i64,
-    agg: Agg,
-) -> Vec<Expected> {
-    store_buckets(&app.store, series, from, to, every, agg).await
-}
-
-pub async fn store_buckets(
-    store: &Store,
-    series: i64,
-    from: i64,
-    to: i64,
-    every: i64,
-    agg: Agg,
-) -> Vec<Expected> {
-    let q = RangeQuery {
-        series,
-        from: Timestamp::from_micros(from),
-        to: Timestamp::from_micros(to),
-        after: None,
-        limit: 1_000_000,
-    };
-    store
-        .query_buckets(q, every, agg)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| (b.ts.as_micros(), b.value, b.count))
         .collect()
 }
 
@@ -220,7 +114,7 @@ async fn bucket_queries_equal_a_raw_group_by_on_random_data(b: Backend) {
             // Aligned ranges too: no raw edges at all.
             (from, to) = (from / HOUR * HOUR, (to / MIN + 1) * MIN);
         }
-        let got = buckets(&app, series, from, to, every, agg).await;
+        let got = buckets(&app.store, series, from, to, every, agg).await;
         let want = group_by(&raw, from, to, every, agg);
         assert_eq!(
             got, want,
@@ -241,7 +135,7 @@ pub async fn rollup_rows(url: &str, series: i64, hour: bool) -> Vec<RollupRow> {
         "SELECT bucket, n, sum_v, min_v, max_v, first_ts, last_ts, first_v, last_v, min_ts, max_ts
          FROM rollup_1m WHERE series_id = $1 ORDER BY bucket"
     };
-    sql_rows(url, sql, series).await
+    sql_rows(url, sql, &[series.into()]).await
 }
 
 /// Rollup rows recomputed from raw rows.
@@ -328,30 +222,12 @@ async fn check_queries(store: &Store, series: i64, raw: &[(i64, f64)], rng: &mut
         let agg = AGGS[rng.random_range(0..AGGS.len())];
         let from = rng.random_range(now - 4 * HOUR..now);
         let to = rng.random_range(from + 1..now + 2 * MIN);
-        let got = store_buckets(store, series, from, to, every, agg).await;
+        let got = buckets(store, series, from, to, every, agg).await;
         let want = group_by(raw, from, to, every, agg);
         assert_eq!(
             got, want,
             "case {case}: from {from} to {to} every {every} {agg:?}"
         );
-    }
-}
-
-async fn horizons(url: &str) -> Vec<(i64, i64)> {
-    sql_rows(
-        url,
-        "SELECT minute_horizon, hour_horizon FROM rollup_state WHERE id = $1",
-        1,
-    )
-    .await
-}
-
-/// Waits until the idle writer has written the rollup buckets it held back.
-pub async fn held_back_buckets_written(app: &TestApp) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while horizons(&app.db.url).await != [(i64::MAX, i64::MAX)] {
-        assert!(tokio::time::Instant::now() < deadline, "still held back");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -452,18 +328,6 @@ fn reading(ts: i64, value: f64) -> Reading {
     }
 }
 
-pub async fn exec(url: &str, sql: &'static str) {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
-}
-
 async fn rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on(b: Backend) {
     let mut app = spawn_app_with(b, |s| s.storage.rollups = false).await;
     let device = add_device(&app, "d1").await;
@@ -474,7 +338,10 @@ async fn rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on(b: Backen
     assert!(rollup_rows(&app.db.url, series, false).await.is_empty());
     let (from, to) = (start / HOUR * HOUR, end / HOUR * HOUR);
     let want = group_by(&raw, from, to, MIN, Agg::Count);
-    assert_eq!(buckets(&app, series, from, to, MIN, Agg::Count).await, want);
+    assert_eq!(
+        buckets(&app.store, series, from, to, MIN, Agg::Count).await,
+        want
+    );
 
     // Back on: the hub rebuilds the rollups from raw data before it takes readings.
     app.stop().await;
@@ -486,24 +353,22 @@ async fn rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on(b: Backen
         let got = rollup_rows(&app.db.url, series, hour).await;
         assert_eq!(got, expected_rollups(&raw, width), "hour {hour}");
     }
-    assert_eq!(buckets(&app, series, from, to, MIN, Agg::Count).await, want);
+    assert_eq!(
+        buckets(&app.store, series, from, to, MIN, Agg::Count).await,
+        want
+    );
 
     // And queries read them: a doctored rollup row shows in an aligned minute query.
-    exec(&app.db.url, "UPDATE rollup_1m SET n = n + 1000").await;
-    let got = buckets(&app, series, from, to, MIN, Agg::Count).await;
+    sql_exec(&app.db.url, "UPDATE rollup_1m SET n = n + 1000").await;
+    let got = buckets(&app.store, series, from, to, MIN, Agg::Count).await;
     assert!(got.iter().zip(&want).all(|(g, w)| g.2 == w.2 + 1000));
 }
 both_backends!(rollups_can_be_turned_off_and_are_rebuilt_when_turned_back_on);
 
 async fn get_json(app: &TestApp, token: &str, path: &str) -> serde_json::Value {
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", app.http()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().await.unwrap()
+    let (status, body) = app.get(path, Some(token)).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 fn points(body: &serde_json::Value) -> Vec<(i64, f64)> {

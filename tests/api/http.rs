@@ -4,20 +4,6 @@ use crate::both_backends;
 use crate::helpers::*;
 use serde_json::{Value, json};
 
-async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(format!("{}{path}", app.http()));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 /// Stores `n` readings one second apart starting at `t0`, values 0..n.
 async fn seed(app: &TestApp, device: &str, sensor: &str, t0: f64, n: usize) {
     let mut ws = app.connect_device(&app.device(device).await).await;
@@ -51,7 +37,7 @@ async fn history_pages_through_raw_points_with_a_cursor(b: Backend) {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let (status, body) = get(&app, &path, Some(&viewer)).await;
+        let (status, body) = app.get(&path, Some(&viewer)).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             (body["device"].as_str(), body["sensor"].as_str()),
@@ -86,7 +72,7 @@ async fn history_buckets_aggregate_each_interval(b: Backend) {
             rfc(t0 + 3600.0)
         )
     };
-    let (status, body) = get(&app, &q("avg"), Some(&viewer)).await;
+    let (status, body) = app.get(&q("avg"), Some(&viewer)).await;
     assert_eq!(status, 200, "{body}");
     let pts = body["points"].as_array().unwrap();
     assert_eq!(pts.len(), 3, "empty buckets are left out: {body}");
@@ -101,7 +87,7 @@ async fn history_buckets_aggregate_each_interval(b: Backend) {
         ("first", 60.0),
         ("last", 119.0),
     ] {
-        let (_, body) = get(&app, &q(agg), Some(&viewer)).await;
+        let (_, body) = app.get(&q(agg), Some(&viewer)).await;
         assert_eq!(first_of(&body, 1), want, "{agg}: {body}");
     }
 }
@@ -143,7 +129,7 @@ async fn history_refuses_bad_queries_with_a_reason() {
         ),
     ];
     for (path, token, want) in cases {
-        let (status, body) = get(&app, path, token).await;
+        let (status, body) = app.get(path, token).await;
         assert_eq!(status, want, "{path}: {body}");
         assert!(
             body["error"].is_string() && body["detail"].is_string(),
@@ -164,7 +150,7 @@ async fn devices_list_online_state_last_seen_and_sensors() {
     )
     .await;
     next_json(&mut ws).await;
-    let (status, body) = get(&app, "/v1/devices", Some(&viewer)).await;
+    let (status, body) = app.get("/v1/devices", Some(&viewer)).await;
     assert_eq!(status, 200);
     let boiler = body
         .as_array()
@@ -192,11 +178,11 @@ async fn devices_list_online_state_last_seen_and_sensors() {
 }
 
 #[tokio::test]
-async fn health_readiness_and_metrics() {
+async fn health_and_readiness_are_open_and_metrics_show_viewers_what_happened() {
     let app = spawn_app(Backend::Sqlite).await;
-    assert_eq!(get(&app, "/healthz", None).await.0, 200);
-    assert_eq!(get(&app, "/readyz", None).await.0, 200);
-    assert_eq!(get(&app, "/metrics", None).await.0, 401);
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+    assert_eq!(app.get("/readyz", None).await.0, 200);
+    assert_eq!(app.get("/metrics", None).await.0, 401);
     let mut ws = app.connect_device(&app.device("d1").await).await;
     send_json(
         &mut ws,
@@ -206,7 +192,7 @@ async fn health_readiness_and_metrics() {
     next_json(&mut ws).await;
     send_json(&mut ws, &json!({"id": 2, "readings": []})).await;
     next_json(&mut ws).await;
-    let (status, body) = get(&app, "/metrics", Some(&app.viewer().await)).await;
+    let (status, body) = app.get("/metrics", Some(&app.viewer().await)).await;
     assert_eq!(status, 200);
     let text = body.as_str().unwrap();
     for line in [

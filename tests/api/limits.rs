@@ -110,17 +110,15 @@ async fn connections_over_the_cap_get_503_before_any_upgrade() {
     );
     drop(open.pop());
     // A freed slot is usable again once the hub notices the close.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match connect(&url, Some(&token)).await {
-            Ok(ws) => {
-                open.push(ws);
-                break;
-            }
-            Err(_) if Instant::now() < deadline => tokio::task::yield_now().await,
-            Err(e) => panic!("slot was not released: {e}"),
-        }
-    }
+    let reconnect = || connect(&url, Some(&token));
+    let ws = eventually(
+        WAIT,
+        "the freed slot to be released",
+        reconnect,
+        Result::is_ok,
+    )
+    .await;
+    open.push(ws.unwrap());
 }
 
 #[tokio::test]

@@ -4,12 +4,6 @@ use crate::helpers::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-async fn connect_dashboard(app: &TestApp, token: &str) -> Ws {
-    connect(&app.ws("/v1/live"), Some(token))
-        .await
-        .expect("dashboard connects")
-}
-
 #[tokio::test]
 async fn the_live_feed_needs_a_viewer_token_and_an_allowed_origin() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
@@ -43,9 +37,9 @@ async fn the_live_feed_needs_a_viewer_token_and_an_allowed_origin() {
 async fn subscribers_get_matching_readings_once_and_device_status() {
     let app = spawn_app(Backend::Sqlite).await;
     let viewer = app.viewer().await;
-    let mut all = connect_dashboard(&app, &viewer).await;
-    let mut temps = connect_dashboard(&app, &viewer).await;
-    send_json(&mut all, &json!({"subscribe": ["*"]})).await;
+    let mut all = app.connect_dashboard(&viewer).await;
+    let mut temps = app.connect_dashboard(&viewer).await;
+    subscribe_all(&mut all).await;
     send_json(&mut temps, &json!({"subscribe": ["*/temperature"]})).await;
     let token = app.device("boiler-1").await;
     // Subscriptions are processed before the device connects: wait for a round trip.
@@ -101,8 +95,8 @@ async fn revoking_a_viewer_token_closes_its_dashboards_with_1008() {
         .await
         .unwrap();
     let other = app.viewer().await;
-    let mut ws = connect_dashboard(&app, &token).await;
-    let mut unaffected = connect_dashboard(&app, &other).await;
+    let mut ws = app.connect_dashboard(&token).await;
+    let mut unaffected = app.connect_dashboard(&other).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_telehub"))
         .args([
             "token",
@@ -125,7 +119,7 @@ async fn revoking_a_viewer_token_closes_its_dashboards_with_1008() {
         refused_status(connect(&app.ws("/v1/live"), Some(&token)).await),
         401
     );
-    send_json(&mut unaffected, &json!({"subscribe": ["*"]})).await;
+    subscribe_all(&mut unaffected).await;
     let mut d = app.connect_device(&app.device("d1").await).await;
     assert_eq!(next_json(&mut unaffected).await["status"]["online"], true);
     send_json(
@@ -164,8 +158,8 @@ async fn a_stuck_dashboard_is_closed_and_never_slows_the_others() {
         .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
     let (mut stuck, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
     send_json_raw(&mut stuck, &json!({"subscribe": ["*"]})).await;
-    let mut good = connect_dashboard(&app, &viewer).await;
-    send_json(&mut good, &json!({"subscribe": ["*"]})).await;
+    let mut good = app.connect_dashboard(&viewer).await;
+    subscribe_all(&mut good).await;
     let mut dev = app.connect_device(&app.device("d1").await).await;
     assert_eq!(next_json(&mut good).await["status"]["online"], true);
     // ~11 MB of live frames: far more than the stuck client's buffers hold.
@@ -212,15 +206,9 @@ async fn a_stuck_dashboard_is_closed_and_never_slows_the_others() {
     );
     // The stuck client is closed; the good one stays.
     let hub = &app.hub().state;
-    let deadline = std::time::Instant::now() + WAIT;
-    while hub.live.clients() > 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stuck dashboard was not closed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(hub.live.clients(), 1);
+    let clients = || async { hub.live.clients() };
+    let what = "the stuck dashboard to be closed (live clients)";
+    assert_eq!(eventually(WAIT, what, clients, |n| *n <= 1).await, 1);
     // What reached the stuck socket ends in the close (1008 "too slow") or a reset.
     let mut frames = 0;
     let end = loop {
@@ -260,9 +248,9 @@ async fn under_load_a_dashboard_gets_fewer_fuller_frames_and_nothing_is_lost() {
     // A frame budget of 4/s shared by 2 dashboards: each writes at most every 0.5 s.
     let app = spawn_app_with(Backend::Sqlite, |s| s.live.max_frames_per_second = 4).await;
     let viewer = app.viewer().await;
-    let mut dash = connect_dashboard(&app, &viewer).await;
-    let _other = connect_dashboard(&app, &viewer).await;
-    send_json(&mut dash, &json!({"subscribe": ["*"]})).await;
+    let mut dash = app.connect_dashboard(&viewer).await;
+    let _other = app.connect_dashboard(&viewer).await;
+    subscribe_all(&mut dash).await;
     let token = app.device("d1").await;
     let mut ws = app.connect_device(&token).await;
     assert_eq!(next_json(&mut dash).await["status"]["online"], true);

@@ -1,10 +1,12 @@
 //! Integration tests: the real hub, on port 0, with a fresh database per test,
-//! driven through its real interfaces (WebSocket, HTTP, the CLI binary).
+//! driven through its real interfaces (WebSocket, HTTP, MQTT, the CLI binary).
+//! Shared helpers live in `tests/helpers/` (also used by the `serial` and `rss`
+//! binaries); `procs` runs the hub and `firmware-sim` as real processes.
 
+#[path = "../helpers/mod.rs"]
 mod helpers;
 mod procs;
 
-mod bad_input;
 mod cli;
 mod client;
 mod crash;

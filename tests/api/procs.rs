@@ -230,38 +230,6 @@ pub fn sigterm(child: &Child) {
     assert!(ok, "kill -TERM {pid}");
 }
 
-/// Every reading in the database (read with a separate connection).
-pub async fn total_readings(url: &str) -> i64 {
-    const Q: &str = "SELECT count(*) FROM readings";
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n = sqlx::query_scalar(Q).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let n = sqlx::query_scalar(Q).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
-    }
-}
-
-/// Polls `cond` every 100 ms until it holds; panics with `what` after `limit`.
-pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Runs the `telehub` CLI to completion.
 pub fn telehub_cli(db: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_telehub"))

@@ -42,10 +42,10 @@ async fn retention_deletes_whole_expired_hours_and_rollups_keep_answering(b: Bac
     held_back_buckets_written(&app).await;
     let series = series_id(&app, &device, "t").await;
     let (from, to) = ((n - 9 * 24 * HOUR) / HOUR * HOUR, n / HOUR * HOUR + HOUR);
-    let hourly = buckets(&app, series, from, to, HOUR, Agg::Avg).await;
+    let hourly = buckets(&app.store, series, from, to, HOUR, Agg::Avg).await;
     let raw_cut = (n - 2 * 24 * HOUR) / HOUR * HOUR;
     let minute_cut = (n - 5 * 24 * HOUR) / HOUR * HOUR;
-    let minutely = buckets(&app, series, minute_cut, raw_cut, MIN, Agg::Max).await;
+    let minutely = buckets(&app.store, series, minute_cut, raw_cut, MIN, Agg::Max).await;
     assert!(!minutely.is_empty());
 
     let metrics = &app.hub().state.metrics;
@@ -83,16 +83,16 @@ async fn retention_deletes_whole_expired_hours_and_rollups_keep_answering(b: Bac
 
     // Older ranges are answered from the rollups that remain.
     assert_eq!(
-        buckets(&app, series, from, to, HOUR, Agg::Avg).await,
+        buckets(&app.store, series, from, to, HOUR, Agg::Avg).await,
         hourly
     );
     assert_eq!(
-        buckets(&app, series, minute_cut, raw_cut, MIN, Agg::Max).await,
+        buckets(&app.store, series, minute_cut, raw_cut, MIN, Agg::Max).await,
         minutely
     );
     let old = n - 7 * 24 * HOUR;
     assert!(
-        buckets(&app, series, old, old + HOUR, MIN, Agg::Max)
+        buckets(&app.store, series, old, old + HOUR, MIN, Agg::Max)
             .await
             .is_empty()
     );
@@ -110,7 +110,7 @@ async fn retention_deletes_whole_expired_hours_and_rollups_keep_answering(b: Bac
     app.store = hub.state.store.clone();
     app.hub = Some(hub);
     assert_eq!(
-        buckets(&app, series, from, to, HOUR, Agg::Avg).await,
+        buckets(&app.store, series, from, to, HOUR, Agg::Avg).await,
         hourly
     );
 }
@@ -139,11 +139,9 @@ async fn retention_runs_in_the_background_and_counts_what_it_deleted() {
 /// Waits (within [`WAIT`]) until the hub's metrics contain `line`.
 async fn wait_for_metric(app: &TestApp, line: &str) {
     let metrics = &app.hub().state.metrics;
-    tokio::time::timeout(WAIT, async {
-        while !metrics.render().contains(line) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let render = || async { metrics.render() };
+    eventually(WAIT, &format!("`{line}` in the metrics"), render, |m| {
+        m.contains(line)
     })
-    .await
-    .unwrap_or_else(|_| panic!("no `{line}` in the metrics in time"));
+    .await;
 }

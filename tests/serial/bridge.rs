@@ -1,8 +1,8 @@
 //! The bridge in-process against a real hub and real ptys.
 
 use crate::helpers::*;
-use crate::pty::{PtyPair, wait_for};
-use crate::{checked, settings, wait_rows};
+use crate::pty::PtyPair;
+use crate::{checked, settings};
 use std::time::Duration;
 use telehub::bridge::{self, RunningPort, SerialPortSettings, StatsSnapshot};
 use telehub::hub;
@@ -23,7 +23,7 @@ impl Bridge {
         self.running.stats.snapshot()
     }
     async fn wait_stats(&self, what: &str, ok: impl Fn(&StatsSnapshot) -> bool) {
-        wait_for(|| ok(&self.stats()), what).await;
+        eventually(WAIT, what, || async { self.stats() }, ok).await;
     }
     async fn stop(self) -> StatsSnapshot {
         self.shutdown.cancel();
@@ -70,9 +70,9 @@ async fn good_lines_are_stored_with_their_own_or_the_receive_time_over_lf_crlf_a
             .concat()
             .as_slice(),
     );
-    wait_rows(&app, "gw", 5).await;
+    app.wait_stored("gw", 5).await;
     pty.write(tail.as_bytes());
-    let rows = wait_rows(&app, "gw", 6).await;
+    let rows = app.wait_stored("gw", 6).await;
 
     let find = |sensor: &str, value: f64| {
         rows.iter()
@@ -122,7 +122,7 @@ async fn every_kind_of_bad_line_is_counted_and_nothing_of_it_is_stored() {
     }
     pty.write(b"\r\n\n");
     pty.write(checked("sentinel=1").as_bytes());
-    let rows = wait_rows(&app, "gw", 1).await;
+    let rows = app.wait_stored("gw", 1).await;
     bridge
         .wait_stats("every line counted", |s| s.lines_read == 14)
         .await;
@@ -147,7 +147,7 @@ async fn with_checksums_optional_plain_lines_pass_and_wrong_checksums_still_fail
     pty.write(b"plain=1\nt=1*00\n");
     pty.write(checked("checked=2").as_bytes());
     pty.write(b"{\"readings\":[{\"sensor\":\"json\",\"value\":3,\"unit\":\"Cel\"}]}\n");
-    let rows = wait_rows(&app, "gw", 3).await;
+    let rows = app.wait_stored("gw", 3).await;
     let sensors: Vec<_> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(sensors, ["checked", "json", "plain"]);
     let s = bridge.stop().await;
@@ -197,7 +197,7 @@ async fn lines_read_while_the_hub_is_down_arrive_exactly_once_when_it_is_back() 
     let bridge = Bridge::start(s);
 
     pty.write(checked("n=0").as_bytes());
-    wait_rows(&app, "gw", 1).await;
+    app.wait_stored("gw", 1).await;
     app.stop().await;
     // The first lines of the outage go out before the bridge notices it.
     for i in 1..=30 {
@@ -211,7 +211,7 @@ async fn lines_read_while_the_hub_is_down_arrive_exactly_once_when_it_is_back() 
         .wait_stats("buffer drained", |s| s.buffered == 0 && s.reconnects >= 1)
         .await;
 
-    let rows = wait_rows(&app, "gw", 31).await;
+    let rows = app.wait_stored("gw", 31).await;
     let mut values: Vec<f64> = rows.iter().map(|r| r.2).collect();
     values.sort_by(f64::total_cmp);
     assert_eq!(values, (0..=30).map(f64::from).collect::<Vec<_>>());
@@ -237,7 +237,7 @@ async fn a_bridge_restarted_with_a_state_file_sends_what_it_had_not_delivered() 
 
     restart_hub(&mut app, addr).await;
     let bridge = Bridge::start(s);
-    let rows = wait_rows(&app, "gw", 10).await;
+    let rows = app.wait_stored("gw", 10).await;
     assert_eq!(rows.len(), 10);
     bridge
         .wait_stats("state file drained", |s| s.buffered == 0)
@@ -251,12 +251,12 @@ async fn a_port_that_vanishes_and_comes_back_is_reopened_without_touching_the_hu
     let bridge = Bridge::start(s);
 
     pty.write(checked("n=1").as_bytes());
-    wait_rows(&app, "gw", 1).await;
+    app.wait_stored("gw", 1).await;
     pty.stop().await;
     pty.start().await;
     bridge.wait_stats("port reopened", |s| s.reopens >= 1).await;
     pty.write(checked("n=2").as_bytes());
-    let rows = wait_rows(&app, "gw", 2).await;
+    let rows = app.wait_stored("gw", 2).await;
     assert_eq!(rows[1].2, 2.0);
     let s = bridge.stop().await;
     assert_eq!(s.reconnects, 0, "the hub connection stayed up");
@@ -341,7 +341,7 @@ async fn messages_a_silent_hub_never_acked_are_resent_on_a_new_connection_and_st
         pty.write(checked(&format!("n={i}")).as_bytes());
     }
     // The hub stored them, but the bridge heard no ack: it keeps them until it does.
-    wait_rows(&app, "gw", 20).await;
+    app.wait_stored("gw", 20).await;
     assert_eq!(bridge.stats().forwarded, 0);
     bridge
         .wait_stats("resent and acked after a reconnect", |s| {

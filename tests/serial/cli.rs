@@ -1,8 +1,8 @@
 //! `telehub bridge serial` as a real process.
 
+use crate::checked;
 use crate::helpers::*;
 use crate::pty::PtyPair;
-use crate::{checked, wait_rows};
 use std::process::{Command, Stdio};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,8 +38,8 @@ async fn the_command_runs_every_configured_port_and_prints_a_summary_when_stoppe
     a.write(checked("temperature=20.5").as_bytes());
     a.write(b"unchecked=1\n");
     b.write(b"device=meter-1,kwh=12.5\n");
-    wait_rows(&app, "gw", 1).await;
-    wait_rows(&app, "meter-1", 1).await;
+    app.wait_stored("gw", 1).await;
+    app.wait_stored("meter-1", 1).await;
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

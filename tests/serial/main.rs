@@ -1,14 +1,14 @@
 //! Serial bridge tests (§6): a real hub (port 0, fresh database), real pseudo-terminals
 //! from `socat`, the bridge in-process ([`bridge`]) or as the `telehub` binary ([`cli`]).
 
-#[path = "../api/helpers.rs"]
+#[path = "../helpers/mod.rs"]
 mod helpers;
 
 mod bridge;
 mod cli;
 mod pty;
 
-use helpers::{TestApp, WAIT};
+use helpers::TestApp;
 use std::time::Duration;
 use telehub::bridge::SerialPortSettings;
 
@@ -34,22 +34,5 @@ pub fn settings(app: &TestApp, port: &std::path::Path, token: &str) -> SerialPor
         reopen_max: ms(300),
         ack_timeout: Duration::from_secs(5),
         ..SerialPortSettings::default()
-    }
-}
-
-/// Polls the database until `device` has at least `n` readings; returns them.
-pub async fn wait_rows(app: &TestApp, device: &str, n: usize) -> Vec<(String, i64, f64)> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let rows = app.stored(device).await;
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {n} readings of {device}; have {}",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

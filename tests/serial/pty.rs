@@ -6,9 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use crate::helpers::WAIT;
+use crate::helpers::{WAIT, eventually};
 
 pub struct PtyPair {
     /// The end the bridge opens.
@@ -42,10 +41,10 @@ impl PtyPair {
             .spawn()
             .expect("socat runs (scripts/install-test-deps.sh installs it)");
         self.socat = Some(child);
-        wait_for(
-            || self.port.exists() && self.device_end.exists(),
-            "pty links",
-        )
+        let links = || async { (self.port.exists(), self.device_end.exists()) };
+        eventually(WAIT, "both pty links (exist?)", links, |&l| {
+            l == (true, true)
+        })
         .await;
     }
 
@@ -56,11 +55,9 @@ impl PtyPair {
             .args(["-TERM", &child.id().to_string()])
             .status();
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-        wait_for(
-            || !self.port.exists() && !self.device_end.exists(),
-            "pty links removed",
-        )
-        .await;
+        let links = || async { (self.port.exists(), self.device_end.exists()) };
+        let what = "both pty links removed (exist?)";
+        eventually(WAIT, what, links, |&l| l == (false, false)).await;
     }
 
     /// Writes raw bytes on the device end.
@@ -80,17 +77,5 @@ impl Drop for PtyPair {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-/// Polls `ok` until it holds, failing the test after [`WAIT`].
-pub async fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,5 +1,6 @@
-//! MQTT test helpers: the shared broker (`TELEHUB_TEST_MQTT`), a private mosquitto on a
-//! free port (for tests that stop it or change its configuration), and a small client.
+//! MQTT test helpers: hub settings for the shared broker (`TELEHUB_TEST_MQTT`, see
+//! `helpers::mqtt_server`), a private mosquitto on a free port (for tests that stop it or
+//! change its configuration), and a small client.
 
 use crate::helpers::*;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, Publish, QoS};
@@ -8,43 +9,6 @@ use std::time::Duration;
 use telehub::mqtt::{BrokerAddr, BrokerStatus, MqttSettings};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-
-/// `TELEHUB_TEST_MQTT` names a broker. Without it, MQTT tests fail under CI and are
-/// skipped (with a note) elsewhere.
-pub fn mqtt_server() -> Option<String> {
-    match std::env::var("TELEHUB_TEST_MQTT") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok() => {
-            panic!("TELEHUB_TEST_MQTT is not set; CI must test MQTT")
-        }
-        _ => None,
-    }
-}
-
-/// Skips the test (returns) when no broker is configured.
-#[macro_export]
-macro_rules! need_mqtt {
-    () => {
-        match $crate::mqtt::broker::mqtt_server() {
-            Some(u) => u,
-            None => {
-                eprintln!("skipped: TELEHUB_TEST_MQTT is not set");
-                return;
-            }
-        }
-    };
-}
-
-/// Skips the test (returns) when no PostgreSQL server is configured.
-#[macro_export]
-macro_rules! need_pg {
-    () => {
-        if $crate::helpers::pg_server().is_none() {
-            eprintln!("skipped: TELEHUB_TEST_PG is not set");
-            return;
-        }
-    };
-}
 
 /// A topic prefix no other test uses.
 pub fn prefix() -> String {
@@ -135,13 +99,10 @@ impl PrivateBroker {
             .expect("the mosquitto broker is installed (apt-get install mosquitto)");
         self.child = Some(child);
         let addr = ("127.0.0.1", self.port);
-        tokio::time::timeout(WAIT, async {
-            while tokio::net::TcpStream::connect(addr).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("private mosquitto listens");
+        let listen = || tokio::net::TcpStream::connect(addr);
+        let what = "the private mosquitto to listen";
+        let probe = eventually(WAIT, what, listen, Result::is_ok).await;
+        drop(probe);
     }
 }
 
@@ -216,39 +177,4 @@ impl TestClient {
             .expect("an MQTT message in time")
             .expect("client running")
     }
-}
-
-/// Polls `check` until it returns `Some`, within [`WAIT`] (for state only visible by
-/// asking: storage rows, metrics).
-pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// The value of one metric line (`name{labels}`) in `/metrics`, 0 when absent.
-pub async fn metric(app: &TestApp, viewer: &str, line: &str) -> f64 {
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", app.http()))
-        .bearer_auth(viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }

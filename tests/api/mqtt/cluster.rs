@@ -15,22 +15,13 @@ fn ws_url(hub: &RunningHub, path: &str) -> String {
     format!("{}{path}", hub.base_url().replacen("http", "ws", 1))
 }
 
+/// A dashboard on `hub`, subscribed to everything.
 async fn dashboard(hub: &RunningHub, viewer: &str) -> Ws {
     let mut ws = connect(&ws_url(hub, "/v1/live"), Some(viewer))
         .await
         .unwrap();
-    send_json(&mut ws, &json!({"subscribe": ["*"]})).await;
+    subscribe_all(&mut ws).await;
     ws
-}
-
-/// The next `{"status": ...}` frame, skipping readings.
-async fn next_status(ws: &mut Ws) -> Value {
-    loop {
-        let m = next_json(ws).await;
-        if m.get("status").is_some() {
-            return m["status"].clone();
-        }
-    }
 }
 
 /// Readings keyed by (device, sensor, ts) with how often each arrived, until `n` arrived.
@@ -168,7 +159,7 @@ async fn two_hubs_share_the_live_stream_and_store_each_reading_once() {
     }
     assert_eq!(published.len(), n, "every reading published, none twice");
     for dev in ["dev-a", "dev-b", "dev-m"] {
-        let rows = count_rows(&a.db.url, dev).await;
+        let rows = stored_readings(&a.db.url, dev).await;
         assert_eq!(rows.len(), MESSAGES * PER_MESSAGE, "{dev} stored once");
     }
     // Nothing more was queued for the dashboards: the next frame is the next reading.

@@ -60,8 +60,8 @@ async fn every_stored_reading_is_published_once_as_json_on_its_device_and_sensor
 
     let viewer = app.viewer().await;
     assert_eq!(
-        metric(&app, &viewer, "telehub_mqtt_published_total").await,
+        app.metric(&viewer, "telehub_mqtt_published_total").await,
         3.0
     );
-    assert_eq!(metric(&app, &viewer, "telehub_mqtt_connected").await, 1.0);
+    assert_eq!(app.metric(&viewer, "telehub_mqtt_connected").await, 1.0);
 }

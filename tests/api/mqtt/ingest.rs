@@ -54,8 +54,9 @@ async fn mqtt_messages_are_stored_once_and_bad_ones_are_refused_and_counted() {
         ("power".to_owned(), us(t), 1.0),
         ("power".to_owned(), us(t + 1.0), 2.0),
     ];
-    eventually("the readings to be stored", || async {
-        (app.stored("meter-1").await == want).then_some(())
+    let stored = || app.stored("meter-1");
+    eventually(WAIT, "exactly the good readings stored", stored, |r| {
+        *r == want
     })
     .await;
     for reason in [
@@ -66,14 +67,13 @@ async fn mqtt_messages_are_stored_once_and_bad_ones_are_refused_and_counted() {
         "bad_topic",
     ] {
         let line = format!("telehub_mqtt_refused_total{{reason=\"{reason}\"}}");
-        eventually(&line, || async {
-            (metric(&app, &viewer, &line).await == 1.0).then_some(())
-        })
-        .await;
+        let value = || app.metric(&viewer, &line);
+        eventually(WAIT, &format!("{line} = 1"), value, |v| *v == 1.0).await;
     }
     // Repeats count as stored, as in WebSocket acks.
-    eventually("ingested count", || async {
-        (metric(&app, &viewer, "telehub_mqtt_ingested_total").await == 4.0).then_some(())
+    let ingested = || app.metric(&viewer, "telehub_mqtt_ingested_total");
+    eventually(WAIT, "telehub_mqtt_ingested_total = 4", ingested, |v| {
+        *v == 4.0
     })
     .await;
     assert!(app.stored("ghost").await.is_empty());

@@ -7,10 +7,7 @@ use crate::{need_mqtt, need_pg};
 use serde_json::{Value, json};
 
 async fn readyz(app: &TestApp) -> (u16, Value) {
-    let r = reqwest::get(format!("{}/readyz", app.http()))
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    app.get("/readyz", None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +41,7 @@ async fn the_hub_keeps_ingesting_while_the_broker_is_down_and_recovers_when_it_r
             .contains("reconnecting"),
         "{body}"
     );
-    assert_eq!(metric(&app, &viewer, "telehub_mqtt_connected").await, 0.0);
+    assert_eq!(app.metric(&viewer, "telehub_mqtt_connected").await, 0.0);
     send_json(
         &mut ws,
         &json!({"id": 1, "readings": [reading("t", 1.0, t)]}),
@@ -59,7 +56,7 @@ async fn the_hub_keeps_ingesting_while_the_broker_is_down_and_recovers_when_it_r
     broker.resume().await;
     broker_state(&app, |s| s.subscribed).await;
     assert_eq!(readyz(&app).await.1["mqtt"]["connected"], true);
-    assert!(metric(&app, &viewer, "telehub_mqtt_disconnects_total").await >= 1.0);
+    assert!(app.metric(&viewer, "telehub_mqtt_disconnects_total").await >= 1.0);
     // Egress flows again (the reading stored during the outage may come first).
     let mut sub = TestClient::connect(&broker.url()).await;
     sub.subscribe(&format!("{p}/readings/#")).await;
@@ -82,10 +79,7 @@ async fn the_hub_keeps_ingesting_while_the_broker_is_down_and_recovers_when_it_r
     // And so does ingest: the hub subscribed again.
     let msg = json!({"readings": [reading("t", 3.0, t + 2.0)]}).to_string();
     sub.publish(&format!("{p}/ingest/d1"), msg).await;
-    eventually("the MQTT reading to be stored", || async {
-        (app.stored("d1").await.len() == 3).then_some(())
-    })
-    .await;
+    assert_eq!(app.wait_stored("d1", 3).await.len(), 3, "stored once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,23 +133,18 @@ async fn the_hub_connects_over_tls_with_a_password_and_says_when_the_password_is
 
 /// Turns connections to the test database off (`false`) or on, closing open ones.
 async fn allow_connections(db_url: &str, allow: bool) {
-    use sqlx::Connection;
     let server = pg_server().expect("checked by the caller");
     let name = db_url.rsplit('/').next().unwrap();
-    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-    let sql = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    pg_admin(
+        &server,
+        &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"),
+    )
+    .await;
     if !allow {
         let kill = format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
         );
-        sqlx::query(sqlx::AssertSqlSafe(kill))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        pg_admin(&server, &kill).await;
     }
 }
 
@@ -180,10 +169,7 @@ async fn mqtt_messages_wait_for_storage_to_come_back_and_are_stored_once() {
     publisher
         .publish(&format!("{p}/ingest/m1"), msg(1.0, 0.0))
         .await;
-    eventually("the first reading", || async {
-        (app.stored("m1").await.len() == 1).then_some(())
-    })
-    .await;
+    assert_eq!(app.wait_stored("m1", 1).await.len(), 1);
 
     allow_connections(&app.db.url, false).await;
     publisher
@@ -191,25 +177,20 @@ async fn mqtt_messages_wait_for_storage_to_come_back_and_are_stored_once() {
         .await;
     // (`/metrics` needs a token, which needs storage: read the registry directly.)
     let metrics = app.hub().state.metrics.clone();
-    eventually("a failed commit", || async {
-        (metrics.commit_failures.get() >= 1).then_some(())
-    })
-    .await;
+    let failures = || async { metrics.commit_failures.get() };
+    eventually(WAIT, "a failed commit", failures, |n| *n >= 1).await;
     let (status, _) = readyz(&app).await;
     assert_eq!(status, 503, "storage down is not ready");
     allow_connections(&app.db.url, true).await;
 
-    eventually("the held reading to be stored", || async {
-        (app.stored("m1").await.len() == 2).then_some(())
-    })
-    .await;
+    assert_eq!(app.wait_stored("m1", 2).await.len(), 2, "stored once");
     assert_eq!(
-        metric(&app, &viewer, "telehub_mqtt_ingested_total").await,
+        app.metric(&viewer, "telehub_mqtt_ingested_total").await,
         2.0
     );
     let unavailable = "telehub_mqtt_refused_total{reason=\"unavailable\"}";
     assert_eq!(
-        metric(&app, &viewer, unavailable).await,
+        app.metric(&viewer, unavailable).await,
         0.0,
         "held, not refused"
     );

@@ -1,0 +1,29 @@
+//! Helpers shared by every test binary (`api`, `serial`, `rss`): the real hub on port 0
+//! with a fresh database, real sockets to it, SQL behind its back, one poller, and the
+//! external services the tests need (PostgreSQL, MQTT), whose absence is reported.
+//!
+//! - [`app`]: `spawn_app`, [`TestApp`] (devices, tokens, sockets, HTTP, stored rows).
+//! - [`db`]: [`Backend`], [`TestDb`] (a fresh database, dropped with it), `both_backends!`.
+//! - [`sql`]: SQL on either backend (`sql_rows`, `sql_exec`, `pg_admin`, row counts).
+//! - [`storage`]: fixtures that write through the hub's storage writer and read it back.
+//! - [`ws`]: WebSocket clients for devices and dashboards: frames, statuses, close codes.
+//! - [`poll`]: [`eventually`], the one poller, and [`WAIT`].
+//! - [`services`]: `pg_server`, `mqtt_server`, [`skipped`], `need_pg!`, `need_mqtt!`.
+
+#![allow(dead_code, unused_imports)]
+
+mod app;
+mod db;
+mod poll;
+mod services;
+mod sql;
+mod storage;
+mod ws;
+
+pub use app::*;
+pub use db::*;
+pub use poll::*;
+pub use services::*;
+pub use sql::*;
+pub use storage::*;
+pub use ws::*;
