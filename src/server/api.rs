@@ -320,7 +320,10 @@ async fn ready(State(hub): State<Arc<HubState>>) -> Result<Json<serde_json::Valu
     let mqtt = hub.mqtt.as_ref().map(|m| m.broker());
     let storage = match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("storage is not reachable: {e}")),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readyz: storage is not reachable");
+            Err("storage is not reachable (the hub's log says why)".to_owned())
+        }
         Err(_) => Err("storage did not answer within 2 s".to_owned()),
     };
     match storage {

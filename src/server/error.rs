@@ -107,3 +107,29 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_map_to_what_the_caller_can_do_without_database_text() {
+        let e = ApiError::from(StorageError::NoSuchDevice("d1".into()));
+        assert_eq!(
+            (e.kind, e.detail.as_str()),
+            (ErrorKind::NotFound, "no device d1")
+        );
+        let e = ApiError::from(StorageError::UnknownTarget("ghost".into()));
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert!(e.detail.contains("ghost"), "{}", e.detail);
+        let e = ApiError::from(StorageError::DeviceExists("d1".into()));
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        let secret = "relation \"readings\" does not exist at line 948";
+        let e = ApiError::from(StorageError::Db(sqlx::Error::Protocol(secret.into())));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert!(!e.detail.contains("readings"), "{}", e.detail);
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+    }
+}
