@@ -9,6 +9,7 @@ declare -A pkg=(
   [mosquitto_sub]=mosquitto-clients
   [mosquitto]=mosquitto
   [sqlite3]=sqlite3
+  [curl]=curl
   [node]=nodejs
 )
 need=()

@@ -15,6 +15,7 @@ pub enum ErrorKind {
     Unauthorized,
     Forbidden,
     NotFound,
+    TooLarge,
     Unavailable,
 }
 
@@ -25,6 +26,7 @@ impl ErrorKind {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::TooLarge => "too_large",
             Self::Unavailable => "unavailable",
         }
     }
@@ -35,6 +37,7 @@ impl ErrorKind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -69,6 +72,9 @@ impl ApiError {
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, detail)
+    }
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, detail)
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, detail)

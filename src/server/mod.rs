@@ -2,7 +2,8 @@
 //!
 //! - [`listener`]: accepts TCP (and TLS), caps connections, serves HTTP/1.1 with upgrades.
 //! - [`authn`]: tokens on requests; [`limits`]: per-IP connections and handshake rate.
-//! - [`ingest`]: device sockets (`/v1/ingest`); [`live`]: dashboard sockets (`/v1/live`).
+//! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
+//!   (`POST /v1/ingest`); [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod authn;
 mod dashboard;
 mod error;
+mod http_ingest;
 pub mod ingest;
 pub mod limits;
 pub mod listener;
@@ -55,7 +57,10 @@ pub struct HubState {
 /// Every route of the hub.
 pub fn router(state: Arc<HubState>) -> Router {
     Router::new()
-        .route("/v1/ingest", axum::routing::get(ingest::upgrade))
+        .route(
+            "/v1/ingest",
+            axum::routing::get(ingest::upgrade).post(http_ingest::post),
+        )
         .route("/v1/live", axum::routing::get(live::upgrade))
         .merge(api::routes())
         .merge(dashboard::routes())

@@ -16,6 +16,7 @@ mod export;
 mod faults;
 mod history;
 mod http;
+mod http_ingest;
 mod ingest;
 mod limits;
 mod live;
