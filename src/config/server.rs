@@ -36,6 +36,10 @@ pub struct HttpSettings {
     pub max_points: usize,
     /// Buckets a query may produce at most.
     pub max_buckets: usize,
+    /// A line-protocol write's body at most, after gzip decompression (bytes); over: 413.
+    pub max_write_bytes: usize,
+    /// Readings (fields) in one line-protocol write at most; over: 400.
+    pub max_write_readings: usize,
 }
 
 /// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
@@ -85,6 +89,8 @@ impl Default for HttpSettings {
         Self {
             max_points: 10_000,
             max_buckets: 100_000,
+            max_write_bytes: 16 * 1024 * 1024,
+            max_write_readings: 100_000,
         }
     }
 }
@@ -100,8 +106,15 @@ impl ServerSettings {
 
 impl HttpSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_points == 0 || self.max_buckets == 0 {
-            return Err("http.max_points and http.max_buckets must be ≥ 1".into());
+        if self.max_points == 0
+            || self.max_buckets == 0
+            || self.max_write_bytes == 0
+            || self.max_write_readings == 0
+        {
+            return Err(
+                "http.max_points, max_buckets, max_write_bytes and max_write_readings must be ≥ 1"
+                    .into(),
+            );
         }
         Ok(())
     }

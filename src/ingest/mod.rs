@@ -73,12 +73,24 @@ impl Pipeline {
     /// SenML pack), authorise each reading's device, and take the readings from the
     /// devices' rate budgets. A refusal is not counted here (see [`Pipeline::refuse`]).
     pub fn check(&self, from: Sender<'_>, text: &str) -> Result<Checked, Refusal> {
-        let limits = ParseLimits {
-            max_readings: self.max_readings,
+        let message = parse_message(text, &self.limits(self.max_readings))?;
+        self.check_parsed(from, message)
+    }
+
+    /// The limits and clock a transport parses its own message format against (the line
+    /// protocol); `max_readings` is that transport's bound for one request.
+    pub fn limits(&self, max_readings: usize) -> ParseLimits {
+        ParseLimits {
+            max_readings,
             max_clock_skew: self.max_clock_skew,
             now: Timestamp::now(),
-        };
-        let (id, rows) = parse_message(text, &limits).and_then(|m| authorise(from, m))?;
+        }
+    }
+
+    /// The checks after parsing: authorise each reading's device and take the readings
+    /// from the devices' rate budgets.
+    pub fn check_parsed(&self, from: Sender<'_>, m: DeviceMessage) -> Result<Checked, Refusal> {
+        let (id, rows) = authorise(from, m)?;
         self.within_rate(id, &rows)?;
         Ok((id, rows))
     }
@@ -86,7 +98,18 @@ impl Pipeline {
     /// [`Pipeline::check`], then queue the readings for the storage writer (waiting
     /// while its queue is full); the reply resolves once they are committed or refused.
     pub async fn accept(&self, from: Sender<'_>, text: &str) -> ReplyFuture {
-        let (id, rows) = match self.check(from, text) {
+        let checked = self.check(from, text);
+        self.store_checked(checked).await
+    }
+
+    /// [`Pipeline::accept`] for a message a transport parsed itself.
+    pub async fn accept_parsed(&self, from: Sender<'_>, m: DeviceMessage) -> ReplyFuture {
+        let checked = self.check_parsed(from, m);
+        self.store_checked(checked).await
+    }
+
+    async fn store_checked(&self, checked: Result<Checked, Refusal>) -> ReplyFuture {
+        let (id, rows) = match checked {
             Ok(ok) => ok,
             Err(r) => return futures_util::future::ready(self.refuse(r)).boxed(),
         };

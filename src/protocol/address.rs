@@ -1,8 +1,6 @@
 //! The hub's base address as devices and gateways give it (contract §8):
 //! `ws[s]://HOST:PORT[/prefix]`, turned into the full `/v1/ingest` URL.
 
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
 const INGEST_PATH: &str = "/v1/ingest";
 
 /// Why a hub address was refused.
@@ -58,9 +56,12 @@ impl HubAddress {
             Some(q) => format!("{scheme}://{authority}{path}?{q}"),
             None => format!("{scheme}://{authority}{path}"),
         };
-        url.as_str()
-            .into_client_request()
-            .map_err(|e| bad(&e.to_string()))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(bad("no host"));
+        }
         Ok(Self { url, tls })
     }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`address`]: the hub's base address (§8) as devices and gateways give it.
 //! - [`ingest`]: device → hub messages (§2, incl. SenML) and the hub's ack/nack replies.
+//! - [`line`]: the InfluxDB line protocol (§12) as device readings.
 //! - [`live`]: the dashboard feed (§3): subscriptions in, readings/status/lagged out.
 //! - [`serial`]: the serial line format (§6) read by `telehub bridge serial`.
 //!
@@ -12,5 +13,6 @@
 
 pub mod address;
 pub mod ingest;
+pub mod line;
 pub mod live;
 pub mod serial;

@@ -3,7 +3,8 @@
 //! - [`listener`]: accepts TCP (and TLS), caps connections, serves HTTP/1.1 with upgrades.
 //! - [`authn`]: tokens on requests; [`limits`]: per-IP connections and handshake rate.
 //! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
-//!   (`POST /v1/ingest`); [`live`]: dashboard sockets (`/v1/live`).
+//!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
+//!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds.
@@ -17,6 +18,7 @@ pub mod authn;
 mod dashboard;
 mod error;
 mod http_ingest;
+mod influx;
 pub mod ingest;
 pub mod limits;
 pub mod listener;
@@ -62,6 +64,8 @@ pub fn router(state: Arc<HubState>) -> Router {
             axum::routing::get(ingest::upgrade).post(http_ingest::post),
         )
         .route("/v1/live", axum::routing::get(live::upgrade))
+        .route("/api/v2/write", axum::routing::post(influx::write))
+        .route("/write", axum::routing::post(influx::write))
         .merge(api::routes())
         .merge(dashboard::routes())
         .with_state(state)

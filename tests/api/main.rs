@@ -17,6 +17,7 @@ mod faults;
 mod history;
 mod http;
 mod http_ingest;
+mod influx;
 mod ingest;
 mod limits;
 mod live;

@@ -1,0 +1,251 @@
+//! The InfluxDB line protocol (contract §12) as device readings:
+//! `measurement[,tags] field=value[,field=value...] [timestamp]`, one reading per field.
+//!
+//! Lines are parsed by InfluxData's own parser (`influxdb-line-protocol`); this module
+//! maps them: the sensor is `measurement` for a field named `value`, else
+//! `measurement.field`; the tag `device` names the device (for a gateway acting for it),
+//! other tags are ignored; timestamps in the request's [`Precision`] (the hub's clock when
+//! absent). A request is all or nothing: the first bad line refuses it, naming the line.
+
+use super::ingest::{DeviceReading, ParseLimits, check_ts};
+use crate::domain::{DeviceName, Reading, SensorName, Timestamp};
+use influxdb_line_protocol::{FieldValue, split_lines};
+
+/// The unit of a line's timestamp (`precision=` on the write endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Nanoseconds,
+    Microseconds,
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl Precision {
+    /// `ns`/`n`, `us`/`u`, `ms`, `s`, and (InfluxDB 1.x) `m`, `h`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ns" | "n" => Self::Nanoseconds,
+            "us" | "u" | "µs" => Self::Microseconds,
+            "ms" => Self::Milliseconds,
+            "s" => Self::Seconds,
+            "m" => Self::Minutes,
+            "h" => Self::Hours,
+            _ => return None,
+        })
+    }
+
+    /// A timestamp in this unit as microseconds (nanoseconds are truncated), if it fits.
+    fn to_micros(self, t: i64) -> Option<i64> {
+        match self {
+            Self::Nanoseconds => Some(t.div_euclid(1_000)),
+            Self::Microseconds => Some(t),
+            Self::Milliseconds => t.checked_mul(1_000),
+            Self::Seconds => t.checked_mul(1_000_000),
+            Self::Minutes => t.checked_mul(60_000_000),
+            Self::Hours => t.checked_mul(3_600_000_000),
+        }
+    }
+}
+
+/// Why a request was refused: the line (counted from 1) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses a whole request body into readings, or refuses it at its first bad line.
+/// `limits.max_readings` bounds the readings of the whole request.
+pub fn parse_body(
+    body: &str,
+    precision: Precision,
+    limits: &ParseLimits,
+) -> Result<Vec<DeviceReading>, LineError> {
+    let mut out = Vec::new();
+    for (i, text) in split_lines(body).enumerate() {
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let bad = |message: String| LineError {
+            line: i + 1,
+            message,
+        };
+        parse_line(trimmed, precision, limits, &mut out).map_err(bad)?;
+        if out.len() > limits.max_readings {
+            return Err(bad(format!(
+                "more than {} readings in one request; send smaller batches",
+                limits.max_readings
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_line(
+    text: &str,
+    precision: Precision,
+    limits: &ParseLimits,
+    out: &mut Vec<DeviceReading>,
+) -> Result<(), String> {
+    let line = influxdb_line_protocol::parse_lines(text)
+        .next()
+        .ok_or("an empty line")?
+        .map_err(|e| e.to_string())?;
+    let measurement = line.series.measurement.as_str();
+    let device = match line
+        .series
+        .tag_set
+        .iter()
+        .flatten()
+        .find(|(k, _)| k.as_str() == "device")
+    {
+        Some((_, d)) => {
+            Some(DeviceName::parse(d.as_str()).map_err(|e| format!("tag device: {e}"))?)
+        }
+        None => None,
+    };
+    let ts = match line.timestamp {
+        None => limits.now,
+        Some(t) => precision
+            .to_micros(t)
+            .map(Timestamp::from_micros)
+            .ok_or_else(|| format!("timestamp {t} is out of range"))?,
+    };
+    check_ts(ts, limits).map_err(|e| format!("timestamp: {e}"))?;
+    for (field, value) in &line.field_set {
+        let field = field.as_str();
+        let name = if field == "value" {
+            measurement.to_owned()
+        } else {
+            format!("{measurement}.{field}")
+        };
+        let sensor = SensorName::parse(&name).map_err(|e| format!("sensor {name:?}: {e}"))?;
+        let value = field_value(value).map_err(|e| format!("field {field}: {e}"))?;
+        out.push(DeviceReading {
+            device: device.clone(),
+            reading: Reading {
+                sensor,
+                value,
+                ts,
+                unit: None,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// A field's value as a reading's value: floats and integers are numbers.
+fn field_value(v: &FieldValue<'_>) -> Result<f64, String> {
+    match v {
+        FieldValue::F64(f) if f.is_finite() => Ok(*f),
+        FieldValue::F64(f) => Err(format!("{f} is not a finite number")),
+        FieldValue::I64(i) => Ok(*i as f64),
+        FieldValue::U64(u) => Ok(*u as f64),
+        FieldValue::Boolean(_) | FieldValue::String(_) => {
+            Err("boolean and string fields are not accepted yet; send numbers".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn limits() -> ParseLimits {
+        ParseLimits {
+            max_readings: 100,
+            max_clock_skew: Duration::from_secs(300),
+            now: Timestamp::from_micros(1_764_500_000_000_000),
+        }
+    }
+
+    fn parse(body: &str, p: Precision) -> Result<Vec<DeviceReading>, LineError> {
+        parse_body(body, p, &limits())
+    }
+
+    #[test]
+    fn each_field_is_a_reading_named_after_the_measurement() {
+        let body = "# a comment\n\nboiler,device=b-1,site=x value=21.5,pressure=2i 1764499990000000000\n\
+                    cpu usage=0.5\n";
+        let r = parse(body, Precision::Nanoseconds).unwrap();
+        let got: Vec<_> = r
+            .iter()
+            .map(|d| {
+                let dev = d.device.as_ref().map(|d| d.as_str().to_owned());
+                (
+                    dev,
+                    d.reading.sensor.as_str().to_owned(),
+                    d.reading.value,
+                    d.reading.ts.as_micros(),
+                )
+            })
+            .collect();
+        let ts = 1_764_499_990_000_000;
+        let now = limits().now.as_micros();
+        assert_eq!(
+            got,
+            [
+                (Some("b-1".into()), "boiler".into(), 21.5, ts),
+                (Some("b-1".into()), "boiler.pressure".into(), 2.0, ts),
+                (None, "cpu.usage".into(), 0.5, now),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_precision_is_read() {
+        let at = |p, t: &str| {
+            parse(&format!("m value=1 {t}"), p).unwrap()[0]
+                .reading
+                .ts
+                .as_micros()
+        };
+        let us = 1_764_499_990_000_000;
+        assert_eq!(at(Precision::Nanoseconds, "1764499990000000123"), us);
+        assert_eq!(at(Precision::Microseconds, "1764499990000000"), us);
+        assert_eq!(at(Precision::Milliseconds, "1764499990000"), us);
+        assert_eq!(at(Precision::Seconds, "1764499990"), us);
+        assert_eq!(at(Precision::Minutes, "29408333"), 29_408_333 * 60_000_000);
+        assert_eq!(Precision::parse("u"), Some(Precision::Microseconds));
+        assert_eq!(Precision::parse("weeks"), None);
+    }
+
+    #[test]
+    fn a_bad_line_refuses_the_request_and_names_the_line() {
+        let e = parse("m value=1\nm value=\nm value=3\n", Precision::Seconds).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("m value=1\nm,device=a\\ b value=1\n", Precision::Seconds).unwrap_err();
+        assert!(e.to_string().starts_with("line 2: tag device"), "{e}");
+        let e = parse("bad/name value=1", Precision::Seconds).unwrap_err();
+        assert!(e.message.contains("sensor"), "{e}");
+        let e = parse("m value=1 1", Precision::Seconds).unwrap_err();
+        assert!(e.message.contains("2000-01-01"), "{e}");
+        let many = "m value=1\n".repeat(101);
+        assert!(
+            parse(&many, Precision::Seconds)
+                .unwrap_err()
+                .message
+                .contains("more than 100")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(s in "\\PC{0,200}") {
+            let _ = parse(&s, Precision::Nanoseconds);
+        }
+
+        #[test]
+        fn numeric_fields_round_trip(v in -1e12f64..1e12, secs in 946_684_800i64..1_764_500_000) {
+            let r = parse(&format!("m value={v:?} {secs}"), Precision::Seconds).unwrap();
+            prop_assert_eq!(r[0].reading.value, v);
+            prop_assert_eq!(r[0].reading.ts.as_micros(), secs * 1_000_000);
+        }
+    }
+}
