@@ -59,6 +59,15 @@ impl IntoResponse for WriteError {
     }
 }
 
+/// `GET`/`HEAD /ping`: what InfluxDB 1.x clients (the `influx` shell) call before writing.
+pub async fn ping() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [("x-influxdb-version", "1.8-compatible (telehub)")],
+    )
+        .into_response()
+}
+
 /// `POST /api/v2/write` and `POST /write`.
 pub async fn write(
     State(hub): State<Arc<HubState>>,

@@ -66,6 +66,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/v1/live", axum::routing::get(live::upgrade))
         .route("/api/v2/write", axum::routing::post(influx::write))
         .route("/write", axum::routing::post(influx::write))
+        .route("/ping", axum::routing::get(influx::ping).head(influx::ping))
         .merge(api::routes())
         .merge(dashboard::routes())
         .with_state(state)

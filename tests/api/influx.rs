@@ -164,3 +164,77 @@ async fn tokens_gateways_and_body_size_are_checked() {
         "{err}"
     );
 }
+
+/// The interpreter of the venv `scripts/install-test-deps.sh` makes for the Python client.
+fn venv_python() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/influx/.venv");
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-test-deps.sh",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test]
+async fn the_python_influxdb_client_writes_with_its_sync_and_batching_apis() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("boiler-1").await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/influx/write_v2.py");
+    let out = tokio::process::Command::new(venv_python())
+        .arg(script)
+        .args([&app.http(), &token, &secs().to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = app.wait_stored("boiler-1", 120).await;
+    let count = |s: &str| rows.iter().filter(|r| r.0 == s).count();
+    assert_eq!(
+        (
+            count("boiler"),
+            count("boiler.pressure"),
+            count("pump.flow")
+        ),
+        (10, 10, 100)
+    );
+    assert!(
+        rows.iter().any(|r| r.0 == "pump.flow" && r.2 == 99.5),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_influx_shell_inserts_through_the_1x_endpoint() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("boiler-1").await;
+    let port = app.hub().addr.port().to_string();
+    let out = tokio::process::Command::new("influx")
+        .args(["-host", "127.0.0.1", "-port", &port, "-database", "telehub"])
+        .args([
+            "-username",
+            "boiler-1",
+            "-password",
+            &token,
+            "-precision",
+            "s",
+        ])
+        .args(["-execute", &format!("INSERT boiler value=21.5 {}", secs())])
+        .output()
+        .await
+        .expect("influx runs (apt-get install influxdb-client)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = app.stored("boiler-1").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].2), ("boiler", 21.5));
+}
