@@ -24,3 +24,4 @@ mod retention;
 mod shutdown;
 mod tail;
 mod tls;
+mod values;
