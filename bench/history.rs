@@ -235,7 +235,7 @@ async fn ingest(store: &Store, workload: Workload, rows: i64, rollups: bool, t0:
     let sensor = SensorName::parse("t").unwrap();
     let reading = |ts: i64, v: f64| Reading {
         sensor: sensor.clone(),
-        value: v,
+        value: v.into(),
         ts: Timestamp::from_micros(ts),
         unit: None,
     };

@@ -111,7 +111,9 @@ pub async fn run(a: SerialArgs) -> anyhow::Result<()> {
         let fields = SampleFields {
             ts: a.timestamps.then(Timestamp::now),
             device: device.clone(),
-            values: sensors.step(&mut rand::rng()),
+            values: (sensors.step(&mut rand::rng()).into_iter())
+                .map(|(s, v)| (s, v.into()))
+                .collect(),
         };
         let line = format!("{}{ending}", format_line(&fields, !a.no_checksum));
         port.write_all(line.as_bytes())

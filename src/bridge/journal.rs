@@ -186,7 +186,7 @@ mod tests {
             device: device.map(|d| DeviceName::parse(d).unwrap()),
             readings: vec![Reading {
                 sensor: SensorName::parse("t").unwrap(),
-                value: id as f64,
+                value: (id as f64).into(),
                 ts: Timestamp::from_micros(1_700_000_000_000_000 + id as i64),
                 unit: None,
             }],

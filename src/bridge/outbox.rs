@@ -280,7 +280,7 @@ mod tests {
                 device: device.map(|d| DeviceName::parse(d).unwrap()),
                 reading: Reading {
                     sensor: SensorName::parse(&format!("s{i}")).unwrap(),
-                    value: i as f64,
+                    value: (i as f64).into(),
                     ts: Timestamp::from_micros(1),
                     unit: None,
                 },

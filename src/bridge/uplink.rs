@@ -71,7 +71,7 @@ mod tests {
     fn messages_read_back_as_the_same_readings_and_replies_are_understood() {
         let r = Reading {
             sensor: SensorName::parse("t").unwrap(),
-            value: 21.5,
+            value: (21.5).into(),
             ts: Timestamp::parse_rfc3339("2026-11-21T10:00:00.25Z").unwrap(),
             unit: None,
         };

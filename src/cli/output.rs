@@ -29,6 +29,15 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A value as a CSV field (§10): numbers as they are, `true`/`false`, strings always
+/// quoted (so `"42"` the string and `42` the number stay apart).
+pub fn csv_value(v: &crate::domain::Value) -> String {
+    match v {
+        crate::domain::Value::Text(t) => format!("\"{}\"", t.as_str().replace('"', "\"\"")),
+        other => other.to_string(),
+    }
+}
+
 /// Writes rows as a left-aligned table with a header.
 pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

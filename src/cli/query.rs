@@ -3,10 +3,10 @@
 //! range prints in bounded memory.
 
 use super::UsageError;
-use super::output::{Format, csv_field, table};
+use super::output::{Format, csv_field, csv_value, table};
 use crate::config::Settings;
 use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
-use crate::storage::{Agg, Bucket, Point, RangeQuery, SeriesRow, Store};
+use crate::storage::{Agg, Bucket, Point, RangeQuery, SeriesRow, StorageError, Store};
 use clap::Args;
 use std::io::Write;
 use std::time::Duration;
@@ -165,7 +165,13 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
                 while left > 0 {
                     let b = store
                         .query_buckets(q, every_us, args.agg.unwrap_or(Agg::Avg))
-                        .await?;
+                        .await
+                        .map_err(|e| match e {
+                            StorageError::InvalidQuery(d) => {
+                                anyhow::Error::new(UsageError(format!("sensor {}: {d}", s.sensor)))
+                            }
+                            e => e.into(),
+                        })?;
                     left -= b.len();
                     b.iter()
                         .try_for_each(|b| out.row(device, &s.sensor, Row::Bucket(b)))?;
@@ -220,8 +226,8 @@ impl Printer {
         row: Row<'_>,
     ) -> anyhow::Result<()> {
         let (ts, value, count) = match row {
-            Row::Point(p) => (p.ts, p.value, None),
-            Row::Bucket(b) => (b.ts, b.value, Some(b.count)),
+            Row::Point(p) => (p.ts, &p.value, None),
+            Row::Bucket(b) => (b.ts, &b.value, Some(b.count)),
         };
         match self.format {
             Format::Table => {
@@ -253,7 +259,7 @@ impl Printer {
                     csv_field(device.as_str()),
                     csv_field(sensor.as_str()),
                     ts,
-                    value
+                    csv_value(value)
                 )?;
                 match count {
                     Some(c) => writeln!(self.out, ",{c}")?,

@@ -272,7 +272,7 @@ struct LiveReading {
     device: String,
     sensor: String,
     ts: String,
-    value: f64,
+    value: crate::domain::Value,
     unit: Option<String>,
 }
 
@@ -307,9 +307,14 @@ fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-/// `2026-11-21T10:00:00.250000Z boiler-1/temperature 21.5 Cel`
+/// `2026-11-21T10:00:00.250000Z boiler-1/temperature 21.5 Cel`; a boolean prints as
+/// `true`/`false`, a string in JSON quotes (`"defrost"`), so each keeps its type.
 fn reading_line(r: &LiveReading) -> String {
-    let mut line = format!("{} {}/{} {}", r.ts, r.device, r.sensor, r.value);
+    let value = match &r.value {
+        crate::domain::Value::Text(t) => serde_json::to_string(t.as_str()).expect("a string"),
+        v => v.to_string(),
+    };
+    let mut line = format!("{} {}/{} {value}", r.ts, r.device, r.sensor);
     if let Some(u) = r.unit.as_deref().filter(|u| !u.is_empty()) {
         line.push(' ');
         line.extend(u.chars().map(|c| if c.is_control() { '?' } else { c }));
@@ -366,10 +371,21 @@ mod tests {
             device: "d".into(),
             sensor: "s".into(),
             ts: "t".into(),
-            value: 1.0,
+            value: 1.0.into(),
             unit: Some("\u{1b}[2J".into()),
         };
         assert_eq!(reading_line(&r), "t d/s 1 ?[2J");
+        let door = LiveReading {
+            value: true.into(),
+            unit: None,
+            ..r
+        };
+        assert_eq!(reading_line(&door), "t d/s true");
+        let mode = LiveReading {
+            value: crate::domain::Value::text("say \"hi\"").unwrap(),
+            ..door
+        };
+        assert_eq!(reading_line(&mode), r#"t d/s "say \"hi\"""#);
     }
 
     #[test]

@@ -237,7 +237,7 @@ mod tests {
             device: None,
             reading: Reading {
                 sensor: SensorName::parse("t").unwrap(),
-                value: i as f64,
+                value: (i as f64).into(),
                 ts: Timestamp::from_micros(1_700_000_000_000_000 + i),
                 unit: None,
             },
@@ -245,7 +245,9 @@ mod tests {
     }
 
     fn values(rs: &[DeviceReading]) -> Vec<i64> {
-        rs.iter().map(|r| r.reading.value as i64).collect()
+        rs.iter()
+            .map(|r| r.reading.value.as_f64().unwrap() as i64)
+            .collect()
     }
 
     fn queued(o: &Outbox) -> Vec<i64> {

@@ -6,7 +6,7 @@
 //! `[ts_µs, value, "sensor", "unit" | null, "device" | null]`. Values round-trip
 //! exactly; lines that do not parse are skipped and counted.
 
-use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit};
+use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit, Value};
 use crate::protocol::ingest::DeviceReading;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufWriter, Write};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 const HEADER: &str = "# telehub device client outbox v1";
 
-type Line = (i64, f64, String, Option<String>, Option<String>);
+type Line = (i64, Value, String, Option<String>, Option<String>);
 
 /// Writes `readings` to `path` atomically (or removes `path` when there are none).
 pub(super) fn save(path: &Path, readings: &[DeviceReading]) -> io::Result<()> {
@@ -28,9 +28,9 @@ pub(super) fn save(path: &Path, readings: &[DeviceReading]) -> io::Result<()> {
     let mut w = BufWriter::new(File::create(&tmp)?);
     writeln!(w, "{HEADER}")?;
     for r in readings {
-        let line: (i64, f64, &str, Option<&str>, Option<&str>) = (
+        let line: (i64, &Value, &str, Option<&str>, Option<&str>) = (
             r.reading.ts.as_micros(),
-            r.reading.value,
+            &r.reading.value,
             r.reading.sensor.as_str(),
             r.reading.unit.as_ref().map(Unit::as_str),
             r.device.as_ref().map(DeviceName::as_str),
@@ -70,9 +70,6 @@ pub(super) fn load(path: &Path) -> io::Result<(Vec<DeviceReading>, usize)> {
 }
 
 fn reading((ts, value, sensor, unit, device): Line) -> Result<DeviceReading, ()> {
-    if !value.is_finite() {
-        return Err(());
-    }
     Ok(DeviceReading {
         device: device
             .map(|d| DeviceName::parse(&d))
@@ -110,7 +107,7 @@ mod tests {
             device: device.map(|d| DeviceName::parse(d).unwrap()),
             reading: Reading {
                 sensor: SensorName::parse("co2").unwrap(),
-                value: 0.1 + i as f64 / 7.0,
+                value: (0.1 + i as f64 / 7.0).into(),
                 ts: Timestamp::from_micros(1_795_255_200_000_001 + i),
                 unit: unit.map(|u| Unit::parse(u).unwrap()),
             },

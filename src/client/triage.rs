@@ -85,7 +85,7 @@ mod tests {
             device: device.map(|d| DeviceName::parse(d).unwrap()),
             reading: Reading {
                 sensor: SensorName::parse("t").unwrap(),
-                value: i as f64,
+                value: (i as f64).into(),
                 ts: Timestamp::from_micros(i),
                 unit: None,
             },

@@ -1,7 +1,7 @@
 //! Domain types: the typed values every untrusted input is parsed into at the edge.
 //!
-//! Owns the name rules (devices, sensors), units, timestamps and the validated
-//! [`Reading`]. Nothing outside this module constructs these types without going
+//! Owns the name rules (devices, sensors), units, timestamps, values (§10) and the
+//! validated [`Reading`]. Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
 //! stream), and [`StatusEvent`] (device presence).
@@ -12,18 +12,19 @@ mod name;
 mod status;
 mod stored;
 mod time;
+mod value;
 
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use status::StatusEvent;
 pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};
+pub use value::{MAX_TEXT_BYTES, Text, Value, ValueError, ValueKind};
 
 /// One validated sensor reading, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     pub sensor: SensorName,
-    /// Always finite.
-    pub value: f64,
+    pub value: Value,
     pub ts: Timestamp,
     pub unit: Option<Unit>,
 }

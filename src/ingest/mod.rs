@@ -123,14 +123,10 @@ impl Pipeline {
                     metrics.readings_ingested.inc_by(n as u64);
                     return Reply::Ack { ack: id, stored };
                 }
-                Ok(Err(e)) => e.0,
-                Err(_) => "the hub is shutting down; resend".into(),
+                Ok(Err(e)) => e,
+                Err(_) => WriteFailed::Unavailable("the hub is shutting down; resend".into()),
             };
-            let r = Refusal {
-                id,
-                code: ErrorCode::Unavailable,
-                detail: failed,
-            };
+            let r = refusal_of(id, failed);
             metrics.nack(r.code);
             Reply::refused(r)
         }
@@ -182,6 +178,15 @@ impl Pipeline {
             ),
         })
     }
+}
+
+/// The refusal a device gets for a write that was not committed.
+pub fn refusal_of(id: Option<u64>, failed: WriteFailed) -> Refusal {
+    let (code, detail) = match failed {
+        WriteFailed::Unavailable(d) => (ErrorCode::Unavailable, d),
+        WriteFailed::WrongType(d) => (ErrorCode::InvalidReading, d),
+    };
+    Refusal { id, code, detail }
 }
 
 /// Resolves each reading's device: the sender itself, or one it is a gateway for.

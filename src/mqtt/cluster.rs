@@ -13,7 +13,9 @@
 //! forgotten, and its devices go offline unless online elsewhere.
 
 use super::Context;
-use crate::domain::{DeviceName, Reading, SensorName, StatusEvent, StoredReading, Timestamp, Unit};
+use crate::domain::{
+    DeviceName, Reading, SensorName, StatusEvent, StoredReading, Timestamp, Unit, Value,
+};
 use parking_lot::Mutex;
 use rumqttc::Publish;
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,7 @@ pub fn topic(cluster_topic: &str, hub_id: &str) -> String {
 }
 
 /// A reading on the cluster topic: device, sensor, ts (µs since the epoch), value, unit.
-type WireReading = (String, String, i64, f64, Option<String>);
+type WireReading = (String, String, i64, Value, Option<String>);
 
 /// A device status change on the cluster topic.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,7 +79,7 @@ impl ClusterMessage {
                     s.device.to_string(),
                     r.sensor.to_string(),
                     r.ts.as_micros(),
-                    r.value,
+                    r.value.clone(),
                     unit,
                 )
             })
@@ -302,7 +304,7 @@ mod tests {
             device: DeviceName::parse("boiler-1").unwrap(),
             reading: Reading {
                 sensor: SensorName::parse("temperature").unwrap(),
-                value: 21.5,
+                value: (21.5).into(),
                 ts: Timestamp::from_micros(1_795_255_200_250_000),
                 unit: Some(Unit::parse("Cel").unwrap()),
             },
@@ -327,7 +329,7 @@ mod tests {
 
     #[test]
     fn invalid_names_from_the_wire_are_refused() {
-        let rows = vec![("bad name".to_owned(), "t".to_owned(), 0, 1.0, None)];
+        let rows = vec![("bad name".to_owned(), "t".to_owned(), 0, 1.0.into(), None)];
         assert!(decode_readings(rows).is_err());
     }
 }

@@ -23,6 +23,7 @@ use crate::auth::DeviceRef;
 use crate::domain::DeviceName;
 use crate::ingest::{Row, Sender};
 use crate::protocol::ingest::ErrorCode;
+use crate::storage::writer::WriteFailed;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
@@ -243,23 +244,37 @@ impl Worker {
             return;
         }
         let Group { messages, rows } = std::mem::take(&mut self.group);
-        let n = rows.len();
-        let done = self.hub.ingest.submit(rows).await;
+        // One write request per message, so a reading of the wrong type (§10) refuses
+        // only its own message; the writer still commits them together.
+        let mut rows = rows.into_iter();
+        let mut pending = Vec::with_capacity(messages.len());
+        for (p, dev, k) in messages {
+            let done = self
+                .hub
+                .ingest
+                .submit(rows.by_ref().take(k).collect())
+                .await;
+            pending.push((p, dev, k, done));
+        }
         let metrics = self.hub.metrics.clone();
         self.outcomes.push_back(
             async move {
-                let stored = matches!(done.await, Ok(Ok(_)));
-                if stored {
-                    metrics.acks.inc_by(messages.len() as u64);
-                    metrics.readings_ingested.inc_by(n as u64);
+                let mut out = Vec::with_capacity(pending.len());
+                for (p, dev, k, done) in pending {
+                    let outcome = match done.await {
+                        Ok(Ok(_)) => {
+                            metrics.acks.inc();
+                            metrics.readings_ingested.inc_by(k as u64);
+                            Outcome::Stored(k)
+                        }
+                        Ok(Err(WriteFailed::WrongType(detail))) => {
+                            refused(ErrorCode::InvalidReading, detail)
+                        }
+                        _ => Outcome::Retry(Some(dev)),
+                    };
+                    out.push((p, outcome));
                 }
-                messages
-                    .into_iter()
-                    .map(|(p, dev, k)| match stored {
-                        true => (p, Outcome::Stored(k)),
-                        false => (p, Outcome::Retry(Some(dev))),
-                    })
-                    .collect()
+                out
             }
             .boxed(),
         );

@@ -34,7 +34,7 @@ struct Message {
 #[derive(Serialize)]
 struct EgressPayload<'a> {
     ts: crate::domain::Timestamp,
-    value: f64,
+    value: &'a crate::domain::Value,
     unit: Option<&'a str>,
 }
 
@@ -173,7 +173,7 @@ impl Outbox {
                     .replace("{sensor}", r.sensor.as_str());
                 let payload = EgressPayload {
                     ts: r.ts,
-                    value: r.value,
+                    value: &r.value,
                     unit: r.unit.as_ref().map(|u| u.as_str()),
                 };
                 self.push(Message {

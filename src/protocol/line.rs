@@ -8,7 +8,7 @@
 //! absent). A request is all or nothing: the first bad line refuses it, naming the line.
 
 use super::ingest::{DeviceReading, ParseLimits, check_ts};
-use crate::domain::{DeviceName, Reading, SensorName, Timestamp};
+use crate::domain::{DeviceName, Reading, SensorName, Text, Timestamp, Value};
 use influxdb_line_protocol::{FieldValue, split_lines};
 
 /// The unit of a line's timestamp (`precision=` on the write endpoints).
@@ -138,16 +138,18 @@ fn parse_line(
     Ok(())
 }
 
-/// A field's value as a reading's value: floats and integers are numbers.
-fn field_value(v: &FieldValue<'_>) -> Result<f64, String> {
+/// A field's value as a reading's value (§10): floats and integers are numbers, booleans
+/// and strings keep their type.
+fn field_value(v: &FieldValue<'_>) -> Result<Value, String> {
     match v {
-        FieldValue::F64(f) if f.is_finite() => Ok(*f),
+        FieldValue::F64(f) if f.is_finite() => Ok(Value::Number(*f)),
         FieldValue::F64(f) => Err(format!("{f} is not a finite number")),
-        FieldValue::I64(i) => Ok(*i as f64),
-        FieldValue::U64(u) => Ok(*u as f64),
-        FieldValue::Boolean(_) | FieldValue::String(_) => {
-            Err("boolean and string fields are not accepted yet; send numbers".into())
-        }
+        FieldValue::I64(i) => Ok(Value::Number(*i as f64)),
+        FieldValue::U64(u) => Ok(Value::Number(*u as f64)),
+        FieldValue::Boolean(b) => Ok(Value::Bool(*b)),
+        FieldValue::String(s) => Text::parse(s.as_str())
+            .map(Value::Text)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -181,7 +183,7 @@ mod tests {
                 (
                     dev,
                     d.reading.sensor.as_str().to_owned(),
-                    d.reading.value,
+                    d.reading.value.clone(),
                     d.reading.ts.as_micros(),
                 )
             })
@@ -191,11 +193,26 @@ mod tests {
         assert_eq!(
             got,
             [
-                (Some("b-1".into()), "boiler".into(), 21.5, ts),
-                (Some("b-1".into()), "boiler.pressure".into(), 2.0, ts),
-                (None, "cpu.usage".into(), 0.5, now),
+                (Some("b-1".into()), "boiler".into(), Value::Number(21.5), ts),
+                (
+                    Some("b-1".into()),
+                    "boiler.pressure".into(),
+                    Value::Number(2.0),
+                    ts
+                ),
+                (None, "cpu.usage".into(), Value::Number(0.5), now),
             ]
         );
+    }
+
+    #[test]
+    fn booleans_and_strings_keep_their_type() {
+        let r = parse(r#"door open=true,mode="defrost",n=3u"#, Precision::Seconds).unwrap();
+        let values: Vec<_> = r.iter().map(|d| d.reading.value.clone()).collect();
+        let defrost = Value::Text(Text::parse("defrost").unwrap());
+        assert_eq!(values, [Value::Bool(true), defrost, Value::Number(3.0)]);
+        let e = parse(r#"door mode="""#, Precision::Seconds).unwrap_err();
+        assert!(e.message.contains("field mode"), "{e}");
     }
 
     #[test]
@@ -244,7 +261,7 @@ mod tests {
         #[test]
         fn numeric_fields_round_trip(v in -1e12f64..1e12, secs in 946_684_800i64..1_764_500_000) {
             let r = parse(&format!("m value={v:?} {secs}"), Precision::Seconds).unwrap();
-            prop_assert_eq!(r[0].reading.value, v);
+            prop_assert_eq!(&r[0].reading.value, &Value::Number(v));
             prop_assert_eq!(r[0].reading.ts.as_micros(), secs * 1_000_000);
         }
     }

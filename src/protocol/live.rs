@@ -116,7 +116,7 @@ struct ReadingOut<'a> {
     device: &'a str,
     sensor: &'a str,
     ts: Timestamp,
-    value: f64,
+    value: &'a crate::domain::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'a str>,
 }
@@ -128,7 +128,7 @@ pub fn reading_object(s: &StoredReading) -> Bytes {
         device: s.device.as_str(),
         sensor: r.sensor.as_str(),
         ts: r.ts,
-        value: r.value,
+        value: &r.value,
         unit: r.unit.as_ref().map(|u| u.as_str()),
     };
     Bytes::from(serde_json::to_vec(&out).expect("a reading serializes"))

@@ -15,7 +15,7 @@
 //! `ts`, `device`, duplicate sensors and values are checked here exactly as the hub
 //! checks them (§2), so one bad line never gets a whole batch refused by the hub.
 
-use crate::domain::{DeviceName, NameError, Reading, SensorName, Timestamp};
+use crate::domain::{DeviceName, NameError, Reading, SensorName, Timestamp, Value};
 use crate::protocol::ingest::{DeviceReading, ParseLimits, Refusal, check_ts, parse_message};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -90,8 +90,12 @@ pub enum LineError {
         name: String,
         source: NameError,
     },
-    #[error("{sensor}: {text:?} is not a number")]
+    #[error(
+        "{sensor}: {text:?} is not a value: write a number, true, false or a string in double quotes (\\\" and \\\\ escapes)"
+    )]
     BadValue { sensor: String, text: String },
+    #[error("{sensor}: {reason}")]
+    BadText { sensor: String, reason: String },
     #[error("{sensor}: {text} is not a finite number")]
     NonFinite { sensor: String, text: String },
     #[error("ts: {0}")]
@@ -115,6 +119,7 @@ pub enum LineErrorKind {
     Syntax,
     BadName,
     BadValue,
+    BadText,
     NonFinite,
     BadTime,
     DuplicateSensor,
@@ -123,7 +128,7 @@ pub enum LineErrorKind {
 }
 
 impl LineErrorKind {
-    pub const ALL: [LineErrorKind; 13] = [
+    pub const ALL: [LineErrorKind; 14] = [
         Self::Empty,
         Self::TooLong,
         Self::NotText,
@@ -132,6 +137,7 @@ impl LineErrorKind {
         Self::Syntax,
         Self::BadName,
         Self::BadValue,
+        Self::BadText,
         Self::NonFinite,
         Self::BadTime,
         Self::DuplicateSensor,
@@ -148,6 +154,7 @@ impl LineErrorKind {
             Self::Syntax => "syntax",
             Self::BadName => "bad_name",
             Self::BadValue => "bad_value",
+            Self::BadText => "bad_text",
             Self::NonFinite => "non_finite",
             Self::BadTime => "bad_time",
             Self::DuplicateSensor => "duplicate_sensor",
@@ -172,6 +179,7 @@ impl LineError {
             Self::Syntax { .. } => LineErrorKind::Syntax,
             Self::BadName { .. } => LineErrorKind::BadName,
             Self::BadValue { .. } => LineErrorKind::BadValue,
+            Self::BadText { .. } => LineErrorKind::BadText,
             Self::NonFinite { .. } => LineErrorKind::NonFinite,
             Self::BadTime(_) => LineErrorKind::BadTime,
             Self::DuplicateSensor(_) => LineErrorKind::DuplicateSensor,
@@ -251,8 +259,8 @@ pub fn parse_line_with(
 pub struct SampleFields {
     pub ts: Option<Timestamp>,
     pub device: Option<DeviceName>,
-    /// Distinct sensors, finite values.
-    pub values: Vec<(SensorName, f64)>,
+    /// Distinct sensors, valid values.
+    pub values: Vec<(SensorName, Value)>,
 }
 
 /// Writes `fields` as one line without its line ending, followed by `*HH` when
@@ -268,14 +276,38 @@ pub fn format_line(fields: &SampleFields, checksum: bool) -> String {
         let _ = write!(s, "device={d},");
     }
     for (sensor, value) in &fields.values {
-        // `{:?}` is the shortest text that reads back to the same f64 (`1e-7`, `21.5`).
-        let _ = write!(s, "{sensor}={value:?},");
+        let _ = write!(s, "{sensor}=");
+        write_value(&mut s, value);
+        s.push(',');
     }
     s.pop();
     if checksum {
         let _ = write!(s, "*{:02X}", xor(s.as_bytes()));
     }
     s
+}
+
+/// A value as a line holds it: numbers as the shortest text that reads back to the same
+/// f64 (`1e-7`, `21.5`), `true`/`false`, strings in double quotes with `\"` and `\\`.
+fn write_value(s: &mut String, value: &Value) {
+    match value {
+        Value::Number(v) => {
+            let _ = write!(s, "{v:?}");
+        }
+        Value::Bool(b) => {
+            let _ = write!(s, "{b}");
+        }
+        Value::Text(t) => {
+            s.push('"');
+            for c in t.as_str().chars() {
+                if matches!(c, '"' | '\\') {
+                    s.push('\\');
+                }
+                s.push(c);
+            }
+            s.push('"');
+        }
+    }
 }
 
 /// XOR of all bytes: the `*HH` checksum.
@@ -296,8 +328,8 @@ fn split_checksum(text: &str) -> Result<(&str, bool), LineError> {
     let hex = &text[star + 1..];
     let found = match (hex.len(), u8::from_str_radix(hex, 16)) {
         (2, Ok(v)) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => v,
-        // A `*` inside a JSON string is not a checksum.
-        _ if text.starts_with(['{', '[']) => return Ok((text, false)),
+        // A `*` inside a JSON string or a quoted value is not a checksum.
+        _ if text.starts_with(['{', '[']) || hex.contains('"') => return Ok((text, false)),
         _ => {
             return Err(LineError::Syntax {
                 column: star + 1,
@@ -321,7 +353,7 @@ pub fn parse_fields(body: &str) -> Result<SampleFields, LineError> {
         values: Vec::new(),
     };
     let mut column = 1;
-    for (i, field) in body.split(',').enumerate() {
+    for (i, field) in split_fields(body).enumerate() {
         let at = column;
         column += field.len() + 1;
         let syntax = |reason| LineError::Syntax { column: at, reason };
@@ -369,9 +401,62 @@ pub fn parse_fields(body: &str) -> Result<SampleFields, LineError> {
     Ok(out)
 }
 
-fn parse_value(sensor: &str, text: &str) -> Result<f64, LineError> {
+/// Splits on commas outside double-quoted strings (where `\"` and `\\` are escapes).
+fn split_fields(body: &str) -> impl Iterator<Item = &str> {
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    let mut cuts = Vec::new();
+    for (i, b) in body.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                cuts.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    cuts.push(&body[start..]);
+    cuts.into_iter()
+}
+
+/// A quoted string's content with its `\"` and `\\` escapes undone; `None` when it is
+/// not one quoted string or holds another escape.
+fn unquote(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    let (mut out, mut chars) = (String::with_capacity(inner.len()), inner.chars());
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                e @ ('"' | '\\') => out.push(e),
+                _ => return None,
+            },
+            '"' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+fn parse_value(sensor: &str, text: &str) -> Result<Value, LineError> {
+    match text {
+        "true" => return Ok(Value::Bool(true)),
+        "false" => return Ok(Value::Bool(false)),
+        _ if text.starts_with('"') => {
+            let bad = |reason: String| LineError::BadText {
+                sensor: clip(sensor),
+                reason,
+            };
+            let s = unquote(text).ok_or_else(|| {
+                bad("a string must be one pair of double quotes; inside, only \\\" and \\\\ escapes".into())
+            })?;
+            return Value::text(&s).map_err(|e| bad(e.to_string()));
+        }
+        _ => {}
+    }
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) if v.is_finite() => Ok(Value::Number(v)),
         Ok(_) => Err(LineError::NonFinite {
             sensor: clip(sensor),
             text: clip(text),

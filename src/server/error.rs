@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     BadRequest,
+    /// A well-formed query the data cannot answer (an aggregate a value type lacks).
+    InvalidQuery,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -23,6 +25,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::InvalidQuery => "invalid_query",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -33,7 +36,7 @@ impl ErrorKind {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::BadRequest | Self::InvalidQuery => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -92,6 +95,7 @@ impl From<StorageError> for ApiError {
                 Self::bad_request(e.to_string())
             }
             StorageError::NoSuchDevice(name) => Self::not_found(format!("no device {name}")),
+            StorageError::InvalidQuery(detail) => Self::new(ErrorKind::InvalidQuery, detail),
             other => {
                 tracing::warn!(error = %other, "storage error answering an HTTP request");
                 Self::unavailable("storage is unavailable; retry later (the hub's log says why)")

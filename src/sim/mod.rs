@@ -161,7 +161,7 @@ impl SimDevice {
     pub fn readings_at(&self, ts: Timestamp) -> impl Iterator<Item = Reading> + '_ {
         self.sensors.iter().map(move |s| Reading {
             sensor: s.name.clone(),
-            value: s.signal.value_at(s.seed, ts),
+            value: s.signal.value_at(s.seed, ts).into(),
             ts,
             unit: Some(s.unit.clone()),
         })
@@ -255,14 +255,17 @@ mod tests {
             let d = SimDevice::new("x", k, 0);
             assert!(d.sensor_count() >= 2);
             let rs: Vec<_> = d.readings_at(Timestamp::now()).collect();
-            assert!(rs.iter().all(|r| r.unit.is_some() && r.value.is_finite()));
+            assert!(
+                rs.iter()
+                    .all(|r| r.unit.is_some() && r.value.as_f64().is_some_and(f64::is_finite))
+            );
         }
     }
 
     #[test]
     fn devices_are_deterministic_per_name_and_seed() {
         let ts = Timestamp::from_micros(1_795_255_200_000_000);
-        let values = |name, seed| -> Vec<f64> {
+        let values = |name, seed| -> Vec<crate::domain::Value> {
             SimDevice::new(name, Kind::Room, seed)
                 .readings_at(ts)
                 .map(|r| r.value)

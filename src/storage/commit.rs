@@ -21,16 +21,23 @@ use super::rollup::RollupDelta;
 use super::series::{SeriesCache, SeriesKey, SeriesState};
 use super::{RowValues, StorageError, Store};
 use crate::auth::DeviceRef;
-use crate::domain::{Reading, SensorName, Timestamp, Unit};
-use sqlx::{AssertSqlSafe, Encode, Executor, Type};
+use crate::domain::{Reading, SensorName, Text, Timestamp, Unit, Value, ValueKind};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 use std::collections::HashMap;
 
-/// One row of a batch: its series (an index into [`Batch`]'s series), time and value.
+/// One row of a batch: its series (an index into [`Batch`]'s series), time and value as
+/// stored (a number, 0/1 for a boolean, a `text_values` id for a string), its type, and
+/// where it came from (the request, and its position there).
 #[derive(Debug)]
 struct BatchRow {
     key: usize,
     ts: i64,
     value: f64,
+    kind: ValueKind,
+    /// A string value whose id is not known yet.
+    text: Option<Text>,
+    request: usize,
+    position: usize,
 }
 
 /// A batch of readings as one transaction writes it.
@@ -46,6 +53,10 @@ pub(crate) struct Batch {
     flush_rollups: bool,
     /// What this transaction does to the rollups, once staged.
     staged: Option<Staged>,
+    /// Per request: why it was refused (a reading of another type than its series').
+    refused: Vec<Option<String>>,
+    /// String values this transaction stored or looked up, with their ids.
+    texts: Vec<(Text, i64)>,
 }
 
 /// Commits `batch` in one transaction; returns, per row in order, whether it was newly
@@ -62,8 +73,9 @@ impl<DB> Db<DB>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'r> i64: Encode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
     for<'r> &'r str: Encode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
 {
     async fn commit(
         &self,
@@ -72,10 +84,32 @@ where
     ) -> Result<Vec<bool>, StorageError> {
         let mut tx = self.write.begin().await?;
         // Series: ids of the new ones, then units that changed.
-        for (i, key, unit) in batch.unresolved() {
-            let (id, max_ts) = DB::resolve_series(&mut tx, &key, unit.as_deref()).await?;
-            batch.resolve(i, id, max_ts);
+        for (i, key, unit, kind) in batch.unresolved() {
+            let (id, kind, max_ts) =
+                DB::resolve_series(&mut tx, &key, unit.as_deref(), kind.as_str()).await?;
+            let kind = ValueKind::parse(&kind).unwrap_or(ValueKind::Number);
+            batch.resolve(i, id, kind, max_ts);
         }
+        // Types: refuse requests whose readings do not match their series; an empty
+        // series takes the type of its first accepted reading.
+        for (id, kind) in batch.check_kinds() {
+            sqlx::query("UPDATE series SET kind = $1 WHERE id = $2")
+                .bind(kind.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for text in batch.unknown_texts() {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO text_values (text) VALUES ($1)
+                 ON CONFLICT (text) DO UPDATE SET text = excluded.text RETURNING id",
+            )
+            .bind(text.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            batch.texts.push((text, id));
+        }
+        batch.fill_text_ids();
         for (id, unit) in batch.unit_changes() {
             sqlx::query("UPDATE series SET unit = $1 WHERE id = $2")
                 .bind(unit.as_str())
@@ -133,15 +167,17 @@ where
 }
 
 impl Batch {
-    /// Groups `rows` by series; `flush_rollups` writes every open rollup bucket.
+    /// Groups `rows` (request index, position in it, device, reading) by series;
+    /// `flush_rollups` writes every open rollup bucket.
     pub fn new<'a>(
         cache: &SeriesCache,
-        rows: impl Iterator<Item = (&'a DeviceRef, &'a Reading)>,
+        rows: impl Iterator<Item = (usize, usize, &'a DeviceRef, &'a Reading)>,
+        requests: usize,
         flush_rollups: bool,
     ) -> Self {
         let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
         let (mut keys, mut out, mut touched) = (Vec::new(), Vec::new(), Vec::new());
-        for (dev, r) in rows {
+        for (request, position, dev, r) in rows {
             let k = *index.entry((dev.id, &r.sensor)).or_insert_with(|| {
                 let key = SeriesKey {
                     device_id: dev.id,
@@ -157,10 +193,22 @@ impl Batch {
             if r.unit.is_some() {
                 keys[k].1 = r.unit.clone();
             }
+            let (value, text) = match &r.value {
+                Value::Number(v) => (*v, None),
+                Value::Bool(b) => (f64::from(u8::from(*b)), None),
+                Value::Text(t) => match cache.text_id(t) {
+                    Some(id) => (id as f64, None),
+                    None => (f64::NAN, Some(t.clone())),
+                },
+            };
             out.push(BatchRow {
                 key: k,
                 ts: r.ts.as_micros(),
-                value: r.value,
+                value,
+                kind: r.value.kind(),
+                text,
+                request,
+                position,
             });
         }
         Self {
@@ -170,6 +218,93 @@ impl Batch {
             now_us: Timestamp::now().as_micros(),
             flush_rollups,
             staged: None,
+            refused: vec![None; requests],
+            texts: Vec::new(),
+        }
+    }
+
+    /// Why each request was refused, if it was (in request order).
+    pub fn refusals(&self) -> Vec<Option<String>> {
+        self.refused.clone()
+    }
+
+    fn accepted(&self, r: &BatchRow) -> bool {
+        self.refused[r.request].is_none()
+    }
+
+    /// Refuses every request with a reading whose type is not its series' (a series
+    /// that holds readings keeps its type; an empty one takes the type of its first
+    /// accepted reading, so refusing a request may change it: repeat until stable).
+    /// Returns the series whose stored type must change.
+    fn check_kinds(&mut self) -> Vec<(i64, ValueKind)> {
+        let state = |k: &(SeriesKey, Option<Unit>, Option<SeriesState>)| {
+            k.2.as_ref()
+                .expect("series resolved before the type check")
+                .clone()
+        };
+        loop {
+            let mut kinds: Vec<Option<ValueKind>> =
+                self.keys.iter().map(|k| state(k).fixed_kind()).collect();
+            for r in self
+                .rows
+                .iter()
+                .filter(|r| self.refused[r.request].is_none())
+            {
+                kinds[r.key].get_or_insert(r.kind);
+            }
+            let mut changed = false;
+            for r in &self.rows {
+                if self.refused[r.request].is_some() {
+                    continue;
+                }
+                let want = kinds[r.key].expect("an accepted row gave its series a kind");
+                if want != r.kind {
+                    let sensor = &self.keys[r.key].0.sensor;
+                    self.refused[r.request] = Some(format!(
+                        "readings[{}].value: sensor {sensor} holds {want} values and this is a {}; \
+                         send a {want}, or use another sensor name",
+                        r.position, r.kind
+                    ));
+                    changed = true;
+                }
+            }
+            if !changed {
+                let mut retyped = Vec::new();
+                for (k, kind) in self.keys.iter_mut().zip(kinds) {
+                    let s = k.2.as_mut().expect("resolved");
+                    if let Some(kind) = kind.filter(|kind| *kind != s.kind) {
+                        s.kind = kind;
+                        retyped.push((s.id, kind));
+                    }
+                }
+                return retyped;
+            }
+        }
+    }
+
+    /// Distinct string values of accepted rows whose ids are not known yet.
+    fn unknown_texts(&self) -> Vec<Text> {
+        let mut out: Vec<Text> = Vec::new();
+        for r in self.rows.iter().filter(|r| self.accepted(r)) {
+            if let Some(t) = &r.text
+                && !out.contains(t)
+            {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// Stores the ids learned by [`Batch::unknown_texts`]'s lookups in their rows.
+    fn fill_text_ids(&mut self) {
+        if self.texts.is_empty() {
+            return;
+        }
+        let ids: HashMap<&Text, i64> = self.texts.iter().map(|(t, id)| (t, *id)).collect();
+        for r in &mut self.rows {
+            if let Some(id) = r.text.as_ref().and_then(|t| ids.get(t)) {
+                r.value = *id as f64;
+            }
         }
     }
 
@@ -177,19 +312,25 @@ impl Batch {
         self.rows.len()
     }
 
-    /// Series not yet known to the cache, with the unit this batch carries for them.
-    fn unresolved(&self) -> Vec<(usize, SeriesKey, Option<String>)> {
+    /// Series not yet known to the cache, with the unit this batch carries for them and
+    /// the type of their first reading in it.
+    fn unresolved(&self) -> Vec<(usize, SeriesKey, Option<String>, ValueKind)> {
         (self.keys.iter().enumerate())
             .filter(|(_, k)| k.2.is_none())
-            .map(|(i, k)| (i, k.0.clone(), k.1.as_ref().map(|u| u.as_str().to_owned())))
+            .map(|(i, k)| {
+                let unit = k.1.as_ref().map(|u| u.as_str().to_owned());
+                let kind = self.rows.iter().find(|r| r.key == i).map(|r| r.kind);
+                (i, k.0.clone(), unit, kind.unwrap_or(ValueKind::Number))
+            })
             .collect()
     }
 
-    fn resolve(&mut self, index: usize, id: i64, max_ts: Option<i64>) {
+    fn resolve(&mut self, index: usize, id: i64, kind: ValueKind, max_ts: Option<i64>) {
         let unit = self.keys[index].1.clone();
         self.keys[index].2 = Some(SeriesState {
             id,
             unit,
+            kind,
             max_ts: max_ts.unwrap_or(i64::MIN),
         });
     }
@@ -218,6 +359,9 @@ impl Batch {
         let mut newest = self.newest();
         let (mut fresh, mut maybe) = (Vec::with_capacity(self.rows.len()), Vec::new());
         for (i, r) in self.rows.iter().enumerate() {
+            if !self.accepted(r) {
+                continue;
+            }
             let series = self.keys[r.key]
                 .2
                 .as_ref()
@@ -240,7 +384,7 @@ impl Batch {
 
     /// Inserted flags in row order, given which maybe-rows (by row index) were inserted.
     fn inserted_flags(&self, maybe: &[(usize, RowValues)], maybe_inserted: &[bool]) -> Vec<bool> {
-        let mut flags = vec![true; self.rows.len()];
+        let mut flags: Vec<bool> = self.rows.iter().map(|r| self.accepted(r)).collect();
         for ((i, _), ok) in maybe.iter().zip(maybe_inserted) {
             flags[*i] = *ok;
         }
@@ -250,7 +394,11 @@ impl Batch {
     /// What the writer applies to its state once this batch is committed.
     pub fn after_commit(self) -> AfterCommit {
         let mut newest = self.newest();
-        for r in &self.rows {
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| self.refused[r.request].is_none())
+        {
             newest[r.key] = newest[r.key].max(r.ts);
         }
         let series = (self.keys.into_iter().zip(newest))
@@ -265,6 +413,7 @@ impl Batch {
             .collect();
         AfterCommit {
             series,
+            texts: self.texts,
             staged: self.staged,
         }
     }
@@ -274,6 +423,8 @@ impl Batch {
 pub(crate) struct AfterCommit {
     /// Series ids, units and newest times, for the [`SeriesCache`].
     series: Vec<(SeriesKey, SeriesState)>,
+    /// Ids of string values, for the [`SeriesCache`].
+    texts: Vec<(Text, i64)>,
     /// The rollup changes, for the [`OpenBuckets`].
     staged: Option<Staged>,
 }
@@ -281,6 +432,7 @@ pub(crate) struct AfterCommit {
 impl AfterCommit {
     pub fn apply(self, cache: &mut SeriesCache, open: Option<&mut OpenBuckets>) {
         cache.apply(self.series);
+        cache.apply_texts(self.texts);
         if let (Some(open), Some(staged)) = (open, self.staged) {
             open.apply(staged);
         }

@@ -78,21 +78,24 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
 pub type DbQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments>;
 
 /// Upserts a series and returns its id: the statement both backends start from when
-/// resolving one (`$1` device id, `$2` sensor, `$3` unit, kept when `NULL`).
-pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit) VALUES ($1, $2, $3)
+/// resolving one (`$1` device id, `$2` sensor, `$3` unit, kept when `NULL`, `$4` the
+/// value type of a new series; an existing one keeps its own).
+pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit, kind)
+     VALUES ($1, $2, $3, $4)
      ON CONFLICT (device_id, sensor) DO UPDATE SET unit = coalesce(excluded.unit, series.unit)
-     RETURNING id";
+     RETURNING id, kind";
 
 /// What differs between the backends, for the shared SQL layer. Each method runs in the
 /// writer's transaction `tx`.
 pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAffected> {
-    /// Creates the series `key` if needed (setting its unit when `unit` is given) and
-    /// returns its id and its newest stored timestamp.
+    /// Creates the series `key` if needed (of value type `kind`; setting its unit when
+    /// `unit` is given) and returns its id, its value type and its newest stored timestamp.
     fn resolve_series(
         tx: &mut Self::Connection,
         key: &SeriesKey,
         unit: Option<&str>,
-    ) -> impl Future<Output = Result<(i64, Option<i64>), sqlx::Error>> + Send;
+        kind: &str,
+    ) -> impl Future<Output = Result<(i64, String, Option<i64>), sqlx::Error>> + Send;
 
     /// Inserts rows newer than anything stored for their series (so not duplicates);
     /// returns how many were inserted.

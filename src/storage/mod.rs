@@ -48,7 +48,7 @@ pub mod writer;
 
 use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
-use crate::domain::{DeviceName, SensorName, Timestamp};
+use crate::domain::{DeviceName, SensorName, Timestamp, Value};
 use db::Db;
 pub use registry::{DeviceRow, TokenRow};
 use serde::Serialize;
@@ -69,6 +69,9 @@ pub enum StorageError {
     Open { url: String, source: sqlx::Error },
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query that cannot be answered as asked (an aggregate the series' type lacks).
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -93,6 +96,7 @@ impl StorageError {
             StorageError::DeviceExists(_)
             | StorageError::NoSuchDevice(_)
             | StorageError::UnknownTarget(_)
+            | StorageError::InvalidQuery(_)
             | StorageError::Migrate(_) => false,
         }
     }
@@ -102,14 +106,16 @@ impl StorageError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
     pub ts: Timestamp,
-    pub value: f64,
+    pub value: Value,
 }
 
 /// One bucket of an aggregate query: `ts` is the bucket start.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bucket {
     pub ts: Timestamp,
-    pub value: f64,
+    /// A number, or for `min`/`max`/`first`/`last` of a boolean or string series, a
+    /// value of the series' type.
+    pub value: Value,
     pub count: i64,
 }
 

@@ -72,15 +72,17 @@ impl Dialect for Postgres {
         tx: &mut PgConnection,
         key: &SeriesKey,
         unit: Option<&str>,
-    ) -> Result<(i64, Option<i64>), sqlx::Error> {
+        kind: &str,
+    ) -> Result<(i64, String, Option<i64>), sqlx::Error> {
         let sql = format!(
             "WITH s AS ({UPSERT_SERIES})
-             SELECT s.id, (SELECT max(ts) FROM readings r WHERE r.series_id = s.id) FROM s"
+             SELECT s.id, s.kind, (SELECT max(ts) FROM readings r WHERE r.series_id = s.id) FROM s"
         );
         sqlx::query_as(AssertSqlSafe(sql))
             .bind(key.device_id)
             .bind(key.sensor.as_str())
             .bind(unit)
+            .bind(kind)
             .fetch_one(tx)
             .await
     }

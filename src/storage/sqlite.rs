@@ -100,18 +100,20 @@ impl Dialect for Sqlite {
         tx: &mut SqliteConnection,
         key: &SeriesKey,
         unit: Option<&str>,
-    ) -> Result<(i64, Option<i64>), sqlx::Error> {
-        let id: i64 = sqlx::query_scalar(UPSERT_SERIES)
+        kind: &str,
+    ) -> Result<(i64, String, Option<i64>), sqlx::Error> {
+        let (id, kind): (i64, String) = sqlx::query_as(UPSERT_SERIES)
             .bind(key.device_id)
             .bind(key.sensor.as_str())
             .bind(unit)
+            .bind(kind)
             .fetch_one(&mut *tx)
             .await?;
         let max_ts = sqlx::query_scalar("SELECT max(ts) FROM readings WHERE series_id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        Ok((id, max_ts))
+        Ok((id, kind, max_ts))
     }
 
     async fn insert_fresh(

@@ -38,10 +38,16 @@ use tokio_util::sync::CancellationToken;
 /// After this long without a request, the writer writes the rollup buckets it holds back.
 pub const IDLE_FLUSH: Duration = Duration::from_secs(1);
 
-/// Why a write was not committed: storage is unavailable; the device should resend later.
+/// Why a write was not committed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct WriteFailed(pub String);
+pub enum WriteFailed {
+    /// Storage is unavailable; the device should resend later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A reading's type is not its series' (§10); nothing of the request is stored.
+    #[error("{0}")]
+    WrongType(String),
+}
 
 /// One message's readings, all for devices already authorised.
 pub struct WriteRequest {
@@ -64,9 +70,9 @@ impl WriterHandle {
     ) -> oneshot::Receiver<Result<usize, WriteFailed>> {
         let (done, rx) = oneshot::channel();
         if let Err(e) = self.tx.send(WriteRequest { rows, done }).await {
-            let _ =
-                e.0.done
-                    .send(Err(WriteFailed("the hub is shutting down".into())));
+            let _ = e.0.done.send(Err(WriteFailed::Unavailable(
+                "the hub is shutting down".into(),
+            )));
         }
         rx
     }
@@ -188,22 +194,24 @@ impl Writer {
     /// With `flush_rollups`, also writes every rollup bucket held back.
     async fn commit(&mut self, batch: Vec<WriteRequest>, flush_rollups: bool) -> bool {
         let started = Instant::now();
-        let rows = batch
-            .iter()
-            .flat_map(|req| req.rows.iter().map(|(d, r)| (d, r)));
-        let mut prepared = Batch::new(&self.cache, rows, flush_rollups || !self.hold_back);
+        let rows = batch.iter().enumerate().flat_map(|(i, req)| {
+            (req.rows.iter().enumerate()).map(move |(pos, (d, r))| (i, pos, d, r))
+        });
+        let flush = flush_rollups || !self.hold_back;
+        let mut prepared = Batch::new(&self.cache, rows, batch.len(), flush);
         let result = commit::commit(&self.store, &mut prepared, self.open.as_ref()).await;
         let elapsed = started.elapsed();
         let rows = prepared.len();
         match result {
             Ok(inserted) => {
+                let refusals = prepared.refusals();
                 prepared
                     .after_commit()
                     .apply(&mut self.cache, self.open.as_mut());
                 self.metrics.observe_commit(rows, elapsed);
                 let mut stored = Vec::new();
                 let mut flags = inserted.into_iter();
-                for req in batch {
+                for (req, refused) in batch.into_iter().zip(refusals) {
                     let n = req.rows.len();
                     for (dev, reading) in req.rows {
                         if flags.next().unwrap_or(false) {
@@ -213,7 +221,10 @@ impl Writer {
                             });
                         }
                     }
-                    let _ = req.done.send(Ok(n));
+                    let _ = req.done.send(match refused {
+                        None => Ok(n),
+                        Some(why) => Err(WriteFailed::WrongType(why)),
+                    });
                 }
                 if !stored.is_empty() {
                     // No receiver (no live feed yet) is fine.
@@ -225,7 +236,7 @@ impl Writer {
                 tracing::error!(error = %e, rows, "storage writer: commit failed; answering `unavailable`");
                 self.metrics.commit_failures.inc();
                 // The database's own text stays in the log: devices get no internals.
-                let msg = WriteFailed("storage is unavailable; resend later".into());
+                let msg = WriteFailed::Unavailable("storage is unavailable; resend later".into());
                 for req in batch {
                     let _ = req.done.send(Err(msg.clone()));
                 }

@@ -19,7 +19,7 @@ fn reading(sensor: &str, i: i64) -> DeviceReading {
         device: None,
         reading: Reading {
             sensor: SensorName::parse(sensor).unwrap(),
-            value: i as f64 / 4.0,
+            value: (i as f64 / 4.0).into(),
             ts: Timestamp::from_micros((base_ts() as i64) * 1_000_000 + i * 1000),
             unit: None,
         },

@@ -17,7 +17,7 @@ async fn write_many(app: &TestApp, device: &DeviceRef, t0: i64, n: i64) {
             .map(|i| {
                 let reading = Reading {
                     sensor: sensor.clone(),
-                    value: i as f64,
+                    value: (i as f64).into(),
                     ts: Timestamp::from_micros(t0 + i * 1_000),
                     unit: None,
                 };

@@ -322,7 +322,7 @@ both_backends!(rollups_held_back_by_a_crashed_writer_are_rebuilt_at_start);
 fn reading(ts: i64, value: f64) -> Reading {
     Reading {
         sensor: SensorName::parse("t").unwrap(),
-        value,
+        value: (value).into(),
         ts: Timestamp::from_micros(ts),
         unit: None,
     }
@@ -489,7 +489,7 @@ async fn cursor_pages_are_stable_under_concurrent_inserts(b: Backend) {
                 let rows = [(late, -1.0), (new, -2.0)].map(|(ts, value)| {
                     let reading = Reading {
                         sensor: SensorName::parse("t").unwrap(),
-                        value,
+                        value: (value).into(),
                         ts: Timestamp::from_micros(ts),
                         unit: None,
                     };

@@ -238,3 +238,37 @@ async fn the_influx_shell_inserts_through_the_1x_endpoint() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0].0.as_str(), rows[0].2), ("boiler", 21.5));
 }
+
+#[tokio::test]
+async fn booleans_and_strings_are_stored_and_a_type_conflict_refuses_the_request() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("freezer-1").await;
+    let url = format!("{}/api/v2/write?bucket=b&precision=s", app.http());
+    let auth = format!("Authorization: Token {token}");
+    let t = secs();
+    let ok = format!("freezer door=true,mode=\"defrost\" {t}\n");
+    assert_eq!(
+        curl(&url, &["-H", &auth, "--data-binary", &ok]).await.0,
+        204
+    );
+    let (status, body) = app
+        .get(
+            "/v1/readings?device=freezer-1&sensor=freezer.mode&from=-1d",
+            Some(&app.viewer().await),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["points"][0]["value"], "defrost");
+    let conflict = format!("freezer door=false {}\nfreezer door=1 {}\n", t + 1, t + 2);
+    let (status, err) = curl(&url, &["-H", &auth, "--data-binary", &conflict]).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("invalid")),
+        "{err}"
+    );
+    assert_eq!(
+        app.stored("freezer-1").await.len(),
+        2,
+        "nothing of the refused request"
+    );
+}

@@ -26,3 +26,4 @@ mod retention;
 mod shutdown;
 mod tail;
 mod tls;
+mod values;

@@ -3,7 +3,7 @@
 
 use super::{Param, TestApp, WAIT, eventually, sql_rows};
 use telehub::auth::DeviceRef;
-use telehub::domain::{DeviceName, Reading, SensorName, Timestamp};
+use telehub::domain::{DeviceName, Reading, SensorName, Timestamp, Value};
 use telehub::storage::{Agg, RangeQuery, Store};
 
 /// One minute, in µs.
@@ -11,17 +11,22 @@ pub const MIN: i64 = 60_000_000;
 /// One hour, in µs.
 pub const HOUR: i64 = 60 * MIN;
 
-/// Writes `(ts µs, value)` rows for `device`/`sensor` through the hub's storage writer
-/// and waits for the commit.
-pub async fn write(app: &TestApp, device: &DeviceRef, sensor: &str, rows: &[(i64, f64)]) {
+/// Writes `(ts µs, value)` rows (numbers, or any [`Value`]) for `device`/`sensor`
+/// through the hub's storage writer and waits for the commit.
+pub async fn write<V: Into<Value> + Clone>(
+    app: &TestApp,
+    device: &DeviceRef,
+    sensor: &str,
+    rows: &[(i64, V)],
+) {
     let sensor = SensorName::parse(sensor).unwrap();
     let rows = rows
         .iter()
-        .map(|&(ts, value)| {
+        .map(|(ts, value)| {
             let reading = Reading {
                 sensor: sensor.clone(),
-                value,
-                ts: Timestamp::from_micros(ts),
+                value: value.clone().into(),
+                ts: Timestamp::from_micros(*ts),
                 unit: None,
             };
             (device.clone(), reading)
@@ -103,6 +108,6 @@ pub async fn buckets(
         .await
         .unwrap()
         .into_iter()
-        .map(|b| (b.ts.as_micros(), b.value, b.count))
+        .map(|b| (b.ts.as_micros(), b.value.as_f64().unwrap(), b.count))
         .collect()
 }

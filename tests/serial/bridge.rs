@@ -351,3 +351,44 @@ async fn messages_a_silent_hub_never_acked_are_resent_on_a_new_connection_and_st
     assert_eq!(app.stored("gw").await.len(), 20, "stored once");
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booleans_and_quoted_strings_on_a_serial_line_are_stored_with_their_types() {
+    let (app, pty, s, _dir) = rig(&[]).await;
+    let bridge = Bridge::start(s);
+    let viewer = app.viewer().await;
+    let ts = now_s() - 60;
+    pty.write(
+        checked(&format!(
+            r#"ts={ts},door=true,state="idle, \"ok\" \\ *",t=-18.5"#
+        ))
+        .as_bytes(),
+    );
+    pty.write(checked(&format!("ts={},door=false", ts + 1)).as_bytes());
+    // Bare words and bad escapes are counted, never forwarded.
+    pty.write(checked("state=idle").as_bytes());
+    pty.write(checked(r#"state="a\tb""#).as_bytes());
+    app.wait_stored("gw", 4).await;
+    bridge
+        .wait_stats("every line counted", |s| s.lines_read == 4)
+        .await;
+    let values = |sensor: &'static str| {
+        let app = &app;
+        let viewer = viewer.clone();
+        async move {
+            let path = format!("/v1/readings?device=gw&sensor={sensor}&from=-1h");
+            let (status, body) = app.get(&path, Some(&viewer)).await;
+            assert_eq!(status, 200, "{body}");
+            (body["points"].as_array().unwrap().iter())
+                .map(|p| p["value"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    use serde_json::json;
+    assert_eq!(values("door").await, [json!(true), json!(false)]);
+    assert_eq!(values("state").await, [json!(r#"idle, "ok" \ *"#)]);
+    assert_eq!(values("t").await, [json!(-18.5)]);
+    let s = bridge.stop().await;
+    assert_eq!(s.bad_lines.get("bad_value"), Some(&1), "{:?}", s.bad_lines);
+    assert_eq!(s.bad_lines.get("bad_text"), Some(&1), "{:?}", s.bad_lines);
+}

@@ -35,6 +35,10 @@ pub struct IngestArgs {
     window: usize,
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// The type of every reading's value (contract §10): numbers, booleans, or strings
+    /// (four states, as devices report them). The ceiling loads the same numeric rows.
+    #[arg(long, value_enum, default_value = "number")]
+    value_type: ValueType,
     /// SQLite `synchronous` level for both the hub and the ceiling.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
@@ -43,6 +47,25 @@ pub struct IngestArgs {
 }
 
 const SENSORS: usize = 5;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    Number,
+    Bool,
+    String,
+}
+
+impl ValueType {
+    /// The JSON value of reading `k` of a message.
+    fn json(self, k: usize) -> String {
+        const STATES: [&str; 4] = ["cooling", "defrost", "idle", "door open"];
+        match self {
+            ValueType::Number => format!("{k}.5"),
+            ValueType::Bool => k.is_multiple_of(3).to_string(),
+            ValueType::String => format!("\"{}\"", STATES[k % STATES.len()]),
+        }
+    }
+}
 
 struct RunResult {
     hub_rate: f64,
@@ -65,8 +88,8 @@ pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", a.common.dir.display()))?;
     let total = a.devices * a.messages * a.batch;
     eprintln!(
-        "ingest into {:?}: {} devices × {} messages × {} readings = {total} readings, window {}, {} runs",
-        a.backend, a.devices, a.messages, a.batch, a.window, a.runs
+        "ingest of {:?} values into {:?}: {} devices × {} messages × {} readings = {total} readings, window {}, {} runs",
+        a.value_type, a.backend, a.devices, a.messages, a.batch, a.window, a.runs
     );
     let mut results = Vec::new();
     for i in 0..a.runs {
@@ -165,8 +188,9 @@ async fn load(
             .await
             .context("device connects")?;
         let (barrier, messages, batch, window) = (barrier.clone(), a.messages, a.batch, a.window);
+        let values = a.value_type;
         tasks.push(tokio::spawn(async move {
-            device(ws, barrier, base, messages, batch, window).await
+            device(ws, barrier, base, messages, (batch, values), window).await
         }));
     }
     barrier.wait().await;
@@ -185,7 +209,7 @@ async fn device(
     barrier: Arc<Barrier>,
     base: i64,
     messages: usize,
-    batch: usize,
+    (batch, values): (usize, ValueType),
     window: usize,
 ) -> anyhow::Result<Vec<f64>> {
     let (mut tx, mut rx) = ws.split();
@@ -225,9 +249,9 @@ async fn device(
             let sep = if k == 0 { "" } else { "," };
             write!(
                 text,
-                "{sep}{{\"sensor\":\"s{}\",\"value\":{}.5,\"ts\":{ts:.6}}}",
+                "{sep}{{\"sensor\":\"s{}\",\"value\":{},\"ts\":{ts:.6}}}",
                 k % SENSORS,
-                k
+                values.json(k)
             )?;
         }
         text.push_str("]}");

@@ -172,7 +172,7 @@ fn reading(n: u32) -> DeviceReading {
         device: None,
         reading: Reading {
             sensor: SensorName::parse("storm").expect("a valid sensor name"),
-            value: f64::from(n),
+            value: f64::from(n).into(),
             ts: Timestamp::from_micros(chrono::Utc::now().timestamp_micros()),
             unit: None,
         },

@@ -143,7 +143,7 @@ mod tests {
             device: device.map(|d| DeviceName::parse(d).unwrap()),
             reading: Reading {
                 sensor: SensorName::parse("temperature").unwrap(),
-                value: 21.5 + i as f64 / 3.0,
+                value: (21.5 + i as f64 / 3.0).into(),
                 ts: Timestamp::from_micros(1_795_255_200_250_001 + i),
                 unit: unit.map(|u| Unit::parse(u).unwrap()),
             },

@@ -11,7 +11,9 @@ pub mod encode;
 mod senml;
 use senml::parse_senml;
 
-use crate::domain::{DeviceName, EARLIEST_DEVICE_TS, Reading, SensorName, Timestamp, Unit};
+use crate::domain::{
+    DeviceName, EARLIEST_DEVICE_TS, Reading, SensorName, Timestamp, Unit, Value as DomainValue,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -240,7 +242,7 @@ fn parse_reading(
         None => return Err("sensor: missing".into()),
     };
     let value = match o.remove("value") {
-        Some(v) => finite(&v).ok_or("value: expected a finite number")?,
+        Some(v) => DomainValue::from_json(&v).map_err(|e| format!("value: {e}"))?,
         None => return Err("value: missing".into()),
     };
     let ts = match o.remove("ts") {

@@ -1,10 +1,24 @@
 //! SenML packs (RFC 8428) as device messages: base fields (`bn`, `bt`, `bu`) carry over
-//! to later records; the record name is the sensor.
+//! to later records; the record name is the sensor. Values: `v` (plus `bv`), `vb`, `vs`
+//! (§10); `vd`, `s` and `bs` are refused.
 
 use super::*;
 
 /// SenML times below 2^28 are relative to now (RFC 8428 §4.5.3).
 const SENML_RELATIVE_LIMIT: f64 = 268_435_456.0;
+
+/// The value of a `v` (number), `vb` (boolean) or `vs` (string) field.
+fn senml_value(field: &str, val: &Value) -> Result<DomainValue, String> {
+    match (field, val) {
+        ("v", _) => finite(val)
+            .map(DomainValue::Number)
+            .ok_or_else(|| "expected a finite number".into()),
+        ("vb", Value::Bool(b)) => Ok(DomainValue::Bool(*b)),
+        ("vb", _) => Err("expected true or false".into()),
+        (_, Value::String(s)) => DomainValue::text(s).map_err(|e| e.to_string()),
+        _ => Err("expected a string".into()),
+    }
+}
 
 /// Parses a SenML pack (RFC 8428): base fields carry over to later records.
 pub(super) fn parse_senml(
@@ -17,7 +31,7 @@ pub(super) fn parse_senml(
         detail,
     };
     check_count(records.len(), limits).map_err(|(c, d)| refuse(c, d))?;
-    let (mut bn, mut bt, mut bu) = (String::new(), 0.0f64, None::<String>);
+    let (mut bn, mut bt, mut bu, mut bv) = (String::new(), 0.0f64, None::<String>, 0.0f64);
     let mut readings = Vec::with_capacity(records.len());
     for (i, rec) in records.into_iter().enumerate() {
         let bad = |d: String| refuse(ErrorCode::InvalidReading, field_path(&format!("[{i}]"), &d));
@@ -44,6 +58,9 @@ pub(super) fn parse_senml(
                             .to_owned(),
                     )
                 }
+                "bv" => {
+                    bv = finite(&val).ok_or_else(|| bad("bv: expected a finite number".into()))?
+                }
                 "bver" => {}
                 "n" => {
                     name = Some(
@@ -60,11 +77,16 @@ pub(super) fn parse_senml(
                             .to_owned(),
                     )
                 }
-                "v" => {
-                    v = Some(finite(&val).ok_or_else(|| bad("v: expected a finite number".into()))?)
+                "v" | "vb" | "vs" => {
+                    if v.is_some() {
+                        return Err(bad(format!("{k}: a record holds one of v, vb and vs")));
+                    }
+                    v = Some(senml_value(&k, &val).map_err(|e| bad(format!("{k}: {e}")))?);
                 }
-                "vs" | "vb" | "vd" | "s" => {
-                    return Err(bad(format!("{k}: only numeric values (`v`) are supported")));
+                "vd" | "s" | "bs" => {
+                    return Err(bad(format!(
+                        "{k}: not supported; send numbers as `v`, booleans as `vb`, strings as `vs`"
+                    )));
                 }
                 other => return Err(bad(format!("{}: unknown SenML field", clip(other)))),
             }
@@ -72,7 +94,12 @@ pub(super) fn parse_senml(
         let full = format!("{bn}{}", name.as_deref().unwrap_or(""));
         let sensor = SensorName::parse(&full)
             .map_err(|e| bad(format!("n: record name {:?} {e}", clip(&full))))?;
-        let value = v.ok_or_else(|| bad("v: missing".into()))?;
+        let value =
+            match v.ok_or_else(|| bad("v: missing; one of v, vb or vs is required".into()))? {
+                DomainValue::Number(n) => DomainValue::number(n + bv)
+                    .map_err(|e| bad(format!("v: with bv added, {e}")))?,
+                other => other,
+            };
         let abs = bt + t;
         let ts = if abs == 0.0 {
             limits.now

@@ -25,7 +25,7 @@ fn with_checksum(body: &str) -> String {
 fn values(l: &SerialLine) -> Vec<(&str, f64)> {
     l.readings
         .iter()
-        .map(|r| (r.reading.sensor.as_str(), r.reading.value))
+        .map(|r| (r.reading.sensor.as_str(), r.reading.value.as_f64().unwrap()))
         .collect()
 }
 
@@ -153,7 +153,7 @@ fn formats_the_contract_form() {
     let fields = SampleFields {
         ts: Some(Timestamp::parse_rfc3339("2026-11-21T10:00:00.25Z").unwrap()),
         device: Some(DeviceName::parse("pump-3").unwrap()),
-        values: vec![(SensorName::parse("temperature").unwrap(), 21.5)],
+        values: vec![(SensorName::parse("temperature").unwrap(), 21.5.into())],
     };
     let body = "ts=1795255200.25,device=pump-3,temperature=21.5";
     assert_eq!(format_line(&fields, false), body);
@@ -164,16 +164,24 @@ fn arb_name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9][A-Za-z0-9._:-]{0,19}".prop_filter("not a key", |s| s != "ts" && s != "device")
 }
 
+/// Numbers, booleans and printable ASCII strings (with quotes, backslashes, commas, `=`
+/// and `*`, which the line must escape or carry inside quotes).
+fn arb_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<f64>()
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(Value::Number),
+        any::<bool>().prop_map(Value::Bool),
+        "[ -~]{1,24}".prop_map(|s| Value::text(&s).unwrap()),
+    ]
+}
+
 fn arb_fields() -> impl Strategy<Value = SampleFields> {
     let earliest = crate::domain::EARLIEST_DEVICE_TS.as_micros();
     (
         proptest::option::of(earliest..now().as_micros()),
         proptest::option::of(arb_name()),
-        proptest::collection::btree_map(
-            arb_name(),
-            any::<f64>().prop_filter("finite", |v| v.is_finite()),
-            1..8,
-        ),
+        proptest::collection::btree_map(arb_name(), arb_value(), 1..8),
     )
         .prop_map(|(ts, device, values)| SampleFields {
             ts: ts.map(Timestamp::from_micros),
@@ -195,7 +203,10 @@ proptest! {
         prop_assert_eq!(parsed.readings.len(), fields.values.len());
         for (r, (sensor, value)) in parsed.readings.iter().zip(&fields.values) {
             prop_assert_eq!(&r.reading.sensor, sensor);
-            prop_assert_eq!(r.reading.value.to_bits(), value.to_bits());
+            match (&r.reading.value, value) {
+                (Value::Number(a), Value::Number(b)) => prop_assert_eq!(a.to_bits(), b.to_bits()),
+                (a, b) => prop_assert_eq!(a, b),
+            }
             prop_assert_eq!(r.reading.ts, fields.ts.unwrap_or(now()));
             prop_assert_eq!(&r.device, &fields.device);
         }
@@ -232,4 +243,57 @@ fn the_documented_example_lines_carry_correct_checksums() {
         let l = parse_line_with(line.as_bytes(), &LineRules::default(), now());
         assert!(l.is_ok(), "{line}: {l:?}");
     }
+}
+
+#[test]
+fn booleans_and_quoted_strings_with_escapes_are_values() {
+    let l = parse(r#"door=true,lamp=false,state="idle, \"really\" \\ *ok*=1",t=-4.5"#).unwrap();
+    let got: Vec<_> = l.readings.iter().map(|r| r.reading.value.clone()).collect();
+    assert_eq!(
+        got,
+        [
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::text(r#"idle, "really" \ *ok*=1"#).unwrap(),
+            Value::Number(-4.5),
+        ]
+    );
+    let body = r#"mode="defrost",door=true"#;
+    let l = parse_line_with(with_checksum(body).as_bytes(), &LineRules::default(), now());
+    assert_eq!(l.unwrap().readings.len(), 2, "a checksum after a string");
+}
+
+#[test]
+fn bare_words_bad_escapes_and_bad_strings_are_refused() {
+    for (line, kind, detail) in [
+        (
+            "state=idle",
+            LineErrorKind::BadValue,
+            "write a number, true, false or a string",
+        ),
+        ("door=TRUE", LineErrorKind::BadValue, "not a value"),
+        (
+            r#"state="a\nb""#,
+            LineErrorKind::BadText,
+            "only \\\" and \\\\ escapes",
+        ),
+        (
+            r#"state="open"#,
+            LineErrorKind::BadText,
+            "one pair of double quotes",
+        ),
+        (
+            r#"state="a"b""#,
+            LineErrorKind::BadText,
+            "one pair of double quotes",
+        ),
+        (r#"state="""#, LineErrorKind::BadText, "must not be empty"),
+    ] {
+        let e = parse(line).unwrap_err();
+        assert_eq!(e.kind(), kind, "{line}: {e}");
+        assert!(e.to_string().contains(detail), "{line}: {e}");
+    }
+    let long = format!("state=\"{}\"", "x".repeat(257));
+    let e = parse(&long).unwrap_err();
+    assert!(e.to_string().contains("at most 256"), "{e}");
 }

@@ -6,7 +6,7 @@
 //! [`crate::storage::rollup`] for level widths.
 
 use super::queries::BucketSummary;
-use crate::domain::Timestamp;
+use crate::domain::{Timestamp, Value};
 use crate::storage::Point;
 use crate::storage::rollup::{self, Level};
 
@@ -39,7 +39,7 @@ pub fn m4_points(columns: &[BucketSummary]) -> Vec<Point> {
             if i == 0 || ts != four[i - 1].0 {
                 out.push(Point {
                     ts: Timestamp::from_micros(ts),
-                    value,
+                    value: Value::Number(value),
                 });
             }
         }

@@ -13,6 +13,7 @@ pub mod m4;
 pub mod maintenance;
 pub mod plan;
 pub mod queries;
+pub mod values;
 
 pub use m4::{m4_every, m4_points};
 pub use maintenance::Table;
@@ -21,7 +22,7 @@ pub use queries::{BucketSummary, SummaryQuery};
 
 use super::rollup::{self, Level};
 use super::{Agg, Bucket, Point, RangeQuery, StorageError, Store};
-use crate::domain::{DeviceName, SensorName, Timestamp};
+use crate::domain::{DeviceName, SensorName, Timestamp, ValueKind};
 
 impl Store {
     /// Buckets of `every_us` microseconds (aligned to the Unix epoch), at most `limit`,
@@ -32,25 +33,45 @@ impl Store {
         every_us: i64,
         agg: Agg,
     ) -> Result<Vec<Bucket>, StorageError> {
+        let kind = self.series_kind(q.series).await?;
+        agg.check(kind)?;
         let rows = self.summaries(&q, every_us, agg.need()).await?;
+        let kind = agg.result_kind(kind);
+        let texts = match kind {
+            ValueKind::Text => {
+                let ids = rows.iter().map(|(_, s)| agg.of(s));
+                dispatch!(self, db => db.texts(ids).await)?
+            }
+            _ => Default::default(),
+        };
         Ok(rows
             .into_iter()
             .map(|(b, s)| Bucket {
                 ts: Timestamp::from_micros(b),
-                value: agg.of(&s),
+                value: values::decode(kind, agg.of(&s), &texts),
                 count: s.n,
             })
             .collect())
     }
 
+    /// The value type of a series (numbers for one that does not exist).
+    pub async fn series_kind(&self, series: i64) -> Result<ValueKind, StorageError> {
+        Ok(dispatch!(self, db => db.series_kind(series).await)?)
+    }
+
     /// At most `max_points` points of `[from, to)` for a chart, by M4: per time column, the
     /// first, minimum, maximum and last reading (real readings, so extremes are kept).
     /// When the range holds no more than `max_points` readings, they are returned as is.
+    /// A boolean or string series is drawn as states: every transition is kept (its
+    /// readings where the value changes, and the last), however many there are.
     pub async fn downsample(
         &self,
         q: RangeQuery,
         max_points: usize,
     ) -> Result<Vec<Point>, StorageError> {
+        if self.series_kind(q.series).await? != ValueKind::Number {
+            return dispatch!(self, db => db.transitions(q).await);
+        }
         let (from, to) = (q.from.as_micros(), q.to.as_micros());
         let every = m4_every(from, to, max_points);
         let q = RangeQuery {

@@ -7,7 +7,8 @@
 //! [`crate::storage::horizons`] for what the rollups may answer.
 
 use super::plan::{Need, plan, summaries_sql};
-use crate::domain::{SensorName, Timestamp};
+use super::values;
+use crate::domain::{SensorName, Timestamp, ValueKind};
 use crate::storage::db::{Db, Dialect};
 use crate::storage::rollup::Summary;
 use crate::storage::{Point, RangeQuery, SeriesRow, StorageError};
@@ -70,8 +71,34 @@ where
             .collect())
     }
 
+    /// Raw points of a series, as values of its type.
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
-        let rows: Vec<(i64, f64)> = sqlx::query_as(
+        let kind = self.series_kind(q.series).await?;
+        let rows = self.query_raw(q).await?;
+        self.decode_points(kind, rows).await
+    }
+
+    /// `(ts, stored value)` rows as points of a series of `kind`.
+    pub async fn decode_points(
+        &self,
+        kind: ValueKind,
+        rows: Vec<(i64, f64)>,
+    ) -> Result<Vec<Point>, StorageError> {
+        let texts = match kind {
+            ValueKind::Text => self.texts(rows.iter().map(|r| r.1)).await?,
+            _ => Default::default(),
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(ts, v)| Point {
+                ts: Timestamp::from_micros(ts),
+                value: values::decode(kind, v, &texts),
+            })
+            .collect())
+    }
+
+    async fn query_raw(&self, q: RangeQuery) -> Result<Vec<(i64, f64)>, sqlx::Error> {
+        sqlx::query_as(
             "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3
              ORDER BY ts LIMIT $4",
         )
@@ -80,14 +107,26 @@ where
         .bind(q.to.as_micros())
         .bind(q.limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.read)
+        .await
+    }
+
+    /// The readings of `[from, to)` where the value changes: the first, each one that
+    /// differs from the one before, and the last (state timelines keep every transition).
+    pub async fn transitions(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
+        let kind = self.series_kind(q.series).await?;
+        let rows: Vec<(i64, f64)> = sqlx::query_as(
+            "SELECT ts, value FROM (
+               SELECT ts, value, lag(value) OVER (ORDER BY ts) AS prev,
+                      lead(ts) OVER (ORDER BY ts) AS next
+               FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3) t
+             WHERE prev IS NULL OR prev <> value OR next IS NULL ORDER BY ts",
+        )
+        .bind(q.series)
+        .bind(q.start_us())
+        .bind(q.to.as_micros())
+        .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(ts, value)| Point {
-                ts: Timestamp::from_micros(ts),
-                value,
-            })
-            .collect())
+        self.decode_points(kind, rows).await
     }
 
     /// Summaries per [`plan`], from rollups as far as they answer: up to the writer's

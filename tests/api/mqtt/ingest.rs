@@ -79,3 +79,58 @@ async fn mqtt_messages_are_stored_once_and_bad_ones_are_refused_and_counted() {
     assert!(app.stored("ghost").await.is_empty());
     assert!(app.stored("old-1").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booleans_and_strings_travel_over_mqtt_in_and_out_with_their_types() {
+    let url = need_mqtt!();
+    let p = prefix();
+    let mut sub = TestClient::connect(&url).await;
+    sub.subscribe(&format!("{p}/readings/#")).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| s.mqtt = Some(hub_mqtt(&url, &p))).await;
+    broker_state(&app, |s| s.subscribed).await;
+    app.device("freezer-1").await;
+    let viewer = app.viewer().await;
+    let publisher = TestClient::connect(&url).await;
+    let topic = format!("{p}/ingest/freezer-1");
+    let t = base_ts();
+    let states = json!({"readings": [
+        {"sensor": "door", "value": true, "ts": t},
+        {"sensor": "mode", "value": "defrost", "ts": t}]});
+    publisher.publish(&topic, states.to_string()).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = sub.next().await;
+        let body: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        got.push((m.topic, body["value"].clone()));
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            (format!("{p}/readings/freezer-1/door"), json!(true)),
+            (format!("{p}/readings/freezer-1/mode"), json!("defrost")),
+        ]
+    );
+    // Another type for a series is refused whole, and counted.
+    let wrong = json!({"readings": [
+        {"sensor": "door", "value": "open", "ts": t + 1.0},
+        {"sensor": "mode", "value": "cooling", "ts": t + 1.0}]});
+    publisher.publish(&topic, wrong.to_string()).await;
+    let line = "telehub_mqtt_refused_total{reason=\"invalid_reading\"}";
+    let value = || app.metric(&viewer, line);
+    eventually(WAIT, &format!("{line} = 1"), value, |v| *v == 1.0).await;
+    let (status, body) = app
+        .get(
+            "/v1/readings?device=freezer-1&sensor=mode&from=-1h",
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let values: Vec<_> = body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].clone())
+        .collect();
+    assert_eq!(values, [json!("defrost")], "nothing of the refused message");
+}
