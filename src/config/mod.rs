@@ -10,12 +10,14 @@
 
 pub mod bridge;
 pub mod ingest;
+pub mod log;
 pub mod mqtt;
 pub mod server;
 pub mod storage;
 
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use ingest::{IngestSettings, LiveSettings};
+pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
 pub use server::{HttpSettings, LimitSettings, ServerSettings, TlsSettings};
 pub use storage::{
@@ -52,6 +54,7 @@ pub struct Settings {
     pub mqtt: Option<MqttSettings>,
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
+    pub log: LogSettings,
 }
 
 /// Command-line values that override the file and the environment.
@@ -59,6 +62,9 @@ pub struct Settings {
 pub struct Overrides {
     pub database_url: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// `--log-level`, `--log-format`.
+    pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl Settings {
@@ -91,6 +97,12 @@ impl Settings {
         if let Some(l) = overrides.listen {
             s.server.listen = l;
         }
+        if let Some(l) = &overrides.log_level {
+            s.log.level = l.clone();
+        }
+        if let Some(f) = overrides.log_format {
+            s.log.format = f;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -108,6 +120,7 @@ impl Settings {
         self.server.validate()?;
         self.http.validate()?;
         self.retention.validate()?;
+        self.log.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }
@@ -208,7 +221,7 @@ mod tests {
         assert_eq!(s.ingest.max_clock_skew, Duration::from_secs(60));
         let o = Overrides {
             listen: Some("127.0.0.1:9001".parse().unwrap()),
-            database_url: None,
+            ..Overrides::default()
         };
         assert_eq!(
             Settings::load(Some(&f), &o).unwrap().server.listen.port(),
@@ -224,7 +237,7 @@ mod tests {
         assert!(Settings::load(Some(&f), &Overrides::default()).is_err());
         let o = Overrides {
             database_url: Some("mysql://x".into()),
-            listen: None,
+            ..Overrides::default()
         };
         assert!(
             Settings::load(None, &o)

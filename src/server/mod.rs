@@ -5,7 +5,8 @@
 //! - [`ingest`]: device sockets (`/v1/ingest`); [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
-//!   heartbeats and close codes shared by both socket kinds.
+//!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
+//!   handshakes in the log.
 //!
 //! May use every layer below the transports (`ingest`, `live`, `sessions`, `storage`,
 //! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
@@ -19,6 +20,7 @@ pub mod ingest;
 pub mod limits;
 pub mod listener;
 pub mod live;
+mod refusals;
 pub mod ws;
 
 pub use error::ApiError;
@@ -57,6 +59,7 @@ pub fn router(state: Arc<HubState>) -> Router {
     Router::new()
         .route("/v1/ingest", axum::routing::get(ingest::upgrade))
         .route("/v1/live", axum::routing::get(live::upgrade))
+        .route_layer(axum::middleware::from_fn(refusals::log_refused))
         .merge(api::routes())
         .merge(dashboard::routes())
         .with_state(state)
