@@ -69,11 +69,7 @@ impl Target {
         );
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(e)) => Err(ConnectFailure {
-                retry_after: retry_after(&e),
-                permanent: permanent(&e),
-                reason: describe(e),
-            }),
+            Ok(Err(e)) => Err(ConnectFailure::from(e)),
             Err(_) => Err(ConnectFailure::new(format!(
                 "no answer within {}",
                 humantime::format_duration(timeout)
@@ -99,6 +95,17 @@ impl ConnectFailure {
             reason,
             retry_after: None,
             permanent: false,
+        }
+    }
+}
+
+impl From<WsError> for ConnectFailure {
+    /// A failed WebSocket handshake, classified (also used by `telehub tail`).
+    fn from(e: WsError) -> Self {
+        Self {
+            retry_after: retry_after(&e),
+            permanent: permanent(&e),
+            reason: describe(e),
         }
     }
 }
@@ -144,10 +151,10 @@ pub(super) fn describe(e: WsError) -> String {
         },
         WsError::Io(e) => match tls_error(&e) {
             Some(rustls::Error::InvalidCertificate(c)) => format!(
-                "TLS: the hub's certificate is not trusted ({c:?}); pass its certificate with --ca-file, or check the host name"
+                "TLS: the hub's certificate is not trusted ({c:?}); give the client the hub's certificate (--ca-file, --ca), or check the host name"
             ),
             Some(t) => format!(
-                "TLS handshake failed: {t} (does the hub serve plain ws:// on this port? then use ws://)"
+                "TLS handshake failed: {t} (does the hub serve without TLS on this port? then use ws:// or http://)"
             ),
             None => e.to_string(),
         },
@@ -156,7 +163,7 @@ pub(super) fn describe(e: WsError) -> String {
             _,
         ))
         | WsError::HttpFormat(_) => {
-            "the hub's answer is not HTTP (does it serve TLS on this port? then use wss://)".into()
+            "the hub's answer is not HTTP (does it serve TLS on this port? then use wss:// or https://)".into()
         }
         other => other.to_string(),
     }

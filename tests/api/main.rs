@@ -24,4 +24,5 @@ mod mqtt;
 mod retention;
 mod shutdown;
 mod tail;
+mod tail_errors;
 mod tls;
