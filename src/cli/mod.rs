@@ -108,8 +108,21 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes on one line, each said once: a cause whose text its
+/// wrapper already quotes is left out.
 fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 /// `[log]` from the flags alone, for `tail` and for reporting a configuration that failed to load.

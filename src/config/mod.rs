@@ -31,8 +31,9 @@ use std::path::Path;
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    /// `place` is the file or environment variable at fault, when known.
+    #[error("configuration: {place}{message}")]
+    Load { place: String, message: String },
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -58,6 +59,25 @@ pub struct Settings {
 }
 
 /// Command-line values that override the file and the environment.
+impl ConfigError {
+    /// A loading error, naming the environment variable that set the key at fault, or
+    /// else the file.
+    fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
+        let message = e.to_string();
+        let var = message
+            .rsplit_once("for key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
+            .filter(|var| std::env::var_os(var).is_some());
+        let place = match (var, file) {
+            (Some(var), _) => format!("environment variable {var}: "),
+            (None, Some(f)) => format!("{}: ", f.display()),
+            (None, None) => String::new(),
+        };
+        ConfigError::Load { place, message }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub database_url: Option<String>,
@@ -70,7 +90,8 @@ pub struct Overrides {
 impl Settings {
     /// Loads defaults, then `file`, then `TELEHUB_*` variables, then `overrides`; validates.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let defaults = config::Config::try_from(&Settings::default())?;
+        let defaults =
+            config::Config::try_from(&Settings::default()).map_err(|e| ConfigError::at(e, None))?;
         let mut b = config::Config::builder().add_source(defaults);
         if let Some(f) = file {
             if !f.exists() {
@@ -90,7 +111,10 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(telehub_env())),
         );
-        let mut s: Settings = b.build()?.try_deserialize()?;
+        let mut s: Settings = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::at(e, file))?;
         if let Some(url) = &overrides.database_url {
             s.database.url = url.clone();
         }
