@@ -67,6 +67,7 @@ export class View {
       d.online = x.online;
       if (x.last_seen) d.lastSeen = Math.max(d.lastSeen ?? 0, Date.parse(x.last_seen));
       for (const s of x.sensors ?? []) this.sensor(d, s);
+      for (const [name, l] of Object.entries(x.latest ?? {})) this.stored(this.sensor(d, name), l);
       this.touch(d);
     }
     for (const name of [...this.devices.keys()]) if (!seen.has(name)) this.removeDevice(name);
@@ -78,6 +79,16 @@ export class View {
       const first = d.sensors.keys().next();
       if (!first.done) this.openChart(d.name, first.value);
     }
+  }
+
+  /** A sensor's newest stored reading (`latest` in GET /v1/devices), unless a newer one is shown. */
+  stored(s, l) {
+    const ts = Date.parse(l.ts);
+    if (s.ts !== null && !(ts > s.ts)) return;
+    s.value = l.value;
+    s.ts = ts;
+    if (l.unit !== undefined) s.unit = l.unit;
+    s.version++;
   }
 
   readings(list) {
@@ -223,6 +234,7 @@ export class View {
         s.chip = { v, u, version: -1, unit: null };
       }
       updateValue(s, s.chip);
+      if (s.ts !== null) s.chip.v.title = ago(s.ts, now);
     }
   }
 
@@ -265,9 +277,8 @@ export class View {
         s.tile = { root: b, v, u, when, version: -1, unit: null };
       }
       s.tile.root.classList.toggle('charted', this.charts.has(chartKey(d.name, s.name)));
-      if (updateValue(s, s.tile) && s.ts !== null) {
-        s.tile.when.textContent = clock(s.ts);
-      }
+      updateValue(s, s.tile);
+      if (s.ts !== null) setText(s.tile.when, `${clock(s.ts)} · ${ago(s.ts, now)}`);
     }
     $('#no-sensors').hidden = d.sensors.size > 0;
   }

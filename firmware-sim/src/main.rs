@@ -4,10 +4,12 @@
 //! | module | owns |
 //! |---|---|
 //! | [`run`] | `firmware-sim run`: one task per device from a tokens file |
+//! | [`causes`] | why devices fail, said once per cause with counts |
 //! | [`serial`] | `firmware-sim serial`: a serial-only device writing §6 lines |
 //! | [`bench`] | `firmware-sim bench ...`: the benchmark scenarios |
 
 mod bench;
+mod causes;
 mod run;
 mod serial;
 

@@ -9,6 +9,7 @@
 //! drains for up to `--drain-timeout` (a second signal cuts that short), and one JSON
 //! line with the summed counters goes to stdout.
 
+use crate::causes::Causes;
 use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -149,6 +150,7 @@ impl RunArgs {
         c.linger = self.linger;
         c.connect_timeout = self.connect_timeout;
         c.reply_timeout = self.reply_timeout;
+        c.give_up_when_permanent = true;
         c.backoff = BackoffConfig {
             initial: self.backoff_initial,
             max: self.backoff_max,
@@ -177,9 +179,11 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
         clock_skew_us: a.clock_skew,
         align: false,
     };
+    let causes = Causes::default();
     for (name, token) in &devices {
         let client = DeviceClient::start(a.client_config(name, token))
             .with_context(|| format!("device {name}"))?;
+        causes.watch(name.to_string(), client.subscribe());
         let device = SimDevice::new(name.as_str(), Kind::for_name(name.as_str()), a.seed);
         let (sender, stop) = (client.sender(), stop.clone());
         generators.spawn(async move {
@@ -218,20 +222,25 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
             total(&senders)
         }
     };
-    if totals.pending > 0 {
-        eprintln!(
-            "firmware-sim: {} readings were not acked within the drain timeout{}",
-            totals.pending,
-            if a.state_dir.is_some() {
-                " (saved in the state dir)"
-            } else {
-                ""
-            }
-        );
-    }
+    causes.report();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string(&Summary::from(totals))?)?;
     out.flush()?;
+    if totals.pending > 0 {
+        let gave_up = match causes.gave_up() {
+            0 => String::new(),
+            n => format!("; {n} device(s) gave up (see above)"),
+        };
+        let saved = if a.state_dir.is_some() {
+            " (saved in the state dir)"
+        } else {
+            ""
+        };
+        bail!(
+            "{} readings were neither acked nor refused by the end of the drain{saved}{gave_up}",
+            totals.pending
+        );
+    }
     Ok(())
 }
 

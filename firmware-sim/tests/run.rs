@@ -82,7 +82,7 @@ fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
 }
 
 #[test]
-fn an_unreachable_hub_leaves_readings_pending_and_the_exit_line_says_so() {
+fn an_unreachable_hub_leaves_readings_pending_says_why_once_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = tokens_file(
         dir.path(),
@@ -93,15 +93,25 @@ d2 th_y
     let o = sim_run(
         &dead_hub(),
         &tokens,
-        "--rate 20 --duration 1s --drain-timeout 200ms",
+        "--rate 20 --duration 1s --drain-timeout 200ms --backoff-initial 50ms",
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let s = summary(&o);
     assert!(s["generated"].as_u64().unwrap() >= 2 * 2 * 10, "{s}");
     assert_eq!(s["acked"], 0);
     assert_eq!(s["dropped"], 0);
     assert_eq!(s["reconnects"], 0);
-    assert!(stderr(&o).contains("not acked"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("cannot connect: ").count(), 1, "{err}");
+    assert!(
+        err.contains("failed connection attempt(s), 2 device(s)"),
+        "{err}"
+    );
+    assert!(err.contains("neither acked nor refused"), "{err}");
+    assert!(
+        !err.contains("giving up"),
+        "a hub that is down is retried: {err}"
+    );
 }
 
 #[test]
@@ -121,10 +131,15 @@ fn a_full_buffer_drops_the_oldest_readings_and_counts_them() {
 }
 
 async fn start_hub(dir: &Path) -> telehub::hub::RunningHub {
+    start_hub_with(dir, |_| {}).await
+}
+
+async fn start_hub_with(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> telehub::hub::RunningHub {
     let mut s = Settings::default();
     s.server.listen = "127.0.0.1:0".parse().unwrap();
     s.database.url = format!("sqlite://{}", dir.join("hub.db").display());
     s.database.sqlite_synchronous = SqliteSync::Normal;
+    tweak(&mut s);
     telehub::hub::start(s).await.expect("hub starts")
 }
 
@@ -186,5 +201,77 @@ async fn a_state_dir_carries_unacked_readings_over_to_the_next_run() {
         !state.join("keep-1.outbox").exists(),
         "an empty outbox leaves no file"
     );
+    hub.stop().await;
+}
+
+/// A hub serving TLS with a fresh self-signed certificate for `localhost`.
+async fn start_tls_hub(dir: &Path) -> telehub::hub::RunningHub {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.join("hub.pem"), dir.join("hub-key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    start_hub_with(dir, |s| {
+        s.tls = Some(telehub::config::TlsSettings {
+            cert: cert_path,
+            key: key_path,
+        })
+    })
+    .await
+}
+
+/// Runs two devices against `hub` for 1 s: a permanent refusal must stop both at once.
+async fn gives_up(hub: String, tokens: std::path::PathBuf, cause: &str) {
+    let extra = "--rate 20 --duration 1s --drain-timeout 300ms --backoff-initial 20ms";
+    let o = tokio::task::spawn_blocking(move || sim_run(&hub, &tokens, extra))
+        .await
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(summary(&o)["acked"], 0);
+    assert_eq!(err.matches("giving up, not retrying").count(), 1, "{err}");
+    assert!(err.contains("gave up on 2 device(s)"), "{err}");
+    assert!(
+        err.contains("2 failed connection attempt(s)"),
+        "tried once each: {err}"
+    );
+    assert!(err.contains(cause), "{cause:?} in {err}");
+    assert!(err.contains("2 device(s) gave up"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_wrong\nd2 th_wrong2\n");
+    gives_up(format!("ws://{}", hub.addr), tokens, "(401)").await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_tls_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_x\nd2 th_y\n");
+    let url = format!("wss://localhost:{}", hub.addr.port());
+    gives_up(url, tokens, "certificate is not trusted").await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_ws_to_a_tls_hub_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_tls_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_x\nd2 th_y\n");
+    gives_up(format!("ws://{}", hub.addr), tokens, "wss://").await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_to_a_plain_hub_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_x\nd2 th_y\n");
+    let url = format!("wss://localhost:{}", hub.addr.port());
+    gives_up(url, tokens, "use ws://").await;
     hub.stop().await;
 }

@@ -6,7 +6,7 @@ use super::output::table;
 use crate::auth::Role;
 use crate::config::Settings;
 use crate::domain::DeviceName;
-use crate::storage::Store;
+use crate::storage::{OpenMode, Store};
 use anyhow::Context;
 use clap::Subcommand;
 use std::io::Write;
@@ -74,7 +74,11 @@ fn device_name(s: &str) -> anyhow::Result<DeviceName> {
 }
 
 pub async fn run_device(settings: Settings, cmd: &DeviceCommand) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database).await?;
+    let mode = match cmd {
+        DeviceCommand::Add { .. } => OpenMode::Create,
+        _ => OpenMode::Existing,
+    };
+    let store = Store::open_with(&settings.database, mode).await?;
     let result = device(&store, cmd).await;
     store.close().await;
     result
@@ -160,7 +164,11 @@ fn write_tokens(path: &std::path::Path, created: &[(DeviceName, String)]) -> std
 }
 
 pub async fn run_token(settings: Settings, cmd: &TokenCommand) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database).await?;
+    let mode = match cmd {
+        TokenCommand::Add { .. } => OpenMode::Create,
+        _ => OpenMode::Existing,
+    };
+    let store = Store::open_with(&settings.database, mode).await?;
     let result = token(&store, cmd).await;
     store.close().await;
     result

@@ -5,7 +5,7 @@
 use super::output::Format;
 use super::query::{Printer, Row, Selection, for_each_page};
 use crate::config::Settings;
-use crate::storage::Store;
+use crate::storage::{OpenMode, Store};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -17,21 +17,24 @@ pub struct ExportArgs {
     /// One sensor; all of the device's sensors when omitted.
     #[arg(long)]
     sensor: Option<String>,
-    /// Start (inclusive): RFC 3339, `now`, or relative like -30d.
+    /// Start (inclusive): RFC 3339, `now`, or relative like -30d. Default: 24 h before --to
+    /// (as `query`).
     #[arg(long, allow_hyphen_values = true)]
-    from: String,
-    /// End (exclusive).
+    from: Option<String>,
+    /// End (exclusive). Default: now.
     #[arg(long, allow_hyphen_values = true)]
-    to: String,
+    to: Option<String>,
     #[arg(long, value_enum, default_value = "csv")]
     format: ExportFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ExportFormat {
-    /// `device,sensor,ts,value` with a header line.
+    /// `device,sensor,ts,value,unit` with a header line.
     Csv,
-    /// One JSON object per line: `{"device","sensor","ts","value"}`.
+    /// One JSON object per line: `{"device","sensor","ts","value","unit"}` (also `json`, as
+    /// `query --format json`).
+    #[value(alias = "json")]
     Ndjson,
 }
 
@@ -39,8 +42,8 @@ pub async fn run(settings: Settings, args: &ExportArgs) -> anyhow::Result<()> {
     let sel = Selection::parse(
         &args.device,
         args.sensor.as_deref(),
-        Some(&args.from),
-        Some(&args.to),
+        args.from.as_deref(),
+        args.to.as_deref(),
     )?;
     let format = match args.format {
         ExportFormat::Csv => Format::Csv,
@@ -49,7 +52,7 @@ pub async fn run(settings: Settings, args: &ExportArgs) -> anyhow::Result<()> {
     // One read connection: one SQLite page cache, so memory stays bounded.
     let mut db = settings.database;
     db.max_connections = 1;
-    let store = Store::open(&db).await?;
+    let store = Store::open_with(&db, OpenMode::Existing).await?;
     let result = export(&store, &sel, format).await;
     store.close().await;
     result
@@ -80,7 +83,7 @@ async fn export(store: &Store, sel: &Selection, format: Format) -> anyhow::Resul
         for_each_page(store, sel.range(s.id, left), &mut left, |page| {
             progress.inc(page.len() as u64);
             page.iter()
-                .try_for_each(|p| out.row(&sel.device, &s.sensor, Row::Point(p)))
+                .try_for_each(|p| out.row(&sel.device, s, Row::Point(p)))
         })
         .await?;
     }

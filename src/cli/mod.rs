@@ -8,15 +8,15 @@ mod bridge;
 mod demo;
 mod device;
 mod export;
+mod logging;
 mod output;
 mod query;
 mod serve;
 mod stats;
 mod tail;
 
-use crate::config::{Overrides, Settings};
+use crate::config::{LogFormat, LogSettings, Overrides, Settings};
 use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +29,12 @@ pub struct Cli {
     /// Storage: sqlite://PATH or postgres://user@host/db (overrides the config).
     #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
+    /// Log level (error, warn, info, debug, trace) or filter; overrides `[log] level`.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format; overrides `[log] format`.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,21 +71,30 @@ pub struct UsageError(pub String);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `tail` reads no configuration; every other command loads it before logging starts.
+    let settings = match cli.command {
+        Command::Tail(_) => Ok(None),
+        _ => settings(&cli).map(Some),
+    };
+    let log = match &settings {
+        Ok(Some(s)) => s.log.clone(),
+        _ => flag_log_settings(&cli),
+    };
+    logging::init(&log);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // The serial bridge is a few I/O-bound tasks: one thread costs it the least CPU.
-    let mut builder = match cli.command {
-        Command::Bridge(_) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("telehub: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(cli)) {
+    let result = settings.and_then(|settings| {
+        // The serial bridge is a few I/O-bound tasks: one thread costs it the least CPU.
+        let mut builder = match cli.command {
+            Command::Bridge(_) => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        };
+        let runtime = builder
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+        runtime.block_on(run(cli, settings))
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = if e.downcast_ref::<UsageError>().is_some() {
@@ -93,33 +108,55 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes on one line, each said once: a cause whose text its
+/// wrapper already quotes is left out.
 fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("telehub=info,warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// `[log]` from the flags alone, for `tail` and for reporting a configuration that failed to load.
+fn flag_log_settings(cli: &Cli) -> LogSettings {
+    let mut log = LogSettings::default();
+    if let Some(l) = &cli.log_level {
+        log.level = l.clone();
+    }
+    if let Some(f) = cli.log_format {
+        log.format = f;
+    }
+    log
 }
 
-fn settings(cli: &Cli, listen: Option<SocketAddr>) -> anyhow::Result<Settings> {
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let listen = match &cli.command {
+        Command::Serve(args) => args.listen.as_deref().map(serve::resolve).transpose()?,
+        _ => None,
+    };
     let overrides = Overrides {
         database_url: cli.database_url.clone(),
         listen,
+        log_level: cli.log_level.clone(),
+        log_format: cli.log_format,
     };
     Ok(Settings::load(cli.config.as_deref(), &overrides)?)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
+    let s = || settings.clone().expect("loaded for every command but tail");
     match &cli.command {
-        Command::Serve(args) => serve::run(settings(&cli, args.listen)?, args).await,
+        Command::Serve(args) => serve::run(s(), args).await,
         Command::Migrate => {
-            let s = settings(&cli, None)?;
+            let s = s();
             let store = crate::storage::Store::open(&s.database).await?;
             store.close().await;
             eprintln!(
@@ -128,13 +165,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Device(cmd) => device::run_device(settings(&cli, None)?, cmd).await,
-        Command::Token(cmd) => device::run_token(settings(&cli, None)?, cmd).await,
-        Command::Query(args) => query::run(settings(&cli, None)?, args).await,
+        Command::Device(cmd) => device::run_device(s(), cmd).await,
+        Command::Token(cmd) => device::run_token(s(), cmd).await,
+        Command::Query(args) => query::run(s(), args).await,
         Command::Tail(args) => tail::run(args).await,
-        Command::Bridge(cmd) => bridge::run(settings(&cli, None)?, cmd).await,
-        Command::Export(args) => export::run(settings(&cli, None)?, args).await,
-        Command::Stats(args) => stats::run(settings(&cli, None)?, args).await,
+        Command::Bridge(cmd) => bridge::run(s(), cmd).await,
+        Command::Export(args) => export::run(s(), args).await,
+        Command::Stats(args) => stats::run(s(), args).await,
     }
 }
 

@@ -6,6 +6,8 @@ use std::io::{IsTerminal, Write};
 pub enum Format {
     Table,
     Csv,
+    /// One JSON object per line (also `ndjson`, as `export --format ndjson`).
+    #[value(alias = "ndjson")]
     Json,
 }
 

@@ -5,8 +5,8 @@
 use super::UsageError;
 use super::output::{Format, csv_field, csv_value, table};
 use crate::config::Settings;
-use crate::domain::{DeviceName, SensorName, Timestamp, parse_duration, parse_time_arg};
-use crate::storage::{Agg, Bucket, Point, RangeQuery, SeriesRow, StorageError, Store};
+use crate::domain::{DeviceName, SensorName, Timestamp, Value, parse_duration, parse_time_arg};
+use crate::storage::{Agg, Bucket, OpenMode, Point, RangeQuery, SeriesRow, StorageError, Store};
 use clap::Args;
 use std::io::Write;
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub struct QueryArgs {
     /// End (exclusive). Default: now.
     #[arg(long, allow_hyphen_values = true)]
     to: Option<String>,
-    /// Bucket width, e.g. 1m, 1h (needs --agg or defaults to avg).
+    /// Bucket width, e.g. 1m, 1h; the buckets hold --agg of their readings (default: avg).
     #[arg(long)]
     every: Option<String>,
     #[arg(long, value_enum, requires = "every")]
@@ -152,7 +152,7 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
         .map_err(|e| UsageError(format!("--every: {e}")))?;
     let format = Format::or_default(args.format);
 
-    let store = Store::open(&settings.database).await?;
+    let store = Store::open_with(&settings.database, OpenMode::Existing).await?;
     let result = async {
         let device = &sel.device;
         let mut out = Printer::new(format, every.is_some());
@@ -174,7 +174,7 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
                         })?;
                     left -= b.len();
                     b.iter()
-                        .try_for_each(|b| out.row(device, &s.sensor, Row::Bucket(b)))?;
+                        .try_for_each(|b| out.row(device, &s, Row::Bucket(b)))?;
                     match b.last() {
                         Some(last) if b.len() == q.limit => {
                             q.from = Timestamp::from_micros(last.ts.as_micros() + every_us)
@@ -186,7 +186,7 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
             } else {
                 for_each_page(&store, q, &mut left, |page| {
                     page.iter()
-                        .try_for_each(|p| out.row(device, &s.sensor, Row::Point(p)))
+                        .try_for_each(|p| out.row(device, &s, Row::Point(p)))
                 })
                 .await?;
             }
@@ -196,6 +196,17 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
     .await;
     store.close().await;
     result
+}
+
+/// `v` with at most `digits` significant digits, without float noise (`1.56767`).
+fn significant(v: f64, digits: usize) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
+    let rounded: f64 = format!("{v:.decimals$}").parse().unwrap_or(v);
+    rounded.to_string()
 }
 
 /// Prints rows as they come; a table is collected (it needs column widths), the
@@ -219,38 +230,47 @@ impl Printer {
         }
     }
 
+    /// The CSV header: the contract's columns, then `unit`.
+    fn csv_header(&self) -> &'static str {
+        if self.buckets {
+            "device,sensor,ts,value,count,unit"
+        } else {
+            "device,sensor,ts,value,unit"
+        }
+    }
+
     pub fn row(
         &mut self,
         device: &DeviceName,
-        sensor: &SensorName,
+        series: &SeriesRow,
         row: Row<'_>,
     ) -> anyhow::Result<()> {
+        let (sensor, unit) = (&series.sensor, series.unit.as_deref());
         let (ts, value, count) = match row {
             Row::Point(p) => (p.ts, &p.value, None),
             Row::Bucket(b) => (b.ts, &b.value, Some(b.count)),
         };
         match self.format {
             Format::Table => {
+                // A bucket's value is computed (an average has float noise): 6 significant
+                // digits; a stored reading prints as stored.
+                let shown = match (count, value) {
+                    (Some(_), Value::Number(v)) => significant(*v, 6),
+                    _ => value.to_string(),
+                };
                 let mut r = vec![
                     device.to_string(),
                     sensor.to_string(),
                     ts.to_rfc3339(),
-                    value.to_string(),
+                    shown,
                 ];
                 r.extend(count.map(|c| c.to_string()));
+                r.push(unit.unwrap_or("").to_owned());
                 self.table_rows.push(r);
             }
             Format::Csv => {
                 if !self.header_done {
-                    writeln!(
-                        self.out,
-                        "{}",
-                        if self.buckets {
-                            "device,sensor,ts,value,count"
-                        } else {
-                            "device,sensor,ts,value"
-                        }
-                    )?;
+                    writeln!(self.out, "{}", self.csv_header())?;
                     self.header_done = true;
                 }
                 write!(
@@ -261,16 +281,17 @@ impl Printer {
                     ts,
                     csv_value(value)
                 )?;
-                match count {
-                    Some(c) => writeln!(self.out, ",{c}")?,
-                    None => writeln!(self.out)?,
+                if let Some(c) = count {
+                    write!(self.out, ",{c}")?;
                 }
+                writeln!(self.out, ",{}", csv_field(unit.unwrap_or("")))?;
             }
             Format::Json => {
                 let mut v = serde_json::json!({"device": device, "sensor": sensor, "ts": ts, "value": value});
                 if let Some(c) = count {
                     v["count"] = c.into();
                 }
+                v["unit"] = unit.into();
                 writeln!(self.out, "{v}")?;
             }
         }
@@ -279,21 +300,14 @@ impl Printer {
 
     pub fn finish(mut self) -> anyhow::Result<()> {
         if self.format == Format::Csv && !self.header_done {
-            writeln!(
-                self.out,
-                "{}",
-                if self.buckets {
-                    "device,sensor,ts,value,count"
-                } else {
-                    "device,sensor,ts,value"
-                }
-            )?;
+            writeln!(self.out, "{}", self.csv_header())?;
         }
         if self.format == Format::Table {
             let mut header = vec!["DEVICE", "SENSOR", "TS", "VALUE"];
             if self.buckets {
                 header.push("COUNT");
             }
+            header.push("UNIT");
             if self.table_rows.is_empty() {
                 eprintln!("no readings in that range");
             } else {

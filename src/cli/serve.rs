@@ -9,15 +9,26 @@ use std::net::SocketAddr;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on (default 127.0.0.1:8080).
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
+    /// Address to listen on, HOST:PORT with an IP address or a host name (default 127.0.0.1:8080).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
     /// Print the effective configuration (secrets hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
     /// Also run eight simulated demo devices (demo-*) inside the hub.
     #[arg(long)]
     pub demo: bool,
+}
+
+/// `--listen`: an IP address and port, or a host name (the first address it resolves to).
+pub fn resolve(listen: &str) -> Result<SocketAddr, super::UsageError> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| super::UsageError(format!("--listen {listen}: {why}"));
+    listen
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)")))?
+        .next()
+        .ok_or_else(|| bad("the host name resolves to no address".into()))
 }
 
 pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
@@ -55,7 +66,7 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
         None
     };
     super::shutdown_signal().await;
-    eprintln!("shutting down: closing sockets and flushing storage…");
+    tracing::info!("shutting down: closing sockets and flushing storage…");
     if let Some(demo) = demo {
         demo.stop().await;
     }

@@ -3,8 +3,8 @@
 
 use super::output::table;
 use crate::config::Settings;
-use crate::storage::Store;
 use crate::storage::stats::StoreStats;
+use crate::storage::{OpenMode, Store};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 
@@ -21,7 +21,7 @@ enum StatsFormat {
 }
 
 pub async fn run(settings: Settings, args: &StatsArgs) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database).await?;
+    let store = Store::open_with(&settings.database, OpenMode::Existing).await?;
     let stats = store.stats().await;
     store.close().await;
     let stats = stats?;

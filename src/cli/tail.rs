@@ -1,7 +1,8 @@
 //! `telehub tail`: the live feed (contract §3) in a terminal. One line per reading
 //! and per device status change on stdout, `lagged` notices on stderr. Reconnects
-//! with exponential backoff and full jitter; exits 0 on Ctrl-C (or SIGTERM) and 1
-//! when the hub refuses the token.
+//! with exponential backoff and full jitter, never sooner than the hub's `Retry-After`;
+//! exits 0 on Ctrl-C (or SIGTERM), and 1 with a one-line hint on what retrying cannot
+//! cure: a refused token (401/403), an untrusted certificate, TLS on one side only.
 
 use super::UsageError;
 use crate::protocol::live::Pattern;
@@ -124,6 +125,8 @@ struct Feed {
 enum End {
     /// Worth trying again (after a delay); the message says why it ended.
     Retry(String),
+    /// Worth trying again, not before the hub's `Retry-After`.
+    RetryAfter(String, Duration),
     /// The hub refused us for good.
     Refused(String),
     /// stdout is gone (e.g. `| head`): stop quietly.
@@ -143,16 +146,16 @@ impl Feed {
                 }
                 Err(end) => end,
             };
-            match end {
+            let (why, at_least) = match end {
                 End::OutputClosed => return Ok(()),
                 End::Refused(why) => anyhow::bail!("{why}"),
-                End::Retry(why) => {
-                    let delay = backoff(attempt);
-                    attempt = attempt.saturating_add(1);
-                    eprintln!("tail: {why}; reconnecting in {:.1} s", delay.as_secs_f64());
-                    tokio::time::sleep(delay).await;
-                }
-            }
+                End::Retry(why) => (why, Duration::ZERO),
+                End::RetryAfter(why, d) => (why, d),
+            };
+            let delay = backoff(attempt).max(at_least);
+            attempt = attempt.saturating_add(1);
+            eprintln!("tail: {why}; reconnecting in {:.1} s", delay.as_secs_f64());
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -170,8 +173,18 @@ impl Feed {
                 CONNECT_TIMEOUT.as_secs()
             ))),
             Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(tungstenite::Error::Http(resp))) => Err(refusal(resp.status())),
-            Ok(Err(e)) => Err(End::Retry(format!("cannot connect to {}: {e}", self.url))),
+            Ok(Err(tungstenite::Error::Http(resp))) if resp.status() != 503 => {
+                Err(refusal(resp.status()))
+            }
+            Ok(Err(e)) => {
+                let f = crate::client::ConnectFailure::from(e);
+                let why = format!("cannot connect to {}: {}", self.url, f.reason);
+                Err(match (f.permanent, f.retry_after) {
+                    (true, _) => End::Refused(why),
+                    (false, Some(d)) => End::RetryAfter(why, d),
+                    (false, None) => End::Retry(why),
+                })
+            }
         }
     }
 

@@ -69,10 +69,7 @@ impl Target {
         );
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(e)) => Err(ConnectFailure {
-                retry_after: retry_after(&e),
-                reason: describe(e),
-            }),
+            Ok(Err(e)) => Err(ConnectFailure::from(e)),
             Err(_) => Err(ConnectFailure::new(format!(
                 "no answer within {}",
                 humantime::format_duration(timeout)
@@ -87,6 +84,9 @@ impl Target {
 pub struct ConnectFailure {
     pub reason: String,
     pub retry_after: Option<Duration>,
+    /// Retrying cannot help: the token is refused (401/403), the certificate is not
+    /// trusted, or only one side speaks TLS.
+    pub permanent: bool,
 }
 
 impl ConnectFailure {
@@ -94,8 +94,37 @@ impl ConnectFailure {
         Self {
             reason,
             retry_after: None,
+            permanent: false,
         }
     }
+}
+
+impl From<WsError> for ConnectFailure {
+    /// A failed WebSocket handshake, classified (also used by `telehub tail`).
+    fn from(e: WsError) -> Self {
+        Self {
+            retry_after: retry_after(&e),
+            permanent: permanent(&e),
+            reason: describe(e),
+        }
+    }
+}
+
+/// Whether a failed handshake will fail the same way every time (see [`ConnectFailure`]).
+fn permanent(e: &WsError) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::Http(resp) => matches!(resp.status().as_u16(), 401 | 403),
+        WsError::Tls(_) => true,
+        WsError::Io(io) => tls_error(io).is_some(),
+        WsError::Protocol(ProtocolError::HttparseError(_)) | WsError::HttpFormat(_) => true,
+        _ => false,
+    }
+}
+
+/// The TLS error inside an I/O error of a TLS handshake.
+fn tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    io.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 /// The `Retry-After` of a refused upgrade, in seconds (capped at an hour).
@@ -120,8 +149,22 @@ pub(super) fn describe(e: WsError) -> String {
             403 => "the hub refused this token on /v1/ingest (403): not a device token".into(),
             s => format!("the hub answered HTTP {s} instead of upgrading"),
         },
-        WsError::Io(e) => e.to_string(),
+        WsError::Io(e) => match tls_error(&e) {
+            Some(rustls::Error::InvalidCertificate(c)) => format!(
+                "TLS: the hub's certificate is not trusted ({c:?}); give the client the hub's certificate (--ca-file, --ca), or check the host name"
+            ),
+            Some(t) => format!(
+                "TLS handshake failed: {t} (does the hub serve without TLS on this port? then use ws:// or http://)"
+            ),
+            None => e.to_string(),
+        },
         WsError::Tls(e) => format!("TLS: {e}"),
+        WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HttparseError(
+            _,
+        ))
+        | WsError::HttpFormat(_) => {
+            "the hub's answer is not HTTP (does it serve TLS on this port? then use wss:// or https://)".into()
+        }
         other => other.to_string(),
     }
 }

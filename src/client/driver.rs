@@ -73,9 +73,14 @@ pub(super) async fn drive(
                 let reason = failure.reason;
                 tracing::debug!(%reason, ?delay, "cannot connect");
                 shared.emit(ClientEvent::ConnectFailed {
-                    reason,
+                    reason: reason.clone(),
                     retry_in: delay,
                 });
+                if failure.permanent && cfg.give_up_when_permanent {
+                    tracing::debug!(%reason, "giving up: retrying cannot help");
+                    shared.emit(ClientEvent::GaveUp { reason });
+                    break;
+                }
                 delay
             }
         };

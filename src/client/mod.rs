@@ -131,6 +131,9 @@ pub struct ClientConfig {
     pub persist: Option<PersistConfig>,
     /// Events kept for a slow [`DeviceClient::subscribe`] receiver before it lags.
     pub event_capacity: usize,
+    /// Stop connecting after a refusal that retrying cannot cure (401/403, an untrusted
+    /// certificate, TLS on one side only): [`ClientEvent::GaveUp`]. Off: retry forever.
+    pub give_up_when_permanent: bool,
 }
 
 impl ClientConfig {
@@ -153,6 +156,7 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(90),
             persist: None,
             event_capacity: 64,
+            give_up_when_permanent: false,
         }
     }
 
@@ -234,6 +238,12 @@ pub enum ClientEvent {
     ConnectFailed {
         reason: String,
         retry_in: Duration,
+    },
+    /// A connection attempt failed in a way retrying cannot cure; with
+    /// [`ClientConfig::give_up_when_permanent`] the client stops connecting (its readings
+    /// stay unacked). Follows the attempt's `ConnectFailed`.
+    GaveUp {
+        reason: String,
     },
     /// The hub refused `readings` readings for good.
     Refused {

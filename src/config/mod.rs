@@ -10,12 +10,14 @@
 
 pub mod bridge;
 pub mod ingest;
+pub mod log;
 pub mod mqtt;
 pub mod server;
 pub mod storage;
 
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use ingest::{IngestSettings, LiveSettings};
+pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
 pub use server::{HttpSettings, LimitSettings, ServerSettings, TlsSettings};
 pub use storage::{
@@ -29,8 +31,9 @@ use std::path::Path;
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    /// `place` is the file or environment variable at fault, when known.
+    #[error("configuration: {place}{message}")]
+    Load { place: String, message: String },
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -52,19 +55,43 @@ pub struct Settings {
     pub mqtt: Option<MqttSettings>,
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
+    pub log: LogSettings,
 }
 
 /// Command-line values that override the file and the environment.
+impl ConfigError {
+    /// A loading error, naming the environment variable that set the key at fault, or
+    /// else the file.
+    fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
+        let message = e.to_string();
+        let var = message
+            .rsplit_once("for key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
+            .filter(|var| std::env::var_os(var).is_some());
+        let place = match (var, file) {
+            (Some(var), _) => format!("environment variable {var}: "),
+            (None, Some(f)) => format!("{}: ", f.display()),
+            (None, None) => String::new(),
+        };
+        ConfigError::Load { place, message }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub database_url: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// `--log-level`, `--log-format`.
+    pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl Settings {
     /// Loads defaults, then `file`, then `TELEHUB_*` variables, then `overrides`; validates.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let defaults = config::Config::try_from(&Settings::default())?;
+        let defaults =
+            config::Config::try_from(&Settings::default()).map_err(|e| ConfigError::at(e, None))?;
         let mut b = config::Config::builder().add_source(defaults);
         if let Some(f) = file {
             if !f.exists() {
@@ -84,12 +111,21 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(telehub_env())),
         );
-        let mut s: Settings = b.build()?.try_deserialize()?;
+        let mut s: Settings = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::at(e, file))?;
         if let Some(url) = &overrides.database_url {
             s.database.url = url.clone();
         }
         if let Some(l) = overrides.listen {
             s.server.listen = l;
+        }
+        if let Some(l) = &overrides.log_level {
+            s.log.level = l.clone();
+        }
+        if let Some(f) = overrides.log_format {
+            s.log.format = f;
         }
         s.validate()?;
         Ok(s)
@@ -108,6 +144,7 @@ impl Settings {
         self.server.validate()?;
         self.http.validate()?;
         self.retention.validate()?;
+        self.log.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }
@@ -208,7 +245,7 @@ mod tests {
         assert_eq!(s.ingest.max_clock_skew, Duration::from_secs(60));
         let o = Overrides {
             listen: Some("127.0.0.1:9001".parse().unwrap()),
-            database_url: None,
+            ..Overrides::default()
         };
         assert_eq!(
             Settings::load(Some(&f), &o).unwrap().server.listen.port(),
@@ -224,7 +261,7 @@ mod tests {
         assert!(Settings::load(Some(&f), &Overrides::default()).is_err());
         let o = Overrides {
             database_url: Some("mysql://x".into()),
-            listen: None,
+            ..Overrides::default()
         };
         assert!(
             Settings::load(None, &o)

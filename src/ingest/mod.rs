@@ -10,6 +10,7 @@
 //! May use: `domain`, `protocol`, `auth`, `config`, `storage` (the writer handle),
 //! `metrics`. Used by the transports.
 
+mod nack_log;
 pub mod rate;
 
 use crate::auth::DeviceRef;
@@ -22,6 +23,7 @@ use crate::protocol::ingest::{
 use crate::storage::writer::{WriteFailed, WriterHandle};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use nack_log::NackLog;
 use rate::DeviceRates;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +51,7 @@ pub struct Pipeline {
     writer: WriterHandle,
     metrics: Arc<Metrics>,
     rates: DeviceRates,
+    nacks: Arc<NackLog>,
     max_readings: usize,
     max_clock_skew: Duration,
 }
@@ -64,6 +67,7 @@ impl Pipeline {
             writer,
             metrics,
             rates: DeviceRates::new(limits),
+            nacks: Arc::default(),
             max_readings: ingest.max_readings_per_message,
             max_clock_skew: ingest.max_clock_skew,
         }
@@ -99,23 +103,31 @@ impl Pipeline {
     /// while its queue is full); the reply resolves once they are committed or refused.
     pub async fn accept(&self, from: Sender<'_>, text: &str) -> ReplyFuture {
         let checked = self.check(from, text);
-        self.store_checked(checked).await
+        self.store_checked(from, checked).await
     }
 
     /// [`Pipeline::accept`] for a message a transport parsed itself.
     pub async fn accept_parsed(&self, from: Sender<'_>, m: DeviceMessage) -> ReplyFuture {
         let checked = self.check_parsed(from, m);
-        self.store_checked(checked).await
+        self.store_checked(from, checked).await
     }
 
-    async fn store_checked(&self, checked: Result<Checked, Refusal>) -> ReplyFuture {
+    async fn store_checked(
+        &self,
+        from: Sender<'_>,
+        checked: Result<Checked, Refusal>,
+    ) -> ReplyFuture {
         let (id, rows) = match checked {
             Ok(ok) => ok,
-            Err(r) => return futures_util::future::ready(self.refuse(r)).boxed(),
+            Err(r) => {
+                self.nacks.record(from.device.name.as_str(), &r);
+                return futures_util::future::ready(self.refuse(r)).boxed();
+            }
         };
         let n = rows.len();
         let done = self.submit(rows).await;
         let metrics = self.metrics.clone();
+        let (nacks, device) = (self.nacks.clone(), from.device.name.clone());
         async move {
             let failed = match done.await {
                 Ok(Ok(stored)) => {
@@ -128,6 +140,7 @@ impl Pipeline {
             };
             let r = refusal_of(id, failed);
             metrics.nack(r.code);
+            nacks.record(device.as_str(), &r);
             Reply::refused(r)
         }
         .boxed()

@@ -31,6 +31,7 @@ struct DeviceOut {
     online: bool,
     last_seen: Option<Timestamp>,
     sensors: Vec<String>,
+    latest: std::collections::BTreeMap<String, crate::storage::Latest>,
 }
 
 async fn devices(
@@ -50,6 +51,7 @@ async fn devices(
                 name: d.name,
                 last_seen: d.last_seen,
                 sensors: d.sensors,
+                latest: d.latest,
             })
             .collect(),
     ))

@@ -108,6 +108,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.kind.as_str(), "detail": self.detail});
         let mut resp = (self.kind.status(), Json(body)).into_response();
+        resp.extensions_mut()
+            .insert(super::refusals::Refusal(self.detail));
         if self.kind == ErrorKind::Unavailable {
             resp.headers_mut().insert(
                 "retry-after",

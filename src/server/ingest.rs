@@ -55,12 +55,22 @@ pub async fn upgrade(
             .as_ref()
             .map(|c| c.0.peer.to_string())
             .unwrap_or_default();
-        let span = tracing::debug_span!("ingest", device = %principal_name(&principal), %peer);
-        let _ = tracing::Instrument::instrument(
+        let device = principal_name(&principal).to_owned();
+        tracing::info!(%device, %peer, "device connected");
+        let span = tracing::debug_span!("ingest", %device, %peer);
+        let closed = tracing::Instrument::instrument(
             DeviceSocket::new(hub, principal, session).run(socket),
             span,
         )
         .await;
+        match closed {
+            Some((code, reason)) => {
+                tracing::info!(%device, %peer, close_code = code, reason, "device disconnected")
+            }
+            None => {
+                tracing::info!(%device, %peer, reason = "connection lost", "device disconnected")
+            }
+        }
         gauge.dec();
     }))
 }
@@ -103,7 +113,9 @@ impl DeviceSocket {
         }
     }
 
-    async fn run(mut self, mut socket: WebSocket) {
+    /// Serves the socket until it closes: the close code and reason sent, or `None` when
+    /// the connection was lost without a close.
+    async fn run(mut self, mut socket: WebSocket) -> Option<(u16, &'static str)> {
         let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest);
         let max_inflight = self.hub.settings.ingest.max_inflight_messages;
         let shutdown = self.hub.shutdown.clone();
@@ -115,7 +127,7 @@ impl DeviceSocket {
                 _ = revoked.cancelled() => break (ws::POLICY, "token revoked"),
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
                     if self.write_replies(&mut socket, reply).await.is_err() {
-                        return;
+                        return None;
                     }
                     if self.rate_limited_run >= self.hub.settings.limits.abuse_close_after {
                         break (ws::POLICY, "rate limit exceeded persistently");
@@ -130,13 +142,13 @@ impl DeviceSocket {
                         Some(Ok(_)) => {}
                         Some(Err(e)) => match ws::close_code_for(e) {
                             Some(c) => break c,
-                            None => return,
+                            None => return None,
                         },
                     }
                 }
                 beat = heartbeat.next() => match beat {
                     Beat::Idle => break (ws::NORMAL, "idle timeout"),
-                    Beat::Ping => if socket.send(Message::Ping(Default::default())).await.is_err() { return },
+                    Beat::Ping => if socket.send(Message::Ping(Default::default())).await.is_err() { return None },
                 },
             }
         };
@@ -151,6 +163,7 @@ impl DeviceSocket {
         })
         .await;
         ws::close(&mut socket, code, reason).await;
+        Some((code, reason))
     }
 
     /// Writes `first` and every other reply already resolved, then flushes once.

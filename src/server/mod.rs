@@ -7,7 +7,8 @@
 //!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
-//!   heartbeats and close codes shared by both socket kinds.
+//!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
+//!   handshakes in the log.
 //!
 //! May use every layer below the transports (`ingest`, `live`, `sessions`, `storage`,
 //! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod limits;
 pub mod listener;
 pub mod live;
+mod refusals;
 pub mod ws;
 
 pub use error::ApiError;
@@ -64,6 +66,7 @@ pub fn router(state: Arc<HubState>) -> Router {
             axum::routing::get(ingest::upgrade).post(http_ingest::post),
         )
         .route("/v1/live", axum::routing::get(live::upgrade))
+        .route_layer(axum::middleware::from_fn(refusals::log_refused))
         .route("/api/v2/write", axum::routing::post(influx::write))
         .route("/write", axum::routing::post(influx::write))
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))

@@ -50,7 +50,7 @@ use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
 use crate::domain::{DeviceName, SensorName, Timestamp, Value};
 use db::Db;
-pub use registry::{DeviceRow, TokenRow};
+pub use registry::{DeviceRow, Latest, TokenRow};
 use serde::Serialize;
 pub use series::{SeriesCache, SeriesKey};
 use sqlx::{Postgres, Sqlite};
@@ -67,6 +67,9 @@ pub enum StorageError {
     UnknownTarget(String),
     #[error("cannot open database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
+    /// [`OpenMode::Existing`] on a SQLite file that is not there.
+    #[error("no database at {0} (create it with telehub migrate or serve)")]
+    Missing(String),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query that cannot be answered as asked (an aggregate the series' type lacks).
@@ -97,6 +100,7 @@ impl StorageError {
             | StorageError::NoSuchDevice(_)
             | StorageError::UnknownTarget(_)
             | StorageError::InvalidQuery(_)
+            | StorageError::Missing(_)
             | StorageError::Migrate(_) => false,
         }
     }
@@ -175,6 +179,15 @@ impl RangeQuery {
     }
 }
 
+/// Whether opening may create the database: only commands that write (`serve`,
+/// `migrate`, `device add`, `token add`) create one; read-only commands refuse a SQLite
+/// file that is not there rather than leave an empty one (and its folders) behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    Create,
+    Existing,
+}
+
 /// Storage, opened on one backend.
 #[derive(Clone)]
 pub enum Store {
@@ -185,8 +198,17 @@ pub enum Store {
 impl Store {
     /// Opens (creating a SQLite file and its folder when missing) and migrates.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        Self::open_with(settings, OpenMode::Create).await
+    }
+
+    /// Opens and migrates; with [`OpenMode::Existing`], a missing SQLite file is
+    /// [`StorageError::Missing`] and nothing is created.
+    pub async fn open_with(
+        settings: &DatabaseSettings,
+        mode: OpenMode,
+    ) -> Result<Self, StorageError> {
         let store = if settings.url.starts_with("sqlite:") {
-            Store::Sqlite(sqlite::open(settings).await?)
+            Store::Sqlite(sqlite::open(settings, mode).await?)
         } else {
             Store::Postgres(postgres::open(settings).await?)
         };

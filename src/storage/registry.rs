@@ -22,7 +22,29 @@ pub struct DeviceRow {
     pub last_seen: Option<Timestamp>,
     pub sensors: Vec<String>,
     pub gateway_for: Vec<String>,
+    /// Each sensor's newest stored reading, however old (contract §4).
+    pub latest: std::collections::BTreeMap<String, Latest>,
 }
+
+/// A series' newest stored reading. Its value type is the stored value's, in this one place.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latest {
+    pub ts: Timestamp,
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// A series and its newest reading (none yet, or its raw readings expired): `(device id,
+/// sensor, unit, ts, value)`.
+type SeriesColumns = (i64, String, Option<String>, Option<i64>, Option<f64>);
+
+/// Every series with its newest raw reading, in one statement (the correlated `max(ts)`
+/// is one index lookup per series on the `(series_id, ts)` key).
+const SERIES_LATEST: &str = "SELECT s.device_id, s.sensor, s.unit, r.ts, r.value FROM series s
+     LEFT JOIN readings r ON r.series_id = s.id
+      AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)
+     ORDER BY s.sensor";
 
 /// A viewer or admin token as listed by `token list` (the secret is never stored).
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +70,7 @@ where
     for<'r> &'r str: Encode<'r, DB> + Type<DB>,
     for<'r> &'r [u8]: Encode<'r, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> f64: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// A cheap round trip, for `/readyz`.
@@ -217,9 +240,7 @@ where
         )
         .fetch_all(&self.read)
         .await?;
-        let sensors = sqlx::query_as("SELECT device_id, sensor FROM series ORDER BY sensor")
-            .fetch_all(&self.read)
-            .await?;
+        let sensors = sqlx::query_as(SERIES_LATEST).fetch_all(&self.read).await?;
         let targets = sqlx::query_as(
             "SELECT g.gateway_id, d.name FROM gateway_targets g
              JOIN devices d ON d.id = g.device_id ORDER BY d.name",
@@ -344,7 +365,7 @@ type DeviceColumns = (i64, String, i64, Option<i64>, Option<i64>);
 /// target name)`.
 fn assemble_devices(
     devices: Vec<DeviceColumns>,
-    sensors: Vec<(i64, String)>,
+    sensors: Vec<SeriesColumns>,
     targets: Vec<(i64, String)>,
 ) -> Vec<DeviceRow> {
     let mut by_id: std::collections::HashMap<i64, DeviceRow> = std::collections::HashMap::new();
@@ -359,11 +380,16 @@ fn assemble_devices(
                 last_seen: last_seen.map(Timestamp::from_micros),
                 sensors: Vec::new(),
                 gateway_for: Vec::new(),
+                latest: Default::default(),
             },
         );
     }
-    for (id, sensor) in sensors {
+    for (id, sensor, unit, ts, value) in sensors {
         if let Some(d) = by_id.get_mut(&id) {
+            if let (Some(ts), Some(value)) = (ts, value) {
+                let ts = Timestamp::from_micros(ts);
+                d.latest.insert(sensor.clone(), Latest { ts, value, unit });
+            }
             d.sensors.push(sensor);
         }
     }

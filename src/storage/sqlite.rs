@@ -11,7 +11,7 @@ use super::db::{Db, DbQuery, Dialect, UPSERT_SERIES};
 use super::rollup::{self, Level, RollupRow};
 use super::series::SeriesKey;
 use super::stats::DiskPart;
-use super::{RowValues, StorageError};
+use super::{OpenMode, RowValues, StorageError};
 use crate::config::{DatabaseSettings, SqliteSync};
 use sqlx::query::Query;
 use sqlx::sqlite::{
@@ -28,16 +28,16 @@ const READ_ROW_BUFFER: usize = 4096;
 /// four distinct statements are ever prepared.
 const CHUNKS: [usize; 4] = [512, 64, 8, 1];
 
-/// Opens (creating the file and its folder when missing) with one write connection and
-/// a read pool of `max_connections`.
-pub async fn open(s: &DatabaseSettings) -> Result<Db<Sqlite>, StorageError> {
+/// Opens with one write connection and a read pool of `max_connections`; with
+/// [`OpenMode::Create`] the file and its folder are created when missing.
+pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, StorageError> {
     let open_err = |source| StorageError::Open {
         url: s.url.clone(),
         source,
     };
     let opts = SqliteConnectOptions::from_str(&s.url)
         .map_err(open_err)?
-        .create_if_missing(true)
+        .create_if_missing(mode == OpenMode::Create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(match s.sqlite_synchronous {
             SqliteSync::Full => SqliteSynchronous::Full,
@@ -46,10 +46,14 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db<Sqlite>, StorageError> {
         .busy_timeout(s.busy_timeout)
         .foreign_keys(true)
         .pragma("cache_size", "-16000");
-    if let Some(dir) = opts
-        .get_filename()
+    let file = opts.get_filename();
+    let in_memory = file.as_os_str().is_empty() || file.to_str() == Some(":memory:");
+    if mode == OpenMode::Existing && !in_memory && !file.exists() {
+        return Err(StorageError::Missing(file.display().to_string()));
+    }
+    if let Some(dir) = file
         .parent()
-        .filter(|d| !d.as_os_str().is_empty())
+        .filter(|d| !d.as_os_str().is_empty() && mode == OpenMode::Create)
     {
         std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
     }

@@ -133,10 +133,10 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let csv = stdout(&out);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "device,sensor,ts,value");
+    assert_eq!(lines[0], "device,sensor,ts,value,unit");
     assert_eq!(lines.len(), 91);
     let ts0 = telehub::domain::Timestamp::from_unix_seconds(t0).unwrap();
-    assert_eq!(lines[1], format!("boiler-1,temperature,{ts0},0"));
+    assert_eq!(lines[1], format!("boiler-1,temperature,{ts0},0,"));
 
     let out = telehub(
         &db,
@@ -152,7 +152,7 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
     assert_eq!(rows.len(), 3, "{rows:?}"); // humidity: 1 bucket; temperature: 2
     assert_eq!(
         rows[0],
-        json!({"device": "boiler-1", "sensor": "humidity", "ts": ts0.to_rfc3339(), "value": 50.0, "count": 1})
+        json!({"device": "boiler-1", "sensor": "humidity", "ts": ts0.to_rfc3339(), "value": 50.0, "count": 1, "unit": null})
     );
     assert_eq!(rows[2]["value"], 89.0);
     assert_eq!(rows[2]["count"], 30);
@@ -184,7 +184,7 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "no rows is still success");
-    assert_eq!(stdout(&out), "device,sensor,ts,value\n");
+    assert_eq!(stdout(&out), "device,sensor,ts,value,unit\n");
 
     for (args, code) in [
         (

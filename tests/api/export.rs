@@ -105,10 +105,10 @@ async fn export_streams_two_million_rows_in_constant_memory(b: Backend) {
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len() as i64, n + 1);
-    assert_eq!(lines[0], "device,sensor,ts,value");
-    assert_eq!(lines[1], format!("d1,t,{from},0"));
+    assert_eq!(lines[0], "device,sensor,ts,value,unit");
+    assert_eq!(lines[1], format!("d1,t,{from},0,"));
     let last = Timestamp::from_micros(t0 + (n - 1) * 1_000);
-    assert_eq!(lines[n as usize], format!("d1,t,{last},{}", n - 1));
+    assert_eq!(lines[n as usize], format!("d1,t,{last},{},", n - 1));
     drop(text);
 
     let to = Timestamp::from_micros(t0 + 3_000).to_rfc3339();
@@ -135,10 +135,19 @@ async fn export_streams_two_million_rows_in_constant_memory(b: Backend) {
     assert_eq!(rows.len(), 3);
     assert_eq!(
         rows[2],
-        serde_json::json!({"device": "d1", "sensor": "t", "ts": Timestamp::from_micros(t0 + 2_000).to_rfc3339(), "value": 2.0})
+        serde_json::json!({"device": "d1", "sensor": "t", "ts": Timestamp::from_micros(t0 + 2_000).to_rfc3339(), "value": 2.0, "unit": null})
     );
-    let (code, err, _) = run_measured(&["export", "--device", "d1", "--from", "-1h"], &file);
-    assert_eq!(code, 2, "--to is required: {err}");
+    let args = [
+        "export",
+        "--device",
+        "d1",
+        "--from",
+        "-1h",
+        "--database-url",
+        &db,
+    ];
+    let (code, err, _) = run_measured(&args, &file);
+    assert_eq!(code, 0, "--to defaults to now, as in query: {err}");
 }
 both_backends!(export_streams_two_million_rows_in_constant_memory);
 

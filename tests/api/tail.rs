@@ -6,7 +6,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-fn tail(server: &str, token: &str, patterns: &[&str]) -> Child {
+pub fn tail(server: &str, token: &str, patterns: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_telehub"))
         .arg("tail")
         .args(patterns)

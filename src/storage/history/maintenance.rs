@@ -48,7 +48,10 @@ impl Store {
         let (complete, [minute, hour]) = dispatch!(self, db => db.rollup_state().await)?;
         match (enabled, complete) {
             (true, false) => {
-                tracing::info!("rebuilding rollups from raw readings (once)…");
+                // A fresh database has nothing to rebuild: no word about it then.
+                if dispatch!(self, db => db.has_series().await)? {
+                    tracing::info!("rebuilding rollups from raw readings (once)…");
+                }
                 let started = std::time::Instant::now();
                 dispatch!(self, db => db.rebuild_rollups(i64::MIN).await)?;
                 tracing::info!(took = ?started.elapsed(), "rollups rebuilt");
@@ -95,6 +98,14 @@ where
     for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// Whether any series exists (a fresh database has none).
+    pub async fn has_series(&self) -> Result<bool, sqlx::Error> {
+        let any: Option<i64> = sqlx::query_scalar("SELECT id FROM series LIMIT 1")
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(any.is_some())
+    }
+
     pub async fn rebuild_rollups(&self, from: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.write.begin().await?;
         let horizon: i64 = sqlx::query_scalar("SELECT raw_horizon FROM rollup_state")

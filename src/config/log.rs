@@ -1,0 +1,76 @@
+//! `[log]`: how much the hub logs and in which format. The `telehub` binary reads it
+//! (after the file, `TELEHUB_LOG__LEVEL` / `TELEHUB_LOG__FORMAT` and `--log-level` /
+//! `--log-format`) before anything else is logged; `RUST_LOG`, when set, replaces `level`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `error`, `warn`, `info`, `debug` or `trace` for telehub's own events (other crates
+    /// log at `warn`), or a full filter such as `telehub=debug,sqlx=info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// One event per line: human-readable text, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+
+impl LogSettings {
+    /// The filter directive `level` stands for: a bare level applies to telehub, the rest
+    /// logs warnings; anything with `=` or `,` is used as it is.
+    pub fn directive(&self) -> String {
+        let level = self.level.trim();
+        if level.contains('=') || level.contains(',') {
+            level.to_owned()
+        } else {
+            format!("telehub={level},firmware_sim={level},warn")
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let level = self.level.trim();
+        if level.contains('=') || level.contains(',') {
+            return Ok(());
+        }
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "log.level: {level:?} is not one of {} (or a filter such as telehub=debug)",
+                LEVELS.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_level_applies_to_telehub_and_a_filter_is_kept() {
+        let mut s = LogSettings::default();
+        assert_eq!(s.directive(), "telehub=info,firmware_sim=info,warn");
+        s.level = "sqlx=info,telehub=debug".into();
+        assert_eq!(s.directive(), "sqlx=info,telehub=debug");
+        s.level = "loud".into();
+        assert!(s.validate().unwrap_err().contains("log.level"));
+    }
+}

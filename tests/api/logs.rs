@@ -1,0 +1,124 @@
+//! The hub's log (issue 13): a device connecting, being refused, nacked and
+//! disconnecting each leave a line, in text and in JSON, never with colour escapes when
+//! stderr is a file; `shutting down…` is a log line like the others.
+
+use crate::helpers::*;
+use crate::procs::{HubProcess, telehub_cli};
+use serde_json::json;
+use std::time::Duration;
+
+/// Connects `d1` (sends one bad message, then closes), and tries a wrong token; returns
+/// the log once every expected event is in it.
+async fn device_events(hub: &HubProcess, db: &str) -> String {
+    let out = telehub_cli(db, &["device", "add", "d1"]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let url = format!("ws://{}/v1/ingest", hub.addr);
+    assert_eq!(refused_status(connect(&url, Some("th_wrong")).await), 401);
+    let mut ws = connect(&url, Some(&token)).await.unwrap();
+    send_json(
+        &mut ws,
+        &json!({"id": 1, "readings": [{"sensor": "t", "value": null}]}),
+    )
+    .await;
+    assert!(next_json(&mut ws).await.get("nack").is_some());
+    ws.close(None).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "connect, refusal, nack and disconnect in the hub's log",
+        || async { hub.logs() },
+        |log| {
+            [
+                "device connected",
+                "handshake refused",
+                "message nacked",
+                "device disconnected",
+            ]
+            .iter()
+            .all(|e| log.contains(e))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn device_events_are_logged_as_text_without_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
+    let log = device_events(&hub, &db).await;
+    let line = |what: &str| log.lines().find(|l| l.contains(what)).unwrap().to_owned();
+    assert!(line("device connected").contains("device=d1"), "{log}");
+    assert!(
+        line("device disconnected").contains("close_code=1000"),
+        "{log}"
+    );
+    let refused = line("handshake refused");
+    assert!(
+        refused.contains("WARN") && refused.contains("status=401"),
+        "{log}"
+    );
+    assert!(refused.contains("unknown or revoked token"), "{log}");
+    assert!(line("message nacked").contains("invalid_reading"), "{log}");
+    assert!(hub.terminate().await.success());
+    let log = hub.logs();
+    assert!(line_has(&log, "shutting down", "INFO"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape bytes in a log file: {log:?}"
+    );
+}
+
+fn line_has(log: &str, what: &str, also: &str) -> bool {
+    log.lines().any(|l| l.contains(what) && l.contains(also))
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let extra = ["--log-format", "json"];
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &extra).await;
+    device_events(&hub, &db).await;
+    assert!(hub.terminate().await.success());
+    let log = hub.logs();
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let find = |m: &str| {
+        events
+            .iter()
+            .find(|e| e["message"] == m)
+            .unwrap_or_else(|| panic!("no {m:?} in {log}"))
+    };
+    assert_eq!(find("device connected")["device"], "d1");
+    assert_eq!(find("device disconnected")["close_code"], 1000);
+    assert_eq!(find("handshake refused")["status"], 401);
+    assert_eq!(find("message nacked")["error"], "invalid_reading");
+    assert!(events.iter().any(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shutting down"))
+    }));
+}
+
+#[tokio::test]
+async fn log_level_warn_leaves_out_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let extra = ["--log-level", "warn"];
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &extra).await;
+    let url = format!("ws://{}/v1/ingest", hub.addr);
+    assert_eq!(refused_status(connect(&url, None).await), 401);
+    eventually(
+        Duration::from_secs(10),
+        "the refusal in the log",
+        || async { hub.logs() },
+        |log| log.contains("handshake refused"),
+    )
+    .await;
+    assert!(hub.terminate().await.success());
+    assert!(!hub.logs().contains("INFO"), "{}", hub.logs());
+}
