@@ -15,7 +15,7 @@ pub mod server;
 pub mod storage;
 
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
-pub use ingest::{IngestSettings, LiveSettings};
+pub use ingest::{HistorySettings, IngestSettings, LiveSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
 pub use server::{HttpSettings, LimitSettings, ServerSettings, TlsSettings};
 pub use storage::{
