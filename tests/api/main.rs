@@ -19,6 +19,7 @@ mod http;
 mod ingest;
 mod limits;
 mod live;
+mod live_resume;
 mod mqtt;
 mod retention;
 mod shutdown;

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-fn tail(server: &str, token: &str, patterns: &[&str]) -> Child {
+pub(crate) fn tail(server: &str, token: &str, patterns: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_telehub"))
         .arg("tail")
         .args(patterns)
@@ -20,7 +20,7 @@ fn tail(server: &str, token: &str, patterns: &[&str]) -> Child {
 }
 
 /// The next stdout line that contains `needle`, within [`WAIT`].
-async fn line_with(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> String {
+pub(crate) async fn line_with(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> String {
     tokio::time::timeout(WAIT, async {
         loop {
             let line = lines
