@@ -77,6 +77,9 @@ class Hub {
  * checks the token), then opens the socket and subscribes to everything. When it
  * drops, it waits a random time up to min(30 s, 1 s · 2^attempt) — exponential
  * backoff with full jitter — so a restarted hub is not hit by every dashboard at once.
+ * A reconnect resumes from the last position seen (`epoch` and `offset` of the last
+ * readings frame): the hub replays what was missed, and the charts are reloaded from
+ * storage only when it answers `resumed: false` (it restarted, or the gap is too old).
  */
 class Live {
   constructor(hub, view) {
@@ -85,6 +88,7 @@ class Live {
     this.ws = null;
     this.attempt = 0;
     this.opened = false;
+    this.position = null; // {epoch, offset} of the last readings seen
     this.timer = null;
     this.countdown = null;
     $('#conn').addEventListener('click', () => {
@@ -120,11 +124,13 @@ class Live {
     let open = false;
     ws.onopen = () => {
       open = true;
-      ws.send(JSON.stringify({ subscribe: ['*'] }));
+      const subscribe = { subscribe: ['*'] };
+      if (this.position) subscribe.resume = this.position;
+      ws.send(JSON.stringify(subscribe));
       this.attempt = 0;
       this.setState('live', 'live');
-      // Readings sent while we were away are in storage: refill the charts.
-      if (this.opened) this.view.reloadCharts();
+      // Nothing to resume from: what was sent while we were away is in storage.
+      if (this.opened && !this.position) this.view.reloadCharts();
       this.opened = true;
     };
     ws.onmessage = (ev) => {
@@ -134,8 +140,14 @@ class Live {
       } catch {
         return;
       }
-      if (Array.isArray(m.readings)) this.view.readings(m.readings);
-      else if (m.status) this.view.status(m.status);
+      if (Array.isArray(m.readings)) {
+        this.view.readings(m.readings);
+        if (typeof m.offset === 'number') this.position = { epoch: m.epoch, offset: m.offset };
+      } else if (m.resumed === false) {
+        // The hub could not replay the gap: refill the charts from storage, go on live.
+        this.position = { epoch: m.epoch, offset: m.offset };
+        this.view.reloadCharts();
+      } else if (m.status) this.view.status(m.status);
       else if (typeof m.lagged === 'number') this.view.lagged(m.lagged);
       else if (m.error) this.setState('live', 'live', `the hub refused a command: ${m.detail}`);
     };

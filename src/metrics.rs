@@ -27,6 +27,14 @@ pub struct Metrics {
     pub write_queue_depth: Gauge,
     pub live_delivered: Counter,
     pub live_dropped: Counter,
+    /// The live history (§3): readings held, bytes held, oldest offset held.
+    pub live_history_readings: Gauge,
+    pub live_history_bytes: Gauge,
+    pub live_history_oldest_offset: Gauge,
+    /// Dashboard clients that had not read everything appended before the last append.
+    pub live_clients_behind: Gauge,
+    pub live_resumes_ok: Counter,
+    pub live_resumes_failed: Counter,
     pub connections_refused: Family<Labels, Counter>,
     pub retention_deleted: Family<Labels, Counter>,
     pub retention_passes: Counter,
@@ -158,14 +166,50 @@ impl Metrics {
         let live_delivered = Counter::default();
         registry.register(
             "live_delivered",
-            "Readings queued to dashboard clients",
+            "Readings written to dashboard clients",
             live_delivered.clone(),
         );
         let live_dropped = Counter::default();
         registry.register(
             "live_dropped",
-            "Readings dropped for slow dashboard clients",
+            "Readings lost by dashboard clients that fell out of the live history",
             live_dropped.clone(),
+        );
+        let live_history_readings = Gauge::default();
+        registry.register(
+            "live_history_readings",
+            "Readings held in the live history",
+            live_history_readings.clone(),
+        );
+        let live_history_bytes = Gauge::default();
+        registry.register(
+            "live_history_bytes",
+            "Bytes held by the live history (approximately)",
+            live_history_bytes.clone(),
+        );
+        let live_history_oldest_offset = Gauge::default();
+        registry.register(
+            "live_history_oldest_offset",
+            "Offset of the oldest reading in the live history",
+            live_history_oldest_offset.clone(),
+        );
+        let live_clients_behind = Gauge::default();
+        registry.register(
+            "live_clients_behind",
+            "Dashboard clients still reading older parts of the live history",
+            live_clients_behind.clone(),
+        );
+        let live_resumes_ok = Counter::default();
+        registry.register(
+            "live_resumes_ok",
+            "Live subscriptions resumed from the history",
+            live_resumes_ok.clone(),
+        );
+        let live_resumes_failed = Counter::default();
+        registry.register(
+            "live_resumes_failed",
+            "Live resumes refused (another epoch, or older than the history)",
+            live_resumes_failed.clone(),
         );
         let connections_refused = Family::<Labels, Counter>::default();
         registry.register(
@@ -200,6 +244,12 @@ impl Metrics {
             write_queue_depth,
             live_delivered,
             live_dropped,
+            live_history_readings,
+            live_history_bytes,
+            live_history_oldest_offset,
+            live_clients_behind,
+            live_resumes_ok,
+            live_resumes_failed,
             connections_refused,
             retention_deleted,
             retention_passes,

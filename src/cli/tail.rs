@@ -3,6 +3,10 @@
 //! with exponential backoff and full jitter, never sooner than the hub's `Retry-After`;
 //! exits 0 on Ctrl-C (or SIGTERM), and 1 with a one-line hint on what retrying cannot
 //! cure: a refused token (401/403), an untrusted certificate, TLS on one side only.
+//!
+//! Gapless across reconnects: it remembers the `epoch` and `offset` of the last readings
+//! frame and subscribes again with `resume`; when it stops it prints that position on
+//! stderr, and `--resume EPOCH:OFFSET` starts from it.
 
 use super::UsageError;
 use crate::protocol::live::Pattern;
@@ -33,6 +37,37 @@ pub struct TailArgs {
     /// default: the public web roots.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Start after this position (printed on stderr when tail stops): every matching
+    /// reading committed since, if the hub still holds it in its live history.
+    #[arg(long, value_name = "EPOCH:OFFSET", value_parser = Position::parse)]
+    resume: Option<Position>,
+}
+
+/// A position in the live feed: `EPOCH:OFFSET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    epoch: String,
+    offset: u64,
+}
+
+impl Position {
+    fn parse(s: &str) -> Result<Self, String> {
+        s.rsplit_once(':')
+            .and_then(|(e, o)| {
+                let offset = o.parse().ok()?;
+                (!e.is_empty()).then(|| Position {
+                    epoch: e.to_owned(),
+                    offset,
+                })
+            })
+            .ok_or_else(|| format!("{s:?}: expected EPOCH:OFFSET, as tail printed when it stopped"))
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.epoch, self.offset)
+    }
 }
 
 /// First reconnect delay bound; doubles per failed attempt up to [`BACKOFF_MAX`].
@@ -53,17 +88,21 @@ pub async fn run(args: &TailArgs) -> anyhow::Result<()> {
         Pattern::parse(p).map_err(|e| UsageError(format!("pattern {e}")))?;
     }
     let connector = connector(&url, args.ca.as_deref())?;
-    let subscribe = serde_json::json!({ "subscribe": patterns }).to_string();
     let feed = Feed {
         url,
         token: args.token.clone(),
         connector,
-        subscribe,
+        patterns,
+        position: std::sync::Mutex::new(args.resume.clone()),
     };
-    tokio::select! {
+    let r = tokio::select! {
         r = feed.follow() => r,
         _ = super::shutdown_signal() => Ok(()),
+    };
+    if let Some(p) = feed.position.lock().expect("not poisoned").as_ref() {
+        eprintln!("tail: stopped at {p}; continue from there with --resume {p}");
     }
+    r
 }
 
 /// `http(s)://` or `ws(s)://` base address → the `/v1/live` WebSocket URL.
@@ -118,7 +157,9 @@ struct Feed {
     url: String,
     token: String,
     connector: Option<tokio_tungstenite::Connector>,
-    subscribe: String,
+    patterns: Vec<String>,
+    /// The last position seen (or given with `--resume`): where a reconnect resumes.
+    position: std::sync::Mutex<Option<Position>>,
 }
 
 /// How one connection ended.
@@ -200,9 +241,18 @@ impl Feed {
         req
     }
 
-    /// Subscribes, then prints every frame until the connection ends.
+    /// `{"subscribe": [...]}`, with `resume` from the last position seen.
+    fn subscribe(&self) -> String {
+        let mut msg = serde_json::json!({ "subscribe": self.patterns });
+        if let Some(p) = self.position.lock().expect("not poisoned").as_ref() {
+            msg["resume"] = serde_json::json!({"epoch": p.epoch, "offset": p.offset});
+        }
+        msg.to_string()
+    }
+
+    /// Subscribes (resuming), then prints every frame until the connection ends.
     async fn print_frames(&self, mut ws: Ws) -> End {
-        if let Err(e) = ws.send(Message::Text(self.subscribe.clone().into())).await {
+        if let Err(e) = ws.send(Message::Text(self.subscribe().into())).await {
             return End::Retry(format!("connection lost: {e}"));
         }
         loop {
@@ -220,10 +270,12 @@ impl Feed {
             let printed = match msg {
                 Message::Text(text) => print_frame(&mut std::io::stdout().lock(), text.as_str()),
                 Message::Close(frame) => return closed(frame),
-                _ => Ok(()),
+                _ => Ok(None),
             };
-            if printed.is_err() {
-                return End::OutputClosed;
+            match printed {
+                Err(_) => return End::OutputClosed,
+                Ok(Some(p)) => *self.position.lock().expect("not poisoned") = Some(p),
+                Ok(None) => {}
             }
         }
     }
@@ -274,10 +326,26 @@ fn backoff(attempt: u32) -> Duration {
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 enum LiveFrame {
-    Readings { readings: Vec<LiveReading> },
-    Status { status: DeviceStatus },
-    Lagged { lagged: u64 },
-    Error { error: String, detail: String },
+    Readings {
+        readings: Vec<LiveReading>,
+        epoch: Option<String>,
+        offset: Option<u64>,
+    },
+    Resumed {
+        resumed: bool,
+        epoch: Option<String>,
+        offset: Option<u64>,
+    },
+    Status {
+        status: DeviceStatus,
+    },
+    Lagged {
+        lagged: u64,
+    },
+    Error {
+        error: String,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -296,14 +364,33 @@ struct DeviceStatus {
     ts: String,
 }
 
-/// Prints one frame: readings and status on `out`, notices on stderr. Fails only when
-/// `out` cannot be written.
-fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+/// Prints one frame: readings and status on `out`, notices on stderr; returns the new
+/// position when the frame gives one. Fails only when `out` cannot be written.
+fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<Option<Position>> {
+    let position = |epoch: Option<String>, offset: Option<u64>| {
+        Some(Position {
+            epoch: epoch?,
+            offset: offset?,
+        })
+    };
+    let mut seen = None;
     match serde_json::from_str::<LiveFrame>(text) {
-        Ok(LiveFrame::Readings { readings }) => {
+        Ok(LiveFrame::Readings {
+            readings,
+            epoch,
+            offset,
+        }) => {
             for r in &readings {
                 writeln!(out, "{}", reading_line(r))?;
             }
+            seen = position(epoch, offset);
+        }
+        Ok(LiveFrame::Resumed { resumed: true, .. }) => {}
+        Ok(LiveFrame::Resumed { epoch, offset, .. }) => {
+            eprintln!(
+                "tail: the hub could not resume (it restarted, or the gap is older than its live history); readings committed meanwhile are not shown; continuing live"
+            );
+            seen = position(epoch, offset);
         }
         Ok(LiveFrame::Status { status: s }) => {
             let state = if s.online { "online" } else { "offline" };
@@ -317,7 +404,8 @@ fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<()> {
         Ok(LiveFrame::Error { error, detail }) => eprintln!("tail: the hub says {error}: {detail}"),
         Err(_) => eprintln!("tail: ignoring an unexpected frame from the hub"),
     }
-    out.flush()
+    out.flush()?;
+    Ok(seen)
 }
 
 /// `2026-11-21T10:00:00.250000Z boiler-1/temperature 21.5 Cel`; a boolean prints as
@@ -376,6 +464,22 @@ mod tests {
              2026-11-21T10:00:01.000000Z b/h 40\n\
              2026-11-21T10:00:02.000000Z boiler-1 offline\n"
         );
+    }
+
+    #[test]
+    fn readings_frames_and_failed_resumes_give_the_position() {
+        let mut out = Vec::new();
+        let frame = r#"{"readings":[{"device":"b","sensor":"h","ts":"t","value":1}],"epoch":"e1","offset":42}"#;
+        let p = print_frame(&mut out, frame).unwrap().unwrap();
+        assert_eq!(p.to_string(), "e1:42");
+        assert_eq!(Position::parse("e1:42"), Ok(p));
+        let not = r#"{"resumed":false,"epoch":"e2","offset":7}"#;
+        assert_eq!(
+            print_frame(&mut out, not).unwrap().unwrap().to_string(),
+            "e2:7"
+        );
+        assert_eq!(print_frame(&mut out, r#"{"resumed":true}"#).unwrap(), None);
+        assert!(Position::parse("42").is_err() && Position::parse("e:x").is_err());
     }
 
     #[test]

@@ -25,9 +25,12 @@ pub struct IngestSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveSettings {
-    /// Frames queued for one dashboard client at most; beyond it readings are dropped and counted.
+    /// Readings one dashboard socket takes from the history per write at most.
     pub client_queue: usize,
-    /// A client whose queue stays full this long is closed with 1008 "too slow".
+    /// The hub-wide history of committed readings every client reads from (and resumes
+    /// from): a client that falls out of it is told `lagged`.
+    pub history: HistorySettings,
+    /// A client whose socket does not take a write for this long is closed with 1008 "too slow".
     #[serde(with = "humantime_serde")]
     pub stuck_timeout: Duration,
     pub max_patterns: usize,
@@ -40,6 +43,24 @@ pub struct LiveSettings {
     /// out the rest and sends everything queued meanwhile in one go: under load each
     /// frame carries more readings; an idle socket, or a lone one, writes at once.
     pub max_frames_per_second: u32,
+}
+
+/// `[live.history]`: bounded in readings and in age, whichever is reached first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    pub readings: usize,
+    #[serde(with = "humantime_serde")]
+    pub age: Duration,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            readings: 1_000_000,
+            age: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for IngestSettings {
@@ -61,6 +82,7 @@ impl Default for LiveSettings {
     fn default() -> Self {
         Self {
             client_queue: 1024,
+            history: HistorySettings::default(),
             stuck_timeout: Duration::from_secs(10),
             max_patterns: 256,
             max_readings_per_frame: 500,
@@ -99,6 +121,12 @@ impl LiveSettings {
             return Err(
                 "live.client_queue, live.max_patterns, live.max_readings_per_frame and live.max_frames_per_second must be ≥ 1".into(),
             );
+        }
+        if self.history.readings == 0 || self.history.age.is_zero() {
+            return Err("live.history.readings and live.history.age must be > 0".into());
+        }
+        if self.history.readings > 100_000_000 {
+            return Err("live.history.readings is at most 100,000,000".into());
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub mod server;
 pub mod storage;
 
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
-pub use ingest::{IngestSettings, LiveSettings};
+pub use ingest::{HistorySettings, IngestSettings, LiveSettings};
 pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
 pub use server::{HttpSettings, LimitSettings, ServerSettings, TlsSettings};

@@ -1,38 +1,47 @@
 //! The live feed (contract §3): stored readings and device status fanned out to
-//! dashboard sockets.
+//! dashboard sockets, with offsets and resume.
 //!
-//! Readings are broadcast **after commit**: the storage writer publishes what each
+//! Readings are recorded **after commit**: the storage writer publishes what each
 //! transaction newly stored, so a refused or duplicate reading is never shown.
 //!
-//! Owner: the fan-out task ([`LiveHub::start`]) receives committed batches and status
-//! events (broadcast channels from the writer and the session registry), serializes
-//! each reading once, and pushes the shared bytes into every matching client's bounded
-//! [`queue::ClientQueue`] without ever waiting. Each client's socket task (in the
-//! transport, `server::live`) drains its queue into frames ([`crate::protocol::live::frames`]). A slow client only loses its own readings (counted,
-//! then reported as `lagged`); one stuck past `stuck_timeout` is closed with 1008.
+//! Owner: the fan-out task ([`LiveHub::start`]) receives committed batches and appends
+//! them to the one hub-wide [`history::History`] (each reading gets the next offset;
+//! nothing is copied per client), evicting beyond `live.history`. Each client is a
+//! [`history::Cursor`] into it: its socket task (in the transport, `server::live`) reads
+//! the readings matching its patterns when the socket can take them, serialized once and
+//! shared. A slow client is served from the history while it is within it and told
+//! `lagged` (the exact count of matching readings it lost) only when an eviction passes
+//! its cursor; one stuck past `stuck_timeout` is closed with 1008. Status events go to
+//! each matching client's small [`queue::ClientQueue`].
 //!
 //! Other hubs of a cluster (see [`crate::mqtt`]) feed what *they* committed through
-//! [`LiveHub::deliver_remote`] and [`LiveHub::deliver_remote_status`]: the same
-//! serialization and matching, so a dashboard cannot tell a remote reading from a local one.
+//! [`LiveHub::deliver_remote`] and [`LiveHub::deliver_remote_status`]: the same history
+//! (remote readings get offsets here too), so a dashboard cannot tell a remote reading
+//! from a local one. Offsets are this hub's own: resume works on the same hub only.
 //!
 //! Channels: receives [`CommittedBatch`]es (sender: the storage writer) and
 //! [`StatusEvent`]s (sender: the session registry); either closing ends the task.
+//! Clients are woken by the history's `appended` watch and their queue's notify.
 //!
 //! May use: `domain`, `protocol`, `config`, `metrics`. No transport: no axum here.
 
+pub mod history;
 pub mod queue;
 
 use crate::config::LiveSettings;
 use crate::domain::{CommittedBatch, StatusEvent};
 use crate::metrics::Metrics;
-use crate::protocol::live::{Pattern, reading_object, status_frame};
+use crate::protocol::live::{Pattern, status_frame};
 use bytes::Bytes;
+use history::{Cursor, History, Read, Resume};
 use parking_lot::Mutex;
-use queue::{ClientQueue, Item};
+use queue::ClientQueue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -41,20 +50,26 @@ struct Registry {
     clients: HashMap<u64, Client>,
 }
 
+/// What the fan-out needs of a client: its patterns (status events, and counting what an
+/// eviction makes it lose), its cursor and its status queue.
 struct Client {
     patterns: Vec<Pattern>,
+    cursor: Arc<Cursor>,
     queue: Arc<ClientQueue>,
 }
 
-/// The fan-out's shared registry of dashboard clients.
+/// The fan-out's shared registry of dashboard clients, and the history they read.
 #[derive(Clone)]
 pub struct LiveHub {
     registry: Arc<Mutex<Registry>>,
+    history: Arc<History>,
     /// Clients registered now (read by every socket writer, so kept outside the lock).
     count: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
-    client_queue: usize,
 }
+
+/// How often the history is trimmed to its age bound when nothing is committed.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 impl LiveHub {
     /// Starts the fan-out task; it ends at `shutdown` or when the writer is gone.
@@ -65,21 +80,22 @@ impl LiveHub {
         mut status: broadcast::Receiver<StatusEvent>,
         shutdown: CancellationToken,
     ) -> Self {
+        let history = History::new(settings.history.readings, settings.history.age);
         let hub = LiveHub {
             registry: Arc::default(),
+            history: Arc::new(history),
             count: Arc::default(),
-            metrics: metrics.clone(),
-            client_queue: settings.client_queue,
+            metrics,
         };
-        let registry = hub.registry.clone();
+        let fan_out = hub.clone();
         tokio::spawn(async move {
+            let mut trim = tokio::time::interval(TRIM_EVERY);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     r = committed.recv() => match r {
                         Ok(batch) => {
-                            // Take every batch already waiting too: one push per client
-                            // for all of them (batches pile up only when we fall behind).
+                            // Take every batch already waiting too: one append for all.
                             let mut batches = vec![batch];
                             while batches.len() < MAX_MERGED_BATCHES {
                                 match committed.try_recv() {
@@ -87,28 +103,58 @@ impl LiveHub {
                                     Err(_) => break,
                                 }
                             }
-                            fan_out(&registry, &metrics, &batches);
+                            fan_out.append(&batches);
                         }
                         Err(RecvError::Lagged(n)) => {
+                            // Lost before they got offsets: every client is told (in
+                            // batches, not readings; with a history this rarely happens).
                             tracing::warn!(batches = n, "live fan-out fell behind the writer");
-                            for c in registry.lock().clients.values() {
-                                c.queue.add_lagged(n);
+                            for c in fan_out.registry.lock().clients.values() {
+                                c.cursor.add_lagged(n);
                             }
                         }
                         Err(RecvError::Closed) => break,
                     },
                     s = status.recv() => if let Ok(ev) = s {
-                        send_status(&registry, &ev);
+                        send_status(&fan_out.registry, &ev);
                     },
+                    _ = trim.tick() => fan_out.append(&[]),
                 }
             }
         });
         hub
     }
 
-    /// Adds a client with no subscriptions; dropping the handle removes it.
+    /// Appends to the history; an eviction that passes a client's cursor counts what
+    /// it lost. Updates the history metrics.
+    fn append(&self, batches: &[CommittedBatch]) {
+        let registry = self.registry.lock();
+        let before = self.history.stats().next;
+        self.history
+            .append(batches, Instant::now(), |first, readings| {
+                for c in registry.clients.values() {
+                    History::pass(&c.cursor, &c.patterns, first, readings);
+                }
+            });
+        let behind = registry
+            .clients
+            .values()
+            .filter(|c| c.cursor.next() < before)
+            .count();
+        drop(registry);
+        let m = &self.metrics;
+        let stats = self.history.stats();
+        m.live_history_readings.set(stats.readings as i64);
+        m.live_history_bytes.set(stats.bytes as i64);
+        m.live_history_oldest_offset.set(stats.oldest as i64);
+        m.live_clients_behind.set(behind as i64);
+    }
+
+    /// Adds a client with no subscriptions, at the end of the history; dropping the
+    /// handle removes it.
     pub fn register(&self) -> LiveClient {
-        let queue = Arc::new(ClientQueue::new(self.client_queue));
+        let queue = Arc::new(ClientQueue::new());
+        let cursor = Arc::new(self.history.cursor_at_end());
         let mut r = self.registry.lock();
         r.next_id += 1;
         let id = r.next_id;
@@ -116,21 +162,25 @@ impl LiveHub {
             id,
             Client {
                 patterns: Vec::new(),
+                cursor: cursor.clone(),
                 queue: queue.clone(),
             },
         );
         self.count.fetch_add(1, Ordering::Relaxed);
         LiveClient {
             id,
-            registry: self.registry.clone(),
-            count: self.count.clone(),
+            hub: self.clone(),
+            patterns: Vec::new(),
+            cursor,
+            appended: self.history.watch(),
             queue,
         }
     }
 
-    /// Fans out readings another hub committed, exactly as if committed here.
+    /// Records readings another hub committed, exactly as if committed here: they get
+    /// offsets in this hub's history.
     pub fn deliver_remote(&self, batch: &CommittedBatch) {
-        fan_out(&self.registry, &self.metrics, std::slice::from_ref(batch));
+        self.append(std::slice::from_ref(batch));
     }
 
     /// Sends another hub's device status event to matching clients.
@@ -141,93 +191,131 @@ impl LiveHub {
     pub fn clients(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// This start's epoch (random per start).
+    pub fn epoch(&self) -> &str {
+        self.history.epoch()
+    }
 }
 
-/// One dashboard client's registration.
+/// What a client's socket should write next: status frames, then `lagged`, then readings.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub status: Vec<Bytes>,
+    pub lagged: u64,
+    pub readings: Vec<(u64, Bytes)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty() && self.lagged == 0 && self.readings.is_empty()
+    }
+}
+
+/// One dashboard client's registration: its patterns and cursor, owned by its socket task.
 pub struct LiveClient {
     id: u64,
-    registry: Arc<Mutex<Registry>>,
-    count: Arc<AtomicUsize>,
+    hub: LiveHub,
+    patterns: Vec<Pattern>,
+    cursor: Arc<Cursor>,
+    appended: watch::Receiver<u64>,
     pub queue: Arc<ClientQueue>,
 }
 
 impl LiveClient {
-    /// Adds patterns (duplicates ignored); returns the number now subscribed.
-    pub fn subscribe(&self, patterns: Vec<Pattern>) -> usize {
-        let mut r = self.registry.lock();
-        let c = r.clients.get_mut(&self.id).expect("registered");
+    /// Adds patterns (duplicates ignored). With `resume` (epoch, offset), the client
+    /// reads every matching reading after that offset, if the history still holds them,
+    /// and the answer says whether it does; without, a first subscription reads from now.
+    pub fn subscribe(
+        &mut self,
+        patterns: Vec<Pattern>,
+        resume: Option<(&str, u64)>,
+    ) -> Option<Resume> {
+        let first = self.patterns.is_empty();
         for p in patterns {
-            if !c.patterns.contains(&p) {
-                c.patterns.push(p);
+            if !self.patterns.contains(&p) {
+                self.patterns.push(p);
             }
         }
-        c.patterns.len()
+        self.sync_patterns();
+        let history = &self.hub.history;
+        match resume {
+            Some((epoch, offset)) => {
+                let answer = history.resume(&self.cursor, epoch, offset);
+                match answer {
+                    Resume::Resumed => self.hub.metrics.live_resumes_ok.inc(),
+                    Resume::NotResumed { .. } => self.hub.metrics.live_resumes_failed.inc(),
+                };
+                Some(answer)
+            }
+            None => {
+                if first {
+                    history.skip_to_end(&self.cursor);
+                }
+                None
+            }
+        }
     }
 
-    pub fn unsubscribe(&self, patterns: &[Pattern]) {
-        let mut r = self.registry.lock();
+    pub fn unsubscribe(&mut self, patterns: &[Pattern]) {
+        self.patterns.retain(|p| !patterns.contains(p));
+        self.sync_patterns();
+    }
+
+    fn sync_patterns(&self) {
+        let mut r = self.hub.registry.lock();
         let c = r.clients.get_mut(&self.id).expect("registered");
-        c.patterns.retain(|p| !patterns.contains(p));
+        c.patterns.clone_from(&self.patterns);
     }
 
     pub fn pattern_count(&self) -> usize {
-        self.registry
-            .lock()
-            .clients
-            .get(&self.id)
-            .map_or(0, |c| c.patterns.len())
+        self.patterns.len()
+    }
+
+    /// Waits until there is something to look at: readings past the cursor, a lag to
+    /// report, or status frames. Cancel-safe.
+    pub async fn ready(&mut self) {
+        loop {
+            let status = self.queue.notified();
+            let next = *self.appended.borrow_and_update();
+            if self.cursor.next() < next || self.cursor.lagged() > 0 || !self.queue.is_empty() {
+                return;
+            }
+            tokio::select! {
+                _ = status => {}
+                r = self.appended.changed() => if r.is_err() {
+                    std::future::pending::<()>().await;
+                },
+            }
+        }
+    }
+
+    /// Takes the status frames queued and at most `limit` matching readings from the
+    /// cursor (possibly nothing, when none matched).
+    pub fn take(&mut self, limit: usize) -> Batch {
+        let status = self.queue.take();
+        let Read { readings, lagged } = self.hub.history.read(&self.cursor, &self.patterns, limit);
+        let m = &self.hub.metrics;
+        m.live_delivered.inc_by(readings.len() as u64);
+        m.live_dropped.inc_by(lagged);
+        Batch {
+            status,
+            lagged,
+            readings,
+        }
     }
 }
 
 impl Drop for LiveClient {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.hub.count.fetch_sub(1, Ordering::Relaxed);
         self.queue.close();
-        self.registry.lock().clients.remove(&self.id);
+        self.hub.registry.lock().clients.remove(&self.id);
     }
 }
 
-/// Committed batches fanned out together at most, when the fan-out has fallen behind.
+/// Committed batches appended together at most, when the fan-out has fallen behind.
 const MAX_MERGED_BATCHES: usize = 256;
-
-/// Serializes each reading once and queues the shared bytes for every matching client,
-/// with one push per client for all of `batches`.
-fn fan_out(registry: &Mutex<Registry>, metrics: &Metrics, batches: &[CommittedBatch]) {
-    let anyone = |r: &Registry| r.clients.values().any(|c| !c.patterns.is_empty());
-    if !anyone(&registry.lock()) {
-        // No subscriber: skip serializing (MQTT- or bulk-only hubs spend nothing here).
-        return;
-    }
-    let encoded: Vec<(&str, &str, Bytes)> = batches
-        .iter()
-        .flat_map(|b| b.iter())
-        .map(|s| {
-            (
-                s.device.as_str(),
-                s.reading.sensor.as_str(),
-                reading_object(s),
-            )
-        })
-        .collect();
-    let registry = registry.lock();
-    let (mut delivered, mut dropped) = (0u64, 0u64);
-    for c in registry.clients.values().filter(|c| !c.patterns.is_empty()) {
-        let matching: Vec<Item> = encoded
-            .iter()
-            .filter(|(d, s, _)| c.patterns.iter().any(|p| p.matches(d, s)))
-            .map(|(_, _, b)| Item::Reading(b.clone()))
-            .collect();
-        if matching.is_empty() {
-            continue;
-        }
-        let n = matching.len() as u64;
-        let lost = c.queue.push_all(matching);
-        delivered += n - lost;
-        dropped += lost;
-    }
-    metrics.live_delivered.inc_by(delivered);
-    metrics.live_dropped.inc_by(dropped);
-}
 
 fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
     let frame = status_frame(ev);
@@ -236,7 +324,7 @@ fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
             .iter()
             .any(|p| p.matches_device(ev.device.as_str()))
         {
-            c.queue.push_all([Item::Frame(frame.clone())]);
+            c.queue.push(frame.clone());
         }
     }
 }

@@ -1,100 +1,63 @@
-//! A dashboard client's outgoing queue: bounded, drop-newest when full, with a count
-//! of what was dropped (reported to the client as `{"lagged": N}`).
+//! A dashboard client's status queue: `{"status":...}` frames waiting for its socket.
+//! Readings do not pass through here: they are read from the shared history.
 //!
-//! Owner: one queue per client. The fan-out task pushes (never waits); the client's
-//! socket task drains everything queued at once and writes it in as few frames as it can.
+//! Owner: one queue per client. The fan-out task (and the socket task itself, for the
+//! devices online when it subscribes) pushes without waiting; the client's socket task
+//! takes everything queued at once. Status frames are few and carry state, so none is
+//! dropped; a client too slow to take them is closed after `stuck_timeout`.
 
-pub use crate::protocol::live::Item;
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 #[derive(Default)]
 struct State {
-    items: VecDeque<Item>,
-    lagged: u64,
+    frames: VecDeque<Bytes>,
     closed: bool,
 }
 
-/// What a drain took out of the queue.
-#[derive(Debug, Default)]
-pub struct Drained {
-    pub items: Vec<Item>,
-    pub lagged: u64,
-}
-
+#[derive(Default)]
 pub struct ClientQueue {
     state: Mutex<State>,
     notify: Notify,
-    capacity: usize,
 }
 
 impl ClientQueue {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            state: Mutex::new(State::default()),
-            notify: Notify::new(),
-            capacity,
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Queues `items` in order, dropping (and counting) readings that do not fit.
-    /// Status frames are always kept, because there are few and they carry state.
-    /// Returns how many readings were dropped.
-    pub fn push_all(&self, items: impl IntoIterator<Item = Item>) -> u64 {
+    /// Queues a frame (nothing once closed) and wakes the socket task.
+    pub fn push(&self, frame: Bytes) {
         let mut s = self.state.lock();
         if s.closed {
-            return 0;
+            return;
         }
-        let mut dropped = 0;
-        for item in items {
-            if s.items.len() >= self.capacity && matches!(item, Item::Reading(_)) {
-                dropped += 1;
-            } else {
-                s.items.push_back(item);
-            }
-        }
-        s.lagged += dropped;
+        s.frames.push_back(frame);
         drop(s);
         self.notify.notify_one();
-        dropped
     }
 
-    /// Adds to the lagged count without queueing (readings lost before reaching the queue).
-    pub fn add_lagged(&self, n: u64) {
-        self.state.lock().lagged += n;
-        self.notify.notify_one();
+    /// Completes after a push (or at once if one happened since the last wait).
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
     }
 
-    /// Waits until something is queued or lagged, then takes all of it.
-    pub async fn drain(&self) -> Drained {
-        loop {
-            let notified = self.notify.notified();
-            let d = self.take();
-            if !d.items.is_empty() || d.lagged > 0 {
-                return d;
-            }
-            notified.await;
-        }
-    }
-
-    /// Takes whatever is queued or lagged now, without waiting (possibly nothing).
-    pub fn take(&self) -> Drained {
-        let mut s = self.state.lock();
-        Drained {
-            items: s.items.drain(..).collect(),
-            lagged: std::mem::take(&mut s.lagged),
-        }
+    /// Takes whatever is queued now, without waiting (possibly nothing).
+    pub fn take(&self) -> Vec<Bytes> {
+        self.state.lock().frames.drain(..).collect()
     }
 
     pub fn close(&self) {
         let mut s = self.state.lock();
         s.closed = true;
-        s.items.clear();
+        s.frames.clear();
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().items.len()
+        self.state.lock().frames.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -105,17 +68,16 @@ impl ClientQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[tokio::test]
-    async fn drops_readings_beyond_capacity_and_counts_them() {
-        let q = ClientQueue::new(2);
-        let r = |s: &'static str| Item::Reading(Bytes::from_static(s.as_bytes()));
-        assert_eq!(q.push_all([r("a"), r("b"), r("c")]), 1);
-        q.push_all([Item::Frame(Bytes::from_static(b"s"))]);
-        let d = q.drain().await;
-        assert_eq!((d.items.len(), d.lagged), (3, 1));
-        q.add_lagged(5);
-        assert_eq!(q.drain().await.lagged, 5);
+    async fn frames_come_out_in_order_and_nothing_after_close() {
+        let q = ClientQueue::new();
+        q.push(Bytes::from_static(b"a"));
+        q.push(Bytes::from_static(b"b"));
+        q.notified().await;
+        assert_eq!(q.take(), [&b"a"[..], b"b"]);
+        q.close();
+        q.push(Bytes::from_static(b"c"));
+        assert!(q.is_empty());
     }
 }

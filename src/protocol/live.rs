@@ -1,9 +1,10 @@
-//! Live feed messages (contract §3): subscription patterns and client commands in,
-//! reading/status/lagged/error frames out.
+//! Live feed messages (contract §3): subscription patterns and client commands (with
+//! `resume`) in, reading/status/lagged/resumed/error frames out.
 //!
 //! Outgoing frames are built here and nowhere else: a reading is serialized once
 //! ([`reading_object`]) and shared by every client that receives it; [`frames`] packs a
-//! client's queued items into `{"readings":[...]}` frames without parsing them again.
+//! client's readings into `{"readings":[...],"epoch":E,"offset":N}` frames without
+//! parsing them again.
 
 use crate::domain::{DeviceName, SensorName, StatusEvent, StoredReading, Timestamp};
 use bytes::Bytes;
@@ -53,15 +54,34 @@ impl Pattern {
 /// A command from a dashboard client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientCommand {
-    Subscribe(Vec<Pattern>),
+    Subscribe {
+        patterns: Vec<Pattern>,
+        resume: Option<ResumeFrom>,
+    },
     Unsubscribe(Vec<Pattern>),
 }
 
-/// Parses `{"subscribe": [...]}` or `{"unsubscribe": [...]}`.
+/// `"resume": {"epoch": "E", "offset": N}`: the position of the last reading a client saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeFrom {
+    pub epoch: String,
+    pub offset: u64,
+}
+
+/// Parses `{"subscribe": [...]}` (optionally with `"resume": {...}`) or
+/// `{"unsubscribe": [...]}`.
 pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::Object(mut o) = v else {
         return Err("expected an object with `subscribe` or `unsubscribe`".into());
+    };
+    let resume = match o.remove("resume") {
+        None => None,
+        Some(r) => Some(
+            serde_json::from_value::<ResumeFrom>(r)
+                .map_err(|e| format!("resume: expected {{\"epoch\": E, \"offset\": N}}: {e}"))?,
+        ),
     };
     if o.len() != 1 {
         return Err("expected exactly one of `subscribe` or `unsubscribe`".into());
@@ -89,8 +109,9 @@ pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, S
         })
         .collect::<Result<Vec<_>, _>>()?;
     match key.as_str() {
-        "subscribe" => Ok(ClientCommand::Subscribe(patterns)),
-        "unsubscribe" => Ok(ClientCommand::Unsubscribe(patterns)),
+        "subscribe" => Ok(ClientCommand::Subscribe { patterns, resume }),
+        "unsubscribe" if resume.is_none() => Ok(ClientCommand::Unsubscribe(patterns)),
+        "unsubscribe" => Err("resume goes with subscribe".into()),
         other => Err(format!(
             "unknown command `{}`; expected subscribe or unsubscribe",
             clip(other)
@@ -100,15 +121,6 @@ pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, S
 
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
-}
-
-/// One pre-serialized outgoing item, as queued for a dashboard client.
-#[derive(Debug, Clone)]
-pub enum Item {
-    /// A reading object `{"device":...}`, shared by every client that receives it.
-    Reading(Bytes),
-    /// A complete frame (`{"status":...}`).
-    Frame(Bytes),
 }
 
 #[derive(serde::Serialize)]
@@ -145,43 +157,46 @@ pub fn error_frame(detail: &str) -> String {
     serde_json::json!({"error": "invalid_command", "detail": detail}).to_string()
 }
 
-/// Packs drained items into frames: consecutive readings share `{"readings":[...]}`
-/// frames of at most `per_frame`; other frames keep their place; `{"lagged":N}` goes
-/// last when readings were lost. Every frame is UTF-8 JSON.
-pub fn frames(items: Vec<Item>, lagged: u64, per_frame: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut in_frame = 0;
-    let close = |buf: &mut Vec<u8>, out: &mut Vec<Bytes>, n: &mut usize| {
-        if *n > 0 {
-            buf.extend_from_slice(b"]}");
-            out.push(Bytes::from(std::mem::take(buf)));
-            *n = 0;
-        }
-    };
-    for item in items {
-        match item {
-            Item::Reading(bytes) => {
-                buf.extend_from_slice(if in_frame == 0 {
-                    b"{\"readings\":["
-                } else {
-                    b","
-                });
-                buf.extend_from_slice(&bytes);
-                in_frame += 1;
-                if in_frame == per_frame {
-                    close(&mut buf, &mut out, &mut in_frame);
-                }
-            }
-            Item::Frame(bytes) => {
-                close(&mut buf, &mut out, &mut in_frame);
-                out.push(bytes);
-            }
+/// `{"resumed": true}`, or `{"resumed": false, "epoch": E, "offset": M}` (live from M).
+pub fn resumed_frame(not_resumed: Option<(&str, u64)>) -> String {
+    match not_resumed {
+        None => r#"{"resumed":true}"#.to_owned(),
+        Some((epoch, offset)) => {
+            serde_json::json!({"resumed": false, "epoch": epoch, "offset": offset}).to_string()
         }
     }
-    close(&mut buf, &mut out, &mut in_frame);
+}
+
+/// Packs what a client takes into frames: `status` frames as they are, then
+/// `{"lagged":N}` when readings were lost before these, then the readings (each with its
+/// hub-wide offset, in order) in `{"readings":[...],"epoch":E,"offset":N}` frames of at
+/// most `per_frame`, where N is the offset of the frame's last reading. Every frame is
+/// UTF-8 JSON.
+pub fn frames(
+    epoch: &str,
+    status: Vec<Bytes>,
+    lagged: u64,
+    readings: &[(u64, Bytes)],
+    per_frame: usize,
+) -> Vec<Bytes> {
+    let mut out = status;
     if lagged > 0 {
         out.push(Bytes::from(format!("{{\"lagged\":{lagged}}}")));
+    }
+    let tail = |offset: u64| format!("],\"epoch\":\"{epoch}\",\"offset\":{offset}}}");
+    for chunk in readings.chunks(per_frame.max(1)) {
+        let size: usize = chunk.iter().map(|(_, b)| b.len() + 1).sum();
+        let mut buf = Vec::with_capacity(size + 64);
+        buf.extend_from_slice(b"{\"readings\":[");
+        for (i, (_, object)) in chunk.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(object);
+        }
+        let (last, _) = chunk.last().expect("chunks are not empty");
+        buf.extend_from_slice(tail(*last).as_bytes());
+        out.push(Bytes::from(buf));
     }
     out
 }
@@ -207,7 +222,10 @@ mod tests {
     fn commands_parse_or_explain() {
         assert_eq!(
             parse_command(r#"{"subscribe":["*"]}"#, 10).unwrap(),
-            ClientCommand::Subscribe(vec![Pattern::ALL])
+            ClientCommand::Subscribe {
+                patterns: vec![Pattern::ALL],
+                resume: None
+            }
         );
         assert!(
             parse_command(r#"{"subscribe":["*","*"]}"#, 1)
@@ -223,25 +241,55 @@ mod tests {
     }
 
     #[test]
-    fn readings_share_frames_and_status_keeps_its_place() {
-        let r = |s: &'static str| Item::Reading(Bytes::from_static(s.as_bytes()));
-        let items = vec![
-            r("1"),
-            r("2"),
-            r("3"),
-            Item::Frame(Bytes::from_static(b"{\"status\":0}")),
-            r("4"),
-        ];
-        let f: Vec<Bytes> = frames(items, 7, 2);
+    fn readings_share_frames_after_status_and_lagged_and_carry_their_last_offset() {
+        let r = |o: u64, s: &'static str| (o, Bytes::from_static(s.as_bytes()));
+        let f: Vec<Bytes> = frames(
+            "e1",
+            vec![Bytes::from_static(b"{\"status\":0}")],
+            7,
+            &[r(3, "1"), r(5, "2"), r(9, "3")],
+            2,
+        );
         assert_eq!(
             f,
             [
-                &br#"{"readings":[1,2]}"#[..],
-                br#"{"readings":[3]}"#,
-                br#"{"status":0}"#,
-                br#"{"readings":[4]}"#,
-                br#"{"lagged":7}"#
+                &br#"{"status":0}"#[..],
+                br#"{"lagged":7}"#,
+                br#"{"readings":[1,2],"epoch":"e1","offset":5}"#,
+                br#"{"readings":[3],"epoch":"e1","offset":9}"#,
             ]
+        );
+        assert_eq!(resumed_frame(None), r#"{"resumed":true}"#);
+        let v: Value = serde_json::from_str(&resumed_frame(Some(("e2", 4)))).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"resumed": false, "epoch": "e2", "offset": 4})
+        );
+    }
+
+    #[test]
+    fn subscribe_may_carry_a_resume_position() {
+        assert_eq!(
+            parse_command(
+                r#"{"subscribe":["*"],"resume":{"epoch":"e","offset":3}}"#,
+                10
+            )
+            .unwrap(),
+            ClientCommand::Subscribe {
+                patterns: vec![Pattern::ALL],
+                resume: Some(ResumeFrom {
+                    epoch: "e".into(),
+                    offset: 3
+                })
+            }
+        );
+        assert!(parse_command(r#"{"subscribe":["*"],"resume":{"epoch":"e"}}"#, 10).is_err());
+        assert!(
+            parse_command(
+                r#"{"unsubscribe":["*"],"resume":{"epoch":"e","offset":1}}"#,
+                10
+            )
+            .is_err()
         );
     }
 

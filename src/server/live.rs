@@ -1,6 +1,7 @@
 //! Dashboard sockets (`GET /v1/live`, contract §3): viewer token and `Origin` checked
 //! before the upgrade; then one task per client reads subscribe/unsubscribe commands
-//! and drains the client's queue into as few frames as possible, flushing once.
+//! (answering `resume`) and, when its socket can take them, reads the client's readings
+//! from the hub-wide history into as few frames as possible, flushing once.
 
 use super::authn::Viewer;
 use super::limits::HandshakeSlot;
@@ -8,9 +9,11 @@ use super::listener::ConnInfo;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::domain::{StatusEvent, Timestamp};
-use crate::live::LiveClient;
-use crate::live::queue::{ClientQueue, Drained, Item};
-use crate::protocol::live::{ClientCommand, error_frame, frames, parse_command, status_frame};
+use crate::live::history::Resume;
+use crate::live::{Batch, LiveClient};
+use crate::protocol::live::{
+    ClientCommand, error_frame, frames, parse_command, resumed_frame, status_frame,
+};
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -79,23 +82,27 @@ fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn run(
     hub: Arc<HubState>,
-    client: LiveClient,
+    mut client: LiveClient,
     revoked: tokio_util::sync::CancellationToken,
     mut socket: WebSocket,
 ) {
     let mut heartbeat = Heartbeat::new(&hub.settings.ingest);
     let shutdown = hub.shutdown.clone();
-    let queue = client.queue.clone();
     let mut last_write: Option<Instant> = None;
     let (code, reason) = loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break (ws::GOING_AWAY, "hub shutting down"),
             _ = revoked.cancelled() => break (ws::POLICY, "token revoked"),
-            drained = queue.drain() => {
-                let drained = pace(&hub, &queue, last_write, drained).await;
+            () = client.ready() => {
+                pace(&hub, last_write).await;
+                let Batch { status, lagged, readings } = client.take(hub.settings.live.client_queue);
+                if status.is_empty() && lagged == 0 && readings.is_empty() {
+                    continue; // nothing matched this client's patterns
+                }
                 last_write = Some(Instant::now());
-                let frames = frames(drained.items, drained.lagged, hub.settings.live.max_readings_per_frame);
+                let live = &hub.settings.live;
+                let frames = frames(hub.live.epoch(), status, lagged, &readings, live.max_readings_per_frame);
                 match tokio::time::timeout(hub.settings.live.stuck_timeout, write_all(&mut socket, frames)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
@@ -109,8 +116,12 @@ async fn run(
                 heartbeat.heard();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        if let Err(detail) = handle_command(&hub, &client, text.as_str())
-                            && socket.send(Message::Text(error_frame(&detail).into())).await.is_err()
+                        let answer = match handle_command(&hub, &mut client, text.as_str()) {
+                            Ok(answer) => answer,
+                            Err(detail) => Some(error_frame(&detail)),
+                        };
+                        if let Some(answer) = answer
+                            && socket.send(Message::Text(answer.into())).await.is_err()
                         {
                             return;
                         }
@@ -142,56 +153,55 @@ fn frame_interval(clients: usize, max_frames_per_second: u32) -> Duration {
 }
 
 /// Under load, waits out the rest of this socket's frame interval since its last write,
-/// then adds whatever queued meanwhile, so the next frames carry more readings. A socket
-/// that has not written for a whole interval writes at once.
-async fn pace(
-    hub: &HubState,
-    queue: &ClientQueue,
-    last: Option<Instant>,
-    mut d: Drained,
-) -> Drained {
+/// so the next take finds more and its frames carry more readings. A socket that has not
+/// written for a whole interval writes at once.
+async fn pace(hub: &HubState, last: Option<Instant>) {
     let interval = frame_interval(hub.live.clients(), hub.settings.live.max_frames_per_second);
-    let Some(due) = last.map(|t| t + interval) else {
-        return d;
-    };
-    if Instant::now() < due {
+    if let Some(due) = last.map(|t| t + interval)
+        && Instant::now() < due
+    {
         tokio::time::sleep_until(due.into()).await;
-        let more = queue.take();
-        d.items.extend(more.items);
-        d.lagged += more.lagged;
     }
-    d
 }
 
-fn handle_command(hub: &HubState, client: &LiveClient, text: &str) -> Result<(), String> {
+/// Carries out a command; the answer to send, if any (`resumed`), or what was wrong.
+fn handle_command(
+    hub: &HubState,
+    client: &mut LiveClient,
+    text: &str,
+) -> Result<Option<String>, String> {
     let max = hub.settings.live.max_patterns;
     match parse_command(text, max)? {
-        ClientCommand::Subscribe(patterns) => {
+        ClientCommand::Subscribe { patterns, resume } => {
             if client.pattern_count() + patterns.len() > max {
                 return Err(format!(
                     "at most {max} patterns per client; unsubscribe some first"
                 ));
             }
             // Tell the new subscriber which matching devices are online right now.
-            let online: Vec<Item> = hub
-                .sessions
-                .online_devices()
-                .into_iter()
-                .filter(|d| patterns.iter().any(|p| p.matches_device(d.as_str())))
-                .map(|device| {
-                    Item::Frame(status_frame(&StatusEvent {
+            for device in hub.sessions.online_devices() {
+                if patterns.iter().any(|p| p.matches_device(device.as_str())) {
+                    client.queue.push(status_frame(&StatusEvent {
                         device,
                         online: true,
                         ts: Timestamp::now(),
-                    }))
-                })
-                .collect();
-            client.subscribe(patterns);
-            client.queue.push_all(online);
+                    }));
+                }
+            }
+            let resume = resume.as_ref().map(|r| (r.epoch.as_str(), r.offset));
+            Ok(match client.subscribe(patterns, resume) {
+                None => None,
+                Some(Resume::Resumed) => Some(resumed_frame(None)),
+                Some(Resume::NotResumed { epoch, offset }) => {
+                    Some(resumed_frame(Some((&epoch, offset))))
+                }
+            })
         }
-        ClientCommand::Unsubscribe(patterns) => client.unsubscribe(&patterns),
+        ClientCommand::Unsubscribe(patterns) => {
+            client.unsubscribe(&patterns);
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 async fn write_all(socket: &mut WebSocket, frames: Vec<bytes::Bytes>) -> Result<(), axum::Error> {

@@ -147,17 +147,8 @@ async fn a_stuck_dashboard_is_closed_and_never_slows_the_others() {
     let viewer = app.viewer().await;
     // A client that subscribes and then never reads, with a tiny receive window so the
     // hub's writes to it block once its send buffer is full.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let tcp = sock.connect(app.hub().addr).await.unwrap();
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        app.ws("/v1/live"),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
-    let (mut stuck, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
-    send_json_raw(&mut stuck, &json!({"subscribe": ["*"]})).await;
+    let mut stuck = app.connect_small_window_dashboard(&viewer).await;
+    send_json(&mut stuck, &json!({"subscribe": ["*"]})).await;
     let mut good = app.connect_dashboard(&viewer).await;
     subscribe_all(&mut good).await;
     let mut dev = app.connect_device(&app.device("d1").await).await;
@@ -229,18 +220,6 @@ async fn a_stuck_dashboard_is_closed_and_never_slows_the_others() {
         frames < MESSAGES * 2,
         "the stuck client did not get everything"
     );
-}
-
-async fn send_json_raw(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    v: &serde_json::Value,
-) {
-    use futures_util::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(
-        v.to_string().into(),
-    ))
-    .await
-    .unwrap();
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ mod ingest;
 mod latest;
 mod limits;
 mod live;
+mod live_resume;
 mod logs;
 mod mqtt;
 mod query_output;

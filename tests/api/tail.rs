@@ -20,7 +20,7 @@ pub fn tail(server: &str, token: &str, patterns: &[&str]) -> Child {
 }
 
 /// The next stdout line that contains `needle`, within [`WAIT`].
-async fn line_with(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> String {
+pub(crate) async fn line_with(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> String {
     tokio::time::timeout(WAIT, async {
         loop {
             let line = lines

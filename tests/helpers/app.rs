@@ -82,6 +82,22 @@ impl TestApp {
             .expect("device connects")
     }
     /// A live-feed socket for `token` (not subscribed to anything yet).
+    /// A dashboard with a 4 KiB receive window, so the hub's writes to it block once its
+    /// buffers are full.
+    pub async fn connect_small_window_dashboard(&self, token: &str) -> Ws {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let tcp = sock.connect(self.hub().addr).await.unwrap();
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                self.ws("/v1/live"),
+            )
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+        tokio_tungstenite::client_async(req, tcp).await.unwrap().0
+    }
     pub async fn connect_dashboard(&self, token: &str) -> Ws {
         connect(&self.ws("/v1/live"), Some(token))
             .await

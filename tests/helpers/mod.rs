@@ -7,6 +7,7 @@
 //! - [`sql`]: SQL on either backend (`sql_rows`, `sql_exec`, `pg_admin`, row counts).
 //! - [`storage`]: fixtures that write through the hub's storage writer and read it back.
 //! - [`ws`]: WebSocket clients for devices and dashboards: frames, statuses, close codes.
+//! - [`memory`]: [`rss_kib`], this process's resident memory.
 //! - [`poll`]: [`eventually`], the one poller, and [`WAIT`].
 //! - [`services`]: `pg_server`, `mqtt_server`, [`skipped`], `need_pg!`, `need_mqtt!`.
 
@@ -14,6 +15,7 @@
 
 mod app;
 mod db;
+mod memory;
 mod poll;
 mod services;
 mod sql;
@@ -22,6 +24,7 @@ mod ws;
 
 pub use app::*;
 pub use db::*;
+pub use memory::*;
 pub use poll::*;
 pub use services::*;
 pub use sql::*;

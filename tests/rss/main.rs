@@ -16,16 +16,6 @@ use helpers::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The resident memory of this whole process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_malformed_frame_gets_its_error_the_socket_stays_usable_and_memory_stays_flat() {
     let app = spawn_app(Backend::Sqlite).await;

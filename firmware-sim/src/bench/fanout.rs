@@ -6,8 +6,11 @@
 //! measures the peer: a minimal Node `ws` broadcast server (`bench/node-broadcast`, the
 //! classic `clients.forEach(c => c.send(msg))`) on the same machine. Runs alternate hub
 //! and peer, each with a fresh process.
+//!
+//! `--burst N` measures memory instead: N readings sent as fast as the devices can, to
+//! every subscriber, while the hub's RSS is sampled; it reports the peak (hub only).
 
-use super::hub::{Backend, Common, hub_binary};
+use super::hub::{Backend, Common, hub_binary, rss_bytes_of};
 use super::live_load::{Devices, LiveHub, Load, Server, Step, Subscribers};
 use super::peer::{NodePeer, Which, check_peer};
 use super::stats::{fmt, table};
@@ -52,6 +55,10 @@ pub struct FanoutArgs {
     servers: Vec<Which>,
     #[arg(long, value_enum, default_value = "sqlite")]
     backend: Backend,
+    /// Instead of the rate search: send this many readings at `--max-rate` and report the
+    /// hub's peak RSS while every subscriber receives them (hub only).
+    #[arg(long)]
+    burst: Option<u64>,
     #[command(flatten)]
     common: Common,
 }
@@ -62,6 +69,9 @@ pub async fn run(mut a: FanoutArgs) -> anyhow::Result<()> {
         a.step = Duration::from_millis(500);
     }
     let bin = hub_binary(a.common.hub_bin.as_deref())?;
+    if let Some(n) = a.burst {
+        return burst(&a, &bin, if a.common.smoke { n.min(2_000) } else { n }).await;
+    }
     let (with_hub, with_peer) = (
         a.servers.contains(&Which::Hub),
         a.servers.contains(&Which::Peer),
@@ -117,6 +127,64 @@ pub async fn run(mut a: FanoutArgs) -> anyhow::Result<()> {
             "p50 ms",
             "p99 ms",
             "server CPU µs per delivery",
+        ],
+        &rows,
+    );
+    if a.common.smoke {
+        println!("smoke: ok");
+    }
+    Ok(())
+}
+
+/// `--burst N`: per run, a fresh hub, N readings at `--max-rate`, the peak RSS sampled
+/// every 20 ms until every subscriber has them (or 120 s).
+async fn burst(a: &FanoutArgs, bin: &std::path::Path, n: u64) -> anyhow::Result<()> {
+    eprintln!(
+        "fan-out burst: {n} readings in messages of {} → {} subscribers, at up to {:.0}/s",
+        a.batch, a.subscribers, a.max_rate
+    );
+    let mut rows = Vec::new();
+    for i in 0..a.runs {
+        let hub = LiveHub::start(bin, &a.common, a.backend, a.devices, "fanout-burst").await?;
+        let pid = hub.process.pid();
+        let mut load = Load {
+            devices: Devices::open(&hub.server, a.devices).await?,
+            subscribers: Subscribers::open(&hub.server, a.subscribers, a.sources).await?,
+            n_subscribers: a.subscribers,
+            server_pid: pid,
+        };
+        load.warm_up().await?;
+        let before = rss_bytes_of(pid)?;
+        let mut peak = before;
+        let duration = Duration::from_secs_f64(n as f64 / a.max_rate);
+        let step = load.step(a.max_rate, a.batch, duration, Duration::from_secs(120));
+        tokio::pin!(step);
+        let step = loop {
+            tokio::select! {
+                s = &mut step => break s?,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    peak = peak.max(rss_bytes_of(pid)?);
+                }
+            }
+        };
+        eprintln!("run {}: {step}", i + 1);
+        hub.stop().await?;
+        let mib = |b: u64| format!("{:.1}", b as f64 / (1024.0 * 1024.0));
+        rows.push(vec![
+            format!("{}", i + 1),
+            format!("{}/{}", step.delivered, step.expected),
+            step.lagged.to_string(),
+            mib(before),
+            mib(peak),
+        ]);
+    }
+    table(
+        &[
+            "run",
+            "delivered",
+            "lagged",
+            "hub RSS before MiB",
+            "hub RSS peak MiB",
         ],
         &rows,
     );

@@ -153,14 +153,7 @@ impl HubProcess {
 
     /// Resident set size in bytes, from /proc.
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("no VmRSS in /proc status")?;
-        Ok(kb * 1024)
+        rss_bytes_of(self.pid())
     }
 
     /// SIGKILL (a crash), then wait.
@@ -252,4 +245,16 @@ pub fn open_file_limit() -> anyhow::Result<usize> {
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse().ok())
         .context("cannot read the open-file limit")
+}
+
+/// Resident set size of process `pid` in bytes, from /proc.
+pub fn rss_bytes_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc status")?;
+    Ok(kb * 1024)
 }

@@ -25,10 +25,15 @@ async fn dashboard(hub: &RunningHub, viewer: &str) -> Ws {
 }
 
 /// Readings keyed by (device, sensor, ts) with how often each arrived, until `n` arrived.
+/// Local and remote readings alike carry increasing offsets of this hub's history.
 async fn collect(ws: &mut Ws, n: usize) -> HashMap<(String, String, String), usize> {
-    let (mut seen, mut total) = (HashMap::new(), 0);
+    let (mut seen, mut total, mut offset) = (HashMap::new(), 0, 0);
     while total < n {
         let m = next_json(ws).await;
+        if let Some(o) = m["offset"].as_u64() {
+            assert!(o > offset, "offsets increase: {o} after {offset}");
+            offset = o;
+        }
         for r in m["readings"].as_array().into_iter().flatten() {
             let key = (
                 r["device"].to_string(),
