@@ -169,7 +169,8 @@ async fn senml_packs_are_accepted_and_answered_without_id(b: Backend) {
     let t = base_ts();
     send_json(&mut ws, &json!([{"bn": "room1:", "bt": t, "bu": "Cel", "n": "temp", "v": 21.5}, {"n": "temp", "t": 1, "v": 21.6}])).await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": null, "stored": 2}));
-    send_json(&mut ws, &json!([{"n": "temp", "vs": "on"}])).await;
+    // §10: `vd` (data values) is refused; `vs` and `vb` are accepted (tests/api/values.rs).
+    send_json(&mut ws, &json!([{"n": "temp", "vd": "aGk="}])).await;
     let r = next_json(&mut ws).await;
     assert_eq!(
         (r["nack"].clone(), r["error"].clone()),
