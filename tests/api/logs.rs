@@ -122,3 +122,40 @@ async fn log_level_warn_leaves_out_connections() {
     assert!(hub.terminate().await.success());
     assert!(!hub.logs().contains("INFO"), "{}", hub.logs());
 }
+
+#[tokio::test]
+async fn a_nack_flood_is_sampled_with_a_suppressed_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
+    let out = telehub_cli(&db, &["device", "add", "d1"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let url = format!("ws://{}/v1/ingest", hub.addr);
+    let ws = tokio::sync::Mutex::new(connect(&url, Some(&token)).await.unwrap());
+    let bad = json!({"id": 1, "readings": [{"sensor": "t", "value": null}]});
+    for _ in 0..50 {
+        send_json(&mut *ws.lock().await, &bad).await;
+    }
+    for _ in 0..50 {
+        assert!(next_json(&mut *ws.lock().await).await.get("nack").is_some());
+    }
+    // Keep refusing until a line carries the count of those left out before it.
+    let log = eventually(
+        Duration::from_secs(10),
+        "a nack line with suppressed > 0",
+        || async {
+            let mut ws = ws.lock().await;
+            send_json(&mut ws, &bad).await;
+            next_json(&mut ws).await;
+            hub.logs()
+        },
+        |log| {
+            log.lines()
+                .any(|l| l.contains("message nacked") && !l.contains("suppressed=0"))
+        },
+    )
+    .await;
+    let lines = log.lines().filter(|l| l.contains("message nacked")).count();
+    assert!(lines < 20, "{lines} nack lines for 50+ nacks: {log}");
+    assert!(hub.terminate().await.success());
+}
