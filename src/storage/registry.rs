@@ -9,7 +9,7 @@
 use super::StorageError;
 use super::db::{Db, Dialect, RowsAffected};
 use crate::auth::{self, DeviceRef, Principal, Role};
-use crate::domain::{DeviceName, Timestamp};
+use crate::domain::{DeviceName, Text, Timestamp, Value, ValueKind};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 
@@ -30,20 +30,31 @@ pub struct DeviceRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Latest {
     pub ts: Timestamp,
-    pub value: f64,
+    pub value: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
 }
 
 /// A series and its newest reading (none yet, or its raw readings expired): `(device id,
-/// sensor, unit, ts, value)`.
-type SeriesColumns = (i64, String, Option<String>, Option<i64>, Option<f64>);
+/// sensor, unit, ts, stored value, kind, text of a string value)`.
+type SeriesColumns = (
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<f64>,
+    String,
+    Option<String>,
+);
 
 /// Every series with its newest raw reading, in one statement (the correlated `max(ts)`
 /// is one index lookup per series on the `(series_id, ts)` key).
-const SERIES_LATEST: &str = "SELECT s.device_id, s.sensor, s.unit, r.ts, r.value FROM series s
+/// A string series stores its values as ids of `text_values`: the text comes along.
+const SERIES_LATEST: &str = "SELECT s.device_id, s.sensor, s.unit, r.ts, r.value, s.kind, t.text
+     FROM series s
      LEFT JOIN readings r ON r.series_id = s.id
       AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)
+     LEFT JOIN text_values t ON s.kind = 'string' AND t.id = CAST(r.value AS BIGINT)
      ORDER BY s.sensor";
 
 /// A viewer or admin token as listed by `token list` (the secret is never stored).
@@ -384,10 +395,11 @@ fn assemble_devices(
             },
         );
     }
-    for (id, sensor, unit, ts, value) in sensors {
+    for (id, sensor, unit, ts, value, kind, text) in sensors {
         if let Some(d) = by_id.get_mut(&id) {
             if let (Some(ts), Some(value)) = (ts, value) {
                 let ts = Timestamp::from_micros(ts);
+                let value = stored_value(&kind, value, text);
                 d.latest.insert(sensor.clone(), Latest { ts, value, unit });
             }
             d.sensors.push(sensor);
@@ -433,5 +445,18 @@ fn principal(
                 gateway_for,
             })
         }
+    }
+}
+
+/// A stored value read back by its series' kind (`series.kind`): booleans are 0/1, strings
+/// come with their text.
+fn stored_value(kind: &str, v: f64, text: Option<String>) -> Value {
+    match (
+        ValueKind::parse(kind),
+        text.and_then(|t| Text::parse(&t).ok()),
+    ) {
+        (Some(ValueKind::Bool), _) => Value::Bool(v != 0.0),
+        (Some(ValueKind::Text), Some(t)) => Value::Text(t),
+        _ => Value::Number(v),
     }
 }

@@ -18,6 +18,8 @@ async fn devices_carry_each_sensors_newest_reading(b: Backend) {
             {"sensor": "temperature", "value": 21.5, "ts": t0 + 10.0, "unit": "Cel"},
             {"sensor": "temperature", "value": 20.0, "ts": t0},
             {"sensor": "humidity", "value": 40.25, "ts": t0 + 5.0},
+            {"sensor": "door", "value": true, "ts": t0 + 5.0},
+            {"sensor": "mode", "value": "defrost", "ts": t0 + 5.0},
         ]}),
     )
     .await;
@@ -43,6 +45,9 @@ async fn devices_carry_each_sensors_newest_reading(b: Backend) {
     assert_eq!(latest["temperature"]["value"], 21.5, "{latest}");
     assert_eq!(latest["temperature"]["unit"], "Cel", "{latest}");
     assert_eq!(latest["humidity"]["value"], 40.25, "{latest}");
+    // Booleans and strings come back with their JSON type (§10).
+    assert_eq!(latest["door"]["value"], true, "{latest}");
+    assert_eq!(latest["mode"]["value"], "defrost", "{latest}");
     let ts = latest["temperature"]["ts"].as_str().unwrap();
     let want = chrono::DateTime::from_timestamp((t0 + 10.0) as i64, 0).unwrap();
     assert_eq!(
