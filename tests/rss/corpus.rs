@@ -69,16 +69,18 @@ pub fn corpus(t: f64) -> Vec<(String, &'static str, bool)> {
             false,
         ));
     }
-    // Wrong types and spellings of non-finite values as strings.
+    // Values §10 refuses: wrong JSON types, and strings that are empty, too long or
+    // hold control characters (a string such as "NaN" is a valid text value now).
+    let long = format!(r#""{}""#, "x".repeat(257));
     for v in [
-        r#""NaN""#,
-        r#""Infinity""#,
-        r#""1.5""#,
         "null",
-        "true",
         "[]",
         "{}",
         r#"[1]"#,
+        r#""""#,
+        long.as_str(),
+        r#""a\u0001b""#,
+        r#""tab\there""#,
     ] {
         c.push((
             format!(r#"{{"id":7,"readings":[{{"sensor":"t","value":{v}}}]}}"#),
@@ -202,7 +204,7 @@ pub fn corpus(t: f64) -> Vec<(String, &'static str, bool)> {
         r#"[1]"#,
         r#"[{"n":"t"}]"#,
         r#"[{"n":"t","v":"1"}]"#,
-        r#"[{"n":"t","vb":true}]"#,
+        r#"[{"n":"t","vd":"AQ"}]"#,
         r#"[{"n":"a b","v":1}]"#,
         r#"[{"x":1,"n":"t","v":1}]"#,
         r#"[{"bn":5,"n":"t","v":1}]"#,
