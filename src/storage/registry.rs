@@ -399,7 +399,10 @@ fn assemble_devices(
         if let Some(d) = by_id.get_mut(&id) {
             if let (Some(ts), Some(value)) = (ts, value) {
                 let ts = Timestamp::from_micros(ts);
-                let value = stored_value(&kind, value, text);
+                // A kind this build does not know reads as a number.
+                let kind = ValueKind::parse(&kind).unwrap_or(ValueKind::Number);
+                let text = text.and_then(|t| Text::parse(&t).ok());
+                let value = super::history::values::decode(kind, value, |_| text);
                 d.latest.insert(sensor.clone(), Latest { ts, value, unit });
             }
             d.sensors.push(sensor);
@@ -445,18 +448,5 @@ fn principal(
                 gateway_for,
             })
         }
-    }
-}
-
-/// A stored value read back by its series' kind (`series.kind`): booleans are 0/1, strings
-/// come with their text.
-fn stored_value(kind: &str, v: f64, text: Option<String>) -> Value {
-    match (
-        ValueKind::parse(kind),
-        text.and_then(|t| Text::parse(&t).ok()),
-    ) {
-        (Some(ValueKind::Bool), _) => Value::Bool(v != 0.0),
-        (Some(ValueKind::Text), Some(t)) => Value::Text(t),
-        _ => Value::Number(v),
     }
 }

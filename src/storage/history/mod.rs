@@ -48,7 +48,7 @@ impl Store {
             .into_iter()
             .map(|(b, s)| Bucket {
                 ts: Timestamp::from_micros(b),
-                value: values::decode(kind, agg.of(&s), &texts),
+                value: values::decode(kind, agg.of(&s), |id| texts.get(&id).cloned()),
                 count: s.n,
             })
             .collect())

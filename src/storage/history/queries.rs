@@ -92,7 +92,7 @@ where
             .into_iter()
             .map(|(ts, v)| Point {
                 ts: Timestamp::from_micros(ts),
-                value: values::decode(kind, v, &texts),
+                value: values::decode(kind, v, |id| texts.get(&id).cloned()),
             })
             .collect())
     }

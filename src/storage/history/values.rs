@@ -57,14 +57,16 @@ impl Agg {
     }
 }
 
-/// A stored number as a value of `kind`; `texts` holds the string ids looked up.
-/// A string id that is missing (cannot happen: texts are never deleted) reads as its id.
-pub fn decode(kind: ValueKind, v: f64, texts: &HashMap<i64, Text>) -> Value {
+/// A stored number as a value of `kind`: booleans are 0/1, a string is the id of its
+/// text, which `text_of` finds (the ids looked up in one query, or a text selected with
+/// the row). A string id without text (cannot happen: texts are never deleted) reads as
+/// its id.
+pub fn decode(kind: ValueKind, v: f64, text_of: impl FnOnce(i64) -> Option<Text>) -> Value {
     match kind {
         ValueKind::Number => Value::Number(v),
         ValueKind::Bool => Value::Bool(v != 0.0),
-        ValueKind::Text => match texts.get(&(v as i64)) {
-            Some(t) => Value::Text(t.clone()),
+        ValueKind::Text => match text_of(v as i64) {
+            Some(t) => Value::Text(t),
             None => Value::Number(v),
         },
     }
