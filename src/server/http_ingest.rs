@@ -8,6 +8,7 @@
 //! (also with the nack object) with `Retry-After`. Authentication failures are §4 errors.
 
 use super::authn::Authenticated;
+use super::body::{self, BodyError};
 use super::{ApiError, HubState};
 use crate::auth::Principal;
 use crate::ingest::Sender;
@@ -36,19 +37,12 @@ pub async fn post(
     };
     let max = hub.settings.ingest.max_frame_bytes;
     let wait = hub.settings.server.handshake_timeout;
-    let bytes = tokio::time::timeout(wait, axum::body::to_bytes(body, max))
-        .await
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "the body did not arrive within {} (server.handshake_timeout)",
-                humantime::format_duration(wait)
-            ))
-        })?
-        .map_err(|_| {
-            ApiError::too_large(format!(
-                "the body is over {max} bytes (ingest.max_frame_bytes); send fewer readings per request"
-            ))
-        })?;
+    let bytes = body::read(body, max, wait).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => ApiError::too_large(format!(
+            "{e} (ingest.max_frame_bytes); send fewer readings per request"
+        )),
+        BodyError::Late(_) => ApiError::bad_request(e.to_string()),
+    })?;
     let reply = match std::str::from_utf8(&bytes) {
         Ok(text) => {
             let from = Sender {

@@ -10,6 +10,7 @@
 //! `{"code": "invalid", "message": "line 3: ..."}`, so its clients print them.
 
 use super::HubState;
+use super::body::{self, BodyError};
 use crate::auth::{Principal, hash_token};
 use crate::ingest::Sender;
 use crate::protocol::ingest::{DeviceMessage, ErrorCode, Reply};
@@ -188,12 +189,10 @@ async fn read_body(hub: &HubState, headers: &HeaderMap, body: Body) -> Result<St
         )
     };
     let wait = hub.settings.server.handshake_timeout;
-    let raw = tokio::time::timeout(wait, axum::body::to_bytes(body, max))
-        .await
-        .map_err(|_| {
-            WriteError::invalid("the body did not arrive in time (server.handshake_timeout)")
-        })?
-        .map_err(|_| too_large())?;
+    let raw = body::read(body, max, wait).await.map_err(|e| match e {
+        BodyError::TooLarge(_) => too_large(),
+        BodyError::Late(_) => WriteError::invalid(e.to_string()),
+    })?;
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())

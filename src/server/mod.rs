@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod authn;
+mod body;
 mod dashboard;
 mod error;
 mod http_ingest;
