@@ -79,33 +79,6 @@ pub enum StorageError {
     Db(#[from] sqlx::Error),
 }
 
-impl StorageError {
-    /// Whether the database could not be reached or answer (connection, pool, I/O,
-    /// opening): a retry later may succeed. False for refusals (an existing or missing
-    /// device) and for errors in what was asked.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            StorageError::Open { .. } => true,
-            StorageError::Db(e) => matches!(
-                e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::Protocol(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-                    | sqlx::Error::BeginFailed
-            ),
-            StorageError::DeviceExists(_)
-            | StorageError::NoSuchDevice(_)
-            | StorageError::UnknownTarget(_)
-            | StorageError::InvalidQuery(_)
-            | StorageError::Missing(_)
-            | StorageError::Migrate(_) => false,
-        }
-    }
-}
-
 /// One stored point of a raw query.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
