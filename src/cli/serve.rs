@@ -22,13 +22,8 @@ pub struct ServeArgs {
 
 /// `--listen`: an IP address and port, or a host name (the first address it resolves to).
 pub fn resolve(listen: &str) -> Result<SocketAddr, super::UsageError> {
-    use std::net::ToSocketAddrs;
-    let bad = |why: String| super::UsageError(format!("--listen {listen}: {why}"));
-    listen
-        .to_socket_addrs()
-        .map_err(|e| bad(format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)")))?
-        .next()
-        .ok_or_else(|| bad("the host name resolves to no address".into()))
+    crate::config::server::resolve_listen(listen)
+        .map_err(|why| super::UsageError(format!("--listen {listen}: {why}")))
 }
 
 pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {

@@ -9,6 +9,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
+    /// `HOST:PORT` with an IP address or a host name (the first address it resolves to).
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Extra origins allowed on `/v1/live` besides the hub's own.
     pub allowed_origins: Vec<String>,
@@ -93,6 +95,22 @@ impl Default for HttpSettings {
             max_write_readings: 100_000,
         }
     }
+}
+
+/// An IP address and port, or a host name and port resolved to its first address
+/// (`localhost:8080`). The error says what was expected.
+pub fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    listen
+        .to_socket_addrs()
+        .map_err(|e| format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"))?
+        .next()
+        .ok_or_else(|| "the host name resolves to no address".into())
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    resolve_listen(&s).map_err(|why| serde::de::Error::custom(format!("\"{s}\": {why}")))
 }
 
 impl ServerSettings {

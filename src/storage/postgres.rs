@@ -14,7 +14,7 @@ use super::stats::{DiskPart, TABLES};
 use super::{RowValues, StorageError};
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Postgres, Row};
+use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 use std::collections::HashSet;
 use std::str::FromStr;
 
@@ -30,12 +30,24 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db<Postgres>, StorageError> {
         source,
     };
     let opts = PgConnectOptions::from_str(&s.url).map_err(open_err)?;
-    let pool = PgPoolOptions::new()
+    let pool = match PgPoolOptions::new()
         .max_connections(s.max_connections.max(2))
         .acquire_timeout(s.busy_timeout)
-        .connect_with(opts)
+        .connect_with(opts.clone())
         .await
-        .map_err(open_err)?;
+    {
+        Ok(pool) => pool,
+        // The pool retries until its timeout and then says only "pool timed out": one
+        // direct attempt names the cause (connection refused, no such host, bad password).
+        Err(sqlx::Error::PoolTimedOut) => {
+            let direct = tokio::time::timeout(s.busy_timeout, PgConnection::connect_with(&opts));
+            return Err(open_err(match direct.await {
+                Ok(Err(cause)) => cause,
+                _ => sqlx::Error::PoolTimedOut,
+            }));
+        }
+        Err(e) => return Err(open_err(e)),
+    };
     Ok(Db::new(pool.clone(), pool))
 }
 

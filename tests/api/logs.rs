@@ -159,3 +159,41 @@ async fn a_nack_flood_is_sampled_with_a_suppressed_count() {
     assert!(lines < 20, "{lines} nack lines for 50+ nacks: {log}");
     assert!(hub.terminate().await.success());
 }
+
+#[tokio::test]
+async fn a_refused_mqtt_message_is_logged_with_its_reason() {
+    let url = crate::need_mqtt!();
+    let p = crate::mqtt::broker::prefix();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let config = dir.path().join("hub.toml");
+    let toml = format!("[mqtt]\nurl = \"{url}\"\ningest_topic = \"{p}/ingest/+\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let extra = ["--config", config.to_str().unwrap()];
+    let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &extra).await;
+    assert!(telehub_cli(&db, &["device", "add", "m1"]).status.success());
+    let publisher = crate::mqtt::broker::TestClient::connect(&url).await;
+    // Published until the hub's subscription is in place (a retained-less publish
+    // before it is simply not delivered).
+    let log = eventually(
+        Duration::from_secs(15),
+        "the MQTT refusal in the hub's log",
+        || async {
+            publisher
+                .publish(&format!("{p}/ingest/m1"), "{not json")
+                .await;
+            hub.logs()
+        },
+        |log| log.contains("mqtt ingest: message refused"),
+    )
+    .await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("mqtt ingest: message refused"))
+        .unwrap();
+    assert!(
+        line.contains("WARN") && line.contains("invalid_json") && line.contains("/ingest/m1"),
+        "{line}"
+    );
+    assert!(hub.terminate().await.success());
+}

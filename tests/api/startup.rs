@@ -74,6 +74,16 @@ fn configuration_errors_are_one_line_naming_the_file_or_variable() {
     );
     one_line_once(&o, &["TELEHUB_SERVER__LISTEN", "invalid socket address"]);
 
+    std::fs::write(&file, "[server]\nlisten = \"localhost:8089\"\n").unwrap();
+    let o = telehub(&["--config", f, "serve", "--print-config"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        printed.contains("listen = \"127.0.0.1:8089\"")
+            || printed.contains("listen = \"[::1]:8089\""),
+        "a host name in the file resolves: {printed}"
+    );
+
     std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
     let o = telehub(&["--config", f, "stats"], &[]);
     one_line_once(&o, &[f, "xml"]);
@@ -89,7 +99,7 @@ fn an_unreachable_postgresql_is_said_once() {
         &["migrate", "--database-url", &url],
         &[("TELEHUB_DATABASE__BUSY_TIMEOUT", "2s")],
     );
-    one_line_once(&o, &["cannot open database"]);
+    one_line_once(&o, &["cannot open database", "Connection refused"]);
     assert!(!stderr(&o).contains(" at line "), "{}", stderr(&o));
 }
 
