@@ -1,5 +1,5 @@
 // telehub dashboard: the token, the HTTP API, and the live socket (contract §3) with
-// reconnection. What is shown lives in view.js; the charts in chart.js.
+// reconnection. What is shown lives in view.js; the charts in chart-card.js.
 //
 // The token comes from `?token=` once, is kept in sessionStorage for this tab, and is
 // removed from the address bar at once. It is sent as `Authorization: Bearer` on
@@ -127,6 +127,9 @@ class Live {
       const subscribe = { subscribe: ['*'] };
       if (this.position) subscribe.resume = this.position;
       ws.send(JSON.stringify(subscribe));
+      // Alert events from now on; the current ones (and any fired while away) from the API.
+      ws.send(JSON.stringify({ alerts: true }));
+      this.view.alerts.load(this.hub);
       this.attempt = 0;
       this.setState('live', 'live');
       // Nothing to resume from: what was sent while we were away is in storage.
@@ -147,7 +150,8 @@ class Live {
         // The hub could not replay the gap: refill the charts from storage, go on live.
         this.position = { epoch: m.epoch, offset: m.offset };
         this.view.reloadCharts();
-      } else if (m.status) this.view.status(m.status);
+      } else if (m.alert) this.view.alerts.event(m.alert);
+      else if (m.status) this.view.status(m.status);
       else if (typeof m.lagged === 'number') this.view.lagged(m.lagged);
       else if (m.error) this.setState('live', 'live', `the hub refused a command: ${m.detail}`);
     };
@@ -208,7 +212,6 @@ function main() {
   if (!token) return showTokenProblem('');
   const hub = new Hub(token);
   const view = new View(hub);
-  view.setRange(900);
   new Live(hub, view).connect();
 }
 

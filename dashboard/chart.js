@@ -1,280 +1,210 @@
-// A time-series chart on a <canvas>: a bounded ring buffer of (time, value) points
-// and a draw() that the page calls at most once per animation frame when dirty.
+// A line chart on uPlot (vendor/uPlot.esm.js, MIT; see dashboard/README.md for why).
 //
-// Points closer together than one "slot" (the history's bucket width, or range/2000
-// for raw history) are merged into their running average, so a 10 Hz sensor fills at
-// most ~2000 slots per window however long it streams: memory and drawing stay bounded.
+// The x scale is always the shared time range, never the data's extent: the card
+// passes [from, to) with every draw. Gestures do not change the scale themselves but
+// ask the page to change the shared range, so every chart follows:
+//   drag          → onZoom(from, to)         shift+drag → onPanBy(ms) (previewed while dragging)
+//   double-click  → onReset()                hover      → onHover(text or null)
+// The crosshair is synchronised across charts (uPlot's cursor sync on the time value).
 
-const CAPACITY = 4096;
+import uPlot from './vendor/uPlot.esm.js';
+import { clock } from './time.js';
+import { formatValue } from './values.js';
 
-export class TimeChart {
-  constructor(canvas, colors) {
-    this.canvas = canvas;
+const HEIGHT = 220;
+const SYNC = uPlot.sync('telehub-time');
+/** A drag narrower than this (CSS px) is a click, not a zoom. */
+const MIN_DRAG_PX = 4;
+
+export class LineChart {
+  constructor(host, { colors, unitLabel, onZoom, onPanBy, onReset, onHover }) {
+    this.host = host;
     this.colors = colors;
-    this.t = new Float64Array(CAPACITY);
-    this.v = new Float64Array(CAPACITY);
-    this.n = new Float64Array(CAPACITY);
-    this.start = 0;
-    this.len = 0;
-    this.rangeMs = 15 * 60e3;
-    this.slotMs = 450;
-    this.centered = false;
-    this.hoverX = null;
-    this.dirty = true;
-    /** Redraw in the next frame, whatever the data rate limit says (hover, resize). */
-    this.urgent = false;
+    this.unitLabel = unitLabel;
+    this.handlers = { onZoom, onPanBy, onReset, onHover };
+    this.from = Date.now() - 15 * 60e3;
+    this.to = Date.now();
+    this.u = null;
+    this.panning = null;
   }
 
-  /** Replaces the contents with history: points sorted by t, each {t, v}. */
-  setHistory(points, rangeMs, bucketMs) {
-    this.rangeMs = rangeMs;
-    this.slotMs = bucketMs > 0 ? bucketMs : rangeMs / 2000;
-    this.centered = bucketMs > 0;
-    this.start = 0;
-    this.len = 0;
-    for (const p of points) this.push(p.t, p.v);
-    this.dirty = true;
-  }
-
-  /** Adds a reading; one older than the newest slot is ignored (the feed is in order). */
-  push(t, v) {
-    if (!Number.isFinite(t) || !Number.isFinite(v)) return;
-    // Bucketed history is plotted at bucket centres; live readings join the same grid.
-    if (this.centered) t = Math.floor(t / this.slotMs) * this.slotMs + this.slotMs / 2;
-    if (this.len > 0) {
-      const last = (this.start + this.len - 1) % CAPACITY;
-      const lastT = this.t[last];
-      if (Math.floor(t / this.slotMs) === Math.floor(lastT / this.slotMs)) {
-        const n = this.n[last] + 1;
-        this.v[last] += (v - this.v[last]) / n;
-        this.n[last] = n;
-        this.dirty = true;
-        return;
-      }
-      if (t < lastT) return;
-    }
-    let i;
-    if (this.len === CAPACITY) {
-      i = this.start;
-      this.start = (this.start + 1) % CAPACITY;
-    } else {
-      i = (this.start + this.len) % CAPACITY;
-      this.len++;
-    }
-    this.t[i] = t;
-    this.v[i] = v;
-    this.n[i] = 1;
-    this.dirty = true;
-  }
-
-  at(k) {
-    return (this.start + k) % CAPACITY;
-  }
-
-  /** Index (0..len) of the first point with t >= time. */
-  firstFrom(time) {
-    let lo = 0;
-    let hi = this.len;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.t[this.at(mid)] < time) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** Draws the window [now - range, now]; returns the number of points drawn. */
-  draw(now) {
-    this.dirty = false;
-    this.urgent = false;
+  /** Creates the plot once the host is in the document (it takes the host's width). */
+  mount() {
     const c = this.colors;
-    const canvas = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
-    const cssW = canvas.clientWidth;
-    const cssH = canvas.clientHeight;
-    if (cssW === 0 || cssH === 0) return 0;
-    if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(cssH * dpr)) {
-      canvas.width = Math.round(cssW * dpr);
-      canvas.height = Math.round(cssH * dpr);
-    }
-    const g = canvas.getContext('2d');
-    g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    g.clearRect(0, 0, cssW, cssH);
-    g.font = '11px system-ui, sans-serif';
+    const axis = {
+      stroke: c.muted,
+      grid: { stroke: c.grid, width: 1 },
+      ticks: { stroke: c.grid, width: 1 },
+      font: '11px system-ui, sans-serif',
+      labelFont: '12px system-ui, sans-serif',
+    };
+    const opts = {
+      width: Math.max(200, this.host.clientWidth),
+      height: HEIGHT,
+      ms: 1,
+      legend: { show: false },
+      cursor: {
+        sync: { key: SYNC.key },
+        drag: { x: true, y: false, setScale: false },
+        points: { size: 7, fill: c.line },
+        bind: {
+          mousedown: (u, target, handler) => (e) => {
+            if (e.shiftKey && e.button === 0) this.startPan(e);
+            else handler(e);
+            return null;
+          },
+          dblclick: () => (e) => {
+            e.preventDefault();
+            this.handlers.onReset();
+            return null;
+          },
+        },
+      },
+      scales: {
+        x: { time: true, range: () => [this.from, this.to] },
+        y: {
+          range: (u, lo, hi) => {
+            if (lo === null || hi === null) return [0, 1];
+            if (lo === hi) {
+              const pad = Math.abs(lo) * 0.05 || 1;
+              return [lo - pad, hi + pad];
+            }
+            return uPlot.rangeNum(lo, hi, 0.1, true);
+          },
+        },
+      },
+      axes: [
+        { ...axis, space: 70, values: (u, ticks, i, space, incr) => ticks.map((t) => timeLabel(t, incr)) },
+        {
+          ...axis,
+          label: () => this.unitLabel(),
+          labelSize: 18,
+          size: (u, values, i, cycle) => yAxisSize(u, values, i, cycle),
+          values: (u, ticks) => ticks.map((v) => formatValue(v)),
+        },
+      ],
+      series: [
+        { value: (u, t) => (t === null ? '' : clock(t)) },
+        {
+          stroke: c.line,
+          width: 1.5,
+          spanGaps: false,
+          points: { show: (u, si, i0, i1) => i1 - i0 < u.bbox.width / 40, size: 5, fill: c.line },
+        },
+      ],
+      hooks: {
+        setSelect: [(u) => this.selected(u)],
+        setCursor: [(u) => this.hovered(u)],
+        draw: [(u) => this.drawLast(u)],
+      },
+    };
+    this.u = new uPlot(opts, [[], []], this.host);
+  }
 
-    const t0 = now - this.rangeMs;
-    const first = this.firstFrom(t0);
-    const count = this.len - first;
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let k = first; k < this.len; k++) {
-      const v = this.v[this.at(k)];
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    if (count === 0) {
-      lo = 0;
-      hi = 1;
-    } else if (lo === hi) {
-      const pad = Math.abs(lo) * 0.05 || 1;
-      lo -= pad;
-      hi += pad;
-    }
-    const ticks = niceTicks(lo, hi, Math.max(2, Math.floor(cssH / 45)));
-    lo = Math.min(lo, ticks[0]);
-    hi = Math.max(hi, ticks[ticks.length - 1]);
+  /** Draws `data` ([times, values]) over [from, to). */
+  show(data, from, to) {
+    if (!this.u) return;
+    if (this.panning) return;
+    this.from = from;
+    this.to = to;
+    this.u.setData(data);
+  }
 
-    const labelW = Math.max(...ticks.map((v) => g.measureText(formatTick(v, ticks)).width)) + 12;
-    const plot = { x: labelW, y: 8, w: cssW - labelW - 10, h: cssH - 8 - 22 };
-    const X = (t) => plot.x + ((t - t0) / this.rangeMs) * plot.w;
-    const Y = (v) => plot.y + plot.h - ((v - lo) / (hi - lo)) * plot.h;
+  /** The width of the plotting area in CSS pixels (what the resolution is for). */
+  plotWidth() {
+    if (this.u) return Math.round(this.u.bbox.width / uPlot.pxRatio);
+    return Math.max(100, this.host.clientWidth - 70);
+  }
 
-    // Grid and axes.
-    g.strokeStyle = c.grid;
-    g.fillStyle = c.muted;
-    g.lineWidth = 1;
-    g.textAlign = 'right';
-    g.textBaseline = 'middle';
-    for (const v of ticks) {
-      const y = Math.round(Y(v)) + 0.5;
-      g.beginPath();
-      g.moveTo(plot.x, y);
-      g.lineTo(plot.x + plot.w, y);
-      g.stroke();
-      g.fillText(formatTick(v, ticks), plot.x - 6, y);
-    }
-    g.textAlign = 'center';
-    g.textBaseline = 'top';
-    for (const t of timeTicks(t0, now, Math.max(2, Math.floor(plot.w / 80)))) {
-      const x = Math.round(X(t)) + 0.5;
-      g.beginPath();
-      g.moveTo(x, plot.y);
-      g.lineTo(x, plot.y + plot.h);
-      g.stroke();
-      g.fillText(formatClock(t, this.rangeMs), x, plot.y + plot.h + 6);
-    }
-    if (count === 0) {
-      g.fillStyle = c.muted;
-      g.textBaseline = 'middle';
-      g.fillText('no readings in this range', plot.x + plot.w / 2, plot.y + plot.h / 2);
-      return 0;
-    }
+  resize() {
+    if (!this.u) return;
+    const width = Math.max(200, this.host.clientWidth);
+    if (width !== this.u.width) this.u.setSize({ width, height: HEIGHT });
+  }
 
-    // The line, broken where readings are missing for a while; lone points as dots.
-    const gap = Math.max(this.rangeMs / 30, this.slotMs * 5);
+  destroy() {
+    this.u?.destroy();
+    this.u = null;
+  }
+
+  selected(u) {
+    const { left, width } = u.select;
+    if (width <= 0) return;
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    if (width < MIN_DRAG_PX) return;
+    this.handlers.onZoom(u.posToVal(left, 'x'), u.posToVal(left + width, 'x'));
+  }
+
+  hovered(u) {
+    const i = u.cursor.idx;
+    const v = i === null || i === undefined ? null : u.data[1][i];
+    if (v === null || v === undefined) return this.handlers.onHover(null);
+    return this.handlers.onHover({ t: u.data[0][i], v });
+  }
+
+  /** The newest point as a dot: where the line ends now. */
+  drawLast(u) {
+    const xs = u.data[0];
+    const ys = u.data[1];
+    let i = ys.length - 1;
+    while (i >= 0 && ys[i] === null) i--;
+    if (i < 0 || xs[i] < this.from || xs[i] > this.to) return;
+    const x = u.valToPos(xs[i], 'x', true);
+    const y = u.valToPos(ys[i], 'y', true);
+    const g = u.ctx;
     g.save();
+    g.fillStyle = this.colors.line;
     g.beginPath();
-    g.rect(plot.x, plot.y - 2, plot.w + 4, plot.h + 4);
-    g.clip();
-    g.strokeStyle = c.line;
-    g.fillStyle = c.line;
-    g.lineWidth = 1.5;
-    g.lineJoin = 'round';
-    g.beginPath();
-    let prevT = -Infinity;
-    for (let k = first; k < this.len; k++) {
-      const i = this.at(k);
-      const x = X(this.t[i]);
-      const y = Y(this.v[i]);
-      if (this.t[i] - prevT > gap) {
-        g.moveTo(x, y);
-        const next = k + 1 < this.len ? this.t[this.at(k + 1)] : Infinity;
-        if (next - this.t[i] > gap) g.fillRect(x - 1.5, y - 1.5, 3, 3);
-      } else {
-        g.lineTo(x, y);
-      }
-      prevT = this.t[i];
-    }
-    g.stroke();
-    const last = this.at(this.len - 1);
-    g.beginPath();
-    g.arc(X(this.t[last]), Y(this.v[last]), 3, 0, 2 * Math.PI);
+    g.arc(x, y, 3.5 * uPlot.pxRatio, 0, 2 * Math.PI);
     g.fill();
     g.restore();
-
-    if (this.hoverX !== null) this.drawHover(g, plot, X, Y, first, t0);
-    return count;
   }
 
-  drawHover(g, plot, X, Y, first, t0) {
-    const c = this.colors;
-    const t = t0 + ((this.hoverX - plot.x) / plot.w) * this.rangeMs;
-    let k = this.firstFrom(t);
-    if (k >= this.len || (k > first && t - this.t[this.at(k - 1)] < this.t[this.at(k)] - t)) k--;
-    if (k < first) return;
-    const i = this.at(k);
-    const x = X(this.t[i]);
-    const y = Y(this.v[i]);
-    g.strokeStyle = c.muted;
-    g.setLineDash([3, 3]);
-    g.beginPath();
-    g.moveTo(Math.round(x) + 0.5, plot.y);
-    g.lineTo(Math.round(x) + 0.5, plot.y + plot.h);
-    g.stroke();
-    g.setLineDash([]);
-    const label = `${formatValue(this.v[i])}  ${clock(this.t[i])}`;
-    const w = g.measureText(label).width + 12;
-    const bx = Math.min(Math.max(x - w / 2, plot.x), plot.x + plot.w - w);
-    g.fillStyle = c.tooltip;
-    g.fillRect(bx, plot.y, w, 20);
-    g.fillStyle = c.text;
-    g.textAlign = 'left';
-    g.textBaseline = 'middle';
-    g.fillText(label, bx + 6, plot.y + 10);
-    g.fillStyle = c.line;
-    g.beginPath();
-    g.arc(x, y, 4, 0, 2 * Math.PI);
-    g.fill();
+  /** Shift+drag: the plot follows the pointer; the shared range moves on release. */
+  startPan(e) {
+    const u = this.u;
+    const x0 = e.clientX;
+    const [from, to] = [this.from, this.to];
+    const msPerPx = (to - from) / Math.max(1, this.plotWidth());
+    this.panning = { moved: 0 };
+    const move = (ev) => {
+      const ms = -(ev.clientX - x0) * msPerPx;
+      this.panning.moved = ms;
+      this.from = from + ms;
+      this.to = to + ms;
+      u.setScale('x', { min: this.from, max: this.to });
+    };
+    const up = () => {
+      document.removeEventListener('mousemove', move);
+      document.removeEventListener('mouseup', up);
+      const ms = this.panning.moved;
+      this.panning = null;
+      if (Math.abs(ms) > 0) this.handlers.onPanBy(ms);
+    };
+    document.addEventListener('mousemove', move);
+    document.addEventListener('mouseup', up);
+    e.preventDefault();
   }
 }
 
-/** About `n` round tick values covering [lo, hi]. */
-export function niceTicks(lo, hi, n) {
-  const raw = (hi - lo) / n;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const ticks = [];
-  for (let v = Math.floor(lo / step) * step; v <= hi + step * 0.5 && ticks.length < 50; v += step) {
-    ticks.push(Math.round(v / step) * step);
-  }
-  if (ticks[ticks.length - 1] < hi) ticks.push(ticks[ticks.length - 1] + step);
-  return ticks;
-}
-
-function formatTick(v, ticks) {
-  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
-  const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
-  return Math.abs(v) >= 1e6 ? v.toExponential(2) : v.toFixed(decimals);
-}
-
-const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map(
-  (s) => s * 1000,
-);
-
-function timeTicks(t0, t1, n) {
-  const step = STEPS.find((s) => (t1 - t0) / s <= n) ?? STEPS[STEPS.length - 1];
-  const offset = new Date(t0).getTimezoneOffset() * 60e3;
-  const ticks = [];
-  for (let t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) ticks.push(t);
-  return ticks;
-}
-
-function formatClock(t, rangeMs) {
-  return clock(t, rangeMs <= 3 * 3600e3);
-}
-
-/** Local time of day, 24-hour: `HH:MM` or `HH:MM:SS`. */
-export function clock(t, seconds = true) {
+/** A time axis label: `10:15:30`, `10:15`, or `21 Nov` / `21 Nov 10:00` for days. */
+function timeLabel(t, incr) {
+  if (incr < 60e3) return clock(t);
+  if (incr < 3600e3 * 3) return clock(t, false);
   const d = new Date(t);
-  const two = (n) => String(n).padStart(2, '0');
-  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
-  return seconds ? `${hm}:${two(d.getSeconds())}` : hm;
+  const day = d.toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
+  return d.getHours() === 0 && d.getMinutes() === 0 ? day : `${day} ${clock(t, false)}`;
 }
 
-/** A reading's value for display: at most 6 significant digits, no float noise. */
-export function formatValue(v) {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e9 || a < 1e-4)) return v.toExponential(3);
-  return String(Number(v.toPrecision(6)));
+/** The y axis as wide as its longest label (plus ticks and the unit label). */
+function yAxisSize(u, values, i, cycle) {
+  const axis = u.axes[i];
+  if (cycle > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
+  if (longest !== '') {
+    u.ctx.font = axis.font[0];
+    size += u.ctx.measureText(longest).width / uPlot.pxRatio;
+  }
+  return Math.ceil(size) + 4;
 }

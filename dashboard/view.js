@@ -1,53 +1,66 @@
-// What the operator sees: the device list, the selected device's sensors, the charts.
+// What the operator sees: the device list, the selected device's sensors, the alert
+// strip, the charts over one shared time range, and the address that reproduces it.
 //
 // Live data only updates the model and marks it dirty; the DOM and the canvases are
 // touched at most once per animation frame, and only for what changed and is visible.
-// Every device-provided string (device, sensor, unit) goes in as text, never as HTML.
+// Every device-provided string (device, sensor, unit, value) goes in as text, never as HTML.
 
-import { clock, formatValue } from './chart.js';
+import { readAddress, writeAddress } from './address.js';
+import { AlertStrip } from './alerts.js';
 import { makeChart } from './chart-card.js';
+import { DeviceList, ago } from './device-list.js';
 import { $, el, setText } from './dom.js';
+import { RangePicker } from './picker.js';
+import { TimeRange } from './range.js';
+import { clock } from './time.js';
+import { showUnit } from './units.js';
+import { showValue } from './values.js';
 
-const collator = new Intl.Collator(undefined, { numeric: true });
 const TEXT_MS = 100;
 const CHART_MS = 33;
-
-export function ago(ms, now) {
-  if (ms === null || !Number.isFinite(ms)) return 'never seen';
-  const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 2) return 'just now';
-  if (s < 90) return `${s} s ago`;
-  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
-  if (s < 36 * 3600) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86400)} d ago`;
-}
+const MAX_CHARTS = 6;
+/** An alert opens its series this long before and after it fired. */
+const AROUND_ALERT_MS = 15 * 60e3;
 
 export class View {
   constructor(hub) {
     this.hub = hub;
     this.devices = new Map();
-    this.order = [];
     this.selected = null;
     this.charts = new Map();
-    this.rangeS = 900;
     this.dirty = new Set();
     this.scheduled = false;
     this.countsDirty = true;
     this.textAt = 0;
     this.lagTotal = 0;
     this.lagAt = 0;
-    this.autoSelect = true;
-    this.list = $('#device-list');
-    this.observer = new IntersectionObserver((entries) => this.onVisibility(entries), {
-      root: this.list,
-      rootMargin: '120px',
+    this.list = new DeviceList($('#device-list'), this.devices, {
+      onSelect: (name) => this.select(name),
+      onChange: () => this.schedule(),
     });
-    $('#filter').addEventListener('input', (e) => this.applyFilter(e.target.value));
-    for (const b of document.querySelectorAll('[data-range]')) {
-      b.addEventListener('click', () => this.setRange(Number(b.dataset.range)));
-    }
+    this.alerts = new AlertStrip($('#alerts'), {
+      onOpen: (a) => this.openAlert(a),
+      onMarks: (marks) => this.markAlerts(marks),
+    });
+    this.range = new TimeRange();
+    this.picker = new RangePicker(this.range);
+    this.rangeDirty = true;
+    this.wanted = readAddress();
+    if (this.wanted.range) this.range.setBase(this.wanted.range.spanMs, this.wanted.range.to);
+    this.range.onChange(() => {
+      this.reloadCharts();
+      this.rangeDirty = true;
+      this.saveAddress();
+      this.schedule();
+    });
+    window.addEventListener('hashchange', () => {
+      this.wanted = readAddress();
+      this.applyAddress();
+    });
+    $('#filter').addEventListener('input', (e) => this.list.filter(e.target.value));
     this.colors = readColors();
     setInterval(() => this.tick(), 1000);
+    this.schedule();
   }
 
   schedule() {
@@ -61,20 +74,39 @@ export class View {
   /** The device list from GET /v1/devices: adds, updates, and drops revoked devices. */
   setDevices(list) {
     const seen = new Set();
+    const added = [];
     for (const x of list) {
       seen.add(x.name);
-      const d = this.device(x.name);
+      let d = this.devices.get(x.name);
+      if (!d) {
+        d = this.newDevice(x.name);
+        added.push(x.name);
+      }
       d.online = x.online;
       if (x.last_seen) d.lastSeen = Math.max(d.lastSeen ?? 0, Date.parse(x.last_seen));
       for (const s of x.sensors ?? []) this.sensor(d, s);
       for (const [name, l] of Object.entries(x.latest ?? {})) this.stored(this.sensor(d, name), l);
       this.touch(d);
     }
+    if (added.length > 0) this.list.addAll(added);
     for (const name of [...this.devices.keys()]) if (!seen.has(name)) this.removeDevice(name);
+    this.countsDirty = true;
     $('#no-devices').hidden = this.devices.size > 0;
-    if (this.autoSelect && this.selected === null && this.order.length > 0) {
-      this.autoSelect = false;
-      const d = this.devices.get(this.order[0]);
+    if (this.wanted && this.devices.size > 0) this.applyAddress();
+  }
+
+  /** Shows what the address asks for (once the devices are known), else the first device. */
+  applyAddress() {
+    const w = this.wanted;
+    this.wanted = null;
+    if (w.range) this.range.setBase(w.range.spanMs, w.range.to);
+    if (w.device || w.charts.length > 0) {
+      if (w.device && this.devices.has(w.device)) this.select(w.device);
+      for (const [d, s] of [...w.charts].reverse()) this.openChart(d, s);
+      return;
+    }
+    if (this.selected === null && this.list.shown.length > 0) {
+      const d = this.devices.get(this.list.shown[0]);
       this.select(d.name);
       const first = d.sensors.keys().next();
       if (!first.done) this.openChart(d.name, first.value);
@@ -103,7 +135,7 @@ export class View {
       d.lastSeen = now;
       this.touch(d);
       const c = this.charts.get(chartKey(r.device, r.sensor));
-      if (c) c.add(s.ts, r.value, s.unit);
+      if (c && typeof r.value === 'number') c.add(r.ts, r.value, s.unit);
     }
   }
 
@@ -128,13 +160,18 @@ export class View {
       'Values catch up with the next readings; charts may have gaps (reload the range to fill them).';
   }
 
+  newDevice(name) {
+    const d = { name, online: false, lastSeen: null, sensors: new Map(), row: null, alert: null };
+    this.devices.set(name, d);
+    this.countsDirty = true;
+    return d;
+  }
+
   device(name) {
     let d = this.devices.get(name);
     if (!d) {
-      d = { name, online: false, lastSeen: null, sensors: new Map(), visible: false, row: null };
-      this.devices.set(name, d);
-      this.insertRow(d);
-      this.countsDirty = true;
+      d = this.newDevice(name);
+      this.list.add(name);
       $('#no-devices').hidden = true;
     }
     return d;
@@ -143,7 +180,7 @@ export class View {
   sensor(d, name) {
     let s = d.sensors.get(name);
     if (!s) {
-      s = { name, value: null, unit: '', ts: null, version: 0, chip: null, tile: null };
+      s = { name, value: null, unit: '', ts: null, version: 0, tile: null };
       d.sensors.set(name, s);
     }
     return s;
@@ -156,97 +193,45 @@ export class View {
 
   removeDevice(name) {
     const d = this.devices.get(name);
-    this.observer.unobserve(d.row.root);
-    d.row.root.remove();
+    this.list.remove(name);
     this.devices.delete(name);
-    this.order.splice(this.order.indexOf(name), 1);
     this.dirty.delete(d);
     if (this.selected === name) this.select(null);
     this.countsDirty = true;
   }
 
-  // ---- the device list ----
-
-  insertRow(d) {
-    const root = el('div', 'device');
-    root.tabIndex = 0;
-    root.setAttribute('role', 'listitem');
-    const head = el('div', 'device-head');
-    const dot = el('span', 'dot');
-    const name = el('span', 'name', d.name);
-    const seen = el('span', 'seen');
-    head.append(dot, name, seen);
-    const values = el('div', 'values');
-    root.append(head, values);
-    root.dataset.device = d.name;
-    root.addEventListener('click', () => this.select(d.name));
-    root.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') {
-        e.preventDefault();
-        this.select(d.name);
+  /** Marks the devices with a firing alert (`marks`: device → worst severity). */
+  markAlerts(marks) {
+    for (const d of this.devices.values()) {
+      const alert = marks.get(d.name) ?? null;
+      if (d.alert !== alert) {
+        d.alert = alert;
+        this.touch(d);
       }
-    });
-    d.row = { root, dot, seen, values };
-    let lo = 0;
-    let hi = this.order.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (collator.compare(this.order[mid], d.name) < 0) lo = mid + 1;
-      else hi = mid;
     }
-    const next = this.order[lo];
-    this.order.splice(lo, 0, d.name);
-    this.list.insertBefore(root, next === undefined ? null : this.devices.get(next).row.root);
-    root.hidden = !this.matches(d.name);
-    this.observer.observe(root);
+    this.schedule();
   }
 
-  onVisibility(entries) {
-    for (const e of entries) {
-      const d = this.devices.get(e.target.dataset.device);
-      if (!d) continue;
-      d.visible = e.isIntersecting;
-      if (d.visible) this.touch(d);
-    }
-  }
-
-  matches(name) {
-    return !this.filterText || name.toLowerCase().includes(this.filterText);
-  }
-
-  applyFilter(text) {
-    this.filterText = text.trim().toLowerCase();
-    for (const d of this.devices.values()) d.row.root.hidden = !this.matches(d.name);
-  }
-
-  renderRow(d, now) {
-    const r = d.row;
-    r.root.dataset.online = d.online;
-    setText(r.seen, d.online ? ago(d.lastSeen, now) : `offline · ${ago(d.lastSeen, now)}`);
-    for (const s of d.sensors.values()) {
-      if (!s.chip) {
-        const chip = el('span', 'chip');
-        const k = el('span', 'k', s.name);
-        const v = el('span', 'v', '–');
-        const u = el('span', 'u');
-        chip.append(k, v, u);
-        r.values.append(chip);
-        s.chip = { v, u, version: -1, unit: null };
-      }
-      updateValue(s, s.chip);
-      if (s.ts !== null) s.chip.v.title = ago(s.ts, now);
-    }
+  /** An alert's series around the moment it fired. */
+  openAlert(a) {
+    const since = Date.parse(a.since);
+    const now = Date.now();
+    const from = since - AROUND_ALERT_MS;
+    if (since + AROUND_ALERT_MS >= now) this.range.setBase(now - from);
+    else this.range.setBase(2 * AROUND_ALERT_MS, since + AROUND_ALERT_MS);
+    if (this.devices.has(a.device)) this.select(a.device);
+    if (a.sensor) this.openChart(a.device, a.sensor);
   }
 
   // ---- the selected device ----
 
   select(name) {
     this.selected = name;
-    for (const d of this.devices.values()) d.row.root.classList.toggle('selected', d.name === name);
+    this.list.select(name);
     $('#detail-empty').hidden = name !== null;
     $('#detail-body').hidden = name === null;
-    const tiles = $('#sensor-tiles');
-    tiles.replaceChildren();
+    $('#sensor-tiles').replaceChildren();
+    this.saveAddress();
     if (name === null) return;
     const d = this.devices.get(name);
     $('#detail-name').textContent = d.name;
@@ -274,10 +259,14 @@ export class View {
         b.append(k, line, when);
         b.addEventListener('click', () => this.openChart(d.name, s.name));
         tiles.append(b);
-        s.tile = { root: b, v, u, when, version: -1, unit: null };
+        s.tile = { root: b, v, u, when, version: -1 };
       }
       s.tile.root.classList.toggle('charted', this.charts.has(chartKey(d.name, s.name)));
-      updateValue(s, s.tile);
+      if (s.tile.version !== s.version) {
+        s.tile.version = s.version;
+        showValue(s.tile.v, s.name, s.value);
+        showUnit(s.tile.u, s.unit);
+      }
       if (s.ts !== null) setText(s.tile.when, `${clock(s.ts)} · ${ago(s.ts, now)}`);
     }
     $('#no-sensors').hidden = d.sensors.size > 0;
@@ -290,24 +279,30 @@ export class View {
     const existing = this.charts.get(key);
     if (existing) {
       existing.card.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
-      return;
+      return existing;
     }
-    if (this.charts.size >= 6) this.closeChart(this.charts.keys().next().value);
+    if (this.charts.size >= MAX_CHARTS) this.closeChart(this.charts.keys().next().value);
     const d = this.devices.get(device);
-    const unit = d?.sensors.get(sensor)?.unit ?? '';
     const c = makeChart({
       device,
       sensor,
-      unit,
+      unit: d?.sensors.get(sensor)?.unit ?? '',
       colors: this.colors,
+      range: this.range,
+      hub: this.hub,
       onClose: () => this.closeChart(key),
       onDirty: () => this.schedule(),
     });
+    c.device = device;
+    c.sensor = sensor;
     this.charts.set(key, c);
     $('#charts').prepend(c.card);
     $('#no-charts').hidden = true;
-    c.load(this.hub, this.rangeS);
+    c.mount();
+    c.load();
     if (d) this.touch(d);
+    this.saveAddress();
+    return c;
   }
 
   closeChart(key) {
@@ -318,19 +313,18 @@ export class View {
     $('#no-charts').hidden = this.charts.size > 0;
     const d = this.devices.get(this.selected);
     if (d) this.touch(d);
-  }
-
-  setRange(seconds) {
-    this.rangeS = seconds;
-    for (const b of document.querySelectorAll('[data-range]')) {
-      b.setAttribute('aria-pressed', String(Number(b.dataset.range) === seconds));
-    }
-    this.reloadCharts();
+    this.saveAddress();
   }
 
   /** Reloads every chart's history (after a range change or a reconnect). */
   reloadCharts() {
-    for (const c of this.charts.values()) c.load(this.hub, this.rangeS);
+    for (const c of this.charts.values()) c.load();
+  }
+
+  saveAddress() {
+    if (this.wanted) return; // not applied yet: keep what the address asks for
+    const charts = [...document.querySelectorAll('#charts .chart-card')].map((c) => [c.dataset.device, c.dataset.sensor]);
+    writeAddress({ device: this.selected, charts, range: this.range.view });
   }
 
   // ---- once per animation frame / once per second ----
@@ -338,26 +332,33 @@ export class View {
   /**
    * Renders what is dirty. Numbers change faster than anyone reads them, so text is
    * refreshed at most every TEXT_MS and charts redraw for new data at most every
-   * CHART_MS (hover and resizing redraw at once); what waits keeps its dirty flag.
+   * CHART_MS; what waits keeps its dirty flag.
    */
   frame() {
     this.scheduled = false;
     const now = Date.now();
     let waiting = false;
+    if (this.list.layoutDirty) for (const d of this.list.layout()) this.list.render(d, now);
+    if (this.rangeDirty) {
+      this.rangeDirty = false;
+      this.picker.render();
+    }
     if (now - this.textAt >= TEXT_MS) {
       this.textAt = now;
       for (const d of this.dirty) {
-        if (d.visible) this.renderRow(d, now);
+        if (d.row) this.list.render(d, now);
         if (d.name === this.selected) this.renderDetail(d, now);
       }
       this.dirty.clear();
       if (this.countsDirty) this.renderCounts();
+      if (this.alerts.dirty) this.alerts.render(now);
     } else {
-      waiting = this.dirty.size > 0 || this.countsDirty;
+      waiting = this.dirty.size > 0 || this.countsDirty || this.alerts.dirty;
     }
     for (const c of this.charts.values()) {
-      if (!c.chart.dirty) continue;
-      if (c.chart.urgent || now - c.drawnAt >= CHART_MS) c.draw(now);
+      if (c.hoverDirty) c.drawHover();
+      if (!c.dirty) continue;
+      if (now - c.drawnAt >= CHART_MS) c.draw(now);
       else waiting = true;
     }
     if (waiting) this.schedule();
@@ -370,29 +371,24 @@ export class View {
     setText($('#counts'), `${online} of ${this.devices.size} online`);
   }
 
-  /** Relative times move on, and the charts' windows slide. */
+  /** Relative times move on, and live charts slide. */
   tick() {
-    for (const d of this.devices.values()) if (d.visible || d.name === this.selected) this.dirty.add(d);
-    for (const c of this.charts.values()) c.chart.dirty = true;
-    if (this.lagAt && Date.now() - this.lagAt > 10_000) $('#lagged').classList.remove('fresh');
+    const now = Date.now();
+    for (const name of this.list.rows.keys()) this.dirty.add(this.devices.get(name));
+    const d = this.devices.get(this.selected);
+    if (d) this.dirty.add(d);
+    if (this.range.live) {
+      for (const c of this.charts.values()) c.dirty = true;
+      this.rangeDirty = true;
+    }
+    this.alerts.render(now);
+    if (this.lagAt && now - this.lagAt > 10_000) $('#lagged').classList.remove('fresh');
     this.schedule();
   }
 }
 
 export function chartKey(device, sensor) {
   return `${device}/${sensor}`;
-}
-
-/** Updates a value/unit pair of text nodes if the sensor changed; true if it did. */
-function updateValue(s, view) {
-  if (view.version === s.version) return false;
-  view.version = s.version;
-  setText(view.v, s.value === null ? '–' : formatValue(s.value));
-  if (view.unit !== s.unit) {
-    view.unit = s.unit;
-    view.u.textContent = s.unit;
-  }
-  return true;
 }
 
 function readColors() {

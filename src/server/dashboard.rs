@@ -2,8 +2,12 @@
 //! the binary so the hub needs no build step or asset folder at run time.
 //!
 //! The page is hand-written ES modules: `app.js` (token, API, live socket with
-//! reconnection) → `view.js` (device list, sensors, once-per-frame rendering) →
-//! `chart-card.js` (history loading) → `chart.js` (ring buffer and canvas drawing).
+//! reconnection) → `view.js` (once-per-frame rendering, the address) → `device-list.js`
+//! (the virtualised list), `alerts.js` (the alert strip), `picker.js` + `range.js` (the
+//! one time range every chart shows) and `chart-card.js` (history at the width's
+//! resolution, stats, CSV) → `chart.js` (uPlot, vendored unmodified under `vendor/`)
+//! and `series.js` (the points); `units.js`, `values.js`, `time.js`, `csv.js`,
+//! `address.js` and `dom.js` are small helpers. See `dashboard/README.md`.
 
 use super::HubState;
 use axum::Router;
@@ -15,19 +19,42 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+/// A script of the page: served at `/NAME` from `dashboard/NAME`.
+macro_rules! js {
+    ($name:literal) => {
+        (
+            concat!("/", $name),
+            JS,
+            include_str!(concat!("../../dashboard/", $name)),
+        )
+    };
+}
+
 /// Every file of the page: (URL path, content type, body).
-const FILES: [(&str, &str, &str); 8] = [
+const FILES: [(&str, &str, &str); 20] = [
     ("/", HTML, include_str!("../../dashboard/index.html")),
     ("/style.css", CSS, include_str!("../../dashboard/style.css")),
-    ("/app.js", JS, include_str!("../../dashboard/app.js")),
-    ("/dom.js", JS, include_str!("../../dashboard/dom.js")),
-    ("/view.js", JS, include_str!("../../dashboard/view.js")),
+    js!("app.js"),
+    js!("view.js"),
+    js!("device-list.js"),
+    js!("alerts.js"),
+    js!("picker.js"),
+    js!("range.js"),
+    js!("address.js"),
+    js!("chart-card.js"),
+    js!("chart.js"),
+    js!("series.js"),
+    js!("csv.js"),
+    js!("units.js"),
+    js!("values.js"),
+    js!("time.js"),
+    js!("dom.js"),
+    js!("vendor/uPlot.esm.js"),
     (
-        "/chart-card.js",
-        JS,
-        include_str!("../../dashboard/chart-card.js"),
+        "/vendor/uPlot.min.css",
+        CSS,
+        include_str!("../../dashboard/vendor/uPlot.min.css"),
     ),
-    ("/chart.js", JS, include_str!("../../dashboard/chart.js")),
     ("/favicon.ico", "image/svg+xml", FAVICON),
 ];
 

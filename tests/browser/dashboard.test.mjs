@@ -85,7 +85,9 @@ describe('the dashboard', () => {
     await page.waitForSelector(`${row('boiler-1')}[data-online="true"]`, WAIT);
     const reply = await device.send([{ sensor: 'temperature', value: 21.5, ts: now() - 2, unit: 'Cel' }]);
     assert.deepEqual(reply, { ack: 1, stored: 1 });
-    await waitForChip('boiler-1', 'temperature', '21.5', 'Cel');
+    // SenML `Cel` reads as °C; the title keeps what the device sent.
+    await waitForChip('boiler-1', 'temperature', '21.5', '°C');
+    assert.equal(await page.getAttribute(`${row('boiler-1')} .chip[data-sensor="temperature"] .u`, 'title'), 'SenML unit: Cel');
     await page.waitForFunction(() => document.querySelector('#counts').textContent === '1 of 1 online', null, WAIT);
   });
 
@@ -128,7 +130,7 @@ describe('the dashboard', () => {
     device = await connectDevice(hub.base, token);
     await page.waitForSelector(`${row('boiler-1')}[data-online="true"]`, WAIT);
     await device.send([{ sensor: 'temperature', value: 23.25, ts: now(), unit: 'Cel' }]);
-    await waitForChip('boiler-1', 'temperature', '23.25', 'Cel');
+    await waitForChip('boiler-1', 'temperature', '23.25', '°C');
     const card = '.chart-card[data-sensor="temperature"]';
     try {
       await page.waitForFunction(

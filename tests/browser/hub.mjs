@@ -123,3 +123,27 @@ export async function connectDevice(base, token) {
     },
   };
 }
+
+/** Debian's chromium through playwright-core, headless. */
+export async function launchBrowser() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  });
+}
+
+/** GET `path` from the hub's HTTP API with `token`; the parsed JSON body. */
+export async function apiGet(base, path, token) {
+  const res = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** Sends `readings` in messages of at most `size` (the hub's frame limit is 64 KiB). */
+export async function sendAll(device, readings, size = 300) {
+  for (let i = 0; i < readings.length; i += size) {
+    const reply = await device.send(readings.slice(i, i + size));
+    if (reply.stored !== Math.min(size, readings.length - i)) throw new Error(`not stored: ${JSON.stringify(reply)}`);
+  }
+}

@@ -42,7 +42,8 @@ describe('a quiet sensor', () => {
     await page.waitForFunction(
       (c) => {
         const e = document.querySelector(c);
-        return e && e.querySelector('.v').textContent === '-18.25' && e.querySelector('.u').textContent === 'Cel';
+        const u = e?.querySelector('.u');
+        return e && e.querySelector('.v').textContent === '-18.25' && u.textContent === '°C' && u.title === 'SenML unit: Cel';
       },
       chip,
       WAIT,
