@@ -240,6 +240,6 @@ export function makeChart({ device, sensor, unit, colors, range, hub, onClose, o
 }
 
 /** Unix ms → RFC 3339 for a query (`from`, `to`). */
-export function iso(ms) {
+function iso(ms) {
   return new Date(ms).toISOString();
 }

@@ -10,7 +10,7 @@ import { el, setText } from './dom.js';
 import { showUnit } from './units.js';
 import { showValue } from './values.js';
 
-export const ROW_HEIGHT = 54;
+const ROW_HEIGHT = 54;
 const OVERSCAN = 6;
 const collator = new Intl.Collator(undefined, { numeric: true });
 

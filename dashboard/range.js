@@ -6,7 +6,7 @@
 // there, and reset goes back to the base. Every change is announced once to the
 // listeners (the charts refetch, the address is rewritten).
 
-export const MIN_SPAN_MS = 1000;
+const MIN_SPAN_MS = 1000;
 export const MAX_SPAN_MS = 30 * 86400e3;
 
 /** Presets of the picker: live spans. */

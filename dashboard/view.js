@@ -398,7 +398,5 @@ function readColors() {
     line: v('--accent'),
     grid: v('--grid'),
     muted: v('--muted'),
-    text: v('--text'),
-    tooltip: v('--tooltip'),
   };
 }
