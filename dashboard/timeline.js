@@ -23,7 +23,8 @@ const MAX_BANDS = 2000;
 const MAX_STATES = 24;
 /** Bands listed in the description: the newest ones. */
 const LISTED = 50;
-const PALETTE = ['#4cb3ff', '#f0b429', '#3ccf7a', '#b48cff', '#ef5b5b', '#2ec4b6', '#ff8c42', '#e86fb0'];
+/** Calm colours for text states (no red: a state is not an alarm unless an alert says so). */
+const PALETTE = ['#4cb3ff', '#f0b429', '#3ccf7a', '#b48cff', '#2ec4b6', '#ff8c42', '#e86fb0', '#a3b86c'];
 /** Booleans: true (open, on) stands out, false is quiet. */
 const BOOL_COLORS = { true: '#f0b429', false: '#8a98a8' };
 const INK = '#0b1016';
@@ -191,7 +192,9 @@ export class StateTimeline {
       g.moveTo(x, plot.y + plot.h);
       g.lineTo(x, plot.y + plot.h + 4);
       g.stroke();
-      g.fillText(axisClock(t, this.rangeMs), x, plot.y + plot.h + 6);
+      const text = axisClock(t, this.rangeMs);
+      const half = g.measureText(text).width / 2;
+      g.fillText(text, Math.min(Math.max(x, half), plot.x + plot.w + 8 - half), plot.y + plot.h + 6);
     }
   }
 

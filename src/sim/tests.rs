@@ -168,7 +168,7 @@ fn the_freezer_door_is_mostly_closed_and_opens_briefly_now_and_then() {
     let day = d.history(at(0), at(24 * 3600), Duration::from_secs(30));
     let open = episodes(&day, "door", &Value::Bool(true));
     assert!(
-        (40..=150).contains(&open.len()),
+        (60..=115).contains(&open.len()),
         "{} openings a day",
         open.len()
     );
@@ -220,7 +220,7 @@ fn the_boiler_burner_cycles_with_the_flow_temperature() {
     let day = d.history(at(0), at(24 * 3600), Duration::from_secs(30));
     let on = episodes(&day, "burner", &Value::Bool(true));
     assert!(
-        (40..=100).contains(&on.len()),
+        (55..=100).contains(&on.len()),
         "{} burner cycles a day",
         on.len()
     );
