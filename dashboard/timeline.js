@@ -28,6 +28,8 @@ const PALETTE = ['#4cb3ff', '#f0b429', '#3ccf7a', '#b48cff', '#2ec4b6', '#ff8c42
 /** Booleans: true (open, on) stands out, false is quiet. */
 const BOOL_COLORS = { true: '#f0b429', false: '#8a98a8' };
 const INK = '#0b1016';
+/** Bands narrower than this get no text (and no costly text measuring). */
+const MIN_LABEL_PX = 16;
 let lists = 0;
 
 export class StateTimeline {
@@ -73,7 +75,8 @@ export class StateTimeline {
     if (b && b.v === v) {
       b.last = t;
     } else {
-      if (this.bands.length >= MAX_BANDS) this.bands.splice(0, this.bands.length - MAX_BANDS + 1);
+      // Dropping a quarter at a time keeps a long history load linear.
+      if (this.bands.length >= MAX_BANDS) this.bands.splice(0, MAX_BANDS / 4);
       this.bands.push({ t, v, last: t });
       this.colorOf(v);
       this.version++;
@@ -164,8 +167,8 @@ export class StateTimeline {
         g.fillRect(solid, plot.y, x1 - solid, plot.h);
         g.globalAlpha = 1;
       }
-      const text = this.label(b.v);
-      if (x1 - x0 >= g.measureText(text).width + 10) {
+      const text = x1 - x0 >= MIN_LABEL_PX ? this.label(b.v) : '';
+      if (text && x1 - x0 >= g.measureText(text).width + 10) {
         g.fillStyle = INK;
         g.fillText(text, x0 + 5, plot.y + plot.h / 2);
       }
