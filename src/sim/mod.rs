@@ -248,11 +248,6 @@ impl SimDevice {
         self.sensors.len()
     }
 
-    /// States per device.
-    pub fn state_count(&self) -> usize {
-        self.states.len()
-    }
-
     /// The readings of the sample at `ts`, the previous sample having been at `prev`
     /// (`None`: this is the first): one per measurement at `ts`; for each state, every
     /// change in `(prev, ts]` at its own time, then its value at `ts` when this is the
