@@ -1,19 +1,26 @@
 // One chart card: history from GET /v1/readings, then live readings appended.
 //
-// History is loaded raw when the range holds at most 1000 readings, else as
-// `every`/`agg=avg` buckets (about 1000 of them). Live readings that arrive while the
-// history loads wait in a bounded list and are appended after it.
+// A numeric sensor is a line (chart.js): its history is loaded raw when the range holds
+// at most 1000 readings, else as `every`/`agg=avg` buckets (about 1000 of them). A
+// boolean or string sensor is a state timeline (timeline.js): its history is every
+// change of state, `max_points` (which keeps each transition of such a series, §10),
+// never an average. Live readings that arrive while the history loads wait in a
+// bounded list and are appended after it.
 
-import { TimeChart, formatValue } from './chart.js';
+import { TimeChart } from './chart.js';
 import { el, setText } from './dom.js';
+import { StateTimeline } from './timeline.js';
+import { display, isState, showValue } from './values.js';
 
 const HISTORY_POINTS = 1000;
 const MAX_PENDING = 20_000;
 
-export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
+export function makeChart({ device, sensor, kind, unit, colors, onClose, onDirty }) {
+  const states = isState(kind);
   const card = el('article', 'chart-card');
   card.dataset.device = device;
   card.dataset.sensor = sensor;
+  card.dataset.kind = kind;
   card.dataset.points = '0';
   const head = el('header');
   const title = el('span', 'c-title');
@@ -31,10 +38,12 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
   head.append(title, last, info, close);
   const canvas = el('canvas');
   canvas.setAttribute('role', 'img');
-  canvas.setAttribute('aria-label', `${sensor} of ${device} over time`);
-  card.append(head, canvas);
+  canvas.setAttribute('aria-label', states ? `states of ${sensor} of ${device} over time` : `${sensor} of ${device} over time`);
+  const chart = states
+    ? new StateTimeline(canvas, colors, (v) => display(sensor, v))
+    : new TimeChart(canvas, colors);
+  card.append(head, canvas, ...(chart.parts ?? []));
 
-  const chart = new TimeChart(canvas, colors);
   const resize = new ResizeObserver(() => {
     chart.dirty = chart.urgent = true;
     onDirty();
@@ -58,6 +67,7 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
   return {
     card,
     chart,
+    kind,
     drawnAt: 0,
     add(t, v, u) {
       latest = { v, unit: u };
@@ -79,17 +89,7 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
       let bucketMs = 0;
       let note;
       try {
-        const q = `/v1/readings?device=${encodeURIComponent(device)}&sensor=${encodeURIComponent(sensor)}&from=-${rangeS}s`;
-        let r = await hub.get(`${q}&limit=${HISTORY_POINTS}`);
-        if (r.next_cursor) {
-          const every = Math.max(1, Math.ceil(rangeS / HISTORY_POINTS));
-          r = await hub.get(`${q}&every=${every}s&agg=avg`);
-          bucketMs = every * 1000;
-          note = `${every} s averages`;
-        } else {
-          note = 'every reading';
-        }
-        points = r.points.map((p) => ({ t: Date.parse(p.ts), v: p.value }));
+        ({ points, bucketMs, note } = await history(hub, device, sensor, rangeS, states));
       } catch (e) {
         note = `history unavailable: ${e.message}`;
       }
@@ -105,7 +105,7 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
     draw(now) {
       this.drawnAt = now;
       card.dataset.points = String(chart.draw(now));
-      setText(lastValue, latest.v === null ? '–' : formatValue(latest.v));
+      showValue(lastValue, sensor, latest.v);
       setText(lastUnit, latest.unit);
     },
     dispose() {
@@ -114,4 +114,19 @@ export function makeChart({ device, sensor, unit, colors, onClose, onDirty }) {
       card.remove();
     },
   };
+}
+
+/** The history of a chart: points `{t, v}`, the bucket width (0: raw) and what they are. */
+async function history(hub, device, sensor, rangeS, states) {
+  const q = `/v1/readings?device=${encodeURIComponent(device)}&sensor=${encodeURIComponent(sensor)}&from=-${rangeS}s`;
+  const points = (r) => r.points.map((p) => ({ t: Date.parse(p.ts), v: p.value }));
+  if (states) {
+    const r = await hub.get(`${q}&max_points=${HISTORY_POINTS}`);
+    return { points: points(r), bucketMs: 0, note: 'every change' };
+  }
+  const r = await hub.get(`${q}&limit=${HISTORY_POINTS}`);
+  if (!r.next_cursor) return { points: points(r), bucketMs: 0, note: 'every reading' };
+  const every = Math.max(1, Math.ceil(rangeS / HISTORY_POINTS));
+  const buckets = await hub.get(`${q}&every=${every}s&agg=avg`);
+  return { points: points(buckets), bucketMs: every * 1000, note: `${every} s averages` };
 }

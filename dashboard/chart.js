@@ -5,6 +5,9 @@
 // for raw history) are merged into their running average, so a 10 Hz sensor fills at
 // most ~2000 slots per window however long it streams: memory and drawing stay bounded.
 
+import { axisClock, clock, timeTicks } from './time.js';
+import { formatValue } from './values.js';
+
 const CAPACITY = 4096;
 
 export class TimeChart {
@@ -151,7 +154,7 @@ export class TimeChart {
       g.moveTo(x, plot.y);
       g.lineTo(x, plot.y + plot.h);
       g.stroke();
-      g.fillText(formatClock(t, this.rangeMs), x, plot.y + plot.h + 6);
+      g.fillText(axisClock(t, this.rangeMs), x, plot.y + plot.h + 6);
     }
     if (count === 0) {
       g.fillStyle = c.muted;
@@ -245,36 +248,4 @@ function formatTick(v, ticks) {
   const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
   const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
   return Math.abs(v) >= 1e6 ? v.toExponential(2) : v.toFixed(decimals);
-}
-
-const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map(
-  (s) => s * 1000,
-);
-
-function timeTicks(t0, t1, n) {
-  const step = STEPS.find((s) => (t1 - t0) / s <= n) ?? STEPS[STEPS.length - 1];
-  const offset = new Date(t0).getTimezoneOffset() * 60e3;
-  const ticks = [];
-  for (let t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) ticks.push(t);
-  return ticks;
-}
-
-function formatClock(t, rangeMs) {
-  return clock(t, rangeMs <= 3 * 3600e3);
-}
-
-/** Local time of day, 24-hour: `HH:MM` or `HH:MM:SS`. */
-export function clock(t, seconds = true) {
-  const d = new Date(t);
-  const two = (n) => String(n).padStart(2, '0');
-  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
-  return seconds ? `${hm}:${two(d.getSeconds())}` : hm;
-}
-
-/** A reading's value for display: at most 6 significant digits, no float noise. */
-export function formatValue(v) {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e9 || a < 1e-4)) return v.toExponential(3);
-  return String(Number(v.toPrecision(6)));
 }

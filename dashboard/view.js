@@ -2,11 +2,13 @@
 //
 // Live data only updates the model and marks it dirty; the DOM and the canvases are
 // touched at most once per animation frame, and only for what changed and is visible.
-// Every device-provided string (device, sensor, unit) goes in as text, never as HTML.
+// Every device-provided string (device, sensor, unit, string value) goes in as text,
+// never as HTML. Booleans and strings are states: shown as chips, charted as timelines.
 
-import { clock, formatValue } from './chart.js';
 import { makeChart } from './chart-card.js';
 import { $, el, setText } from './dom.js';
+import { clock } from './time.js';
+import { kindOf, showValue } from './values.js';
 
 const collator = new Intl.Collator(undefined, { numeric: true });
 const TEXT_MS = 100;
@@ -102,7 +104,13 @@ export class View {
       s.version++;
       d.lastSeen = now;
       this.touch(d);
-      const c = this.charts.get(chartKey(r.device, r.sensor));
+      const key = chartKey(r.device, r.sensor);
+      let c = this.charts.get(key);
+      // A chart opened before the sensor's type was known is redrawn for its type.
+      if (c && c.kind !== kindOf(r.value)) {
+        this.closeChart(key);
+        c = this.openChart(r.device, r.sensor);
+      }
       if (c) c.add(s.ts, r.value, s.unit);
     }
   }
@@ -226,6 +234,7 @@ export class View {
     for (const s of d.sensors.values()) {
       if (!s.chip) {
         const chip = el('span', 'chip');
+        chip.dataset.sensor = s.name;
         const k = el('span', 'k', s.name);
         const v = el('span', 'v', '–');
         const u = el('span', 'u');
@@ -290,15 +299,16 @@ export class View {
     const existing = this.charts.get(key);
     if (existing) {
       existing.card.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
-      return;
+      return existing;
     }
     if (this.charts.size >= 6) this.closeChart(this.charts.keys().next().value);
     const d = this.devices.get(device);
-    const unit = d?.sensors.get(sensor)?.unit ?? '';
+    const s = d?.sensors.get(sensor);
     const c = makeChart({
       device,
       sensor,
-      unit,
+      kind: kindOf(s?.value) ?? 'number',
+      unit: s?.unit ?? '',
       colors: this.colors,
       onClose: () => this.closeChart(key),
       onDirty: () => this.schedule(),
@@ -308,6 +318,7 @@ export class View {
     $('#no-charts').hidden = true;
     c.load(this.hub, this.rangeS);
     if (d) this.touch(d);
+    return c;
   }
 
   closeChart(key) {
@@ -387,7 +398,7 @@ export function chartKey(device, sensor) {
 function updateValue(s, view) {
   if (view.version === s.version) return false;
   view.version = s.version;
-  setText(view.v, s.value === null ? '–' : formatValue(s.value));
+  showValue(view.v, s.name, s.value);
   if (view.unit !== s.unit) {
     view.unit = s.unit;
     view.u.textContent = s.unit;

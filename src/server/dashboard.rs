@@ -3,7 +3,9 @@
 //!
 //! The page is hand-written ES modules: `app.js` (token, API, live socket with
 //! reconnection) → `view.js` (device list, sensors, once-per-frame rendering) →
-//! `chart-card.js` (history loading) → `chart.js` (ring buffer and canvas drawing).
+//! `chart-card.js` (history loading) → `chart.js` (numbers: ring buffer and canvas
+//! drawing) or `timeline.js` (booleans and strings: state bands); `values.js` (how a
+//! value reads) and `time.js` (clock text, axis ticks) serve them all.
 
 use super::HubState;
 use axum::Router;
@@ -16,7 +18,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file of the page: (URL path, content type, body).
-const FILES: [(&str, &str, &str); 8] = [
+const FILES: [(&str, &str, &str); 11] = [
     ("/", HTML, include_str!("../../dashboard/index.html")),
     ("/style.css", CSS, include_str!("../../dashboard/style.css")),
     ("/app.js", JS, include_str!("../../dashboard/app.js")),
@@ -28,6 +30,13 @@ const FILES: [(&str, &str, &str); 8] = [
         include_str!("../../dashboard/chart-card.js"),
     ),
     ("/chart.js", JS, include_str!("../../dashboard/chart.js")),
+    (
+        "/timeline.js",
+        JS,
+        include_str!("../../dashboard/timeline.js"),
+    ),
+    ("/values.js", JS, include_str!("../../dashboard/values.js")),
+    ("/time.js", JS, include_str!("../../dashboard/time.js")),
     ("/favicon.ico", "image/svg+xml", FAVICON),
 ];
 
