@@ -15,7 +15,7 @@ dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 run() { # LABEL BINARY
   "$sim" bench "$@" --runs 1 --dir "$dir" >"$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
-  grep -E '^run 1|^\| telehub' "$dir/out" | sed "s/^/$LABEL: /"
+  grep -E '^run 1|^\| telehub|^\| 1 \|' "$dir/out" | sed "s/^/$LABEL: /"
 }
 for i in $(seq 1 "$rounds"); do
   if [ $((i % 2)) -eq 1 ]; then order="before after"; else order="after before"; fi

@@ -9,6 +9,9 @@
 // The card shows min, max, average and last over the visible range, the unit on the
 // y axis (readable: `Cel` → °C), and offers two CSV files: what the chart shows, and
 // every raw reading of the range (paged through `limit`/`cursor`, at most RAW_CSV_MAX).
+//
+// A boolean or string sensor gets a state timeline card instead (timeline-card.js), built
+// from this file's shared parts: header, keys, raw CSV, the request's resolution.
 
 import { LineChart } from './chart.js';
 import * as csv from './csv.js';
@@ -18,17 +21,24 @@ import { clock } from './time.js';
 import { readableUnit, showUnit } from './units.js';
 import { formatValue } from './values.js';
 
-const MAX_PENDING = 20_000;
+/** Live readings kept while a history loads. */
+export const MAX_PENDING = 20_000;
 const RAW_PAGE = 10_000;
 const RAW_CSV_MAX = 1_000_000;
 /** The hub's bounds for `max_points` (`[http] max_points` defaults to 10,000). */
 const MIN_POINTS = 8;
 const MAX_POINTS = 10_000;
 
-export function makeChart({ device, sensor, unit, colors, range, hub, onClose, onDirty }) {
+/**
+ * What every chart card has: the card (`data-device`, `data-sensor`, `data-kind`), a
+ * header (title, last value, hover text, close), and a footer (a note, the raw CSV
+ * button, which asks `unit()` for the CSV's unit column).
+ */
+export function cardParts({ device, sensor, kind, hub, range, onClose, unit }) {
   const card = el('article', 'chart-card');
   card.dataset.device = device;
   card.dataset.sensor = sensor;
+  card.dataset.kind = kind;
   card.dataset.points = '0';
   const head = el('header');
   const title = el('span', 'c-title');
@@ -44,6 +54,87 @@ export function makeChart({ device, sensor, unit, colors, range, hub, onClose, o
   close.setAttribute('aria-label', `Close the chart of ${device} / ${sensor}`);
   close.addEventListener('click', onClose);
   head.append(title, last, hover, close);
+
+  const foot = el('footer');
+  const info = el('span', 'c-info');
+  const rawCsv = el('button', 'c-csv', 'CSV: raw');
+  rawCsv.type = 'button';
+  rawCsv.dataset.csv = 'raw';
+  rawCsv.title = 'Download every stored reading of the range';
+  foot.append(info, rawCsv);
+  const line = (ts, v) => csv.line(device, sensor, ts, v, unit());
+  const fileName = (what, from, to) => `${device}_${sensor}_${csv.fileTime(from)}_${csv.fileTime(to)}_${what}.csv`;
+  rawCsv.addEventListener('click', async () => {
+    const [from, to] = range.bounds();
+    rawCsv.disabled = true;
+    try {
+      const parts = [csv.HEADER, '\n'];
+      let rows = 0;
+      let cursor = null;
+      const q = `${readingsQuery(device, sensor)}&from=${iso(from)}&to=${iso(to)}&limit=${RAW_PAGE}`;
+      do {
+        const r = await hub.get(cursor ? `${q}&cursor=${encodeURIComponent(cursor)}` : q);
+        for (const p of r.points) parts.push(line(p.ts, p.value));
+        rows += r.points.length;
+        cursor = r.next_cursor;
+        setText(info, `raw CSV: ${rows.toLocaleString()} readings…`);
+      } while (cursor && rows < RAW_CSV_MAX);
+      csv.download(fileName('raw', from, to), parts);
+      setText(info, cursor ? `raw CSV: the first ${rows.toLocaleString()} readings` : `raw CSV: ${rows.toLocaleString()} readings`);
+    } catch (e) {
+      setText(info, `raw CSV failed: ${e.message}`);
+    } finally {
+      rawCsv.disabled = false;
+    }
+  });
+  return { card, head, lastValue, lastUnit, hover, foot, info, line, fileName };
+}
+
+/** Keyboard use of a plot: ←/→ pan (shift: a whole span), + and − zoom, Escape resets. */
+export function rangeKeys(range) {
+  return (e) => {
+    const keys = {
+      ArrowLeft: () => range.pan(e.shiftKey ? -1 : -0.25),
+      ArrowRight: () => range.pan(e.shiftKey ? 1 : 0.25),
+      '+': () => range.zoomBy(0.5),
+      '=': () => range.zoomBy(0.5),
+      '-': () => range.zoomBy(2),
+      Escape: () => range.reset(),
+    };
+    const act = keys[e.key];
+    if (!act) return;
+    e.preventDefault();
+    act();
+  };
+}
+
+/** The plot's gestures, in words (its accessible description). */
+export const GESTURES = 'Drag to zoom, shift+drag or arrow keys to pan, + and − to zoom, Escape or double-click to reset.';
+
+/** `max_points` for a plot `widthPx` CSS pixels wide: 2 per pixel, within the hub's bounds. */
+export function pointsFor(widthPx) {
+  return Math.min(MAX_POINTS, Math.max(MIN_POINTS, Math.floor(widthPx * 2)));
+}
+
+export function readingsQuery(device, sensor) {
+  return `/v1/readings?device=${encodeURIComponent(device)}&sensor=${encodeURIComponent(sensor)}`;
+}
+
+/** The history request of a range: `from` and (unless it is live) `to`. */
+export function rangeQuery(from, to, live) {
+  return `&from=${iso(from)}${live ? '' : `&to=${iso(to)}`}`;
+}
+
+export function makeChart({ device, sensor, unit, colors, range, hub, onClose, onDirty }) {
+  const { card, head, lastValue, lastUnit, hover, foot, info, line, fileName } = cardParts({
+    device,
+    sensor,
+    kind: 'number',
+    hub,
+    range,
+    onClose,
+    unit: () => latest.unit,
+  });
 
   const stats = el('dl', 'c-stats');
   const statValues = {};
@@ -62,22 +153,13 @@ export function makeChart({ device, sensor, unit, colors, range, hub, onClose, o
   const plot = el('div', 'c-plot');
   plot.tabIndex = 0;
   plot.setAttribute('role', 'img');
-  plot.setAttribute(
-    'aria-label',
-    `${sensor} of ${device} over time. Drag to zoom, shift+drag or arrow keys to pan, + and − to zoom, Escape or double-click to reset.`,
-  );
+  plot.setAttribute('aria-label', `${sensor} of ${device} over time. ${GESTURES}`);
 
-  const foot = el('footer');
-  const info = el('span', 'c-info');
   const shownCsv = el('button', 'c-csv', 'CSV: shown');
   shownCsv.type = 'button';
   shownCsv.dataset.csv = 'shown';
   shownCsv.title = 'Download the points this chart shows (its range and resolution)';
-  const rawCsv = el('button', 'c-csv', 'CSV: raw');
-  rawCsv.type = 'button';
-  rawCsv.dataset.csv = 'raw';
-  rawCsv.title = 'Download every stored reading of the range';
-  foot.append(info, shownCsv, rawCsv);
+  info.after(shownCsv);
   card.append(head, stats, plot, foot);
 
   let latest = { v: null, unit };
@@ -98,61 +180,22 @@ export function makeChart({ device, sensor, unit, colors, range, hub, onClose, o
       onDirty();
     },
   });
-  plot.addEventListener('keydown', (e) => {
-    const keys = {
-      ArrowLeft: () => range.pan(e.shiftKey ? -1 : -0.25),
-      ArrowRight: () => range.pan(e.shiftKey ? 1 : 0.25),
-      '+': () => range.zoomBy(0.5),
-      '=': () => range.zoomBy(0.5),
-      '-': () => range.zoomBy(2),
-      Escape: () => range.reset(),
-    };
-    const act = keys[e.key];
-    if (!act) return;
-    e.preventDefault();
-    act();
-  });
+  plot.addEventListener('keydown', rangeKeys(range));
   const resize = new ResizeObserver(() => {
     chart.resize();
     self.dirty = true;
     onDirty();
   });
 
-  const line = (ts, v) => csv.line(device, sensor, ts, v, latest.unit);
-  const fileName = (kind, from, to) => `${device}_${sensor}_${csv.fileTime(from)}_${csv.fileTime(to)}_${kind}.csv`;
   shownCsv.addEventListener('click', () => {
     const [from, to] = range.bounds();
     csv.download(fileName('shown', from, to), [csv.HEADER, '\n', ...series.lines(from, to, line)]);
   });
-  rawCsv.addEventListener('click', async () => {
-    const [from, to] = range.bounds();
-    rawCsv.disabled = true;
-    try {
-      const parts = [csv.HEADER, '\n'];
-      let rows = 0;
-      let cursor = null;
-      const q = `${query()}&from=${iso(from)}&to=${iso(to)}&limit=${RAW_PAGE}`;
-      do {
-        const r = await hub.get(cursor ? `${q}&cursor=${encodeURIComponent(cursor)}` : q);
-        for (const p of r.points) parts.push(line(p.ts, p.value));
-        rows += r.points.length;
-        cursor = r.next_cursor;
-        setText(info, `raw CSV: ${rows.toLocaleString()} readings…`);
-      } while (cursor && rows < RAW_CSV_MAX);
-      csv.download(fileName('raw', from, to), parts);
-      setText(info, cursor ? `raw CSV: the first ${rows.toLocaleString()} readings` : `raw CSV: ${rows.toLocaleString()} readings`);
-    } catch (e) {
-      setText(info, `raw CSV failed: ${e.message}`);
-    } finally {
-      rawCsv.disabled = false;
-    }
-  });
-
-  const query = () => `/v1/readings?device=${encodeURIComponent(device)}&sensor=${encodeURIComponent(sensor)}`;
 
   const self = {
     card,
     chart,
+    kind: 'number',
     /** The data or the range changed: redraw (the page limits how often). */
     dirty: true,
     /** Only the hover text changed: update it in the next frame. */
@@ -181,14 +224,14 @@ export function makeChart({ device, sensor, unit, colors, range, hub, onClose, o
       if (!pending) pending = [];
       const [from, to] = range.bounds();
       const live = range.live;
-      maxPoints = Math.min(MAX_POINTS, Math.max(MIN_POINTS, Math.floor(chart.plotWidth() * 2)));
+      maxPoints = pointsFor(chart.plotWidth());
       card.dataset.loading = 'true';
       card.dataset.maxPoints = String(maxPoints);
       setText(info, 'loading…');
       let note;
       let points = [];
       try {
-        const r = await hub.get(`${query()}&from=${iso(from)}${live ? '' : `&to=${iso(to)}`}&max_points=${maxPoints}`);
+        const r = await hub.get(`${readingsQuery(device, sensor)}${rangeQuery(from, to, live)}&max_points=${maxPoints}`);
         points = r.points.filter((p) => typeof p.value === 'number');
         note = `${points.length.toLocaleString()} points (at most ${maxPoints.toLocaleString()}: 2 per pixel)`;
       } catch (e) {

@@ -4,6 +4,8 @@
 // Live data only updates the model and marks it dirty; the DOM and the canvases are
 // touched at most once per animation frame, and only for what changed and is visible.
 // Every device-provided string (device, sensor, unit, value) goes in as text, never as HTML.
+// Booleans and strings are states: shown as chips, charted as state timelines over the
+// same range as the line charts.
 
 import { readAddress, writeAddress } from './address.js';
 import { AlertStrip } from './alerts.js';
@@ -13,8 +15,9 @@ import { $, el, setText } from './dom.js';
 import { RangePicker } from './picker.js';
 import { TimeRange } from './range.js';
 import { clock } from './time.js';
+import { makeTimelineCard } from './timeline-card.js';
 import { showUnit } from './units.js';
-import { showValue } from './values.js';
+import { isState, kindOf, showValue } from './values.js';
 
 const TEXT_MS = 100;
 const CHART_MS = 33;
@@ -134,8 +137,14 @@ export class View {
       s.version++;
       d.lastSeen = now;
       this.touch(d);
-      const c = this.charts.get(chartKey(r.device, r.sensor));
-      if (c && typeof r.value === 'number') c.add(r.ts, r.value, s.unit);
+      const key = chartKey(r.device, r.sensor);
+      let c = this.charts.get(key);
+      // A chart opened before the sensor's type was known is redrawn for its type.
+      if (c && c.kind !== kindOf(r.value)) {
+        this.closeChart(key);
+        c = this.openChart(r.device, r.sensor);
+      }
+      if (c) c.add(r.ts, r.value, s.unit);
     }
   }
 
@@ -283,10 +292,13 @@ export class View {
     }
     if (this.charts.size >= MAX_CHARTS) this.closeChart(this.charts.keys().next().value);
     const d = this.devices.get(device);
-    const c = makeChart({
+    const s = d?.sensors.get(sensor);
+    const kind = kindOf(s?.value) ?? 'number';
+    const c = (isState(kind) ? makeTimelineCard : makeChart)({
       device,
       sensor,
-      unit: d?.sensors.get(sensor)?.unit ?? '',
+      kind,
+      unit: s?.unit ?? '',
       colors: this.colors,
       range: this.range,
       hub: this.hub,
@@ -398,5 +410,6 @@ function readColors() {
     line: v('--accent'),
     grid: v('--grid'),
     muted: v('--muted'),
+    text: v('--text'),
   };
 }

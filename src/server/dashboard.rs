@@ -6,7 +6,8 @@
 //! (the virtualised list), `alerts.js` (the alert strip), `picker.js` + `range.js` (the
 //! one time range every chart shows) and `chart-card.js` (history at the width's
 //! resolution, stats, CSV) → `chart.js` (uPlot, vendored unmodified under `vendor/`)
-//! and `series.js` (the points); `units.js`, `values.js`, `time.js`, `csv.js`,
+//! and `series.js` (the points), or, for booleans and strings, `timeline-card.js` →
+//! `timeline.js` (state bands over the same range); `units.js`, `values.js`, `time.js`, `csv.js`,
 //! `address.js` and `dom.js` are small helpers. See `dashboard/README.md`.
 
 use super::HubState;
@@ -31,7 +32,7 @@ macro_rules! js {
 }
 
 /// Every file of the page: (URL path, content type, body).
-const FILES: [(&str, &str, &str); 20] = [
+const FILES: [(&str, &str, &str); 22] = [
     ("/", HTML, include_str!("../../dashboard/index.html")),
     ("/style.css", CSS, include_str!("../../dashboard/style.css")),
     js!("app.js"),
@@ -43,6 +44,8 @@ const FILES: [(&str, &str, &str); 20] = [
     js!("address.js"),
     js!("chart-card.js"),
     js!("chart.js"),
+    js!("timeline-card.js"),
+    js!("timeline.js"),
     js!("series.js"),
     js!("csv.js"),
     js!("units.js"),

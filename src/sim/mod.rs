@@ -2,22 +2,33 @@
 //!
 //! - [`signal`]: the shape of one sensor's values (daily cycle, drift, noise, spikes),
 //!   a pure function of (seed, time).
+//! - [`state`]: states that are active now and then (a door open, a defrost, a burner
+//!   on), with their exact change times, also a pure function of (seed, time).
 //! - [`Kind`]: what a device is (room, boiler, freezer, outdoor station) and so which
-//!   sensors it has, with their units and plausible signals.
+//!   measurements (units, plausible signals) and states (boolean or string) it has.
 //! - [`SimDevice`]: one device's sensors and seed; [`play`] feeds its readings into a
 //!   [`ReadingSender`] at a fixed pace, on the device's own (possibly skewed) clock.
 //!
-//! Everything is deterministic given a seed: the same device, seed and timestamp give
-//! the same reading.
+//! Measurements are sampled: one reading per sensor per sample. States are reported the
+//! way state firmware does: at the moment they change, and again every [`STATE_EVERY`]
+//! (60 s) and at the first sample, so a dashboard opened later finds the
+//! current state in recent history.
+//!
+//! Everything is deterministic given a seed: the same device, seed and timestamps give
+//! the same readings.
 //!
 //! May use: `domain`, `protocol`, `client`.
 
 pub mod signal;
+pub mod state;
+#[cfg(test)]
+mod tests;
 
 use crate::client::{Closed, ReadingSender};
 use crate::domain::{Reading, SensorName, Timestamp, Unit};
 use crate::protocol::ingest::DeviceReading;
-use signal::{Signal, Spikes, hash_name, mix};
+use signal::{Events, Signal, Spikes, hash_name, mix};
+use state::{Episodes, StateRow, StateSensor, StateValues, Timing};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -26,9 +37,10 @@ use tokio_util::sync::CancellationToken;
 pub enum Kind {
     /// temperature, humidity, co2
     Room,
-    /// flow temperature, return temperature, pressure
+    /// flow temperature, return temperature, pressure; `burner` on/off
     Boiler,
-    /// temperature (with defrost cycles), compressor power
+    /// temperature (with defrost cycles), compressor power; `door` open/closed, `mode`
+    /// "cooling"/"defrost"
     Freezer,
     /// temperature, humidity, barometric pressure
     Outdoor,
@@ -57,9 +69,14 @@ impl Kind {
             .unwrap_or(Kind::ALL[(hash_name(name) % 4) as usize])
     }
 
-    /// The sensors of this kind: name, SenML unit, signal.
+    /// The measurements of this kind: name, SenML unit, signal.
     pub fn sensors(self) -> &'static [SensorRow] {
         sensor_table(self)
+    }
+
+    /// The states of this kind.
+    pub fn states(self) -> &'static [StateRow] {
+        state_table(self)
     }
 }
 
@@ -73,8 +90,10 @@ const fn sig(base: f64, daily: f64, peak_hour: f64, noise: f64, drift: f64, spik
 /// Spikes: slot length and decay in minutes, the chance per slot, the height.
 const fn spikes(every_min: u64, chance: f64, height: f64, decay_min: u64) -> Option<Spikes> {
     Some(Spikes {
-        every: Duration::from_secs(every_min * 60),
-        chance,
+        events: Events {
+            every: Duration::from_secs(every_min * 60),
+            chance,
+        },
         height,
         decay: Duration::from_secs(decay_min * 60),
     })
@@ -91,9 +110,9 @@ fn sensor_table(kind: Kind) -> &'static [SensorRow] {
         ("humidity", "%RH", sig(45.0, 6.0, 7.0, 0.3, 5.0, spikes(360, 0.1, 15.0, 30), 5.0, 100.0, 1)),
         ("co2", "ppm", sig(650.0, 250.0, 15.0, 12.0, 60.0, spikes(180, 0.2, 400.0, 40), 400.0, 5000.0, 0)),
     ];
-    // Burner cycles push the flow temperature up for a few minutes.
+    // Burner cycles (about one per 15 minutes) push the flow temperature up.
     const BOILER: &[SensorRow] = &[
-        ("temperature", "Cel", sig(62.0, 6.0, 7.0, 0.4, 2.0, spikes(60, 0.5, 10.0, 5), 20.0, 95.0, 1)),
+        ("temperature", "Cel", sig(62.0, 6.0, 7.0, 0.4, 2.0, spikes(15, 0.85, 8.0, 4), 20.0, 95.0, 1)),
         ("return_temperature", "Cel", sig(48.0, 5.0, 7.0, 0.3, 2.0, None, 15.0, 90.0, 1)),
         ("pressure", "bar", sig(1.6, 0.05, 15.0, 0.01, 0.1, None, 0.5, 3.0, 3)),
     ];
@@ -115,7 +134,48 @@ fn sensor_table(kind: Kind) -> &'static [SensorRow] {
     }
 }
 
-/// One sensor of a simulated device.
+const fn state(
+    name: &'static str,
+    timing: Timing,
+    min_s: u64,
+    max_s: u64,
+    values: StateValues,
+) -> StateRow {
+    let (min, max) = (Duration::from_secs(min_s), Duration::from_secs(max_s));
+    StateRow {
+        name,
+        timing,
+        min,
+        max,
+        values,
+    }
+}
+
+#[rustfmt::skip]
+fn state_table(kind: Kind) -> &'static [StateRow] {
+    // The burner runs 3–8 minutes from each jump of the flow temperature.
+    const BOILER: &[StateRow] = &[
+        state("burner", Timing::SpikesOf("temperature"), 180, 480, StateValues::Bool),
+    ];
+    // The door opens for 5–60 s about four times an hour; a defrost (15–25 minutes)
+    // starts with each jump of the temperature.
+    const DOOR: Events = Events { every: Duration::from_secs(600), chance: 0.6 };
+    const DEFROST: StateValues = StateValues::Text { active: "defrost", idle: "cooling" };
+    const FREEZER: &[StateRow] = &[
+        state("door", Timing::Own(DOOR), 5, 60, StateValues::Bool),
+        state("mode", Timing::SpikesOf("temperature"), 900, 1500, DEFROST),
+    ];
+    match kind {
+        Kind::Boiler => BOILER,
+        Kind::Freezer => FREEZER,
+        Kind::Room | Kind::Outdoor => &[],
+    }
+}
+
+/// How often a state is reported when it does not change.
+pub const STATE_EVERY: Duration = Duration::from_secs(60);
+
+/// One measurement of a simulated device.
 #[derive(Debug, Clone)]
 struct SimSensor {
     name: SensorName,
@@ -124,50 +184,104 @@ struct SimSensor {
     seed: u64,
 }
 
-/// A simulated device: its sensors, each with its own seed.
+/// A simulated device: its measurements and states, each with its own seed.
 #[derive(Debug, Clone)]
 pub struct SimDevice {
     kind: Kind,
     sensors: Vec<SimSensor>,
+    states: Vec<StateSensor>,
 }
 
 impl SimDevice {
     /// The device `name` of `kind`; `seed` picks one of many plausible histories.
     pub fn new(name: &str, kind: Kind, seed: u64) -> Self {
         let device_seed = mix(hash_name(name) ^ mix(seed));
-        let sensors = kind
+        let sensor_seed = |n: &str| device_seed ^ hash_name(n);
+        let sensors: Vec<SimSensor> = kind
             .sensors()
             .iter()
             .map(|&(n, u, signal)| SimSensor {
                 name: SensorName::parse(n).expect("built-in sensor names are valid"),
                 unit: Unit::parse(u).expect("built-in units are valid"),
                 signal,
-                seed: device_seed ^ hash_name(n),
+                seed: sensor_seed(n),
             })
             .collect();
-        Self { kind, sensors }
+        let states = kind
+            .states()
+            .iter()
+            .map(|row| {
+                let (events, seed) = match row.timing {
+                    Timing::Own(events) => (events, sensor_seed(row.name)),
+                    Timing::SpikesOf(of) => {
+                        let s = sensors.iter().find(|s| s.name.as_str() == of);
+                        let spikes = s.and_then(|s| s.signal.spikes);
+                        let spikes = spikes.expect("a state follows a measurement with spikes");
+                        (spikes.events, sensor_seed(of))
+                    }
+                };
+                StateSensor {
+                    name: SensorName::parse(row.name).expect("built-in sensor names are valid"),
+                    episodes: Episodes {
+                        events,
+                        min: row.min,
+                        max: row.max,
+                    },
+                    values: row.values,
+                    seed,
+                }
+            })
+            .collect();
+        Self {
+            kind,
+            sensors,
+            states,
+        }
     }
 
     pub fn kind(&self) -> Kind {
         self.kind
     }
 
-    /// Sensors per device (readings per tick).
+    /// Measurements per device (readings per sample, besides states).
     pub fn sensor_count(&self) -> usize {
         self.sensors.len()
     }
 
-    /// One reading per sensor at `ts`.
-    pub fn readings_at(&self, ts: Timestamp) -> impl Iterator<Item = Reading> + '_ {
-        self.sensors.iter().map(move |s| Reading {
-            sensor: s.name.clone(),
-            value: s.signal.value_at(s.seed, ts).into(),
-            ts,
-            unit: Some(s.unit.clone()),
-        })
+    /// The readings of the sample at `ts`, the previous sample having been at `prev`
+    /// (`None`: this is the first): one per measurement at `ts`; for each state, every
+    /// change in `(prev, ts]` at its own time, then its value at `ts` when this is the
+    /// first sample or a multiple of [`STATE_EVERY`] lies in `(prev, ts]` (and no change
+    /// already fell exactly on `ts`).
+    pub fn sample(&self, prev: Option<Timestamp>, ts: Timestamp) -> Vec<Reading> {
+        let mut out: Vec<Reading> = self
+            .sensors
+            .iter()
+            .map(|s| Reading {
+                sensor: s.name.clone(),
+                value: s.signal.value_at(s.seed, ts).into(),
+                ts,
+                unit: Some(s.unit.clone()),
+            })
+            .collect();
+        let every = STATE_EVERY.as_micros() as i64;
+        let refresh = prev
+            .is_none_or(|p| p.as_micros().div_euclid(every) != ts.as_micros().div_euclid(every));
+        for st in &self.states {
+            let changes = match prev {
+                Some(p) if p < ts => st.episodes.changes(st.seed, p, ts),
+                _ => Vec::new(),
+            };
+            let changed_at_ts = changes.last().is_some_and(|&(t, _)| t == ts);
+            out.extend(changes.into_iter().map(|(t, active)| st.reading(t, active)));
+            if refresh && !changed_at_ts {
+                out.push(st.reading(ts, st.episodes.active_at(st.seed, ts)));
+            }
+        }
+        out
     }
 
-    /// Readings at every multiple of `step` in `[from, to)` (aligned, so a repeat
+    /// Samples at every multiple of `step` in `[from, to)` (aligned, so a repeat
     /// sends the same timestamps again and the hub stores them once).
     pub fn history(&self, from: Timestamp, to: Timestamp, step: Duration) -> Vec<Reading> {
         let step = (step.as_micros() as i64).max(1);
@@ -180,8 +294,8 @@ impl SimDevice {
         (first..to.as_micros())
             .step_by(step as usize)
             .flat_map(|us| {
-                self.readings_at(Timestamp::from_micros(us))
-                    .collect::<Vec<_>>()
+                let prev = (us > first).then(|| Timestamp::from_micros(us - step));
+                self.sample(prev, Timestamp::from_micros(us))
             })
             .collect()
     }
@@ -199,9 +313,10 @@ pub struct Pace {
     pub align: bool,
 }
 
-/// Samples `device` every `pace.period` until `stop`, pushing one reading per sensor
-/// into `sender` with the device clock's timestamp. Timestamps are `first + k·period`,
-/// so they never repeat within a run. After a stall, missed samples are taken at once.
+/// Samples `device` every `pace.period` until `stop`, pushing its readings
+/// ([`SimDevice::sample`]) into `sender` with the device clock's timestamps. Sample times
+/// are `first + k·period`, so they never repeat within a run. After a stall, missed
+/// samples are taken at once.
 pub async fn play(
     device: &SimDevice,
     sender: &ReadingSender,
@@ -218,6 +333,7 @@ pub async fn play(
         device_now
     };
     let start = tokio::time::Instant::now() + Duration::from_micros((first - device_now) as u64);
+    let mut prev = None;
     for k in 0i64.. {
         let due = start + Duration::from_micros((k * period_us) as u64);
         tokio::select! {
@@ -225,65 +341,12 @@ pub async fn play(
             _ = stop.cancelled() => break,
         }
         let ts = Timestamp::from_micros(first + k * period_us);
-        sender.push_all(device.readings_at(ts).map(|reading| DeviceReading {
+        let readings = device.sample(prev, ts).into_iter();
+        sender.push_all(readings.map(|reading| DeviceReading {
             device: None,
             reading,
         }))?;
+        prev = Some(ts);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_suggest_kinds_and_others_mix() {
-        assert_eq!(Kind::for_name("demo-boiler-1"), Kind::Boiler);
-        assert_eq!(Kind::for_name("Freezer"), Kind::Freezer);
-        assert_eq!(Kind::for_name("room-kitchen"), Kind::Room);
-        let kinds: std::collections::HashSet<_> = (1..=40)
-            .map(|i| Kind::for_name(&format!("sim-{i}")))
-            .collect();
-        assert_eq!(kinds.len(), 4, "a fleet gets every kind");
-        assert_eq!(Kind::for_name("sim-7"), Kind::for_name("sim-7"));
-    }
-
-    #[test]
-    fn every_kind_has_units_and_valid_names() {
-        for k in Kind::ALL {
-            let d = SimDevice::new("x", k, 0);
-            assert!(d.sensor_count() >= 2);
-            let rs: Vec<_> = d.readings_at(Timestamp::now()).collect();
-            assert!(
-                rs.iter()
-                    .all(|r| r.unit.is_some() && r.value.as_f64().is_some_and(f64::is_finite))
-            );
-        }
-    }
-
-    #[test]
-    fn devices_are_deterministic_per_name_and_seed() {
-        let ts = Timestamp::from_micros(1_795_255_200_000_000);
-        let values = |name, seed| -> Vec<crate::domain::Value> {
-            SimDevice::new(name, Kind::Room, seed)
-                .readings_at(ts)
-                .map(|r| r.value)
-                .collect()
-        };
-        assert_eq!(values("a", 1), values("a", 1));
-        assert_ne!(values("a", 1), values("b", 1));
-        assert_ne!(values("a", 1), values("a", 2));
-    }
-
-    #[test]
-    fn history_is_aligned_to_the_step() {
-        let d = SimDevice::new("r", Kind::Freezer, 0);
-        let from = Timestamp::from_micros(1_795_255_201_000_000);
-        let to = from.saturating_add(Duration::from_secs(300));
-        let h = d.history(from, to, Duration::from_secs(30));
-        assert_eq!(h.len(), 10 * d.sensor_count());
-        assert!(h.iter().all(|r| r.ts.as_micros() % 30_000_000 == 0));
-        assert!(h.iter().all(|r| r.ts >= from && r.ts < to));
-    }
 }

@@ -9,13 +9,46 @@ use std::time::Duration;
 
 const DAY_S: f64 = 86_400.0;
 
-/// Occasional events: a jump of `height` that decays exponentially.
+/// Occasional events: time is cut into slots of `every`; a slot holds one event with
+/// probability `chance`, starting at a random moment within it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Events {
+    pub every: Duration,
+    pub chance: f64,
+}
+
+impl Events {
+    /// The slot length in seconds (at least one).
+    pub fn every_s(&self) -> f64 {
+        self.every.as_secs_f64().max(1.0)
+    }
+
+    /// The slot holding `t` (Unix seconds).
+    pub fn slot(&self, t: f64) -> i64 {
+        (t / self.every_s()).floor() as i64
+    }
+
+    /// When slot `k`'s event starts (Unix seconds) for `seed`, if the slot has one.
+    pub fn start(&self, seed: u64, k: i64) -> Option<f64> {
+        let h = slot_hash(seed, k);
+        let every = self.every_s();
+        (unit(h, 3) < self.chance).then(|| k as f64 * every + unit(h, 4) * every)
+    }
+
+    /// A uniform number in `[0, 1)` belonging to slot `k`'s event (its length, say).
+    pub fn draw(&self, seed: u64, k: i64) -> f64 {
+        unit(slot_hash(seed, k), 7)
+    }
+}
+
+fn slot_hash(seed: u64, k: i64) -> u64 {
+    seed ^ mix(k as u64 ^ 0x5151_5151)
+}
+
+/// Occasional jumps of `height` (one per event) that decay exponentially.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spikes {
-    /// Time is cut into slots this long; each slot holds at most one spike.
-    pub every: Duration,
-    /// The probability that a slot holds a spike.
-    pub chance: f64,
+    pub events: Events,
     /// The jump (negative for a dip).
     pub height: f64,
     /// Time constant of the decay.
@@ -60,18 +93,14 @@ impl Signal {
 
 /// The sum of the decaying spikes that started in recent slots.
 fn spike_at(s: &Spikes, seed: u64, t: f64) -> f64 {
-    let every = s.every.as_secs_f64().max(1.0);
+    let every = s.events.every_s();
     let decay = s.decay.as_secs_f64().max(1e-3);
-    let slot = (t / every).floor() as i64;
+    let slot = s.events.slot(t);
     // Slots further back than ~8 decay constants contribute nothing visible.
     let back = ((8.0 * decay / every).ceil() as i64).clamp(1, 16);
     (slot - back..=slot)
         .filter_map(|k| {
-            let h = seed ^ mix(k as u64 ^ 0x5151_5151);
-            if unit(h, 3) >= s.chance {
-                return None;
-            }
-            let start = k as f64 * every + unit(h, 4) * every;
+            let start = s.events.start(seed, k)?;
             (t >= start).then(|| s.height * (-(t - start) / decay).exp())
         })
         .sum()
@@ -115,8 +144,10 @@ mod tests {
         noise: 0.1,
         drift: 0.5,
         spikes: Some(Spikes {
-            every: Duration::from_secs(3600),
-            chance: 0.5,
+            events: Events {
+                every: Duration::from_secs(3600),
+                chance: 0.5,
+            },
             height: -3.0,
             decay: Duration::from_secs(600),
         }),

@@ -78,6 +78,14 @@ async fn serve_demo_streams_live_readings_at_once_and_restarts_idempotently() {
         .collect();
     assert_eq!(demo.len(), 8, "{devices}");
     assert!(demo.iter().all(|d| d["online"] == true), "{devices}");
+    let latest = |device: &str, sensor: &str| {
+        let d = demo.iter().find(|d| d["name"] == device).unwrap();
+        d["latest"][sensor]["value"].clone()
+    };
+    assert!(latest("demo-freezer-1", "door").is_boolean(), "{devices}");
+    assert!(latest("demo-boiler-2", "burner").is_boolean(), "{devices}");
+    let mode = latest("demo-freezer-1", "mode");
+    assert!(mode == "cooling" || mode == "defrost", "{devices}");
     let hour_ago = started.saturating_sub(Duration::from_secs(3600));
     let history = points_since(&hub, &token, "demo-outdoor-1", "pressure", hour_ago).await;
     assert!(
@@ -110,7 +118,8 @@ async fn serve_demo_streams_live_readings_at_once_and_restarts_idempotently() {
         "the same eight devices: {devices}"
     );
     // The history resent on restart falls on the same timestamps: stored once. Only the
-    // minutes since the first start are new (at most 8 devices × 3 sensors per 2 s).
+    // minutes since the first start are new: at most 8 devices × 3 measurements per 2 s
+    // (there are 23), and states (3 in the fleet) on change, at start and once a minute.
     let elapsed = (Timestamp::now().as_micros() - started.as_micros()) / 1_000_000 + 2;
     let added = total_readings(&db).await - before_restart;
     assert!(

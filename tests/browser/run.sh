@@ -26,4 +26,4 @@ case "$target" in /*) ;; *) target="$root/$target" ;; esac
 export TELEHUB_BIN="$target/release/telehub"
 export CHROMIUM="$chromium_bin"
 cd "$here"
-exec node --test --test-timeout=240000 --test-concurrency=1 dashboard.test.mjs resume.test.mjs latest.test.mjs charts.test.mjs fleet.test.mjs
+exec node --test --test-timeout=240000 --test-concurrency=1 ./*.test.mjs

@@ -567,6 +567,8 @@ impl LiveHub {
             "limits.device_burst=100000000".to_owned(),
             "limits.handshakes_per_second=100000".to_owned(),
             "limits.handshake_burst=100000".to_owned(),
+            // `--batch 1000` messages are ~80 KiB, over the default 64 KiB frame limit.
+            "ingest.max_frame_bytes=1048576".to_owned(),
         ];
         all.extend_from_slice(&common.settings);
         let process = HubProcess::start(bin, &db, &settings_env(&all)?).await?;
