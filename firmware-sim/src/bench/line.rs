@@ -110,10 +110,15 @@ pub async fn run(mut a: LineArgs) -> anyhow::Result<()> {
             vec![format!("{} points/s", server.label()), fmt(&col, 0)]
         })
         .collect();
-    for (s, server) in a.servers.iter().enumerate().skip(1) {
-        let ratio: Vec<f64> = rates.iter().map(|r| r[0] / r[s]).collect();
+    let position = |s: Server| a.servers.iter().position(|x| *x == s);
+    let mut pairs: Vec<(usize, usize)> = (1..a.servers.len()).map(|s| (0, s)).collect();
+    if let (Some(json), Some(ws)) = (position(Server::HubJson), position(Server::HubWs)) {
+        pairs.push((json, ws));
+    }
+    for (x, y) in pairs {
+        let ratio: Vec<f64> = rates.iter().map(|r| r[x] / r[y]).collect();
         rows.push(vec![
-            format!("ratio {:?} / {:?} (per round)", a.servers[0], server),
+            format!("ratio {:?} / {:?} (per round)", a.servers[x], a.servers[y]),
             fmt(&ratio, 2),
         ]);
     }
@@ -257,7 +262,7 @@ fn bodies(a: &LineArgs, server: Server) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Each client posts its bodies one after the other (token: `Authorization: Token`);
+/// Each client posts its bodies one after the other (token: `Authorization: Bearer`);
 /// returns the seconds from the common start to the last answer.
 async fn post_all(
     url: &str,
@@ -275,7 +280,7 @@ async fn post_all(
             for body in bodies {
                 let mut req = http.post(&url).body(body);
                 if let Some(t) = &token {
-                    req = req.header("authorization", format!("Token {t}"));
+                    req = req.header("authorization", format!("Bearer {t}"));
                 }
                 let resp = req.send().await?;
                 if !resp.status().is_success() {
