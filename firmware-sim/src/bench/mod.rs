@@ -9,6 +9,8 @@
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
+//! | [`line`] | line-protocol points/s beside InfluxDB 1.x; HTTP vs WebSocket JSON batches |
+//! | [`influxd`] | the InfluxDB 1.x server it is compared with |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
 //! | [`peer`] | the Node `ws` broadcast server they are compared with |
 //! | [`hub`] | starting, measuring and stopping a hub process |
@@ -17,8 +19,10 @@
 mod connections;
 mod fanout;
 mod hub;
+mod influxd;
 mod ingest;
 mod latency;
+mod line;
 mod live_load;
 mod peer;
 mod reconnect;
@@ -36,6 +40,8 @@ pub enum BenchCommand {
     Fanout(fanout::FanoutArgs),
     /// Time for a fleet to reconnect and be acked after a hub restart.
     Reconnect(reconnect::ReconnectArgs),
+    /// Line-protocol points/s, 10 clients × 5000-line batches, beside InfluxDB 1.x `influxd`.
+    Line(line::LineArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -45,5 +51,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Latency(a) => latency::run(a).await,
         BenchCommand::Fanout(a) => fanout::run(a).await,
         BenchCommand::Reconnect(a) => reconnect::run(a).await,
+        BenchCommand::Line(a) => line::run(a).await,
     }
 }
