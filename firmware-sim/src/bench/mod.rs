@@ -5,6 +5,7 @@
 //! | module | scenario |
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
+//! | [`alerts`] | acked readings/s with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency |
 //! | [`connections`] | hub memory per idle device socket |
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
@@ -14,6 +15,7 @@
 //! | [`hub`] | starting, measuring and stopping a hub process |
 //! | [`stats`] | medians, percentiles, tables |
 
+mod alerts;
 mod connections;
 mod fanout;
 mod hub;
@@ -36,6 +38,8 @@ pub enum BenchCommand {
     Fanout(fanout::FanoutArgs),
     /// Time for a fleet to reconnect and be acked after a hub restart.
     Reconnect(reconnect::ReconnectArgs),
+    /// Ingest with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency.
+    Alerts(alerts::AlertsArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -45,5 +49,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Latency(a) => latency::run(a).await,
         BenchCommand::Fanout(a) => fanout::run(a).await,
         BenchCommand::Reconnect(a) => reconnect::run(a).await,
+        BenchCommand::Alerts(a) => alerts::run(a).await,
     }
 }
