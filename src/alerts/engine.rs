@@ -181,7 +181,7 @@ impl Engine {
         let mut status_open = true;
         loop {
             let next = self.deadlines.peek().map(|Reverse(d)| d.at);
-            let wait = next.map(|at| until(at));
+            let wait = next.map(until);
             tokio::select! {
                 b = batches.recv() => match b {
                     Some(b) => self.on_batch(&b).await,
@@ -450,34 +450,40 @@ impl Engine {
             return;
         }
         let now = Timestamp::now();
+        let (mut decided, mut waits) = (Vec::new(), Vec::new());
         for stored in batch.iter() {
             let (device, r) = (&stored.device, &stored.reading);
-            let n = match self.series.get(device).and_then(|m| m.get(&r.sensor)) {
-                Some(slots) => slots.len(),
-                None => self.series_slots(device, &r.sensor, Some(now)),
-            };
-            for k in 0..n {
-                let slot = &mut self
-                    .series
-                    .get_mut(device)
-                    .expect("made")
-                    .get_mut(&r.sensor)
-                    .expect("made")[k];
-                let rule = self.matcher.rules()[slot.rule].clone();
-                let decided = on_reading(&rule, slot, &r.value, r.ts, now);
-                let schedule = match rule.condition {
-                    Condition::NoData { after } if !slot.waiting => {
-                        slot.waiting = true;
-                        Some((now.saturating_add(after), slot.rule))
-                    }
-                    _ => None,
-                };
-                if let Some((at, i)) = schedule {
-                    self.push(at, i, device, Some(&r.sensor), Due::Condition);
+            if !self
+                .series
+                .get(device)
+                .is_some_and(|m| m.contains_key(&r.sensor))
+            {
+                self.series_slots(device, &r.sensor, Some(now));
+            }
+            // One lookup per reading; the rules are borrowed beside the slots.
+            let rules = self.matcher.rules();
+            let slots = self
+                .series
+                .get_mut(device)
+                .and_then(|m| m.get_mut(&r.sensor))
+                .expect("made above");
+            for (k, slot) in slots.iter_mut().enumerate() {
+                let rule = &rules[slot.rule];
+                if let Some(t) = on_reading(rule, slot, &r.value, r.ts, now) {
+                    decided.push((k, t));
                 }
-                if let Some(t) = decided {
-                    self.apply(device, Some(&r.sensor), k, t).await;
+                if let Condition::NoData { after } = rule.condition
+                    && !slot.waiting
+                {
+                    slot.waiting = true;
+                    waits.push((now.saturating_add(after), slot.rule));
                 }
+            }
+            for (at, i) in waits.drain(..) {
+                self.push(at, i, device, Some(&r.sensor), Due::Condition);
+            }
+            for (k, t) in decided.drain(..) {
+                self.apply(device, Some(&r.sensor), k, t).await;
             }
         }
     }
@@ -511,14 +517,14 @@ impl Engine {
                 (true, Phase::Pending) => {
                     let mut s = slot.clone();
                     self.set_phase(&rule, &mut s, Phase::Ok);
-                    self.devices.get_mut(&ev.device).expect("made")[k] = s;
+                    self.put(&ev.device, None, k, s);
                 }
                 (false, Phase::Ok) => {
                     let mut s = slot.clone();
                     self.set_phase(&rule, &mut s, Phase::Pending);
                     s.since = ev.ts;
                     let i = s.rule;
-                    self.devices.get_mut(&ev.device).expect("made")[k] = s;
+                    self.put(&ev.device, None, k, s);
                     self.push(
                         ev.ts.saturating_add(after),
                         i,
@@ -539,7 +545,7 @@ impl Engine {
         let devices: Vec<DeviceName> = self.devices.keys().cloned().collect();
         for device in devices {
             let online = self.sessions.is_online(device.as_str());
-            if online == !self.disconnected.contains_key(&device) {
+            if online != self.disconnected.contains_key(&device) {
                 continue;
             }
             self.on_status(StatusEvent {
@@ -780,16 +786,16 @@ impl Engine {
                 Due::Condition,
             );
         }
-        match sensor {
-            Some(s) => {
-                self.series
-                    .get_mut(device)
-                    .expect("made")
-                    .get_mut(s)
-                    .expect("made")[k] = next
-            }
-            None => self.devices.get_mut(device).expect("made")[k] = next,
-        }
+        self.put(device, sensor, k, next);
+    }
+
+    /// Stores `slot` back as slot `k` of the series (or device).
+    fn put(&mut self, device: &DeviceName, sensor: Option<&SensorName>, k: usize, slot: Slot) {
+        let slots = match sensor {
+            Some(s) => self.series.get_mut(device).and_then(|m| m.get_mut(s)),
+            None => self.devices.get_mut(device),
+        };
+        slots.expect("made before it changes")[k] = slot;
     }
 
     /// Another hub changed this row first: take what it stored.
@@ -831,16 +837,7 @@ impl Engine {
                 next.version = None;
             }
         }
-        match sensor {
-            Some(s) => {
-                self.series
-                    .get_mut(device)
-                    .expect("made")
-                    .get_mut(s)
-                    .expect("made")[k] = next
-            }
-            None => self.devices.get_mut(device).expect("made")[k] = next,
-        }
+        self.put(device, sensor, k, next);
     }
 }
 

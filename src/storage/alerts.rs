@@ -310,43 +310,35 @@ where
         let k = &change.key;
         let mut tx = self.write.begin().await?;
         let (applied, version) = match (&change.new, change.expected) {
-            (Some(n), None) => {
-                let done = sqlx::query(
-                    "INSERT INTO alert_state
-                     (rule, device, sensor, state, severity, since_us, value, notified_us, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)
-                     ON CONFLICT (rule, device, sensor) DO NOTHING",
-                )
-                .bind(k.rule.as_str())
-                .bind(k.device.as_str())
-                .bind(k.sensor_col())
-                .bind(n.state)
-                .bind(n.severity.clone())
-                .bind(n.since.as_micros())
-                .bind(value_json(&n.value))
-                .bind(n.notified.map(Timestamp::as_micros))
-                .execute(&mut *tx)
-                .await?;
-                (done.rows() == 1, 1)
-            }
-            (Some(n), Some(v)) => {
-                let done = sqlx::query(
-                    "UPDATE alert_state SET state = $4, severity = $5, since_us = $6, value = $7,
-                     notified_us = $8, version = version + 1
-                     WHERE rule = $1 AND device = $2 AND sensor = $3 AND version = $9",
-                )
-                .bind(k.rule.as_str())
-                .bind(k.device.as_str())
-                .bind(k.sensor_col())
-                .bind(n.state)
-                .bind(n.severity.clone())
-                .bind(n.since.as_micros())
-                .bind(value_json(&n.value))
-                .bind(n.notified.map(Timestamp::as_micros))
-                .bind(v)
-                .execute(&mut *tx)
-                .await?;
-                (done.rows() == 1, v + 1)
+            (Some(n), expected) => {
+                let sql = match expected {
+                    None => {
+                        "INSERT INTO alert_state
+                         (rule, device, sensor, state, severity, since_us, value, notified_us, version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)
+                         ON CONFLICT (rule, device, sensor) DO NOTHING"
+                    }
+                    Some(_) => {
+                        "UPDATE alert_state SET state = $4, severity = $5, since_us = $6, value = $7,
+                         notified_us = $8, version = version + 1
+                         WHERE rule = $1 AND device = $2 AND sensor = $3 AND version = $9"
+                    }
+                };
+                let q = sqlx::query(sql)
+                    .bind(k.rule.as_str())
+                    .bind(k.device.as_str())
+                    .bind(k.sensor_col())
+                    .bind(n.state)
+                    .bind(n.severity.clone())
+                    .bind(n.since.as_micros())
+                    .bind(value_json(&n.value))
+                    .bind(n.notified.map(Timestamp::as_micros));
+                let q = match expected {
+                    Some(v) => q.bind(v),
+                    None => q,
+                };
+                let done = q.execute(&mut *tx).await?;
+                (done.rows() == 1, expected.map_or(1, |v| v + 1))
             }
             (None, expected) => {
                 let done = sqlx::query(

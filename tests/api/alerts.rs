@@ -54,6 +54,15 @@ async fn add_rule(app: &TestApp, admin: &str, rule: Value) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// Adds the rule `hot` (`d1/t > 10`) and connects device `d1`.
+async fn hot_device(app: &TestApp) -> Ws {
+    let admin = admin(app).await;
+    let rule =
+        json!({"name": "hot", "pattern": "d1/t", "kind": "threshold", "op": ">", "value": 10});
+    add_rule(app, &admin, rule).await;
+    app.connect_device(&app.device("d1").await).await
+}
+
 /// Sends readings `(sensor, value, ts)` as one message and returns the reply.
 async fn send(ws: &mut Ws, id: u64, readings: &[(&str, Value, f64)]) -> Value {
     let r: Vec<Value> = readings
@@ -287,15 +296,7 @@ async fn no_data_and_offline_fire_and_resolve_and_repeat_renotifies() {
 async fn refused_readings_never_trigger() {
     let rx = Receiver::start().await;
     let app = spawn_app_with(Backend::Sqlite, |s| alert_settings(s, &rx)).await;
-    let admin = admin(&app).await;
-    add_rule(
-        &app,
-        &admin,
-        json!({"name": "hot", "pattern": "d1/t", "kind": "threshold", "op": ">", "value": 10}),
-    )
-    .await;
-    let token = app.device("d1").await;
-    let mut dev = app.connect_device(&token).await;
+    let mut dev = hot_device(&app).await;
     let t = base_ts();
     send_ok(&mut dev, 1, &[("t", json!(1.0), t)]).await;
     // Refused whole: a bad reading beside a hot one; a hot one of another type; one too far in the future.
@@ -572,15 +573,7 @@ async fn events_are_published_on_the_mqtt_alert_topic() {
     })
     .await;
     crate::mqtt::broker::broker_state(&app, |s| s.connected).await;
-    let admin = admin(&app).await;
-    add_rule(
-        &app,
-        &admin,
-        json!({"name": "hot", "pattern": "d1/t", "kind": "threshold", "op": ">", "value": 10}),
-    )
-    .await;
-    let token = app.device("d1").await;
-    let mut dev = app.connect_device(&token).await;
+    let mut dev = hot_device(&app).await;
     send_ok(&mut dev, 1, &[("t", json!(12.0), base_ts())]).await;
     let m = sub.next().await;
     assert_eq!(m.topic, format!("{p}/alerts/hot/d1"));
@@ -680,4 +673,46 @@ async fn a_firing_killed_before_delivery_is_delivered_once_after_the_restart() {
         "two events stored"
     );
     assert!(hub.terminate().await.success());
+}
+
+/// Two hubs sharing one PostgreSQL database, each with its own devices and both sending
+/// webhooks from the shared outbox: every event is POSTed exactly once, not once per hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_on_one_database_post_each_event_once() {
+    crate::need_pg!();
+    let rx = Receiver::start().await;
+    let app = spawn_app_with(Backend::Postgres, |s| alert_settings(s, &rx)).await;
+    let other = telehub::hub::start(app.settings.clone()).await.unwrap();
+    let admin = admin(&app).await;
+    add_rule(
+        &app,
+        &admin,
+        json!({"name": "hot", "pattern": "*/t", "kind": "threshold", "op": ">", "value": 10}),
+    )
+    .await;
+    let mut a = app.connect_device(&app.device("c1").await).await;
+    let url = format!("{}/v1/ingest", other.base_url().replacen("http", "ws", 1));
+    let mut b = connect(&url, Some(&app.device("c2").await)).await.unwrap();
+    let t = base_ts();
+    for i in 0..6u64 {
+        let v = if i % 2 == 0 { 20.0 } else { 0.0 };
+        send_ok(&mut a, i, &[("t", json!(v), t + i as f64)]).await;
+        send_ok(&mut b, i, &[("t", json!(v), t + i as f64)]).await;
+    }
+    rx.wait_accepted(12).await;
+    let left = eventually(
+        WAIT,
+        "an empty outbox",
+        || app.store.outbox_pending(),
+        |n| matches!(n, Ok(0)),
+    )
+    .await;
+    assert_eq!(left.unwrap(), 0);
+    let posts = rx.posts();
+    let ids: HashSet<i64> = posts
+        .iter()
+        .map(|p| p.json["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!((posts.len(), ids.len()), (12, 12), "each event POSTed once");
+    other.stop().await;
 }

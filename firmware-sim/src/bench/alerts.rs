@@ -66,7 +66,8 @@ pub async fn run(mut a: AlertsArgs) -> anyhow::Result<()> {
     let mut samples: HashMap<usize, Vec<Sample>> = HashMap::new();
     for run in 0..a.runs {
         let mut order = a.rules.clone();
-        order.rotate_left(run % order.len().max(1));
+        let shift = run % order.len().max(1);
+        order.rotate_left(shift);
         for &n in &order {
             let s = one(&a, &bin, run, n).await?;
             eprintln!(
