@@ -45,6 +45,8 @@ pub struct Metrics {
 /// Alert metrics (`telehub_alert_*`).
 #[derive(Default)]
 pub struct AlertMetrics {
+    /// Rules the engine has loaded.
+    pub rules: Gauge,
     /// Series not ok, by rule and state (`pending`, `firing`).
     pub states: Family<Vec<(&'static str, String)>, Gauge>,
     /// Events stored (firing, repeats and resolved).
@@ -62,6 +64,11 @@ pub struct AlertMetrics {
 impl AlertMetrics {
     fn register(&self, r: &mut Registry) {
         let r = r.sub_registry_with_prefix("alert");
+        r.register(
+            "rules",
+            "Alert rules the engine has loaded",
+            self.rules.clone(),
+        );
         r.register(
             "states",
             "Alert series not ok, by rule and state (pending, firing)",

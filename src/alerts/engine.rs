@@ -38,7 +38,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -119,6 +119,8 @@ struct Transition {
 pub struct Outputs {
     pub events: broadcast::Sender<AlertEvent>,
     pub wake_sender: Arc<Notify>,
+    /// The rules' epoch last loaded, for HTTP rule changes waiting for it.
+    pub loaded: watch::Sender<i64>,
 }
 
 pub struct Engine {
@@ -256,6 +258,7 @@ impl Engine {
         self.devices.clear();
         self.deadlines.clear();
         self.metrics.alerts.states.clear();
+        self.metrics.alerts.rules.set(rules.len() as i64);
         self.matcher = Matcher::new(rules);
         self.persisted = states.into_iter().map(|r| (r.key(), r)).collect();
         let now = Timestamp::now();
@@ -295,6 +298,7 @@ impl Engine {
                 self.series_slots(&device, &sensor, Some(last));
             }
         }
+        self.out.loaded.send_replace(epoch);
         tracing::info!(
             rules = self.matcher.rules().len(),
             open = self.persisted.len(),

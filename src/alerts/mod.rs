@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::storage::{StorageError, Store};
 use std::sync::Arc;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -34,12 +34,21 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct AlertsHandle {
     nudge: Arc<Notify>,
+    /// The rules' epoch the engine has loaded.
+    loaded: watch::Receiver<i64>,
 }
 
+/// How long a rule change over HTTP waits for this hub's engine to load it.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl AlertsHandle {
-    /// Rules were changed: the engine reloads them now rather than at its next poll.
-    pub fn rules_changed(&self) {
+    /// Rules were changed (the database's epoch is now `epoch`): the engine reloads them
+    /// now rather than at its next poll. Returns once it has (or after [`RELOAD_WAIT`]),
+    /// so readings committed after an HTTP change are evaluated with it.
+    pub async fn rules_changed(&self, epoch: i64) {
         self.nudge.notify_one();
+        let mut loaded = self.loaded.clone();
+        let _ = tokio::time::timeout(RELOAD_WAIT, loaded.wait_for(|e| *e >= epoch)).await;
     }
 }
 
@@ -87,6 +96,7 @@ pub async fn start(
     };
     let nudge = Arc::new(Notify::new());
     let wake = Arc::new(Notify::new());
+    let (loaded_tx, loaded) = watch::channel(-1);
     let engine = engine::Engine::new(
         store.clone(),
         metrics.clone(),
@@ -95,6 +105,7 @@ pub async fn start(
         engine::Outputs {
             events: wiring.events,
             wake_sender: wake.clone(),
+            loaded: loaded_tx,
         },
     );
     let engine = tokio::spawn(engine.run(
@@ -115,7 +126,7 @@ pub async fn start(
         .run(),
     );
     Ok(Running {
-        handle: AlertsHandle { nudge },
+        handle: AlertsHandle { nudge, loaded },
         engine,
         sender,
     })

@@ -8,6 +8,7 @@ use crate::alerts::rules::{Rule, RuleSpec};
 use crate::config::Settings;
 use crate::domain::{Timestamp, parse_time_arg};
 use crate::storage::{OpenMode, StorageError, Store};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 use std::io::Write;
@@ -17,6 +18,8 @@ use std::time::Duration;
 pub enum AlertCommand {
     /// Add a rule: --when 'OP VALUE' [--for DUR] [--clear VALUE], --no-data DUR or --offline DUR.
     Add(AddArgs),
+    /// Add every rule of FILE (one §11 JSON rule per line) in one transaction, all or none.
+    Import { file: std::path::PathBuf },
     /// List rules.
     List(FormatArg),
     /// Remove a rule (its open alerts end without an event).
@@ -131,7 +134,7 @@ fn literal(s: &str) -> Json {
 
 pub async fn run(settings: Settings, cmd: &AlertCommand) -> anyhow::Result<()> {
     let mode = match cmd {
-        AlertCommand::Add(_) => OpenMode::Create,
+        AlertCommand::Add(_) | AlertCommand::Import { .. } => OpenMode::Create,
         _ => OpenMode::Existing,
     };
     let store = Store::open_with(&settings.database, mode).await?;
@@ -145,17 +148,21 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
     match cmd {
         AlertCommand::Add(args) => {
             let rule = Rule::from_spec(args.spec()).map_err(|e| UsageError(e.to_string()))?;
-            if store.alert_rule_count().await? >= settings.alerts.max_rules as i64 {
-                return Err(UsageError(format!(
-                    "at most {} alert rules (alerts.max_rules); remove some first",
-                    settings.alerts.max_rules
-                ))
-                .into());
-            }
-            match store.add_alert_rule(&rule.name, &rule.spec_json()).await {
-                Err(e @ StorageError::AlertRuleExists(_)) => Err(UsageError(e.to_string()).into()),
-                r => Ok(r?),
-            }
+            add(store, settings, vec![rule]).await
+        }
+        AlertCommand::Import { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let rules = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(n, l)| {
+                    Rule::from_json(l)
+                        .map_err(|e| UsageError(format!("{}:{}: {e}", file.display(), n + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            add(store, settings, rules).await
         }
         AlertCommand::Rm { name } => match store.delete_alert_rule(name).await {
             Err(e @ StorageError::NoSuchAlertRule(_)) => Err(UsageError(e.to_string()).into()),
@@ -231,6 +238,25 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
             ];
             print(&mut out, *format, &header, items.collect())
         }
+    }
+}
+
+/// Adds `rules` in one transaction, within `alerts.max_rules`.
+async fn add(store: &Store, settings: &Settings, rules: Vec<Rule>) -> anyhow::Result<()> {
+    let max = settings.alerts.max_rules;
+    if store.alert_rule_count().await? + rules.len() as i64 > max as i64 {
+        return Err(UsageError(format!(
+            "at most {max} alert rules (alerts.max_rules); remove some first"
+        ))
+        .into());
+    }
+    let rows: Vec<(String, String)> = rules
+        .iter()
+        .map(|r| (r.name.clone(), r.spec_json()))
+        .collect();
+    match store.add_alert_rules(&rows).await {
+        Err(e @ StorageError::AlertRuleExists(_)) => Err(UsageError(e.to_string()).into()),
+        r => Ok(r?),
     }
 }
 

@@ -81,7 +81,8 @@ async fn rules(
     ))
 }
 
-/// `POST /v1/alert-rules` (admin): a §11 rule → `201` with the rule as stored.
+/// `POST /v1/alert-rules` (admin): a §11 rule → `201` with the rule as stored, once this
+/// hub's engine evaluates with it.
 async fn add_rule(
     State(hub): State<Arc<HubState>>,
     _a: Admin,
@@ -95,9 +96,10 @@ async fn add_rule(
         )));
     }
     hub.store
-        .add_alert_rule(&rule.name, &rule.spec_json())
+        .add_alert_rules(&[(rule.name.clone(), rule.spec_json())])
         .await?;
-    hub.alerts.rules_changed();
+    let epoch = hub.store.alert_rules_epoch().await?;
+    hub.alerts.rules_changed(epoch).await;
     Ok((StatusCode::CREATED, Json(&rule.spec)).into_response())
 }
 
@@ -107,6 +109,8 @@ async fn remove_rule(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     hub.store.delete_alert_rule(&name).await?;
-    hub.alerts.rules_changed();
+    hub.alerts
+        .rules_changed(hub.store.alert_rules_epoch().await?)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -177,21 +177,24 @@ where
     for<'r> Option<String>: Encode<'r, DB> + Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Adds a rule; its name must be new.
-    pub async fn add_alert_rule(&self, name: &str, spec: &str) -> Result<(), StorageError> {
+    /// Adds rules `(name, spec)` in one transaction, all or none; names must be new.
+    pub async fn add_alert_rules(&self, rules: &[(String, String)]) -> Result<(), StorageError> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT INTO alert_rules (name, spec, created_us) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(spec)
-            .bind(Timestamp::now().as_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    StorageError::AlertRuleExists(name.to_owned())
-                }
-                _ => StorageError::Db(e),
-            })?;
+        let now = Timestamp::now().as_micros();
+        for (name, spec) in rules {
+            sqlx::query("INSERT INTO alert_rules (name, spec, created_us) VALUES ($1, $2, $3)")
+                .bind(name.as_str())
+                .bind(spec.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        StorageError::AlertRuleExists(name.clone())
+                    }
+                    _ => StorageError::Db(e),
+                })?;
+        }
         sqlx::query("UPDATE alert_rules_epoch SET epoch = epoch + 1")
             .execute(&mut *tx)
             .await?;

@@ -318,8 +318,9 @@ impl Store {
         dispatch!(self, s => s.query_points(q).await)
     }
 
-    pub async fn add_alert_rule(&self, name: &str, spec: &str) -> Result<(), StorageError> {
-        dispatch!(self, s => s.add_alert_rule(name, spec).await)
+    /// Adds rules `(name, spec)`, all or none.
+    pub async fn add_alert_rules(&self, rules: &[(String, String)]) -> Result<(), StorageError> {
+        dispatch!(self, s => s.add_alert_rules(rules).await)
     }
 
     pub async fn delete_alert_rule(&self, name: &str) -> Result<(), StorageError> {

@@ -690,6 +690,15 @@ async fn two_hubs_on_one_database_post_each_event_once() {
         json!({"name": "hot", "pattern": "*/t", "kind": "threshold", "op": ">", "value": 10}),
     )
     .await;
+    // The other hub learns of the rule by polling the database.
+    let loaded = eventually(
+        WAIT,
+        "the other hub's engine to load the rule",
+        || async { other.state.metrics.alerts.rules.get() },
+        |n| *n == 1,
+    )
+    .await;
+    assert_eq!(loaded, 1);
     let mut a = app.connect_device(&app.device("c1").await).await;
     let url = format!("{}/v1/ingest", other.base_url().replacen("http", "ws", 1));
     let mut b = connect(&url, Some(&app.device("c2").await)).await.unwrap();

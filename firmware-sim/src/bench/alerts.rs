@@ -2,7 +2,7 @@
 //!
 //! Each run measures every rule count of `--rules` side by side (a fresh hub and database
 //! each; the order rotates from run to run so drift on a shared machine spreads evenly):
-//! the ingest scenario's load (acked readings/s) with N threshold rules added over HTTP,
+//! the ingest scenario's load (acked readings/s) with N threshold rules (`alert import`),
 //! each pattern `bench-D/*` matching one device's 5 sensors (1 % of the series with 100
 //! devices) and never met, so every reading is evaluated against N/100 rules. Then one
 //! rule that every other reading flips (`> 0`, values ±1) and a local HTTP receiver: the
@@ -126,6 +126,22 @@ async fn one(a: &AlertsArgs, bin: &Path, run: usize, rules: usize) -> anyhow::Re
     )
     .await?;
     let admin = admin.trim().to_owned();
+    // N rules, imported in one transaction before the hub starts.
+    let file = dir.join("rules.jsonl");
+    let lines: Vec<String> = (0..rules)
+        .map(|i| {
+            serde_json::json!({"name": format!("r{i}"), "pattern": format!("bench-{}/*", i % a.devices + 1),
+                "kind": "threshold", "op": ">", "value": 1e12})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n"))?;
+    telehub(
+        bin,
+        &db,
+        &["alert", "import", file.to_str().context("a UTF-8 path")?],
+    )
+    .await?;
     let (url, posts) = receiver().await?;
     let config = dir.join("hub.toml");
     std::fs::write(&config, format!("[[alerts.webhooks]]\nurl = \"{url}\"\n"))?;
@@ -134,13 +150,6 @@ async fn one(a: &AlertsArgs, bin: &Path, run: usize, rules: usize) -> anyhow::Re
     let hub = HubProcess::start_with(bin, &db, "127.0.0.1:0", &env, &extra).await?;
     let http = reqwest::Client::new();
     let rule_url = format!("http://{}/v1/alert-rules", hub.addr);
-    for i in 0..rules {
-        let rule = serde_json::json!({"name": format!("r{i}"), "pattern": format!("bench-{}/*", i % a.devices + 1),
-            "kind": "threshold", "op": ">", "value": 1e12});
-        post(&http, &rule_url, &admin, &rule).await?;
-    }
-    // Rules reach the engine within its poll (1 s by default).
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let shape = Shape {
         messages: a.messages,
         batch: a.batch,
@@ -150,8 +159,8 @@ async fn one(a: &AlertsArgs, bin: &Path, run: usize, rules: usize) -> anyhow::Re
     let (elapsed, _) = load(&shape, &hub.addr, &tokens).await?;
     let rate = (a.devices * a.messages * a.batch) as f64 / elapsed.as_secs_f64();
     let lat = serde_json::json!({"name": "lat", "pattern": "bench-1/lat", "kind": "threshold", "op": ">", "value": 0});
+    // Answered once this hub's engine evaluates with it.
     post(&http, &rule_url, &admin, &lat).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut latencies = latency(&hub.addr, &tokens[0], a.events, &posts).await?;
     hub.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
