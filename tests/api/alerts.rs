@@ -539,6 +539,12 @@ async fn bad_rules_are_refused_with_a_clear_message_over_http_and_the_cli() {
         })
         .collect();
     assert_eq!(names, ["r1", "r4"]);
+    let file = app.db.path().join("rules.jsonl");
+    std::fs::write(&file, "{\"name\":\"r5\",\"pattern\":\"x/y\",\"kind\":\"no_data\",\"for\":\"1m\"}\n{\"name\":\"r6\",\"kind\":\"no_data\"}\n").unwrap();
+    let out = telehub_cli(&db, &["alert", "import", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(":2:"), "names the bad line: {err}");
     let out = telehub_cli(&db, &["alert", "rm", "r1"]);
     assert!(out.status.success());
     let out = telehub_cli(&db, &["alert", "list", "--format", "csv"]);
