@@ -54,12 +54,17 @@ async fn add_rule(app: &TestApp, admin: &str, rule: Value) {
     assert_eq!(status, 201, "{body}");
 }
 
-/// Adds the rule `hot` (`d1/t > 10`) and connects device `d1`.
-async fn hot_device(app: &TestApp) -> Ws {
+/// Adds the rule `hot`: `PATTERN > 10`.
+async fn add_hot(app: &TestApp, pattern: &str) {
     let admin = admin(app).await;
     let rule =
-        json!({"name": "hot", "pattern": "d1/t", "kind": "threshold", "op": ">", "value": 10});
+        json!({"name": "hot", "pattern": pattern, "kind": "threshold", "op": ">", "value": 10});
     add_rule(app, &admin, rule).await;
+}
+
+/// Adds the rule `hot` (`d1/t > 10`) and connects device `d1`.
+async fn hot_device(app: &TestApp) -> Ws {
+    add_hot(app, "d1/t").await;
     app.connect_device(&app.device("d1").await).await
 }
 
@@ -385,13 +390,7 @@ async fn after_a_receiver_outage_every_event_arrives_in_order_per_series_without
     let rx = Receiver::start().await;
     rx.set_down(true);
     let app = spawn_app_with(Backend::Sqlite, |s| alert_settings(s, &rx)).await;
-    let admin = admin(&app).await;
-    add_rule(
-        &app,
-        &admin,
-        json!({"name": "hot", "pattern": "*/t", "kind": "threshold", "op": ">", "value": 10}),
-    )
-    .await;
+    add_hot(&app, "*/t").await;
     let mut devs = Vec::new();
     for name in ["a1", "a2"] {
         let token = app.device(name).await;
@@ -689,13 +688,7 @@ async fn two_hubs_on_one_database_post_each_event_once() {
     let rx = Receiver::start().await;
     let app = spawn_app_with(Backend::Postgres, |s| alert_settings(s, &rx)).await;
     let other = telehub::hub::start(app.settings.clone()).await.unwrap();
-    let admin = admin(&app).await;
-    add_rule(
-        &app,
-        &admin,
-        json!({"name": "hot", "pattern": "*/t", "kind": "threshold", "op": ">", "value": 10}),
-    )
-    .await;
+    add_hot(&app, "*/t").await;
     // The other hub learns of the rule by polling the database.
     let loaded = eventually(
         WAIT,
