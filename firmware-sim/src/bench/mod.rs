@@ -5,6 +5,7 @@
 //! | module | scenario |
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
+//! | [`alerts`] | acked readings/s with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency |
 //! | [`connections`] | hub memory per idle device socket |
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
@@ -16,6 +17,7 @@
 //! | [`hub`] | starting, measuring and stopping a hub process |
 //! | [`stats`] | medians, percentiles, tables |
 
+mod alerts;
 mod connections;
 mod fanout;
 mod hub;
@@ -42,6 +44,8 @@ pub enum BenchCommand {
     Reconnect(reconnect::ReconnectArgs),
     /// Line-protocol points/s, 10 clients × 5000-line batches, beside InfluxDB 1.x `influxd`.
     Line(line::LineArgs),
+    /// Ingest with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency.
+    Alerts(alerts::AlertsArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -52,5 +56,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fanout(a) => fanout::run(a).await,
         BenchCommand::Reconnect(a) => reconnect::run(a).await,
         BenchCommand::Line(a) => line::run(a).await,
+        BenchCommand::Alerts(a) => alerts::run(a).await,
     }
 }
