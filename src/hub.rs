@@ -6,16 +6,20 @@
 //! background tasks (revocation watcher, retention, idle rate state).
 //!
 //! Channels made here: the commit stream (`broadcast` of [`CommittedBatch`]; sender:
-//! the writer; receivers: the live fan-out and MQTT egress) and the status stream
-//! (`broadcast` of `StatusEvent`; sender: the session registry; same receivers).
+//! the writer; receivers: the live fan-out and MQTT egress), the alert engine's own
+//! stream of the same batches (`mpsc`, bounded: the writer waits, no batch is skipped),
+//! the status stream (`broadcast` of `StatusEvent`; sender: the session registry;
+//! receivers: live, MQTT, the alert engine) and the alert events (`broadcast` of
+//! `AlertEvent`; sender: the alert engine; receivers: live, MQTT).
 //!
 //! Shutdown order: stop accepting → sockets finish their in-flight replies and close
 //! with 1001 (bounded by `server.shutdown_grace`) → the storage writer commits what is
-//! queued → MQTT publishes what the last commits stored and disconnects → background
+//! queued → the alert engine evaluates the last commits → MQTT publishes what the last commits stored and disconnects → background
 //! tasks end → storage closes.
 //!
 //! May use every module but `cli`.
 
+use crate::alerts;
 use crate::config::Settings;
 use crate::domain::CommittedBatch;
 use crate::ingest::Pipeline;
@@ -28,7 +32,7 @@ use crate::storage::{StorageError, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -101,13 +105,16 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
     let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
+    let (alert_batches_tx, alert_batches) = mpsc::channel(settings.alerts.queue);
+    let (alert_events, _) = broadcast::channel(settings.live.committed_backlog);
     let close_writer = CancellationToken::new();
-    let (writer, writer_task) = writer::spawn(
+    let (writer, writer_task) = writer::spawn_with(
         store.clone(),
         settings.writer.clone(),
         settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),
+        Some(alert_batches_tx),
         close_writer.clone(),
     );
     let shutdown = CancellationToken::new();
@@ -116,6 +123,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         metrics.clone(),
         committed_tx.subscribe(),
         status_tx.subscribe(),
+        alert_events.subscribe(),
         shutdown.clone(),
     );
     let mqtt = match &settings.mqtt {
@@ -123,9 +131,14 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             m,
             committed_tx.subscribe(),
             status_tx.subscribe(),
+            crate::mqtt::Alerts {
+                events: alert_events.subscribe(),
+                topic: settings.alerts.mqtt_topic.clone(),
+            },
         )?),
         None => None,
     };
+    let alert_status = status_tx.subscribe();
     let (mqtt_handle, mqtt) = mqtt.unzip();
     let ingest = Arc::new(Pipeline::new(
         &settings.ingest,
@@ -134,6 +147,19 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         metrics.clone(),
     ));
     let sessions = Sessions::new(status_tx);
+    let alerts = alerts::start(
+        store.clone(),
+        &settings.alerts,
+        metrics.clone(),
+        sessions.clone(),
+        alerts::Wiring {
+            batches: alert_batches,
+            status: alert_status,
+            events: alert_events,
+        },
+        shutdown.clone(),
+    )
+    .await?;
     let tasks = TaskTracker::new();
     let mqtt = mqtt.map(|m| {
         m.spawn(crate::mqtt::Context::new(
@@ -155,6 +181,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         live,
         limits: limits::Limits::new(&settings.limits),
         mqtt: mqtt_handle,
+        alerts: alerts.handle.clone(),
         shutdown: shutdown.clone(),
         tasks,
         settings,
@@ -190,6 +217,9 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         }
         close_writer.cancel();
         let _ = writer_task.await;
+        // The engine evaluates the last commits, then ends; the webhook sender has
+        // stopped with the shutdown (what it did not send is retried after a restart).
+        alerts.finish().await;
         if let Some(m) = mqtt {
             m.finish(serve_state.settings.server.shutdown_grace).await;
         }

@@ -23,12 +23,14 @@
 //! | 4 | [`ingest`] | the transport-independent pipeline: parse → authorise → rate-limit → submit → reply |
 //! | 4 | [`live`] | the dashboard fan-out: one hub-wide history of committed readings, a cursor per client, no transport |
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |
+//! | 4 | [`alerts`] | alert rules evaluated after commit and on presence; events, webhook outbox |
 //! | 5 | [`server`] | HTTP and WebSocket endpoints: device and live sockets, API, dashboard |
 //! | 5 | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
 //! | 5 | [`bridge`] | `telehub bridge serial`: serial lines forwarded to the hub as a gateway |
 //! | 6 | [`hub`] | assembles the parts; start-up and the shutdown order |
 //! | 6 | [`cli`] | the `telehub` command line |
 
+pub mod alerts;
 pub mod auth;
 pub mod bridge;
 pub mod cli;

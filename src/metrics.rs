@@ -39,6 +39,67 @@ pub struct Metrics {
     pub retention_deleted: Family<Labels, Counter>,
     pub retention_passes: Counter,
     pub mqtt: MqttMetrics,
+    pub alerts: AlertMetrics,
+}
+
+/// Alert metrics (`telehub_alert_*`).
+#[derive(Default)]
+pub struct AlertMetrics {
+    /// Rules the engine has loaded.
+    pub rules: Gauge,
+    /// Series not ok, by rule and state (`pending`, `firing`).
+    pub states: Family<Vec<(&'static str, String)>, Gauge>,
+    /// Events stored (firing, repeats and resolved).
+    pub events: Counter,
+    /// Webhook POSTs answered with a 2xx.
+    pub sent: Counter,
+    /// Webhook POSTs that failed (each attempt; retried until `retry_for`).
+    pub failed: Counter,
+    /// Webhook notifications given up after `retry_for`.
+    pub expired: Counter,
+    /// Webhook notifications not yet delivered (the outbox).
+    pub pending: Gauge,
+}
+
+impl AlertMetrics {
+    fn register(&self, r: &mut Registry) {
+        let r = r.sub_registry_with_prefix("alert");
+        r.register(
+            "rules",
+            "Alert rules the engine has loaded",
+            self.rules.clone(),
+        );
+        r.register(
+            "states",
+            "Alert series not ok, by rule and state (pending, firing)",
+            self.states.clone(),
+        );
+        r.register(
+            "events",
+            "Alert events stored (firing, repeats, resolved)",
+            self.events.clone(),
+        );
+        r.register(
+            "notifications_sent",
+            "Webhook POSTs answered with a 2xx",
+            self.sent.clone(),
+        );
+        r.register(
+            "notifications_failed",
+            "Webhook POSTs that failed (each attempt)",
+            self.failed.clone(),
+        );
+        r.register(
+            "notifications_expired",
+            "Webhook notifications given up after retry_for",
+            self.expired.clone(),
+        );
+        r.register(
+            "notifications_pending",
+            "Webhook notifications not yet delivered",
+            self.pending.clone(),
+        );
+    }
 }
 
 /// MQTT egress, ingest and cluster metrics (`telehub_mqtt_*`); zero without `[mqtt]`.
@@ -219,6 +280,8 @@ impl Metrics {
         );
         let mqtt = MqttMetrics::default();
         mqtt.register(&mut registry);
+        let alerts = AlertMetrics::default();
+        alerts.register(&mut registry);
         let retention_deleted = Family::<Labels, Counter>::default();
         registry.register(
             "retention_deleted_rows",
@@ -234,6 +297,7 @@ impl Metrics {
         Self {
             registry,
             mqtt,
+            alerts,
             connections,
             readings_ingested,
             acks,

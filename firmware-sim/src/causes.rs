@@ -1,6 +1,8 @@
 //! Why a run is not going well, said once: every device client's events
 //! ([`ClientEvent`]) are gathered here; the first occurrence of each cause goes to
 //! stderr at once, and [`Causes::report`] sums each cause up with a count at the end.
+//! Refusals are one cause per error code (their details name readings and timestamps,
+//! so each would differ); the first detail is shown as the example.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ struct Tally {
     events: u64,
     readings: u64,
     devices: BTreeSet<String>,
+    /// The first event's full text (a refusal's detail).
+    example: String,
 }
 
 /// The causes seen so far, by kind and text; shared by one watcher task per device.
@@ -60,10 +64,15 @@ impl Causes {
                 readings,
             ),
         };
+        let key = match kind {
+            Kind::Refused => cause.split(':').next().unwrap_or_default().to_owned(),
+            _ => cause.clone(),
+        };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let tally = seen.entry((kind, cause.clone())).or_default();
+        let tally = seen.entry((kind, key)).or_default();
         if tally.events == 0 {
             eprintln!("firmware-sim: {device}: {}", first_line(kind, &cause));
+            tally.example = cause;
         }
         tally.events += 1;
         tally.readings += readings as u64;
@@ -90,8 +99,8 @@ impl Causes {
                     )
                 }
                 Kind::Refused => format!(
-                    "the hub refused {} reading(s) of {devices} device(s): {cause}",
-                    t.readings
+                    "the hub refused {} reading(s) of {devices} device(s): {cause} (the first: {})",
+                    t.readings, t.example
                 ),
             };
             eprintln!("firmware-sim: {line}");

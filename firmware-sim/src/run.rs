@@ -1,5 +1,6 @@
 //! `firmware-sim run` (contract §8): one simulated device per `NAME TOKEN` line of a
-//! tokens file, each a [`DeviceClient`] fed by a [`telehub::sim`] signal generator.
+//! tokens file, each a [`DeviceClient`] fed by a [`telehub::sim`] signal generator,
+//! over the WebSocket or (`--transport http|line`) HTTP requests (§12).
 //!
 //! Per device: one generator task (samples every `1/rate` s on the device clock) and the
 //! client's own task (buffer, pipelined sends, resend, reconnect). Memory per device is
@@ -15,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use telehub::client::{
-    BackoffConfig, ClientConfig, DeviceClient, PersistConfig, ReadingSender, Stats,
+    BackoffConfig, ClientConfig, DeviceClient, PersistConfig, ReadingSender, Stats, Transport,
 };
 use telehub::domain::DeviceName;
 use telehub::sim::{self, Kind, Pace, SimDevice};
@@ -24,9 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The hub's base address, ws://HOST:PORT or wss://HOST:PORT (`/v1/ingest` is appended).
+    /// The hub's base address, ws://HOST:PORT or wss://HOST:PORT (`/v1/ingest` is appended;
+    /// http(s):// is the same address).
     #[arg(long)]
     hub: String,
+    /// How readings travel: one WebSocket per device (ws), `POST /v1/ingest` requests
+    /// (http), or InfluxDB line protocol to `/api/v2/write` (line; units are not sent).
+    #[arg(long, value_enum, default_value_t = TransportArg::Ws)]
+    transport: TransportArg,
     /// A file of `NAME TOKEN` lines, as `telehub device add --count N --prefix P --tokens-out FILE` writes.
     #[arg(long, value_name = "FILE")]
     tokens: PathBuf,
@@ -51,7 +57,7 @@ pub struct RunArgs {
     /// How often buffered readings are saved under --state-dir.
     #[arg(long, default_value = "2s", value_parser = positive_duration)]
     save_every: Duration,
-    /// Messages awaiting the hub's reply per device at most.
+    /// Messages awaiting the hub's reply per device at most (http, line: concurrent requests).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_inflight: u64,
     /// How long a reading may wait for its message to fill up (0s: send at once).
@@ -78,6 +84,24 @@ pub struct RunArgs {
     /// Also trust this PEM certificate (a hub with a self-signed certificate).
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
+}
+
+/// `--transport`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportArg {
+    Ws,
+    Http,
+    Line,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Ws => Transport::WebSocket,
+            TransportArg::Http => Transport::Http,
+            TransportArg::Line => Transport::Line,
+        }
+    }
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -142,6 +166,7 @@ fn read_tokens(path: &Path) -> anyhow::Result<Vec<(DeviceName, String)>> {
 impl RunArgs {
     fn client_config(&self, name: &DeviceName, token: &str) -> ClientConfig {
         let mut c = ClientConfig::new(self.hub.clone(), token);
+        c.transport = self.transport.into();
         c.label = name.to_string();
         c.ca_file = self.ca_file.clone();
         c.buffer_capacity = self.buffer as usize;

@@ -1,6 +1,6 @@
 //! `firmware-sim run` as a real process: its exit line, its errors, and resuming
 //! unacked readings from `--state-dir` against a real hub (started in-process from the
-//! telehub library, on port 0 with a fresh database).
+//! telehub library, on port 0 with a fresh database), over each `--transport`.
 
 use serde_json::Value;
 use std::path::Path;
@@ -83,6 +83,14 @@ fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
 
 #[test]
 fn an_unreachable_hub_leaves_readings_pending_says_why_once_and_exits_1() {
+    for transport in TRANSPORTS {
+        unreachable_hub(transport);
+    }
+}
+
+const TRANSPORTS: [&str; 3] = ["ws", "http", "line"];
+
+fn unreachable_hub(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = tokens_file(
         dir.path(),
@@ -93,7 +101,9 @@ d2 th_y
     let o = sim_run(
         &dead_hub(),
         &tokens,
-        "--rate 20 --duration 1s --drain-timeout 200ms --backoff-initial 50ms",
+        &format!(
+            "--transport {transport} --rate 20 --duration 1s --drain-timeout 200ms --backoff-initial 50ms"
+        ),
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let s = summary(&o);
@@ -221,8 +231,14 @@ async fn start_tls_hub(dir: &Path) -> telehub::hub::RunningHub {
 
 /// Runs two devices against `hub` for 1 s: a permanent refusal must stop both at once.
 async fn gives_up(hub: String, tokens: std::path::PathBuf, cause: &str) {
-    let extra = "--rate 20 --duration 1s --drain-timeout 300ms --backoff-initial 20ms";
-    let o = tokio::task::spawn_blocking(move || sim_run(&hub, &tokens, extra))
+    gives_up_over("ws", hub, tokens, cause).await
+}
+
+async fn gives_up_over(transport: &str, hub: String, tokens: std::path::PathBuf, cause: &str) {
+    let extra = format!(
+        "--transport {transport} --rate 20 --duration 1s --drain-timeout 300ms --backoff-initial 20ms"
+    );
+    let o = tokio::task::spawn_blocking(move || sim_run(&hub, &tokens, &extra))
         .await
         .unwrap();
     let err = stderr(&o);
@@ -248,6 +264,116 @@ async fn a_refused_token_is_not_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_not_retried_over_http_or_line_protocol_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_wrong\nd2 th_wrong2\n");
+    for transport in ["http", "line"] {
+        let hub = format!("ws://{}", hub.addr);
+        gives_up_over(transport, hub, tokens.clone(), "(401)").await;
+    }
+    hub.stop().await;
+}
+
+/// A hub with devices `names`, and a tokens file for them.
+async fn hub_with_devices(
+    dir: &Path,
+    names: &[&str],
+) -> (telehub::hub::RunningHub, std::path::PathBuf) {
+    let hub = start_hub(dir).await;
+    let names: Vec<_> = names
+        .iter()
+        .map(|n| DeviceName::parse(n).unwrap())
+        .collect();
+    let created = hub.state.store.add_devices(&names).await.unwrap();
+    let lines: String = created.iter().map(|(n, t)| format!("{n} {t}\n")).collect();
+    let tokens = tokens_file(dir, &lines);
+    (hub, tokens)
+}
+
+/// Plays two devices over `transport` for a second; every reading must be acked and
+/// stored exactly once.
+async fn stores_what_it_acks(transport: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, tokens) = hub_with_devices(dir.path(), &["room-1", "boiler-2"]).await;
+    let (url, extra) = (
+        format!("ws://{}", hub.addr),
+        format!("--transport {transport} --rate 40 --batch 25 --duration 1s"),
+    );
+    let o = tokio::task::spawn_blocking(move || sim_run(&url, &tokens, &extra))
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&o);
+    let acked = s["acked"].as_u64().unwrap();
+    assert!(acked >= 2 * 3 * 30, "{transport}: {s}");
+    assert_eq!(s["generated"], acked, "{transport}: {s}");
+    assert_eq!(
+        (s["nacked"].as_u64(), s["dropped"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(stored(&hub).await, acked as i64, "{transport}: {s}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_devices_store_exactly_the_readings_they_report_acked() {
+    stores_what_it_acks("ws").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_batches_store_exactly_the_readings_they_report_acked() {
+    stores_what_it_acks("http").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_protocol_writes_store_exactly_the_readings_they_report_acked() {
+    stores_what_it_acks("line").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_the_hub_refuses_over_http_are_nacked_and_the_cause_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, tokens) = hub_with_devices(dir.path(), &["ahead-1", "ahead-2"]).await;
+    for transport in ["http", "line"] {
+        // Clocks 10 minutes ahead: past the hub's max_clock_skew (5 min), every reading
+        // is refused for good, one message after another.
+        let (url, t, extra) = (
+            format!("ws://{}", hub.addr),
+            tokens.clone(),
+            format!("--transport {transport} --rate 10 --duration 1s --clock-skew 10m"),
+        );
+        let o = tokio::task::spawn_blocking(move || sim_run(&url, &t, &extra))
+            .await
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "nothing left pending: {err}");
+        let s = summary(&o);
+        assert!(s["generated"].as_u64().unwrap() > 0, "{s}");
+        assert_eq!(s["nacked"], s["generated"], "{transport}: {s}");
+        assert_eq!(s["acked"], 0, "{s}");
+        assert_eq!(
+            err.matches("the hub refused readings: ").count(),
+            1,
+            "{transport}: {err}"
+        );
+        assert!(err.contains("invalid_reading"), "{err}");
+    }
+    assert_eq!(stored(&hub).await, 0);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_not_retried_over_https_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_tls_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_x\nd2 th_y\n");
+    let url = format!("wss://localhost:{}", hub.addr.port());
+    gives_up_over("http", url, tokens, "certificate is not trusted").await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let hub = start_tls_hub(dir.path()).await;
@@ -258,20 +384,25 @@ async fn an_untrusted_certificate_is_not_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_ws_to_a_tls_hub_is_not_retried() {
+async fn plain_ws_or_http_to_a_tls_hub_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let hub = start_tls_hub(dir.path()).await;
     let tokens = tokens_file(dir.path(), "d1 th_x\nd2 th_y\n");
-    gives_up(format!("ws://{}", hub.addr), tokens, "wss://").await;
+    for transport in TRANSPORTS {
+        let url = format!("ws://{}", hub.addr);
+        gives_up_over(transport, url, tokens.clone(), "wss://").await;
+    }
     hub.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wss_to_a_plain_hub_is_not_retried() {
+async fn wss_or_https_to_a_plain_hub_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let hub = start_hub(dir.path()).await;
     let tokens = tokens_file(dir.path(), "d1 th_x\nd2 th_y\n");
-    let url = format!("wss://localhost:{}", hub.addr.port());
-    gives_up(url, tokens, "use ws://").await;
+    for transport in TRANSPORTS {
+        let url = format!("wss://localhost:{}", hub.addr.port());
+        gives_up_over(transport, url, tokens.clone(), "use ws://").await;
+    }
     hub.stop().await;
 }

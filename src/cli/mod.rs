@@ -4,6 +4,7 @@
 //!
 //! May use: every module (the top layer, with `hub`).
 
+mod alert;
 mod bridge;
 mod demo;
 mod device;
@@ -62,6 +63,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Show what storage holds: rows, series, devices, time extents, disk use.
     Stats(stats::StatsArgs),
+    /// Alert rules, current alerts and events (§11).
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -172,6 +176,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
         Command::Bridge(cmd) => bridge::run(s(), cmd).await,
         Command::Export(args) => export::run(s(), args).await,
         Command::Stats(args) => stats::run(s(), args).await,
+        Command::Alert(cmd) => alert::run(s(), cmd).await,
     }
 }
 

@@ -145,26 +145,43 @@ fn retry_after(e: &WsError) -> Option<Duration> {
 pub(super) fn describe(e: WsError) -> String {
     match e {
         WsError::Http(resp) => match resp.status().as_u16() {
-            401 => "the hub refused the token (401): unknown or revoked".into(),
-            403 => "the hub refused this token on /v1/ingest (403): not a device token".into(),
+            s @ (401 | 403) => token_refused(s),
             s => format!("the hub answered HTTP {s} instead of upgrading"),
         },
         WsError::Io(e) => match tls_error(&e) {
-            Some(rustls::Error::InvalidCertificate(c)) => format!(
-                "TLS: the hub's certificate is not trusted ({c:?}); give the client the hub's certificate (--ca-file, --ca), or check the host name"
-            ),
-            Some(t) => format!(
-                "TLS handshake failed: {t} (does the hub serve without TLS on this port? then use ws:// or http://)"
-            ),
+            Some(t) => tls_failed(t),
             None => e.to_string(),
         },
         WsError::Tls(e) => format!("TLS: {e}"),
         WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HttparseError(
             _,
         ))
-        | WsError::HttpFormat(_) => {
-            "the hub's answer is not HTTP (does it serve TLS on this port? then use wss:// or https://)".into()
-        }
+        | WsError::HttpFormat(_) => NOT_HTTP.into(),
         other => other.to_string(),
     }
 }
+
+/// Why a 401 or 403 refused the token (on a handshake or an HTTP write).
+pub(super) fn token_refused(status: u16) -> String {
+    if status == 401 {
+        "the hub refused the token (401): unknown or revoked".into()
+    } else {
+        "the hub refused this token for sending readings (403): not a device token".into()
+    }
+}
+
+/// A failed TLS handshake, with the likely fix.
+pub(super) fn tls_failed(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => format!(
+            "TLS: the hub's certificate is not trusted ({c:?}); give the client the hub's certificate (--ca-file, --ca), or check the host name"
+        ),
+        t => format!(
+            "TLS handshake failed: {t} (does the hub serve without TLS on this port? then use ws:// or http://)"
+        ),
+    }
+}
+
+/// The answer of a TLS port to a plain request.
+pub(super) const NOT_HTTP: &str =
+    "the hub's answer is not HTTP (does it serve TLS on this port? then use wss:// or https://)";

@@ -1,12 +1,17 @@
 //! The client task: connect, run a session, and after a failure wait a backoff delay
 //! (exponential, full jitter) and connect again — until stopped, or until a drain has
-//! emptied the outbox or run out of time. A persister task saves the outbox on a timer
+//! emptied the outbox or run out of time. Over HTTP there is no connection to keep:
+//! [`super::http_session`] runs instead. A persister task saves the outbox on a timer
 //! when persistence is on, and once more at the end.
 
 use super::address::Target;
 use super::backoff::Backoff;
+use super::http::HttpLink;
 use super::session::{End, Session, sleep_until_some};
-use super::{ClientConfig, ClientEvent, Mode, PersistConfig, Shared, persist};
+use super::{
+    ClientConfig, ClientError, ClientEvent, Mode, PersistConfig, Shared, Transport, http_session,
+    persist,
+};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,10 +23,25 @@ use tokio_util::sync::CancellationToken;
 /// backoff over, even if no reply came (an idle device gets none).
 const STABLE: Duration = Duration::from_secs(10);
 
+/// How the client reaches the hub, prepared once when it starts.
+pub(super) enum Link {
+    Ws(Target),
+    Http(HttpLink),
+}
+
+impl Link {
+    pub fn new(cfg: &ClientConfig) -> Result<Self, ClientError> {
+        Ok(match cfg.transport {
+            Transport::WebSocket => Self::Ws(Target::new(cfg)?),
+            Transport::Http | Transport::Line => Self::Http(HttpLink::new(cfg)?),
+        })
+    }
+}
+
 pub(super) async fn drive(
     shared: Arc<Shared>,
     cfg: Arc<ClientConfig>,
-    target: Target,
+    link: Link,
     mut mode: watch::Receiver<Mode>,
 ) {
     let stop_saving = CancellationToken::new();
@@ -29,14 +49,42 @@ pub(super) async fn drive(
         .persist
         .clone()
         .map(|p| tokio::spawn(save_periodically(shared.clone(), p, stop_saving.clone())));
+    match &link {
+        Link::Ws(target) => connect_and_resend(&shared, &cfg, target, &mut mode).await,
+        Link::Http(http) => {
+            tracing::debug!(url = http.url(), "device client started");
+            http_session::run(&shared, &cfg, http, &mut mode).await
+        }
+    }
+    shared.connected.store(false, Ordering::Relaxed);
+    if let (Some(saver), Some(p)) = (saver, &cfg.persist) {
+        stop_saving.cancel();
+        let mut saved = saver.await.unwrap_or(u64::MAX);
+        save_if_changed(&shared, p, &mut saved).await;
+    }
+    let s = shared.stats();
+    tracing::debug!(
+        acked = s.acked,
+        pending = s.pending,
+        "device client stopped"
+    );
+}
+
+/// The WebSocket transport: connect → session → backoff → connect again.
+async fn connect_and_resend(
+    shared: &Shared,
+    cfg: &ClientConfig,
+    target: &Target,
+    mode: &mut watch::Receiver<Mode>,
+) {
     let mut backoff = Backoff::new(cfg.backoff);
     let mut next_id = 1u64;
     let mut opened = 0u64;
     tracing::debug!(url = target.address().url(), "device client started");
-    while !finished(&shared, &mut mode) {
+    while !finished(shared, mode) {
         let attempt = tokio::select! {
             r = target.connect(cfg.connect_timeout) => r,
-            _ = stopped(&shared, &mut mode) => break,
+            _ = stopped(shared, mode) => break,
         };
         let delay = match attempt {
             Ok(ws) => {
@@ -48,8 +96,8 @@ pub(super) async fn drive(
                 shared.emit(ClientEvent::Connected);
                 tracing::debug!("connected");
                 let started = Instant::now();
-                let mut session = Session::new(ws, &shared, &cfg, &mut next_id);
-                let end = session.run(&mut mode).await;
+                let mut session = Session::new(ws, shared, cfg, &mut next_id);
+                let end = session.run(mode).await;
                 let replied = session.replied;
                 drop(session);
                 shared.connected.store(false, Ordering::Relaxed);
@@ -86,21 +134,9 @@ pub(super) async fn drive(
         };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopped(&shared, &mut mode) => break,
+            _ = stopped(shared, mode) => break,
         }
     }
-    shared.connected.store(false, Ordering::Relaxed);
-    if let (Some(saver), Some(p)) = (saver, &cfg.persist) {
-        stop_saving.cancel();
-        let mut saved = saver.await.unwrap_or(u64::MAX);
-        save_if_changed(&shared, p, &mut saved).await;
-    }
-    let s = shared.stats();
-    tracing::debug!(
-        acked = s.acked,
-        pending = s.pending,
-        "device client stopped"
-    );
 }
 
 /// Whether the task should end now: stopped (or the handle is gone), or draining with

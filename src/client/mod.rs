@@ -1,5 +1,7 @@
 //! A resilient device client for `/v1/ingest` (contract §2, §8): what `firmware-sim`,
-//! `telehub serve --demo` and the serial bridge use to deliver readings.
+//! `telehub serve --demo` and the serial bridge use to deliver readings — over the
+//! WebSocket, or ([`Transport`]) as HTTP requests to `POST /v1/ingest` or to the
+//! line-protocol endpoint `/api/v2/write` (§12).
 //!
 //! ```no_run
 //! # async fn demo(reading: telehub::protocol::ingest::DeviceReading) -> Result<(), telehub::client::ClientError> {
@@ -17,8 +19,13 @@
 //!   an optional CA file for self-signed hubs); opens one authenticated socket.
 //! - `outbox`: the bounded store-and-forward buffer of unacked readings. Full: the
 //!   oldest unsent reading is dropped and counted. It also holds the in-flight messages.
+//! - `flow`: when the next message may go out (window, linger, pauses), its size, and
+//!   what an answer does to the outbox; the same for every transport.
 //! - `session`: one open socket: sends messages with `id`s (a bounded in-flight
 //!   window), matches the in-order replies, puts back what must be resent.
+//! - `http`, `http_session`: the HTTP transports: one request per message, up to
+//!   `max_inflight` at once, answers settled in sending order; a failed request is
+//!   handled like a lost socket (everything in flight is resent after a backoff delay).
 //! - `triage`: a refused message's readings: resend later, or give up only the
 //!   reading (or device) the hub named and resend the others.
 //! - `driver`: the client task: connect → session → exponential backoff with full
@@ -44,6 +51,9 @@
 mod address;
 mod backoff;
 mod driver;
+mod flow;
+mod http;
+mod http_session;
 mod outbox;
 mod persist;
 mod session;
@@ -94,12 +104,27 @@ pub struct PersistConfig {
     pub interval: Duration,
 }
 
+/// How readings travel to the hub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// One WebSocket to `/v1/ingest`, messages pipelined on it (§2).
+    #[default]
+    WebSocket,
+    /// `POST /v1/ingest`, one §2 message per request (§12).
+    Http,
+    /// `POST /api/v2/write?precision=us`, one line-protocol body per request (§12);
+    /// units are not carried.
+    Line,
+}
+
 /// Everything a client needs; [`ClientConfig::new`] fills in the defaults.
 #[derive(Clone)]
 pub struct ClientConfig {
     /// The hub's base address, `ws[s]://HOST:PORT` (§8); `/v1/ingest` is appended
     /// unless the address already ends with it. `http(s)://` is read as `ws(s)://`.
     pub hub: String,
+    /// WebSocket (the default) or one of the HTTP transports.
+    pub transport: Transport,
     /// A device (or gateway) token, sent as `Authorization: Bearer`.
     pub token: String,
     /// PEM certificates to trust besides the webpki roots: each is a root for what it
@@ -114,7 +139,8 @@ pub struct ClientConfig {
     pub max_batch: usize,
     /// Bytes per message at most (the hub's `max_frame_bytes` is 64 KiB by default).
     pub max_message_bytes: usize,
-    /// Messages sent and not yet answered at most (the hub reads up to 64 ahead by default).
+    /// Messages sent and not yet answered at most (the hub reads up to 64 ahead by
+    /// default); over HTTP, concurrent requests (each on its own pooled connection).
     pub max_inflight: usize,
     /// How long a reading may wait for more to fill its message; zero sends at once.
     pub linger: Duration,
@@ -123,7 +149,7 @@ pub struct ClientConfig {
     /// TCP + TLS + WebSocket handshake, at most.
     pub connect_timeout: Duration,
     /// A message without a reply for this long (or a write stuck this long) means the
-    /// connection is dead: reconnect and resend.
+    /// connection is dead: reconnect and resend. Over HTTP: a request's time limit.
     pub reply_timeout: Duration,
     /// Nothing at all heard from the hub for this long (it pings every 20 s): reconnect.
     pub idle_timeout: Duration,
@@ -142,6 +168,7 @@ impl ClientConfig {
     pub fn new(hub: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             hub: hub.into(),
+            transport: Transport::WebSocket,
             token: token.into(),
             ca_file: None,
             label: String::new(),
@@ -185,6 +212,7 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("hub", &self.hub)
+            .field("transport", &self.transport)
             .field("token", &"***")
             .field("label", &self.label)
             .field("buffer_capacity", &self.buffer_capacity)
@@ -206,11 +234,12 @@ pub struct Stats {
     pub nacked: u64,
     /// Dropped because the buffer was full.
     pub dropped: u64,
-    /// Connections opened after the first one.
+    /// Connections opened after the first one (HTTP: requests answered again after a
+    /// failed one, once any had been answered).
     pub reconnects: u64,
     /// Still buffered (queued or in flight).
     pub pending: u64,
-    /// Whether a socket is open right now.
+    /// Whether a socket is open right now (HTTP: the last request was answered).
     pub connected: bool,
 }
 
@@ -341,7 +370,7 @@ impl DeviceClient {
     /// (on the current tokio runtime), which connects at once and keeps reconnecting.
     pub fn start(config: ClientConfig) -> Result<Self, ClientError> {
         config.validate()?;
-        let target = address::Target::new(&config)?;
+        let link = driver::Link::new(&config)?;
         let mut outbox = Outbox::new(config.buffer_capacity);
         if let Some(p) = &config.persist {
             let (readings, skipped) =
@@ -368,7 +397,7 @@ impl DeviceClient {
         let (mode, mode_rx) = watch::channel(Mode::Run);
         let span = tracing::debug_span!("client", label = %config.label);
         let task = tokio::spawn(tracing::Instrument::instrument(
-            driver::drive(shared.clone(), Arc::new(config), target, mode_rx),
+            driver::drive(shared.clone(), Arc::new(config), link, mode_rx),
             span,
         ));
         Ok(Self {

@@ -8,6 +8,7 @@
 use super::Stats;
 use crate::protocol::ingest::DeviceReading;
 use crate::protocol::ingest::encode::FrameBuilder;
+use crate::protocol::line::LineBuilder;
 use std::collections::VecDeque;
 use tokio::time::{Duration, Instant};
 
@@ -16,6 +17,38 @@ use tokio::time::{Duration, Instant};
 pub(super) struct Inflight {
     pub id: u64,
     pub readings: Vec<DeviceReading>,
+}
+
+/// A message being filled with readings: a §2 frame or a line-protocol body.
+pub(super) trait MessageBuilder {
+    /// Adds `r` when it fits; `false`: the message is full and `r` was not added.
+    fn push(&mut self, r: &DeviceReading) -> bool;
+    fn len(&self) -> usize;
+    fn finish(self) -> String;
+}
+
+impl MessageBuilder for FrameBuilder {
+    fn push(&mut self, r: &DeviceReading) -> bool {
+        FrameBuilder::push(self, r)
+    }
+    fn len(&self) -> usize {
+        FrameBuilder::len(self)
+    }
+    fn finish(self) -> String {
+        FrameBuilder::finish(self)
+    }
+}
+
+impl MessageBuilder for LineBuilder {
+    fn push(&mut self, r: &DeviceReading) -> bool {
+        LineBuilder::push(self, r)
+    }
+    fn len(&self) -> usize {
+        LineBuilder::len(self)
+    }
+    fn finish(self) -> String {
+        LineBuilder::finish(self)
+    }
 }
 
 /// When the queue wants its next message sent.
@@ -135,16 +168,22 @@ impl Outbox {
         }
     }
 
-    /// Moves the oldest queued readings that fit into one message `id` in flight,
+    /// Moves the oldest queued readings that fit into one §2 frame `id` in flight,
     /// and returns its text; `None` when the queue is empty.
+    #[cfg(test)]
     pub fn take_frame(&mut self, id: u64, max_batch: usize, max_bytes: usize) -> Option<String> {
-        let mut frame = FrameBuilder::new(Some(id), max_batch, max_bytes);
+        self.take_message(id, FrameBuilder::new(Some(id), max_batch, max_bytes))
+    }
+
+    /// Moves the oldest queued readings that fit into `frame` in flight as message
+    /// `id`, and returns its text; `None` when the queue is empty.
+    pub fn take_message(&mut self, id: u64, mut frame: impl MessageBuilder) -> Option<String> {
         for r in &self.queue {
             if !frame.push(r) {
                 break;
             }
         }
-        if frame.is_empty() {
+        if frame.len() == 0 {
             return None;
         }
         let readings: Vec<_> = self.queue.drain(..frame.len()).collect();

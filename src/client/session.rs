@@ -1,16 +1,12 @@
 //! One open socket. Sends queued readings as messages with increasing `id`s while
 //! fewer than `max_inflight` are unanswered, reads the replies (which come in order)
-//! and settles the oldest message with each: `ack` → acked; `nack` → see
-//! [`super::triage`]: resend later (nothing new is sent for a backoff delay, then one
-//! message at a time until an ack), or give up only the readings the hub named and
-//! resend the rest. Ends when the socket fails (the driver puts what is in flight back
-//! and reconnects), or when a drain finishes or expires.
+//! and settles the oldest message with each ([`super::flow`] decides what a reply
+//! means). Ends when the socket fails (the driver puts what is in flight back and
+//! reconnects), or when a drain finishes or expires.
 
 use super::address::{Ws, describe};
-use super::backoff::Backoff;
-use super::outbox::Ready;
-use super::triage::{Triage, triage};
-use super::{ClientConfig, ClientEvent, Mode, Shared};
+use super::flow::{Flow, Next, Verdict};
+use super::{ClientConfig, Mode, Shared};
 use crate::protocol::ingest::Reply;
 use crate::protocol::ingest::encode::parse_reply;
 use futures_util::{SinkExt, StreamExt};
@@ -38,13 +34,7 @@ pub(super) struct Session<'a> {
     shared: &'a Shared,
     cfg: &'a ClientConfig,
     next_id: &'a mut u64,
-    /// After a "resend later" refusal: no new message before this, and then one
-    /// message at a time (`probing`) until one is acked.
-    hold_until: Option<Instant>,
-    probing: bool,
-    retry: Backoff,
-    /// Readings per message; lowered when the hub says `too_many_readings`.
-    max_batch: usize,
+    flow: Flow<'a>,
     /// Since when the oldest unanswered message has waited (restarted by every reply).
     waiting_since: Option<Instant>,
     last_heard: Instant,
@@ -59,10 +49,7 @@ impl<'a> Session<'a> {
             shared,
             cfg,
             next_id,
-            hold_until: None,
-            probing: false,
-            retry: Backoff::new(cfg.backoff),
-            max_batch: cfg.max_batch,
+            flow: Flow::new(shared, cfg),
             waiting_since: None,
             last_heard: Instant::now(),
             replied: false,
@@ -90,11 +77,10 @@ impl<'a> Session<'a> {
                 Ok(t) => t,
                 Err(reason) => return End::Lost(reason),
             };
-            let wake_at = earliest(next_send, self.hold_until.filter(|h| *h > now));
+            let wake_at = earliest(next_send, self.flow.hold_until.filter(|h| *h > now));
             let reply_by = self.waiting_since.map(|t| t + self.cfg.reply_timeout);
             let idle_by = self.last_heard + self.cfg.idle_timeout;
-            let can_send_more = self.hold_until.is_none_or(|h| h <= now)
-                && self.shared.outbox().inflight_messages() < self.window();
+            let can_send_more = self.flow.can_send_more(now);
             tokio::select! {
                 frame = self.ws.next() => {
                     if let Err(reason) = self.on_frame(frame) {
@@ -123,29 +109,14 @@ impl<'a> Session<'a> {
         let mut sent = false;
         let next = loop {
             let now = Instant::now();
-            if self.hold_until.is_some_and(|h| h > now) {
-                break None;
-            }
-            let frame = {
-                let mut ob = self.shared.outbox();
-                let idle = ob.inflight_messages() == 0;
-                if !idle && ob.inflight_messages() >= self.window() {
-                    break None;
-                }
-                match ob.ready(self.max_batch, self.cfg.linger, deadline.is_some(), now) {
-                    Ready::Empty => break None,
-                    Ready::At(t) => break Some(t),
-                    Ready::Now => {}
-                }
-                let id = *self.next_id;
-                *self.next_id += 1;
-                let frame = ob.take_frame(id, self.max_batch, self.cfg.max_message_bytes);
-                frame.map(|f| (f, idle))
+            let (frame, first) = match self
+                .flow
+                .next_message(self.next_id, deadline.is_some(), now)
+            {
+                Next::Send { body, first, .. } => (body, first),
+                Next::Wait(t) => break t,
             };
-            let Some((frame, idle)) = frame else {
-                break None;
-            };
-            if idle {
+            if first {
                 self.waiting_since = Some(now);
             }
             let limit = self.write_limit(deadline);
@@ -164,15 +135,6 @@ impl<'a> Session<'a> {
             }
         }
         Ok(next)
-    }
-
-    /// Messages that may await a reply at once.
-    fn window(&self) -> usize {
-        if self.probing {
-            1
-        } else {
-            self.cfg.max_inflight
-        }
     }
 
     /// A write may take `reply_timeout`, but never past the drain deadline.
@@ -203,52 +165,24 @@ impl<'a> Session<'a> {
     }
 
     fn on_reply(&mut self, text: &str) -> Result<(), String> {
-        let reply = parse_reply(text).map_err(|e| e.to_string())?;
-        let id = match &reply {
-            Reply::Ack { ack, .. } => *ack,
-            Reply::Nack { nack, .. } => *nack,
-        };
-        let now = Instant::now();
-        let mut ob = self.shared.outbox();
-        let msg = ob.settle(id).map_err(|e| e.to_string())?;
-        self.waiting_since = (ob.inflight_messages() > 0).then_some(now);
-        self.replied = true;
-        let n = msg.readings.len();
-        let (error, detail) = match reply {
-            Reply::Ack { .. } => {
-                ob.count_acked(n);
-                self.retry.reset();
-                self.probing = false;
-                return Ok(());
-            }
-            Reply::Nack { error, detail, .. } => (error, detail),
-        };
-        match triage(error, &detail, msg.readings) {
-            Triage::ResendLater(readings) => {
-                ob.requeue(readings, now);
-                drop(ob);
-                let delay = self.retry.next_delay();
-                self.hold_until = Some(now + delay);
-                self.probing = true;
-                tracing::debug!(code = error.as_str(), %detail, ?delay, "hub asked to resend later");
-            }
-            Triage::Smaller { resend, max_batch } => {
-                ob.requeue(resend, now);
-                self.max_batch = self.max_batch.min(max_batch).max(1);
-                tracing::debug!(%detail, max_batch = self.max_batch, "hub wants smaller messages");
-            }
-            Triage::Refuse { refused, resend } => {
-                ob.count_nacked(refused.len());
-                ob.requeue(resend, now);
-                drop(ob);
-                tracing::warn!(readings = refused.len(), code = error.as_str(), %detail, "hub refused readings");
-                self.shared.emit(ClientEvent::Refused {
-                    readings: refused.len(),
+        let (id, verdict) = match parse_reply(text).map_err(|e| e.to_string())? {
+            Reply::Ack { ack, .. } => (ack, Verdict::Acked),
+            Reply::Nack {
+                nack,
+                error,
+                detail,
+            } => (
+                nack,
+                Verdict::Refused {
                     error,
                     detail,
-                });
-            }
-        }
+                    retry_after: None,
+                },
+            ),
+        };
+        let left = self.flow.settle(id, verdict).map_err(|e| e.to_string())?;
+        self.waiting_since = (left > 0).then(Instant::now);
+        self.replied = true;
         Ok(())
     }
 
@@ -263,7 +197,7 @@ impl<'a> Session<'a> {
     }
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

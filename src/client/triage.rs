@@ -3,11 +3,13 @@
 //! the refusal's detail usually says which one was bad, and only that one is given up:
 //!
 //! - `unavailable`, `rate_limited`: resend them all, later.
-//! - a detail starting `readings[i]`: reading `i` is refused, the others are resent
-//!   (the hub stops at the first bad field, so a later bad one is caught next round;
-//!   every round gives up at least one reading, so this ends).
+//! - a detail starting `readings[i]`, or `line N:` (the line protocol: the client
+//!   writes one reading per line, so line N is reading N−1): that reading is refused,
+//!   the others are resent (the hub stops at the first bad one, so a later bad one is
+//!   caught next round; every round gives up at least one reading, so this ends).
 //! - `forbidden_device` naming a device: its readings are refused, the others resent.
-//! - `too_many_readings`: resend them all in messages half as large.
+//! - `too_many_readings`, `too_large` (HTTP 413): resend them all in messages half as
+//!   large.
 //! - anything else: every reading of the message is refused.
 
 use crate::domain::DeviceName;
@@ -33,7 +35,7 @@ pub(super) fn triage(error: ErrorCode, detail: &str, mut readings: Vec<DeviceRea
     if error.means_resend_later() {
         return Triage::ResendLater(readings);
     }
-    if error == ErrorCode::TooManyReadings && n > 1 {
+    if matches!(error, ErrorCode::TooManyReadings | ErrorCode::TooLarge) && n > 1 {
         return Triage::Smaller {
             resend: readings,
             max_batch: n / 2,
@@ -61,8 +63,12 @@ pub(super) fn triage(error: ErrorCode, detail: &str, mut readings: Vec<DeviceRea
     }
 }
 
-/// `readings[3].value: ...` → 3.
+/// `readings[3].value: ...` → 3; `line 4: ...` → 3.
 fn bad_index(detail: &str) -> Option<usize> {
+    if let Some(rest) = detail.strip_prefix("line ") {
+        let (digits, _) = rest.split_once(':')?;
+        return digits.parse::<usize>().ok()?.checked_sub(1);
+    }
     let rest = detail.strip_prefix("readings[")?;
     let (digits, _) = rest.split_once(']')?;
     digits.parse().ok()
@@ -104,6 +110,30 @@ mod tests {
             Triage::Refuse {
                 refused: vec![r(1, None)],
                 resend: vec![r(0, None), r(2, None)]
+            }
+        );
+    }
+
+    #[test]
+    fn a_line_number_names_the_reading_one_before_it() {
+        let t = triage(
+            ErrorCode::InvalidReading,
+            "line 3: timestamp: before 2000-01-01",
+            vec![r(0, None), r(1, None), r(2, None)],
+        );
+        assert_eq!(
+            t,
+            Triage::Refuse {
+                refused: vec![r(2, None)],
+                resend: vec![r(0, None), r(1, None)]
+            }
+        );
+        assert_eq!(bad_index("line 0: x"), None);
+        assert_eq!(
+            triage(ErrorCode::TooLarge, "over", vec![r(0, None), r(1, None)]),
+            Triage::Smaller {
+                resend: vec![r(0, None), r(1, None)],
+                max_batch: 1
             }
         );
     }

@@ -8,6 +8,7 @@
 //!
 //! May use: `domain`, `protocol`.
 
+pub mod alerts;
 pub mod bridge;
 pub mod ingest;
 pub mod log;
@@ -15,6 +16,7 @@ pub mod mqtt;
 pub mod server;
 pub mod storage;
 
+pub use alerts::{AlertSettings, Webhook};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use ingest::{HistorySettings, IngestSettings, LiveSettings};
 pub use log::{LogFormat, LogSettings};
@@ -56,6 +58,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
     pub log: LogSettings,
+    pub alerts: AlertSettings,
 }
 
 /// Command-line values that override the file and the environment.
@@ -145,6 +148,7 @@ impl Settings {
         self.http.validate()?;
         self.retention.validate()?;
         self.log.validate()?;
+        self.alerts.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }
@@ -154,11 +158,12 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective configuration as TOML, with secrets (database and broker passwords) hidden.
+    /// The effective configuration as TOML, with secrets (database and broker passwords, alert secret and webhook headers) hidden.
     pub fn to_redacted_toml(&self) -> String {
         let mut s = self.clone();
         s.database.url = redact_url(&s.database.url);
         s.bridge = s.bridge.as_ref().map(BridgeSettings::redacted);
+        s.alerts = s.alerts.redacted();
         if let Some(m) = &mut s.mqtt {
             m.redact();
         }

@@ -4,16 +4,18 @@
 //! validated [`Reading`]. Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
-//! stream), and [`StatusEvent`] (device presence).
+//! stream), [`StatusEvent`] (device presence) and [`AlertEvent`] (alert changes).
 //!
 //! May use: nothing else in the crate (layer 1).
 
+mod alert;
 mod name;
 mod status;
 mod stored;
 mod time;
 mod value;
 
+pub use alert::{AlertEvent, AlertState};
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use status::StatusEvent;
 pub use stored::{CommittedBatch, StoredReading};

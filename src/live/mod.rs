@@ -19,8 +19,10 @@
 //! (remote readings get offsets here too), so a dashboard cannot tell a remote reading
 //! from a local one. Offsets are this hub's own: resume works on the same hub only.
 //!
-//! Channels: receives [`CommittedBatch`]es (sender: the storage writer) and
-//! [`StatusEvent`]s (sender: the session registry); either closing ends the task.
+//! Channels: receives [`CommittedBatch`]es (sender: the storage writer),
+//! [`StatusEvent`]s (sender: the session registry) and [`AlertEvent`]s (sender: the alert
+//! engine; queued like status frames for clients that sent `{"alerts": true}`); the
+//! commit stream closing ends the task.
 //! Clients are woken by the history's `appended` watch and their queue's notify.
 //!
 //! May use: `domain`, `protocol`, `config`, `metrics`. No transport: no axum here.
@@ -29,9 +31,9 @@ pub mod history;
 pub mod queue;
 
 use crate::config::LiveSettings;
-use crate::domain::{CommittedBatch, StatusEvent};
+use crate::domain::{AlertEvent, CommittedBatch, StatusEvent};
 use crate::metrics::Metrics;
-use crate::protocol::live::{Pattern, status_frame};
+use crate::protocol::live::{Pattern, alert_frame, status_frame};
 use bytes::Bytes;
 use history::{Cursor, History, Read, Resume};
 use parking_lot::Mutex;
@@ -54,6 +56,8 @@ struct Registry {
 /// eviction makes it lose), its cursor and its status queue.
 struct Client {
     patterns: Vec<Pattern>,
+    /// Whether it asked for alert events (`{"alerts": true}`).
+    alerts: bool,
     cursor: Arc<Cursor>,
     queue: Arc<ClientQueue>,
 }
@@ -78,6 +82,7 @@ impl LiveHub {
         metrics: Arc<Metrics>,
         mut committed: broadcast::Receiver<CommittedBatch>,
         mut status: broadcast::Receiver<StatusEvent>,
+        mut alerts: broadcast::Receiver<AlertEvent>,
         shutdown: CancellationToken,
     ) -> Self {
         let history = History::new(settings.history.readings, settings.history.age);
@@ -90,6 +95,7 @@ impl LiveHub {
         let fan_out = hub.clone();
         tokio::spawn(async move {
             let mut trim = tokio::time::interval(TRIM_EVERY);
+            let mut alerts_open = true;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -117,6 +123,11 @@ impl LiveHub {
                     },
                     s = status.recv() => if let Ok(ev) = s {
                         send_status(&fan_out.registry, &ev);
+                    },
+                    a = alerts.recv(), if alerts_open => match a {
+                        Ok(ev) => send_alert(&fan_out.registry, &ev),
+                        Err(RecvError::Lagged(n)) => tracing::warn!(events = n, "live fan-out missed alert events"),
+                        Err(RecvError::Closed) => alerts_open = false,
                     },
                     _ = trim.tick() => fan_out.append(&[]),
                 }
@@ -162,6 +173,7 @@ impl LiveHub {
             id,
             Client {
                 patterns: Vec::new(),
+                alerts: false,
                 cursor: cursor.clone(),
                 queue: queue.clone(),
             },
@@ -257,6 +269,12 @@ impl LiveClient {
         }
     }
 
+    /// Turns alert events (§11) on or off for this client.
+    pub fn set_alerts(&mut self, on: bool) {
+        let mut r = self.hub.registry.lock();
+        r.clients.get_mut(&self.id).expect("registered").alerts = on;
+    }
+
     pub fn unsubscribe(&mut self, patterns: &[Pattern]) {
         self.patterns.retain(|p| !patterns.contains(p));
         self.sync_patterns();
@@ -326,5 +344,13 @@ fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
         {
             c.queue.push(frame.clone());
         }
+    }
+}
+
+/// Queues an alert event for every client that asked for alerts.
+fn send_alert(registry: &Mutex<Registry>, ev: &AlertEvent) {
+    let frame = alert_frame(ev);
+    for c in registry.lock().clients.values().filter(|c| c.alerts) {
+        c.queue.push(frame.clone());
     }
 }

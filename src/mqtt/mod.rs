@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | [`connection`] | rumqttc's event loop, the broker status | packets from the broker | ingest publishes → ingest worker (`ingest_queue`, drop and count when full); cluster publishes → cluster inbox (same) |
 //! | [`ingest`] worker | the device cache, messages being stored | ingest publishes | readings, checked by the ingest pipeline ([`crate::ingest::Pipeline::check`]) → the storage writer; acks → broker once stored |
-//! | [`outbox`] | the outgoing queue (`publish_queue`, oldest dropped and counted) | committed batches and status events (broadcasts from the writer and the session registry) | egress and cluster publishes → broker |
+//! | [`outbox`] | the outgoing queue (`publish_queue`, oldest dropped and counted) | committed batches, status events and alert events (broadcasts from the writer, the session registry and the alert engine) | egress, alert and cluster publishes → broker |
 //! | [`cluster`] inbox | other hubs' presence ([`Presence`]) | cluster publishes | readings and status → the live fan-out |
 //!
 //! The event loop task never awaits storage or another task: it only forwards with
@@ -32,7 +32,7 @@ pub use crate::config::{BrokerAddr, MqttSettings};
 pub use cluster::Presence;
 
 use crate::config::Settings;
-use crate::domain::{CommittedBatch, StatusEvent};
+use crate::domain::{AlertEvent, CommittedBatch, StatusEvent};
 use crate::ingest::Pipeline;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
@@ -152,6 +152,13 @@ pub struct Prepared {
     presence: Arc<Presence>,
     committed: broadcast::Receiver<CommittedBatch>,
     events: broadcast::Receiver<StatusEvent>,
+    alerts: Alerts,
+}
+
+/// Alert events (§11) to publish, and their topic (`[alerts] mqtt_topic`; empty: none).
+pub struct Alerts {
+    pub events: broadcast::Receiver<AlertEvent>,
+    pub topic: String,
 }
 
 /// Builds the client (TLS, credentials, last will) and subscribes to the hub's commits
@@ -160,6 +167,7 @@ pub fn prepare(
     settings: &MqttSettings,
     committed: broadcast::Receiver<CommittedBatch>,
     events: broadcast::Receiver<StatusEvent>,
+    alerts: Alerts,
 ) -> Result<(MqttHandle, Prepared), MqttError> {
     // 12 hex digits: `telehub-<id>` stays within the 23 characters MQTT 3.1.1 guarantees for client ids.
     let hub_id = format!("{:012x}", rand::random::<u64>() >> 16);
@@ -184,6 +192,7 @@ pub fn prepare(
         presence,
         committed,
         events,
+        alerts,
     };
     Ok((handle, prepared))
 }
@@ -229,6 +238,7 @@ impl Prepared {
         let outbox = tokio::spawn(outbox::Outbox::new(hub, self.client, s, self.hub_id).run(
             self.committed,
             self.events,
+            self.alerts,
             status.clone(),
         ));
         Running {

@@ -1,5 +1,6 @@
 //! Outgoing MQTT messages: egress (each reading this hub's writer committed, on
-//! `publish_topic` as `{"ts","value","unit"}`) and, in cluster mode, the hub's commits,
+//! `publish_topic` as `{"ts","value","unit"}`), alert events this hub's engine stored
+//! (on `[alerts] mqtt_topic`, the §11 event JSON) and, in cluster mode, the hub's commits,
 //! status changes and presence on its cluster topic.
 //!
 //! Owner of one bounded queue (`publish_queue` messages). It takes committed batches
@@ -13,7 +14,7 @@
 use super::Context;
 use super::cluster::{self, ClusterMessage};
 use super::{BrokerStatus, MqttSettings};
-use crate::domain::{CommittedBatch, StatusEvent, StoredReading};
+use crate::domain::{AlertEvent, CommittedBatch, StatusEvent, StoredReading};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rumqttc::{AsyncClient, QoS};
@@ -71,8 +72,14 @@ impl Outbox {
         mut self,
         mut committed: broadcast::Receiver<CommittedBatch>,
         mut events: broadcast::Receiver<StatusEvent>,
+        alerts: super::Alerts,
         mut broker: watch::Receiver<BrokerStatus>,
     ) {
+        let super::Alerts {
+            events: mut alert_events,
+            topic: alert_topic,
+        } = alerts;
+        let mut alerts_open = !alert_topic.is_empty();
         let mut sending: Option<BoxFuture<'static, (Message, bool)>> = None;
         let mut presence = tokio::time::interval(self.presence_interval);
         let mut writer_open = true;
@@ -112,6 +119,11 @@ impl Outbox {
                     }
                     // The writer has flushed and ended: send what is queued, then stop.
                     Err(RecvError::Closed) => writer_open = false,
+                },
+                a = alert_events.recv(), if writer_open && alerts_open => match a {
+                    Ok(ev) => self.push_alert(&alert_topic, &ev),
+                    Err(RecvError::Lagged(n)) => self.hub.metrics.mqtt.dropped("alerts", n),
+                    Err(RecvError::Closed) => alerts_open = false,
                 },
                 Ok(ev) = events.recv(), if writer_open && self.cluster.is_some() => {
                     let m = ClusterMessage::status(self.next_seq(), &ev);
@@ -190,6 +202,20 @@ impl Outbox {
                 self.push_cluster(m);
             }
         }
+    }
+
+    /// Queues an alert event on `topic` (`{rule}`, `{device}`, `{sensor}` replaced).
+    fn push_alert(&mut self, topic: &str, ev: &AlertEvent) {
+        let topic = topic
+            .replace("{rule}", &ev.rule)
+            .replace("{device}", &ev.device)
+            .replace("{sensor}", ev.sensor.as_deref().unwrap_or("-"));
+        self.push(Message {
+            topic,
+            payload: serde_json::to_vec(ev).expect("serializes"),
+            stream: "alerts",
+            readings: 0,
+        });
     }
 
     fn push_presence(&mut self) {

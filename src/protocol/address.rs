@@ -73,6 +73,25 @@ impl HubAddress {
     pub fn is_tls(&self) -> bool {
         self.tls
     }
+
+    /// The same hub's HTTP(S) URL for `path` (e.g. `/api/v2/write`) in place of
+    /// `/v1/ingest`, any query kept: `ws://h:1/p/v1/ingest` → `http://h:1/p{path}`.
+    pub fn http_url(&self, path: &str) -> String {
+        let (scheme, rest) = self
+            .url
+            .split_once("://")
+            .expect("parsed URLs have a scheme");
+        let scheme = if scheme == "wss" { "https" } else { "http" };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let base = rest.strip_suffix(INGEST_PATH).unwrap_or(rest);
+        match query {
+            Some(q) => format!("{scheme}://{base}{path}?{q}"),
+            None => format!("{scheme}://{base}{path}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +117,20 @@ mod tests {
         assert_eq!(url("http://h:1?token=x"), "ws://h:1/v1/ingest?token=x");
         assert!(HubAddress::parse("https://h:1").unwrap().is_tls());
         assert!(!HubAddress::parse("ws://h:1").unwrap().is_tls());
+    }
+
+    #[test]
+    fn http_endpoints_sit_beside_the_ingest_path() {
+        let http = |s: &str, path| HubAddress::parse(s).unwrap().http_url(path);
+        assert_eq!(http("ws://h:1", "/v1/ingest"), "http://h:1/v1/ingest");
+        assert_eq!(
+            http("wss://h:443/telehub/v1/ingest", "/api/v2/write"),
+            "https://h:443/telehub/api/v2/write"
+        );
+        assert_eq!(
+            http("https://h:1?x=y", "/api/v2/write"),
+            "https://h:1/api/v2/write?x=y"
+        );
     }
 
     #[test]

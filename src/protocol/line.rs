@@ -6,10 +6,13 @@
 //! `measurement.field`; the tag `device` names the device (for a gateway acting for it),
 //! other tags are ignored; timestamps in the request's [`Precision`] (the hub's clock when
 //! absent). A request is all or nothing: the first bad line refuses it, naming the line.
+//!
+//! The device side, [`LineBuilder`], writes readings the other way round (with InfluxData's
+//! builder): one line per reading, so a refusal's line number names the reading.
 
 use super::ingest::{DeviceReading, ParseLimits, check_ts};
 use crate::domain::{DeviceName, Reading, SensorName, Text, Timestamp, Value};
-use influxdb_line_protocol::{FieldValue, split_lines};
+use influxdb_line_protocol::{FieldValue, LineProtocolBuilder, split_lines};
 
 /// The unit of a line's timestamp (`precision=` on the write endpoints).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +156,73 @@ fn field_value(v: &FieldValue<'_>) -> Result<Value, String> {
     }
 }
 
+/// Builds one write request body, reading by reading, within a count and a byte budget:
+/// `sensor[,device=D] value=V T` per reading, `T` in microseconds (send it with
+/// `precision=us`). The sensor is the measurement and the field is `value`, which
+/// [`parse_body`] maps back to the same sensor; units are not carried.
+#[derive(Debug)]
+pub struct LineBuilder {
+    text: Vec<u8>,
+    scratch: Vec<u8>,
+    count: usize,
+    max_readings: usize,
+    max_bytes: usize,
+}
+
+impl LineBuilder {
+    /// At most `max_readings` readings and `max_bytes` bytes, except that the first
+    /// reading is always taken.
+    pub fn new(max_readings: usize, max_bytes: usize) -> Self {
+        Self {
+            text: Vec::new(),
+            scratch: Vec::with_capacity(128),
+            count: 0,
+            max_readings: max_readings.max(1),
+            max_bytes,
+        }
+    }
+
+    /// Adds `r` when it fits; `false` means the body is full and `r` was not added.
+    pub fn push(&mut self, r: &DeviceReading) -> bool {
+        if self.count >= self.max_readings {
+            return false;
+        }
+        self.scratch.clear();
+        let line =
+            LineProtocolBuilder::new_with(&mut self.scratch).measurement(r.reading.sensor.as_str());
+        let line = match &r.device {
+            Some(d) => line.tag("device", d.as_str()),
+            None => line,
+        };
+        let line = match &r.reading.value {
+            Value::Number(v) => line.field("value", *v),
+            Value::Bool(b) => line.field("value", *b),
+            Value::Text(t) => line.field("value", t.as_str()),
+        };
+        line.timestamp(r.reading.ts.as_micros()).close_line();
+        if self.count > 0 && self.text.len() + self.scratch.len() > self.max_bytes {
+            return false;
+        }
+        self.text.extend_from_slice(&self.scratch);
+        self.count += 1;
+        true
+    }
+
+    /// Readings added so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The finished body.
+    pub fn finish(self) -> String {
+        String::from_utf8(self.text).expect("lines are built from UTF-8 text")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +320,42 @@ mod tests {
                 .message
                 .contains("more than 100")
         );
+    }
+
+    #[test]
+    fn built_lines_parse_back_to_the_same_readings() {
+        let ts = Timestamp::from_micros(1_764_499_990_123_456);
+        let reading = |sensor: &str, value: Value, device: Option<&str>| DeviceReading {
+            device: device.map(|d| DeviceName::parse(d).unwrap()),
+            reading: Reading {
+                sensor: SensorName::parse(sensor).unwrap(),
+                value,
+                ts,
+                unit: None,
+            },
+        };
+        let sent = vec![
+            reading("temperature", Value::Number(21.5), None),
+            reading("boiler.pressure", Value::Number(-1e-7), Some("b-1")),
+            reading("door", Value::Bool(true), None),
+            reading(
+                "mode",
+                Value::Text(Text::parse(r#"say "hi" \ ok"#).unwrap()),
+                None,
+            ),
+        ];
+        let mut b = LineBuilder::new(10, 1 << 16);
+        assert!(sent.iter().all(|r| b.push(r)));
+        let body = b.finish();
+        assert_eq!(body.lines().count(), 4, "{body}");
+        assert_eq!(parse(&body, Precision::Microseconds).unwrap(), sent);
+
+        let mut small = LineBuilder::new(3, 120);
+        assert!(small.push(&sent[0]) && small.push(&sent[1]));
+        assert!(!small.push(&sent[3]), "over the byte budget");
+        assert_eq!(small.len(), 2);
+        let mut few = LineBuilder::new(1, 1 << 16);
+        assert!(few.push(&sent[0]) && !few.push(&sent[1]));
     }
 
     proptest! {

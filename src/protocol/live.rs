@@ -1,12 +1,12 @@
 //! Live feed messages (contract §3): subscription patterns and client commands (with
-//! `resume`) in, reading/status/lagged/resumed/error frames out.
+//! `resume`, and `alerts`) in, reading/status/alert/lagged/resumed/error frames out.
 //!
 //! Outgoing frames are built here and nowhere else: a reading is serialized once
 //! ([`reading_object`]) and shared by every client that receives it; [`frames`] packs a
 //! client's readings into `{"readings":[...],"epoch":E,"offset":N}` frames without
 //! parsing them again.
 
-use crate::domain::{DeviceName, SensorName, StatusEvent, StoredReading, Timestamp};
+use crate::domain::{AlertEvent, DeviceName, SensorName, StatusEvent, StoredReading, Timestamp};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -59,6 +59,8 @@ pub enum ClientCommand {
         resume: Option<ResumeFrom>,
     },
     Unsubscribe(Vec<Pattern>),
+    /// `{"alerts": true}`: also send `{"alert": {...}}` events (§11); `false` stops them.
+    Alerts(bool),
 }
 
 /// `"resume": {"epoch": "E", "offset": N}`: the position of the last reading a client saw.
@@ -76,6 +78,13 @@ pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, S
     let Value::Object(mut o) = v else {
         return Err("expected an object with `subscribe` or `unsubscribe`".into());
     };
+    if let Some(a) = o.remove("alerts") {
+        return match (a, o.is_empty()) {
+            (Value::Bool(on), true) => Ok(ClientCommand::Alerts(on)),
+            (_, true) => Err("alerts: expected true or false".into()),
+            (_, false) => Err("`alerts` goes alone in its command".into()),
+        };
+    }
     let resume = match o.remove("resume") {
         None => None,
         Some(r) => Some(
@@ -150,6 +159,11 @@ pub fn reading_object(s: &StoredReading) -> Bytes {
 pub fn status_frame(ev: &StatusEvent) -> Bytes {
     let v = serde_json::json!({"status": {"device": ev.device, "online": ev.online, "ts": ev.ts}});
     Bytes::from(v.to_string())
+}
+
+/// An `{"alert":{...}}` frame (§11).
+pub fn alert_frame(ev: &AlertEvent) -> Bytes {
+    Bytes::from(serde_json::json!({"alert": ev}).to_string())
 }
 
 /// The answer to a command that could not be carried out.
@@ -238,6 +252,11 @@ mod tests {
                 .contains("unknown command")
         );
         assert!(parse_command(r#"{"subscribe":[1]}"#, 10).is_err());
+        assert_eq!(
+            parse_command(r#"{"alerts":true}"#, 10).unwrap(),
+            ClientCommand::Alerts(true)
+        );
+        assert!(parse_command(r#"{"alerts":1}"#, 10).is_err());
     }
 
     #[test]

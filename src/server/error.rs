@@ -91,10 +91,11 @@ impl ApiError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::DeviceExists(_) | StorageError::UnknownTarget(_) => {
-                Self::bad_request(e.to_string())
-            }
+            StorageError::DeviceExists(_)
+            | StorageError::UnknownTarget(_)
+            | StorageError::AlertRuleExists(_) => Self::bad_request(e.to_string()),
             StorageError::NoSuchDevice(name) => Self::not_found(format!("no device {name}")),
+            StorageError::NoSuchAlertRule(_) => Self::not_found(e.to_string()),
             StorageError::InvalidQuery(detail) => Self::new(ErrorKind::InvalidQuery, detail),
             other => {
                 tracing::warn!(error = %other, "storage error answering an HTTP request");

@@ -201,6 +201,10 @@ fn handle_command(
             client.unsubscribe(&patterns);
             Ok(None)
         }
+        ClientCommand::Alerts(on) => {
+            client.set_alerts(on);
+            Ok(None)
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
 //!   [`live`]: dashboard sockets (`/v1/live`).
-//! - [`api`]: history and registry over HTTP; [`dashboard`]: the embedded web page.
+//! - [`api`]: history and registry over HTTP; `alerts`: alerts, events and rules (§11); [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes in the log.
@@ -14,6 +14,7 @@
 //! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
 //! The hub is assembled, started and stopped by `crate::hub`.
 
+mod alerts;
 pub mod api;
 pub mod authn;
 mod body;
@@ -53,6 +54,8 @@ pub struct HubState {
     pub limits: limits::Limits,
     /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
     pub mqtt: Option<crate::mqtt::MqttHandle>,
+    /// The alert engine, told when rules change over HTTP.
+    pub alerts: crate::alerts::AlertsHandle,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -72,6 +75,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/write", axum::routing::post(influx::write))
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))
         .merge(api::routes())
+        .merge(alerts::routes())
         .merge(dashboard::routes())
         .with_state(state)
 }

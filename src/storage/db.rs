@@ -5,7 +5,7 @@
 //! bulk inserts of readings (multi-row chunks vs `UNNEST` arrays), learning which
 //! possible duplicates were new (insert-or-ignore row by row vs `RETURNING`), rollup
 //! upserts, resolving a series (two statements vs one), and matching an id list
-//! (`json_each` vs `ANY`). Opening, migrations and disk usage are backend functions in
+//! (`json_each` vs `ANY`), and locking claimed rows (`LOCK_ROWS`). Opening, migrations and disk usage are backend functions in
 //! [`super::sqlite`] and [`super::postgres`].
 //!
 //! Everything else — registry, tokens, queries, history, the commit path — is written
@@ -88,6 +88,11 @@ pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit, ki
 /// What differs between the backends, for the shared SQL layer. Each method runs in the
 /// writer's transaction `tx`.
 pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAffected> {
+    /// Appended to a `SELECT` whose rows are claimed for work: `FOR UPDATE SKIP LOCKED`
+    /// where several hubs may claim at once (PostgreSQL); nothing on SQLite, where one
+    /// process writes at a time.
+    const LOCK_ROWS: &'static str;
+
     /// Creates the series `key` if needed (of value type `kind`; setting its unit when
     /// `unit` is given) and returns its id, its value type and its newest stored timestamp.
     fn resolve_series(

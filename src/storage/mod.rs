@@ -21,6 +21,7 @@
 //! - `horizons`: how far the rollup tables are complete, and this process's cache of it.
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
+//! - [`alerts`]: alert rules, states, events and the webhook outbox.
 
 /// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
 macro_rules! dispatch {
@@ -32,6 +33,7 @@ macro_rules! dispatch {
     };
 }
 
+pub mod alerts;
 mod commit;
 mod db;
 pub mod history;
@@ -48,7 +50,8 @@ pub mod writer;
 
 use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
-use crate::domain::{DeviceName, SensorName, Timestamp, Value};
+use crate::domain::{AlertEvent, DeviceName, SensorName, Timestamp, Value};
+use alerts::{AlertRuleRow, AlertStateRow, OutboxItem, Recorded, StateChange};
 use db::Db;
 pub use registry::{DeviceRow, Latest, TokenRow};
 use serde::Serialize;
@@ -75,6 +78,10 @@ pub enum StorageError {
     /// A query that cannot be answered as asked (an aggregate the series' type lacks).
     #[error("{0}")]
     InvalidQuery(String),
+    #[error("an alert rule named {0} already exists; remove it first with `telehub alert rm {0}`")]
+    AlertRuleExists(String),
+    #[error("no alert rule named {0}")]
+    NoSuchAlertRule(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -309,5 +316,82 @@ impl Store {
 
     pub async fn query_points(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
         dispatch!(self, s => s.query_points(q).await)
+    }
+
+    /// Adds rules `(name, spec)`, all or none.
+    pub async fn add_alert_rules(&self, rules: &[(String, String)]) -> Result<(), StorageError> {
+        dispatch!(self, s => s.add_alert_rules(rules).await)
+    }
+
+    pub async fn delete_alert_rule(&self, name: &str) -> Result<(), StorageError> {
+        dispatch!(self, s => s.delete_alert_rule(name).await)
+    }
+
+    pub async fn alert_rules(&self) -> Result<Vec<AlertRuleRow>, StorageError> {
+        dispatch!(self, s => s.alert_rules().await)
+    }
+
+    pub async fn alert_rule_count(&self) -> Result<i64, StorageError> {
+        dispatch!(self, s => s.alert_rule_count().await)
+    }
+
+    pub async fn alert_rules_epoch(&self) -> Result<i64, StorageError> {
+        dispatch!(self, s => s.alert_rules_epoch().await)
+    }
+
+    pub async fn alert_states(&self) -> Result<Vec<AlertStateRow>, StorageError> {
+        dispatch!(self, s => s.alert_states().await)
+    }
+
+    pub async fn alert_events(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<AlertEvent>, StorageError> {
+        dispatch!(self, s => s.alert_events(from, to, limit).await)
+    }
+
+    /// See [`alerts`]: a state change, its event and outbox rows, in one transaction.
+    pub async fn record_alert(
+        &self,
+        change: &StateChange,
+        event: Option<&AlertEvent>,
+        webhooks: &[String],
+    ) -> Result<Recorded, StorageError> {
+        dispatch!(self, s => s.record_alert(change, event, webhooks).await)
+    }
+
+    pub async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StorageError> {
+        dispatch!(self, s => s.claim_outbox(now, lease_until, limit).await)
+    }
+
+    pub async fn outbox_done(&self, id: i64) -> Result<(), StorageError> {
+        dispatch!(self, s => s.outbox_done(id).await)
+    }
+
+    pub async fn outbox_retry(&self, id: i64, next: Timestamp) -> Result<(), StorageError> {
+        dispatch!(self, s => s.outbox_retry(id, next).await)
+    }
+
+    pub async fn outbox_pending(&self) -> Result<i64, StorageError> {
+        dispatch!(self, s => s.outbox_pending().await)
+    }
+
+    pub async fn alert_secret(&self, fresh: &str) -> Result<String, StorageError> {
+        dispatch!(self, s => s.alert_secret(fresh).await)
+    }
+
+    pub async fn latest_reading_ts(
+        &self,
+        device: &str,
+        sensor: &str,
+    ) -> Result<Option<Timestamp>, StorageError> {
+        dispatch!(self, s => s.latest_reading_ts(device, sensor).await)
     }
 }

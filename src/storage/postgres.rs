@@ -79,6 +79,8 @@ impl Db<Postgres> {
 }
 
 impl Dialect for Postgres {
+    const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
+
     /// One round trip: the upsert and the newest timestamp in one statement.
     async fn resolve_series(
         tx: &mut PgConnection,

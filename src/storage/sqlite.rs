@@ -99,6 +99,8 @@ impl Db<Sqlite> {
 }
 
 impl Dialect for Sqlite {
+    const LOCK_ROWS: &'static str = "";
+
     /// Two statements: SQLite has no `INSERT` in a `WITH`.
     async fn resolve_series(
         tx: &mut SqliteConnection,

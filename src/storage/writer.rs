@@ -14,7 +14,8 @@
 //! Group commit: the writer takes every request already queued (up to
 //! `max_batch_rows`, lingering at most `linger` for more), writes them in one
 //! transaction, then answers each request. After a commit, the rows that were really
-//! new are published on a broadcast channel for the live feed and other consumers.
+//! new are published on a broadcast channel for the live feed and other consumers, and
+//! on the alert engine's own bounded channel, which the writer waits on when it is full.
 //!
 //! Rollups: the writer holds each series' open rollup buckets back (see
 //! [`super::open_buckets`]) and writes them as they close; when it has been idle for
@@ -94,6 +95,20 @@ pub fn spawn(
     committed: broadcast::Sender<CommittedBatch>,
     close: CancellationToken,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    spawn_with(store, settings, rollups, metrics, committed, None, close)
+}
+
+/// [`spawn`], also sending each committed batch to `evaluate` (the alert engine), waiting
+/// while it is full: unlike the broadcast, that stream never skips a batch.
+pub fn spawn_with(
+    store: Store,
+    settings: WriterSettings,
+    rollups: bool,
+    metrics: Arc<Metrics>,
+    committed: broadcast::Sender<CommittedBatch>,
+    evaluate: Option<mpsc::Sender<CommittedBatch>>,
+    close: CancellationToken,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let handle = WriterHandle { tx };
     let hold_back = store.single_writer();
@@ -103,6 +118,7 @@ pub fn spawn(
             settings,
             metrics,
             committed,
+            evaluate,
             cache: SeriesCache::new(1_000_000),
             open: rollups.then(|| OpenBuckets::new([NO_HORIZON; 2])),
             hold_back,
@@ -117,6 +133,8 @@ struct Writer {
     settings: WriterSettings,
     metrics: Arc<Metrics>,
     committed: broadcast::Sender<CommittedBatch>,
+    /// The alert engine's stream of committed batches; `None`: no engine.
+    evaluate: Option<mpsc::Sender<CommittedBatch>>,
     cache: SeriesCache,
     /// Open rollup buckets held back; `None` with rollups off.
     open: Option<OpenBuckets>,
@@ -227,8 +245,13 @@ impl Writer {
                     });
                 }
                 if !stored.is_empty() {
+                    let batch = Arc::new(stored);
                     // No receiver (no live feed yet) is fine.
-                    let _ = self.committed.send(Arc::new(stored));
+                    let _ = self.committed.send(batch.clone());
+                    if let Some(engine) = &self.evaluate {
+                        // Waits while the engine is behind; an engine gone is fine.
+                        let _ = engine.send(batch).await;
+                    }
                 }
                 true
             }

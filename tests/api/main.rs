@@ -7,6 +7,7 @@
 mod helpers;
 mod procs;
 
+mod alerts;
 mod cli;
 mod client;
 mod crash;

@@ -8,6 +8,7 @@
 //! - [`storage`]: fixtures that write through the hub's storage writer and read it back.
 //! - [`ws`]: WebSocket clients for devices and dashboards: frames, statuses, close codes.
 //! - [`memory`]: [`rss_kib`], this process's resident memory.
+//! - [`webhook`]: [`Receiver`], a real HTTP server recording webhook POSTs.
 //! - [`poll`]: [`eventually`], the one poller, and [`WAIT`].
 //! - [`services`]: `pg_server`, `mqtt_server`, [`skipped`], `need_pg!`, `need_mqtt!`.
 
@@ -20,6 +21,7 @@ mod poll;
 mod services;
 mod sql;
 mod storage;
+mod webhook;
 mod ws;
 
 pub use app::*;
@@ -29,4 +31,5 @@ pub use poll::*;
 pub use services::*;
 pub use sql::*;
 pub use storage::*;
+pub use webhook::*;
 pub use ws::*;

@@ -123,8 +123,20 @@ impl HubProcess {
         listen: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_with(bin, db, listen, env, &[]).await
+    }
+
+    /// Starts `telehub serve --listen LISTEN EXTRA...`; waits until it listens.
+    pub async fn start_with(
+        bin: &Path,
+        db: &str,
+        listen: &str,
+        env: &[(String, String)],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--listen", listen, "--database-url", db])
+            .args(extra)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

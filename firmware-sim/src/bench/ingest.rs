@@ -144,7 +144,13 @@ async fn one_run(a: &IngestArgs, bin: &Path, i: usize) -> anyhow::Result<RunResu
         a.sqlite_synchronous.clone(),
     ));
     let hub = HubProcess::start(bin, &db, &env).await?;
-    let (elapsed, mut latencies) = load(a, &hub.addr, &tokens).await?;
+    let shape = Shape {
+        messages: a.messages,
+        batch: a.batch,
+        window: a.window,
+        values: a.value_type,
+    };
+    let (elapsed, mut latencies) = load(&shape, &hub.addr, &tokens).await?;
     hub.stop().await?;
     let total = (a.devices * a.messages * a.batch) as f64;
     let ceiling = match a.backend {
@@ -170,10 +176,19 @@ fn base_us() -> i64 {
     chrono::Utc::now().timestamp_micros() - 3_600_000_000
 }
 
+/// What each device sends: `messages` messages of `batch` readings of `values`, with
+/// `window` in flight.
+pub(super) struct Shape {
+    pub messages: usize,
+    pub batch: usize,
+    pub window: usize,
+    pub values: ValueType,
+}
+
 /// Connects every device, then sends all messages; returns the time from the first send
 /// to the last ack and every message's ack latency in ms.
-async fn load(
-    a: &IngestArgs,
+pub(super) async fn load(
+    a: &Shape,
     addr: &str,
     tokens: &[String],
 ) -> anyhow::Result<(Duration, Vec<f64>)> {
@@ -188,7 +203,7 @@ async fn load(
             .await
             .context("device connects")?;
         let (barrier, messages, batch, window) = (barrier.clone(), a.messages, a.batch, a.window);
-        let values = a.value_type;
+        let values = a.values;
         tasks.push(tokio::spawn(async move {
             device(ws, barrier, base, messages, (batch, values), window).await
         }));

@@ -5,20 +5,26 @@
 //! | module | scenario |
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
+//! | [`alerts`] | acked readings/s with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency |
 //! | [`connections`] | hub memory per idle device socket |
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
+//! | [`line`] | line-protocol points/s beside InfluxDB 1.x; HTTP vs WebSocket JSON batches |
+//! | [`influxd`] | the InfluxDB 1.x server it is compared with |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
 //! | [`peer`] | the Node `ws` broadcast server they are compared with |
 //! | [`hub`] | starting, measuring and stopping a hub process |
 //! | [`stats`] | medians, percentiles, tables |
 
+mod alerts;
 mod connections;
 mod fanout;
 mod hub;
+mod influxd;
 mod ingest;
 mod latency;
+mod line;
 mod live_load;
 mod peer;
 mod reconnect;
@@ -36,6 +42,10 @@ pub enum BenchCommand {
     Fanout(fanout::FanoutArgs),
     /// Time for a fleet to reconnect and be acked after a hub restart.
     Reconnect(reconnect::ReconnectArgs),
+    /// Line-protocol points/s, 10 clients × 5000-line batches, beside InfluxDB 1.x `influxd`.
+    Line(line::LineArgs),
+    /// Ingest with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency.
+    Alerts(alerts::AlertsArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -45,5 +55,7 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Latency(a) => latency::run(a).await,
         BenchCommand::Fanout(a) => fanout::run(a).await,
         BenchCommand::Reconnect(a) => reconnect::run(a).await,
+        BenchCommand::Line(a) => line::run(a).await,
+        BenchCommand::Alerts(a) => alerts::run(a).await,
     }
 }

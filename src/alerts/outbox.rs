@@ -1,0 +1,169 @@
+//! The webhook sender: delivers the durable outbox (one row per event and webhook,
+//! written with the event) with a bounded pool of POSTs in flight.
+//!
+//! Each pass claims due rows — only a series' oldest undelivered event per webhook, so
+//! events arrive in order per series — under a lease (`2 × post_timeout`): a hub that
+//! dies mid-POST leaves them to be retried when the lease ends, by itself after a restart
+//! or by another hub of the cluster. A 2xx deletes the row; a failure schedules the next
+//! attempt with exponential backoff and jitter; a row older than `retry_for` is dropped
+//! (logged and counted). At least once: receivers dedupe on the event `id`.
+//!
+//! Wakes on the engine's notify (a new event), when a POST ends, and every
+//! `poll_interval` (retries due, rows of other hubs). Ends at shutdown; POSTs in flight
+//! are abandoned and retried after their lease.
+
+use super::webhook;
+use crate::config::{AlertSettings, Webhook};
+use crate::domain::Timestamp;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+use crate::storage::alerts::OutboxItem;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct Sender {
+    pub store: Store,
+    pub settings: AlertSettings,
+    pub metrics: Arc<Metrics>,
+    pub key: Vec<u8>,
+    pub wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+/// A POST's outcome: the row, and why it failed.
+type Outcome = (OutboxItem, Result<(), String>);
+
+impl Sender {
+    pub async fn run(self) {
+        let client = match reqwest::Client::builder()
+            .connect_timeout(self.settings.post_timeout)
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "alerts: cannot build the webhook client; webhooks are off");
+                return;
+            }
+        };
+        let mut inflight: JoinSet<Outcome> = JoinSet::new();
+        let mut poll = tokio::time::interval(self.settings.poll_interval);
+        loop {
+            let free = self.settings.senders.saturating_sub(inflight.len());
+            if free > 0 {
+                self.claim(&client, &mut inflight, free).await;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = poll.tick() => {
+                    if let Ok(n) = self.store.outbox_pending().await {
+                        self.metrics.alerts.pending.set(n);
+                    }
+                }
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    if let Ok(outcome) = done {
+                        self.settle(outcome).await;
+                    }
+                }
+            }
+        }
+        inflight.abort_all();
+    }
+
+    async fn claim(&self, client: &reqwest::Client, inflight: &mut JoinSet<Outcome>, free: usize) {
+        let now = Timestamp::now();
+        let lease = now.saturating_add(self.settings.post_timeout * 2);
+        let items = match self.store.claim_outbox(now, lease, free as i64).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: cannot read the webhook outbox; retrying");
+                return;
+            }
+        };
+        for item in items {
+            let Some(hook) = self.hook(&item.url) else {
+                // Not configured any more: nothing can send it.
+                tracing::warn!(url = %webhook::loggable(&item.url), event = item.event.id, "alerts: webhook no longer configured; notification dropped");
+                self.metrics.alerts.expired.inc();
+                let _ = self.store.outbox_done(item.id).await;
+                continue;
+            };
+            let body = webhook::body(&item.event);
+            let signature = webhook::sign(&self.key, &body);
+            let (client, timeout) = (client.clone(), self.settings.post_timeout);
+            inflight.spawn(async move {
+                let r = webhook::post(&client, &hook, body, &signature, timeout).await;
+                (item, r)
+            });
+        }
+    }
+
+    fn hook(&self, url: &str) -> Option<Webhook> {
+        self.settings
+            .webhooks
+            .iter()
+            .find(|w| w.url == url)
+            .cloned()
+    }
+
+    async fn settle(&self, (item, result): Outcome) {
+        let m = &self.metrics.alerts;
+        let url = webhook::loggable(&item.url);
+        let stored = match result {
+            Ok(()) => {
+                m.sent.inc();
+                self.store.outbox_done(item.id).await
+            }
+            Err(why) => {
+                m.failed.inc();
+                let now = Timestamp::now();
+                let age = Duration::from_micros(
+                    (now.as_micros() - item.created.as_micros()).max(0) as u64,
+                );
+                if age >= self.settings.retry_for {
+                    m.expired.inc();
+                    tracing::warn!(url = %url, event = item.event.id, attempts = item.attempts + 1, why = %why, "alerts: webhook notification given up after retry_for");
+                    self.store.outbox_done(item.id).await
+                } else {
+                    let delay = backoff(&self.settings, item.attempts);
+                    tracing::info!(url = %url, event = item.event.id, why = %why, retry_in = ?delay, "alerts: webhook POST failed; will retry");
+                    self.store
+                        .outbox_retry(item.id, now.saturating_add(delay))
+                        .await
+                }
+            }
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "alerts: cannot update the webhook outbox; the row is retried after its lease");
+        }
+        // The series' next event may now be due.
+        self.wake.notify_one();
+    }
+}
+
+/// `retry_backoff × 2^attempts`, at most `retry_backoff_max`, times a random 50–100 %.
+pub fn backoff(s: &AlertSettings, attempts: i64) -> Duration {
+    let exp = s
+        .retry_backoff
+        .saturating_mul(1u32 << attempts.clamp(0, 20))
+        .min(s.retry_backoff_max);
+    exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound_with_jitter() {
+        let s = AlertSettings::default();
+        for (attempts, full) in [(0, 1), (1, 2), (3, 8), (30, 300)] {
+            let d = backoff(&s, attempts);
+            let full = Duration::from_secs(full);
+            assert!(d >= full / 2 && d <= full, "{attempts}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `[alerts]`: where alert events go (webhooks, an MQTT topic) and the bounds of their
+//! evaluation and delivery. Rules themselves live in the database (contract §11).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Every event is POSTed as JSON to each of these.
+    pub webhooks: Vec<Webhook>,
+    /// MQTT topic for events (needs `[mqtt]`); `{rule}`, `{device}` and `{sensor}` are
+    /// replaced. Empty: no MQTT publication.
+    pub mqtt_topic: String,
+    /// How long an undelivered webhook notification is retried before it is dropped
+    /// (logged and counted).
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
+    /// The HMAC-SHA256 key of `X-Telehub-Signature`. Unset: one is generated and kept
+    /// in the database, shared by the hubs of a cluster.
+    pub secret: Option<String>,
+    /// One webhook POST may take this long before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub post_timeout: Duration,
+    /// Webhook POSTs in flight at most.
+    pub senders: usize,
+    /// First retry delay; doubled per failed attempt (with jitter) up to `retry_backoff_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+    /// How often the webhook sender looks for due retries when nothing new arrives.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often the engine checks whether rules were changed from the command line.
+    #[serde(with = "humantime_serde")]
+    pub rules_poll: Duration,
+    /// Committed batches waiting for evaluation at most; when full, the storage writer
+    /// waits (no batch is ever skipped).
+    pub queue: usize,
+    /// Rules at most.
+    pub max_rules: usize,
+}
+
+/// A webhook receiver: its URL and extra request headers (values may be secrets; they
+/// are hidden by `--print-config` and never logged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            mqtt_topic: String::new(),
+            retry_for: Duration::from_secs(24 * 3600),
+            secret: None,
+            post_timeout: Duration::from_secs(10),
+            senders: 4,
+            retry_backoff: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(1),
+            rules_poll: Duration::from_secs(1),
+            queue: 1024,
+            max_rules: 100_000,
+        }
+    }
+}
+
+impl AlertSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        for w in &self.webhooks {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(format!(
+                    "alerts.webhooks: {:?} must start with http:// or https://",
+                    w.url
+                ));
+            }
+            for name in w.headers.keys() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(format!("alerts.webhooks: {name:?} is not a header name"));
+                }
+            }
+        }
+        if self.senders == 0 || self.queue == 0 || self.max_rules == 0 {
+            return Err("alerts.senders, alerts.queue and alerts.max_rules must be ≥ 1".into());
+        }
+        let durations = [
+            self.post_timeout,
+            self.retry_backoff,
+            self.poll_interval,
+            self.rules_poll,
+        ];
+        if durations.iter().any(Duration::is_zero) || self.retry_backoff_max < self.retry_backoff {
+            return Err("alerts: post_timeout, retry_backoff, poll_interval and rules_poll must be > 0, and retry_backoff_max ≥ retry_backoff".into());
+        }
+        Ok(())
+    }
+
+    /// A copy with the secret and every header value replaced by `***`.
+    pub fn redacted(&self) -> Self {
+        let mut s = self.clone();
+        if s.secret.is_some() {
+            s.secret = Some("***".into());
+        }
+        for w in &mut s.webhooks {
+            for v in w.headers.values_mut() {
+                *v = "***".into();
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,45 @@
+//! Alert events (contract §11): a rule's series changed to `firing` or `resolved`.
+//! Made and stored by the alert engine, then sent to live clients, MQTT and webhooks.
+
+use super::{Timestamp, Value};
+use serde::Serialize;
+
+/// The state an event announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Firing, Self::Resolved]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One stored alert event, as every channel sends it:
+/// `{"id","rule","device","sensor","state","severity","value","ts","since"}`.
+/// `sensor` is null for `offline` rules; `value` is null when no reading caused the
+/// change (`no_data`, `offline`). `ts` is when the change happened (the reading's time for
+/// thresholds, the hub clock otherwise); `since` is when the condition began.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertEvent {
+    pub id: i64,
+    pub rule: String,
+    pub device: String,
+    pub sensor: Option<String>,
+    pub state: AlertState,
+    pub severity: Option<String>,
+    pub value: Option<Value>,
+    pub ts: Timestamp,
+    pub since: Timestamp,
+}
