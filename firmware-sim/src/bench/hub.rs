@@ -175,18 +175,23 @@ impl HubProcess {
 
     /// SIGTERM, then wait (graceful shutdown flushes the writer).
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .context("hub did not stop")??;
-        Ok(())
+        terminate(&mut self.child, "the hub").await
     }
+}
+
+/// SIGTERM to `child`, then wait for it to exit (at most 30 s).
+pub async fn terminate(child: &mut Child, what: &str) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .with_context(|| format!("{what} did not stop within 30 s"))??;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -109,17 +109,7 @@ impl Influxd {
 
     /// SIGTERM, then wait.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .context("influxd did not stop")??;
-        Ok(())
+        super::hub::terminate(&mut self.child, "influxd").await
     }
 }
 

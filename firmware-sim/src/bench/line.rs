@@ -290,12 +290,7 @@ async fn post_all(
             anyhow::Ok(())
         }));
     }
-    start.wait().await;
-    let started = Instant::now();
-    for t in tasks {
-        t.await??;
-    }
-    Ok(started.elapsed().as_secs_f64())
+    timed(&start, tasks).await
 }
 
 /// Each client sends its bodies over its own WebSocket, waiting for each ack.
@@ -331,6 +326,15 @@ async fn over_websockets(
             anyhow::Ok(())
         }));
     }
+    timed(&start, tasks).await
+}
+
+/// Readings in the hub's SQLite file (the `sqlite3` shell).
+/// Releases the clients waiting on `start` at once; seconds until every task has ended.
+async fn timed(
+    start: &Barrier,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+) -> anyhow::Result<f64> {
     start.wait().await;
     let started = Instant::now();
     for t in tasks {
@@ -339,7 +343,6 @@ async fn over_websockets(
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Readings in the hub's SQLite file (the `sqlite3` shell).
 async fn count_rows(db: &Path) -> anyhow::Result<usize> {
     let out = tokio::process::Command::new("sqlite3")
         .arg(db)
