@@ -1,440 +1,209 @@
 //! The commit path: one transaction for a batch of the writer's requests, top to bottom.
 //!
-//! 1. [`Batch::new`] groups the rows by series, using the writer's [`SeriesCache`].
-//! 2. In one transaction ([`commit`]): resolve the series the cache does not know and
+//! 1. [`Batch::new`] groups the rows by series, using the writer's series cache.
+//! 2. In one transaction ([`store_batch`]): resolve the series the cache does not know and
 //!    store unit changes; insert the rows — *fresh* ones (newer than anything stored)
-//!    in bulk, the ones that may repeat a stored reading so as to learn which were new;
-//!    stage the rollups of what was inserted ([`OpenBuckets::stage`]); write the rollup
-//!    rows and, when they change, the horizons; touch `last_seen` of every device of the
-//!    batch (one statement); commit.
-//! 3. Afterwards the writer applies [`AfterCommit`] to its own state (series cache, open
-//!    rollup buckets). A failed commit changes neither.
+//!    in bulk, in key order, the ones that may repeat a stored reading so as to learn
+//!    which were new; stage the rollups of what was inserted ([`OpenBuckets::stage`]);
+//!    write the rollup rows and, when they change, the horizons; touch `last_seen` of
+//!    every device of the batch; commit.
+//! 3. Afterwards the writer applies [`super::batch::AfterCommit`] to its own state
+//!    (series cache, open rollup buckets). A failed commit changes neither.
 //!
-//! Owns [`Batch`] and the transaction's shared SQL. Uses [`super::db`] (what differs per
-//! backend), [`super::series`], [`super::rollup`], [`super::open_buckets`] and
-//! [`crate::domain`]. The writer task ([`super::writer`]) uses this module, never the
-//! other way round.
+//! The sequence is written once, over [`CommitTx`]: the statements of one transaction.
+//! Each backend's [`Committer`] runs it in its own way — SQLite on a dedicated thread
+//! with one synchronous connection ([`super::sqlite_commit`]), so a whole transaction
+//! costs one thread hand-off instead of one per statement; PostgreSQL on a pooled
+//! connection ([`super::pg_commit`]).
+//!
+//! Owns [`CommitTx`], [`Committer`] and the SQL both backends share here. Uses
+//! [`super::batch`], [`super::rollup`], [`super::open_buckets`] and [`super::horizons`].
+//! The writer task ([`super::writer`]) uses this module, never the other way round.
 
-use super::db::{Db, Dialect};
-use super::open_buckets::{OpenBuckets, Staged};
-use super::rollup::RollupDelta;
-use super::series::{SeriesCache, SeriesKey, SeriesState};
+use super::batch::Batch;
+use super::db::Db;
+use super::horizons::RollupState;
+use super::open_buckets::OpenBuckets;
+use super::rollup::{Level, RollupDelta, RollupRow};
+use super::series::SeriesKey;
+use super::sqlite_commit::SqliteCommitter;
 use super::{RowValues, StorageError, Store};
-use crate::auth::DeviceRef;
-use crate::domain::{Reading, SensorName, Text, Timestamp, Unit, Value, ValueKind};
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
-use std::collections::HashMap;
+use crate::domain::ValueKind;
+use sqlx::Postgres;
 
-/// One row of a batch: its series (an index into [`Batch`]'s series), time and value as
-/// stored (a number, 0/1 for a boolean, a `text_values` id for a string), its type, and
-/// where it came from (the request, and its position there).
-#[derive(Debug)]
-struct BatchRow {
-    key: usize,
-    ts: i64,
-    value: f64,
-    kind: ValueKind,
-    /// A string value whose id is not known yet.
-    text: Option<Text>,
-    request: usize,
-    position: usize,
+/// Gives an empty series its value type (`$1` kind, `$2` series id).
+pub const SET_KIND: &str = "UPDATE series SET kind = $1 WHERE id = $2";
+/// Stores a series' unit (`$1` unit, `$2` series id).
+pub const SET_UNIT: &str = "UPDATE series SET unit = $1 WHERE id = $2";
+/// Stores a string value, or finds it, and returns its id (`$1` the text).
+pub const TEXT_ID: &str = "INSERT INTO text_values (text) VALUES ($1)
+     ON CONFLICT (text) DO UPDATE SET text = excluded.text RETURNING id";
+/// Stores the rollup horizons (`$1` minute, `$2` hour).
+pub const SET_HORIZONS: &str = "UPDATE rollup_state SET minute_horizon = $1, hour_horizon = $2";
+
+/// The statements of one writer transaction, in the order [`store_batch`] runs them.
+/// Errors are the backend's, as [`StorageError`].
+#[allow(async_fn_in_trait)]
+pub(crate) trait CommitTx {
+    /// Creates the series `key` if needed (of value type `kind`; setting its unit when
+    /// `unit` is given) and returns its id, its value type and its newest stored timestamp.
+    async fn resolve_series(
+        &mut self,
+        key: &SeriesKey,
+        unit: Option<&str>,
+        kind: &str,
+    ) -> Result<(i64, String, Option<i64>), StorageError>;
+    /// Runs [`SET_KIND`], [`SET_UNIT`] or [`SET_HORIZONS`]: `sql` with a text or
+    /// integer `$1` and an integer `$2`.
+    async fn update(
+        &mut self,
+        sql: &'static str,
+        first: Param<'_>,
+        second: i64,
+    ) -> Result<(), StorageError>;
+    /// [`TEXT_ID`]: the id of a string value.
+    async fn text_id(&mut self, text: &str) -> Result<i64, StorageError>;
+    /// Inserts rows newer than anything stored for their series (so not duplicates);
+    /// returns how many were inserted.
+    async fn insert_fresh(&mut self, rows: &[RowValues]) -> Result<u64, StorageError>;
+    /// Inserts rows that may repeat stored readings; returns, per row, whether it was
+    /// new (of several equal keys, the first is the one stored).
+    async fn insert_maybe(
+        &mut self,
+        rows: &[(usize, RowValues)],
+    ) -> Result<Vec<bool>, StorageError>;
+    /// Combines `rows` (one per series and bucket) into `level`'s rollup table.
+    async fn upsert_rollups(
+        &mut self,
+        level: Level,
+        rows: &[RollupRow],
+    ) -> Result<(), StorageError>;
+    /// Sets `last_seen_us` of the devices `ids` to `now_us`.
+    async fn touch_devices(&mut self, ids: &[i64], now_us: i64) -> Result<(), StorageError>;
 }
 
-/// A batch of readings as one transaction writes it.
-pub(crate) struct Batch {
-    /// Distinct series of the batch, the unit it carries for each, and what is known of
-    /// each (`None` until resolved).
-    keys: Vec<(SeriesKey, Option<Unit>, Option<SeriesState>)>,
-    rows: Vec<BatchRow>,
-    /// Devices of the batch, for `last_seen`, and the commit time.
-    touched: Vec<i64>,
-    now_us: i64,
-    /// Write every open rollup bucket (idle writer, shutdown, or no holding back).
-    flush_rollups: bool,
-    /// What this transaction does to the rollups, once staged.
-    staged: Option<Staged>,
-    /// Per request: why it was refused (a reading of another type than its series').
-    refused: Vec<Option<String>>,
-    /// String values this transaction stored or looked up, with their ids.
-    texts: Vec<(Text, i64)>,
+/// The first parameter of [`CommitTx::update`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
 }
 
-/// Commits `batch` in one transaction; returns, per row in order, whether it was newly
-/// stored. `open` are the writer's open rollup buckets (`None`: rollups off).
-pub(crate) async fn commit(
-    store: &Store,
+/// Runs a batch's statements in `tx` (which the caller commits); returns, per row in
+/// order, whether it was newly stored. `open` are the writer's open rollup buckets
+/// (`None`: rollups off), `rollups` this process's view of the horizons.
+pub(crate) async fn store_batch(
+    tx: &mut impl CommitTx,
     batch: &mut Batch,
     open: Option<&OpenBuckets>,
+    rollups: &RollupState,
 ) -> Result<Vec<bool>, StorageError> {
-    dispatch!(store, db => db.commit(batch, open).await)
+    // Series: ids of the new ones, then units that changed.
+    for (i, key, unit, kind) in batch.unresolved() {
+        let (id, kind, max_ts) = tx
+            .resolve_series(&key, unit.as_deref(), kind.as_str())
+            .await?;
+        let kind = ValueKind::parse(&kind).unwrap_or(ValueKind::Number);
+        batch.resolve(i, id, kind, max_ts);
+    }
+    // Types: refuse requests whose readings do not match their series; an empty
+    // series takes the type of its first accepted reading.
+    for (id, kind) in batch.check_kinds() {
+        tx.update(SET_KIND, Param::Text(kind.as_str()), id).await?;
+    }
+    for text in batch.unknown_texts() {
+        let id = tx.text_id(text.as_str()).await?;
+        batch.texts.push((text, id));
+    }
+    batch.fill_text_ids();
+    for (id, unit) in batch.unit_changes() {
+        tx.update(SET_UNIT, Param::Text(&unit), id).await?;
+    }
+    // Readings.
+    let (fresh, maybe) = batch.split_rows();
+    let inserted = tx.insert_fresh(&fresh).await?;
+    if inserted as usize != fresh.len() {
+        tracing::warn!(
+            expected = fresh.len(),
+            inserted,
+            "another writer stored some of these readings first; rollups may count them twice"
+        );
+    }
+    let maybe_inserted = tx.insert_maybe(&maybe).await?;
+    // Rollups of what was inserted, and the horizons.
+    if let Some(open) = open {
+        let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
+        let staged = batch
+            .staged
+            .insert(open.stage(&delta, batch.now_us, batch.flush_rollups));
+        for (level, rows) in staged.levels() {
+            if !rows.is_empty() {
+                tx.upsert_rollups(level, rows).await?;
+            }
+        }
+        if let Some([minute, hour]) = staged.store_horizons {
+            tx.update(SET_HORIZONS, Param::Int(minute), hour).await?;
+        }
+        // Queries stop reading rollups where buckets will be held back before this
+        // commit is visible (lower is always exact).
+        rollups.lower_horizons(staged.horizons());
+    }
+    tx.touch_devices(&batch.touched, batch.now_us).await?;
+    Ok(batch.inserted_flags(&maybe, &maybe_inserted))
 }
 
-impl<DB> Db<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
-    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    async fn commit(
-        &self,
+/// Runs writer transactions on a backend: the writer task's one handle on storage.
+pub(crate) struct Committer {
+    backend: Backend,
+    /// This process's view of the rollup horizons, lifted after each commit.
+    rollups: RollupState,
+}
+
+enum Backend {
+    Sqlite(SqliteCommitter),
+    Postgres(Db<Postgres>),
+}
+
+impl Committer {
+    /// For SQLite, opens the commit thread's connection (with the write pool's pragmas).
+    pub async fn start(store: &Store) -> Result<Self, StorageError> {
+        let (backend, rollups) = match store {
+            Store::Sqlite(db) => (
+                Backend::Sqlite(SqliteCommitter::start(db).await?),
+                db.rollups.clone(),
+            ),
+            Store::Postgres(db) => (Backend::Postgres(db.clone()), db.rollups.clone()),
+        };
+        Ok(Self { backend, rollups })
+    }
+
+    /// Commits `batch` in one transaction; returns, per row in order, whether it was
+    /// newly stored. `open` are the writer's open rollup buckets (`None`: rollups off);
+    /// they are not changed (the writer applies a committed batch afterwards).
+    pub async fn commit(
+        &mut self,
         batch: &mut Batch,
-        open: Option<&OpenBuckets>,
+        open: &mut Option<OpenBuckets>,
     ) -> Result<Vec<bool>, StorageError> {
-        let mut tx = self.write.begin().await?;
-        // Series: ids of the new ones, then units that changed.
-        for (i, key, unit, kind) in batch.unresolved() {
-            let (id, kind, max_ts) =
-                DB::resolve_series(&mut tx, &key, unit.as_deref(), kind.as_str()).await?;
-            let kind = ValueKind::parse(&kind).unwrap_or(ValueKind::Number);
-            batch.resolve(i, id, kind, max_ts);
-        }
-        // Types: refuse requests whose readings do not match their series; an empty
-        // series takes the type of its first accepted reading.
-        for (id, kind) in batch.check_kinds() {
-            sqlx::query("UPDATE series SET kind = $1 WHERE id = $2")
-                .bind(kind.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for text in batch.unknown_texts() {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO text_values (text) VALUES ($1)
-                 ON CONFLICT (text) DO UPDATE SET text = excluded.text RETURNING id",
-            )
-            .bind(text.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-            batch.texts.push((text, id));
-        }
-        batch.fill_text_ids();
-        for (id, unit) in batch.unit_changes() {
-            sqlx::query("UPDATE series SET unit = $1 WHERE id = $2")
-                .bind(unit.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Readings.
-        let (fresh, maybe) = batch.split_rows();
-        let inserted = DB::insert_fresh(&mut tx, &fresh).await?;
-        if inserted as usize != fresh.len() {
-            tracing::warn!(
-                expected = fresh.len(),
-                inserted,
-                "another writer stored some of these readings first; rollups may count them twice"
-            );
-        }
-        let maybe_inserted = DB::insert_maybe(&mut tx, &maybe).await?;
-        // Rollups of what was inserted, and the horizons.
-        if let Some(open) = open {
-            let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
-            let staged = batch
-                .staged
-                .insert(open.stage(&delta, batch.now_us, batch.flush_rollups));
-            for (level, rows) in staged.levels() {
-                DB::upsert_rollups(&mut tx, level, rows).await?;
+        let flags = match &mut self.backend {
+            Backend::Sqlite(c) => c.commit(batch, open, &self.rollups).await?,
+            Backend::Postgres(db) => {
+                let mut tx = db.write.begin().await?;
+                let flags = store_batch(&mut tx, batch, open.as_ref(), &self.rollups).await?;
+                tx.commit().await?;
+                flags
             }
-            if let Some([minute, hour]) = staged.store_horizons {
-                sqlx::query("UPDATE rollup_state SET minute_horizon = $1, hour_horizon = $2")
-                    .bind(minute)
-                    .bind(hour)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Queries stop reading rollups where buckets will be held back before this
-            // commit is visible (lower is always exact).
-            self.rollups.lower_horizons(staged.horizons());
-        }
-        // One statement for every device of the batch (one per device cost a round trip
-        // each: most of a 1,000-device commit on SQLite).
-        let touch = format!(
-            "UPDATE devices SET last_seen_us = $1 WHERE {}",
-            DB::in_ids("id", 2)
-        );
-        let touch = sqlx::query(AssertSqlSafe(touch)).bind(batch.now_us);
-        DB::bind_ids(touch, &batch.touched)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        };
         if let Some(staged) = &batch.staged {
             self.rollups.set_horizons(staged.horizons());
         }
-        Ok(batch.inserted_flags(&maybe, &maybe_inserted))
-    }
-}
-
-impl Batch {
-    /// Groups `rows` (request index, position in it, device, reading) by series;
-    /// `flush_rollups` writes every open rollup bucket.
-    pub fn new<'a>(
-        cache: &SeriesCache,
-        rows: impl Iterator<Item = (usize, usize, &'a DeviceRef, &'a Reading)>,
-        requests: usize,
-        flush_rollups: bool,
-    ) -> Self {
-        let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
-        let (mut keys, mut out, mut touched) = (Vec::new(), Vec::new(), Vec::new());
-        for (request, position, dev, r) in rows {
-            let k = *index.entry((dev.id, &r.sensor)).or_insert_with(|| {
-                let key = SeriesKey {
-                    device_id: dev.id,
-                    sensor: r.sensor.clone(),
-                };
-                let state = cache.get(&key).cloned();
-                keys.push((key, None, state));
-                if !touched.contains(&dev.id) {
-                    touched.push(dev.id);
-                }
-                keys.len() - 1
-            });
-            if r.unit.is_some() {
-                keys[k].1 = r.unit.clone();
-            }
-            let (value, text) = match &r.value {
-                Value::Number(v) => (*v, None),
-                Value::Bool(b) => (f64::from(u8::from(*b)), None),
-                Value::Text(t) => match cache.text_id(t) {
-                    Some(id) => (id as f64, None),
-                    None => (f64::NAN, Some(t.clone())),
-                },
-            };
-            out.push(BatchRow {
-                key: k,
-                ts: r.ts.as_micros(),
-                value,
-                kind: r.value.kind(),
-                text,
-                request,
-                position,
-            });
-        }
-        Self {
-            keys,
-            rows: out,
-            touched,
-            now_us: Timestamp::now().as_micros(),
-            flush_rollups,
-            staged: None,
-            refused: vec![None; requests],
-            texts: Vec::new(),
-        }
+        Ok(flags)
     }
 
-    /// Why each request was refused, if it was (in request order).
-    pub fn refusals(&self) -> Vec<Option<String>> {
-        self.refused.clone()
-    }
-
-    fn accepted(&self, r: &BatchRow) -> bool {
-        self.refused[r.request].is_none()
-    }
-
-    /// Refuses every request with a reading whose type is not its series' (a series
-    /// that holds readings keeps its type; an empty one takes the type of its first
-    /// accepted reading, so refusing a request may change it: repeat until stable).
-    /// Returns the series whose stored type must change.
-    fn check_kinds(&mut self) -> Vec<(i64, ValueKind)> {
-        let state = |k: &(SeriesKey, Option<Unit>, Option<SeriesState>)| {
-            k.2.as_ref()
-                .expect("series resolved before the type check")
-                .clone()
-        };
-        loop {
-            let mut kinds: Vec<Option<ValueKind>> =
-                self.keys.iter().map(|k| state(k).fixed_kind()).collect();
-            for r in self
-                .rows
-                .iter()
-                .filter(|r| self.refused[r.request].is_none())
-            {
-                kinds[r.key].get_or_insert(r.kind);
-            }
-            let mut changed = false;
-            for r in &self.rows {
-                if self.refused[r.request].is_some() {
-                    continue;
-                }
-                let want = kinds[r.key].expect("an accepted row gave its series a kind");
-                if want != r.kind {
-                    let sensor = &self.keys[r.key].0.sensor;
-                    self.refused[r.request] = Some(format!(
-                        "readings[{}].value: sensor {sensor} holds {want} values and this is a {}; \
-                         send a {want}, or use another sensor name",
-                        r.position, r.kind
-                    ));
-                    changed = true;
-                }
-            }
-            if !changed {
-                let mut retyped = Vec::new();
-                for (k, kind) in self.keys.iter_mut().zip(kinds) {
-                    let s = k.2.as_mut().expect("resolved");
-                    if let Some(kind) = kind.filter(|kind| *kind != s.kind) {
-                        s.kind = kind;
-                        retyped.push((s.id, kind));
-                    }
-                }
-                return retyped;
-            }
-        }
-    }
-
-    /// Distinct string values of accepted rows whose ids are not known yet.
-    fn unknown_texts(&self) -> Vec<Text> {
-        let mut out: Vec<Text> = Vec::new();
-        for r in self.rows.iter().filter(|r| self.accepted(r)) {
-            if let Some(t) = &r.text
-                && !out.contains(t)
-            {
-                out.push(t.clone());
-            }
-        }
-        out
-    }
-
-    /// Stores the ids learned by [`Batch::unknown_texts`]'s lookups in their rows.
-    fn fill_text_ids(&mut self) {
-        if self.texts.is_empty() {
-            return;
-        }
-        let ids: HashMap<&Text, i64> = self.texts.iter().map(|(t, id)| (t, *id)).collect();
-        for r in &mut self.rows {
-            if let Some(id) = r.text.as_ref().and_then(|t| ids.get(t)) {
-                r.value = *id as f64;
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Series not yet known to the cache, with the unit this batch carries for them and
-    /// the type of their first reading in it.
-    fn unresolved(&self) -> Vec<(usize, SeriesKey, Option<String>, ValueKind)> {
-        (self.keys.iter().enumerate())
-            .filter(|(_, k)| k.2.is_none())
-            .map(|(i, k)| {
-                let unit = k.1.as_ref().map(|u| u.as_str().to_owned());
-                let kind = self.rows.iter().find(|r| r.key == i).map(|r| r.kind);
-                (i, k.0.clone(), unit, kind.unwrap_or(ValueKind::Number))
-            })
-            .collect()
-    }
-
-    fn resolve(&mut self, index: usize, id: i64, kind: ValueKind, max_ts: Option<i64>) {
-        let unit = self.keys[index].1.clone();
-        self.keys[index].2 = Some(SeriesState {
-            id,
-            unit,
-            kind,
-            max_ts: max_ts.unwrap_or(i64::MIN),
-        });
-    }
-
-    /// Known series whose unit this batch changes: (series id, new unit).
-    fn unit_changes(&self) -> Vec<(i64, String)> {
-        self.keys
-            .iter()
-            .filter_map(|(_, unit, state)| {
-                let (unit, state) = (unit.as_ref()?, state.as_ref()?);
-                (state.unit.as_ref() != Some(unit)).then(|| (state.id, unit.as_str().to_owned()))
-            })
-            .collect()
-    }
-
-    /// Newest stored time per series, as known before this batch.
-    fn newest(&self) -> Vec<i64> {
-        (self.keys.iter())
-            .map(|k| k.2.as_ref().map_or(i64::MIN, |s| s.max_ts))
-            .collect()
-    }
-
-    /// Splits rows into *fresh* ones (newer than anything stored or earlier in the batch,
-    /// so certainly new) and ones that may repeat a stored reading, with their row index.
-    fn split_rows(&self) -> (Vec<RowValues>, Vec<(usize, RowValues)>) {
-        let mut newest = self.newest();
-        let (mut fresh, mut maybe) = (Vec::with_capacity(self.rows.len()), Vec::new());
-        for (i, r) in self.rows.iter().enumerate() {
-            if !self.accepted(r) {
-                continue;
-            }
-            let series = self.keys[r.key]
-                .2
-                .as_ref()
-                .expect("series resolved before split")
-                .id;
-            let v = RowValues {
-                series,
-                ts: r.ts,
-                value: r.value,
-            };
-            if r.ts > newest[r.key] {
-                newest[r.key] = r.ts;
-                fresh.push(v);
-            } else {
-                maybe.push((i, v));
-            }
-        }
-        (fresh, maybe)
-    }
-
-    /// Inserted flags in row order, given which maybe-rows (by row index) were inserted.
-    fn inserted_flags(&self, maybe: &[(usize, RowValues)], maybe_inserted: &[bool]) -> Vec<bool> {
-        let mut flags: Vec<bool> = self.rows.iter().map(|r| self.accepted(r)).collect();
-        for ((i, _), ok) in maybe.iter().zip(maybe_inserted) {
-            flags[*i] = *ok;
-        }
-        flags
-    }
-
-    /// What the writer applies to its state once this batch is committed.
-    pub fn after_commit(self) -> AfterCommit {
-        let mut newest = self.newest();
-        for r in self
-            .rows
-            .iter()
-            .filter(|r| self.refused[r.request].is_none())
-        {
-            newest[r.key] = newest[r.key].max(r.ts);
-        }
-        let series = (self.keys.into_iter().zip(newest))
-            .filter_map(|((key, unit, state), max_ts)| {
-                let mut s = state?;
-                s.max_ts = max_ts;
-                if unit.is_some() {
-                    s.unit = unit;
-                }
-                Some((key, s))
-            })
-            .collect();
-        AfterCommit {
-            series,
-            texts: self.texts,
-            staged: self.staged,
-        }
-    }
-}
-
-/// What a committed batch changes in the writer's own state.
-pub(crate) struct AfterCommit {
-    /// Series ids, units and newest times, for the [`SeriesCache`].
-    series: Vec<(SeriesKey, SeriesState)>,
-    /// Ids of string values, for the [`SeriesCache`].
-    texts: Vec<(Text, i64)>,
-    /// The rollup changes, for the [`OpenBuckets`].
-    staged: Option<Staged>,
-}
-
-impl AfterCommit {
-    pub fn apply(self, cache: &mut SeriesCache, open: Option<&mut OpenBuckets>) {
-        cache.apply(self.series);
-        cache.apply_texts(self.texts);
-        if let (Some(open), Some(staged)) = (open, self.staged) {
-            open.apply(staged);
+    /// Waits for the commit thread (SQLite) to close its connection.
+    pub async fn close(self) {
+        if let Backend::Sqlite(c) = self.backend {
+            c.close().await;
         }
     }
 }

@@ -12,7 +12,10 @@
 //!   dialect, one module per backend; nothing else is written twice.
 //! - The shared SQL layer, generic over the database: `registry` (devices, tokens,
 //!   authentication), [`history`] (queries, bucket plans, M4, rollup maintenance),
-//!   `commit` (the writer's transaction, top to bottom).
+//!   `commit` (the writer's transaction, top to bottom, over `CommitTx`, the statements
+//!   of one transaction), `batch` (a transaction's rows, grouped and checked).
+//! - `sqlite_commit` / `pg_commit`: each backend's `CommitTx` and how it runs one —
+//!   SQLite whole on a dedicated thread with its own connection, PostgreSQL on the pool.
 //! - [`writer`]: the single writer task — queue, group commit, acks, publishing what was
 //!   stored — on top of `commit`.
 //! - [`series`]: the writer's cache of series ids and their newest timestamps.
@@ -34,17 +37,20 @@ macro_rules! dispatch {
 }
 
 pub mod alerts;
+mod batch;
 mod commit;
 mod db;
 pub mod history;
 mod horizons;
 mod open_buckets;
+mod pg_commit;
 mod postgres;
 mod registry;
 pub mod retention;
 pub mod rollup;
 pub mod series;
 mod sqlite;
+mod sqlite_commit;
 pub mod stats;
 pub mod writer;
 
@@ -84,6 +90,14 @@ pub enum StorageError {
     NoSuchAlertRule(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The storage writer could not open its connection when it started.
+    #[error(
+        "the storage writer could not open its database connection; see the log, fix the cause and restart"
+    )]
+    WriterUnavailable,
+    /// From the SQLite writer's own connection ([`sqlite_commit`]).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 /// One stored point of a raw query.

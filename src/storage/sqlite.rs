@@ -62,7 +62,12 @@ pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, St
             .max_connections(n)
             .acquire_timeout(s.busy_timeout)
     };
-    let write = pool(1).connect_with(opts.clone()).await.map_err(open_err)?;
+    // The commit thread takes this connection as its turn before every transaction
+    // (`sqlite_commit`): no ping on each acquire, which would cost a thread hand-off.
+    let write = (pool(1).test_before_acquire(false))
+        .connect_with(opts.clone())
+        .await
+        .map_err(open_err)?;
     // sqlx hands rows from each connection's thread to the query's task through a
     // channel of this many rows; its default of 50 makes a 1,440-bucket answer
     // ping-pong between threads ~30 times. Bounded: ~1 MB per running query.
@@ -219,7 +224,7 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
-fn upsert_sql(table: &str, rows: usize) -> String {
+pub(super) fn upsert_sql(table: &str, rows: usize) -> String {
     let head = format!("INSERT INTO {table} ({}) VALUES ", rollup::COLUMNS);
     values(&head, 12, rows) + &rollup::upsert_set(table)
 }

@@ -22,11 +22,12 @@
 //! [`IDLE_FLUSH`], and when it stops, it writes all of them. On PostgreSQL, where the
 //! hubs of a cluster each run a writer, every commit writes its rollup rows.
 
-use super::Store;
-use super::commit::{self, Batch};
+use super::batch::Batch;
+use super::commit::Committer;
 use super::horizons::NO_HORIZON;
 use super::open_buckets::OpenBuckets;
 use super::series::SeriesCache;
+use super::{StorageError, Store};
 use crate::auth::DeviceRef;
 use crate::config::WriterSettings;
 use crate::domain::{CommittedBatch, Reading, StoredReading};
@@ -115,6 +116,7 @@ pub fn spawn_with(
     let task = tokio::spawn(
         Writer {
             store,
+            committer: None,
             settings,
             metrics,
             committed,
@@ -130,6 +132,8 @@ pub fn spawn_with(
 
 struct Writer {
     store: Store,
+    /// Runs the transactions; opened when the task starts (`None`: it could not be).
+    committer: Option<Committer>,
     settings: WriterSettings,
     metrics: Arc<Metrics>,
     committed: broadcast::Sender<CommittedBatch>,
@@ -145,6 +149,13 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>, close: CancellationToken) {
+        self.committer = match Committer::start(&self.store).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "storage writer: cannot open its connection; every write will be answered `unavailable`");
+                None
+            }
+        };
         let mut closing = false;
         loop {
             let first = tokio::select! {
@@ -174,6 +185,9 @@ impl Writer {
         // Unwritten, they would be rebuilt from raw readings at the next start.
         if self.holds_back() {
             self.commit(Vec::new(), true).await;
+        }
+        if let Some(c) = self.committer.take() {
+            c.close().await;
         }
         tracing::debug!("storage writer: queue closed, all writes flushed");
     }
@@ -217,7 +231,10 @@ impl Writer {
         });
         let flush = flush_rollups || !self.hold_back;
         let mut prepared = Batch::new(&self.cache, rows, batch.len(), flush);
-        let result = commit::commit(&self.store, &mut prepared, self.open.as_ref()).await;
+        let result = match &mut self.committer {
+            Some(c) => c.commit(&mut prepared, &mut self.open).await,
+            None => Err(StorageError::WriterUnavailable),
+        };
         let elapsed = started.elapsed();
         let rows = prepared.len();
         match result {
