@@ -41,6 +41,11 @@ pub struct WriterSettings {
     /// Back-off after a failed commit before the writer tries storage again.
     #[serde(with = "humantime_serde")]
     pub retry_backoff: Duration,
+    /// SQLite: how often the WAL is checkpointed (copied into the database file) from a
+    /// connection of its own, off the commit path. 0: SQLite checkpoints inside a
+    /// commit every 1,000 pages, as it does by default (a latency spike each time).
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +159,7 @@ impl Default for WriterSettings {
             max_batch_rows: 10_000,
             linger: Duration::ZERO,
             retry_backoff: Duration::from_millis(500),
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }

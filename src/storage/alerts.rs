@@ -179,7 +179,7 @@ where
 {
     /// Adds rules `(name, spec)` in one transaction, all or none; names must be new.
     pub async fn add_alert_rules(&self, rules: &[(String, String)]) -> Result<(), StorageError> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = Timestamp::now().as_micros();
         for (name, spec) in rules {
             sqlx::query("INSERT INTO alert_rules (name, spec, created_us) VALUES ($1, $2, $3)")
@@ -204,7 +204,7 @@ where
 
     /// Removes a rule and its states (its open alerts end without an event).
     pub async fn delete_alert_rule(&self, name: &str) -> Result<(), StorageError> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM alert_state WHERE rule = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -311,7 +311,7 @@ where
         webhooks: &[String],
     ) -> Result<Recorded, StorageError> {
         let k = &change.key;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (applied, version) = match (&change.new, change.expected) {
             (Some(n), expected) => {
                 let sql = match expected {
@@ -422,7 +422,7 @@ where
              RETURNING id, event_id, url, attempts, created_us",
             DB::LOCK_ROWS
         );
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(lease_until.as_micros())
             .bind(now.as_micros())

@@ -30,6 +30,7 @@ use super::sqlite_commit::SqliteCommitter;
 use super::{RowValues, StorageError, Store};
 use crate::domain::ValueKind;
 use sqlx::Postgres;
+use std::time::Duration;
 
 /// Gives an empty series its value type (`$1` kind, `$2` series id).
 pub const SET_KIND: &str = "UPDATE series SET kind = $1 WHERE id = $2";
@@ -165,11 +166,12 @@ enum Backend {
 }
 
 impl Committer {
-    /// For SQLite, opens the commit thread's connection (with the write pool's pragmas).
-    pub async fn start(store: &Store) -> Result<Self, StorageError> {
+    /// For SQLite, opens the commit thread's connection (with the write pool's pragmas)
+    /// and, unless `checkpoint_interval` is 0, the checkpoint thread's.
+    pub async fn start(store: &Store, checkpoint_interval: Duration) -> Result<Self, StorageError> {
         let (backend, rollups) = match store {
             Store::Sqlite(db) => (
-                Backend::Sqlite(SqliteCommitter::start(db).await?),
+                Backend::Sqlite(SqliteCommitter::start(db, checkpoint_interval).await?),
                 db.rollups.clone(),
             ),
             Store::Postgres(db) => (Backend::Postgres(db.clone()), db.rollups.clone()),
@@ -188,7 +190,7 @@ impl Committer {
         let flags = match &mut self.backend {
             Backend::Sqlite(c) => c.commit(batch, open, &self.rollups).await?,
             Backend::Postgres(db) => {
-                let mut tx = db.write.begin().await?;
+                let mut tx = db.begin_write().await?;
                 let flags = store_batch(&mut tx, batch, open.as_ref(), &self.rollups).await?;
                 tx.commit().await?;
                 flags

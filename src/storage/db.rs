@@ -51,6 +51,14 @@ impl<DB: Database> Db<DB> {
         }
     }
 
+    /// A transaction on the write pool, begun with [`Dialect::BEGIN_WRITE`].
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error>
+    where
+        DB: Dialect,
+    {
+        self.write.begin_with(DB::BEGIN_WRITE).await
+    }
+
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
@@ -88,6 +96,12 @@ pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit, ki
 /// What differs between the backends, for the shared SQL layer. Each method runs in the
 /// writer's transaction `tx`.
 pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAffected> {
+    /// Opens a writing transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock at
+    /// once (waiting up to the busy timeout), so a transaction that reads before it
+    /// writes cannot fail when the storage writer's own connection commits between
+    /// the two; PostgreSQL's plain `BEGIN`.
+    const BEGIN_WRITE: &'static str;
+
     /// Appended to a `SELECT` whose rows are claimed for work: `FOR UPDATE SKIP LOCKED`
     /// where several hubs may claim at once (PostgreSQL); nothing on SQLite, where one
     /// process writes at a time.

@@ -15,7 +15,8 @@
 //!   `commit` (the writer's transaction, top to bottom, over `CommitTx`, the statements
 //!   of one transaction), `batch` (a transaction's rows, grouped and checked).
 //! - `sqlite_commit` / `pg_commit`: each backend's `CommitTx` and how it runs one —
-//!   SQLite whole on a dedicated thread with its own connection, PostgreSQL on the pool.
+//!   SQLite whole on a dedicated thread with its own connection, PostgreSQL on the pool;
+//!   `sqlite_checkpoint`: SQLite's WAL checkpoints on a thread of their own.
 //! - [`writer`]: the single writer task — queue, group commit, acks, publishing what was
 //!   stored — on top of `commit`.
 //! - [`series`]: the writer's cache of series ids and their newest timestamps.
@@ -50,6 +51,7 @@ pub mod retention;
 pub mod rollup;
 pub mod series;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_commit;
 pub mod stats;
 pub mod writer;
@@ -90,6 +92,9 @@ pub enum StorageError {
     NoSuchAlertRule(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// A storage thread (SQLite's commit or checkpoint thread) could not be started.
+    #[error("cannot start a storage thread: {0}")]
+    Thread(std::io::Error),
     /// The storage writer could not open its connection when it started.
     #[error(
         "the storage writer could not open its database connection; see the log, fix the cause and restart"

@@ -79,6 +79,7 @@ impl Db<Postgres> {
 }
 
 impl Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// One round trip: the upsert and the newest timestamp in one statement.

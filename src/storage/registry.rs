@@ -98,7 +98,7 @@ where
         gateway_for: &[DeviceName],
     ) -> Result<Vec<(DeviceName, String)>, StorageError> {
         let now = Timestamp::now().as_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut targets = Vec::new();
         for t in gateway_for {
             let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
@@ -133,7 +133,7 @@ where
     }
 
     pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = Timestamp::now().as_micros();
         let token = Self::insert_token(&mut tx, role, None, label, now).await?;
         tx.commit().await?;
@@ -142,7 +142,7 @@ where
 
     /// Revokes every viewer/admin token labelled `label`; returns how many.
     pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE tokens SET revoked_us = $1
              WHERE label = $2 AND role IN ('viewer','admin') AND revoked_us IS NULL",
@@ -182,7 +182,7 @@ where
         device: Option<&DeviceName>,
     ) -> Result<String, StorageError> {
         let now = Timestamp::now().as_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let device_id = match device {
             Some(d) => Some(
                 sqlx::query_scalar::<_, i64>(LIVE_DEVICE_ID)
@@ -224,7 +224,7 @@ where
     /// Revokes a device and all its tokens.
     pub async fn revoke_device(&self, name: &DeviceName) -> Result<(), StorageError> {
         let now = Timestamp::now().as_micros();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar(DEVICE_ID)
             .bind(name.as_str())
             .fetch_optional(&mut *tx)

@@ -62,12 +62,7 @@ pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, St
             .max_connections(n)
             .acquire_timeout(s.busy_timeout)
     };
-    // The commit thread takes this connection as its turn before every transaction
-    // (`sqlite_commit`): no ping on each acquire, which would cost a thread hand-off.
-    let write = (pool(1).test_before_acquire(false))
-        .connect_with(opts.clone())
-        .await
-        .map_err(open_err)?;
+    let write = pool(1).connect_with(opts.clone()).await.map_err(open_err)?;
     // sqlx hands rows from each connection's thread to the query's task through a
     // channel of this many rows; its default of 50 makes a 1,440-bucket answer
     // ping-pong between threads ~30 times. Bounded: ~1 MB per running query.
@@ -104,6 +99,7 @@ impl Db<Sqlite> {
 }
 
 impl Dialect for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
 
     /// Two statements: SQLite has no `INSERT` in a `WITH`.

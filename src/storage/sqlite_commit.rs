@@ -8,9 +8,9 @@
 //! are prepared once and cached; rows go in key order, one cached single-row insert
 //! each (what `sqlite3 .import` does).
 //!
-//! While a transaction runs, the committer holds the sqlx write pool's one connection,
-//! so the pool's other writers (registry, alerts, maintenance) take turns with it
-//! exactly as before, instead of meeting it at SQLite's file lock.
+//! Its transactions begin `IMMEDIATE`, like those of the sqlx write pool's connection
+//! (registry, alerts, maintenance: [`super::db::Dialect::BEGIN_WRITE`]): the two
+//! connections meet at SQLite's write lock and wait their turn there (busy timeout).
 //!
 //! Owns [`SqliteCommitter`] and SQLite's [`CommitTx`]. Uses [`super::commit`],
 //! [`super::batch`] and the statements of [`super::sqlite`].
@@ -23,12 +23,14 @@ use super::open_buckets::OpenBuckets;
 use super::rollup::{Level, RollupRow};
 use super::series::SeriesKey;
 use super::sqlite::upsert_sql;
+use super::sqlite_checkpoint::{BACKSTOP_PAGES, Checkpointer, WAL_SIZE_LIMIT};
 use super::{RowValues, StorageError};
 use rusqlite::{Transaction, TransactionBehavior, params};
-use sqlx::{Pool, Row, Sqlite};
+use sqlx::{Row, Sqlite};
 use std::pin::pin;
 use std::sync::mpsc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Stores one reading unless its key is stored (`changes()` says which).
@@ -49,29 +51,32 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The commit thread and the write pool it takes turns with.
+/// The commit thread, and the checkpoint thread beside it.
 pub(crate) struct SqliteCommitter {
     /// Capacity 1: the writer waits for each answer before it sends the next job.
     jobs: mpsc::SyncSender<Job>,
     thread: std::thread::JoinHandle<()>,
-    write: Pool<Sqlite>,
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteCommitter {
     /// Opens the thread's connection on `db`'s file with the write pool's settings
     /// (`synchronous`, busy timeout; WAL is the file's own, set when it was opened) and
-    /// starts the thread.
-    pub async fn start(db: &Db<Sqlite>) -> Result<Self, StorageError> {
-        let write = db.write.clone();
+    /// starts the thread; with a `checkpoint_interval`, also the checkpoint thread.
+    pub async fn start(
+        db: &Db<Sqlite>,
+        checkpoint_interval: Duration,
+    ) -> Result<Self, StorageError> {
+        let write = &db.write;
         let file: String = sqlx::query("PRAGMA database_list")
-            .fetch_one(&write)
+            .fetch_one(write)
             .await?
             .get(2);
         let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&write)
+            .fetch_one(write)
             .await?;
         let busy_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&write)
+            .fetch_one(write)
             .await?;
         let conn = rusqlite::Connection::open(&file)?;
         conn.execute_batch(&format!(
@@ -80,15 +85,24 @@ impl SqliteCommitter {
              PRAGMA cache_size = -16000;"
         ))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let checkpointer = if checkpoint_interval.is_zero() {
+            None
+        } else {
+            conn.execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES};
+                 PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+            ))?;
+            Some(Checkpointer::start(&file, checkpoint_interval)?)
+        };
         let (jobs, rx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("telehub-sqlite-commit".into())
             .spawn(move || serve(conn, rx))
-            .map_err(|e| StorageError::Db(sqlx::Error::Io(e)))?;
+            .map_err(StorageError::Thread)?;
         Ok(Self {
             jobs,
             thread,
-            write,
+            checkpointer,
         })
     }
 
@@ -100,7 +114,6 @@ impl SqliteCommitter {
         open: &mut Option<OpenBuckets>,
         rollups: &RollupState,
     ) -> Result<Vec<bool>, StorageError> {
-        let _turn = self.write.acquire().await?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             batch: std::mem::take(batch),
@@ -115,10 +128,16 @@ impl SqliteCommitter {
         result
     }
 
-    /// Ends the thread once it has finished its transaction, closing its connection.
+    /// Ends the threads once they have finished their work, closing their connections.
     pub async fn close(self) {
         drop(self.jobs);
-        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+        let checkpointer = self.checkpointer.map(Checkpointer::close);
+        let commit = self.thread;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = commit.join();
+            checkpointer.map(|c| c.join());
+        })
+        .await;
     }
 }
 

@@ -107,7 +107,7 @@ where
     }
 
     pub async fn rebuild_rollups(&self, from: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let horizon: i64 = sqlx::query_scalar("SELECT raw_horizon FROM rollup_state")
             .fetch_one(&mut *tx)
             .await?;
