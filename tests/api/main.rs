@@ -8,6 +8,7 @@ mod helpers;
 mod procs;
 
 mod alerts;
+mod checkpoint;
 mod cli;
 mod client;
 mod crash;
