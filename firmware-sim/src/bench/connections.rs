@@ -32,7 +32,7 @@ pub struct ConnArgs {
     #[arg(long, value_enum, default_value = "device")]
     kind: Kind,
     /// Which servers to measure (`node`: the Node `ws` peer), one after the other per run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub,node")]
     servers: Vec<Which>,
     /// The peer's server script (run with `node`); `npm ci` in its folder first.
     #[arg(long, default_value = "bench/node-broadcast/server.js")]
