@@ -146,7 +146,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         writer,
         metrics.clone(),
     ));
-    let sessions = Sessions::new(status_tx);
+    let sessions = Sessions::new(status_tx, shutdown.clone());
     let alerts = alerts::start(
         store.clone(),
         &settings.alerts,

@@ -5,7 +5,9 @@
 //! `parking_lot` mutex: a panicking socket task cannot poison it for every later one).
 //! Each socket task holds a [`SessionGuard`]; dropping it unregisters the socket.
 //! The revocation watcher ([`watch_revocations`]) polls the storage's auth epoch and
-//! cancels the guards of revoked tokens; socket tasks then close with 1008.
+//! cancels the guards of revoked tokens; socket tasks then close with 1008. A guard's
+//! token is a child of the hub's shutdown token, so a socket task waits on one token
+//! for both reasons to close (one wait fewer in every idle socket's future).
 //!
 //! Channel: status events go out on the `broadcast` sender given to [`Sessions::new`]
 //! (receivers: the live fan-out and MQTT egress).
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 struct Inner {
     next_id: u64,
-    /// token id → (socket id → cancel on revocation)
+    /// token id → (socket id → cancel on revocation; a child of `Sessions::shutdown`)
     by_token: HashMap<i64, HashMap<u64, CancellationToken>>,
     online: HashMap<DeviceName, usize>,
 }
@@ -33,19 +35,22 @@ struct Inner {
 pub struct Sessions {
     inner: Mutex<Inner>,
     status: broadcast::Sender<StatusEvent>,
+    /// The hub's shutdown token: every guard's token is its child.
+    shutdown: CancellationToken,
 }
 
 impl Sessions {
-    pub fn new(status: broadcast::Sender<StatusEvent>) -> Arc<Self> {
+    pub fn new(status: broadcast::Sender<StatusEvent>, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
             status,
+            shutdown,
         })
     }
 
     /// Registers a socket of `token_id`; `device` marks that device online.
     pub fn register(self: &Arc<Self>, token_id: i64, device: Option<DeviceName>) -> SessionGuard {
-        let revoked = CancellationToken::new();
+        let revoked = self.shutdown.child_token();
         let mut inner = self.inner.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -104,8 +109,9 @@ pub struct SessionGuard {
 }
 
 impl SessionGuard {
-    /// Resolves when this socket's token is revoked.
-    pub fn revoked(&self) -> &CancellationToken {
+    /// Cancelled when this socket must close: its token was revoked, or the hub is
+    /// shutting down (tell them apart with the hub's shutdown token).
+    pub fn closing(&self) -> &CancellationToken {
         &self.revoked
     }
 }

@@ -6,25 +6,33 @@
 //! answered, so one reply per message goes out in order, while later messages are
 //! already being read (pipelining, at most `max_inflight_messages`). When the writer
 //! queue is full, the task stops reading — backpressure reaches the device's TCP window.
+//!
+//! An idle socket should cost little: its state is one box built before the upgrade (so
+//! the task's future holds a pointer, not copies of it), the reply queue is allocated
+//! only while replies are owed, and everything done rarely (handling a message, writing
+//! replies, pinging, closing) runs as a boxed future, so the idle future stays small
+//! (see the size test below).
 
 use super::authn::Authenticated;
 use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
+use super::replies::Replies;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::auth::{DeviceRef, Principal};
 use crate::domain::DeviceName;
-use crate::ingest::{ReplyFuture, Sender};
+use crate::ingest::Sender;
 use crate::protocol::ingest::{ErrorCode, Reply};
 use crate::sessions::SessionGuard;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::stream::FuturesOrdered;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tracing::Instrument;
 
 /// Authenticates (401 before any upgrade), then upgrades to a device socket.
 pub async fn upgrade(
@@ -36,8 +44,8 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let Principal::Device {
         token_id,
-        ref device,
-        ..
+        device,
+        gateway_for,
     } = principal
     else {
         return Err(ApiError::forbidden(
@@ -45,88 +53,79 @@ pub async fn upgrade(
         ));
     };
     let session = hub.sessions.register(token_id, Some(device.name.clone()));
-    let task = hub.tasks.token();
     let ws = ws::configure(ws, &hub.settings.ingest);
-    Ok(ws.on_upgrade(move |socket| async move {
-        let (_task, _conn) = (task, conn);
-        let gauge = hub.metrics.connection_gauge("ingest");
-        gauge.inc();
-        let peer = _conn
-            .as_ref()
-            .map(|c| c.0.peer.to_string())
-            .unwrap_or_default();
-        let device = principal_name(&principal).to_owned();
-        tracing::info!(%device, %peer, "device connected");
-        let span = tracing::debug_span!("ingest", %device, %peer);
-        let closed = tracing::Instrument::instrument(
-            DeviceSocket::new(hub, principal, session).run(socket),
-            span,
-        )
-        .await;
-        match closed {
-            Some((code, reason)) => {
-                tracing::info!(%device, %peer, close_code = code, reason, "device disconnected")
-            }
-            None => {
-                tracing::info!(%device, %peer, reason = "connection lost", "device disconnected")
-            }
-        }
-        gauge.dec();
-    }))
+    let socket = Box::new(DeviceSocket {
+        _task: hub.tasks.token(),
+        hub,
+        device,
+        gateway_for,
+        session,
+        conn: conn.map(|Extension(c)| c),
+        replies: Replies::default(),
+        rate_limited_run: 0,
+    });
+    Ok(ws.on_upgrade(move |ws| socket.serve(ws)))
 }
 
-fn principal_name(p: &Principal) -> &str {
-    match p {
-        Principal::Device { device, .. } => device.name.as_str(),
-        _ => "",
-    }
-}
-
+/// One device socket's state, boxed once before the upgrade.
 struct DeviceSocket {
     hub: Arc<HubState>,
     device: DeviceRef,
     gateway_for: HashMap<DeviceName, DeviceRef>,
     session: SessionGuard,
-    /// Replies not yet written, in arrival order.
-    replies: FuturesOrdered<ReplyFuture>,
+    /// The connection (its peer address, and its place under the connection caps).
+    conn: Option<ConnInfo>,
+    /// Shutdown waits for this socket.
+    _task: TaskTrackerToken,
+    replies: Replies,
     /// Consecutive `rate_limited` replies sent.
     rate_limited_run: u32,
 }
 
 impl DeviceSocket {
-    fn new(hub: Arc<HubState>, principal: Principal, session: SessionGuard) -> Self {
-        let Principal::Device {
-            device,
-            gateway_for,
-            ..
-        } = principal
-        else {
-            unreachable!("checked before upgrade")
-        };
-        Self {
-            hub,
-            device,
-            gateway_for,
-            session,
-            replies: FuturesOrdered::new(),
-            rate_limited_run: 0,
+    /// The socket's task: counts and logs the connection around [`DeviceSocket::run`].
+    ///
+    /// Not an `async fn`: one would move `socket` from its argument into a local, and
+    /// the future would hold both (a WebSocket is ~370 bytes); the block borrows it in place.
+    #[allow(clippy::manual_async_fn)] // an `async fn` would hold `socket` twice
+    fn serve(mut self: Box<Self>, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
+        async move {
+            let gauge = self.hub.metrics.connection_gauge("ingest");
+            gauge.inc();
+            let device = self.device.name.clone();
+            tracing::info!(%device, peer = %self.peer(), "device connected");
+            let span = tracing::debug_span!("ingest", %device, peer = %self.peer());
+            match self.run(&mut socket).instrument(span).await {
+                Some((code, reason)) => {
+                    tracing::info!(%device, peer = %self.peer(), close_code = code, reason, "device disconnected")
+                }
+                None => {
+                    tracing::info!(%device, peer = %self.peer(), reason = "connection lost", "device disconnected")
+                }
+            }
+            gauge.dec();
         }
+    }
+
+    fn peer(&self) -> String {
+        self.conn
+            .as_ref()
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default()
     }
 
     /// Serves the socket until it closes: the close code and reason sent, or `None` when
     /// the connection was lost without a close.
-    async fn run(mut self, mut socket: WebSocket) -> Option<(u16, &'static str)> {
+    async fn run(&mut self, socket: &mut WebSocket) -> Option<(u16, &'static str)> {
         let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest);
         let max_inflight = self.hub.settings.ingest.max_inflight_messages;
-        let shutdown = self.hub.shutdown.clone();
-        let revoked = self.session.revoked().clone();
+        let closing = self.session.closing().clone();
         let (code, reason) = loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break (ws::GOING_AWAY, "hub shutting down"),
-                _ = revoked.cancelled() => break (ws::POLICY, "token revoked"),
+                _ = closing.cancelled() => break ws::closing_reason(&self.hub.shutdown),
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
-                    if self.write_replies(&mut socket, reply).await.is_err() {
+                    if Box::pin(self.write_replies(socket, reply)).await.is_err() {
                         return None;
                     }
                     if self.rate_limited_run >= self.hub.settings.limits.abuse_close_after {
@@ -136,7 +135,7 @@ impl DeviceSocket {
                 msg = socket.recv(), if self.replies.len() < max_inflight => {
                     heartbeat.heard();
                     match msg {
-                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()).await,
+                        Some(Ok(Message::Text(text))) => Box::pin(self.handle_text(text.as_str())).await,
                         Some(Ok(Message::Binary(_))) => break (ws::UNSUPPORTED, "binary frames are not accepted; send JSON text"),
                         Some(Ok(Message::Close(_))) | None => break (ws::NORMAL, ""),
                         Some(Ok(_)) => {}
@@ -148,22 +147,33 @@ impl DeviceSocket {
                 }
                 beat = heartbeat.next() => match beat {
                     Beat::Idle => break (ws::NORMAL, "idle timeout"),
-                    Beat::Ping => if socket.send(Message::Ping(Default::default())).await.is_err() { return None },
+                    Beat::Ping => {
+                        // Quiet for a while: free the reply queue until the next message.
+                        self.replies.release_if_empty();
+                        if ws::ping(socket).await.is_err() {
+                            return None;
+                        }
+                    }
                 },
             }
         };
-        // Answer what was already read (each is committed or refused by now or soon).
+        Box::pin(self.close(socket, code, reason)).await;
+        Some((code, reason))
+    }
+
+    /// Answers what was already read (each is committed or refused by now or soon),
+    /// within the shutdown grace, then sends the close frame.
+    async fn close(&mut self, socket: &mut WebSocket, code: u16, reason: &'static str) {
         let grace = self.hub.settings.server.shutdown_grace;
         let _ = tokio::time::timeout(grace, async {
             while let Some(reply) = self.replies.next().await {
-                if self.write_replies(&mut socket, reply).await.is_err() {
+                if self.write_replies(socket, reply).await.is_err() {
                     break;
                 }
             }
         })
         .await;
-        ws::close(&mut socket, code, reason).await;
-        Some((code, reason))
+        ws::close(socket, code, reason).await;
     }
 
     /// Writes `first` and every other reply already resolved, then flushes once.
@@ -182,7 +192,7 @@ impl DeviceSocket {
                 _ => self.rate_limited_run = 0,
             }
             socket.feed(Message::Text(reply.to_json().into())).await?;
-            next = self.replies.next().now_or_never().flatten();
+            next = self.replies.next_ready();
         }
         socket.flush().await
     }
@@ -193,6 +203,26 @@ impl DeviceSocket {
             gateway_for: &self.gateway_for,
         };
         let reply = self.hub.ingest.accept(from, text).await;
-        self.replies.push_back(reply);
+        self.replies.push(reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::ws::returned_size;
+
+    #[test]
+    fn an_idle_device_socket_task_stays_small() {
+        let serve = returned_size(|(s, ws): (Box<DeviceSocket>, WebSocket)| s.serve(ws));
+        let run = returned_size(|(mut s, mut ws): (DeviceSocket, WebSocket)| async move {
+            s.run(&mut ws).await;
+        });
+        eprintln!(
+            "device socket: serve future {serve} B, run future {run} B, state {} B (boxed), WebSocket {} B",
+            size_of::<DeviceSocket>(),
+            size_of::<WebSocket>()
+        );
+        assert!(serve <= 1024, "the device socket's future is {serve} bytes");
     }
 }

@@ -75,7 +75,7 @@ pub async fn serve(
             let io = match acceptor {
                 None => Either::Left(tcp),
                 Some(a) => match tokio::time::timeout(timeout, a.accept(tcp)).await {
-                    Ok(Ok(s)) => Either::Right(s),
+                    Ok(Ok(s)) => Either::Right(Box::new(s)),
                     _ => {
                         hub.metrics.refused("tls_handshake");
                         return;
@@ -103,7 +103,10 @@ pub async fn serve(
     }
 }
 
-type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+/// A connection, plain or TLS. The TLS stream (over a kilobyte of rustls state) is boxed
+/// so that a plain connection does not carry room for it: an upgraded socket keeps its
+/// `Io` for life.
+type Io = Either<TcpStream, Box<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 async fn serve_conn<F, Fut>(io: Io, hub: Arc<HubState>, handler: F)
 where
@@ -137,4 +140,17 @@ fn busy() -> Response<Body> {
         .header("connection", "close")
         .body(Body::from(body))
         .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_connection_does_not_carry_room_for_tls() {
+        let tls = size_of::<tokio_rustls::server::TlsStream<TcpStream>>();
+        let (io, tcp) = (size_of::<Io>(), size_of::<TcpStream>());
+        eprintln!("Io {io} B, TcpStream {tcp} B, TlsStream {tls} B");
+        assert!(io <= tcp + 16, "Io is {io} bytes, TcpStream {tcp}");
+    }
 }

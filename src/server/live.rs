@@ -2,6 +2,10 @@
 //! before the upgrade; then one task per client reads subscribe/unsubscribe commands
 //! (answering `resume`) and, when its socket can take them, reads the client's readings
 //! from the hub-wide history into as few frames as possible, flushing once.
+//!
+//! Like device sockets, an idle one should cost little: its registrations are one box
+//! built before the upgrade, and writing, answering, pinging and closing run as boxed
+//! futures, so the idle task's future holds only what waiting needs.
 
 use super::authn::Viewer;
 use super::limits::HandshakeSlot;
@@ -14,6 +18,7 @@ use crate::live::{Batch, LiveClient};
 use crate::protocol::live::{
     ClientCommand, error_frame, frames, parse_command, resumed_frame, status_frame,
 };
+use crate::sessions::SessionGuard;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -22,6 +27,7 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// Checks the token and the browser origin, then upgrades to a live-feed socket.
 pub async fn upgrade(
@@ -34,17 +40,40 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     check_origin(&hub, &headers)?;
     let session = hub.sessions.register(principal.token_id(), None);
-    let task = hub.tasks.token();
     let ws = ws::configure(ws, &hub.settings.ingest);
-    Ok(ws.on_upgrade(move |socket| async move {
-        let (_task, _conn) = (task, conn);
-        let gauge = hub.metrics.connection_gauge("live");
-        gauge.inc();
-        let client = hub.live.register();
-        run(hub, client, session.revoked().clone(), socket).await;
-        drop(session);
-        gauge.dec();
-    }))
+    let socket = Box::new(LiveSocket {
+        _task: hub.tasks.token(),
+        hub,
+        session,
+        _conn: conn,
+    });
+    Ok(ws.on_upgrade(move |ws| socket.serve(ws)))
+}
+
+/// One dashboard socket's registrations, boxed once before the upgrade (so the task's
+/// future holds a pointer, not copies of them).
+struct LiveSocket {
+    hub: Arc<HubState>,
+    session: SessionGuard,
+    /// Holds the connection's place under the connection caps.
+    _conn: Option<Extension<ConnInfo>>,
+    /// Shutdown waits for this socket.
+    _task: TaskTrackerToken,
+}
+
+impl LiveSocket {
+    /// The socket's task. Not an `async fn`, for the reason given at the device
+    /// socket's `serve`: the block borrows `socket` in place instead of copying it.
+    #[allow(clippy::manual_async_fn)] // an `async fn` would hold `socket` twice
+    fn serve(self: Box<Self>, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
+        async move {
+            let gauge = self.hub.metrics.connection_gauge("live");
+            gauge.inc();
+            let mut client = self.hub.live.register();
+            run(&self.hub, &mut client, self.session.closing(), &mut socket).await;
+            gauge.dec();
+        }
+    }
 }
 
 /// A request without `Origin` (not a browser) passes; a browser's must be the hub's own
@@ -81,47 +110,34 @@ fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 async fn run(
-    hub: Arc<HubState>,
-    mut client: LiveClient,
-    revoked: tokio_util::sync::CancellationToken,
-    mut socket: WebSocket,
+    hub: &HubState,
+    client: &mut LiveClient,
+    closing: &tokio_util::sync::CancellationToken,
+    socket: &mut WebSocket,
 ) {
     let mut heartbeat = Heartbeat::new(&hub.settings.ingest);
-    let shutdown = hub.shutdown.clone();
     let mut last_write: Option<Instant> = None;
     let (code, reason) = loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break (ws::GOING_AWAY, "hub shutting down"),
-            _ = revoked.cancelled() => break (ws::POLICY, "token revoked"),
+            _ = closing.cancelled() => break ws::closing_reason(&hub.shutdown),
             () = client.ready() => {
-                pace(&hub, last_write).await;
-                let Batch { status, lagged, readings } = client.take(hub.settings.live.client_queue);
-                if status.is_empty() && lagged == 0 && readings.is_empty() {
-                    continue; // nothing matched this client's patterns
-                }
-                last_write = Some(Instant::now());
-                let live = &hub.settings.live;
-                let frames = frames(hub.live.epoch(), status, lagged, &readings, live.max_readings_per_frame);
-                match tokio::time::timeout(hub.settings.live.stuck_timeout, write_all(&mut socket, frames)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
-                    Err(_) => {
-                        tracing::info!("closing a dashboard socket that stopped reading");
-                        break (ws::POLICY, "too slow");
-                    }
+                match Box::pin(deliver(hub, client, socket, &mut last_write)).await {
+                    Ok(()) => {}
+                    Err(None) => return,
+                    Err(Some(close)) => break close,
                 }
             }
             msg = socket.recv() => {
                 heartbeat.heard();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        let answer = match handle_command(&hub, &mut client, text.as_str()) {
+                        let answer = match handle_command(hub, client, text.as_str()) {
                             Ok(answer) => answer,
                             Err(detail) => Some(error_frame(&detail)),
                         };
                         if let Some(answer) = answer
-                            && socket.send(Message::Text(answer.into())).await.is_err()
+                            && Box::pin(socket.send(Message::Text(answer.into()))).await.is_err()
                         {
                             return;
                         }
@@ -137,11 +153,47 @@ async fn run(
             }
             beat = heartbeat.next() => match beat {
                 Beat::Idle => break (ws::NORMAL, "idle timeout"),
-                Beat::Ping => if socket.send(Message::Ping(Default::default())).await.is_err() { return },
+                Beat::Ping => if ws::ping(socket).await.is_err() { return },
             },
         }
     };
-    ws::close(&mut socket, code, reason).await;
+    Box::pin(ws::close(socket, code, reason)).await;
+}
+
+/// Writes what this client's patterns matched since its last write, paced under load.
+/// `Err(None)`: the connection is gone; `Err(Some(close))`: close it so.
+async fn deliver(
+    hub: &HubState,
+    client: &mut LiveClient,
+    socket: &mut WebSocket,
+    last_write: &mut Option<Instant>,
+) -> Result<(), Option<(u16, &'static str)>> {
+    pace(hub, *last_write).await;
+    let Batch {
+        status,
+        lagged,
+        readings,
+    } = client.take(hub.settings.live.client_queue);
+    if status.is_empty() && lagged == 0 && readings.is_empty() {
+        return Ok(()); // nothing matched this client's patterns
+    }
+    *last_write = Some(Instant::now());
+    let live = &hub.settings.live;
+    let frames = frames(
+        hub.live.epoch(),
+        status,
+        lagged,
+        &readings,
+        live.max_readings_per_frame,
+    );
+    match tokio::time::timeout(live.stuck_timeout, write_all(socket, frames)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        Err(_) => {
+            tracing::info!("closing a dashboard socket that stopped reading");
+            Err(Some((ws::POLICY, "too slow")))
+        }
+    }
 }
 
 /// The longest a socket waits for its turn to write.
@@ -219,6 +271,20 @@ async fn write_all(socket: &mut WebSocket, frames: Vec<bytes::Bytes>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_dashboard_socket_task_stays_small() {
+        let serve =
+            crate::server::ws::returned_size(|(s, ws): (Box<LiveSocket>, WebSocket)| s.serve(ws));
+        eprintln!(
+            "dashboard socket: serve future {serve} B, WebSocket {} B",
+            size_of::<WebSocket>()
+        );
+        assert!(
+            serve <= 1280,
+            "the dashboard socket's future is {serve} bytes"
+        );
+    }
 
     #[test]
     fn the_frame_budget_is_shared_by_all_sockets() {

@@ -8,7 +8,7 @@
 //! - [`api`]: history and registry over HTTP; `alerts`: alerts, events and rules (§11); [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
-//!   handshakes in the log.
+//!   handshakes in the log; `replies`: a device socket's replies in flight.
 //!
 //! May use every layer below the transports (`ingest`, `live`, `sessions`, `storage`,
 //! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
@@ -27,6 +27,7 @@ pub mod limits;
 pub mod listener;
 pub mod live;
 mod refusals;
+mod replies;
 pub mod ws;
 
 pub use error::ApiError;

@@ -6,6 +6,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use std::time::Duration;
 use tokio::time::{Instant, Interval};
 use tokio_tungstenite::tungstenite;
+use tokio_util::sync::CancellationToken;
 
 pub const NORMAL: u16 = 1000;
 pub const GOING_AWAY: u16 = 1001;
@@ -30,6 +31,28 @@ pub async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         reason: reason.into(),
     }));
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
+}
+
+/// Sends a ping. Boxed: it runs once per `ping_interval`, and the state of a send should
+/// not be part of every idle socket's future.
+pub async fn ping(socket: &mut WebSocket) -> Result<(), axum::Error> {
+    Box::pin(socket.send(Message::Ping(Default::default()))).await
+}
+
+/// The size of what `f` returns (a socket task's future), without calling it.
+#[cfg(test)]
+pub fn returned_size<A, R>(_f: impl FnOnce(A) -> R) -> usize {
+    size_of::<R>()
+}
+
+/// Why a socket's closing token (a child of the hub's `shutdown`) was cancelled: the hub
+/// is shutting down (1001), or the socket's token was revoked (1008).
+pub fn closing_reason(shutdown: &CancellationToken) -> (u16, &'static str) {
+    if shutdown.is_cancelled() {
+        (GOING_AWAY, "hub shutting down")
+    } else {
+        (POLICY, "token revoked")
+    }
 }
 
 /// The close code for a failed read, or `None` when the connection is simply gone.

@@ -163,11 +163,6 @@ impl HubProcess {
         self.child.id().unwrap_or(0)
     }
 
-    /// Resident set size in bytes, from /proc.
-    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
-        rss_bytes_of(self.pid())
-    }
-
     /// SIGKILL (a crash), then wait.
     pub async fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("killing the hub")

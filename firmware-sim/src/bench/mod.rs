@@ -6,14 +6,14 @@
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
 //! | [`alerts`] | acked readings/s with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency |
-//! | [`connections`] | hub memory per idle device socket |
+//! | [`connections`] | memory per idle device or dashboard socket, beside a Node `ws` server |
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
 //! | [`line`] | line-protocol points/s beside InfluxDB 1.x; HTTP vs WebSocket JSON batches |
 //! | [`influxd`] | the InfluxDB 1.x server it is compared with |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
-//! | [`peer`] | the Node `ws` broadcast server they are compared with |
+//! | [`peer`] | the Node `ws` server they are compared with |
 //! | [`hub`] | starting, measuring and stopping a hub process |
 //! | [`stats`] | medians, percentiles, tables |
 
@@ -34,7 +34,7 @@ mod stats;
 pub enum BenchCommand {
     /// Acked readings/s (and ack latency) beside a raw bulk load of the same rows.
     Ingest(ingest::IngestArgs),
-    /// Hub memory per idle device socket.
+    /// Memory per idle device or dashboard socket, hub and Node `ws` server in the same run.
     Connections(connections::ConnArgs),
     /// Device → dashboard latency p50/p99 at a steady rate.
     Latency(latency::LatencyArgs),

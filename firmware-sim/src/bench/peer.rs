@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {
     Hub,
+    /// The Node `ws` server (`node` is accepted too).
+    #[value(alias = "node")]
     Peer,
 }
 
