@@ -16,7 +16,10 @@ pub struct IngestSettings {
     pub idle_timeout: Duration,
     /// Messages a device may have awaiting their reply before the hub stops reading its socket.
     pub max_inflight_messages: usize,
-    /// Per-connection WebSocket read buffer (tungstenite's default of 128 KiB is far too large).
+    /// Per-connection WebSocket read buffer, kept for the socket's life (tungstenite's
+    /// default of 128 KiB is far too large). A frame larger than it grows it; bursts are
+    /// read ahead in 8 KiB chunks underneath (`server::read_ahead`), so a small buffer
+    /// does not mean a syscall per buffer-full.
     pub read_buffer_bytes: usize,
     /// Per-connection write buffer; frames are flushed once this much is queued or the socket is idle.
     pub write_buffer_bytes: usize,
@@ -72,7 +75,7 @@ impl Default for IngestSettings {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             max_inflight_messages: 64,
-            read_buffer_bytes: 2 * 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 4 * 1024,
         }
     }

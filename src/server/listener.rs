@@ -6,6 +6,7 @@
 
 use super::HubState;
 use super::limits::IpGuard;
+use super::read_ahead::ReadAhead;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
@@ -118,7 +119,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(hub.settings.server.handshake_timeout)
         .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(io), svc)
+        .serve_connection(TokioIo::new(ReadAhead::new(io)), svc)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     tokio::select! {

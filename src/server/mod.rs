@@ -1,6 +1,7 @@
 //! The HTTP and WebSocket transport: the router, its shared state and every endpoint.
 //!
-//! - [`listener`]: accepts TCP (and TLS), caps connections, serves HTTP/1.1 with upgrades.
+//! - [`listener`]: accepts TCP (and TLS), caps connections, serves HTTP/1.1 with upgrades;
+//!   `read_ahead`: the read buffer under each connection, held only during a burst.
 //! - [`authn`]: tokens on requests; [`limits`]: per-IP connections and handshake rate.
 //! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod limits;
 pub mod listener;
 pub mod live;
+mod read_ahead;
 mod refusals;
 mod replies;
 pub mod ws;
