@@ -291,17 +291,18 @@ async fn readings_a_second_hub_stored_first_are_acked_and_stored_once() {
     let second = telehub::hub::start(app.settings.clone()).await.unwrap();
     let t0 = telehub::domain::Timestamp::now().as_micros() - 3_600_000_000;
     write_to(&second, &device, "t", &[(t0, 0.0)]).await;
-    // More than the writer's COPY threshold, all newer than what `second` knows of.
-    let rows: Vec<(i64, f64)> = (1..=500).map(|i| (t0 + i * 1000, i as f64)).collect();
+    // More than the writer's COPY threshold (5,000 rows), all newer than what `second`
+    // knows of.
+    let rows: Vec<(i64, f64)> = (1..=6_000).map(|i| (t0 + i * 1000, i as f64)).collect();
     write(&app, &device, "t", &rows).await;
     let resent: Vec<(i64, f64)> = rows.iter().map(|&(ts, v)| (ts, v + 0.5)).collect();
     write_to(&second, &device, "t", &resent).await;
     // Its writer goes on after the COPY it rolled back.
-    write_to(&second, &device, "t", &[(t0 + 501_000, 501.0)]).await;
+    write_to(&second, &device, "t", &[(t0 + 6_001_000, 6_001.0)]).await;
 
     let series = series_id(&app, &device, "t").await;
     let stored = raw_rows(&app.db.url, series).await;
-    let want: Vec<(i64, f64)> = (0..=501).map(|i| (t0 + i * 1000, i as f64)).collect();
+    let want: Vec<(i64, f64)> = (0..=6_001).map(|i| (t0 + i * 1000, i as f64)).collect();
     assert_eq!(stored, want);
     second.stop().await;
     app.stop().await;
