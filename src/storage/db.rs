@@ -1,23 +1,21 @@
 //! One opened database, and the seam between the two backends.
 //!
 //! Owns [`Db`] — a backend's pools and this process's [`RollupState`] — and
-//! [`Dialect`], the only things SQLite and PostgreSQL do differently in telehub's SQL:
-//! bulk inserts of readings (multi-row chunks vs `UNNEST` arrays), learning which
-//! possible duplicates were new (insert-or-ignore row by row vs `RETURNING`), rollup
-//! upserts, resolving a series (two statements vs one), and matching an id list
-//! (`json_each` vs `ANY`), and locking claimed rows (`LOCK_ROWS`). Opening, migrations and disk usage are backend functions in
-//! [`super::sqlite`] and [`super::postgres`].
+//! [`Dialect`], the few things SQLite and PostgreSQL do differently in telehub's shared
+//! SQL: how a writing transaction begins (`BEGIN_WRITE`), locking claimed rows
+//! (`LOCK_ROWS`) and matching an id list (`json_each` vs `ANY`). Opening, migrations and
+//! disk usage are backend functions in [`super::sqlite`] and [`super::postgres`]; the
+//! storage writer's statements are each backend's own ([`super::sqlite_commit`] on a
+//! synchronous connection, [`super::pg_commit`] with `COPY` and arrays), run by the one
+//! sequence in [`super::commit`].
 //!
-//! Everything else — registry, tokens, queries, history, the commit path — is written
-//! once, generic over the database (`$N` placeholders work on SQLite too), in impl blocks
-//! of [`Db`] bounded by [`Dialect`] and by what sqlx needs to encode, decode and execute
-//! (Rust does not carry a trait's where-clauses to its users, so each such block states
-//! them). Uses [`super::rollup`], [`super::series`] and [`super::horizons`] for types.
+//! Everything else — registry, tokens, queries, history — is written once, generic over
+//! the database (`$N` placeholders work on SQLite too), in impl blocks of [`Db`] bounded
+//! by [`Dialect`] and by what sqlx needs to encode, decode and execute (Rust does not
+//! carry a trait's where-clauses to its users, so each such block states them). Uses
+//! [`super::horizons`] for types.
 
-use super::RowValues;
 use super::horizons::RollupState;
-use super::rollup::{Level, RollupRow};
-use super::series::SeriesKey;
 use sqlx::query::Query;
 use sqlx::{Database, IntoArguments, Pool};
 
@@ -93,8 +91,8 @@ pub const UPSERT_SERIES: &str = "INSERT INTO series (device_id, sensor, unit, ki
      ON CONFLICT (device_id, sensor) DO UPDATE SET unit = coalesce(excluded.unit, series.unit)
      RETURNING id, kind";
 
-/// What differs between the backends, for the shared SQL layer. Each method runs in the
-/// writer's transaction `tx`.
+/// What differs between the backends in the shared SQL layer (the writer's statements
+/// are each backend's own: [`super::sqlite_commit`], [`super::pg_commit`]).
 pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAffected> {
     /// Opens a writing transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock at
     /// once (waiting up to the busy timeout), so a transaction that reads before it
@@ -106,36 +104,6 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>, QueryResult: RowsAff
     /// where several hubs may claim at once (PostgreSQL); nothing on SQLite, where one
     /// process writes at a time.
     const LOCK_ROWS: &'static str;
-
-    /// Creates the series `key` if needed (of value type `kind`; setting its unit when
-    /// `unit` is given) and returns its id, its value type and its newest stored timestamp.
-    fn resolve_series(
-        tx: &mut Self::Connection,
-        key: &SeriesKey,
-        unit: Option<&str>,
-        kind: &str,
-    ) -> impl Future<Output = Result<(i64, String, Option<i64>), sqlx::Error>> + Send;
-
-    /// Inserts rows newer than anything stored for their series (so not duplicates);
-    /// returns how many were inserted.
-    fn insert_fresh(
-        tx: &mut Self::Connection,
-        rows: &[RowValues],
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
-
-    /// Inserts rows that may repeat stored readings; returns, per row, whether it was
-    /// new (of several equal keys, the first is the one stored).
-    fn insert_maybe(
-        tx: &mut Self::Connection,
-        rows: &[(usize, RowValues)],
-    ) -> impl Future<Output = Result<Vec<bool>, sqlx::Error>> + Send;
-
-    /// Combines `rows` (one per series and bucket) into `level`'s rollup table.
-    fn upsert_rollups(
-        tx: &mut Self::Connection,
-        level: Level,
-        rows: &[RollupRow],
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// An SQL condition: `column` is in the id list bound as parameter `$n` by
     /// [`Dialect::bind_ids`].

@@ -9,7 +9,8 @@
 //! - [`Store`] (here): the public API, dispatching to one opened database.
 //! - `db`: [`Db`](db::Db), a backend's pools, and `Dialect`, the few things the backends
 //!   do differently. `sqlite` / `postgres`: opening, migrations, disk usage and that
-//!   dialect, one module per backend; nothing else is written twice.
+//!   dialect, one module per backend; nothing else is written twice. `pg_copy`: binary
+//!   `COPY` of fresh readings into PostgreSQL.
 //! - The shared SQL layer, generic over the database: `registry` (devices, tokens,
 //!   authentication), [`history`] (queries, bucket plans, M4, rollup maintenance),
 //!   `commit` (the writer's transaction, top to bottom, over `CommitTx`, the statements
@@ -45,6 +46,7 @@ pub mod history;
 mod horizons;
 mod open_buckets;
 mod pg_commit;
+mod pg_copy;
 mod postgres;
 mod registry;
 pub mod retention;

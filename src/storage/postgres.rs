@@ -2,26 +2,17 @@
 //! maintenance.
 //!
 //! Owns opening a PostgreSQL database, its migrations, its disk usage, and its
-//! [`Dialect`]: readings and rollups inserted in bulk from `UNNEST` arrays (one
-//! statement per batch, not one per row), possible duplicates learnt from `RETURNING`,
-//! id lists bound as arrays (`ANY`). Uses [`super::db`], [`super::rollup`] and the
-//! settings in [`crate::config`].
+//! [`Dialect`]: plain `BEGIN`, claimed rows locked `FOR UPDATE SKIP LOCKED`, id lists
+//! bound as arrays (`ANY`). The writer's statements are [`super::pg_commit`]'s. Uses
+//! [`super::db`] and the settings in [`crate::config`].
 
-use super::db::{Db, DbQuery, Dialect, UPSERT_SERIES};
-use super::rollup::{self, Level, RollupRow};
-use super::series::SeriesKey;
+use super::StorageError;
+use super::db::{Db, DbQuery, Dialect};
 use super::stats::{DiskPart, TABLES};
-use super::{RowValues, StorageError};
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
-use std::collections::HashSet;
+use sqlx::{Connection, Postgres, Row};
 use std::str::FromStr;
-
-/// Inserts readings from three arrays (`$1` series ids, `$2` times, `$3` values),
-/// skipping those already stored.
-const INSERT_READINGS: &str = "INSERT INTO readings (series_id, ts, value)
-     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[]) ON CONFLICT DO NOTHING";
 
 /// Opens a pool of `max_connections` (at least two: the writer and one query).
 pub async fn open(s: &DatabaseSettings) -> Result<Db<Postgres>, StorageError> {
@@ -82,102 +73,6 @@ impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
 
-    /// One round trip: the upsert and the newest timestamp in one statement.
-    async fn resolve_series(
-        tx: &mut PgConnection,
-        key: &SeriesKey,
-        unit: Option<&str>,
-        kind: &str,
-    ) -> Result<(i64, String, Option<i64>), sqlx::Error> {
-        let sql = format!(
-            "WITH s AS ({UPSERT_SERIES})
-             SELECT s.id, s.kind, (SELECT max(ts) FROM readings r WHERE r.series_id = s.id) FROM s"
-        );
-        sqlx::query_as(AssertSqlSafe(sql))
-            .bind(key.device_id)
-            .bind(key.sensor.as_str())
-            .bind(unit)
-            .bind(kind)
-            .fetch_one(tx)
-            .await
-    }
-
-    async fn insert_fresh(tx: &mut PgConnection, rows: &[RowValues]) -> Result<u64, sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let (s, t, v) = columns(rows.iter());
-        let done = sqlx::query(INSERT_READINGS)
-            .bind(s)
-            .bind(t)
-            .bind(v)
-            .execute(tx)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn insert_maybe(
-        tx: &mut PgConnection,
-        rows: &[(usize, RowValues)],
-    ) -> Result<Vec<bool>, sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (s, t, v) = columns(rows.iter().map(|(_, r)| r));
-        let sql = format!("{INSERT_READINGS} RETURNING series_id, ts");
-        let mut new: HashSet<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(s)
-            .bind(t)
-            .bind(v)
-            .fetch_all(tx)
-            .await?
-            .into_iter()
-            .collect();
-        // The first of several equal keys is the one stored.
-        Ok(rows
-            .iter()
-            .map(|(_, r)| new.remove(&(r.series, r.ts)))
-            .collect())
-    }
-
-    /// One `INSERT .. SELECT FROM UNNEST .. ON CONFLICT DO UPDATE` for all of a level's
-    /// rows (one row per bucket, so no row is updated twice by the statement).
-    async fn upsert_rollups(
-        tx: &mut PgConnection,
-        level: Level,
-        rows: &[RollupRow],
-    ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let ints = |f: fn(&RollupRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
-        let floats = |f: fn(&RollupRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-        let table = level.table();
-        let sql = format!(
-            "INSERT INTO {table} ({}) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[],
-               $4::float8[], $5::float8[], $6::float8[], $7::bigint[], $8::bigint[], $9::float8[],
-               $10::float8[], $11::bigint[], $12::bigint[]) {}",
-            rollup::COLUMNS,
-            rollup::upsert_set(table)
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(ints(|r| r.series))
-            .bind(ints(|r| r.bucket))
-            .bind(ints(|r| r.s.n))
-            .bind(floats(|r| r.s.sum))
-            .bind(floats(|r| r.s.min))
-            .bind(floats(|r| r.s.max))
-            .bind(ints(|r| r.s.first_ts))
-            .bind(ints(|r| r.s.last_ts))
-            .bind(floats(|r| r.s.first))
-            .bind(floats(|r| r.s.last))
-            .bind(ints(|r| r.s.min_ts))
-            .bind(ints(|r| r.s.max_ts))
-            .execute(tx)
-            .await
-            .map(drop)
-    }
-
     fn in_ids(column: &str, n: usize) -> String {
         format!("{column} = ANY(${n})")
     }
@@ -185,15 +80,4 @@ impl Dialect for Postgres {
     fn bind_ids<'q>(q: DbQuery<'q, Postgres>, ids: &[i64]) -> DbQuery<'q, Postgres> {
         q.bind(ids)
     }
-}
-
-/// Rows as the three column arrays [`INSERT_READINGS`] takes.
-fn columns<'a>(rows: impl Iterator<Item = &'a RowValues>) -> (Vec<i64>, Vec<i64>, Vec<f64>) {
-    let (mut s, mut t, mut v) = (Vec::new(), Vec::new(), Vec::new());
-    for r in rows {
-        s.push(r.series);
-        t.push(r.ts);
-        v.push(r.value);
-    }
-    (s, t, v)
 }

@@ -13,16 +13,15 @@
 //! connections meet at SQLite's write lock and wait their turn there (busy timeout).
 //!
 //! Owns [`SqliteCommitter`] and SQLite's [`CommitTx`]. Uses [`super::commit`],
-//! [`super::batch`] and the statements of [`super::sqlite`].
+//! [`super::batch`] and [`super::rollup`].
 
 use super::batch::Batch;
 use super::commit::{CommitTx, Param, TEXT_ID, store_batch};
 use super::db::{Db, UPSERT_SERIES};
 use super::horizons::RollupState;
 use super::open_buckets::OpenBuckets;
-use super::rollup::{Level, RollupRow};
+use super::rollup::{self, Level, RollupRow};
 use super::series::SeriesKey;
-use super::sqlite::upsert_sql;
 use super::sqlite_checkpoint::{BACKSTOP_PAGES, Checkpointer, WAL_SIZE_LIMIT};
 use super::{RowValues, StorageError};
 use rusqlite::{Transaction, TransactionBehavior, params};
@@ -240,7 +239,7 @@ impl CommitTx for Transaction<'_> {
         level: Level,
         rows: &[RollupRow],
     ) -> Result<(), StorageError> {
-        let mut st = self.prepare_cached(&upsert_sql(level.table(), 1))?;
+        let mut st = self.prepare_cached(&upsert_rollup_sql(level.table()))?;
         for r in rows {
             let s = &r.s;
             st.execute(params![
@@ -258,4 +257,14 @@ impl CommitTx for Transaction<'_> {
         }
         Ok(())
     }
+}
+
+/// Combines one row (`?` × 12, in [`rollup::COLUMNS`] order) with what `table` holds.
+fn upsert_rollup_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) {}",
+        rollup::COLUMNS,
+        ["?"; 12].join(", "),
+        rollup::upsert_set(table)
+    )
 }

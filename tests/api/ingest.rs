@@ -2,6 +2,7 @@
 
 use crate::both_backends;
 use crate::helpers::*;
+use crate::need_pg;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -276,4 +277,33 @@ async fn revoking_a_device_closes_its_open_socket_with_1008() {
         .unwrap();
     assert_eq!(close_code(&mut ws).await, 1008);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+/// Two hubs on one PostgreSQL database: the second still believes the readings below are
+/// newer than anything stored (its cache saw only the first one), so it bulk-loads them
+/// with `COPY`; the first hub stored them meanwhile. The second hub's write is acked all
+/// the same, and every reading is stored once, with the value that came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_a_second_hub_stored_first_are_acked_and_stored_once() {
+    need_pg!();
+    let mut app = spawn_app(Backend::Postgres).await;
+    let device = add_device(&app, "d1").await;
+    let second = telehub::hub::start(app.settings.clone()).await.unwrap();
+    let t0 = telehub::domain::Timestamp::now().as_micros() - 3_600_000_000;
+    write_to(&second, &device, "t", &[(t0, 0.0)]).await;
+    // More than the writer's COPY threshold (5,000 rows), all newer than what `second`
+    // knows of.
+    let rows: Vec<(i64, f64)> = (1..=6_000).map(|i| (t0 + i * 1000, i as f64)).collect();
+    write(&app, &device, "t", &rows).await;
+    let resent: Vec<(i64, f64)> = rows.iter().map(|&(ts, v)| (ts, v + 0.5)).collect();
+    write_to(&second, &device, "t", &resent).await;
+    // Its writer goes on after the COPY it rolled back.
+    write_to(&second, &device, "t", &[(t0 + 6_001_000, 6_001.0)]).await;
+
+    let series = series_id(&app, &device, "t").await;
+    let stored = raw_rows(&app.db.url, series).await;
+    let want: Vec<(i64, f64)> = (0..=6_001).map(|i| (t0 + i * 1000, i as f64)).collect();
+    assert_eq!(stored, want);
+    second.stop().await;
+    app.stop().await;
 }

@@ -4,6 +4,7 @@
 use super::{Param, TestApp, WAIT, eventually, sql_rows};
 use telehub::auth::DeviceRef;
 use telehub::domain::{DeviceName, Reading, SensorName, Timestamp, Value};
+use telehub::hub::RunningHub;
 use telehub::storage::{Agg, RangeQuery, Store};
 
 /// One minute, in µs.
@@ -15,6 +16,16 @@ pub const HOUR: i64 = 60 * MIN;
 /// through the hub's storage writer and waits for the commit.
 pub async fn write<V: Into<Value> + Clone>(
     app: &TestApp,
+    device: &DeviceRef,
+    sensor: &str,
+    rows: &[(i64, V)],
+) {
+    write_to(app.hub(), device, sensor, rows).await
+}
+
+/// [`write`] through the storage writer of `hub` (one of several on a database).
+pub async fn write_to<V: Into<Value> + Clone>(
+    hub: &RunningHub,
     device: &DeviceRef,
     sensor: &str,
     rows: &[(i64, V)],
@@ -32,7 +43,7 @@ pub async fn write<V: Into<Value> + Clone>(
             (device.clone(), reading)
         })
         .collect();
-    let done = app.hub().state.ingest.submit(rows).await;
+    let done = hub.state.ingest.submit(rows).await;
     tokio::time::timeout(WAIT, done)
         .await
         .expect("committed in time")
