@@ -31,7 +31,9 @@ pub enum SqliteSync {
 pub struct WriterSettings {
     /// Messages waiting for the storage writer at most; when full, device sockets stop being read.
     pub queue_capacity: usize,
-    /// Rows committed in one transaction at most.
+    /// Rows committed in one transaction at most. Batches only grow when messages queue
+    /// during a commit (saturation); then fewer, larger commits rewrite each index page
+    /// less often (measured: 50,000 over 10,000 gave 1.3–1.5× ingest on both backends).
     pub max_batch_rows: usize,
     /// How long the writer waits for more messages after the first before committing.
     /// 0 (default): commit at once; whatever queues during a commit forms the next batch,
@@ -156,7 +158,7 @@ impl Default for WriterSettings {
     fn default() -> Self {
         Self {
             queue_capacity: 4096,
-            max_batch_rows: 10_000,
+            max_batch_rows: 50_000,
             linger: Duration::ZERO,
             retry_backoff: Duration::from_millis(500),
             checkpoint_interval: Duration::from_secs(1),
