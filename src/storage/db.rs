@@ -21,8 +21,9 @@ use sqlx::{Database, IntoArguments, Pool};
 
 /// A backend's pools and this process's view of its rollups.
 pub struct Db<DB: Database> {
-    /// Writes. SQLite: one connection, the writer task's (SQLite has one writer at a time
-    /// anyway); maintenance borrows it one short statement at a time. PostgreSQL: the pool.
+    /// Writes. SQLite: one connection for the registry, alerts and maintenance (short
+    /// transactions; the storage writer has its own connection, `sqlite_commit`, and the
+    /// two take turns at SQLite's write lock). PostgreSQL: the pool.
     pub write: Pool<DB>,
     /// Queries. SQLite: a small read pool; PostgreSQL: the same pool as `write`.
     pub read: Pool<DB>,

@@ -97,9 +97,9 @@ pub enum StorageError {
     /// A storage thread (SQLite's commit or checkpoint thread) could not be started.
     #[error("cannot start a storage thread: {0}")]
     Thread(std::io::Error),
-    /// The storage writer could not open its connection when it started.
+    /// The storage writer's connection could not be opened, or its thread stopped.
     #[error(
-        "the storage writer could not open its database connection; see the log, fix the cause and restart"
+        "the storage writer has no database connection; see the log, fix the cause and restart"
     )]
     WriterUnavailable,
     /// From the SQLite writer's own connection ([`sqlite_commit`]).

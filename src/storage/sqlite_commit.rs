@@ -120,9 +120,10 @@ impl SqliteCommitter {
             rollups: rollups.clone(),
             reply,
         };
-        let gone = || StorageError::Db(sqlx::Error::WorkerCrashed);
-        self.jobs.send(job).map_err(|_| gone())?;
-        let (b, o, result) = answer.await.map_err(|_| gone())?;
+        self.jobs
+            .send(job)
+            .map_err(|_| StorageError::WriterUnavailable)?;
+        let (b, o, result) = answer.await.map_err(|_| StorageError::WriterUnavailable)?;
         (*batch, *open) = (b, o);
         result
     }
