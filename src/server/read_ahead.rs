@@ -4,11 +4,14 @@
 //! for the socket's life, so a large buffer costs every idle socket and a small one costs
 //! a busy socket a syscall per small chunk. Under it, this layer reads directly into the
 //! reader's buffer until a read fills it (more is probably waiting); the next reads then
-//! go through a [`CHUNK`]-byte buffer, freed as soon as all of it has been handed on. An
-//! idle socket holds no buffer here; a large frame still arrives in few syscalls.
+//! go through a [`CHUNK`]-byte buffer on the stack, and only what the reader cannot take
+//! yet is kept, on the heap, until it has been handed on. An idle socket holds no buffer
+//! here, a read that finds nothing allocates nothing, and a large frame still arrives in
+//! few syscalls.
 //! Writes pass straight through.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -19,7 +22,7 @@ pub const CHUNK: usize = 8 * 1024;
 pub struct ReadAhead<T> {
     inner: T,
     /// Bytes read ahead and not yet handed on; `None` outside a burst.
-    ahead: Option<Box<Ahead>>,
+    ahead: Option<Ahead>,
     /// The last read filled the reader's buffer: read ahead next time.
     burst: bool,
 }
@@ -27,7 +30,6 @@ pub struct ReadAhead<T> {
 struct Ahead {
     buf: Box<[u8]>,
     pos: usize,
-    len: usize,
 }
 
 impl<T> ReadAhead<T> {
@@ -44,10 +46,10 @@ impl<T> ReadAhead<T> {
         let Some(a) = &mut self.ahead else {
             return false;
         };
-        let n = (a.len - a.pos).min(out.remaining());
+        let n = (a.buf.len() - a.pos).min(out.remaining());
         out.put_slice(&a.buf[a.pos..a.pos + n]);
         a.pos += n;
-        if a.pos == a.len {
+        if a.pos == a.buf.len() {
             self.ahead = None;
         }
         true
@@ -70,20 +72,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
             this.burst = out.filled().len() > before && out.remaining() == 0;
             return Poll::Ready(Ok(()));
         }
-        let mut buf = vec![0; CHUNK].into_boxed_slice();
-        let mut chunk = ReadBuf::new(&mut buf);
+        let mut chunk = [MaybeUninit::<u8>::uninit(); CHUNK];
+        let mut chunk = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut this.inner).poll_read(cx, &mut chunk) {
             Poll::Pending => {
-                this.burst = false; // the burst is over: wait with no buffer held
+                this.burst = false; // the burst is over, and nothing was allocated for it
                 return Poll::Pending;
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(())) => {}
         }
-        let len = chunk.filled().len();
-        this.burst = len == CHUNK;
-        this.ahead = Some(Box::new(Ahead { buf, pos: 0, len }));
-        this.hand_on(out); // at the end of the stream: nothing, and the buffer is freed
+        let got = chunk.filled();
+        this.burst = got.len() == CHUNK;
+        let n = got.len().min(out.remaining());
+        out.put_slice(&got[..n]);
+        if n < got.len() {
+            this.ahead = Some(Ahead {
+                buf: got[n..].into(),
+                pos: 0,
+            });
+        }
         Poll::Ready(Ok(()))
     }
 }
