@@ -33,7 +33,7 @@ pub struct WriterSettings {
     pub queue_capacity: usize,
     /// Rows committed in one transaction at most. Batches only grow when messages queue
     /// during a commit (saturation); then fewer, larger commits rewrite each index page
-    /// less often (measured: 50,000 over 10,000 gave 1.3–1.5× ingest on both backends).
+    /// less often (measured: 50,000 over 10,000 gave 1.3–1.6× ingest on both backends, BENCHMARKS.md).
     pub max_batch_rows: usize,
     /// How long the writer waits for more messages after the first before committing.
     /// 0 (default): commit at once; whatever queues during a commit forms the next batch,
