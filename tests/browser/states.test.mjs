@@ -56,8 +56,12 @@ describe('states on the dashboard', () => {
     const box = await canvas.boundingBox();
     const now = await page.evaluate(() => Date.now());
     const x = box.x + 8 + ((t - (now - 900e3)) / 900e3) * (box.width - 16);
-    await page.mouse.move(x, box.y + 20);
     const tip = `${card(sensor)} .tl-tip`;
+    // Leave the canvas first: a tip still showing from an earlier hover would otherwise
+    // satisfy the wait below before the redraw for this position has run.
+    await page.mouse.move(box.x - 20, box.y - 20);
+    await page.waitForSelector(`${tip}[hidden]`, { ...WAIT, state: 'attached' });
+    await page.mouse.move(x, box.y + 20);
     await page.waitForSelector(`${tip}:not([hidden])`, WAIT);
     return page.textContent(tip);
   };
