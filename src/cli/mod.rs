@@ -181,15 +181,23 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (Ctrl-C only where SIGTERM cannot be watched).
-pub async fn shutdown_signal() {
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    // Registered now, not when first awaited: a SIGTERM between the two is kept for the
+    // future instead of killing the process with the default action.
+    let (term, int) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

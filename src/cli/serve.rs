@@ -31,6 +31,8 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
         print!("{}", settings.to_redacted_toml());
         return Ok(());
     }
+    // Before the hub listens: a client may stop it as soon as it answers.
+    let stop = super::shutdown_signal();
     let hub = hub::start(settings).await?;
     let store = &hub.state.store;
     let url = hub.base_url();
@@ -60,7 +62,7 @@ pub async fn run(settings: Settings, args: &ServeArgs) -> anyhow::Result<()> {
         println!("dashboard: {url}/?token={token}");
         None
     };
-    super::shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: closing sockets and flushing storage…");
     if let Some(demo) = demo {
         demo.stop().await;
