@@ -26,6 +26,7 @@
 # 3. ```toml blocks are hub (or bridge) configuration: `telehub serve --config FILE
 #    --print-config` must accept each one.
 # 4. ```json blocks parse as one JSON value, or as one JSON value per line.
+# 5. Relative links point at files that exist, and `#anchors` at headings of the target page.
 #
 # A block that cannot run here (a serial port, systemd, another host, a command that runs until
 # stopped, a configuration of another program) is marked in the Markdown with an HTML comment on
@@ -282,8 +283,31 @@ def check_json(where, text):
                     return
     print(f"ok   {where} (json)")
 
+# ---------------------------------------------------------------- 5. links
+def anchors(path):
+    found = set()
+    for line in open(path, encoding="utf-8").read().split("\n"):
+        m = re.match(r"^#+\s+(.*)", line)
+        if m:
+            found.add(re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-"))
+    return found
+
+def check_links(path):
+    text = re.sub(r"```.*?```", "", open(path, encoding="utf-8").read(), flags=re.S)
+    for m in re.finditer(r"\]\(([^)\s]+)\)", text):
+        link = m.group(1)
+        if re.match(r"[a-z]+:", link):
+            continue
+        file, _, anchor = link.partition("#")
+        target = os.path.normpath(os.path.join(os.path.dirname(path), file)) if file else path
+        if not os.path.exists(target):
+            fail(path, f"link to {link}: no such file")
+        elif anchor and target.endswith(".md") and anchor not in anchors(target):
+            fail(path, f"link to {link}: no such heading")
+
 # ---------------------------------------------------------------- main
 for path in sys.argv[1:]:
+    check_links(path)
     for span in prose(path):
         check_mention(f"{path} `{span[:60]}`", span)
     for lang, line, text, skip in blocks(path):
