@@ -8,7 +8,7 @@
 #
 # What is checked, in order:
 # 1. Commands named in the text. Every `telehub SUBCOMMAND [SUBCOMMAND]` (and `firmware-sim …`)
-#    written in a code span or a code block names an existing subcommand (`--help` exits 0), and
+#    written in a code span or an sh/bash block names an existing subcommand (`--help` exits 0), and
 #    every `--flag` written after it in the same span or line is in that subcommand's `--help`.
 #    `a\|b` alternatives (in tables) are each checked.
 # 2. ```sh / ```bash blocks: each block runs as one `bash -euo pipefail` script, in a temporary
@@ -17,8 +17,9 @@
 #    - `cargo run --release --` is replaced by `telehub`, and `127.0.0.1:8080` by the hub's
 #      address; `telehub` and `firmware-sim` are first on PATH;
 #    - TELEHUB_DATABASE__URL points at the hub's database, so CLI commands see what it stores;
-#    - these exist and are exported: DEVICE_TOKEN and TELEHUB_DEVICE_TOKEN (device
-#      `check-device`), VIEWER (a viewer token), ADMIN (an admin token);
+#    - the tokens the block uses exist and are exported: DEVICE_TOKEN and TELEHUB_DEVICE_TOKEN
+#      (the token of device `boiler-1`), VIEWER (a viewer token), ADMIN (an admin token); a
+#      block that uses none of them may add `boiler-1` itself;
 #    - `rules.jsonl` holds one alert rule (for `telehub alert import rules.jsonl`);
 #    - `curl` fails on an HTTP error status (it runs with --fail-with-body).
 #    A nonzero exit of any command fails the block. Lines starting with `#` are comments (the
@@ -214,10 +215,19 @@ class Hub:
                 if self.proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError("the hub did not start: " + open(self.log.name).read()[-2000:])
                 time.sleep(0.05)
-        d = run(["telehub", "device", "add", "check-device"], env, self.dir)
-        env["DEVICE_TOKEN"] = env["TELEHUB_DEVICE_TOKEN"] = d
-        env["VIEWER"] = run(["telehub", "token", "add", "check-viewer", "--role", "viewer"], env, self.dir)
-        env["ADMIN"] = run(["telehub", "token", "add", "check-admin", "--role", "admin"], env, self.dir)
+
+    def fixtures(self, script):
+        """Creates the tokens the block uses (only those, so it may add the same names)."""
+        env = self.env
+        if re.search(r"\$\{?(TELEHUB_)?DEVICE_TOKEN\b", script):
+            d = run(["telehub", "device", "add", "boiler-1"], env, self.dir)
+            env["DEVICE_TOKEN"] = env["TELEHUB_DEVICE_TOKEN"] = d
+        if re.search(r"\$\{?VIEWER\b", script):
+            env["VIEWER"] = run(["telehub", "token", "add", "check-viewer", "--role", "viewer"], env, self.dir)
+        if re.search(r"\$\{?ADMIN\b", script):
+            env["ADMIN"] = run(["telehub", "token", "add", "check-admin", "--role", "admin"], env, self.dir)
+
+    def files(self):
         with open(os.path.join(self.dir, "rules.jsonl"), "w") as f:
             f.write('{"name": "check-hot", "pattern": "*/temperature", "kind": "threshold", "op": ">", "value": 90}\n')
 
@@ -238,6 +248,8 @@ def run_block(where, text):
     hub = Hub()
     try:
         script = script.replace("127.0.0.1:8080", hub.addr)
+        hub.fixtures(script)
+        hub.files()
         r = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", PRELUDE + script],
             env=hub.env, cwd=hub.dir, capture_output=True, text=True, timeout=300,
@@ -312,7 +324,7 @@ for path in sys.argv[1:]:
         check_mention(f"{path} `{span[:60]}`", span)
     for lang, line, text, skip in blocks(path):
         where = f"{path}:{line}"
-        if lang in ("sh", "bash", "toml", "text", ""):
+        if lang in ("sh", "bash"):
             for l in text.replace("\\\n", " ").split("\n"):
                 if not l.lstrip().startswith("#"):
                     check_mention(where, l)
