@@ -55,7 +55,7 @@ if [ "$#" -eq 0 ]; then
 fi
 
 exec python3 - "$@" <<'PY'
-import json, os, re, shlex, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 TELEHUB = os.environ["TELEHUB_BIN"]
 SIM = os.environ["FIRMWARE_SIM_BIN"]
