@@ -1,5 +1,5 @@
 //! `firmware-sim run` (contract §8): one simulated device per `NAME TOKEN` line of a
-//! tokens file, each a [`DeviceClient`] fed by a [`telehub::sim`] signal generator,
+//! tokens file, each a [`DeviceClient`] fed by a [`telehub_client::sim`] signal generator,
 //! over the WebSocket or (`--transport http|line`) HTTP requests (§12).
 //!
 //! Per device: one generator task (samples every `1/rate` s on the device clock) and the
@@ -15,11 +15,11 @@ use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use telehub::client::{
+use telehub_client::client::{
     BackoffConfig, ClientConfig, DeviceClient, PersistConfig, ReadingSender, Stats, Transport,
 };
-use telehub::domain::DeviceName;
-use telehub::sim::{self, Kind, Pace, SimDevice};
+use telehub_client::domain::DeviceName;
+use telehub_client::sim::{self, Kind, Pace, SimDevice};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -230,7 +230,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
 
     tokio::select! {
         _ = sleep_or_forever(a.duration) => {}
-        _ = telehub::cli::shutdown_signal() => {}
+        _ = telehub_client::shutdown::shutdown_signal() => {}
     }
     stop.cancel();
     while generators.join_next().await.is_some() {}
@@ -242,7 +242,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let draining = futures_util::future::join_all(clients.into_iter().map(|c| c.shutdown(drain)));
     let totals = tokio::select! {
         all = draining => all.into_iter().fold(Stats::default(), |mut t, s| { t += s; t }),
-        _ = telehub::cli::shutdown_signal() => {
+        _ = telehub_client::shutdown::shutdown_signal() => {
             eprintln!("firmware-sim: second signal: stopping without waiting for the drain");
             total(&senders)
         }

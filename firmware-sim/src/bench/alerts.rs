@@ -272,7 +272,7 @@ async fn latency(
             r#"{{"id":{i},"readings":[{{"sensor":"lat","value":{value},"ts":{:.6}}}]}}"#,
             ts as f64 / 1e6
         );
-        let key = telehub::domain::Timestamp::from_micros(ts).to_rfc3339();
+        let key = telehub_client::domain::Timestamp::from_micros(ts).to_rfc3339();
         sent.push((key, Instant::now()));
         ws.send(Message::Text(msg.into())).await?;
         // The ack (read so the socket never backs up).

@@ -4,8 +4,8 @@
 //! line-protocol endpoint `/api/v2/write` (§12).
 //!
 //! ```no_run
-//! # async fn demo(reading: telehub::protocol::ingest::DeviceReading) -> Result<(), telehub::client::ClientError> {
-//! use telehub::client::{ClientConfig, DeviceClient};
+//! # async fn demo(reading: telehub_client::protocol::ingest::DeviceReading) -> Result<(), telehub_client::client::ClientError> {
+//! use telehub_client::client::{ClientConfig, DeviceClient};
 //! let client = DeviceClient::start(ClientConfig::new("ws://127.0.0.1:8080", "th_..."))?;
 //! client.push(reading).ok();                  // never blocks; buffered until acked
 //! let mut events = client.subscribe();        // connects, losses, refusals
