@@ -8,7 +8,7 @@
 //!
 //! The device side lives in its own crate, [`telehub_client`] (`telehub-client/`, no
 //! server or database dependencies), for firmware, gateways and `firmware-sim`; its
-//! `domain`, `protocol`, `client` and `sim` are re-exported here under the same names, so
+//! `domain`, `backoff`, `protocol`, `client` and `sim` are re-exported here under the same names, so
 //! `crate::domain::…` means the same type on both sides. Its `tls` holds the device
 //! client's config and the PEM readers the hub's [`tls`] builds on.
 //!
@@ -18,6 +18,7 @@
 //! | layer | module | owns |
 //! |---|---|---|
 //! | 1 | [`domain`] (telehub-client) | names, units, timestamps, readings, what a commit stored, device status |
+//! | 1 | [`backoff`] (telehub-client) | exponential backoff with jitter, for every retry loop |
 //! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |
 //! | 2 | [`auth`] | tokens, hashing, principals |
 //! | 2 | [`tls`] | rustls configs for the hub's server and its MQTT client (the device client's: telehub-client) |
@@ -36,7 +37,7 @@
 //! | 6 | [`hub`] | assembles the parts; start-up and the shutdown order |
 //! | 6 | [`cli`] | the `telehub` command line |
 
-pub use telehub_client::{client, domain, protocol, sim};
+pub use telehub_client::{backoff, client, domain, protocol, sim};
 
 pub mod alerts;
 pub mod auth;

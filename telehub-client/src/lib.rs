@@ -33,6 +33,7 @@
 //! | layer | module | owns |
 //! |---|---|---|
 //! | 1 | [`domain`] | names, units, timestamps, values, readings, what a commit stored, device status, alert events |
+//! | 1 | [`backoff`] | exponential backoff with jitter, for every retry loop (here and in the hub) |
 //! | 1 | [`shutdown`] | the process's stop signal (SIGINT, SIGTERM) |
 //! | 2 | [`protocol`] | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |
 //! | 2 | [`tls`] | PEM files, the device client's rustls config (webpki roots plus pinned certificates), [`tls::TlsError`] |
@@ -43,6 +44,7 @@
 //! names, so `telehub::domain::DeviceName` and `telehub_client::domain::DeviceName` are
 //! one type.
 
+pub mod backoff;
 pub mod client;
 pub mod domain;
 pub mod protocol;

@@ -3,7 +3,7 @@
 //! below, or on a circle of imports between top-level modules (within one layer too).
 //!
 //! The layers, bottom up (`src/lib.rs` and `telehub-client/src/lib.rs` document what each
-//! module owns): 1 `domain`, `shutdown` · 2 `protocol`, `auth`, `tls`, `config` · 3
+//! module owns): 1 `domain`, `shutdown`, `backoff` · 2 `protocol`, `auth`, `tls`, `config` · 3
 //! `storage`, `metrics`, `client`, `sim` · 4 `ingest`, `live`, `sessions`, `alerts` · 5
 //! `server`, `mqtt`, `bridge` · 6 `hub`, `cli`. `domain`, `protocol`, `client` and `sim`
 //! live in `telehub-client` and the hub re-exports them, so the hub's `crate::domain`
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("domain", 1),
     ("shutdown", 1),
+    ("backoff", 1),
     ("protocol", 2),
     ("auth", 2),
     ("tls", 2),
@@ -35,7 +36,9 @@ const LAYERS: &[(&str, u8)] = &[
 ];
 
 /// The top-level modules of `telehub-client`; its files may name no other.
-const CLIENT_MODULES: &[&str] = &["domain", "shutdown", "protocol", "tls", "client", "sim"];
+const CLIENT_MODULES: &[&str] = &[
+    "domain", "shutdown", "backoff", "protocol", "tls", "client", "sim",
+];
 
 fn layer(module: &str) -> Option<u8> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
