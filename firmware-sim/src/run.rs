@@ -104,30 +104,41 @@ impl From<TransportArg> for Transport {
     }
 }
 
-fn rate(s: &str) -> Result<f64, String> {
+/// A flag value `run` cannot use, and what to give instead.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum ArgError {
+    #[error("{0:?}: expected a number of readings per second above 0, at most 100000")]
+    Rate(String),
+    #[error("{0:?}: {1} (e.g. 500ms, 30s, 5m)")]
+    Duration(String, humantime::DurationError),
+    #[error("{0:?}: must be more than zero")]
+    Zero(String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
+fn rate(s: &str) -> Result<f64, ArgError> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 100_000.0 => Ok(r),
-        _ => Err(format!(
-            "{s:?}: expected a number of readings per second above 0, at most 100000"
-        )),
+        _ => Err(ArgError::Rate(s.to_owned())),
     }
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 30s, 5m)"))
+fn duration(s: &str) -> Result<Duration, ArgError> {
+    humantime::parse_duration(s.trim()).map_err(|e| ArgError::Duration(s.to_owned(), e))
 }
 
-fn positive_duration(s: &str) -> Result<Duration, String> {
+fn positive_duration(s: &str) -> Result<Duration, ArgError> {
     duration(s).and_then(|d| {
         if d.is_zero() {
-            Err(format!("{s:?}: must be more than zero"))
+            Err(ArgError::Zero(s.to_owned()))
         } else {
             Ok(d)
         }
     })
 }
 
-fn signed_micros(s: &str) -> Result<i64, String> {
+fn signed_micros(s: &str) -> Result<i64, ArgError> {
     let (sign, rest) = match s.trim().strip_prefix('-') {
         Some(r) => (-1, r),
         None => (1, s.trim().trim_start_matches('+')),
@@ -135,7 +146,7 @@ fn signed_micros(s: &str) -> Result<i64, String> {
     let d = duration(rest)?;
     i64::try_from(d.as_micros())
         .map(|us| sign * us)
-        .map_err(|_| format!("{s:?} is too large"))
+        .map_err(|_| ArgError::TooLarge(s.to_owned()))
 }
 
 /// Reads `NAME TOKEN` lines; blank lines and `#` comments are skipped.
