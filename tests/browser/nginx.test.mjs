@@ -48,16 +48,18 @@ function makeCertificates(dir) {
 }
 
 /** The shipped site with only certificate paths, ports and the upstream changed. */
-function siteFor({ cert, key }, httpsPort, httpPort, hubPort) {
+function siteFor({ cert, key }, accessLog, httpsPort, httpPort, hubPort) {
   const site = readFileSync(SITE, 'utf8');
   const out = site
     .replaceAll('/etc/letsencrypt/live/hub.example.com/fullchain.pem', cert)
     .replaceAll('/etc/letsencrypt/live/hub.example.com/privkey.pem', key)
+    .replace('/var/log/nginx/telehub.access.log', accessLog)
     .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${hubPort};`)
     .replace(/listen 443 ssl;\n\s*listen \[::\]:443 ssl;/, `listen 127.0.0.1:${httpsPort} ssl;`)
     .replace(/listen 80;\n\s*listen \[::\]:80;/, `listen 127.0.0.1:${httpPort};`);
   for (const [what, changed] of [['certificate', !out.includes('/etc/letsencrypt')], ['listen 443', !out.includes('listen 443')],
-    ['listen 80', !out.includes('listen 80')], ['upstream', out.includes(`127.0.0.1:${hubPort}`)]]) {
+    ['listen 80', !out.includes('listen 80')], ['upstream', out.includes(`127.0.0.1:${hubPort}`)],
+    ['access log', out.includes(accessLog)]]) {
     assert.ok(changed, `the test could not rewrite the site's ${what}: has deploy/nginx/telehub.conf changed shape?`);
   }
   return out;
@@ -139,6 +141,7 @@ describe('the shipped nginx site in front of a hub', () => {
   let certs;
   let viewer;
   let browser;
+  let accessLog;
   const tokens = {};
 
   before(async () => {
@@ -146,6 +149,7 @@ describe('the shipped nginx site in front of a hub', () => {
     dir = mkdtempSync(join(tmpdir(), 'telehub-nginx-'));
     certs = makeCertificates(dir);
     db = freshDatabase();
+    accessLog = join(dir, 'access.log');
     for (let attempt = 0; ; attempt++) {
       const httpsPort = await freePort();
       const httpPort = await freePort();
@@ -156,7 +160,7 @@ describe('the shipped nginx site in front of a hub', () => {
       await hub?.kill();
       hub = await startHub(db.url, '127.0.0.1:0', ['--config', config]);
       try {
-        nginx = await startNginx(join(dir, `nginx-${attempt}`), siteFor(certs, httpsPort, httpPort, hub.port));
+        nginx = await startNginx(join(dir, `nginx-${attempt}`), siteFor(certs, accessLog, httpsPort, httpPort, hub.port));
         break;
       } catch (e) {
         // Another process took the probed port in between: probe again (a few times).
@@ -259,6 +263,15 @@ describe('the shipped nginx site in front of a hub', () => {
       null,
       WAIT,
     );
+    // The page's live socket sent its token as ?token=; nginx's access log keeps no query.
+    // nginx writes a socket's line when it closes.
+    await page.close();
+    const live = /"GET \/v1\/live HTTP\/1\.1" 101 /;
+    const deadline = Date.now() + 10_000;
+    const log = () => readFileSync(accessLog, 'utf8');
+    while (!live.test(log()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(log(), live, `the access log has the page's live socket:\n${log()}`);
+    assert.ok(!log().includes(viewer) && !log().includes('token='), `a token reached the access log:\n${log()}`);
   });
 
   it('takes a 512 KB line-protocol write (a Telegraf-size batch)', async () => {
