@@ -26,9 +26,13 @@ pub enum DeviceCommand {
         count: Option<u32>,
         #[arg(long)]
         prefix: Option<String>,
-        /// Where to write `NAME TOKEN` lines (mode 0600).
+        /// Where to write `NAME TOKEN` lines: a new file, mode 0600 (an existing file or
+        /// a symlink is refused unless --force).
         #[arg(long, value_name = "FILE")]
         tokens_out: Option<PathBuf>,
+        /// Replace an existing --tokens-out file (it is removed, never written through).
+        #[arg(long, requires = "tokens_out")]
+        force: bool,
     },
     /// List devices.
     List {
@@ -103,13 +107,16 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
             count: Some(n),
             prefix: Some(prefix),
             tokens_out: Some(path),
+            force,
             ..
         } => {
             let names = (1..=*n)
                 .map(|i| device_name(&format!("{prefix}{i}")))
                 .collect::<Result<Vec<_>, _>>()?;
+            // The file first: no devices are created whose tokens could not be written.
+            let file = tokens_file(path, *force)?;
             let created = store.add_devices(&names).await?;
-            write_tokens(path, &created)
+            write_tokens(file, &created)
                 .with_context(|| format!("writing tokens to {}", path.display()))?;
             eprintln!(
                 "added {} devices; tokens in {}",
@@ -148,14 +155,32 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_tokens(path: &std::path::Path, created: &[(DeviceName, String)]) -> std::io::Result<()> {
+/// Opens `path` as a new file readable by its owner only, as `ssh-keygen` does: an
+/// existing file (or a symlink, wherever it points) is refused, or with `force` removed
+/// first. `create_new` (O_EXCL) never follows a symlink, so nothing is written through one
+/// planted in between.
+fn tokens_file(path: &std::path::Path, force: bool) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
+    if path.symlink_metadata().is_ok() {
+        if !force {
+            return Err(UsageError(format!(
+                "{} exists; tokens go to a new file only (give another path, or --force to replace it)",
+                path.display()
+            ))
+            .into());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing {} (--force)", path.display()))?;
+    }
+    std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+fn write_tokens(f: std::fs::File, created: &[(DeviceName, String)]) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(f);
     for (name, token) in created {
         writeln!(w, "{name} {token}")?;

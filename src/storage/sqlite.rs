@@ -41,11 +41,11 @@ pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, St
     if mode == OpenMode::Existing && !in_memory && !file.exists() {
         return Err(StorageError::Missing(file.display().to_string()));
     }
-    if let Some(dir) = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && mode == OpenMode::Create)
-    {
-        std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+    if mode == OpenMode::Create && !in_memory {
+        create_private(&file).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+    }
+    if !in_memory {
+        warn_if_readable_by_others(&file);
     }
     let pool = |n: u32| {
         SqlitePoolOptions::new()
@@ -61,6 +61,44 @@ pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, St
         .await
         .map_err(open_err)?;
     Ok(Db::new(write, read))
+}
+
+/// Creates the database's missing folders (mode 0700) and the file itself (0600) before
+/// SQLite opens it: readings, token hashes and the webhook key are nobody else's to read.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode. Existing folders
+/// and files keep theirs.
+fn create_private(file: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// A database that others on the machine may read (made by an older telehub, or copied
+/// with the umask's mode) is said once at start, with the fix.
+fn warn_if_readable_by_others(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %file.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the database file is readable by other users of this machine (readings, token hashes, the webhook key); fix: chmod 600 it and its -wal/-shm files, chmod 700 its folder"
+        );
+    }
 }
 
 impl Db<Sqlite> {

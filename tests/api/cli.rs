@@ -229,3 +229,87 @@ fn serve_prints_its_config_with_secrets_hidden() {
         "environment overrides defaults: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_out_takes_a_new_private_file_and_never_writes_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_dir.path().join("telehub.db").display());
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let add = |prefix: &str, file: &std::path::Path, force: bool| {
+        let mut args = vec!["device", "add", "--count", "2", "--prefix", prefix];
+        args.extend(["--tokens-out", file.to_str().unwrap()]);
+        if force {
+            args.push("--force");
+        }
+        telehub(&db, &args)
+    };
+
+    // A new file: created 0600, whatever the umask.
+    let fresh = dir.path().join("fresh.txt");
+    let out = add("a-", &fresh, false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&fresh), 0o600);
+    assert_eq!(std::fs::read_to_string(&fresh).unwrap().lines().count(), 2);
+
+    // An existing file: refused (usage error), left as it was, no device created.
+    let existing = dir.path().join("existing.txt");
+    std::fs::write(&existing, "keep\n").unwrap();
+    let out = add("b-", &existing, false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep\n");
+    let list = telehub(&db, &["device", "list", "--format", "json"]);
+    assert!(!stdout(&list).contains("b-1"), "{}", stdout(&list));
+
+    // A symlink to someone else's file: refused; with --force the link itself is replaced
+    // by a new private file and its target is never written.
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "not yours\n").unwrap();
+    let link = dir.path().join("link.txt");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = add("c-", &link, false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = add("c-", &link, true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not yours\n");
+    assert!(
+        !std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(mode(&link), 0o600);
+    assert_eq!(std::fs::read_to_string(&link).unwrap().lines().count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").join("hub");
+    let file = data.join("telehub.db");
+    let db = format!("sqlite://{}", file.display());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let out = telehub(&db, &["device", "add", "boiler-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&data), 0o700, "the folders it creates");
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    assert_eq!(mode(&file), 0o600, "the database file");
+    assert!(
+        !stderr(&out).contains("readable by other users"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An existing database that others may read is said at start, with the fix.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = telehub(&db, &["device", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("readable by other users") && stderr(&out).contains("chmod 600"),
+        "{}",
+        stderr(&out)
+    );
+}
