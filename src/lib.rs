@@ -17,7 +17,7 @@
 //!
 //! | layer | module | owns |
 //! |---|---|---|
-//! | 1 | [`domain`] (telehub-client) | names, units, timestamps, readings, what a commit stored, device status |
+//! | 1 | [`domain`] (telehub-client) | names, `DEVICE/SENSOR` patterns, units, timestamps, readings, what a commit stored, device status |
 //! | 1 | [`backoff`] (telehub-client) | exponential backoff with jitter, for every retry loop |
 //! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |
 //! | 2 | [`auth`] | tokens, hashing, principals |

@@ -32,7 +32,7 @@
 //!
 //! | layer | module | owns |
 //! |---|---|---|
-//! | 1 | [`domain`] | names, units, timestamps, values, readings, what a commit stored, device status, alert events |
+//! | 1 | [`domain`] | names, `DEVICE/SENSOR` patterns (live and alert grammars), units, timestamps, values, readings, what a commit stored, device status, alert events |
 //! | 1 | [`backoff`] | exponential backoff with jitter, for every retry loop (here and in the hub) |
 //! | 1 | [`shutdown`] | the process's stop signal (SIGINT, SIGTERM) |
 //! | 2 | [`protocol`] | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |

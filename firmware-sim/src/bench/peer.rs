@@ -25,13 +25,18 @@ pub struct Servers {
     /// `ws` server).
     #[arg(
         long = "servers",
+        value_name = "SERVERS",
         value_enum,
         value_delimiter = ',',
         default_value = "hub,peer"
     )]
     pub which: Vec<Which>,
     /// The peer's server script (run with `node`); `npm ci` in its folder first.
-    #[arg(long = "peer", default_value = "bench/node-broadcast/server.js")]
+    #[arg(
+        long = "peer",
+        value_name = "PEER",
+        default_value = "bench/node-broadcast/server.js"
+    )]
     pub script: PathBuf,
 }
 
