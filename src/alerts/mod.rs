@@ -3,7 +3,8 @@
 //!
 //! - [`rules`]: the rule JSON parsed and checked into a typed [`rules::Rule`].
 //! - [`matcher`]: which rules apply to a series, by index (never every rule per reading).
-//! - [`engine`]: the one task owning every (rule, series) state and its deadlines.
+//! - [`engine`]: the one task owning every (rule, series) state and its deadlines: a
+//!   shell of I/O around [`engine::machine`], the pure state machine of one alert.
 //! - [`outbox`]: the webhook sender over the durable outbox; [`webhook`]: one signed POST.
 //!
 //! Channels (made by `crate::hub`): committed batches → engine (`mpsc`, bounded by

@@ -35,7 +35,7 @@ pub struct Sender {
 }
 
 /// A POST's outcome: the row, and why it failed.
-type Outcome = (OutboxItem, Result<(), String>);
+type Outcome = (OutboxItem, Result<(), webhook::PostError>);
 
 impl Sender {
     pub async fn run(self) {

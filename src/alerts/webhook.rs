@@ -42,6 +42,22 @@ pub fn loggable(url: &str) -> String {
     }
 }
 
+/// Why a webhook POST failed (never its headers: they may hold secrets). The outbox
+/// retries it with backoff until `retry_for`; the message says what to look at meanwhile.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PostError {
+    #[error(
+        "answered {0}; check the receiver's logs (and the webhook's headers if it is 401 or 403)"
+    )]
+    Status(u16),
+    #[error("no answer within {0:?}; check the receiver is up, or raise alerts.post_timeout")]
+    Timeout(Duration),
+    #[error("cannot connect; check the URL and that the receiver is reachable from the hub")]
+    Connect,
+    #[error("request failed; check the URL (scheme, TLS certificate)")]
+    Request,
+}
+
 /// POSTs `body` to `hook`; `Err` says why it failed (status or transport, never headers).
 pub async fn post(
     client: &reqwest::Client,
@@ -49,7 +65,7 @@ pub async fn post(
     body: Vec<u8>,
     signature: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), PostError> {
     let mut req = client
         .post(&hook.url)
         .timeout(timeout)
@@ -60,10 +76,10 @@ pub async fn post(
     }
     match req.body(body).send().await {
         Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(format!("answered {}", resp.status().as_u16())),
-        Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
-        Err(e) if e.is_connect() => Err("cannot connect".into()),
-        Err(_) => Err("request failed".into()),
+        Ok(resp) => Err(PostError::Status(resp.status().as_u16())),
+        Err(e) if e.is_timeout() => Err(PostError::Timeout(timeout)),
+        Err(e) if e.is_connect() => Err(PostError::Connect),
+        Err(_) => Err(PostError::Request),
     }
 }
 

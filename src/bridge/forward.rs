@@ -176,7 +176,7 @@ impl Forwarder {
                 && let Link::Up(ws) = &mut run.link
                 && let Err(e) = send_ready(ws, &mut self.outbox, s.ack_timeout).await
             {
-                self.link_lost(&mut run, &format!("cannot write to the hub: {e}"));
+                self.link_lost(&mut run, &e.to_string());
             }
         }
         self.finish(run).await;
@@ -344,12 +344,25 @@ impl Forwarder {
     }
 }
 
+/// Why writing to the hub failed. Nothing is lost: the bridge reconnects and sends
+/// what the hub has not answered again.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("cannot write to the hub: {0}")]
+    Socket(#[from] tungstenite::Error),
+    #[error(
+        "cannot write to the hub: writing took longer than {0:?} (a slow network or a busy hub; \
+         raise ack_timeout if it persists)"
+    )]
+    Timeout(Duration),
+}
+
 /// Writes every message the in-flight window allows, then flushes; bounded by `timeout`.
 async fn send_ready(
     ws: &mut HubSocket,
     outbox: &mut Outbox,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let write = async {
         let mut any = false;
         while let Some(m) = outbox.next_to_send(Instant::now()) {
@@ -363,7 +376,7 @@ async fn send_ready(
         Ok::<_, tungstenite::Error>(())
     };
     match tokio::time::timeout(timeout, write).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("writing took longer than {timeout:?}")),
+        Ok(r) => Ok(r?),
+        Err(_) => Err(SendError::Timeout(timeout)),
     }
 }

@@ -7,7 +7,7 @@
 //! buffer. Records are written at once (they survive a crash of the bridge) and
 //! synced to disk every second and on exit (they survive power loss after that).
 
-use super::outbox::Message;
+use super::message::Message;
 use super::uplink::encode_message;
 use crate::domain::Timestamp;
 use crate::protocol::ingest::{ParseLimits, parse_message};

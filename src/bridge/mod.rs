@@ -3,7 +3,8 @@
 //!
 //! The path of a line, module by module:
 //! serial port ([`port`]) → lines ([`framing`]) → readings ([`crate::protocol::serial`])
-//! → per-device batches and the store-and-forward buffer ([`outbox`], [`journal`])
+//! → per-device batches and the store-and-forward buffer ([`outbox`] of [`message`]s,
+//! kept across restarts by [`journal`])
 //! → hub connection ([`forward`] over [`uplink`]).
 //!
 //! Each port runs as two tasks with one channel between them: the reader owns the
@@ -19,6 +20,7 @@
 pub mod forward;
 pub mod framing;
 pub mod journal;
+pub mod message;
 pub mod outbox;
 pub mod port;
 pub mod stats;

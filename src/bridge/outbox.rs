@@ -9,6 +9,7 @@
 //! readings already waiting.
 
 use super::journal::Journal;
+use super::message::Message;
 use super::stats::PortStats;
 use crate::domain::{DeviceName, Reading};
 use crate::protocol::ingest::DeviceReading;
@@ -17,17 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// A sealed batch: one §2 message for one device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub id: u64,
-    /// `None`: the gateway's own readings (no `device` field).
-    pub device: Option<DeviceName>,
-    pub readings: Vec<Reading>,
-    /// When it was written to the current connection; `None` while waiting to be sent.
-    pub sent_at: Option<Instant>,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxLimits {

@@ -7,10 +7,9 @@
 //! `400` with the §2 nack object, `413` over `ingest.max_frame_bytes`, `429` and `503`
 //! (also with the nack object) with `Retry-After`. Authentication failures are §4 errors.
 
-use super::authn::Authenticated;
+use super::authn::DeviceCaller;
 use super::body::{self, BodyError};
 use super::{ApiError, HubState};
-use crate::auth::Principal;
 use crate::ingest::Sender;
 use crate::protocol::ingest::{ErrorCode, Reply};
 use axum::body::Body;
@@ -22,19 +21,9 @@ use std::sync::Arc;
 /// `POST /v1/ingest`.
 pub async fn post(
     State(hub): State<Arc<HubState>>,
-    Authenticated(principal): Authenticated,
+    caller: DeviceCaller,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Principal::Device {
-        device,
-        gateway_for,
-        ..
-    } = principal
-    else {
-        return Err(ApiError::forbidden(
-            "/v1/ingest needs a device token; viewer and admin tokens cannot send readings",
-        ));
-    };
     let max = hub.settings.ingest.max_frame_bytes;
     let wait = hub.settings.server.handshake_timeout;
     let bytes = body::read(body, max, wait).await.map_err(|e| match e {
@@ -46,8 +35,8 @@ pub async fn post(
     let reply = match std::str::from_utf8(&bytes) {
         Ok(text) => {
             let from = Sender {
-                device: &device,
-                gateway_for: &gateway_for,
+                device: &caller.device,
+                gateway_for: &caller.gateway_for,
             };
             hub.ingest.accept(from, text).await.await
         }

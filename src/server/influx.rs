@@ -10,8 +10,8 @@
 //! `{"code": "invalid", "message": "line 3: ..."}`, so its clients print them.
 
 use super::HubState;
+use super::authn::{AuthError, DeviceCaller};
 use super::body::{self, BodyError};
-use crate::auth::{Principal, hash_token};
 use crate::ingest::Sender;
 use crate::protocol::ingest::{DeviceMessage, ErrorCode, Reply};
 use crate::protocol::line::{Precision, parse_body};
@@ -84,14 +84,14 @@ pub async fn write(
             ))
         })?,
     };
-    let (device, gateway_for) = authenticate(&hub, &headers, &q).await?;
+    let caller = authenticate(&hub, &headers, &q).await?;
     let text = read_body(&hub, &headers, body).await?;
     let max = hub.settings.http.max_write_readings;
     let readings = parse_body(&text, precision, &hub.ingest.limits(max))
         .map_err(|e| WriteError::invalid(e.to_string()))?;
     let from = Sender {
-        device: &device,
-        gateway_for: &gateway_for,
+        device: &caller.device,
+        gateway_for: &caller.gateway_for,
     };
     let message = DeviceMessage { id: None, readings };
     match hub.ingest.accept_parsed(from, message).await.await {
@@ -111,47 +111,38 @@ pub async fn write(
     }
 }
 
-/// The device whose token the request carries, and the devices it may write for.
+/// The device whose token the request carries, answered in InfluxDB's error shape.
 async fn authenticate(
     hub: &HubState,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
-) -> Result<
-    (
-        crate::auth::DeviceRef,
-        HashMap<crate::domain::DeviceName, crate::auth::DeviceRef>,
-    ),
-    WriteError,
-> {
-    let unauthorized = |m: &str| WriteError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let token = token_of(headers, q).ok_or_else(|| {
-        unauthorized("missing token: send `Authorization: Token <device token>` (1.x: also ?p=)")
-    })?;
-    let principal = hub
-        .store
-        .authenticate(&hash_token(&token))
+) -> Result<DeviceCaller, WriteError> {
+    let token = token_of(headers, q);
+    DeviceCaller::authenticate(hub, token.as_deref())
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, "storage error authenticating a write");
-            WriteError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "storage is unavailable; retry later",
-            )
-        })?
-        .ok_or_else(|| unauthorized("unknown or revoked token"))?;
-    match principal {
-        Principal::Device {
-            device,
-            gateway_for,
-            ..
-        } => Ok((device, gateway_for)),
-        _ => Err(WriteError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "writes need a device token; viewer and admin tokens cannot send readings",
-        )),
-    }
+            let unauthorized =
+                |m: &str| WriteError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+            match e {
+                AuthError::MissingToken => unauthorized(
+                    "missing token: send `Authorization: Token <device token>` (1.x: also ?p=)",
+                ),
+                AuthError::UnknownToken => unauthorized("unknown or revoked token"),
+                AuthError::Storage(e) => {
+                    tracing::warn!(error = %e, "storage error authenticating a write");
+                    WriteError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "storage is unavailable; retry later",
+                    )
+                }
+                AuthError::NotADevice => WriteError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "writes need a device token; viewer and admin tokens cannot send readings",
+                ),
+            }
+        })
 }
 
 /// `Authorization: Token T` / `Bearer T` / `Basic base64(user:T)`, or 1.x `?p=T`.

@@ -13,13 +13,13 @@
 //! replies, pinging, closing) runs as a boxed future, so the idle future stays small
 //! (see the size test below).
 
-use super::authn::Authenticated;
+use super::authn::{Authenticated, DeviceCaller};
 use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
 use super::replies::Replies;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
-use crate::auth::{DeviceRef, Principal};
+use crate::auth::DeviceRef;
 use crate::domain::DeviceName;
 use crate::ingest::Sender;
 use crate::protocol::ingest::{ErrorCode, Reply};
@@ -42,16 +42,13 @@ pub async fn upgrade(
     conn: Option<Extension<ConnInfo>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let Principal::Device {
+    // Checked here, after the upgrade's headers, as `/v1/ingest` always answered: 401
+    // before them, 403 after.
+    let DeviceCaller {
         token_id,
         device,
         gateway_for,
-    } = principal
-    else {
-        return Err(ApiError::forbidden(
-            "/v1/ingest needs a device token; viewer and admin tokens cannot send readings",
-        ));
-    };
+    } = DeviceCaller::of(principal)?;
     let session = hub.sessions.register(token_id, Some(device.name.clone()));
     let ws = ws::configure(ws, &hub.settings.ingest);
     let socket = Box::new(DeviceSocket {

@@ -11,26 +11,20 @@
 //!    (series cache, open rollup buckets). A failed commit changes neither.
 //!
 //! The sequence is written once, over [`CommitTx`]: the statements of one transaction.
-//! Each backend's [`Committer`] runs it in its own way — SQLite on a dedicated thread
-//! with one synchronous connection ([`super::sqlite_commit`]), so a whole transaction
-//! costs one thread hand-off instead of one per statement; PostgreSQL on a pooled
-//! connection ([`super::pg_commit`]).
+//! Each backend implements it (`super::sqlite_commit`, `super::pg_commit`) and
+//! [`super::committer`] picks the backend and runs the sequence on it.
 //!
-//! Owns [`CommitTx`], [`Committer`] and the SQL both backends share here. Uses
-//! [`super::batch`], [`super::rollup`], [`super::open_buckets`] and [`super::horizons`].
-//! The writer task ([`super::writer`]) uses this module, never the other way round.
+//! Owns [`CommitTx`], [`store_batch`] and the SQL both backends share here. Uses
+//! [`super::batch`], [`super::rollup`], [`super::open_buckets`] and [`super::horizons`];
+//! no backend module: the arrows point from the backends to here, never back.
 
 use super::batch::Batch;
-use super::db::Db;
 use super::horizons::RollupState;
 use super::open_buckets::OpenBuckets;
 use super::rollup::{Level, RollupDelta, RollupRow};
 use super::series::SeriesKey;
-use super::sqlite_commit::SqliteCommitter;
-use super::{RowValues, StorageError, Store};
+use super::{RowValues, StorageError};
 use crate::domain::ValueKind;
-use sqlx::Postgres;
-use std::time::Duration;
 
 /// Gives an empty series its value type (`$1` kind, `$2` series id).
 pub const SET_KIND: &str = "UPDATE series SET kind = $1 WHERE id = $2";
@@ -151,61 +145,4 @@ pub(crate) async fn store_batch(
     }
     tx.touch_devices(&batch.touched, batch.now_us).await?;
     Ok(batch.inserted_flags(&maybe, &maybe_inserted))
-}
-
-/// Runs writer transactions on a backend: the writer task's one handle on storage.
-pub(crate) struct Committer {
-    backend: Backend,
-    /// This process's view of the rollup horizons, lifted after each commit.
-    rollups: RollupState,
-}
-
-enum Backend {
-    Sqlite(SqliteCommitter),
-    Postgres(Db<Postgres>),
-}
-
-impl Committer {
-    /// For SQLite, opens the commit thread's connection (with the write pool's pragmas)
-    /// and, unless `checkpoint_interval` is 0, the checkpoint thread's.
-    pub async fn start(store: &Store, checkpoint_interval: Duration) -> Result<Self, StorageError> {
-        let (backend, rollups) = match store {
-            Store::Sqlite(db) => (
-                Backend::Sqlite(SqliteCommitter::start(db, checkpoint_interval).await?),
-                db.rollups.clone(),
-            ),
-            Store::Postgres(db) => (Backend::Postgres(db.clone()), db.rollups.clone()),
-        };
-        Ok(Self { backend, rollups })
-    }
-
-    /// Commits `batch` in one transaction; returns, per row in order, whether it was
-    /// newly stored. `open` are the writer's open rollup buckets (`None`: rollups off);
-    /// they are not changed (the writer applies a committed batch afterwards).
-    pub async fn commit(
-        &mut self,
-        batch: &mut Batch,
-        open: &mut Option<OpenBuckets>,
-    ) -> Result<Vec<bool>, StorageError> {
-        let flags = match &mut self.backend {
-            Backend::Sqlite(c) => c.commit(batch, open, &self.rollups).await?,
-            Backend::Postgres(db) => {
-                let mut tx = db.begin_write().await?;
-                let flags = store_batch(&mut tx, batch, open.as_ref(), &self.rollups).await?;
-                tx.commit().await?;
-                flags
-            }
-        };
-        if let Some(staged) = &batch.staged {
-            self.rollups.set_horizons(staged.horizons());
-        }
-        Ok(flags)
-    }
-
-    /// Waits for the commit thread (SQLite) to close its connection.
-    pub async fn close(self) {
-        if let Backend::Sqlite(c) = self.backend {
-            c.close().await;
-        }
-    }
 }

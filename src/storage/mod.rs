@@ -18,6 +18,7 @@
 //! - `sqlite_commit` / `pg_commit`: each backend's `CommitTx` and how it runs one —
 //!   SQLite whole on a dedicated thread with its own connection, PostgreSQL on the pool;
 //!   `sqlite_checkpoint`: SQLite's WAL checkpoints on a thread of their own.
+//! - `committer`: the backend choice — the writer's `Committer`, over the two above.
 //! - [`writer`]: the single writer task — queue, group commit, acks, publishing what was
 //!   stored — on top of `commit`.
 //! - [`series`]: the writer's cache of series ids and their newest timestamps.
@@ -41,6 +42,7 @@ macro_rules! dispatch {
 pub mod alerts;
 mod batch;
 mod commit;
+mod committer;
 mod db;
 pub mod history;
 mod horizons;

@@ -1,7 +1,7 @@
 //! The storage writer: the one task per hub that writes readings.
 //!
 //! Owns the write queue, group commit, the answers to each request and the publication
-//! of what was stored. Uses [`super::commit`] for the transaction itself (and the series
+//! of what was stored. Uses [`super::committer`] for the transaction itself (and the series
 //! cache and open rollup buckets it keeps between commits); nothing in storage uses this
 //! module.
 //!
@@ -23,7 +23,7 @@
 //! hubs of a cluster each run a writer, every commit writes its rollup rows.
 
 use super::batch::Batch;
-use super::commit::Committer;
+use super::committer::Committer;
 use super::horizons::NO_HORIZON;
 use super::open_buckets::OpenBuckets;
 use super::series::SeriesCache;

@@ -9,6 +9,9 @@
 //! live in `telehub-client` and the hub re-exports them, so the hub's `crate::domain`
 //! paths keep their layer; `tls` is a module in both crates.
 
+/// The same for the files of one top-level module: no circle of imports between them.
+mod files;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
