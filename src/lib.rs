@@ -7,7 +7,7 @@
 //! to dashboards by [`server::live`]) and MQTT egress ([`mqtt`]).
 //!
 //! Layers, bottom up; a module imports only from its own layer or below, and never in a
-//! circle (`tests/layering.rs` checks both):
+//! circle (`tests/layering/main.rs` checks both):
 //!
 //! | layer | module | owns |
 //! |---|---|---|

@@ -40,6 +40,25 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl ConfigError {
+    /// A loading error, naming the environment variable that set the key at fault, or
+    /// else the file.
+    fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
+        let message = e.to_string();
+        let var = message
+            .rsplit_once("for key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
+            .filter(|var| std::env::var_os(var).is_some());
+        let place = match (var, file) {
+            (Some(var), _) => format!("environment variable {var}: "),
+            (None, Some(f)) => format!("{}: ", f.display()),
+            (None, None) => String::new(),
+        };
+        ConfigError::Load { place, message }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -62,25 +81,6 @@ pub struct Settings {
 }
 
 /// Command-line values that override the file and the environment.
-impl ConfigError {
-    /// A loading error, naming the environment variable that set the key at fault, or
-    /// else the file.
-    fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
-        let message = e.to_string();
-        let var = message
-            .rsplit_once("for key `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
-            .filter(|var| std::env::var_os(var).is_some());
-        let place = match (var, file) {
-            (Some(var), _) => format!("environment variable {var}: "),
-            (None, Some(f)) => format!("{}: ", f.display()),
-            (None, None) => String::new(),
-        };
-        ConfigError::Load { place, message }
-    }
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub database_url: Option<String>,
