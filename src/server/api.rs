@@ -185,21 +185,22 @@ enum Points {
 /// off too); 503 when storage does not. The JSON body lists both.
 async fn ready(State(hub): State<Arc<HubState>>) -> Result<Json<serde_json::Value>, ApiError> {
     let mqtt = hub.mqtt.as_ref().map(|m| m.broker());
-    let storage = match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
-        Ok(Ok(())) => Ok(()),
+    let storage_problem = match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await
+    {
+        Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readyz: storage is not reachable");
-            Err("storage is not reachable (the hub's log says why)".to_owned())
+            Some("storage is not reachable (the hub's log says why)")
         }
-        Err(_) => Err("storage did not answer within 2 s".to_owned()),
+        Err(_) => Some("storage did not answer within 2 s"),
     };
-    match storage {
-        Ok(()) => Ok(Json(serde_json::json!({
+    match storage_problem {
+        None => Ok(Json(serde_json::json!({
             "ready": true,
             "storage": {"ok": true, "backend": hub.store.backend()},
             "mqtt": mqtt,
         }))),
-        Err(detail) => {
+        Some(detail) => {
             let broker = mqtt.map_or(String::new(), |m| format!("; mqtt: {}", m.detail));
             Err(ApiError::unavailable(format!("{detail}{broker}")))
         }

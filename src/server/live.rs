@@ -134,7 +134,7 @@ async fn run(
                     Some(Ok(Message::Text(text))) => {
                         let answer = match handle_command(hub, client, text.as_str()) {
                             Ok(answer) => answer,
-                            Err(detail) => Some(error_frame(&detail)),
+                            Err(refused) => Some(error_frame(&refused.to_string())),
                         };
                         if let Some(answer) = answer
                             && Box::pin(socket.send(Message::Text(answer.into()))).await.is_err()
@@ -216,19 +216,27 @@ async fn pace(hub: &HubState, last: Option<Instant>) {
     }
 }
 
+/// Why a dashboard's command was refused; the client is told in an `error` frame.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    /// Not a command (`protocol::live::parse_command` says why).
+    #[error("{0}")]
+    Malformed(String),
+    #[error("at most {0} patterns per client; unsubscribe some first")]
+    TooManyPatterns(usize),
+}
+
 /// Carries out a command; the answer to send, if any (`resumed`), or what was wrong.
 fn handle_command(
     hub: &HubState,
     client: &mut LiveClient,
     text: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, CommandError> {
     let max = hub.settings.live.max_patterns;
-    match parse_command(text, max)? {
+    match parse_command(text, max).map_err(CommandError::Malformed)? {
         ClientCommand::Subscribe { patterns, resume } => {
             if client.pattern_count() + patterns.len() > max {
-                return Err(format!(
-                    "at most {max} patterns per client; unsubscribe some first"
-                ));
+                return Err(CommandError::TooManyPatterns(max));
             }
             // Tell the new subscriber which matching devices are online right now.
             for device in hub.sessions.online_devices() {
