@@ -50,6 +50,13 @@ if command -v systemd-analyze >/dev/null; then
   else
     bad "systemd-analyze verify: $out"
   fi
+  # The bridge's template unit, verified as one instance.
+  sed "s#/usr/local/bin/telehub#$(command -v true)#" deploy/systemd/telehub-bridge@.service > "$tmp/telehub-bridge@ttyUSB0.service"
+  if out="$(systemd-analyze verify --man=no "$tmp/telehub-bridge@ttyUSB0.service" 2>&1)" && [ -z "$out" ]; then
+    ok "systemd-analyze verify deploy/systemd/telehub-bridge@.service"
+  else
+    bad "systemd-analyze verify (bridge): $out"
+  fi
 else
   skip "systemd-analyze verify (not installed)"
 fi

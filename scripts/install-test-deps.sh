@@ -12,6 +12,8 @@ declare -A pkg=(
   [curl]=curl
   [influx]=influxdb-client
   [node]=nodejs
+  [nginx]=nginx-light
+  [openssl]=openssl
 )
 need=()
 for cmd in "${!pkg[@]}"; do

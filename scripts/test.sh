@@ -48,6 +48,9 @@ if [ -x tests/browser/run.sh ]; then
   tests/browser/run.sh
 fi
 
+step "docs: every command, config block and link in README.md and docs/ works"
+./scripts/check-docs.sh
+
 step "fuzz smoke (10 s per target; longer runs: ./scripts/fuzz.sh 600)"
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/fuzz" ./scripts/fuzz.sh 10
 

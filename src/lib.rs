@@ -6,20 +6,27 @@
 //! into SQLite or PostgreSQL) → ack → the commit stream → live fan-out ([`live`], written
 //! to dashboards by [`server::live`]) and MQTT egress ([`mqtt`]).
 //!
+//! The device side lives in its own crate, [`telehub_client`] (`telehub-client/`, no
+//! server or database dependencies), for firmware, gateways and `firmware-sim`; its
+//! `domain`, `backoff`, `protocol`, `client` and `sim` are re-exported here under the same names, so
+//! `crate::domain::…` means the same type on both sides. Its `tls` holds the device
+//! client's config and the PEM readers the hub's [`tls`] builds on.
+//!
 //! Layers, bottom up; a module imports only from its own layer or below, and never in a
-//! circle (`tests/layering/main.rs` checks both):
+//! circle (`tests/layering/main.rs` checks both, in this crate and in `telehub-client`):
 //!
 //! | layer | module | owns |
 //! |---|---|---|
-//! | 1 | [`domain`] | names, units, timestamps, readings, what a commit stored, device status |
-//! | 2 | [`protocol`] | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |
+//! | 1 | [`domain`] (telehub-client) | names, units, timestamps, readings, what a commit stored, device status |
+//! | 1 | [`backoff`] (telehub-client) | exponential backoff with jitter, for every retry loop |
+//! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |
 //! | 2 | [`auth`] | tokens, hashing, principals |
-//! | 2 | [`tls`] | PEM files and rustls configs for the server, the device client and the MQTT client |
+//! | 2 | [`tls`] | rustls configs for the hub's server and its MQTT client (the device client's: telehub-client) |
 //! | 2 | [`config`] | layered, validated settings, one file per section |
 //! | 3 | [`storage`] | registry, series, readings, rollups; the writer task |
 //! | 3 | [`metrics`] | the Prometheus registry |
-//! | 3 | [`client`] | the device side of ingest: a resilient client (buffer, resend, reconnect) |
-//! | 3 | [`sim`] | simulated sensor signals, for `firmware-sim` and `serve --demo` |
+//! | 3 | [`client`] (telehub-client) | the device side of ingest: a resilient client (buffer, resend, reconnect) |
+//! | 3 | [`sim`] (telehub-client) | simulated sensor signals, for `firmware-sim` and `serve --demo` |
 //! | 4 | [`ingest`] | the transport-independent pipeline: parse → authorise → rate-limit → submit → reply |
 //! | 4 | [`live`] | the dashboard fan-out: one hub-wide replay buffer of committed readings, a cursor per client, no transport |
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |
@@ -30,21 +37,19 @@
 //! | 6 | [`hub`] | assembles the parts; start-up and the shutdown order |
 //! | 6 | [`cli`] | the `telehub` command line |
 
+pub use telehub_client::{backoff, client, domain, protocol, sim};
+
 pub mod alerts;
 pub mod auth;
 pub mod bridge;
 pub mod cli;
-pub mod client;
 pub mod config;
-pub mod domain;
 pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod mqtt;
-pub mod protocol;
 pub mod server;
 pub mod sessions;
-pub mod sim;
 pub mod storage;
 pub mod tls;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use telehub::client::ClientEvent;
+use telehub_client::client::ClientEvent;
 use tokio::sync::broadcast;
 
 /// What kind of trouble, in the order the report lists them.

@@ -1,5 +1,5 @@
 //! `firmware-sim run` (contract §8): one simulated device per `NAME TOKEN` line of a
-//! tokens file, each a [`DeviceClient`] fed by a [`telehub::sim`] signal generator,
+//! tokens file, each a [`DeviceClient`] fed by a [`telehub_client::sim`] signal generator,
 //! over the WebSocket or (`--transport http|line`) HTTP requests (§12).
 //!
 //! Per device: one generator task (samples every `1/rate` s on the device clock) and the
@@ -15,11 +15,11 @@ use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use telehub::client::{
+use telehub_client::client::{
     BackoffConfig, ClientConfig, DeviceClient, PersistConfig, ReadingSender, Stats, Transport,
 };
-use telehub::domain::DeviceName;
-use telehub::sim::{self, Kind, Pace, SimDevice};
+use telehub_client::domain::DeviceName;
+use telehub_client::sim::{self, Kind, Pace, SimDevice};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -104,30 +104,41 @@ impl From<TransportArg> for Transport {
     }
 }
 
-fn rate(s: &str) -> Result<f64, String> {
+/// A flag value `run` cannot use, and what to give instead.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum ArgError {
+    #[error("{0:?}: expected a number of readings per second above 0, at most 100000")]
+    Rate(String),
+    #[error("{0:?}: {1} (e.g. 500ms, 30s, 5m)")]
+    Duration(String, humantime::DurationError),
+    #[error("{0:?}: must be more than zero")]
+    Zero(String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
+fn rate(s: &str) -> Result<f64, ArgError> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 100_000.0 => Ok(r),
-        _ => Err(format!(
-            "{s:?}: expected a number of readings per second above 0, at most 100000"
-        )),
+        _ => Err(ArgError::Rate(s.to_owned())),
     }
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 30s, 5m)"))
+fn duration(s: &str) -> Result<Duration, ArgError> {
+    humantime::parse_duration(s.trim()).map_err(|e| ArgError::Duration(s.to_owned(), e))
 }
 
-fn positive_duration(s: &str) -> Result<Duration, String> {
+fn positive_duration(s: &str) -> Result<Duration, ArgError> {
     duration(s).and_then(|d| {
         if d.is_zero() {
-            Err(format!("{s:?}: must be more than zero"))
+            Err(ArgError::Zero(s.to_owned()))
         } else {
             Ok(d)
         }
     })
 }
 
-fn signed_micros(s: &str) -> Result<i64, String> {
+fn signed_micros(s: &str) -> Result<i64, ArgError> {
     let (sign, rest) = match s.trim().strip_prefix('-') {
         Some(r) => (-1, r),
         None => (1, s.trim().trim_start_matches('+')),
@@ -135,7 +146,7 @@ fn signed_micros(s: &str) -> Result<i64, String> {
     let d = duration(rest)?;
     i64::try_from(d.as_micros())
         .map(|us| sign * us)
-        .map_err(|_| format!("{s:?} is too large"))
+        .map_err(|_| ArgError::TooLarge(s.to_owned()))
 }
 
 /// Reads `NAME TOKEN` lines; blank lines and `#` comments are skipped.
@@ -230,7 +241,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
 
     tokio::select! {
         _ = sleep_or_forever(a.duration) => {}
-        _ = telehub::cli::shutdown_signal() => {}
+        _ = telehub_client::shutdown::shutdown_signal() => {}
     }
     stop.cancel();
     while generators.join_next().await.is_some() {}
@@ -242,7 +253,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     let draining = futures_util::future::join_all(clients.into_iter().map(|c| c.shutdown(drain)));
     let totals = tokio::select! {
         all = draining => all.into_iter().fold(Stats::default(), |mut t, s| { t += s; t }),
-        _ = telehub::cli::shutdown_signal() => {
+        _ = telehub_client::shutdown::shutdown_signal() => {
             eprintln!("firmware-sim: second signal: stopping without waiting for the drain");
             total(&senders)
         }

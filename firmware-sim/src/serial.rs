@@ -6,8 +6,8 @@ use anyhow::Context;
 use rand::Rng;
 use std::path::PathBuf;
 use std::time::Duration;
-use telehub::domain::{DeviceName, SensorName, Timestamp, parse_duration};
-use telehub::protocol::serial::{SampleFields, format_line};
+use telehub_client::domain::{DeviceName, SensorName, Timestamp, parse_duration};
+use telehub_client::protocol::serial::{SampleFields, format_line};
 use tokio::io::AsyncWriteExt;
 use tokio_serial::SerialPortBuilderExt;
 

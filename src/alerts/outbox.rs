@@ -13,6 +13,7 @@
 //! are abandoned and retried after their lease.
 
 use super::webhook;
+use crate::backoff::{BackoffConfig, Jitter};
 use crate::config::{AlertSettings, Webhook};
 use crate::domain::Timestamp;
 use crate::metrics::Metrics;
@@ -146,11 +147,12 @@ impl Sender {
 
 /// `retry_backoff × 2^attempts`, at most `retry_backoff_max`, times a random 50–100 %.
 pub fn backoff(s: &AlertSettings, attempts: i64) -> Duration {
-    let exp = s
-        .retry_backoff
-        .saturating_mul(1u32 << attempts.clamp(0, 20))
-        .min(s.retry_backoff_max);
-    exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    let cfg = BackoffConfig {
+        initial: s.retry_backoff,
+        max: s.retry_backoff_max,
+    };
+    let attempts = u32::try_from(attempts.clamp(0, 20)).expect("0..=20");
+    cfg.delay(Jitter::Equal, attempts)
 }
 
 #[cfg(test)]

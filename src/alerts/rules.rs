@@ -1,9 +1,13 @@
 //! Alert rules (contract §11): the JSON a client sends (or the CLI builds), parsed into a
 //! typed [`Rule`] and checked once. Every error says what to fix.
 
-use crate::domain::{DeviceName, NameError, Value, ValueKind};
+use crate::domain::{DeviceName, NameError, PatternError, Value, ValueKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// A rule's pattern: globs in each segment; devices only for `offline` rules
+/// ([`Pattern::parse_glob`], [`Pattern::parse_devices`]).
+pub use crate::domain::{Pattern, Segment};
 
 /// Why a rule was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -12,8 +16,8 @@ pub enum RuleError {
     Json(String),
     #[error("name {0:?} {1}")]
     Name(String, NameError),
-    #[error("pattern {0:?}: {1}")]
-    Pattern(String, String),
+    #[error("pattern {0}")]
+    Pattern(PatternError),
     #[error("unknown kind {0:?}; expected threshold, no_data or offline")]
     UnknownKind(String),
     #[error("unknown op {0:?}; expected one of > >= < <= == !=")]
@@ -93,115 +97,6 @@ impl Op {
     }
 }
 
-/// One segment of a pattern: `*`, an exact name, or a name with `*` wildcards
-/// (`freezer-*`), each `*` matching any run of characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
-    Any,
-    Exact(String),
-    Glob(Vec<String>),
-}
-
-impl Segment {
-    fn parse(s: &str) -> Result<Self, String> {
-        if s == "*" {
-            return Ok(Segment::Any);
-        }
-        if s.is_empty() || s.len() > 64 {
-            return Err("each segment is 1 to 64 characters".into());
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '*')))
-        {
-            return Err(format!(
-                "contains {c:?}; names use letters, digits and . _ : -, and * matches any run of them"
-            ));
-        }
-        Ok(if s.contains('*') {
-            Segment::Glob(s.split('*').map(str::to_owned).collect())
-        } else {
-            Segment::Exact(s.to_owned())
-        })
-    }
-
-    pub fn matches(&self, text: &str) -> bool {
-        match self {
-            Segment::Any => true,
-            Segment::Exact(e) => e == text,
-            Segment::Glob(pieces) => glob_match(pieces, text),
-        }
-    }
-
-    pub fn exact(&self) -> Option<&str> {
-        match self {
-            Segment::Exact(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// `pieces` are the literal parts between `*`s: the first is a prefix, the last a suffix,
-/// the others appear in order between them.
-fn glob_match(pieces: &[String], text: &str) -> bool {
-    let (first, rest) = pieces
-        .split_first()
-        .expect("split yields one piece at least");
-    let Some(mut left) = text.strip_prefix(first.as_str()) else {
-        return false;
-    };
-    let Some((last, middle)) = rest.split_last() else {
-        return left.is_empty();
-    };
-    for p in middle {
-        match left.find(p.as_str()) {
-            Some(i) => left = &left[i + p.len()..],
-            None => return false,
-        }
-    }
-    left.len() >= last.len() && left.ends_with(last.as_str())
-}
-
-/// `DEVICE/SENSOR` (`*` alone: every series); a device-level rule (`offline`) has no
-/// sensor segment (`DEVICE`, `DEVICE/*` or `*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern {
-    pub device: Segment,
-    pub sensor: Option<Segment>,
-}
-
-impl Pattern {
-    fn parse(s: &str, device_level: bool) -> Result<Self, RuleError> {
-        let err = |why: String| RuleError::Pattern(s.chars().take(140).collect(), why);
-        let (d, sensor) = match (s, s.split_once('/')) {
-            ("*", _) => ("*", (!device_level).then_some(Segment::Any)),
-            (_, Some((d, "*"))) if device_level => (d, None),
-            (_, Some(_)) if device_level => {
-                return Err(err(
-                    "an offline rule names devices only: DEVICE (e.g. boiler-*)".into(),
-                ));
-            }
-            (_, Some((d, sn))) => (
-                d,
-                Some(Segment::parse(sn).map_err(|e| err(format!("sensor {e}")))?),
-            ),
-            (_, None) if device_level => (s, None),
-            (_, None) => {
-                return Err(err(
-                    "expected DEVICE/SENSOR, with * for any characters (e.g. freezer-*/temperature)"
-                        .into(),
-                ));
-            }
-        };
-        let device = Segment::parse(d).map_err(|e| err(format!("device {e}")))?;
-        Ok(Self { device, sensor })
-    }
-
-    pub fn matches_series(&self, device: &str, sensor: &str) -> bool {
-        self.device.matches(device) && self.sensor.as_ref().is_some_and(|s| s.matches(sensor))
-    }
-}
-
 /// What a rule watches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
@@ -268,7 +163,11 @@ impl Rule {
             "offline" => "offline",
             other => return Err(RuleError::UnknownKind(other.chars().take(32).collect())),
         };
-        let pattern = Pattern::parse(&spec.pattern, kind == "offline")?;
+        let pattern = match kind {
+            "offline" => Pattern::parse_devices(&spec.pattern),
+            _ => Pattern::parse_glob(&spec.pattern),
+        }
+        .map_err(RuleError::Pattern)?;
         let not_allowed = |field| RuleError::NotAllowed { kind, field };
         let missing = |field| RuleError::Missing { kind, field };
         let condition = if kind == "threshold" {

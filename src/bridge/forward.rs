@@ -11,10 +11,10 @@
 //! when the reader stops (shutdown), after which the forwarder drains what it holds
 //! for up to `drain_timeout` and exits.
 
-use super::backoff::Backoff;
 use super::outbox::Outbox;
 use super::stats::{PortStats, bump};
 use super::uplink::{HubSocket, Outcome, Target, decode_reply, encode_message};
+use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::client::ConnectFailure;
 use crate::config::SerialPortSettings;
 use crate::protocol::ingest::{DeviceReading, ErrorCode};
@@ -99,12 +99,19 @@ struct Run {
 impl Forwarder {
     pub async fn run(mut self) {
         let s = self.settings.clone();
+        let reconnect = Backoff::with_jitter(
+            BackoffConfig {
+                initial: s.reconnect_min,
+                max: s.reconnect_max.max(s.reconnect_min),
+            },
+            Jitter::Equal,
+        );
         let mut run = Run {
             link: Link::Down {
                 retry_at: Instant::now(),
             },
-            reconnect: Backoff::new(s.reconnect_min, s.reconnect_max),
-            transient: Backoff::new(s.reconnect_min, s.reconnect_max),
+            reconnect: reconnect.clone(),
+            transient: reconnect,
             hold_until: None,
             connected_once: false,
             drain_until: None,

@@ -16,7 +16,6 @@
 //!
 //! May use: `domain`, `protocol`, `config`, `client` (a transport: nothing of the hub's inside).
 
-mod backoff;
 pub mod forward;
 pub mod framing;
 pub mod journal;

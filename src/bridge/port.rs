@@ -3,9 +3,9 @@
 //! logged (reason and excerpt), never forwarded, never fatal. When the port vanishes
 //! (USB unplugged) it is reopened with back-off; the hub connection is not touched.
 
-use super::backoff::Backoff;
 use super::framing::{Framed, LineFramer, excerpt};
 use super::stats::{PortStats, bump};
+use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::config::{FlowControl, Parity, SerialPortSettings};
 use crate::domain::Timestamp;
 use crate::protocol::ingest::DeviceReading;
@@ -99,7 +99,13 @@ pub fn open(s: &SerialPortSettings) -> Result<SerialStream, tokio_serial::Error>
 impl PortReader {
     pub async fn run(self) {
         let s = &self.settings;
-        let mut backoff = Backoff::new(s.reopen_min, s.reopen_max);
+        let mut backoff = Backoff::with_jitter(
+            BackoffConfig {
+                initial: s.reopen_min,
+                max: s.reopen_max.max(s.reopen_min),
+            },
+            Jitter::Equal,
+        );
         let mut framer = LineFramer::new();
         let mut clock = ReceiveClock::default();
         let mut limiter = LogLimiter {

@@ -180,24 +180,6 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (Ctrl-C only where SIGTERM cannot be watched).
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Registered now, not when first awaited: a SIGTERM between the two is kept for the
-    // future instead of killing the process with the default action.
-    let (term, int) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-}
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; one owner for the hub, the simulator and
+/// device programs: [`telehub_client::shutdown`].
+pub use telehub_client::shutdown::shutdown_signal;

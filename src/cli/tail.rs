@@ -9,6 +9,7 @@
 //! stderr, and `--resume EPOCH:OFFSET` starts from it.
 
 use super::UsageError;
+use crate::backoff::{BackoffConfig, Jitter};
 use crate::protocol::live::Pattern;
 use anyhow::Context;
 use clap::Args;
@@ -321,14 +322,15 @@ fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> End {
     End::Retry(why)
 }
 
-/// A random delay in `0..=min(BACKOFF_MAX, BACKOFF_BASE·2^attempt)` (full jitter).
+/// A random delay in `0..=min(BACKOFF_MAX, BACKOFF_BASE·2^attempt)` (full jitter), at
+/// least 100 ms.
 fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap = BACKOFF_BASE
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(BACKOFF_MAX);
-    let ms = rand::rng().random_range(0..=cap.as_millis() as u64);
-    Duration::from_millis(ms.max(100))
+    let cfg = BackoffConfig {
+        initial: BACKOFF_BASE,
+        max: BACKOFF_MAX,
+    };
+    cfg.delay(Jitter::Full, attempt)
+        .max(Duration::from_millis(100))
 }
 
 /// A frame of the live feed, as the hub sends it (§3).

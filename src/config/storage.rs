@@ -8,7 +8,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `sqlite://PATH` or `postgres://user@host/db`.
+    /// `sqlite://PATH` or `postgres://user@host/db`. PostgreSQL URLs take libpq's TLS
+    /// parameters: `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`,
+    /// `verify-full`), `sslrootcert` (PEM CA file; default: the system's CA store),
+    /// `sslcert`/`sslkey` (client certificate).
     pub url: String,
     /// SQLite `synchronous` level: `full` (acked readings survive power loss) or
     /// `normal` (they survive a crash of the hub process, not of the machine).

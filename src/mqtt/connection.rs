@@ -5,15 +5,15 @@
 
 use super::ingest::Received;
 use super::{BrokerStatus, MqttSettings};
+use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::metrics::Metrics;
-use rand::Rng;
 use rumqttc::{
     ConnectionError, Event, EventLoop, Incoming, Outgoing, PubAck, PubRec, Publish, QoS, Request,
     Subscribe, SubscribeFilter, SubscribeReasonCode,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,13 @@ pub async fn run(
     metrics: Arc<Metrics>,
     hard_stop: CancellationToken,
 ) {
-    let mut backoff = s.reconnect_min;
+    let mut backoff = Backoff::with_jitter(
+        BackoffConfig {
+            initial: s.reconnect_min,
+            max: s.reconnect_max,
+        },
+        Jitter::Equal,
+    );
     let mut failures = 0u32;
     loop {
         let event = tokio::select! {
@@ -96,7 +102,7 @@ pub async fn run(
                 tracing::info!(broker = %s.url, session_present = ack.session_present, "mqtt: connected");
                 failures = 0;
                 routes.connection.fetch_add(1, Ordering::AcqRel);
-                backoff = s.reconnect_min;
+                backoff.reset();
                 metrics.mqtt.connected.set(1);
                 status.send_replace(BrokerStatus {
                     connected: true,
@@ -135,12 +141,11 @@ pub async fn run(
                     detail: format!("{}: {}; reconnecting", s.url, explain(&e)),
                 });
                 if was_connected || failures == 1 {
-                    tracing::warn!(broker = %s.url, error = %explain(&e), retry_in = ?backoff, "mqtt: broker connection lost; the hub keeps ingesting over WebSocket and retries");
+                    tracing::warn!(broker = %s.url, error = %explain(&e), retry_in = ?backoff.ceiling(), "mqtt: broker connection lost; the hub keeps ingesting over WebSocket and retries");
                 } else {
                     tracing::debug!(broker = %s.url, error = %e, "mqtt: reconnect failed");
                 }
-                let pause = jitter(backoff);
-                backoff = (backoff * 2).min(s.reconnect_max);
+                let pause = backoff.next_delay();
                 tokio::select! {
                     _ = hard_stop.cancelled() => break,
                     _ = tokio::time::sleep(pause) => {}
@@ -211,8 +216,4 @@ fn explain(e: &ConnectionError) -> String {
         }
         other => other.to_string(),
     }
-}
-
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(rand::rng().random_range(0.5..1.0))
 }

@@ -27,6 +27,7 @@ mod live;
 mod live_resume;
 mod logs;
 mod mqtt;
+mod pg_tls;
 mod query_output;
 mod retention;
 mod shutdown;

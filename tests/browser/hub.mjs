@@ -23,10 +23,11 @@ export function freshDatabase() {
 
 /**
  * Starts `telehub serve` and waits for its two start lines:
- * `telehub listening on http://HOST:PORT ...` and `dashboard: URL`.
+ * `telehub listening on http://HOST:PORT ...` and `dashboard: URL`. `extraArgs` go after
+ * `serve`'s own (e.g. `['--config', FILE]`).
  */
-export async function startHub(dbUrl, listen = '127.0.0.1:0') {
-  const child = spawn(BIN, ['serve', '--listen', listen, '--database-url', dbUrl], {
+export async function startHub(dbUrl, listen = '127.0.0.1:0', extraArgs = []) {
+  const child = spawn(BIN, ['serve', '--listen', listen, '--database-url', dbUrl, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: 'telehub=warn' },
   });
@@ -124,12 +125,12 @@ export async function connectDevice(base, token) {
   };
 }
 
-/** Debian's chromium through playwright-core, headless. */
-export async function launchBrowser() {
+/** Debian's chromium through playwright-core, headless; `extraArgs` are more switches. */
+export async function launchBrowser({ extraArgs = [] } = {}) {
   const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', ...extraArgs],
   });
 }
 

@@ -21,9 +21,10 @@ fi
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
-(cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --bin telehub)
+(cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --bins -p telehub -p firmware-sim)
 
 export TELEHUB_BIN="$target/release/telehub"
+export FIRMWARE_SIM_BIN="$target/release/firmware-sim"
 export CHROMIUM="$chromium_bin"
 cd "$here"
 exec node --test --test-timeout=240000 --test-concurrency=1 ./*.test.mjs

@@ -10,6 +10,7 @@
 //! - [`memory`]: [`rss_kib`], this process's resident memory.
 //! - [`webhook`]: [`Receiver`], a real HTTP server recording webhook POSTs.
 //! - [`poll`]: [`eventually`], the one poller, and [`WAIT`].
+//! - [`pg_cluster`]: [`TestCluster`], a private PostgreSQL server a test may stop or give TLS.
 //! - [`services`]: `pg_server`, `mqtt_server`, [`skipped`], `need_pg!`, `need_mqtt!`.
 
 #![allow(dead_code, unused_imports)]
@@ -17,6 +18,7 @@
 mod app;
 mod db;
 mod memory;
+mod pg_cluster;
 mod poll;
 mod services;
 mod sql;
@@ -27,6 +29,7 @@ mod ws;
 pub use app::*;
 pub use db::*;
 pub use memory::*;
+pub use pg_cluster::*;
 pub use poll::*;
 pub use services::*;
 pub use sql::*;

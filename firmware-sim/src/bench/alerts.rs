@@ -10,7 +10,7 @@
 //! bound of commit → POST), at a steady 20 readings/s.
 
 use super::hub::{
-    Backend, Common, HubProcess, add_devices, fresh_database, hub_binary, settings_env, telehub,
+    Common, HubProcess, LoadArgs, add_devices, fresh_database, hub_binary, settings_env, telehub,
 };
 use super::ingest::{Shape, ValueType, load};
 use super::stats::{fmt, percentile, table};
@@ -26,18 +26,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[derive(clap::Args, Debug)]
 pub struct AlertsArgs {
-    #[arg(long, value_enum, default_value = "sqlite")]
-    backend: Backend,
-    #[arg(long, default_value_t = 100)]
-    devices: usize,
-    /// Readings per message.
-    #[arg(long, default_value_t = 100)]
-    batch: usize,
-    /// Messages per device.
-    #[arg(long, default_value_t = 100)]
-    messages: usize,
-    #[arg(long, default_value_t = 8)]
-    window: usize,
+    #[command(flatten)]
+    load: LoadArgs,
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Rule counts compared in each run.
@@ -58,7 +48,7 @@ struct Sample {
 
 pub async fn run(mut a: AlertsArgs) -> anyhow::Result<()> {
     if a.common.smoke {
-        (a.devices, a.messages, a.runs, a.events) = (4, 5, 1, 10);
+        (a.load.devices, a.load.messages, a.runs, a.events) = (4, 5, 1, 10);
         a.rules = vec![0, 10];
     }
     let bin = hub_binary(a.common.hub_bin.as_deref())?;
@@ -117,8 +107,8 @@ async fn one(a: &AlertsArgs, bin: &Path, run: usize, rules: usize) -> anyhow::Re
     let dir = a.common.dir.join(format!("alerts-{run}-{rules}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let db = fresh_database(a.backend, &dir, &a.common.pg).await?;
-    let tokens = add_devices(bin, &db, a.devices, "bench-", &dir).await?;
+    let db = fresh_database(a.load.backend, &dir, &a.common.pg).await?;
+    let tokens = add_devices(bin, &db, a.load.devices, "bench-", &dir).await?;
     let admin = telehub(
         bin,
         &db,
@@ -130,7 +120,7 @@ async fn one(a: &AlertsArgs, bin: &Path, run: usize, rules: usize) -> anyhow::Re
     let file = dir.join("rules.jsonl");
     let lines: Vec<String> = (0..rules)
         .map(|i| {
-            serde_json::json!({"name": format!("r{i}"), "pattern": format!("bench-{}/*", i % a.devices + 1),
+            serde_json::json!({"name": format!("r{i}"), "pattern": format!("bench-{}/*", i % a.load.devices + 1),
                 "kind": "threshold", "op": ">", "value": 1e12})
             .to_string()
         })
@@ -151,13 +141,13 @@ async fn one(a: &AlertsArgs, bin: &Path, run: usize, rules: usize) -> anyhow::Re
     let http = reqwest::Client::new();
     let rule_url = format!("http://{}/v1/alert-rules", hub.addr);
     let shape = Shape {
-        messages: a.messages,
-        batch: a.batch,
-        window: a.window,
+        messages: a.load.messages,
+        batch: a.load.batch,
+        window: a.load.window,
         values: ValueType::Number,
     };
     let (elapsed, _) = load(&shape, &hub.addr, &tokens).await?;
-    let rate = (a.devices * a.messages * a.batch) as f64 / elapsed.as_secs_f64();
+    let rate = (a.load.devices * a.load.messages * a.load.batch) as f64 / elapsed.as_secs_f64();
     let lat = serde_json::json!({"name": "lat", "pattern": "bench-1/lat", "kind": "threshold", "op": ">", "value": 0});
     // Answered once this hub's engine evaluates with it.
     post(&http, &rule_url, &admin, &lat).await?;
@@ -272,7 +262,7 @@ async fn latency(
             r#"{{"id":{i},"readings":[{{"sensor":"lat","value":{value},"ts":{:.6}}}]}}"#,
             ts as f64 / 1e6
         );
-        let key = telehub::domain::Timestamp::from_micros(ts).to_rfc3339();
+        let key = telehub_client::domain::Timestamp::from_micros(ts).to_rfc3339();
         sent.push((key, Instant::now()));
         ws.send(Message::Text(msg.into())).await?;
         // The ack (read so the socket never backs up).

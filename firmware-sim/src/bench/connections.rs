@@ -8,12 +8,12 @@
 
 use super::hub::{Common, HubProcess, add_viewer, hub_binary, open_file_limit, settings_env};
 use super::hub::{rss_bytes_of, telehub};
-use super::peer::{NodePeer, Which, check_peer};
+use super::peer::{NodePeer, Servers, Which, check_peer};
 use super::stats::{fmt, table};
 use anyhow::{Context, bail};
 use futures_util::SinkExt;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -31,12 +31,9 @@ pub struct ConnArgs {
     /// Which sockets: device (`/v1/ingest`) or live (`/v1/live`, subscribed to `*`).
     #[arg(long, value_enum, default_value = "device")]
     kind: Kind,
-    /// Which servers to measure (`node`: the Node `ws` peer), one after the other per run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub,node")]
-    servers: Vec<Which>,
-    /// The peer's server script (run with `node`); `npm ci` in its folder first.
-    #[arg(long, default_value = "bench/node-broadcast/server.js")]
-    peer: PathBuf,
+    /// The hub, and the Node peer beside it.
+    #[command(flatten)]
+    servers: Servers,
     #[command(flatten)]
     common: Common,
 }
@@ -75,13 +72,14 @@ pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
     {
         bail!("open-file limit is {limit}: raise it (`ulimit -n 20000`) or lower --count");
     }
-    if a.servers.contains(&Which::Peer) {
-        check_peer(&a.peer)?;
+    if a.servers.which.contains(&Which::Peer) {
+        check_peer(&a.servers.script)?;
     }
     let mut rows = Vec::new();
     for &n in &a.count {
         let mut per_socket: Vec<(Which, Vec<f64>, Vec<f64>)> = a
             .servers
+            .which
             .iter()
             .map(|&w| (w, Vec::new(), Vec::new()))
             .collect();
@@ -89,7 +87,7 @@ pub async fn run(mut a: ConnArgs) -> anyhow::Result<()> {
             for (which, per, total) in &mut per_socket {
                 let s = match which {
                     Which::Hub => measure_hub(&a, &bin, n, i).await?,
-                    Which::Peer => measure_peer(&a, &a.peer, n).await?,
+                    Which::Peer => measure_peer(&a, &a.servers.script, n).await?,
                 };
                 let bytes = s.after.saturating_sub(s.before) as f64 / n as f64;
                 eprintln!(

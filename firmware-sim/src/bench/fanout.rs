@@ -12,10 +12,9 @@
 
 use super::hub::{Backend, Common, hub_binary, rss_bytes_of};
 use super::live_load::{Devices, LiveHub, Load, Server, Step, Subscribers};
-use super::peer::{NodePeer, Which, check_peer};
+use super::peer::{NodePeer, Servers, Which, check_peer};
 use super::stats::{fmt, table};
 use anyhow::Context;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -47,12 +46,9 @@ pub struct FanoutArgs {
     /// Loopback source addresses the subscribers are spread over.
     #[arg(long, default_value_t = 8)]
     sources: u8,
-    /// The peer's server script (run with `node`); `npm ci` in its folder first.
-    #[arg(long, default_value = "bench/node-broadcast/server.js")]
-    peer: PathBuf,
-    /// Which servers to measure.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub,peer")]
-    servers: Vec<Which>,
+    /// The hub, and the Node peer beside it.
+    #[command(flatten)]
+    servers: Servers,
     #[arg(long, value_enum, default_value = "sqlite")]
     backend: Backend,
     /// Instead of the rate search: send this many readings at `--max-rate` and report the
@@ -73,11 +69,11 @@ pub async fn run(mut a: FanoutArgs) -> anyhow::Result<()> {
         return burst(&a, &bin, if a.common.smoke { n.min(2_000) } else { n }).await;
     }
     let (with_hub, with_peer) = (
-        a.servers.contains(&Which::Hub),
-        a.servers.contains(&Which::Peer),
+        a.servers.which.contains(&Which::Hub),
+        a.servers.which.contains(&Which::Peer),
     );
     if with_peer {
-        check_peer(&a.peer)?;
+        check_peer(&a.servers.script)?;
     }
     eprintln!(
         "fan-out: {} device(s) → {} subscribers, messages of {}, steps of {:?}, pass: all delivered and p99 < {} ms",
@@ -93,7 +89,7 @@ pub async fn run(mut a: FanoutArgs) -> anyhow::Result<()> {
             hub_best.push(best.context("the hub failed even the first step: lower --start-rate")?);
         }
         if with_peer {
-            let peer = NodePeer::start(&a.peer).await?;
+            let peer = NodePeer::start(&a.servers.script).await?;
             eprintln!("run {}: peer (Node ws)", i + 1);
             let best = search(&a, &Server::Peer { addr: peer.addr }, peer.pid()).await?;
             drop(peer);

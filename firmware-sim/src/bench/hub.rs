@@ -32,6 +32,25 @@ pub struct Common {
     pub smoke: bool,
 }
 
+/// The load `bench ingest` and `bench alerts` send: `devices` × `messages` × `batch`
+/// readings over pipelined WebSockets into a `backend`.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: Backend,
+    #[arg(long, default_value_t = 100)]
+    pub devices: usize,
+    /// Readings per message.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Messages per device.
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+    /// Messages in flight per device (awaiting their ack).
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+}
+
 /// The `telehub` binary: `--hub-bin`, or the one next to this executable.
 pub fn hub_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match given {

@@ -5,7 +5,8 @@
 //! disk; PostgreSQL: `psql \copy`) — the ceiling the hub is compared with.
 
 use super::hub::{
-    Backend, Common, HubProcess, add_devices, fresh_database, fresh_pg, hub_binary, settings_env,
+    Backend, Common, HubProcess, LoadArgs, add_devices, fresh_database, fresh_pg, hub_binary,
+    settings_env,
 };
 use super::stats::{fmt, percentile, table};
 use anyhow::{Context, bail};
@@ -19,20 +20,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("messages", |a| a.default_value("300")))]
 pub struct IngestArgs {
-    #[arg(long, value_enum, default_value = "sqlite")]
-    backend: Backend,
-    #[arg(long, default_value_t = 100)]
-    devices: usize,
-    /// Readings per message.
-    #[arg(long, default_value_t = 100)]
-    batch: usize,
-    /// Messages per device.
-    #[arg(long, default_value_t = 300)]
-    messages: usize,
-    /// Messages in flight per device (awaiting their ack).
-    #[arg(long, default_value_t = 8)]
-    window: usize,
+    #[command(flatten)]
+    load: LoadArgs,
     #[arg(long, default_value_t = 5)]
     runs: usize,
     /// The type of every reading's value (contract §10): numbers, booleans, or strings
@@ -76,9 +67,9 @@ struct RunResult {
 
 pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
     if a.common.smoke {
-        (a.devices, a.messages, a.runs) = (4, 5, 1);
+        (a.load.devices, a.load.messages, a.runs) = (4, 5, 1);
     }
-    if !a.batch.is_multiple_of(SENSORS) {
+    if !a.load.batch.is_multiple_of(SENSORS) {
         bail!(
             "--batch must be a multiple of {SENSORS} (readings are spread over {SENSORS} sensors)"
         );
@@ -86,10 +77,16 @@ pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
     let bin = hub_binary(a.common.hub_bin.as_deref())?;
     std::fs::create_dir_all(&a.common.dir)
         .with_context(|| format!("creating {}", a.common.dir.display()))?;
-    let total = a.devices * a.messages * a.batch;
+    let total = a.load.devices * a.load.messages * a.load.batch;
     eprintln!(
         "ingest of {:?} values into {:?}: {} devices × {} messages × {} readings = {total} readings, window {}, {} runs",
-        a.value_type, a.backend, a.devices, a.messages, a.batch, a.window, a.runs
+        a.value_type,
+        a.load.backend,
+        a.load.devices,
+        a.load.messages,
+        a.load.batch,
+        a.load.window,
+        a.runs
     );
     let mut results = Vec::new();
     for i in 0..a.runs {
@@ -106,7 +103,7 @@ pub async fn run(mut a: IngestArgs) -> anyhow::Result<()> {
         results.push(r);
     }
     let col = |f: fn(&RunResult) -> f64| results.iter().map(f).collect::<Vec<_>>();
-    let ceiling_name = match a.backend {
+    let ceiling_name = match a.load.backend {
         Backend::Sqlite => "sqlite3 .import (same rows, same pragmas, same disk)",
         Backend::Postgres => "psql \\copy (same rows)",
     };
@@ -136,8 +133,8 @@ async fn one_run(a: &IngestArgs, bin: &Path, i: usize) -> anyhow::Result<RunResu
     let run_dir = a.common.dir.join(format!("run-{i}"));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
-    let db = fresh_database(a.backend, &run_dir, &a.common.pg).await?;
-    let tokens = add_devices(bin, &db, a.devices, "bench-", &run_dir).await?;
+    let db = fresh_database(a.load.backend, &run_dir, &a.common.pg).await?;
+    let tokens = add_devices(bin, &db, a.load.devices, "bench-", &run_dir).await?;
     let mut env = settings_env(&a.common.settings)?;
     env.push((
         "TELEHUB_DATABASE__SQLITE_SYNCHRONOUS".into(),
@@ -145,15 +142,15 @@ async fn one_run(a: &IngestArgs, bin: &Path, i: usize) -> anyhow::Result<RunResu
     ));
     let hub = HubProcess::start(bin, &db, &env).await?;
     let shape = Shape {
-        messages: a.messages,
-        batch: a.batch,
-        window: a.window,
+        messages: a.load.messages,
+        batch: a.load.batch,
+        window: a.load.window,
         values: a.value_type,
     };
     let (elapsed, mut latencies) = load(&shape, &hub.addr, &tokens).await?;
     hub.stop().await?;
-    let total = (a.devices * a.messages * a.batch) as f64;
-    let ceiling = match a.backend {
+    let total = (a.load.devices * a.load.messages * a.load.batch) as f64;
+    let ceiling = match a.load.backend {
         Backend::Sqlite => sqlite_ceiling(a, &run_dir).await?,
         Backend::Postgres => pg_ceiling(a, &run_dir).await?,
     };
@@ -283,14 +280,14 @@ fn write_rows_csv(a: &IngestArgs, path: &Path) -> anyhow::Result<()> {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     let base = base_us();
-    for d in 0..a.devices {
-        for m in 0..a.messages {
-            for k in 0..a.batch {
+    for d in 0..a.load.devices {
+        for m in 0..a.load.messages {
+            for k in 0..a.load.batch {
                 writeln!(
                     w,
                     "{},{},{}.5",
                     d * SENSORS + k % SENSORS + 1,
-                    ts_us(base, m, k, a.batch),
+                    ts_us(base, m, k, a.load.batch),
                     k
                 )?;
             }

@@ -8,9 +8,8 @@
 
 use super::hub::{Backend, Common, hub_binary};
 use super::live_load::{Devices, LiveHub, Load, Server, Step, Subscribers};
-use super::peer::{NodePeer, Which, check_peer};
+use super::peer::{NodePeer, Servers, Which, check_peer};
 use super::stats::{fmt, table};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -33,12 +32,9 @@ pub struct LatencyArgs {
     duration: Duration,
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Which servers to measure (the peer: the floor of the two WebSocket hops).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "hub,peer")]
-    servers: Vec<Which>,
-    /// The peer's server script (run with `node`); `npm ci` in its folder first.
-    #[arg(long, default_value = "bench/node-broadcast/server.js")]
-    peer: PathBuf,
+    /// The hub, and the Node peer beside it.
+    #[command(flatten)]
+    servers: Servers,
     #[command(flatten)]
     common: Common,
 }
@@ -53,11 +49,11 @@ pub async fn run(mut a: LatencyArgs) -> anyhow::Result<()> {
         a.backend, a.devices, a.rate, a.batch, a.subscribers, a.duration, a.runs
     );
     let (with_hub, with_peer) = (
-        a.servers.contains(&Which::Hub),
-        a.servers.contains(&Which::Peer),
+        a.servers.which.contains(&Which::Hub),
+        a.servers.which.contains(&Which::Peer),
     );
     if with_peer {
-        check_peer(&a.peer)?;
+        check_peer(&a.servers.script)?;
     }
     let (mut hub_steps, mut peer_steps) = (Vec::new(), Vec::new());
     for i in 0..a.runs {
@@ -69,7 +65,7 @@ pub async fn run(mut a: LatencyArgs) -> anyhow::Result<()> {
             hub_steps.push(s);
         }
         if with_peer {
-            let peer = NodePeer::start(&a.peer).await?;
+            let peer = NodePeer::start(&a.servers.script).await?;
             let s = measure(&a, &Server::Peer { addr: peer.addr }, peer.pid()).await?;
             eprintln!("run {}, peer: {s}", i + 1);
             peer_steps.push(s);

@@ -4,7 +4,7 @@
 //! (non-device) socket.
 
 use anyhow::{Context, bail};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -16,6 +16,23 @@ pub enum Which {
     /// The Node `ws` server (`node` is accepted too).
     #[value(alias = "node")]
     Peer,
+}
+
+/// The servers a live-feed benchmark compares (`--servers`, `--peer`).
+#[derive(clap::Args, Debug)]
+pub struct Servers {
+    /// Which servers to measure, one after the other per run (`peer`, or `node`: the Node
+    /// `ws` server).
+    #[arg(
+        long = "servers",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "hub,peer"
+    )]
+    pub which: Vec<Which>,
+    /// The peer's server script (run with `node`); `npm ci` in its folder first.
+    #[arg(long = "peer", default_value = "bench/node-broadcast/server.js")]
+    pub script: PathBuf,
 }
 
 /// Fails with what to run when the peer's script or its `ws` package is missing.

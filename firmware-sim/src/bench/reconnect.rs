@@ -12,9 +12,9 @@ use super::hub::{
 use super::stats::{fmt, percentile, table};
 use anyhow::{Context, bail};
 use std::time::{Duration, Instant};
-use telehub::client::{ClientConfig, DeviceClient};
-use telehub::domain::{Reading, SensorName, Timestamp};
-use telehub::protocol::ingest::DeviceReading;
+use telehub_client::client::{ClientConfig, DeviceClient};
+use telehub_client::domain::{Reading, SensorName, Timestamp};
+use telehub_client::protocol::ingest::DeviceReading;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(clap::Args, Debug)]

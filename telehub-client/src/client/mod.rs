@@ -4,8 +4,8 @@
 //! line-protocol endpoint `/api/v2/write` (§12).
 //!
 //! ```no_run
-//! # async fn demo(reading: telehub::protocol::ingest::DeviceReading) -> Result<(), telehub::client::ClientError> {
-//! use telehub::client::{ClientConfig, DeviceClient};
+//! # async fn demo(reading: telehub_client::protocol::ingest::DeviceReading) -> Result<(), telehub_client::client::ClientError> {
+//! use telehub_client::client::{ClientConfig, DeviceClient};
 //! let client = DeviceClient::start(ClientConfig::new("ws://127.0.0.1:8080", "th_..."))?;
 //! client.push(reading).ok();                  // never blocks; buffered until acked
 //! let mut events = client.subscribe();        // connects, losses, refusals
@@ -29,7 +29,7 @@
 //! - `triage`: a refused message's readings: resend later, or give up only the
 //!   reading (or device) the hub named and resend the others.
 //! - `driver`: the client task: connect → session → exponential backoff with full
-//!   jitter (`backoff`) → connect again, until shut down; drains on shutdown.
+//!   jitter ([`crate::backoff`]) → connect again, until shut down; drains on shutdown.
 //! - `persist`: optional snapshots of the outbox to a file (temp file + rename), so a
 //!   restarted process resumes with what was not acked.
 //!
@@ -46,10 +46,9 @@
 //! Everything not acked is resent after a reconnect; the hub dedupes by
 //! (device, sensor, ts), so a reading is stored once however often it is sent.
 //!
-//! May use: `domain`, `protocol`, `tls`.
+//! May use: `domain`, `backoff`, `protocol`, `tls`.
 
 mod address;
-mod backoff;
 mod driver;
 mod flow;
 mod http;
@@ -59,8 +58,8 @@ mod persist;
 mod session;
 mod triage;
 
+pub use crate::backoff::BackoffConfig;
 pub use address::{ConnectFailure, HubAddress, Target, Ws};
-pub use backoff::BackoffConfig;
 
 use crate::protocol::ingest::{DeviceReading, ErrorCode};
 use outbox::Outbox;
@@ -83,6 +82,8 @@ pub enum ClientError {
     Token,
     #[error("client setting: {0}")]
     Setting(String),
+    #[error("client setting: {0}")]
+    Backoff(#[from] crate::backoff::BackoffError),
     #[error("cannot read the saved outbox {path}: {source}")]
     Restore {
         path: String,
@@ -204,7 +205,7 @@ impl ClientConfig {
         if self.persist.as_ref().is_some_and(|p| p.interval.is_zero()) {
             return bad("persist.interval must be > 0");
         }
-        self.backoff.validate().map_err(ClientError::Setting)
+        Ok(self.backoff.validate()?)
     }
 }
 

@@ -6,50 +6,12 @@
 //! client's readings into `{"readings":[...],"epoch":E,"offset":N}` frames without
 //! parsing them again.
 
-use crate::domain::{AlertEvent, DeviceName, SensorName, StatusEvent, StoredReading, Timestamp};
+use crate::domain::{AlertEvent, StatusEvent, StoredReading, Timestamp};
 use bytes::Bytes;
 use serde_json::Value;
 
-/// A `DEVICE/SENSOR` pattern; `None` stands for a `*` segment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Pattern {
-    pub device: Option<DeviceName>,
-    pub sensor: Option<SensorName>,
-}
-
-impl Pattern {
-    pub const ALL: Pattern = Pattern {
-        device: None,
-        sensor: None,
-    };
-
-    /// `"*"`, `"boiler-1/*"`, `"*/temperature"`, `"boiler-1/temperature"`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s == "*" {
-            return Ok(Self::ALL);
-        }
-        let (d, sn) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{:?}: expected DEVICE/SENSOR, `*` for any segment", clip(s)))?;
-        let seg =
-            |x: &str| -> Result<Option<String>, String> { Ok((x != "*").then(|| x.to_owned())) };
-        let device = seg(d)?
-            .map(|x| DeviceName::parse(&x).map_err(|e| format!("{:?}: device {e}", clip(s))))
-            .transpose()?;
-        let sensor = seg(sn)?
-            .map(|x| SensorName::parse(&x).map_err(|e| format!("{:?}: sensor {e}", clip(s))))
-            .transpose()?;
-        Ok(Self { device, sensor })
-    }
-
-    pub fn matches_device(&self, device: &str) -> bool {
-        self.device.as_ref().is_none_or(|d| d.as_str() == device)
-    }
-
-    pub fn matches(&self, device: &str, sensor: &str) -> bool {
-        self.matches_device(device) && self.sensor.as_ref().is_none_or(|s| s.as_str() == sensor)
-    }
-}
+/// A subscription pattern: whole segments, `*` alone for everything ([`Pattern::parse`]).
+pub use crate::domain::Pattern;
 
 /// A command from a dashboard client.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +76,7 @@ pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, S
         .map(|p| {
             p.as_str()
                 .ok_or_else(|| format!("{key}: patterns are strings"))
-                .and_then(Pattern::parse)
+                .and_then(|p| Pattern::parse(p).map_err(|e| e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     match key.as_str() {

@@ -5,13 +5,13 @@
 //! when persistence is on, and once more at the end.
 
 use super::address::Target;
-use super::backoff::Backoff;
 use super::http::HttpLink;
 use super::session::{End, Session, sleep_until_some};
 use super::{
     ClientConfig, ClientError, ClientEvent, Mode, PersistConfig, Shared, Transport, http_session,
     persist,
 };
+use crate::backoff::Backoff;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -234,7 +234,7 @@ pub fn parse_line_with(
     }
     let fields = parse_fields(body)?;
     let ts = fields.ts.unwrap_or(now);
-    check_ts(ts, &limits).map_err(LineError::BadTime)?;
+    check_ts(ts, &limits).map_err(|e| LineError::BadTime(e.to_string()))?;
     let readings = fields
         .values
         .into_iter()

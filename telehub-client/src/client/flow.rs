@@ -5,10 +5,10 @@
 //! message at a time until an ack), send again in smaller messages, or give up only the
 //! readings the hub named and resend the rest.
 
-use super::backoff::Backoff;
 use super::outbox::{Mismatch, Ready};
 use super::triage::{Triage, triage};
 use super::{ClientConfig, ClientEvent, Shared, Transport};
+use crate::backoff::Backoff;
 use crate::protocol::ingest::ErrorCode;
 use crate::protocol::ingest::encode::FrameBuilder;
 use crate::protocol::line::LineBuilder;

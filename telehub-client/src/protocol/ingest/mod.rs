@@ -286,17 +286,33 @@ fn finite(v: &Value) -> Option<f64> {
     v.as_f64().filter(|f| f.is_finite())
 }
 
+/// A device timestamp the hub does not take.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TsError {
+    #[error("{0} is before 2000-01-01")]
+    BeforeEarliest(Timestamp),
+    #[error(
+        "{ts} is more than {} ahead of the hub's clock ({now}); check the device clock",
+        humantime::format_duration(*skew)
+    )]
+    AheadOfHub {
+        ts: Timestamp,
+        skew: Duration,
+        now: Timestamp,
+    },
+}
+
 /// Refuses a `ts` before 2000-01-01 or more than `max_clock_skew` ahead of `limits.now`.
-pub(crate) fn check_ts(ts: Timestamp, limits: &ParseLimits) -> Result<(), String> {
+pub(crate) fn check_ts(ts: Timestamp, limits: &ParseLimits) -> Result<(), TsError> {
     if ts < EARLIEST_DEVICE_TS {
-        return Err(format!("{ts} is before 2000-01-01"));
+        return Err(TsError::BeforeEarliest(ts));
     }
     if ts > limits.now.saturating_add(limits.max_clock_skew) {
-        return Err(format!(
-            "{ts} is more than {} ahead of the hub's clock ({}); check the device clock",
-            humantime::format_duration(limits.max_clock_skew),
-            limits.now
-        ));
+        return Err(TsError::AheadOfHub {
+            ts,
+            skew: limits.max_clock_skew,
+            now: limits.now,
+        });
     }
     Ok(())
 }

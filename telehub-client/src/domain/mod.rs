@@ -1,6 +1,7 @@
 //! Domain types: the typed values every untrusted input is parsed into at the edge.
 //!
-//! Owns the name rules (devices, sensors), units, timestamps, values (§10) and the
+//! Owns the name rules (devices, sensors), `DEVICE/SENSOR` patterns (one type, the live
+//! feed's and the alert rules' grammars), units, timestamps, values (§10) and the
 //! validated [`Reading`]. Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
@@ -10,6 +11,7 @@
 
 mod alert;
 mod name;
+mod pattern;
 mod status;
 mod stored;
 mod time;
@@ -17,6 +19,7 @@ mod value;
 
 pub use alert::{AlertEvent, AlertState};
 pub use name::{DeviceName, NameError, SensorName, Unit};
+pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};
 pub use status::StatusEvent;
 pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};

@@ -1,14 +1,13 @@
-//! TLS, in one place for every side of the hub: PEM files read into rustls types, the
-//! hub's server config ([`server_config`]), the device client's ([`device_client_config`],
-//! webpki roots plus pinned certificates) and the MQTT client's ([`mqtt_client_config`]).
-//! Always the ring provider.
+//! TLS for the device side: PEM files read into rustls types and the device client's
+//! config ([`device_client_config`]: webpki roots plus pinned certificates), with
+//! [`TlsError`] for every TLS setup failure. Always the ring provider. The hub builds its
+//! server and MQTT configs from these same pieces (`telehub::tls`).
 //!
-//! May use: `config` (the `[tls]` section). Used by `hub`, `client` and `mqtt`.
+//! May use: nothing else in the crate. Used by `client`.
 
 mod pinned;
 
-use crate::config::TlsSettings;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
@@ -35,20 +34,9 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The one crypto provider of every TLS config: ring.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The hub's `[tls]` certificate chain and key: TLS 1.3 and 1.2, HTTP/1.1 ALPN.
-pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = pem_certs(&s.cert, "TLS certificate")?;
-    let key = pem_key(&s.key, "TLS key")?;
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
 }
 
 /// The device client's config: the webpki roots and the certificates of `ca_file`. Each
@@ -80,40 +68,6 @@ pub fn device_client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
-/// The MQTT client's config: `ca_file` as the only root, or the system's roots; a client
-/// certificate when both `client_cert` and `client_key` are given.
-pub fn mqtt_client_config(
-    ca_file: Option<&Path>,
-    client_cert: Option<&Path>,
-    client_key: Option<&Path>,
-) -> Result<ClientConfig, TlsError> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            for cert in pem_certs(path, "mqtt.ca_file")? {
-                roots.add(cert)?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err(TlsError::NoSystemRoots("mqtt.ca_file"));
-            }
-        }
-    }
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
-    Ok(match (client_cert, client_key) {
-        (Some(cert), Some(key)) => builder.with_client_auth_cert(
-            pem_certs(cert, "mqtt.client_cert")?,
-            pem_key(key, "mqtt.client_key")?,
-        )?,
-        _ => builder.with_no_client_auth(),
-    })
-}
-
 /// Every certificate in a PEM file; an error naming `what` when the file cannot be read
 /// or holds none.
 pub fn pem_certs(
@@ -135,7 +89,8 @@ pub fn pem_certs(
     Ok(certs)
 }
 
-fn pem_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// The private key in a PEM file; an error naming `what` when it cannot be read.
+pub fn pem_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key {
         what,
         path: path.display().to_string(),
