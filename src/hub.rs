@@ -104,9 +104,9 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     store.prepare_rollups(settings.storage.rollups).await?;
     let metrics = Arc::new(Metrics::new());
     let (committed_tx, _) = broadcast::channel::<CommittedBatch>(settings.live.committed_backlog);
-    let (status_tx, _) = broadcast::channel(settings.live.committed_backlog);
+    let (status_tx, _) = broadcast::channel(settings.live.status_backlog);
     let (alert_batches_tx, alert_batches) = mpsc::channel(settings.alerts.queue);
-    let (alert_events, _) = broadcast::channel(settings.live.committed_backlog);
+    let (alert_events, _) = broadcast::channel(settings.alerts.event_backlog);
     let close_writer = CancellationToken::new();
     let (writer, writer_task) = writer::spawn_with(
         store.clone(),

@@ -28,7 +28,7 @@
 //! | 3 | [`client`] (telehub-client) | the device side of ingest: a resilient client (buffer, resend, reconnect) |
 //! | 3 | [`sim`] (telehub-client) | simulated sensor signals, for `firmware-sim` and `serve --demo` |
 //! | 4 | [`ingest`] | the transport-independent pipeline: parse → authorise → rate-limit → submit → reply |
-//! | 4 | [`live`] | the dashboard fan-out: one hub-wide history of committed readings, a cursor per client, no transport |
+//! | 4 | [`live`] | the dashboard fan-out: one hub-wide replay buffer of committed readings, a cursor per client, no transport |
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |
 //! | 4 | [`alerts`] | alert rules evaluated after commit and on presence; events, webhook outbox |
 //! | 5 | [`server`] | HTTP and WebSocket endpoints: device and live sockets, API, dashboard |

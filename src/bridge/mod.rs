@@ -76,7 +76,9 @@ pub fn start_port(
     settings: SerialPortSettings,
     shutdown: CancellationToken,
 ) -> Result<RunningPort, BridgeError> {
-    settings.validate().map_err(BridgeError::Settings)?;
+    settings
+        .validate()
+        .map_err(|e| BridgeError::Settings(e.to_string()))?;
     let hub = Arc::new(uplink::target(&settings)?);
     let (journal, recovered) = match &settings.state_file {
         Some(path) => {

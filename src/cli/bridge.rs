@@ -123,7 +123,7 @@ pub async fn run(settings: Settings, cmd: &BridgeCommand) -> anyhow::Result<()> 
     }
     let all = bridge::BridgeSettings { serial: ports };
     all.validate()
-        .map_err(|e| UsageError(e.replace("bridge.serial", "bridge serial")))?;
+        .map_err(|e| UsageError(e.to_string().replace("bridge.serial", "bridge serial")))?;
     let shutdown = CancellationToken::new();
     let mut running = Vec::new();
     for p in all.serial {

@@ -3,7 +3,7 @@
 //! when stderr is a terminal. Works while the hub runs.
 
 use super::output::Format;
-use super::query::{Printer, Row, Selection, for_each_page};
+use super::query::{Printer, Row, Selection, SelectionArgs, for_each_page};
 use crate::config::Settings;
 use crate::storage::{OpenMode, Store};
 use clap::{Args, ValueEnum};
@@ -12,18 +12,8 @@ use std::io::IsTerminal;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    #[arg(long)]
-    device: String,
-    /// One sensor; all of the device's sensors when omitted.
-    #[arg(long)]
-    sensor: Option<String>,
-    /// Start (inclusive): RFC 3339, `now`, or relative like -30d. Default: 24 h before --to
-    /// (as `query`).
-    #[arg(long, allow_hyphen_values = true)]
-    from: Option<String>,
-    /// End (exclusive). Default: now.
-    #[arg(long, allow_hyphen_values = true)]
-    to: Option<String>,
+    #[command(flatten)]
+    selection: SelectionArgs,
     #[arg(long, value_enum, default_value = "csv")]
     format: ExportFormat,
 }
@@ -39,12 +29,7 @@ enum ExportFormat {
 }
 
 pub async fn run(settings: Settings, args: &ExportArgs) -> anyhow::Result<()> {
-    let sel = Selection::parse(
-        &args.device,
-        args.sensor.as_deref(),
-        args.from.as_deref(),
-        args.to.as_deref(),
-    )?;
+    let sel = Selection::parse(&args.selection)?;
     let format = match args.format {
         ExportFormat::Csv => Format::Csv,
         ExportFormat::Ndjson => Format::Json,

@@ -13,17 +13,8 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
-    #[arg(long)]
-    device: String,
-    /// One sensor; all of the device's sensors when omitted.
-    #[arg(long)]
-    sensor: Option<String>,
-    /// Start (inclusive): RFC 3339, `now`, or relative like -15m. Default: 24 h before --to.
-    #[arg(long, allow_hyphen_values = true)]
-    from: Option<String>,
-    /// End (exclusive). Default: now.
-    #[arg(long, allow_hyphen_values = true)]
-    to: Option<String>,
+    #[command(flatten)]
+    selection: SelectionArgs,
     /// Bucket width, e.g. 1m, 1h; the buckets hold --agg of their readings (default: avg).
     #[arg(long)]
     every: Option<String>,
@@ -44,6 +35,23 @@ pub(super) enum Row<'a> {
     Bucket(&'a Bucket),
 }
 
+/// `--device`, `--sensor`, `--from`, `--to`: the arguments shared by `query` and `export`.
+#[derive(Args, Debug)]
+pub(super) struct SelectionArgs {
+    #[arg(long)]
+    device: String,
+    /// One sensor; all of the device's sensors when omitted.
+    #[arg(long)]
+    sensor: Option<String>,
+    /// Start (inclusive): RFC 3339, `now`, or relative like -15m or -30d. Default: 24 h
+    /// before --to.
+    #[arg(long, allow_hyphen_values = true)]
+    from: Option<String>,
+    /// End (exclusive). Default: now.
+    #[arg(long, allow_hyphen_values = true)]
+    to: Option<String>,
+}
+
 /// Which series and time range a command reads, parsed from its arguments.
 pub(super) struct Selection {
     pub device: DeviceName,
@@ -54,20 +62,23 @@ pub(super) struct Selection {
 
 impl Selection {
     /// Parses the arguments; `--to` defaults to now and `--from` to 24 h before `--to`.
-    pub fn parse(
-        device: &str,
-        sensor: Option<&str>,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    pub fn parse(args: &SelectionArgs) -> anyhow::Result<Self> {
+        let SelectionArgs {
+            device,
+            sensor,
+            from,
+            to,
+        } = args;
         let usage = |m: String| anyhow::Error::from(UsageError(m));
         let now = Timestamp::now();
         let device = DeviceName::parse(device).map_err(|e| usage(format!("--device {e}")))?;
         let sensor = sensor
+            .as_deref()
             .map(SensorName::parse)
             .transpose()
             .map_err(|e| usage(format!("--sensor {e}")))?;
         let to = to
+            .as_deref()
             .map(|t| parse_time_arg(t, now))
             .transpose()
             .map_err(|e| usage(format!("--to: {e}")))?
@@ -138,12 +149,7 @@ pub(super) async fn for_each_page(
 }
 
 pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
-    let sel = Selection::parse(
-        &args.device,
-        args.sensor.as_deref(),
-        args.from.as_deref(),
-        args.to.as_deref(),
-    )?;
+    let sel = Selection::parse(&args.selection)?;
     let every = args
         .every
         .as_deref()

@@ -44,6 +44,19 @@ pub struct TailArgs {
     resume: Option<Position>,
 }
 
+/// A `--server` or `--resume` value tail cannot use; each message says what to give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TailArgError {
+    #[error("--server {0:?}: expected http(s)://HOST:PORT or ws(s)://HOST:PORT")]
+    NoScheme(String),
+    #[error("--server: unsupported scheme {0:?}; use http, https, ws or wss")]
+    Scheme(String),
+    #[error("--server {0:?}: missing HOST:PORT")]
+    NoHost(String),
+    #[error("{0:?}: expected EPOCH:OFFSET, as tail printed when it stopped")]
+    Position(String),
+}
+
 /// A position in the live feed: `EPOCH:OFFSET`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
@@ -52,7 +65,7 @@ pub struct Position {
 }
 
 impl Position {
-    fn parse(s: &str) -> Result<Self, String> {
+    fn parse(s: &str) -> Result<Self, TailArgError> {
         s.rsplit_once(':')
             .and_then(|(e, o)| {
                 let offset = o.parse().ok()?;
@@ -61,7 +74,7 @@ impl Position {
                     offset,
                 })
             })
-            .ok_or_else(|| format!("{s:?}: expected EPOCH:OFFSET, as tail printed when it stopped"))
+            .ok_or_else(|| TailArgError::Position(s.to_owned()))
     }
 }
 
@@ -79,7 +92,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 
 pub async fn run(args: &TailArgs) -> anyhow::Result<()> {
-    let url = live_url(&args.server).map_err(UsageError)?;
+    let url = live_url(&args.server).map_err(|e| UsageError(e.to_string()))?;
     let patterns = if args.patterns.is_empty() {
         vec!["*".to_owned()]
     } else {
@@ -107,22 +120,18 @@ pub async fn run(args: &TailArgs) -> anyhow::Result<()> {
 }
 
 /// `http(s)://` or `ws(s)://` base address → the `/v1/live` WebSocket URL.
-fn live_url(server: &str) -> Result<String, String> {
+fn live_url(server: &str) -> Result<String, TailArgError> {
     let s = server.trim().trim_end_matches('/');
-    let (scheme, rest) = s.split_once("://").ok_or_else(|| {
-        format!("--server {s:?}: expected http(s)://HOST:PORT or ws(s)://HOST:PORT")
-    })?;
+    let (scheme, rest) = s
+        .split_once("://")
+        .ok_or_else(|| TailArgError::NoScheme(s.to_owned()))?;
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
-        other => {
-            return Err(format!(
-                "--server: unsupported scheme {other:?}; use http, https, ws or wss"
-            ));
-        }
+        other => return Err(TailArgError::Scheme(other.to_owned())),
     };
     if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("--server {s:?}: missing HOST:PORT"));
+        return Err(TailArgError::NoHost(s.to_owned()));
     }
     let rest = rest.strip_suffix("/v1/live").unwrap_or(rest);
     Ok(format!("{scheme}://{rest}/v1/live"))
@@ -441,9 +450,10 @@ mod tests {
         );
         assert_eq!(live_url("ws://h:1/v1/live").unwrap(), "ws://h:1/v1/live");
         assert_eq!(live_url("WSS://h:1").unwrap(), "wss://h:1/v1/live");
-        assert!(live_url("127.0.0.1:8080").unwrap_err().contains("expected"));
-        assert!(live_url("ftp://h").unwrap_err().contains("scheme"));
-        assert!(live_url("http://").unwrap_err().contains("HOST"));
+        let e = |s: &str| live_url(s).unwrap_err().to_string();
+        assert!(e("127.0.0.1:8080").contains("expected"));
+        assert!(e("ftp://h").contains("scheme"));
+        assert!(e("http://").contains("HOST"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `[alerts]`: where alert events go (webhooks, an MQTT topic) and the bounds of their
 //! evaluation and delivery. Rules themselves live in the database (contract §11).
 
+use super::SettingError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +42,10 @@ pub struct AlertSettings {
     pub queue: usize,
     /// Rules at most.
     pub max_rules: usize,
+    /// Alert events the live fan-out and MQTT publication may each fall behind the engine
+    /// before some are dropped for them. Until this key existed, `live.committed_backlog`
+    /// sized this channel (same default).
+    pub event_backlog: usize,
 }
 
 /// A webhook receiver: its URL and extra request headers (values may be secrets; they
@@ -68,27 +73,27 @@ impl Default for AlertSettings {
             rules_poll: Duration::from_secs(1),
             queue: 1024,
             max_rules: 100_000,
+            event_backlog: 1024,
         }
     }
 }
 
 impl AlertSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         for w in &self.webhooks {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(format!(
-                    "alerts.webhooks: {:?} must start with http:// or https://",
-                    w.url
-                ));
+                return Err(SettingError::WebhookUrl(w.url.clone()));
             }
             for name in w.headers.keys() {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    return Err(format!("alerts.webhooks: {name:?} is not a header name"));
+                    return Err(SettingError::WebhookHeader(name.clone()));
                 }
             }
         }
-        if self.senders == 0 || self.queue == 0 || self.max_rules == 0 {
-            return Err("alerts.senders, alerts.queue and alerts.max_rules must be ≥ 1".into());
+        if self.senders == 0 || self.queue == 0 || self.max_rules == 0 || self.event_backlog == 0 {
+            return Err(SettingError::Rule(
+                "alerts.senders, alerts.queue, alerts.max_rules and alerts.event_backlog must be ≥ 1",
+            ));
         }
         let durations = [
             self.post_timeout,
@@ -97,7 +102,9 @@ impl AlertSettings {
             self.rules_poll,
         ];
         if durations.iter().any(Duration::is_zero) || self.retry_backoff_max < self.retry_backoff {
-            return Err("alerts: post_timeout, retry_backoff, poll_interval and rules_poll must be > 0, and retry_backoff_max ≥ retry_backoff".into());
+            return Err(SettingError::Rule(
+                "alerts: post_timeout, retry_backoff, poll_interval and rules_poll must be > 0, and retry_backoff_max ≥ retry_backoff",
+            ));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! `[[bridge.serial]]`: settings of one bridged serial port, from the config file or
 //! the flags of `telehub bridge serial`.
 
+use super::SettingError;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -117,30 +118,35 @@ impl Default for SerialPortSettings {
 
 impl SerialPortSettings {
     /// Checks what types alone cannot; the message says which setting to fix.
-    pub fn validate(&self) -> Result<(), String> {
-        let name = self.port.display();
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.port.as_os_str().is_empty() {
-            return Err("bridge.serial: `port` is required (e.g. /dev/ttyUSB0)".into());
-        }
-        if self.hub.is_empty() || self.token.is_empty() {
-            return Err(format!(
-                "bridge.serial {name}: `hub` (ws[s]://HOST:PORT) and `token` (the gateway's) are required"
+            return Err(SettingError::Rule(
+                "bridge.serial: `port` is required (e.g. /dev/ttyUSB0)",
             ));
         }
-        crate::protocol::address::HubAddress::parse(&self.hub)
-            .map_err(|e| format!("bridge.serial {name}: {e}"))?;
+        let port = || self.port.display().to_string();
+        let broken = |rule| SettingError::SerialPort { port: port(), rule };
+        if self.hub.is_empty() || self.token.is_empty() {
+            return Err(broken(
+                "`hub` (ws[s]://HOST:PORT) and `token` (the gateway's) are required",
+            ));
+        }
+        crate::protocol::address::HubAddress::parse(&self.hub).map_err(|source| {
+            SettingError::SerialHub {
+                port: port(),
+                source,
+            }
+        })?;
         if self.baud == 0
             || !(5..=8).contains(&self.data_bits)
             || !(1..=2).contains(&self.stop_bits)
         {
-            return Err(format!(
-                "bridge.serial {name}: baud must be > 0, data_bits 5 to 8, stop_bits 1 or 2"
+            return Err(broken(
+                "baud must be > 0, data_bits 5 to 8, stop_bits 1 or 2",
             ));
         }
         if self.buffer == 0 || self.batch == 0 || self.max_inflight == 0 {
-            return Err(format!(
-                "bridge.serial {name}: buffer, batch and max_inflight must be ≥ 1"
-            ));
+            return Err(broken("buffer, batch and max_inflight must be ≥ 1"));
         }
         let zero = [
             self.ack_timeout,
@@ -152,8 +158,8 @@ impl SerialPortSettings {
             || self.reconnect_max < self.reconnect_min
             || self.reopen_max < self.reopen_min
         {
-            return Err(format!(
-                "bridge.serial {name}: ack_timeout, reconnect_min, reopen_min and stats_interval must be > 0, and each *_max ≥ its *_min"
+            return Err(broken(
+                "ack_timeout, reconnect_min, reopen_min and stats_interval must be > 0, and each *_max ≥ its *_min",
             ));
         }
         Ok(())
@@ -162,21 +168,17 @@ impl SerialPortSettings {
 
 impl BridgeSettings {
     /// Validates every entry and that no two share a port or a state file.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         for (i, a) in self.serial.iter().enumerate() {
             a.validate()?;
             for b in &self.serial[..i] {
                 if a.port == b.port {
-                    return Err(format!(
-                        "bridge.serial: port {} is listed twice",
-                        a.port.display()
-                    ));
+                    return Err(SettingError::SerialPortTwice(a.port.display().to_string()));
                 }
                 if a.state_file.is_some() && a.state_file == b.state_file {
-                    return Err(format!(
-                        "bridge.serial: ports {} and {} share a state_file; give each its own",
-                        b.port.display(),
-                        a.port.display()
+                    return Err(SettingError::SharedStateFile(
+                        b.port.display().to_string(),
+                        a.port.display().to_string(),
                     ));
                 }
             }

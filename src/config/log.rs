@@ -2,6 +2,7 @@
 //! (after the file, `TELEHUB_LOG__LEVEL` / `TELEHUB_LOG__FORMAT` and `--log-level` /
 //! `--log-format`) before anything else is logged; `RUST_LOG`, when set, replaces `level`.
 
+use super::SettingError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,7 +32,7 @@ impl Default for LogSettings {
     }
 }
 
-const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+pub(super) const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
 
 impl LogSettings {
     /// The filter directive `level` stands for: a bare level applies to telehub, the rest
@@ -45,16 +46,13 @@ impl LogSettings {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let level = self.level.trim();
         if level.contains('=') || level.contains(',') {
             return Ok(());
         }
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "log.level: {level:?} is not one of {} (or a filter such as telehub=debug)",
-                LEVELS.join(", ")
-            ));
+            return Err(SettingError::LogLevel(level.to_owned()));
         }
         Ok(())
     }
@@ -71,6 +69,6 @@ mod tests {
         s.level = "sqlx=info,telehub=debug".into();
         assert_eq!(s.directive(), "sqlx=info,telehub=debug");
         s.level = "loud".into();
-        assert!(s.validate().unwrap_err().contains("log.level"));
+        assert!(s.validate().unwrap_err().to_string().contains("log.level"));
     }
 }

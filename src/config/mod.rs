@@ -8,9 +8,24 @@
 //!
 //! May use: `domain`, `protocol`.
 
+/// The [`SocketSettings`] of a section that has its five keys (`[ingest]`, `[live]`).
+macro_rules! socket_settings {
+    ($section:expr) => {
+        $crate::config::SocketSettings {
+            read_buffer_bytes: $section.read_buffer_bytes,
+            write_buffer_bytes: $section.write_buffer_bytes,
+            max_frame_bytes: $section.max_frame_bytes,
+            ping_interval: $section.ping_interval,
+            idle_timeout: $section.idle_timeout,
+        }
+    };
+}
+
 pub mod alerts;
 pub mod bridge;
+mod error;
 pub mod ingest;
+pub mod live;
 pub mod log;
 pub mod mqtt;
 pub mod server;
@@ -18,10 +33,12 @@ pub mod storage;
 
 pub use alerts::{AlertSettings, Webhook};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
-pub use ingest::{HistorySettings, IngestSettings, LiveSettings};
+pub use error::{ConfigError, SettingError};
+pub use ingest::IngestSettings;
+pub use live::{LiveSettings, ReplayBufferSettings};
 pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
-pub use server::{HttpSettings, LimitSettings, ServerSettings, TlsSettings};
+pub use server::{HttpSettings, LimitSettings, ServerSettings, SocketSettings, TlsSettings};
 pub use storage::{
     DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
 };
@@ -30,14 +47,23 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// Why the configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// `place` is the file or environment variable at fault, when known.
-    #[error("configuration: {place}{message}")]
-    Load { place: String, message: String },
-    #[error("configuration: {0}")]
-    Invalid(String),
+impl ConfigError {
+    /// A loading error, naming the environment variable that set the key at fault, or
+    /// else the file.
+    fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
+        let message = e.to_string();
+        let var = message
+            .rsplit_once("for key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
+            .filter(|var| std::env::var_os(var).is_some());
+        let place = match (var, file) {
+            (Some(var), _) => format!("environment variable {var}: "),
+            (None, Some(f)) => format!("{}: ", f.display()),
+            (None, None) => String::new(),
+        };
+        ConfigError::Load { place, message }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -62,25 +88,6 @@ pub struct Settings {
 }
 
 /// Command-line values that override the file and the environment.
-impl ConfigError {
-    /// A loading error, naming the environment variable that set the key at fault, or
-    /// else the file.
-    fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
-        let message = e.to_string();
-        let var = message
-            .rsplit_once("for key `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
-            .filter(|var| std::env::var_os(var).is_some());
-        let place = match (var, file) {
-            (Some(var), _) => format!("environment variable {var}: "),
-            (None, Some(f)) => format!("{}: ", f.display()),
-            (None, None) => String::new(),
-        };
-        ConfigError::Load { place, message }
-    }
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub database_url: Option<String>,
@@ -98,10 +105,7 @@ impl Settings {
         let mut b = config::Config::builder().add_source(defaults);
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    f.display()
-                )));
+                return Err(ConfigError::NoFile(f.to_owned()));
             }
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
         }
@@ -136,10 +140,10 @@ impl Settings {
 
     /// Checks what types alone cannot, section by section; called once by [`Settings::load`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(ConfigError::Invalid)
+        Ok(self.check()?)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), SettingError> {
         self.database.validate()?;
         self.ingest.validate()?;
         self.writer.validate()?;

@@ -1,6 +1,6 @@
 //! `[mqtt]` settings (contract §7) and the broker address they name.
 
-use super::IngestSettings;
+use super::{IngestSettings, SettingError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -121,37 +121,35 @@ pub struct BrokerAddr {
 
 impl BrokerAddr {
     /// Parses `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` (`[::1]` for IPv6).
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            format!("mqtt.url {url:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
-        })?;
+    pub fn parse(url: &str) -> Result<Self, SettingError> {
+        let bad = |problem| SettingError::BrokerUrl {
+            url: url.to_owned(),
+            problem,
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('@') {
+            return Err(SettingError::BrokerCredentials);
+        }
         let tls = match scheme {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
-            _ => {
-                return Err(format!(
-                    "mqtt.url: unknown scheme {scheme:?}; use mqtt:// or mqtts://"
-                ));
-            }
+            _ => return Err(bad("unknown scheme; use mqtt:// or mqtts://")),
         };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
-            return Err("mqtt.url: put broker credentials in mqtt.username and mqtt.password, not in the URL".into());
-        }
         if rest.contains('/') || rest.contains('?') {
-            return Err(format!(
-                "mqtt.url {url:?}: expected no path or query after HOST[:PORT]"
-            ));
+            return Err(bad("expected no path or query after HOST[:PORT]"));
         }
         let default_port = if tls { 8883 } else { 1883 };
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or("mqtt.url: unclosed [ in an IPv6 address")?;
+                .ok_or_else(|| bad("unclosed [ in an IPv6 address; write [ADDRESS]:PORT"))?;
             match after.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
                 None if after.is_empty() => (h, None),
-                None => return Err(format!("mqtt.url {url:?}: unexpected text after ]")),
+                None => return Err(bad("unexpected text after ]; write [ADDRESS]:PORT")),
             }
         } else {
             match rest.rsplit_once(':') {
@@ -160,7 +158,7 @@ impl BrokerAddr {
             }
         };
         if host.is_empty() {
-            return Err(format!("mqtt.url {url:?}: no host"));
+            return Err(bad("no host; write mqtt://HOST[:PORT]"));
         }
         let port = match port {
             None => default_port,
@@ -168,7 +166,7 @@ impl BrokerAddr {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("mqtt.url {url:?}: the port must be 1 to 65535"))?,
+                .ok_or_else(|| bad("the port must be 1 to 65535"))?,
         };
         Ok(Self {
             host: host.to_owned(),
@@ -180,46 +178,41 @@ impl BrokerAddr {
 
 impl MqttSettings {
     /// Checks what types alone cannot; called by [`crate::config::Settings::validate`].
-    pub fn validate(&self, ingest: &IngestSettings) -> Result<(), String> {
+    pub fn validate(&self, ingest: &IngestSettings) -> Result<(), SettingError> {
+        let rule = |r| Err(SettingError::Rule(r));
         BrokerAddr::parse(&self.url)?;
         if self.qos > 2 || self.ingest_qos > 2 {
-            return Err("mqtt.qos and mqtt.ingest_qos must be 0, 1 or 2".into());
+            return rule("mqtt.qos and mqtt.ingest_qos must be 0, 1 or 2");
         }
         if self.publish_topic.contains(['+', '#']) {
-            return Err("mqtt.publish_topic must not contain the wildcards + or #".into());
+            return rule("mqtt.publish_topic must not contain the wildcards + or #");
         }
         if !self.ingest_topic.is_empty() && !rumqttc::valid_filter(&self.ingest_topic) {
-            return Err(format!(
-                "mqtt.ingest_topic {:?} is not a valid MQTT topic filter",
-                self.ingest_topic
-            ));
+            return Err(SettingError::IngestTopicFilter(self.ingest_topic.clone()));
         }
         if self.ingest_topic.starts_with("$share/") {
-            return Err("mqtt.ingest_topic: give the topic alone and set mqtt.shared_group for a shared subscription".into());
+            return rule(
+                "mqtt.ingest_topic: give the topic alone and set mqtt.shared_group for a shared subscription",
+            );
         }
         if self.shared_group.contains(['/', '+', '#']) {
-            return Err("mqtt.shared_group must not contain /, + or #".into());
+            return rule("mqtt.shared_group must not contain /, + or #");
         }
         if self.cluster
             && (self.cluster_topic.is_empty() || self.cluster_topic.contains(['+', '#']))
         {
-            return Err(
-                "mqtt.cluster_topic must be a topic without wildcards when mqtt.cluster = true"
-                    .into(),
+            return rule(
+                "mqtt.cluster_topic must be a topic without wildcards when mqtt.cluster = true",
             );
         }
         if !self.clean_session && self.client_id.is_empty() {
-            return Err(
-                "mqtt.clean_session = false needs a fixed mqtt.client_id (one per hub)".into(),
-            );
+            return rule("mqtt.clean_session = false needs a fixed mqtt.client_id (one per hub)");
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
-            return Err(
-                "mqtt.client_cert and mqtt.client_key go together: set both or neither".into(),
-            );
+            return rule("mqtt.client_cert and mqtt.client_key go together: set both or neither");
         }
         if self.password.is_some() && self.username.is_none() {
-            return Err("mqtt.password needs mqtt.username".into());
+            return rule("mqtt.password needs mqtt.username");
         }
         if self.publish_queue == 0
             || self.ingest_queue == 0
@@ -228,25 +221,21 @@ impl MqttSettings {
             || self.cluster_max_readings == 0
             || self.device_cache_size == 0
         {
-            return Err(
-                "mqtt queue, inflight, cluster_max_readings and cache sizes must be ≥ 1".into(),
-            );
+            return rule("mqtt queue, inflight, cluster_max_readings and cache sizes must be ≥ 1");
         }
         if self.max_packet_bytes < ingest.max_frame_bytes.max(4096) {
-            return Err(
-                "mqtt.max_packet_bytes must be at least ingest.max_frame_bytes (and ≥ 4096)".into(),
+            return rule(
+                "mqtt.max_packet_bytes must be at least ingest.max_frame_bytes (and ≥ 4096)",
             );
         }
         if self.reconnect_min.is_zero() || self.reconnect_min > self.reconnect_max {
-            return Err("mqtt.reconnect_min must be > 0 and at most mqtt.reconnect_max".into());
+            return rule("mqtt.reconnect_min must be > 0 and at most mqtt.reconnect_max");
         }
         if self.keepalive < Duration::from_secs(1)
             || self.presence_interval.is_zero()
             || self.revocation_check.is_zero()
         {
-            return Err(
-                "mqtt.keepalive must be ≥ 1s; presence_interval and revocation_check > 0".into(),
-            );
+            return rule("mqtt.keepalive must be ≥ 1s; presence_interval and revocation_check > 0");
         }
         Ok(())
     }
@@ -278,7 +267,7 @@ mod tests {
 
     #[test]
     fn bad_broker_urls_say_what_to_write() {
-        let e = |u: &str| BrokerAddr::parse(u).unwrap_err();
+        let e = |u: &str| BrokerAddr::parse(u).unwrap_err().to_string();
         assert!(e("http://x").contains("mqtt://"));
         assert!(e("broker:1883").contains("mqtt://HOST"));
         assert!(e("mqtt://u:p@h").contains("mqtt.username"));
@@ -293,7 +282,7 @@ mod tests {
         let bad = |f: fn(&mut MqttSettings)| {
             let mut s = MqttSettings::default();
             f(&mut s);
-            s.validate(&i).unwrap_err()
+            s.validate(&i).unwrap_err().to_string()
         };
         assert!(bad(|s| s.qos = 3).contains("qos"));
         assert!(bad(|s| s.publish_topic = "a/#".into()).contains("wildcards"));

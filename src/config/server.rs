@@ -1,6 +1,7 @@
 //! `[server]`, `[tls]`, `[http]` and `[limits]`: listening, TLS files, HTTP query caps
-//! and abuse limits.
+//! and abuse limits; and [`SocketSettings`], what one WebSocket is sized by.
 
+use super::SettingError;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,20 @@ pub struct HttpSettings {
     pub max_write_bytes: usize,
     /// Readings (fields) in one line-protocol write at most; over: 400.
     pub max_write_readings: usize,
+}
+
+/// One WebSocket's buffers, frame bound and heartbeat: device sockets take them from
+/// `[ingest]` ([`super::IngestSettings::socket`]), dashboard sockets from `[live]`
+/// ([`super::LiveSettings::socket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketSettings {
+    pub read_buffer_bytes: usize,
+    pub write_buffer_bytes: usize,
+    /// Incoming frames (and messages) larger than this close the socket (1009).
+    pub max_frame_bytes: usize,
+    pub ping_interval: Duration,
+    /// Nothing heard for this long: the peer is taken as gone.
+    pub idle_timeout: Duration,
 }
 
 /// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
@@ -99,13 +114,13 @@ impl Default for HttpSettings {
 
 /// An IP address and port, or a host name and port resolved to its first address
 /// (`localhost:8080`). The error says what was expected.
-pub fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+pub fn resolve_listen(listen: &str) -> Result<SocketAddr, SettingError> {
     use std::net::ToSocketAddrs;
     listen
         .to_socket_addrs()
-        .map_err(|e| format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"))?
+        .map_err(SettingError::Listen)?
         .next()
-        .ok_or_else(|| "the host name resolves to no address".into())
+        .ok_or(SettingError::ListenUnresolved)
 }
 
 fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -114,25 +129,24 @@ fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::
 }
 
 impl ServerSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.max_connections == 0 {
-            return Err("server.max_connections must be ≥ 1".into());
+            return Err(SettingError::Rule("server.max_connections must be ≥ 1"));
         }
         Ok(())
     }
 }
 
 impl HttpSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.max_points == 0
             || self.max_buckets == 0
             || self.max_write_bytes == 0
             || self.max_write_readings == 0
         {
-            return Err(
-                "http.max_points, max_buckets, max_write_bytes and max_write_readings must be ≥ 1"
-                    .into(),
-            );
+            return Err(SettingError::Rule(
+                "http.max_points, max_buckets, max_write_bytes and max_write_readings must be ≥ 1",
+            ));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! `[database]`, `[writer]`, `[storage]` and `[retention]`: where readings are stored,
 //! how the writer batches them, and how long history is kept.
 
+use super::SettingError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -170,7 +171,7 @@ impl Default for WriterSettings {
 }
 
 impl DatabaseSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let u = &self.url;
         if u.starts_with("sqlite:")
             || u.starts_with("postgres://")
@@ -178,29 +179,35 @@ impl DatabaseSettings {
         {
             Ok(())
         } else {
-            Err("database.url must start with sqlite:// or postgres://".into())
+            Err(SettingError::Rule(
+                "database.url must start with sqlite:// or postgres://",
+            ))
         }
     }
 }
 
 impl WriterSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.queue_capacity == 0 || self.max_batch_rows == 0 {
-            return Err("writer.queue_capacity and writer.max_batch_rows must be ≥ 1".into());
+            return Err(SettingError::Rule(
+                "writer.queue_capacity and writer.max_batch_rows must be ≥ 1",
+            ));
         }
         Ok(())
     }
 }
 
 impl RetentionSettings {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if !(self.raw <= self.minute && self.minute <= self.hour) {
-            return Err(
-                "retention: rollups must be kept at least as long as what they summarise (raw ≤ minute ≤ hour)".into(),
-            );
+            return Err(SettingError::Rule(
+                "retention: rollups must be kept at least as long as what they summarise (raw ≤ minute ≤ hour)",
+            ));
         }
         if self.batch_rows == 0 || self.interval.is_zero() {
-            return Err("retention.batch_rows and retention.interval must be > 0".into());
+            return Err(SettingError::Rule(
+                "retention.batch_rows and retention.interval must be > 0",
+            ));
         }
         Ok(())
     }

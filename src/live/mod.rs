@@ -5,17 +5,17 @@
 //! transaction newly stored, so a refused or duplicate reading is never shown.
 //!
 //! Owner: the fan-out task ([`LiveHub::start`]) receives committed batches and appends
-//! them to the one hub-wide [`history::History`] (each reading gets the next offset;
+//! them to the one hub-wide [`replay::ReplayBuffer`] (each reading gets the next offset;
 //! nothing is copied per client), evicting beyond `live.history`. Each client is a
-//! [`history::Cursor`] into it: its socket task (in the transport, `server::live`) reads
+//! [`replay::Cursor`] into it: its socket task (in the transport, `server::live`) reads
 //! the readings matching its patterns when the socket can take them, serialized once and
-//! shared. A slow client is served from the history while it is within it and told
+//! shared. A slow client is served from the replay buffer while it is within it and told
 //! `lagged` (the exact count of matching readings it lost) only when an eviction passes
 //! its cursor; one stuck past `stuck_timeout` is closed with 1008. Status events go to
 //! each matching client's small [`queue::ClientQueue`].
 //!
 //! Other hubs of a cluster (see [`crate::mqtt`]) feed what *they* committed through
-//! [`LiveHub::deliver_remote`] and [`LiveHub::deliver_remote_status`]: the same history
+//! [`LiveHub::deliver_remote`] and [`LiveHub::deliver_remote_status`]: the same replay buffer
 //! (remote readings get offsets here too), so a dashboard cannot tell a remote reading
 //! from a local one. Offsets are this hub's own: resume works on the same hub only.
 //!
@@ -23,21 +23,21 @@
 //! [`StatusEvent`]s (sender: the session registry) and [`AlertEvent`]s (sender: the alert
 //! engine; queued like status frames for clients that sent `{"alerts": true}`); the
 //! commit stream closing ends the task.
-//! Clients are woken by the history's `appended` watch and their queue's notify.
+//! Clients are woken by the replay buffer's `appended` watch and their queue's notify.
 //!
 //! May use: `domain`, `protocol`, `config`, `metrics`. No transport: no axum here.
 
-pub mod history;
 pub mod queue;
+pub mod replay;
 
 use crate::config::LiveSettings;
 use crate::domain::{AlertEvent, CommittedBatch, StatusEvent};
 use crate::metrics::Metrics;
 use crate::protocol::live::{Pattern, alert_frame, status_frame};
 use bytes::Bytes;
-use history::{Cursor, History, Read, Resume};
 use parking_lot::Mutex;
 use queue::ClientQueue;
+use replay::{Cursor, Read, ReplayBuffer, Resume};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,17 +62,17 @@ struct Client {
     queue: Arc<ClientQueue>,
 }
 
-/// The fan-out's shared registry of dashboard clients, and the history they read.
+/// The fan-out's shared registry of dashboard clients, and the replay buffer they read.
 #[derive(Clone)]
 pub struct LiveHub {
     registry: Arc<Mutex<Registry>>,
-    history: Arc<History>,
+    replay: Arc<ReplayBuffer>,
     /// Clients registered now (read by every socket writer, so kept outside the lock).
     count: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
-/// How often the history is trimmed to its age bound when nothing is committed.
+/// How often the replay buffer is trimmed to its age bound when nothing is committed.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 impl LiveHub {
@@ -85,10 +85,10 @@ impl LiveHub {
         mut alerts: broadcast::Receiver<AlertEvent>,
         shutdown: CancellationToken,
     ) -> Self {
-        let history = History::new(settings.history.readings, settings.history.age);
+        let replay = ReplayBuffer::new(settings.history.readings, settings.history.age);
         let hub = LiveHub {
             registry: Arc::default(),
-            history: Arc::new(history),
+            replay: Arc::new(replay),
             count: Arc::default(),
             metrics,
         };
@@ -113,7 +113,7 @@ impl LiveHub {
                         }
                         Err(RecvError::Lagged(n)) => {
                             // Lost before they got offsets: every client is told (in
-                            // batches, not readings; with a history this rarely happens).
+                            // batches, not readings; with a replay buffer this rarely happens).
                             tracing::warn!(batches = n, "live fan-out fell behind the writer");
                             for c in fan_out.registry.lock().clients.values() {
                                 c.cursor.add_lagged(n);
@@ -136,15 +136,15 @@ impl LiveHub {
         hub
     }
 
-    /// Appends to the history; an eviction that passes a client's cursor counts what
-    /// it lost. Updates the history metrics.
+    /// Appends to the replay buffer; an eviction that passes a client's cursor counts what
+    /// it lost. Updates its metrics (`live_history_*`, named before the replay buffer was).
     fn append(&self, batches: &[CommittedBatch]) {
         let registry = self.registry.lock();
-        let before = self.history.stats().next;
-        self.history
+        let before = self.replay.stats().next;
+        self.replay
             .append(batches, Instant::now(), |first, readings| {
                 for c in registry.clients.values() {
-                    History::pass(&c.cursor, &c.patterns, first, readings);
+                    ReplayBuffer::pass(&c.cursor, &c.patterns, first, readings);
                 }
             });
         let behind = registry
@@ -154,18 +154,18 @@ impl LiveHub {
             .count();
         drop(registry);
         let m = &self.metrics;
-        let stats = self.history.stats();
+        let stats = self.replay.stats();
         m.live_history_readings.set(stats.readings as i64);
         m.live_history_bytes.set(stats.bytes as i64);
         m.live_history_oldest_offset.set(stats.oldest as i64);
         m.live_clients_behind.set(behind as i64);
     }
 
-    /// Adds a client with no subscriptions, at the end of the history; dropping the
+    /// Adds a client with no subscriptions, at the end of the replay buffer; dropping the
     /// handle removes it.
     pub fn register(&self) -> LiveClient {
         let queue = Arc::new(ClientQueue::new());
-        let cursor = Arc::new(self.history.cursor_at_end());
+        let cursor = Arc::new(self.replay.cursor_at_end());
         let mut r = self.registry.lock();
         r.next_id += 1;
         let id = r.next_id;
@@ -184,13 +184,13 @@ impl LiveHub {
             hub: self.clone(),
             patterns: Vec::new(),
             cursor,
-            appended: self.history.watch(),
+            appended: self.replay.watch(),
             queue,
         }
     }
 
     /// Records readings another hub committed, exactly as if committed here: they get
-    /// offsets in this hub's history.
+    /// offsets in this hub's replay buffer.
     pub fn deliver_remote(&self, batch: &CommittedBatch) {
         self.append(std::slice::from_ref(batch));
     }
@@ -206,7 +206,7 @@ impl LiveHub {
 
     /// This start's epoch (random per start).
     pub fn epoch(&self) -> &str {
-        self.history.epoch()
+        self.replay.epoch()
     }
 }
 
@@ -236,7 +236,7 @@ pub struct LiveClient {
 
 impl LiveClient {
     /// Adds patterns (duplicates ignored). With `resume` (epoch, offset), the client
-    /// reads every matching reading after that offset, if the history still holds them,
+    /// reads every matching reading after that offset, if the replay buffer still holds them,
     /// and the answer says whether it does; without, a first subscription reads from now.
     pub fn subscribe(
         &mut self,
@@ -250,10 +250,10 @@ impl LiveClient {
             }
         }
         self.sync_patterns();
-        let history = &self.hub.history;
+        let replay = &self.hub.replay;
         match resume {
             Some((epoch, offset)) => {
-                let answer = history.resume(&self.cursor, epoch, offset);
+                let answer = replay.resume(&self.cursor, epoch, offset);
                 match answer {
                     Resume::Resumed => self.hub.metrics.live_resumes_ok.inc(),
                     Resume::NotResumed { .. } => self.hub.metrics.live_resumes_failed.inc(),
@@ -262,7 +262,7 @@ impl LiveClient {
             }
             None => {
                 if first {
-                    history.skip_to_end(&self.cursor);
+                    replay.skip_to_end(&self.cursor);
                 }
                 None
             }
@@ -312,7 +312,7 @@ impl LiveClient {
     /// cursor (possibly nothing, when none matched).
     pub fn take(&mut self, limit: usize) -> Batch {
         let status = self.queue.take();
-        let Read { readings, lagged } = self.hub.history.read(&self.cursor, &self.patterns, limit);
+        let Read { readings, lagged } = self.hub.replay.read(&self.cursor, &self.patterns, limit);
         let m = &self.hub.metrics;
         m.live_delivered.inc_by(readings.len() as u64);
         m.live_dropped.inc_by(lagged);

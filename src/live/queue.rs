@@ -1,5 +1,5 @@
 //! A dashboard client's status queue: `{"status":...}` frames waiting for its socket.
-//! Readings do not pass through here: they are read from the shared history.
+//! Readings do not pass through here: they are read from the shared replay buffer.
 //!
 //! Owner: one queue per client. The fan-out task (and the socket task itself, for the
 //! devices online when it subscribes) pushes without waiting; the client's socket task

@@ -14,7 +14,7 @@
 
 use super::Context;
 use crate::domain::{
-    DeviceName, Reading, SensorName, StatusEvent, StoredReading, Timestamp, Unit, Value,
+    DeviceName, NameError, Reading, SensorName, StatusEvent, StoredReading, Timestamp, Unit, Value,
 };
 use parking_lot::Mutex;
 use rumqttc::Publish;
@@ -105,19 +105,16 @@ impl ClusterMessage {
 }
 
 /// Parses wire readings back into domain types; a bad one fails the whole message.
-fn decode_readings(rows: Vec<WireReading>) -> Result<Vec<StoredReading>, String> {
+fn decode_readings(rows: Vec<WireReading>) -> Result<Vec<StoredReading>, NameError> {
     rows.into_iter()
         .map(|(device, sensor, ts, value, unit)| {
             Ok(StoredReading {
-                device: DeviceName::parse(&device).map_err(|e| e.to_string())?,
+                device: DeviceName::parse(&device)?,
                 reading: Reading {
-                    sensor: SensorName::parse(&sensor).map_err(|e| e.to_string())?,
+                    sensor: SensorName::parse(&sensor)?,
                     value,
                     ts: Timestamp::from_micros(ts),
-                    unit: unit
-                        .map(|u| Unit::parse(&u))
-                        .transpose()
-                        .map_err(|e| e.to_string())?,
+                    unit: unit.map(|u| Unit::parse(&u)).transpose()?,
                 },
             })
         })

@@ -52,7 +52,7 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     #[error("{0}")]
-    Settings(String),
+    Settings(#[from] crate::config::SettingError),
     #[error("MQTT TLS: {0}; check mqtt.ca_file, mqtt.client_cert and mqtt.client_key")]
     Tls(#[from] crate::tls::TlsError),
 }

@@ -12,7 +12,7 @@ const REQUEST_CHANNEL: usize = 1024;
 
 /// The client handle and its event loop (to be polled by the connection task).
 pub fn client(s: &MqttSettings, hub_id: &str) -> Result<(AsyncClient, EventLoop), MqttError> {
-    let addr = BrokerAddr::parse(&s.url).map_err(MqttError::Settings)?;
+    let addr = BrokerAddr::parse(&s.url)?;
     let client_id = if s.client_id.is_empty() {
         format!("telehub-{hub_id}")
     } else {

@@ -105,6 +105,13 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// A refused `/v1/readings` query string: 400, naming the parameter.
+impl From<super::readings_params::QueryError> for ApiError {
+    fn from(e: super::readings_params::QueryError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.kind.as_str(), "detail": self.detail});

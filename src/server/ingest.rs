@@ -50,7 +50,7 @@ pub async fn upgrade(
         gateway_for,
     } = DeviceCaller::of(principal)?;
     let session = hub.sessions.register(token_id, Some(device.name.clone()));
-    let ws = ws::configure(ws, &hub.settings.ingest);
+    let ws = ws::configure(ws, &hub.settings.ingest.socket());
     let socket = Box::new(DeviceSocket {
         _task: hub.tasks.token(),
         hub,
@@ -114,7 +114,7 @@ impl DeviceSocket {
     /// Serves the socket until it closes: the close code and reason sent, or `None` when
     /// the connection was lost without a close.
     async fn run(&mut self, socket: &mut WebSocket) -> Option<(u16, &'static str)> {
-        let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest);
+        let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest.socket());
         let max_inflight = self.hub.settings.ingest.max_inflight_messages;
         let closing = self.session.closing().clone();
         let (code, reason) = loop {

@@ -1,7 +1,7 @@
 //! Dashboard sockets (`GET /v1/live`, contract §3): viewer token and `Origin` checked
 //! before the upgrade; then one task per client reads subscribe/unsubscribe commands
 //! (answering `resume`) and, when its socket can take them, reads the client's readings
-//! from the hub-wide history into as few frames as possible, flushing once.
+//! from the hub-wide replay buffer into as few frames as possible, flushing once.
 //!
 //! Like device sockets, an idle one should cost little: its registrations are one box
 //! built before the upgrade, and writing, answering, pinging and closing run as boxed
@@ -13,7 +13,7 @@ use super::listener::ConnInfo;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::domain::{StatusEvent, Timestamp};
-use crate::live::history::Resume;
+use crate::live::replay::Resume;
 use crate::live::{Batch, LiveClient};
 use crate::protocol::live::{
     ClientCommand, error_frame, frames, parse_command, resumed_frame, status_frame,
@@ -40,7 +40,7 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     check_origin(&hub, &headers)?;
     let session = hub.sessions.register(principal.token_id(), None);
-    let ws = ws::configure(ws, &hub.settings.ingest);
+    let ws = ws::configure(ws, &hub.settings.live.socket());
     let socket = Box::new(LiveSocket {
         _task: hub.tasks.token(),
         hub,
@@ -115,7 +115,7 @@ async fn run(
     closing: &tokio_util::sync::CancellationToken,
     socket: &mut WebSocket,
 ) {
-    let mut heartbeat = Heartbeat::new(&hub.settings.ingest);
+    let mut heartbeat = Heartbeat::new(&hub.settings.live.socket());
     let mut last_write: Option<Instant> = None;
     let (code, reason) = loop {
         tokio::select! {
@@ -134,7 +134,7 @@ async fn run(
                     Some(Ok(Message::Text(text))) => {
                         let answer = match handle_command(hub, client, text.as_str()) {
                             Ok(answer) => answer,
-                            Err(detail) => Some(error_frame(&detail)),
+                            Err(refused) => Some(error_frame(&refused.to_string())),
                         };
                         if let Some(answer) = answer
                             && Box::pin(socket.send(Message::Text(answer.into()))).await.is_err()
@@ -216,19 +216,27 @@ async fn pace(hub: &HubState, last: Option<Instant>) {
     }
 }
 
+/// Why a dashboard's command was refused; the client is told in an `error` frame.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    /// Not a command (`protocol::live::parse_command` says why).
+    #[error("{0}")]
+    Malformed(String),
+    #[error("at most {0} patterns per client; unsubscribe some first")]
+    TooManyPatterns(usize),
+}
+
 /// Carries out a command; the answer to send, if any (`resumed`), or what was wrong.
 fn handle_command(
     hub: &HubState,
     client: &mut LiveClient,
     text: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, CommandError> {
     let max = hub.settings.live.max_patterns;
-    match parse_command(text, max)? {
+    match parse_command(text, max).map_err(CommandError::Malformed)? {
         ClientCommand::Subscribe { patterns, resume } => {
             if client.pattern_count() + patterns.len() > max {
-                return Err(format!(
-                    "at most {max} patterns per client; unsubscribe some first"
-                ));
+                return Err(CommandError::TooManyPatterns(max));
             }
             // Tell the new subscriber which matching devices are online right now.
             for device in hub.sessions.online_devices() {

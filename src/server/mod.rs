@@ -6,7 +6,8 @@
 //! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
 //!   [`live`]: dashboard sockets (`/v1/live`).
-//! - [`api`]: history and registry over HTTP; `alerts`: alerts, events and rules (§11); [`dashboard`]: the embedded web page.
+//! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
+//!   string, typed); `alerts`: alerts, events and rules (§11); [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes in the log; `replies`: a device socket's replies in flight.
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod listener;
 pub mod live;
 mod read_ahead;
+mod readings_params;
 mod refusals;
 mod replies;
 pub mod ws;

@@ -1,7 +1,7 @@
 //! WebSocket plumbing shared by device and dashboard sockets: buffer and size
 //! limits, the ping/idle heartbeat, close codes, and mapping read errors to them.
 
-use crate::config::IngestSettings;
+use crate::config::SocketSettings;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use std::time::Duration;
 use tokio::time::{Instant, Interval};
@@ -15,8 +15,9 @@ pub const INVALID_PAYLOAD: u16 = 1007;
 pub const POLICY: u16 = 1008;
 pub const TOO_BIG: u16 = 1009;
 
-/// Applies the configured buffer sizes and frame limits to an upgrade.
-pub fn configure(ws: WebSocketUpgrade, s: &IngestSettings) -> WebSocketUpgrade {
+/// Applies the configured buffer sizes and frame limits to an upgrade (`[ingest]`'s for
+/// device sockets, `[live]`'s for dashboard sockets).
+pub fn configure(ws: WebSocketUpgrade, s: &SocketSettings) -> WebSocketUpgrade {
     ws.read_buffer_size(s.read_buffer_bytes)
         .write_buffer_size(s.write_buffer_bytes)
         .max_write_buffer_size((s.write_buffer_bytes + s.max_frame_bytes) * 4)
@@ -79,7 +80,7 @@ pub enum Beat {
 }
 
 impl Heartbeat {
-    pub fn new(s: &IngestSettings) -> Self {
+    pub fn new(s: &SocketSettings) -> Self {
         let mut tick = tokio::time::interval_at(Instant::now() + s.ping_interval, s.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {

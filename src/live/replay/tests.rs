@@ -1,4 +1,4 @@
-//! The history ring and its cursors: offsets, bounds, exact lag counts, resume.
+//! The replay buffer and its cursors: offsets, bounds, exact lag counts, resume.
 
 use super::*;
 use crate::domain::{DeviceName, Reading, SensorName, Timestamp};
@@ -33,7 +33,7 @@ fn offsets(r: &Read) -> Vec<u64> {
 
 #[test]
 fn readings_get_consecutive_offsets_and_a_cursor_reads_each_once_by_pattern() {
-    let h = History::with_epoch("e".into(), 100, Duration::from_secs(60));
+    let h = ReplayBuffer::with_epoch("e".into(), 100, Duration::from_secs(60));
     let c = h.cursor_at_end();
     let now = Instant::now();
     h.append(
@@ -53,7 +53,7 @@ fn readings_get_consecutive_offsets_and_a_cursor_reads_each_once_by_pattern() {
 
 #[test]
 fn a_limited_read_resumes_where_it_stopped() {
-    let h = History::with_epoch("e".into(), 100, Duration::from_secs(60));
+    let h = ReplayBuffer::with_epoch("e".into(), 100, Duration::from_secs(60));
     let c = h.cursor_at_end();
     h.append(&[batch(&[("a", "t"); 5])], Instant::now(), |_, _| {});
     assert_eq!(offsets(&h.read(&c, &all(), 2)), [1, 2]);
@@ -63,14 +63,14 @@ fn a_limited_read_resumes_where_it_stopped() {
 
 #[test]
 fn an_eviction_passing_a_cursor_counts_exactly_the_matching_readings_lost() {
-    let h = History::with_epoch("e".into(), 4, Duration::from_secs(60));
+    let h = ReplayBuffer::with_epoch("e".into(), 4, Duration::from_secs(60));
     let c = h.cursor_at_end();
     let only_a = vec![Pattern::parse("a/*").unwrap()];
     let now = Instant::now();
-    let evict = |first: u64, rs: &[StoredReading]| History::pass(&c, &only_a, first, rs);
+    let evict = |first: u64, rs: &[StoredReading]| ReplayBuffer::pass(&c, &only_a, first, rs);
     h.append(&[batch(&[("a", "t"), ("b", "t"), ("a", "t")])], now, evict);
     h.append(&[batch(&[("a", "t"), ("b", "t")])], now, |f, rs| {
-        History::pass(&c, &only_a, f, rs)
+        ReplayBuffer::pass(&c, &only_a, f, rs)
     });
     // 5 readings > 4: the first batch (two of them matching) went.
     assert_eq!(h.stats().oldest, 4);
@@ -80,7 +80,7 @@ fn an_eviction_passing_a_cursor_counts_exactly_the_matching_readings_lost() {
 
 #[test]
 fn the_age_bound_evicts_old_batches() {
-    let h = History::with_epoch("e".into(), 100, Duration::from_secs(60));
+    let h = ReplayBuffer::with_epoch("e".into(), 100, Duration::from_secs(60));
     let t0 = Instant::now();
     h.append(&[batch(&[("a", "t")])], t0, |_, _| {});
     h.append(&[], t0 + Duration::from_secs(61), |_, _| {});
@@ -89,8 +89,8 @@ fn the_age_bound_evicts_old_batches() {
 }
 
 #[test]
-fn resume_works_within_the_history_and_epoch_only() {
-    let h = History::with_epoch("e".into(), 3, Duration::from_secs(60));
+fn resume_works_within_the_replay_buffer_and_epoch_only() {
+    let h = ReplayBuffer::with_epoch("e".into(), 3, Duration::from_secs(60));
     let c = h.cursor_at_end();
     h.append(&[batch(&[("a", "t"); 2])], Instant::now(), |_, _| {});
     assert_eq!(h.resume(&c, "e", 1), Resume::Resumed);
@@ -122,7 +122,7 @@ proptest! {
         bound in 1usize..12,
         limits in prop::collection::vec(1usize..5, 1..40),
     ) {
-        let h = History::with_epoch("e".into(), bound, Duration::from_secs(60));
+        let h = ReplayBuffer::with_epoch("e".into(), bound, Duration::from_secs(60));
         let c = h.cursor_at_end();
         let pats = vec![Pattern::parse("a/*").unwrap()];
         let (mut read, mut lagged, mut matching) = (Vec::new(), 0u64, 0u64);
@@ -130,7 +130,7 @@ proptest! {
             let keys: Vec<(&str, &str)> =
                 (0..*n).map(|j| (if (i + j) % 3 == 0 { "b" } else { "a" }, "t")).collect();
             matching += keys.iter().filter(|(d, _)| *d == "a").count() as u64;
-            h.append(&[batch(&keys)], Instant::now(), |f, rs| History::pass(&c, &pats, f, rs));
+            h.append(&[batch(&keys)], Instant::now(), |f, rs| ReplayBuffer::pass(&c, &pats, f, rs));
             let r = h.read(&c, &pats, limits[i % limits.len()]);
             lagged += r.lagged;
             read.extend(offsets(&r));

@@ -1,4 +1,5 @@
-//! The hub-wide history of committed readings (contract §3, `live.history`): one ring
+//! The hub-wide replay buffer of committed readings (contract §3: "the hub's live history",
+//! sized by `live.history`; the word history is kept for long-range storage): one ring
 //! shared by every dashboard client, each client a [`Cursor`] into it (like tokio's
 //! broadcast channel or the LMAX disruptor), instead of a copy per client.
 //!
@@ -6,7 +7,7 @@
 //! random per start. The ring holds whole committed batches ([`Chunk`]s), the batch's
 //! readings as the writer published them plus their JSON objects, serialized once, on
 //! first read, and shared by every reader. It is bounded in readings and in age
-//! (whichever is reached first): memory is bounded by the history whatever the number
+//! (whichever is reached first): memory is bounded by the replay buffer whatever the number
 //! of clients, since a client holds only its cursor.
 //!
 //! Owner: the fan-out task appends and evicts (write lock; see [`super::LiveHub`]); each
@@ -15,7 +16,7 @@
 //! which adds what the client lost to its `lagged` count: so the count is exact.
 //!
 //! Channel: `appended` (a `watch` of the offset the next reading will get); sender: this
-//! history (on every append); receivers: the clients' socket tasks, woken to read.
+//! replay buffer (on every append); receivers: the clients' socket tasks, woken to read.
 
 use crate::domain::{CommittedBatch, StoredReading};
 use crate::protocol::live::{Pattern, reading_object};
@@ -124,8 +125,8 @@ pub enum Resume {
     NotResumed { epoch: String, offset: u64 },
 }
 
-/// The shared history; see the module documentation.
-pub struct History {
+/// The shared replay buffer; see the module documentation.
+pub struct ReplayBuffer {
     ring: RwLock<Ring>,
     epoch: String,
     max_readings: usize,
@@ -135,7 +136,7 @@ pub struct History {
     appended: watch::Sender<u64>,
 }
 
-impl History {
+impl ReplayBuffer {
     pub fn new(max_readings: usize, max_age: Duration) -> Self {
         Self::with_epoch(
             format!("{:016x}", rand::random::<u64>()),
