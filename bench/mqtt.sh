@@ -4,7 +4,7 @@
 # In each run a private mosquitto is started on a free port; the hub (release build,
 # fresh SQLite database, MQTT ingest only) and `mosquitto_sub` subscribe to the same
 # ingest topic; DEVICES `mosquitto_pub -l` processes publish MESSAGES messages each
-# (READINGS readings per message, §2 JSON). The clock starts when publishing starts;
+# (READINGS readings per message, protocol.md §2 JSON). The clock starts when publishing starts;
 # mosquitto_sub's time ends when it has received every message, the hub's when
 # `telehub_mqtt_ingested_total` counts every reading as committed to storage.
 # Both receive the same stream at the same time, from the same broker.
@@ -42,7 +42,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 now() { date +%s.%N; }  # wall clock, as the poller below reports it
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
-# Payloads: one file per device, one §2 message per line, distinct timestamps.
+# Payloads: one file per device, one protocol.md §2 message per line, distinct timestamps.
 python3 - "$WORK" "$DEVICES" "$MESSAGES" "$READINGS" <<'EOF'
 import json, sys, time
 work, devices, messages, readings = sys.argv[1], *map(int, sys.argv[2:])

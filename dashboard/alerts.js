@@ -1,4 +1,4 @@
-// The strip of firing alerts (contract §11): severity, rule, series, since, value.
+// The strip of firing alerts (docs/protocol.md §9): severity, rule, series, since, value.
 //
 // On every (re)connection the page reads GET /v1/alerts (the current states; only
 // `firing` ones are shown) and asks the live socket for `{"alerts": true}`; each

@@ -1,4 +1,4 @@
-// telehub dashboard: the token, the HTTP API, and the live socket (contract §3) with
+// telehub dashboard: the token, the HTTP API, and the live socket (docs/protocol.md §3) with
 // reconnection. What is shown lives in view.js; the charts in chart-card.js.
 //
 // The token comes from `?token=` once, is kept in sessionStorage for this tab, and is

@@ -1,6 +1,6 @@
 // CSV files the page hands out, in the format of `telehub query/export --format csv`:
 // `device,sensor,ts,value,unit`, a header line, RFC 4180 quoting, strings always quoted
-// (contract §10), timestamps exactly as the hub wrote them.
+// (docs/protocol.md §8), timestamps exactly as the hub wrote them.
 
 export const HEADER = 'device,sensor,ts,value,unit';
 

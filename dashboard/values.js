@@ -1,4 +1,4 @@
-// How a reading's value is shown (contract §10: a number, true/false, or a string).
+// How a reading's value is shown (docs/protocol.md §8: a number, true/false, or a string).
 //
 // Booleans read as states: "open"/"closed" for sensors whose name says they open (a
 // door, a window, a lid, a valve...), "on"/"off" for every other one. Strings are shown

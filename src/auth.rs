@@ -1,4 +1,4 @@
-//! Tokens and principals (contract §1): generating secrets, hashing them for storage,
+//! Tokens and principals (docs/protocol.md §1): generating secrets, hashing them for storage,
 //! and what an authenticated caller may do.
 //!
 //! May use: `domain`.

@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | 1 | [`domain`] (telehub-client) | names, `DEVICE/SENSOR` patterns, units, timestamps, readings, what a commit stored, device status |
 //! | 1 | [`backoff`] (telehub-client) | exponential backoff with jitter, for every retry loop |
-//! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (§2), live feed (§3), serial lines (§6), hub addresses (§8) |
+//! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (protocol.md §2), live feed (protocol.md §3), serial lines (protocol.md §6), hub addresses (protocol.md §2) |
 //! | 2 | [`auth`] | tokens, hashing, principals |
 //! | 2 | [`tls`] | rustls configs for the hub's server and its MQTT client (the device client's: telehub-client) |
 //! | 2 | [`config`] | layered, validated settings, one file per section |

@@ -27,7 +27,7 @@ pub struct Metrics {
     pub write_queue_depth: Gauge,
     pub live_delivered: Counter,
     pub live_dropped: Counter,
-    /// The live history (§3): readings held, bytes held, oldest offset held.
+    /// The live history (protocol.md §3): readings held, bytes held, oldest offset held.
     pub live_history_readings: Gauge,
     pub live_history_bytes: Gauge,
     pub live_history_oldest_offset: Gauge,
@@ -111,7 +111,7 @@ pub struct MqttMetrics {
     pub publish_dropped: Family<Labels, Counter>,
     /// Readings stored from MQTT ingest messages.
     pub ingested: Counter,
-    /// Ingest messages refused, by reason (a §2 error code, `unknown_device`, ...).
+    /// Ingest messages refused, by reason (a protocol.md §2 error code, `unknown_device`, ...).
     pub refused: Family<Labels, Counter>,
     /// 1 while connected to the broker.
     pub connected: Gauge,

@@ -1,11 +1,11 @@
 //! `firmware-sim`: plays a fleet of simulated devices against a telehub hub, writes
-//! serial lines for serial-only devices, and runs the benchmarks (contract §8).
+//! serial lines for serial-only devices, and runs the benchmarks (docs/simulator.md).
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`run`] | `firmware-sim run`: one task per device from a tokens file |
 //! | [`causes`] | why devices fail, said once per cause with counts |
-//! | [`serial`] | `firmware-sim serial`: a serial-only device writing §6 lines |
+//! | [`serial`] | `firmware-sim serial`: a serial-only device writing protocol.md §6 lines |
 //! | [`bench`] | `firmware-sim bench ...`: the benchmark scenarios |
 
 mod bench;
@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Play one device per `NAME TOKEN` line of a tokens file.
     Run(Box<run::RunArgs>),
-    /// Play a serial-only device writing §6 lines to a serial port.
+    /// Play a serial-only device writing protocol.md §6 lines to a serial port.
     Serial(serial::SerialArgs),
     /// Measure the hub (see BENCHMARKS.md).
     #[command(subcommand)]

@@ -1,6 +1,6 @@
-//! `firmware-sim run` (contract §8): one simulated device per `NAME TOKEN` line of a
+//! `firmware-sim run` (docs/simulator.md): one simulated device per `NAME TOKEN` line of a
 //! tokens file, each a [`DeviceClient`] fed by a [`telehub_client::sim`] signal generator,
-//! over the WebSocket or (`--transport http|line`) HTTP requests (§12).
+//! over the WebSocket or (`--transport http|line`) HTTP requests (protocol.md §4).
 //!
 //! Per device: one generator task (samples every `1/rate` s on the device clock) and the
 //! client's own task (buffer, pipelined sends, resend, reconnect). Memory per device is
@@ -280,7 +280,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The exit line of §8, keys in the contract's order.
+/// The exit line of simulator.md, keys in the contract's order.
 #[derive(serde::Serialize)]
 struct Summary {
     generated: u64,

@@ -1,4 +1,4 @@
-//! `firmware-sim serial`: a serial-only device writing §6 lines (with checksums) to a
+//! `firmware-sim serial`: a serial-only device writing protocol.md §6 lines (with checksums) to a
 //! serial port, e.g. one end of a `socat` pty pair whose other end `telehub bridge
 //! serial` reads. On exit it prints `{"lines": N}` on stdout.
 

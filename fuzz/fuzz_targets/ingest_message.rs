@@ -1,4 +1,4 @@
-//! Fuzzes the device-message parser (§2 objects and SenML packs): any bytes must give a
+//! Fuzzes the device-message parser (protocol.md §2 objects and SenML packs): any bytes must give a
 //! message or a refusal, never a panic, and an accepted message must hold valid readings.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! Fuzzes the InfluxDB line-protocol reader (§12): any body gives readings or a refusal
+//! Fuzzes the InfluxDB line-protocol reader (protocol.md §5): any body gives readings or a refusal
 //! naming a line, never a panic, and accepted readings are valid and within the bounds.
 #![no_main]
 

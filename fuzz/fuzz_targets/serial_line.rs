@@ -1,4 +1,4 @@
-//! Fuzzes the serial line parser (§6): any bytes give a line or a typed error, never a
+//! Fuzzes the serial line parser (protocol.md §6): any bytes give a line or a typed error, never a
 //! panic; an accepted line has at least one reading and only valid values
 //! (numbers finite).
 #![no_main]

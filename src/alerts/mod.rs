@@ -1,4 +1,4 @@
-//! Alerts (contract §11): rules evaluated on committed readings and on device presence;
+//! Alerts (docs/protocol.md §9): rules evaluated on committed readings and on device presence;
 //! their events stored, then sent to live clients, MQTT and webhooks.
 //!
 //! - [`rules`]: the rule JSON parsed and checked into a typed [`rules::Rule`].

@@ -1,4 +1,4 @@
-//! Alert rules (contract §11): the JSON a client sends (or the CLI builds), parsed into a
+//! Alert rules (docs/protocol.md §9): the JSON a client sends (or the CLI builds), parsed into a
 //! typed [`Rule`] and checked once. Every error says what to fix.
 
 use crate::domain::{DeviceName, NameError, PatternError, Value, ValueKind};
@@ -126,7 +126,7 @@ pub struct Rule {
     pub spec: RuleSpec,
 }
 
-/// The §11 JSON of a rule.
+/// The protocol.md §9 JSON of a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {

@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn signs_as_rfc_4231_test_case_2() {
-        // RFC 4231 §4.3: key "Jefe", data "what do ya want for nothing?".
+        // RFC 4231 http-api.md.3: key "Jefe", data "what do ya want for nothing?".
         assert_eq!(
             sign(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"

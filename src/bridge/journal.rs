@@ -1,7 +1,7 @@
 //! The optional state file of a port: sealed messages not yet answered by the hub, so
 //! that a restart of the bridge resends them instead of losing them.
 //!
-//! An append-only log of `M <§2 message JSON>` (sealed) and `D <id>` (answered)
+//! An append-only log of `M <protocol.md §2 message JSON>` (sealed) and `D <id>` (answered)
 //! lines; replaying it gives the unanswered messages. It is rewritten with only
 //! those once enough `D` lines have piled up, so its size stays bounded by the
 //! buffer. Records are written at once (they survive a crash of the bridge) and

@@ -7,7 +7,7 @@
 use crate::domain::{DeviceName, Reading};
 use tokio::time::Instant;
 
-/// A sealed batch: one §2 message for one device.
+/// A sealed batch: one protocol.md §2 message for one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub id: u64,

@@ -1,4 +1,4 @@
-//! `telehub bridge serial` (contract §6): forwards the lines of microcontrollers on a
+//! `telehub bridge serial` (docs/protocol.md §6): forwards the lines of microcontrollers on a
 //! serial port to the hub's `/v1/ingest`, as the gateway device whose token it holds.
 //!
 //! The path of a line, module by module:

@@ -1,10 +1,10 @@
-//! The bridge's side of `/v1/ingest` (§2), on the shared device client's pieces:
-//! [`Target`] (the `--hub` rule of §8, TLS with an optional CA file, the gateway's
+//! The bridge's side of `/v1/ingest` (protocol.md §2), on the shared device client's pieces:
+//! [`Target`] (the `--hub` rule of protocol.md §2, TLS with an optional CA file, the gateway's
 //! token) opens sockets, [`FrameBuilder`] writes messages, [`parse_reply`] reads replies.
 //!
 //! The bridge keeps its own buffer and send loop ([`super::forward`]) rather than a
 //! [`crate::client::DeviceClient`], because it must batch per device (a refusal of one
-//! device's readings never drops another's, §6) and split a refused batch to find
+//! device's readings never drops another's, protocol.md §6) and split a refused batch to find
 //! the one bad reading; the client batches readings of all devices together.
 
 use crate::client::{ClientConfig, ClientError};
@@ -22,7 +22,7 @@ pub fn target(s: &SerialPortSettings) -> Result<Target, ClientError> {
     Target::new(&c)
 }
 
-/// One §2 message: `{"id": 7, "readings": [...]}`, every reading with its `ts` (so a
+/// One protocol.md §2 message: `{"id": 7, "readings": [...]}`, every reading with its `ts` (so a
 /// resend is stored once) and `device` when it is not the gateway's own.
 pub fn encode_message(id: u64, device: Option<&DeviceName>, readings: &[Reading]) -> String {
     let mut b = FrameBuilder::new(Some(id), usize::MAX, usize::MAX);

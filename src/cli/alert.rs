@@ -1,4 +1,4 @@
-//! `telehub alert ...` (contract §11): rules, current alerts and events, straight from
+//! `telehub alert ...` (docs/protocol.md §9): rules, current alerts and events, straight from
 //! storage (works while the hub runs; a running hub picks up rule changes within
 //! `alerts.rules_poll`). A bad rule is a usage error (exit 2) with one line saying why.
 
@@ -18,7 +18,7 @@ use std::time::Duration;
 pub enum AlertCommand {
     /// Add a rule: --when 'OP VALUE' [--for DUR] [--clear VALUE], --no-data DUR or --offline DUR.
     Add(AddArgs),
-    /// Add every rule of FILE (one §11 JSON rule per line) in one transaction, all or none.
+    /// Add every rule of FILE (one protocol.md §9 JSON rule per line) in one transaction, all or none.
     Import { file: std::path::PathBuf },
     /// List rules.
     List(FormatArg),
@@ -81,7 +81,7 @@ pub struct AddArgs {
 }
 
 impl AddArgs {
-    /// The §11 JSON these arguments describe.
+    /// The protocol.md §9 JSON these arguments describe.
     fn spec(&self) -> RuleSpec {
         let (kind, op, value, hold) = match (&self.when, &self.no_data, &self.offline) {
             (Some(w), _, _) => {

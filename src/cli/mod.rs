@@ -1,4 +1,4 @@
-//! The `telehub` command line (contract §5): argument definitions, exit codes, and
+//! The `telehub` command line (docs/cli.md): argument definitions, exit codes, and
 //! one module per command family. This is the binary edge: errors become one line
 //! on stderr and exit code 1, usage errors exit code 2.
 //!
@@ -63,7 +63,7 @@ enum Command {
     Export(export::ExportArgs),
     /// Show what storage holds: rows, series, devices, time extents, disk use.
     Stats(stats::StatsArgs),
-    /// Alert rules, current alerts and events (§11).
+    /// Alert rules, current alerts and events (protocol.md §9).
     #[command(subcommand)]
     Alert(alert::AlertCommand),
 }

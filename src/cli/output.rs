@@ -31,7 +31,7 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A value as a CSV field (§10): numbers as they are, `true`/`false`, strings always
+/// A value as a CSV field (protocol.md §8): numbers as they are, `true`/`false`, strings always
 /// quoted (so `"42"` the string and `42` the number stay apart).
 pub fn csv_value(v: &crate::domain::Value) -> String {
     match v {

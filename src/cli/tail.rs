@@ -1,4 +1,4 @@
-//! `telehub tail`: the live feed (contract §3) in a terminal. One line per reading
+//! `telehub tail`: the live feed (docs/protocol.md §3) in a terminal. One line per reading
 //! and per device status change on stdout, `lagged` notices on stderr. Reconnects
 //! with exponential backoff and full jitter, never sooner than the hub's `Retry-After`;
 //! exits 0 on Ctrl-C (or SIGTERM), and 1 with a one-line hint on what retrying cannot
@@ -333,7 +333,7 @@ fn backoff(attempt: u32) -> Duration {
         .max(Duration::from_millis(100))
 }
 
-/// A frame of the live feed, as the hub sends it (§3).
+/// A frame of the live feed, as the hub sends it (protocol.md §3).
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 enum LiveFrame {

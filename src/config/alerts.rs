@@ -1,5 +1,5 @@
 //! `[alerts]`: where alert events go (webhooks, an MQTT topic) and the bounds of their
-//! evaluation and delivery. Rules themselves live in the database (contract §11).
+//! evaluation and delivery. Rules themselves live in the database (docs/protocol.md §9).
 
 use super::SettingError;
 use serde::{Deserialize, Serialize};

@@ -43,7 +43,7 @@ pub struct SerialPortSettings {
     /// 1 or 2.
     pub stop_bits: u8,
     pub flow_control: FlowControl,
-    /// The hub's base address, `ws[s]://HOST:PORT`; `/v1/ingest` is appended (§8).
+    /// The hub's base address, `ws[s]://HOST:PORT`; `/v1/ingest` is appended (protocol.md §2).
     pub hub: String,
     /// The gateway device's token.
     pub token: String,

@@ -1,4 +1,4 @@
-//! `[mqtt]` settings (contract §7) and the broker address they name.
+//! `[mqtt]` settings (docs/configuration.md) and the broker address they name.
 
 use super::{IngestSettings, SettingError};
 use serde::{Deserialize, Serialize};

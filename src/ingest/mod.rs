@@ -73,7 +73,7 @@ impl Pipeline {
         }
     }
 
-    /// The checks every transport applies before storage: parse `text` (§2 object or
+    /// The checks every transport applies before storage: parse `text` (protocol.md §2 object or
     /// SenML pack), authorise each reading's device, and take the readings from the
     /// devices' rate budgets. A refusal is not counted here (see [`Pipeline::refuse`]).
     pub fn check(&self, from: Sender<'_>, text: &str) -> Result<Checked, Refusal> {

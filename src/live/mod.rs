@@ -1,4 +1,4 @@
-//! The live feed (contract §3): stored readings and device status fanned out to
+//! The live feed (docs/protocol.md §3): stored readings and device status fanned out to
 //! dashboard sockets, with offsets and resume.
 //!
 //! Readings are recorded **after commit**: the storage writer publishes what each
@@ -269,7 +269,7 @@ impl LiveClient {
         }
     }
 
-    /// Turns alert events (§11) on or off for this client.
+    /// Turns alert events (protocol.md §9) on or off for this client.
     pub fn set_alerts(&mut self, on: bool) {
         let mut r = self.hub.registry.lock();
         r.clients.get_mut(&self.id).expect("registered").alerts = on;

@@ -1,4 +1,4 @@
-//! The hub-wide replay buffer of committed readings (contract §3: "the hub's live history",
+//! The hub-wide replay buffer of committed readings (docs/protocol.md §3: "the hub's live history",
 //! sized by `live.history`; the word history is kept for long-range storage): one ring
 //! shared by every dashboard client, each client a [`Cursor`] into it (like tokio's
 //! broadcast channel or the LMAX disruptor), instead of a copy per client.

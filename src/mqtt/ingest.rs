@@ -1,4 +1,4 @@
-//! MQTT ingest: a publish on `ingest_topic` is a §2 message from the device its last
+//! MQTT ingest: a publish on `ingest_topic` is a protocol.md §2 message from the device its last
 //! topic level names. The worker looks the device up (cached), then applies the same
 //! checks as a WebSocket message ([`crate::ingest::Pipeline::check`]: parse, validate,
 //! authorise, rate-limit) and
@@ -244,7 +244,7 @@ impl Worker {
             return;
         }
         let Group { messages, rows } = std::mem::take(&mut self.group);
-        // One write request per message, so a reading of the wrong type (§10) refuses
+        // One write request per message, so a reading of the wrong type (protocol.md §8) refuses
         // only its own message; the writer still commits them together.
         let mut rows = rows.into_iter();
         let mut pending = Vec::with_capacity(messages.len());

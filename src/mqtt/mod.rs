@@ -155,7 +155,7 @@ pub struct Prepared {
     alerts: Alerts,
 }
 
-/// Alert events (§11) to publish, and their topic (`[alerts] mqtt_topic`; empty: none).
+/// Alert events (protocol.md §9) to publish, and their topic (`[alerts] mqtt_topic`; empty: none).
 pub struct Alerts {
     pub events: broadcast::Receiver<AlertEvent>,
     pub topic: String,

@@ -1,6 +1,6 @@
 //! Outgoing MQTT messages: egress (each reading this hub's writer committed, on
 //! `publish_topic` as `{"ts","value","unit"}`), alert events this hub's engine stored
-//! (on `[alerts] mqtt_topic`, the §11 event JSON) and, in cluster mode, the hub's commits,
+//! (on `[alerts] mqtt_topic`, the protocol.md §9 event JSON) and, in cluster mode, the hub's commits,
 //! status changes and presence on its cluster topic.
 //!
 //! Owner of one bounded queue (`publish_queue` messages). It takes committed batches

@@ -1,4 +1,4 @@
-//! Alerts over HTTP (contract §11): current alerts and events (viewer), rules (admin).
+//! Alerts over HTTP (docs/protocol.md §9): current alerts and events (viewer), rules (admin).
 //! `GET /v1/alerts` lists every series not ok — `firing`, and thresholds `pending` —
 //! with its severity, value and `since`: what a dashboard's alert strip shows.
 
@@ -33,7 +33,7 @@ async fn current(
     Ok(Json(hub.store.alert_states().await?))
 }
 
-/// `?from=T&to=T` (§5 times; default the last 24 h), `limit` (default and most 10,000).
+/// `?from=T&to=T` (cli.md times; default the last 24 h), `limit` (default and most 10,000).
 async fn events(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
@@ -81,7 +81,7 @@ async fn rules(
     ))
 }
 
-/// `POST /v1/alert-rules` (admin): a §11 rule → `201` with the rule as stored, once this
+/// `POST /v1/alert-rules` (admin): a protocol.md §9 rule → `201` with the rule as stored, once this
 /// hub's engine evaluates with it.
 async fn add_rule(
     State(hub): State<Arc<HubState>>,

@@ -1,4 +1,4 @@
-//! The HTTP API (contract §4): devices, history (raw with cursors, or buckets),
+//! The HTTP API (docs/http-api.md): devices, history (raw with cursors, or buckets),
 //! health, readiness and metrics. `/v1/readings` parameters are parsed by
 //! `server::readings_params`.
 

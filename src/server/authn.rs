@@ -70,8 +70,8 @@ impl FromRequestParts<Arc<HubState>> for Authenticated {
     }
 }
 
-/// The §4 answers: 401 naming where the token goes, storage failures as every HTTP
-/// error maps them, 403 for a viewer or admin token on `/v1/ingest` (the one §4
+/// The http-api.md answers: 401 naming where the token goes, storage failures as every HTTP
+/// error maps them, 403 for a viewer or admin token on `/v1/ingest` (the one http-api.md
 /// endpoint that takes device tokens).
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {

@@ -1,5 +1,5 @@
 //! HTTP errors: one type, mapped once to `{"error": code, "detail": ...}` responses
-//! (contract §4). Storage failures are mapped here and nowhere else: what the caller can
+//! (docs/http-api.md). Storage failures are mapped here and nowhere else: what the caller can
 //! fix becomes a 400/404 naming it; anything else is a 503 with `Retry-After` and no
 //! database text in the body (the log has it).
 

@@ -1,11 +1,11 @@
-//! Ingest over HTTP (contract §12): `POST /v1/ingest` with a §2 message or a SenML pack
+//! Ingest over HTTP (docs/protocol.md §4): `POST /v1/ingest` with a protocol.md §2 message or a SenML pack
 //! as the body, for devices and collectors that cannot hold a WebSocket.
 //!
 //! The body goes through the same ingest pipeline as a socket's frame
 //! ([`crate::ingest::Pipeline::accept`]): same tokens, validation, rate limits,
-//! idempotency, and the answer only after commit. Status codes: `200` with the §2 ack,
-//! `400` with the §2 nack object, `413` over `ingest.max_frame_bytes`, `429` and `503`
-//! (also with the nack object) with `Retry-After`. Authentication failures are §4 errors.
+//! idempotency, and the answer only after commit. Status codes: `200` with the protocol.md §2 ack,
+//! `400` with the protocol.md §2 nack object, `413` over `ingest.max_frame_bytes`, `429` and `503`
+//! (also with the nack object) with `Retry-After`. Authentication failures are http-api.md errors.
 
 use super::authn::DeviceCaller;
 use super::body::{self, BodyError};

@@ -1,4 +1,4 @@
-//! InfluxDB's write endpoints (contract §12), so Telegraf and InfluxDB client libraries
+//! InfluxDB's write endpoints (docs/protocol.md §5), so Telegraf and InfluxDB client libraries
 //! feed the hub: `POST /api/v2/write?bucket=B&precision=ns|us|ms|s` and
 //! `POST /write?db=B&precision=...` (1.x).
 //!

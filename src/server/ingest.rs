@@ -1,4 +1,4 @@
-//! Device sockets (`GET /v1/ingest`, contract §2).
+//! Device sockets (`GET /v1/ingest`, docs/protocol.md §2).
 //!
 //! Per connection, one task: it reads a frame and hands its text to the ingest
 //! pipeline ([`crate::ingest::Pipeline::accept`]: parse, authorise, rate-limit, store).

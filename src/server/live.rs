@@ -1,4 +1,4 @@
-//! Dashboard sockets (`GET /v1/live`, contract §3): viewer token and `Origin` checked
+//! Dashboard sockets (`GET /v1/live`, docs/protocol.md §3): viewer token and `Origin` checked
 //! before the upgrade; then one task per client reads subscribe/unsubscribe commands
 //! (answering `resume`) and, when its socket can take them, reads the client's readings
 //! from the hub-wide replay buffer into as few frames as possible, flushing once.

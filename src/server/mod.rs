@@ -7,7 +7,7 @@
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
 //!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
-//!   string, typed); `alerts`: alerts, events and rules (§11); [`dashboard`]: the embedded web page.
+//!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes in the log; `replies`: a device socket's replies in flight.

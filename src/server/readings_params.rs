@@ -1,4 +1,4 @@
-//! `/v1/readings` parameters (contract §4): the query string deserialized by serde into
+//! `/v1/readings` parameters (docs/http-api.md): the query string deserialized by serde into
 //! [`Params`] (unknown, repeated and missing parameters refused by serde itself, each
 //! value parsed by its field's deserializer), then checked against the clock and the
 //! `[http]` caps into a [`ReadingsQuery`]. Every refusal is a [`QueryError`] naming the

@@ -1,4 +1,4 @@
-//! Alert storage (contract §11): rules, each rule's series that are not ok, the events,
+//! Alert storage (docs/protocol.md §9): rules, each rule's series that are not ok, the events,
 //! and the webhook outbox — in SQL shared by both backends.
 //!
 //! Owns every statement on `alert_rules`, `alert_rules_epoch`, `alert_state`,
@@ -16,7 +16,7 @@ use crate::domain::{AlertEvent, AlertState, Timestamp, Value};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 
-/// A stored rule: its name, its §11 JSON and when it was added.
+/// A stored rule: its name, its protocol.md §9 JSON and when it was added.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertRuleRow {
     pub name: String,

@@ -22,7 +22,7 @@ pub struct DeviceRow {
     pub last_seen: Option<Timestamp>,
     pub sensors: Vec<String>,
     pub gateway_for: Vec<String>,
-    /// Each sensor's newest stored reading, however old (contract §4).
+    /// Each sensor's newest stored reading, however old (docs/http-api.md).
     pub latest: std::collections::BTreeMap<String, Latest>,
 }
 

@@ -46,7 +46,7 @@ pub enum WriteFailed {
     /// Storage is unavailable; the device should resend later.
     #[error("{0}")]
     Unavailable(String),
-    /// A reading's type is not its series' (§10); nothing of the request is stored.
+    /// A reading's type is not its series' (protocol.md §8); nothing of the request is stored.
     #[error("{0}")]
     WrongType(String),
 }

@@ -1,4 +1,4 @@
-//! Alerts (issue 15, contract §11) through real interfaces: rules over HTTP and the CLI,
+//! Alerts (issue 15, docs/protocol.md §9) through real interfaces: rules over HTTP and the CLI,
 //! readings from real device sockets, events at a real HTTP receiver (signed), on a
 //! live socket and over MQTT; state across a SIGKILL of a real hub process.
 

@@ -1,4 +1,4 @@
-//! The `telehub` command line (§5), run as a real process against a real database.
+//! The `telehub` command line (cli.md), run as a real process against a real database.
 
 use crate::helpers::*;
 use crate::procs::telehub_cli as telehub;

@@ -1,4 +1,4 @@
-//! The promise of §9 under a real crash: simulated devices (`firmware-sim run`, a real
+//! The promise of protocol.md §12 under a real crash: simulated devices (`firmware-sim run`, a real
 //! process) stream while the hub process is killed with SIGKILL and restarted on the
 //! same port. In the end every generated reading is acked, none is dropped, and the
 //! database holds each exactly once.

@@ -1,4 +1,4 @@
-//! The HTTP API (§4): devices, history with cursors and buckets, health, metrics.
+//! The HTTP API (http-api.md): devices, history with cursors and buckets, health, metrics.
 
 use crate::both_backends;
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! Ingest over HTTP (§12): `POST /v1/ingest` through the real hub, with reqwest and curl.
+//! Ingest over HTTP (protocol.md §4): `POST /v1/ingest` through the real hub, with reqwest and curl.
 
 use crate::both_backends;
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! InfluxDB's write endpoints (§12) through the real hub, with curl as the client.
+//! InfluxDB's write endpoints (protocol.md §5) through the real hub, with curl as the client.
 
 use crate::both_backends;
 use crate::helpers::*;

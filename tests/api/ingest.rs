@@ -1,4 +1,4 @@
-//! Device ingest (§2) through a real WebSocket.
+//! Device ingest (protocol.md §2) through a real WebSocket.
 
 use crate::both_backends;
 use crate::helpers::*;
@@ -170,7 +170,7 @@ async fn senml_packs_are_accepted_and_answered_without_id(b: Backend) {
     let t = base_ts();
     send_json(&mut ws, &json!([{"bn": "room1:", "bt": t, "bu": "Cel", "n": "temp", "v": 21.5}, {"n": "temp", "t": 1, "v": 21.6}])).await;
     assert_eq!(next_json(&mut ws).await, json!({"ack": null, "stored": 2}));
-    // §10: `vd` (data values) is refused; `vs` and `vb` are accepted (tests/api/values.rs).
+    // protocol.md §8: `vd` (data values) is refused; `vs` and `vb` are accepted (tests/api/values.rs).
     send_json(&mut ws, &json!([{"n": "temp", "vd": "aGk="}])).await;
     let r = next_json(&mut ws).await;
     assert_eq!(

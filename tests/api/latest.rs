@@ -1,4 +1,4 @@
-//! `GET /v1/devices` carries each sensor's newest stored reading (contract §4, `latest`),
+//! `GET /v1/devices` carries each sensor's newest stored reading (docs/http-api.md, `latest`),
 //! however old, read in one statement for all series.
 
 use crate::both_backends;
@@ -45,7 +45,7 @@ async fn devices_carry_each_sensors_newest_reading(b: Backend) {
     assert_eq!(latest["temperature"]["value"], 21.5, "{latest}");
     assert_eq!(latest["temperature"]["unit"], "Cel", "{latest}");
     assert_eq!(latest["humidity"]["value"], 40.25, "{latest}");
-    // Booleans and strings come back with their JSON type (§10).
+    // Booleans and strings come back with their JSON type (protocol.md §8).
     assert_eq!(latest["door"]["value"], true, "{latest}");
     assert_eq!(latest["mode"]["value"], "defrost", "{latest}");
     let ts = latest["temperature"]["ts"].as_str().unwrap();

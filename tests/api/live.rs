@@ -1,4 +1,4 @@
-//! The live feed (§3) through real WebSockets: auth, Origin, filters, status, lagged.
+//! The live feed (protocol.md §3) through real WebSockets: auth, Origin, filters, status, lagged.
 
 use crate::helpers::*;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! The gapless live feed (§3, amended): offsets, resume, and one shared history.
+//! The gapless live feed (protocol.md §3, amended): offsets, resume, and one shared history.
 //! Slow consumers, sockets cut mid-burst, hub restarts, and `telehub tail` across a
 //! dropped connection, all through real sockets.
 

@@ -1,4 +1,4 @@
-//! Value types (contract §10): booleans and strings round-trip from a device socket to
+//! Value types (docs/protocol.md §8): booleans and strings round-trip from a device socket to
 //! the API on both backends; a reading of another type than its series' is refused whole;
 //! bucket aggregates on boolean and string series equal a raw computation under late and
 //! duplicate data; `max_points` keeps every transition; a database made by the previous
@@ -47,7 +47,7 @@ async fn each_value_type_round_trips_from_a_device_socket_to_the_api(b: Backend)
         .iter()
         .zip(arbitrary_values(&mut runner, 60))
     {
-        // Half as §2 objects, half as SenML records (v, vb, vs).
+        // Half as protocol.md §2 objects, half as SenML records (v, vb, vs).
         let (objects, senml) = values.split_at(30);
         let readings: Vec<Json> = (objects.iter().enumerate())
             .map(|(i, v)| json!({"sensor": sensor, "value": v, "ts": t0 + i as f64}))

@@ -1,4 +1,4 @@
-// A quiet sensor's newest stored reading (issue 13, CONTRACT §4 `latest`): a page
+// A quiet sensor's newest stored reading (issue 13, CONTRACT http-api.md `latest`): a page
 // opened long after the device went quiet still shows the value, its unit and its age,
 // in the device list and on the sensor's tile, without any live reading.
 

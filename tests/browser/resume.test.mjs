@@ -1,4 +1,4 @@
-// The dashboard resumes its live feed after the socket drops (contract §3, amended):
+// The dashboard resumes its live feed after the socket drops (docs/protocol.md §3, amended):
 // the page reaches the hub through a TCP proxy whose connections the test cuts, as a
 // lost network would. Readings committed while it is away must arrive once each, in
 // order, through `resume`, and the charts must not reload from storage.

@@ -69,7 +69,7 @@ pub fn corpus(t: f64) -> Vec<(String, &'static str, bool)> {
             false,
         ));
     }
-    // Values §10 refuses: wrong JSON types, and strings that are empty, too long or
+    // Values protocol.md §8 refuses: wrong JSON types, and strings that are empty, too long or
     // hold control characters (a string such as "NaN" is a valid text value now).
     let long = format!(r#""{}""#, "x".repeat(257));
     for v in [

@@ -1,4 +1,4 @@
-//! Serial bridge tests (§6): a real hub (port 0, fresh database), real pseudo-terminals
+//! Serial bridge tests (protocol.md §6): a real hub (port 0, fresh database), real pseudo-terminals
 //! from `socat`, the bridge in-process ([`bridge`]) or as the `telehub` binary ([`cli`]).
 
 #[path = "../helpers/mod.rs"]

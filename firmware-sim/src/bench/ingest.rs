@@ -26,7 +26,7 @@ pub struct IngestArgs {
     load: LoadArgs,
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// The type of every reading's value (contract §10): numbers, booleans, or strings
+    /// The type of every reading's value (docs/protocol.md §8): numbers, booleans, or strings
     /// (four states, as devices report them). The ceiling loads the same numeric rows.
     #[arg(long, value_enum, default_value = "number")]
     value_type: ValueType,

@@ -3,7 +3,7 @@
 //! after its fsynced commit) and to Debian's InfluxDB 1.x ([`super::influxd`], WAL
 //! fsynced per write), one after the other in each round, the order alternating from
 //! round to round; points/s per server, medians over the rounds, and the ratio of each
-//! round. `hub-json` and `hub-ws` send the same points to the hub as §2 JSON batches (at
+//! round. `hub-json` and `hub-ws` send the same points to the hub as protocol.md §2 JSON batches (at
 //! most 1000 readings, the hub's per-message limit) over `POST /v1/ingest` and over a
 //! WebSocket (one message in flight too), to compare the transports.
 
@@ -52,9 +52,9 @@ enum Server {
     Hub,
     /// Line protocol to influxd's `/write`.
     Influxd,
-    /// §2 JSON batches to the hub's `POST /v1/ingest`.
+    /// protocol.md §2 JSON batches to the hub's `POST /v1/ingest`.
     HubJson,
-    /// §2 JSON batches over one WebSocket per client.
+    /// protocol.md §2 JSON batches over one WebSocket per client.
     HubWs,
 }
 

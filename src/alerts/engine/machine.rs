@@ -2,7 +2,7 @@
 //! each event does to it, decided without I/O.
 //!
 //! `ok → pending → firing → ok`, where reaching `firing` and leaving it (`resolved`) are
-//! events (contract §11). A [`Machine`] takes an [`Input`] and gives back [`Actions`]:
+//! events (docs/protocol.md §9). A [`Machine`] takes an [`Input`] and gives back [`Actions`]:
 //! a [`Transition`] for the shell to store and announce ([`Action::Move`]; once done, it
 //! is fed back as [`Input::Done`]), a deadline to queue ([`Action::Schedule`]), or a
 //! question for storage ([`Action::LookUpNewest`], answered with [`Input::Newest`]).
@@ -158,7 +158,7 @@ impl Machine {
     }
 
     /// A no_data machine notes the reading (and resolves); a threshold machine moves per
-    /// §11. Readings of another type than the rule's value are ignored.
+    /// protocol.md §9. Readings of another type than the rule's value are ignored.
     fn reading(&mut self, rule: &Rule, value: &Value, ts: Timestamp, now: Timestamp) -> Actions {
         match &rule.condition {
             Condition::NoData { after } => {

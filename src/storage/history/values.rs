@@ -1,4 +1,4 @@
-//! Typed values read back (contract §10): what a stored 8-byte value means for its
+//! Typed values read back (docs/protocol.md §8): what a stored 8-byte value means for its
 //! series' type, and which aggregates a type has.
 //!
 //! Every reading is stored as one number in `readings` (and the rollups): a number as

@@ -1,4 +1,4 @@
-//! Where the hub is and how to reach it: the `--hub` base address (§8), TLS, and
+//! Where the hub is and how to reach it: the `--hub` base address (protocol.md §2), TLS, and
 //! opening one authenticated WebSocket.
 
 use super::{ClientConfig, ClientError};

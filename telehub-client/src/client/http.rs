@@ -1,11 +1,11 @@
-//! One HTTP request per message, for the `http` and `line` transports (§12): the URL,
+//! One HTTP request per message, for the `http` and `line` transports (protocol.md §4): the URL,
 //! the token header and TLS are prepared once; each answer becomes a [`Verdict`] on the
 //! message, or a [`ConnectFailure`] when the hub did not answer about it.
 //!
 //! | answer | means |
 //! |---|---|
 //! | 2xx | acked (the hub answers after commit) |
-//! | 400 | refused: the §2 nack, or InfluxDB's `{"code", "message": "line N: ..."}` |
+//! | 400 | refused: the protocol.md §2 nack, or InfluxDB's `{"code", "message": "line N: ..."}` |
 //! | 403 naming a device (line protocol) | `forbidden_device` |
 //! | 413 | `too_large`: sent again in smaller messages |
 //! | 429, 503 | resend later, not before `Retry-After` |
@@ -154,7 +154,7 @@ fn verdict(
     }
 }
 
-/// The code a refusal without a §2 nack body stands for.
+/// The code a refusal without a protocol.md §2 nack body stands for.
 fn code_for(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
         413 => ErrorCode::TooLarge,
@@ -164,7 +164,7 @@ fn code_for(status: StatusCode) -> ErrorCode {
     }
 }
 
-/// The human part of an error body: `detail` (§4, §2) or `message` (InfluxDB), else the
+/// The human part of an error body: `detail` (http-api.md, protocol.md §2) or `message` (InfluxDB), else the
 /// text itself, cut short.
 fn detail_of(body: &str) -> String {
     let json: Option<serde_json::Value> = serde_json::from_str(body).ok();

@@ -1,7 +1,7 @@
-//! A resilient device client for `/v1/ingest` (contract §2, §8): what `firmware-sim`,
+//! A resilient device client for `/v1/ingest` (docs/protocol.md §2, simulator.md): what `firmware-sim`,
 //! `telehub serve --demo` and the serial bridge use to deliver readings — over the
 //! WebSocket, or ([`Transport`]) as HTTP requests to `POST /v1/ingest` or to the
-//! line-protocol endpoint `/api/v2/write` (§12).
+//! line-protocol endpoint `/api/v2/write` (protocol.md §5).
 //!
 //! ```no_run
 //! # async fn demo(reading: telehub_client::protocol::ingest::DeviceReading) -> Result<(), telehub_client::client::ClientError> {
@@ -15,7 +15,7 @@
 //! ```
 //!
 //! How it works, module by module:
-//! - `address`: the `--hub` base address (§8) and TLS (rustls, ring, webpki roots plus
+//! - `address`: the `--hub` base address (protocol.md §2) and TLS (rustls, ring, webpki roots plus
 //!   an optional CA file for self-signed hubs); opens one authenticated socket.
 //! - `outbox`: the bounded store-and-forward buffer of unacked readings. Full: the
 //!   oldest unsent reading is dropped and counted. It also holds the in-flight messages.
@@ -108,12 +108,12 @@ pub struct PersistConfig {
 /// How readings travel to the hub.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// One WebSocket to `/v1/ingest`, messages pipelined on it (§2).
+    /// One WebSocket to `/v1/ingest`, messages pipelined on it (protocol.md §2).
     #[default]
     WebSocket,
-    /// `POST /v1/ingest`, one §2 message per request (§12).
+    /// `POST /v1/ingest`, one protocol.md §2 message per request (protocol.md §4).
     Http,
-    /// `POST /api/v2/write?precision=us`, one line-protocol body per request (§12);
+    /// `POST /api/v2/write?precision=us`, one line-protocol body per request (protocol.md §5);
     /// units are not carried.
     Line,
 }
@@ -121,7 +121,7 @@ pub enum Transport {
 /// Everything a client needs; [`ClientConfig::new`] fills in the defaults.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// The hub's base address, `ws[s]://HOST:PORT` (§8); `/v1/ingest` is appended
+    /// The hub's base address, `ws[s]://HOST:PORT` (protocol.md §2); `/v1/ingest` is appended
     /// unless the address already ends with it. `http(s)://` is read as `ws(s)://`.
     pub hub: String,
     /// WebSocket (the default) or one of the HTTP transports.

@@ -19,7 +19,7 @@ pub(super) struct Inflight {
     pub readings: Vec<DeviceReading>,
 }
 
-/// A message being filled with readings: a §2 frame or a line-protocol body.
+/// A message being filled with readings: a protocol.md §2 frame or a line-protocol body.
 pub(super) trait MessageBuilder {
     /// Adds `r` when it fits; `false`: the message is full and `r` was not added.
     fn push(&mut self, r: &DeviceReading) -> bool;
@@ -168,7 +168,7 @@ impl Outbox {
         }
     }
 
-    /// Moves the oldest queued readings that fit into one §2 frame `id` in flight,
+    /// Moves the oldest queued readings that fit into one protocol.md §2 frame `id` in flight,
     /// and returns its text; `None` when the queue is empty.
     #[cfg(test)]
     pub fn take_frame(&mut self, id: u64, max_batch: usize, max_bytes: usize) -> Option<String> {

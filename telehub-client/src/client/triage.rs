@@ -1,5 +1,5 @@
 //! What to do with the readings of a refused message. The hub refuses a message all
-//! or nothing (§2), so one bad reading would take its good neighbours down with it;
+//! or nothing (protocol.md §2), so one bad reading would take its good neighbours down with it;
 //! the refusal's detail usually says which one was bad, and only that one is given up:
 //!
 //! - `unavailable`, `rate_limited`: resend them all, later.

@@ -1,4 +1,4 @@
-//! Alert events (contract §11): a rule's series changed to `firing` or `resolved`.
+//! Alert events (docs/protocol.md §9): a rule's series changed to `firing` or `resolved`.
 //! Made and stored by the alert engine, then sent to live clients, MQTT and webhooks.
 
 use super::{Timestamp, Value};

@@ -1,7 +1,7 @@
 //! Domain types: the typed values every untrusted input is parsed into at the edge.
 //!
 //! Owns the name rules (devices, sensors), `DEVICE/SENSOR` patterns (one type, the live
-//! feed's and the alert rules' grammars), units, timestamps, values (§10) and the
+//! feed's and the alert rules' grammars), units, timestamps, values (protocol.md §8) and the
 //! validated [`Reading`]. Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit

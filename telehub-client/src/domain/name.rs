@@ -1,4 +1,4 @@
-//! Device and sensor names and units: the identifier rules of the contract (§1, §2).
+//! Device and sensor names and units: the identifier rules of the contract (protocol.md §1, protocol.md §2).
 
 use std::fmt;
 use std::sync::Arc;

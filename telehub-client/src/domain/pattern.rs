@@ -1,11 +1,11 @@
 //! `DEVICE/SENSOR` patterns: which series (or devices) a live subscription or an alert
 //! rule names. One type, [`Pattern`], with the contract's rule for each use:
 //!
-//! - [`Pattern::parse`], the live feed (§3): a segment is `*` (any name) or one exact
+//! - [`Pattern::parse`], the live feed (protocol.md §3): a segment is `*` (any name) or one exact
 //!   device or sensor name; `"*"` alone means everything.
-//! - [`Pattern::parse_glob`], alert rules on series (§11): in a segment, `*` matches any
+//! - [`Pattern::parse_glob`], alert rules on series (protocol.md §9): in a segment, `*` matches any
 //!   run of characters (`freezer-*/temperature`); `"*"` alone means every series.
-//! - [`Pattern::parse_devices`], alert rules on devices (`offline`, §11): a device segment
+//! - [`Pattern::parse_devices`], alert rules on devices (`offline`, protocol.md §9): a device segment
 //!   only: `DEVICE`, `DEVICE/*` or `*`, each with globs.
 //!
 //! May use: nothing else in the crate (layer 1).
@@ -35,7 +35,7 @@ pub enum SegmentError {
 }
 
 impl Segment {
-    /// A glob segment (§11): `*`, or 1 to 64 name characters and `*`s.
+    /// A glob segment (protocol.md §9): `*`, or 1 to 64 name characters and `*`s.
     pub fn parse(s: &str) -> Result<Self, SegmentError> {
         if s == "*" {
             return Ok(Segment::Any);
@@ -147,7 +147,7 @@ impl Pattern {
         sensor: Some(Segment::Any),
     };
 
-    /// A live-feed pattern (§3), whole segments: `"*"`, `"boiler-1/*"`,
+    /// A live-feed pattern (protocol.md §3), whole segments: `"*"`, `"boiler-1/*"`,
     /// `"*/temperature"`, `"boiler-1/temperature"`.
     pub fn parse(s: &str) -> Result<Self, PatternError> {
         let err = |why| PatternError {
@@ -178,12 +178,12 @@ impl Pattern {
         })
     }
 
-    /// An alert rule's series pattern (§11): `DEVICE/SENSOR` with globs, or `*`.
+    /// An alert rule's series pattern (protocol.md §9): `DEVICE/SENSOR` with globs, or `*`.
     pub fn parse_glob(s: &str) -> Result<Self, PatternError> {
         Self::parse_rule(s, false)
     }
 
-    /// An `offline` rule's device pattern (§11): `DEVICE`, `DEVICE/*` or `*`, with globs.
+    /// An `offline` rule's device pattern (protocol.md §9): `DEVICE`, `DEVICE/*` or `*`, with globs.
     pub fn parse_devices(s: &str) -> Result<Self, PatternError> {
         Self::parse_rule(s, true)
     }

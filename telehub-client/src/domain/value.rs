@@ -1,4 +1,4 @@
-//! Reading values (contract §10): a finite number, a boolean, or a short string.
+//! Reading values (docs/protocol.md §8): a finite number, a boolean, or a short string.
 //!
 //! Owns [`Value`], its kind ([`ValueKind`], which a series keeps for life) and the text
 //! rule ([`Text`]: 1–256 bytes of UTF-8, no control characters). Parsers at the edges

@@ -1,4 +1,4 @@
-//! The hub's base address as devices and gateways give it (contract §8):
+//! The hub's base address as devices and gateways give it (docs/protocol.md §2):
 //! `ws[s]://HOST:PORT[/prefix]`, turned into the full `/v1/ingest` URL.
 
 const INGEST_PATH: &str = "/v1/ingest";

@@ -1,4 +1,4 @@
-//! The InfluxDB line protocol (contract §12) as device readings:
+//! The InfluxDB line protocol (docs/protocol.md §5) as device readings:
 //! `measurement[,tags] field=value[,field=value...] [timestamp]`, one reading per field.
 //!
 //! Lines are parsed by InfluxData's own parser (`influxdb-line-protocol`); this module
@@ -141,7 +141,7 @@ fn parse_line(
     Ok(())
 }
 
-/// A field's value as a reading's value (§10): floats and integers are numbers, booleans
+/// A field's value as a reading's value (protocol.md §8): floats and integers are numbers, booleans
 /// and strings keep their type.
 fn field_value(v: &FieldValue<'_>) -> Result<Value, String> {
     match v {

@@ -1,4 +1,4 @@
-//! Live feed messages (contract §3): subscription patterns and client commands (with
+//! Live feed messages (docs/protocol.md §3): subscription patterns and client commands (with
 //! `resume`, and `alerts`) in, reading/status/alert/lagged/resumed/error frames out.
 //!
 //! Outgoing frames are built here and nowhere else: a reading is serialized once
@@ -21,7 +21,7 @@ pub enum ClientCommand {
         resume: Option<ResumeFrom>,
     },
     Unsubscribe(Vec<Pattern>),
-    /// `{"alerts": true}`: also send `{"alert": {...}}` events (§11); `false` stops them.
+    /// `{"alerts": true}`: also send `{"alert": {...}}` events (protocol.md §9); `false` stops them.
     Alerts(bool),
 }
 
@@ -123,7 +123,7 @@ pub fn status_frame(ev: &StatusEvent) -> Bytes {
     Bytes::from(v.to_string())
 }
 
-/// An `{"alert":{...}}` frame (§11).
+/// An `{"alert":{...}}` frame (protocol.md §9).
 pub fn alert_frame(ev: &AlertEvent) -> Bytes {
     Bytes::from(serde_json::json!({"alert": ev}).to_string())
 }

@@ -1,10 +1,10 @@
 //! Wire protocols: the typed messages behind every socket.
 //!
-//! - [`address`]: the hub's base address (§8) as devices and gateways give it.
-//! - [`ingest`]: device → hub messages (§2, incl. SenML) and the hub's ack/nack replies.
-//! - [`line`]: the InfluxDB line protocol (§12) as device readings.
-//! - [`live`]: the dashboard feed (§3): subscriptions in, readings/status/lagged out.
-//! - [`serial`]: the serial line format (§6) read by `telehub bridge serial`.
+//! - [`address`]: the hub's base address (protocol.md §2) as devices and gateways give it.
+//! - [`ingest`]: device → hub messages (protocol.md §2, incl. SenML) and the hub's ack/nack replies.
+//! - [`line`]: the InfluxDB line protocol (protocol.md §5) as device readings.
+//! - [`live`]: the dashboard feed (protocol.md §3): subscriptions in, readings/status/lagged out.
+//! - [`serial`]: the serial line format (protocol.md §6) read by `telehub bridge serial`.
 //!
 //! Transport code hands these modules raw text and gets typed values or a typed
 //! error back; handlers never look at raw JSON.

@@ -1,4 +1,4 @@
-//! The serial line format (contract §6), read by `telehub bridge serial` and written
+//! The serial line format (docs/protocol.md §6), read by `telehub bridge serial` and written
 //! by `firmware-sim serial`:
 //!
 //! ```text
@@ -6,14 +6,14 @@
 //! ```
 //!
 //! `*HH` is the XOR of every byte before `*`, as two hex digits. A line may instead
-//! hold a §2 JSON message (an object with `readings`, or a SenML array). Lines are
+//! hold a protocol.md §2 JSON message (an object with `readings`, or a SenML array). Lines are
 //! printable ASCII, end in `\n` or `\r\n`, and hold at most [`MAX_LINE_BYTES`] bytes
 //! before the line ending.
 //!
 //! [`parse_line_with`] turns one line into validated [`DeviceReading`]s or a
 //! [`LineError`] naming the reason; [`format_line`] writes a line with its checksum.
 //! `ts`, `device`, duplicate sensors and values are checked here exactly as the hub
-//! checks them (§2), so one bad line never gets a whole batch refused by the hub.
+//! checks them (protocol.md §2), so one bad line never gets a whole batch refused by the hub.
 
 use crate::domain::{DeviceName, NameError, Reading, SensorName, Timestamp, Value};
 use crate::protocol::ingest::{DeviceReading, ParseLimits, Refusal, check_ts, parse_message};
@@ -49,7 +49,7 @@ impl Default for LineRules {
 pub enum LineFormat {
     /// `key=value` fields; `checksum` tells whether it ended in a (correct) `*HH`.
     Fields { checksum: bool },
-    /// A §2 JSON message.
+    /// A protocol.md §2 JSON message.
     Json { checksum: bool },
 }
 

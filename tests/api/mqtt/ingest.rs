@@ -1,4 +1,4 @@
-//! Ingest: a §2 message published on `ingest_topic/<device>` is stored as if it came
+//! Ingest: a protocol.md §2 message published on `ingest_topic/<device>` is stored as if it came
 //! over WebSocket; bad payloads and unknown or revoked devices are counted, never stored.
 
 use super::broker::*;

@@ -1,4 +1,4 @@
-//! The device side of §2: the frames a device sends and the replies it reads back.
+//! The device side of protocol.md §2: the frames a device sends and the replies it reads back.
 //!
 //! [`FrameBuilder`] packs readings into one message `{"id": N, "readings": [...]}` while
 //! it stays within a reading count and a byte budget (the hub's `max_frame_bytes`);
@@ -36,7 +36,7 @@ impl ErrorCode {
     }
 }
 
-/// Builds one §2 text frame, reading by reading, within a count and a byte budget.
+/// Builds one protocol.md §2 text frame, reading by reading, within a count and a byte budget.
 #[derive(Debug)]
 pub struct FrameBuilder {
     text: String,
@@ -102,7 +102,7 @@ impl FrameBuilder {
     }
 }
 
-/// A reply frame that is not a §2 reply.
+/// A reply frame that is not a protocol.md §2 reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("not a reply from the hub: {0}")]
 pub struct BadReply(pub String);

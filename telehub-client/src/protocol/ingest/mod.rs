@@ -1,4 +1,4 @@
-//! Device ingest messages (contract §2): parsing a text frame into a typed
+//! Device ingest messages (docs/protocol.md §2): parsing a text frame into a typed
 //! [`DeviceMessage`], and the [`Reply`] the hub sends back.
 //!
 //! Parsing is all-or-nothing: the first bad field refuses the whole message with
@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// Why a message was refused: one vocabulary for every transport. The first six are
-/// the §2 codes sent in `nack` replies on device sockets; the others arise at a
+/// the protocol.md §2 codes sent in `nack` replies on device sockets; the others arise at a
 /// transport's edge (an MQTT topic, a payload over the size limit, a device looked up
 /// by name) and are counted and logged under the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The §2 codes, sent in `nack` replies.
+    /// The protocol.md §2 codes, sent in `nack` replies.
     pub const ALL: [ErrorCode; 6] = [
         Self::InvalidJson,
         Self::InvalidReading,
@@ -127,7 +127,7 @@ impl Reply {
     }
 }
 
-/// Parses one text frame: a §2 object or a SenML pack.
+/// Parses one text frame: a protocol.md §2 object or a SenML pack.
 pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
     let value: Value = serde_json::from_str(text).map_err(|e| Refusal {
         id: None,

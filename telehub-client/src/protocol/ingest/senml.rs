@@ -1,10 +1,10 @@
 //! SenML packs (RFC 8428) as device messages: base fields (`bn`, `bt`, `bu`) carry over
 //! to later records; the record name is the sensor. Values: `v` (plus `bv`), `vb`, `vs`
-//! (§10); `vd`, `s` and `bs` are refused.
+//! (protocol.md §8); `vd`, `s` and `bs` are refused.
 
 use super::*;
 
-/// SenML times below 2^28 are relative to now (RFC 8428 §4.5.3).
+/// SenML times below 2^28 are relative to now (RFC 8428 http-api.md.5.3).
 const SENML_RELATIVE_LIMIT: f64 = 268_435_456.0;
 
 /// The value of a `v` (number), `vb` (boolean) or `vs` (string) field.
