@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod bridge;
+pub mod commands;
 pub mod ingest;
 pub mod log;
 pub mod mqtt;
@@ -18,6 +19,7 @@ pub mod storage;
 
 pub use alerts::{AlertSettings, Webhook};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
+pub use commands::CommandSettings;
 pub use ingest::{HistorySettings, IngestSettings, LiveSettings};
 pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
@@ -59,6 +61,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub alerts: AlertSettings,
+    pub commands: CommandSettings,
 }
 
 /// Command-line values that override the file and the environment.
@@ -149,6 +152,7 @@ impl Settings {
         self.retention.validate()?;
         self.log.validate()?;
         self.alerts.validate()?;
+        self.commands.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }

@@ -45,7 +45,7 @@ impl FromRequestParts<Arc<HubState>> for Authenticated {
     }
 }
 
-/// A caller allowed to read (viewer or admin token).
+/// A caller allowed to read (viewer, operator or admin token).
 pub struct Viewer(pub Principal);
 
 impl FromRequestParts<Arc<HubState>> for Viewer {
@@ -55,10 +55,27 @@ impl FromRequestParts<Arc<HubState>> for Viewer {
         let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
         if !p.can_view() {
             return Err(ApiError::forbidden(
-                "this needs a viewer or admin token; device tokens may only send readings",
+                "this needs a viewer, operator or admin token; device tokens may only send readings",
             ));
         }
         Ok(Viewer(p))
+    }
+}
+
+/// A caller allowed to send and cancel commands (operator or admin token, contract §13).
+pub struct Operator(pub Principal);
+
+impl FromRequestParts<Arc<HubState>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
+        let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
+        if !p.can_operate() {
+            return Err(ApiError::forbidden(
+                "this needs an operator or admin token (`telehub token add NAME --role operator`)",
+            ));
+        }
+        Ok(Operator(p))
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
 //!   [`live`]: dashboard sockets (`/v1/live`).
-//! - [`api`]: history and registry over HTTP; `alerts`: alerts, events and rules (§11); [`dashboard`]: the embedded web page.
+//! - [`api`]: history and registry over HTTP; `alerts`: alerts, events and rules (§11);
+//!   `commands`: commands to devices (§13); [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes in the log; `replies`: a device socket's replies in flight.
@@ -19,6 +20,7 @@ mod alerts;
 pub mod api;
 pub mod authn;
 mod body;
+mod commands;
 mod dashboard;
 mod error;
 mod http_ingest;
@@ -59,6 +61,8 @@ pub struct HubState {
     pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// The alert engine, told when rules change over HTTP.
     pub alerts: crate::alerts::AlertsHandle,
+    /// The command dispatcher (§13).
+    pub commands: crate::commands::CommandsHandle,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -79,6 +83,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))
         .merge(api::routes())
         .merge(alerts::routes())
+        .merge(commands::routes())
         .merge(dashboard::routes())
         .with_state(state)
 }

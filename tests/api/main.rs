@@ -11,6 +11,7 @@ mod alerts;
 mod checkpoint;
 mod cli;
 mod client;
+mod commands;
 mod crash;
 mod dashboard;
 mod demo;

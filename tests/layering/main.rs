@@ -4,7 +4,7 @@
 //!
 //! The layers, bottom up (`src/lib.rs` documents what each module owns):
 //! 1 `domain` · 2 `protocol`, `auth`, `tls`, `config` · 3 `storage`, `metrics`, `client`,
-//! `sim` · 4 `ingest`, `live`, `sessions`, `alerts` · 5 `server`, `mqtt`, `bridge` · 6 `hub`, `cli`.
+//! `sim` · 4 `ingest`, `live`, `sessions`, `alerts`, `commands` · 5 `server`, `mqtt`, `bridge` · 6 `hub`, `cli`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("live", 4),
     ("sessions", 4),
     ("alerts", 4),
+    ("commands", 4),
     ("server", 5),
     ("mqtt", 5),
     ("bridge", 5),
