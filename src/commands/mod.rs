@@ -6,6 +6,8 @@
 //!   reconnect and after `ack_timeout`, `max_attempts`, expiry by a deadline heap.
 //! - [`shell`]: the one task owning the machine: it stores each decided state change
 //!   conditionally, then announces it.
+//! - [`device`]: the device's side, for every transport: attach to take commands,
+//!   acknowledge, answer.
 //!
 //! Every state change is stored before it is announced: [`CommandsHandle::changes`]
 //! (a `broadcast` of each command as stored after a change; senders: the handle and the
@@ -16,6 +18,7 @@
 //!
 //! May use: `domain`, `config`, `storage`, `metrics`.
 
+pub mod device;
 pub mod dispatch;
 pub mod request;
 pub mod shell;
@@ -39,6 +42,12 @@ pub enum CommandError {
     Invalid(String),
     #[error("no command {0}")]
     NotFound(String),
+    /// A device answering for a command of a device it does not act for.
+    #[error("this command is for device {0}; a device token answers only its own commands")]
+    NotYours(String),
+    /// An acknowledgement or answer for a command that was never sent.
+    #[error("command {0} was not sent yet")]
+    NotSent(String),
     /// Cancel of a command that already ended.
     #[error("command {id} is already {}; terminal states never change", state.as_str())]
     Terminal { id: String, state: CommandState },

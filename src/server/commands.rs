@@ -27,6 +27,12 @@ pub fn routes() -> Router<Arc<HubState>> {
         .route("/v1/devices/{name}/commands", post(create_one))
         .route("/v1/commands", post(create_bulk).get(list))
         .route("/v1/commands/{id}", get(show).delete(cancel))
+        .route("/v1/commands/next", get(super::device_commands::next))
+        .route("/v1/commands/{id}/ack", post(super::device_commands::ack))
+        .route(
+            "/v1/commands/{id}/result",
+            post(super::device_commands::result),
+        )
 }
 
 impl From<CommandError> for ApiError {
@@ -34,7 +40,8 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::Invalid(detail) => ApiError::bad_request(detail),
             CommandError::NotFound(_) => ApiError::not_found(e.to_string()),
-            CommandError::Terminal { .. } => {
+            CommandError::NotYours(_) => ApiError::forbidden(e.to_string()),
+            CommandError::Terminal { .. } | CommandError::NotSent(_) => {
                 ApiError::new(super::error::ErrorKind::Conflict, e.to_string())
             }
             CommandError::Storage(s) => s.into(),

@@ -7,7 +7,8 @@
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
 //!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP; `alerts`: alerts, events and rules (§11);
-//!   `commands`: commands to devices (§13); [`dashboard`]: the embedded web page.
+//!   `commands`: commands to devices (§13), `device_commands` their HTTP long-poll
+//!   for devices; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes in the log; `replies`: a device socket's replies in flight.
@@ -22,6 +23,7 @@ pub mod authn;
 mod body;
 mod commands;
 mod dashboard;
+mod device_commands;
 mod error;
 mod http_ingest;
 mod influx;

@@ -13,7 +13,7 @@ async fn token(app: &TestApp, role: Role) -> String {
 }
 
 /// `METHOD path` with `token` and a JSON `body`: the status and the body as JSON.
-async fn call(
+pub async fn call(
     app: &TestApp,
     method: &str,
     path: &str,
@@ -41,7 +41,7 @@ async fn call(
 }
 
 /// Creates `name` for `device` as `op`, asserting `201`; the command.
-async fn create(app: &TestApp, op: &str, device: &str, body: Value) -> Value {
+pub async fn create(app: &TestApp, op: &str, device: &str, body: Value) -> Value {
     let (status, c) = call(
         app,
         "POST",
@@ -379,56 +379,23 @@ async fn only_operators_and_admins_create_and_cancel_and_viewers_read() {
         .unwrap()
         .to_owned();
     create(&app, &admin, "d1", json!({"name": "reboot"})).await;
-    assert_eq!(
-        call(&app, "GET", &format!("/v1/commands/{id}"), &viewer, None)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&app, "GET", "/v1/commands", &viewer, None).await.0,
-        200
-    );
-    assert_eq!(
-        call(&app, "GET", "/v1/commands", &device, None).await.0,
-        403
-    );
-    assert_eq!(
-        call(&app, "DELETE", &format!("/v1/commands/{id}"), &viewer, None)
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        call(&app, "DELETE", &format!("/v1/commands/{id}"), &admin, None)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&app, "GET", "/v1/devices", &op, None).await.0,
-        200,
-        "an operator views"
-    );
-    assert_eq!(
-        call(
-            &app,
-            "POST",
-            "/v1/devices",
-            &op,
-            Some(json!({"name": "d2"}))
-        )
-        .await
-        .0,
-        403,
-        "but does not manage devices"
-    );
-    assert_eq!(
-        call(&app, "GET", "/v1/commands", "th_nonesuch", None)
-            .await
-            .0,
-        401
-    );
+    let one = format!("/v1/commands/{id}");
+    let d2 = Some(json!({"name": "d2"}));
+    let cases = [
+        ("GET", one.as_str(), &viewer, None, 200),
+        ("GET", "/v1/commands", &viewer, None, 200),
+        ("GET", "/v1/commands", &device, None, 403),
+        ("DELETE", one.as_str(), &viewer, None, 403),
+        ("DELETE", one.as_str(), &admin, None, 200),
+        ("GET", "/v1/devices", &op, None, 200),
+        ("POST", "/v1/devices", &op, d2, 403),
+    ];
+    for (method, path, who, body, expected) in cases {
+        let (status, out) = call(&app, method, path, who, body).await;
+        assert_eq!(status, expected, "{method} {path}: {out}");
+    }
+    let (status, _) = call(&app, "GET", "/v1/commands", "th_nonesuch", None).await;
+    assert_eq!(status, 401);
 }
 
 fn out(o: &std::process::Output) -> (Option<i32>, String, String) {

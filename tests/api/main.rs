@@ -12,6 +12,7 @@ mod checkpoint;
 mod cli;
 mod client;
 mod commands;
+mod commands_http;
 mod crash;
 mod dashboard;
 mod demo;
