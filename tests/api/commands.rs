@@ -54,6 +54,28 @@ pub async fn create(app: &TestApp, op: &str, device: &str, body: Value) -> Value
     c
 }
 
+/// Creates `reboot` for `device` with `"wait": "30s"` in a task of its own: the status
+/// and body it is answered with, once the command ends.
+pub fn create_waiting(
+    app: &TestApp,
+    op: &str,
+    device: &str,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let url = format!("{}/v1/devices/{device}/commands", app.http());
+    let op = op.to_owned();
+    tokio::spawn(async move {
+        let body = json!({"name": "reboot", "wait": "30s"}).to_string();
+        let resp = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(op)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    })
+}
+
 async fn created_command_is_queued_and_reads_back(backend: Backend) {
     let app = spawn_app(backend).await;
     app.device("boiler-1").await;
@@ -281,20 +303,7 @@ async fn wait_answers_as_soon_as_the_command_is_canceled() {
     let app = spawn_app(Backend::Sqlite).await;
     app.device("d1").await;
     let op = token(&app, Role::Operator).await;
-    let waiting = {
-        let (url, op) = (format!("{}/v1/devices/d1/commands", app.http()), op.clone());
-        tokio::spawn(async move {
-            let body = json!({"name": "reboot", "wait": "30s"}).to_string();
-            let resp = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(op)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        })
-    };
+    let waiting = create_waiting(&app, &op, "d1");
     let list = || async { call(&app, "GET", "/v1/commands", &op, None).await.1 };
     let listed = eventually(WAIT, "the command", list, |l| {
         l["commands"].as_array().is_some_and(|c| !c.is_empty())

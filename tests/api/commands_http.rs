@@ -2,7 +2,7 @@
 //! /v1/commands/next`, `POST /v1/commands/ID/ack` and `/result`, through the real API,
 //! on both backends where storage decides.
 
-use super::commands::call;
+use super::commands::{call, create_waiting};
 use crate::both_backends;
 use crate::helpers::*;
 use serde_json::{Value, json};
@@ -78,20 +78,7 @@ async fn create_with_wait_answers_once_the_device_has(backend: Backend) {
     let app = spawn_app(backend).await;
     let device = app.device("d1").await;
     let op = operator(&app).await;
-    let waiting = {
-        let (url, op) = (format!("{}/v1/devices/d1/commands", app.http()), op.clone());
-        tokio::spawn(async move {
-            let body = json!({"name": "reboot", "wait": "30s"}).to_string();
-            let resp = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(op)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        })
-    };
+    let waiting = create_waiting(&app, &op, "d1");
     let (status, c) = next(&app, &device, "10s").await;
     assert_eq!(status, 200, "{c}");
     let id = c["id"].as_str().unwrap();
