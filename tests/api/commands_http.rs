@@ -271,3 +271,44 @@ async fn devices_take_and_answer_only_their_own_commands() {
     let (status, _) = call(&app, "POST", "/v1/commands/c_nonesuch/ack", &d1, None).await;
     assert_eq!(status, 404);
 }
+
+/// Contract §13's promise: a command answered `201` survives a kill -9 of the hub and is
+/// still delivered (real hub processes on one SQLite file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_answered_201_is_delivered_after_the_hub_is_killed() {
+    use crate::procs::{HubProcess, telehub_cli};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let made = |args: &[&str]| {
+        let out = telehub_cli(&db, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let device = made(&["device", "add", "d1"]);
+    let op = made(&["token", "add", "ops", "--role", "operator"]);
+    let hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/devices/d1/commands", hub.addr))
+        .bearer_auth(&op)
+        .body(json!({"name": "reboot"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].clone();
+    hub.kill().await;
+    let hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/v1/commands/next?wait=5s", hub.addr))
+        .bearer_auth(&device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", hub.logs());
+    let c: Value = resp.json().await.unwrap();
+    assert_eq!((&c["id"], &c["state"]), (&id, &json!("sent")));
+}
