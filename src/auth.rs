@@ -17,6 +17,8 @@ use std::collections::HashMap;
 pub enum Role {
     Device,
     Viewer,
+    /// A viewer that may also send and cancel commands (docs/commands.md).
+    Operator,
     Admin,
 }
 
@@ -25,6 +27,7 @@ impl Role {
         match self {
             Role::Device => "device",
             Role::Viewer => "viewer",
+            Role::Operator => "operator",
             Role::Admin => "admin",
         }
     }
@@ -32,6 +35,7 @@ impl Role {
         match s {
             "device" => Some(Role::Device),
             "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
             "admin" => Some(Role::Admin),
             _ => None,
         }
@@ -57,6 +61,9 @@ pub enum Principal {
     Viewer {
         token_id: i64,
     },
+    Operator {
+        token_id: i64,
+    },
     Admin {
         token_id: i64,
     },
@@ -67,6 +74,7 @@ impl Principal {
         match self {
             Principal::Device { token_id, .. }
             | Principal::Viewer { token_id }
+            | Principal::Operator { token_id }
             | Principal::Admin { token_id } => *token_id,
         }
     }
@@ -74,12 +82,17 @@ impl Principal {
         match self {
             Principal::Device { .. } => Role::Device,
             Principal::Viewer { .. } => Role::Viewer,
+            Principal::Operator { .. } => Role::Operator,
             Principal::Admin { .. } => Role::Admin,
         }
     }
-    /// Viewers and admins may read history and the live feed.
+    /// Viewers, operators and admins may read history and the live feed.
     pub fn can_view(&self) -> bool {
-        matches!(self, Principal::Viewer { .. } | Principal::Admin { .. })
+        !matches!(self, Principal::Device { .. })
+    }
+    /// Operators and admins may send and cancel commands (docs/commands.md).
+    pub fn can_operate(&self) -> bool {
+        matches!(self, Principal::Operator { .. } | Principal::Admin { .. })
     }
 }
 
@@ -112,5 +125,20 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() >= 32 + 3);
         assert_eq!(hash_token(&a), ha);
+    }
+
+    #[test]
+    fn an_operator_views_and_operates_and_an_admin_does_all_an_operator_does() {
+        for role in [Role::Device, Role::Viewer, Role::Operator, Role::Admin] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        let p = |role| match role {
+            Role::Viewer => Principal::Viewer { token_id: 1 },
+            Role::Operator => Principal::Operator { token_id: 1 },
+            _ => Principal::Admin { token_id: 1 },
+        };
+        assert!(!p(Role::Viewer).can_operate() && p(Role::Viewer).can_view());
+        assert!(p(Role::Operator).can_operate() && p(Role::Operator).can_view());
+        assert!(p(Role::Admin).can_operate() && p(Role::Admin).can_view());
     }
 }

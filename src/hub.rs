@@ -3,7 +3,8 @@
 //! Start: TLS config → storage opened and migrated → listener bound → rollups made
 //! complete → the storage writer → the live fan-out → MQTT (subscribed to the commit
 //! and status streams before anything is committed) → the HTTP state and router →
-//! background tasks (revocation watcher, retention, idle rate state).
+//! background tasks (revocation watcher, retention, idle rate state). The command
+//! dispatcher starts with the alert engine and stops with the other background tasks.
 //!
 //! Channels made here: the commit stream (`broadcast` of [`CommittedBatch`]; sender:
 //! the writer; receivers: the live fan-out and MQTT egress), the alert engine's own
@@ -20,6 +21,7 @@
 //! May use every module but `cli`.
 
 use crate::alerts;
+use crate::commands;
 use crate::config::Settings;
 use crate::domain::CommittedBatch;
 use crate::ingest::Pipeline;
@@ -160,6 +162,14 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         shutdown.clone(),
     )
     .await?;
+    let commands = commands::start(
+        store.clone(),
+        &settings.commands,
+        metrics.clone(),
+        settings.live.committed_backlog,
+        shutdown.clone(),
+    )
+    .await?;
     let tasks = TaskTracker::new();
     let mqtt = mqtt.map(|m| {
         m.spawn(crate::mqtt::Context::new(
@@ -182,6 +192,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         limits: limits::Limits::new(&settings.limits),
         mqtt: mqtt_handle,
         alerts: alerts.handle.clone(),
+        commands: commands.handle.clone(),
         shutdown: shutdown.clone(),
         tasks,
         settings,
@@ -220,6 +231,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         // The engine evaluates the last commits, then ends; the webhook sender has
         // stopped with the shutdown (what it did not send is retried after a restart).
         alerts.finish().await;
+        commands.finish().await;
         if let Some(m) = mqtt {
             m.finish(serve_state.settings.server.shutdown_grace).await;
         }

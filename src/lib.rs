@@ -31,6 +31,7 @@
 //! | 4 | [`live`] | the dashboard fan-out: one hub-wide replay buffer of committed readings, a cursor per client, no transport |
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |
 //! | 4 | [`alerts`] | alert rules evaluated after commit and on presence; events, webhook outbox |
+//! | 4 | [`commands`] | commands to devices (docs/commands.md): creation, cancel, the dispatch state machine and its task |
 //! | 5 | [`server`] | HTTP and WebSocket endpoints: device and live sockets, API, dashboard |
 //! | 5 | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
 //! | 5 | [`bridge`] | `telehub bridge serial`: serial lines forwarded to the hub as a gateway |
@@ -43,6 +44,7 @@ pub mod alerts;
 pub mod auth;
 pub mod bridge;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod hub;
 pub mod ingest;

@@ -40,6 +40,56 @@ pub struct Metrics {
     pub retention_passes: Counter,
     pub mqtt: MqttMetrics,
     pub alerts: AlertMetrics,
+    pub commands: CommandMetrics,
+}
+
+/// Command metrics (`telehub_commands_*`, docs/commands.md).
+pub struct CommandMetrics {
+    /// State changes stored, by the state entered (`queued` counts creations).
+    pub total: Family<Labels, Counter>,
+    /// Open commands the dispatcher holds (queued, sent or received).
+    pub open: Gauge,
+    /// From creation to the first send.
+    pub send_seconds: Histogram,
+}
+
+impl Default for CommandMetrics {
+    fn default() -> Self {
+        Self {
+            total: Family::default(),
+            open: Gauge::default(),
+            send_seconds: Histogram::new(exponential_buckets(0.0005, 2.5, 14)),
+        }
+    }
+}
+
+impl CommandMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "commands",
+            "Command state changes stored, by the state entered",
+            self.total.clone(),
+        );
+        r.register(
+            "commands_queue_depth",
+            "Open commands (queued, sent or received) held by the dispatcher",
+            self.open.clone(),
+        );
+        r.register(
+            "commands_send_seconds",
+            "From a command's creation to its first send",
+            self.send_seconds.clone(),
+        );
+    }
+
+    /// A change to `state` was stored.
+    pub fn changed(&self, state: &'static str) {
+        self.total.get_or_create(&vec![("state", state)]).inc();
+    }
+
+    pub fn send_latency(&self, micros: i64) {
+        self.send_seconds.observe(micros.max(0) as f64 / 1e6);
+    }
 }
 
 /// Alert metrics (`telehub_alert_*`).
@@ -282,6 +332,8 @@ impl Metrics {
         mqtt.register(&mut registry);
         let alerts = AlertMetrics::default();
         alerts.register(&mut registry);
+        let commands = CommandMetrics::default();
+        commands.register(&mut registry);
         let retention_deleted = Family::<Labels, Counter>::default();
         registry.register(
             "retention_deleted_rows",
@@ -298,6 +350,7 @@ impl Metrics {
             registry,
             mqtt,
             alerts,
+            commands,
             connections,
             readings_ingested,
             acks,

@@ -51,25 +51,27 @@ pub enum ListFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
-    /// Create a viewer or admin token (prints it).
+    /// Create a viewer, operator or admin token (prints it).
     Add {
         /// A label to recognise the token by.
         name: String,
         #[arg(long, value_enum)]
         role: TokenRole,
     },
-    /// List viewer and admin tokens (labels and roles; secrets are never stored).
+    /// List viewer, operator and admin tokens (labels and roles; secrets are never stored).
     List {
         #[arg(long, value_enum)]
         format: Option<ListFormat>,
     },
-    /// Revoke every viewer/admin token with this name; open sockets close within a second.
+    /// Revoke every viewer/operator/admin token with this name; open sockets close within a second.
     Revoke { name: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum TokenRole {
     Viewer,
+    /// A viewer that may also send and cancel commands.
+    Operator,
     Admin,
 }
 
@@ -207,6 +209,7 @@ async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
             }
             let role = match role {
                 TokenRole::Viewer => Role::Viewer,
+                TokenRole::Operator => Role::Operator,
                 TokenRole::Admin => Role::Admin,
             };
             println!("{}", store.add_token(name, role).await?);
@@ -224,7 +227,7 @@ async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { name } => match store.revoke_tokens(name).await? {
             0 => anyhow::bail!(
-                "no active viewer or admin token named {name}; see `telehub token list`"
+                "no active viewer, operator or admin token named {name}; see `telehub token list`"
             ),
             n => eprintln!("revoked {n} token(s) named {name}"),
         },

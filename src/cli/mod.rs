@@ -6,6 +6,7 @@
 
 mod alert;
 mod bridge;
+mod command;
 mod demo;
 mod device;
 mod export;
@@ -49,7 +50,7 @@ enum Command {
     /// Manage devices and their tokens.
     #[command(subcommand)]
     Device(device::DeviceCommand),
-    /// Manage viewer and admin tokens.
+    /// Manage viewer, operator and admin tokens.
     #[command(subcommand)]
     Token(device::TokenCommand),
     /// Query stored readings (works while the hub runs).
@@ -66,6 +67,9 @@ enum Command {
     /// Alert rules, current alerts and events (protocol.md §9).
     #[command(subcommand)]
     Alert(alert::AlertCommand),
+    /// Send commands to devices, list, show and cancel them (docs/commands.md).
+    #[command(subcommand, name = "command")]
+    Commands(command::CommandCommand),
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -177,6 +181,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
         Command::Export(args) => export::run(s(), args).await,
         Command::Stats(args) => stats::run(s(), args).await,
         Command::Alert(cmd) => alert::run(s(), cmd).await,
+        Command::Commands(cmd) => command::run(s(), cmd).await,
     }
 }
 

@@ -23,6 +23,7 @@ macro_rules! socket_settings {
 
 pub mod alerts;
 pub mod bridge;
+pub mod commands;
 mod error;
 pub mod ingest;
 pub mod live;
@@ -33,6 +34,7 @@ pub mod storage;
 
 pub use alerts::{AlertSettings, Webhook};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
+pub use commands::CommandSettings;
 pub use error::{ConfigError, SettingError};
 pub use ingest::IngestSettings;
 pub use live::{LiveSettings, ReplayBufferSettings};
@@ -85,6 +87,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub alerts: AlertSettings,
+    pub commands: CommandSettings,
 }
 
 /// Command-line values that override the file and the environment.
@@ -153,6 +156,7 @@ impl Settings {
         self.retention.validate()?;
         self.log.validate()?;
         self.alerts.validate()?;
+        self.commands.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }

@@ -131,39 +131,49 @@ impl FromRequestParts<Arc<HubState>> for DeviceCaller {
     }
 }
 
-/// A caller allowed to read (viewer or admin token).
-pub struct Viewer(pub Principal);
+/// An extractor for callers whose principal `$allowed` accepts; any other token is
+/// refused with 403 and `$refusal`.
+macro_rules! caller_who {
+    ($(#[$doc:meta])* $name:ident, $allowed:expr, $refusal:literal) => {
+        $(#[$doc])*
+        pub struct $name(pub Principal);
 
-impl FromRequestParts<Arc<HubState>> for Viewer {
-    type Rejection = ApiError;
+        impl FromRequestParts<Arc<HubState>> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
-        let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
-        if !p.can_view() {
-            return Err(ApiError::forbidden(
-                "this needs a viewer or admin token; device tokens may only send readings",
-            ));
+            async fn from_request_parts(
+                parts: &mut Parts,
+                hub: &Arc<HubState>,
+            ) -> Result<Self, ApiError> {
+                let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
+                let allowed: fn(&Principal) -> bool = $allowed;
+                if !allowed(&p) {
+                    return Err(ApiError::forbidden($refusal));
+                }
+                Ok($name(p))
+            }
         }
-        Ok(Viewer(p))
-    }
+    };
 }
 
-/// A caller allowed to manage devices (admin token).
-pub struct Admin(pub Principal);
-
-impl FromRequestParts<Arc<HubState>> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, hub: &Arc<HubState>) -> Result<Self, ApiError> {
-        let Authenticated(p) = Authenticated::from_request_parts(parts, hub).await?;
-        if !matches!(p, Principal::Admin { .. }) {
-            return Err(ApiError::forbidden(
-                "managing devices needs an admin token (`telehub token add NAME --role admin`)",
-            ));
-        }
-        Ok(Admin(p))
-    }
-}
+caller_who!(
+    /// A caller allowed to read (viewer, operator or admin token).
+    Viewer,
+    Principal::can_view,
+    "this needs a viewer, operator or admin token; device tokens may only send readings"
+);
+caller_who!(
+    /// A caller allowed to send and cancel commands (operator or admin token, docs/commands.md).
+    Operator,
+    Principal::can_operate,
+    "this needs an operator or admin token (`telehub token add NAME --role operator`)"
+);
+caller_who!(
+    /// A caller allowed to manage devices (admin token).
+    Admin,
+    |p| matches!(p, Principal::Admin { .. }),
+    "managing devices needs an admin token (`telehub token add NAME --role admin`)"
+);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,11 @@ pub enum ErrorKind {
     Unauthorized,
     Forbidden,
     NotFound,
+    /// The request conflicts with the resource's state (a terminal command, docs/commands.md).
+    Conflict,
     TooLarge,
+    /// A bound on open work was reached (`[commands] max_open`, ...).
+    TooMany,
     Unavailable,
 }
 
@@ -29,7 +33,9 @@ impl ErrorKind {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
+            Self::TooMany => "too_many",
             Self::Unavailable => "unavailable",
         }
     }
@@ -40,7 +46,9 @@ impl ErrorKind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooMany => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -97,6 +105,7 @@ impl From<StorageError> for ApiError {
             StorageError::NoSuchDevice(name) => Self::not_found(format!("no device {name}")),
             StorageError::NoSuchAlertRule(_) => Self::not_found(e.to_string()),
             StorageError::InvalidQuery(detail) => Self::new(ErrorKind::InvalidQuery, detail),
+            StorageError::TooManyCommands(_) => Self::new(ErrorKind::TooMany, e.to_string()),
             other => {
                 tracing::warn!(error = %other, "storage error answering an HTTP request");
                 Self::unavailable("storage is unavailable; retry later (the hub's log says why)")

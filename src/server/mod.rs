@@ -7,7 +7,9 @@
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
 //!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
-//!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); [`dashboard`]: the embedded web page.
+//!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `commands`:
+//!   commands to devices (docs/commands.md), `device_commands` their HTTP long-poll for
+//!   devices; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes in the log; `replies`: a device socket's replies in flight.
@@ -20,7 +22,9 @@ mod alerts;
 pub mod api;
 pub mod authn;
 mod body;
+mod commands;
 mod dashboard;
+mod device_commands;
 mod error;
 mod http_ingest;
 mod influx;
@@ -61,6 +65,8 @@ pub struct HubState {
     pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// The alert engine, told when rules change over HTTP.
     pub alerts: crate::alerts::AlertsHandle,
+    /// The command dispatcher (docs/commands.md).
+    pub commands: crate::commands::CommandsHandle,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -81,6 +87,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))
         .merge(api::routes())
         .merge(alerts::routes())
+        .merge(commands::routes())
         .merge(dashboard::routes())
         .with_state(state)
 }

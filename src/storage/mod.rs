@@ -28,6 +28,7 @@
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
+//! - [`commands`]: commands to devices and their conditional state changes (docs/commands.md).
 
 /// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
 macro_rules! dispatch {
@@ -41,6 +42,7 @@ macro_rules! dispatch {
 
 pub mod alerts;
 mod batch;
+pub mod commands;
 mod commit;
 mod committer;
 mod db;
@@ -64,6 +66,7 @@ use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
 use crate::domain::{AlertEvent, DeviceName, SensorName, Timestamp, Value};
 use alerts::{AlertRuleRow, AlertStateRow, OutboxItem, Recorded, StateChange};
+use commands::{Changed, CommandFilter, CommandRow, NewCommand, OpenBounds, Transition};
 use db::Db;
 pub use registry::{DeviceRow, Latest, TokenRow};
 use serde::Serialize;
@@ -94,6 +97,9 @@ pub enum StorageError {
     AlertRuleExists(String),
     #[error("no alert rule named {0}")]
     NoSuchAlertRule(String),
+    /// A creation would leave more open commands than `[commands]` allows.
+    #[error("too many open commands: {0}")]
+    TooManyCommands(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     /// A storage thread (SQLite's commit or checkpoint thread) could not be started.
@@ -292,7 +298,7 @@ impl Store {
         dispatch!(self, s => s.reissue_token(label, role, device).await)
     }
 
-    /// Whether any unrevoked viewer or admin token exists.
+    /// Whether any unrevoked viewer, operator or admin token exists.
     pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
         dispatch!(self, s => s.has_viewer_token().await)
     }
@@ -416,5 +422,48 @@ impl Store {
         sensor: &str,
     ) -> Result<Option<Timestamp>, StorageError> {
         dispatch!(self, s => s.latest_reading_ts(device, sensor).await)
+    }
+
+    /// See [`commands`]: creates commands all or none, within `bounds`.
+    pub async fn create_commands(
+        &self,
+        new: &[NewCommand],
+        bounds: OpenBounds,
+    ) -> Result<Vec<CommandRow>, StorageError> {
+        dispatch!(self, s => s.create_commands(new, bounds).await)
+    }
+
+    pub async fn command(&self, id: &str) -> Result<Option<CommandRow>, StorageError> {
+        dispatch!(self, s => s.command(id).await)
+    }
+
+    pub async fn list_commands(&self, f: &CommandFilter) -> Result<Vec<CommandRow>, StorageError> {
+        dispatch!(self, s => s.list_commands(f).await)
+    }
+
+    pub async fn open_commands(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<CommandRow>, StorageError> {
+        dispatch!(self, s => s.open_commands(after, limit).await)
+    }
+
+    pub async fn last_command_seq(&self) -> Result<i64, StorageError> {
+        dispatch!(self, s => s.last_command_seq().await)
+    }
+
+    pub async fn open_command_count(&self) -> Result<i64, StorageError> {
+        dispatch!(self, s => s.open_command_count().await)
+    }
+
+    /// See [`commands`]: one conditional state change.
+    pub async fn change_command(
+        &self,
+        id: &str,
+        t: &Transition,
+        now: Timestamp,
+    ) -> Result<Changed, StorageError> {
+        dispatch!(self, s => s.change_command(id, t, now).await)
     }
 }

@@ -57,7 +57,7 @@ const SERIES_LATEST: &str = "SELECT s.device_id, s.sensor, s.unit, r.ts, r.value
      LEFT JOIN text_values t ON s.kind = 'string' AND t.id = CAST(r.value AS BIGINT)
      ORDER BY s.sensor";
 
-/// A viewer or admin token as listed by `token list` (the secret is never stored).
+/// A viewer, operator or admin token as listed by `token list` (the secret is never stored).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenRow {
     pub label: String,
@@ -140,12 +140,12 @@ where
         Ok(token)
     }
 
-    /// Revokes every viewer/admin token labelled `label`; returns how many.
+    /// Revokes every viewer/operator/admin token labelled `label`; returns how many.
     pub async fn revoke_tokens(&self, label: &str) -> Result<u64, StorageError> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE tokens SET revoked_us = $1
-             WHERE label = $2 AND role IN ('viewer','admin') AND revoked_us IS NULL",
+             WHERE label = $2 AND role IN ('viewer','operator','admin') AND revoked_us IS NULL",
         )
         .bind(Timestamp::now().as_micros())
         .bind(label)
@@ -159,7 +159,7 @@ where
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
         let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT label, role, created_us, revoked_us FROM tokens
-             WHERE role IN ('viewer','admin') ORDER BY label, id",
+             WHERE role IN ('viewer','operator','admin') ORDER BY label, id",
         )
         .fetch_all(&self.read)
         .await?;
@@ -211,10 +211,10 @@ where
         Ok(token)
     }
 
-    /// Whether any unrevoked viewer or admin token exists.
+    /// Whether any unrevoked viewer, operator or admin token exists.
     pub async fn has_viewer_token(&self) -> Result<bool, StorageError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM tokens WHERE role IN ('viewer','admin') AND revoked_us IS NULL",
+            "SELECT count(*) FROM tokens WHERE role IN ('viewer','operator','admin') AND revoked_us IS NULL",
         )
         .fetch_one(&self.read)
         .await?;
@@ -429,6 +429,7 @@ fn principal(
 ) -> Option<Principal> {
     match Role::parse(&role)? {
         Role::Viewer => Some(Principal::Viewer { token_id }),
+        Role::Operator => Some(Principal::Operator { token_id }),
         Role::Admin => Some(Principal::Admin { token_id }),
         Role::Device => {
             let device = DeviceRef {

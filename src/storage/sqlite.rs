@@ -42,10 +42,10 @@ pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, St
         return Err(StorageError::Missing(file.display().to_string()));
     }
     if mode == OpenMode::Create && !in_memory {
-        create_private(&file).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+        create_private(file).map_err(|e| open_err(sqlx::Error::Io(e)))?;
     }
     if !in_memory {
-        warn_if_readable_by_others(&file);
+        warn_if_readable_by_others(file);
     }
     let pool = |n: u32| {
         SqlitePoolOptions::new()

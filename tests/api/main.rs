@@ -11,6 +11,8 @@ mod alerts;
 mod checkpoint;
 mod cli;
 mod client;
+mod commands;
+mod commands_http;
 mod crash;
 mod dashboard;
 mod demo;

@@ -1,0 +1,264 @@
+//! The dispatcher's task: the one owner of the [`Dispatch`] machine. It feeds the
+//! machine events (commands created here or found in storage, connections, answers,
+//! deadlines), stores each [`Action`] as a conditional state change, and only when
+//! that change was applied announces it and hands a sent command to the device's
+//! transport. A change another hub (or the CLI) made first settles the command here.
+//!
+//! Channels: [`Input`]s in (`mpsc`, bounded by `commands.queue`; senders: the
+//! [`super::CommandsHandle`] clones; all of them dropping, or shutdown, ends the task);
+//! changes out (`broadcast`); each connected device's delivery queue (`mpsc`, bounded by
+//! `commands.window` + 1: the machine never has more than `window` in flight).
+
+use super::announce;
+use super::dispatch::{Action, Dispatch, Limits, Open, Stage};
+use crate::config::CommandSettings;
+use crate::domain::Timestamp;
+use crate::metrics::Metrics;
+use crate::storage::commands::{Changed, CommandRow, CommandState, Transition};
+use crate::storage::{StorageError, Store};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Open commands read from storage per statement.
+const PAGE: i64 = 1000;
+/// How far back (in `seq`) each poll looks again: on PostgreSQL a command may commit
+/// after one created later did, so a poll from the last `seq` seen alone could miss it.
+const LOOKBACK: i64 = 256;
+
+/// Where a connected device's commands go: its transport's queue.
+pub type Deliver = mpsc::Sender<Arc<CommandRow>>;
+
+/// An event for the dispatcher.
+#[derive(Debug)]
+pub enum Input {
+    /// Commands this hub just stored.
+    Created(Vec<CommandRow>),
+    /// A command this hub made terminal (canceled, answered).
+    Settled(String),
+    /// A connection of `device` that opted in to commands opened: it gets its
+    /// commands on `deliver` until it closes.
+    Connected {
+        device: String,
+        connection: u64,
+        deliver: Deliver,
+    },
+    Disconnected {
+        device: String,
+        connection: u64,
+    },
+    /// The device acknowledged the command (stored `received`).
+    Acked(String),
+}
+
+pub struct Shell {
+    store: Store,
+    metrics: Arc<Metrics>,
+    changes: broadcast::Sender<Arc<CommandRow>>,
+    machine: Dispatch,
+    poll_interval: Duration,
+    /// The newest `seq` seen.
+    last_seq: i64,
+    /// Each connected device's open connections, newest last.
+    connections: HashMap<String, Vec<(u64, Deliver)>>,
+}
+
+impl Shell {
+    /// The machine with every open command in storage.
+    pub async fn load(
+        store: Store,
+        settings: &CommandSettings,
+        metrics: Arc<Metrics>,
+        changes: broadcast::Sender<Arc<CommandRow>>,
+    ) -> Result<Self, StorageError> {
+        let limits = Limits {
+            window: settings.window,
+            ack_timeout: settings.ack_timeout,
+            max_attempts: settings.max_attempts,
+        };
+        let last_seq = store.last_command_seq().await?;
+        let mut shell = Self {
+            store,
+            metrics,
+            changes,
+            machine: Dispatch::new(limits),
+            poll_interval: settings.poll_interval,
+            last_seq,
+            connections: HashMap::new(),
+        };
+        shell.find_open(0).await?;
+        Ok(shell)
+    }
+
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>, shutdown: CancellationToken) {
+        let mut poll = tokio::time::interval(self.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = self.machine.next_due().map(until);
+            let actions = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                input = inputs.recv() => match input {
+                    Some(input) => self.apply(input),
+                    None => break,
+                },
+                _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => {
+                    self.machine.tick(Timestamp::now())
+                }
+                _ = poll.tick() => {
+                    let from = self.last_seq.saturating_sub(LOOKBACK);
+                    match self.find_open(from).await {
+                        Ok(actions) => actions,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "commands: cannot look for new commands");
+                            Vec::new()
+                        }
+                    }
+                }
+            };
+            self.execute(actions).await;
+            self.metrics.commands.open.set(self.machine.len() as i64);
+        }
+    }
+
+    /// Adds the open commands after `after` that the machine does not hold yet.
+    async fn find_open(&mut self, mut after: i64) -> Result<Vec<Action>, StorageError> {
+        let mut actions = Vec::new();
+        loop {
+            let rows = self.store.open_commands(after, PAGE).await?;
+            let now = Timestamp::now();
+            for row in &rows {
+                self.last_seq = self.last_seq.max(row.seq);
+                actions.extend(self.machine.add(open_of(row), now));
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == PAGE => after = last.seq,
+                _ => return Ok(actions),
+            }
+        }
+    }
+
+    fn apply(&mut self, input: Input) -> Vec<Action> {
+        let now = Timestamp::now();
+        match input {
+            Input::Created(rows) => rows
+                .iter()
+                .flat_map(|row| {
+                    self.last_seq = self.last_seq.max(row.seq);
+                    self.machine.add(open_of(row), now)
+                })
+                .collect(),
+            Input::Settled(id) => self.machine.settled(&id, now),
+            Input::Connected {
+                device,
+                connection,
+                deliver,
+            } => {
+                let conns = self.connections.entry(device.clone()).or_default();
+                conns.push((connection, deliver));
+                self.machine.connect(&device, now)
+            }
+            Input::Disconnected { device, connection } => {
+                if let Some(conns) = self.connections.get_mut(&device) {
+                    conns.retain(|(c, _)| *c != connection);
+                    if conns.is_empty() {
+                        self.connections.remove(&device);
+                    }
+                }
+                self.machine.disconnect(&device);
+                Vec::new()
+            }
+            Input::Acked(id) => {
+                self.machine.acked(&id);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stores each action's change; what was applied is announced (and a sent command
+    /// handed to its device). The machine's follow-ups are carried out too.
+    async fn execute(&mut self, actions: Vec<Action>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            let now = Timestamp::now();
+            let (id, transition) = match &action {
+                Action::Send { id, attempts, .. } => (
+                    id,
+                    Transition::Send {
+                        attempts: i64::from(*attempts),
+                    },
+                ),
+                Action::Expire { id } => (id, Transition::Expire),
+                Action::GiveUp { id, attempts } => (
+                    id,
+                    Transition::GiveUp {
+                        attempts: i64::from(*attempts),
+                        error: format!(
+                            "no acknowledgement after {attempts} sends (commands.max_attempts)"
+                        ),
+                    },
+                ),
+            };
+            match self.store.change_command(id, &transition, now).await {
+                Ok(Changed::Done(row)) => {
+                    if let Action::Send { device, .. } = &action {
+                        if row.attempts == 1 {
+                            let waited = now.as_micros() - row.created.as_micros();
+                            self.metrics.commands.send_latency(waited);
+                        }
+                        self.deliver(device, &row);
+                    }
+                    announce(&self.metrics, &self.changes, row);
+                }
+                // Changed elsewhere first (canceled, answered, sent by another hub), or
+                // it expired between the machine's clock and the statement's.
+                Ok(Changed::Unchanged(row)) if matches!(action, Action::Send { .. }) => {
+                    if !row.state.is_terminal() && row.expires <= now {
+                        queue.push_back(Action::Expire { id: row.id.clone() });
+                    }
+                    queue.extend(self.machine.settled(&row.id, now));
+                }
+                Ok(Changed::Missing) => queue.extend(self.machine.settled(id, now)),
+                Ok(Changed::Unchanged(_)) => {}
+                Err(e) => {
+                    // A send is retried at its ack deadline; an expiry or give-up at the
+                    // next start, when the command is loaded again.
+                    tracing::warn!(error = %e, command = %id, "commands: cannot store a state change");
+                }
+            }
+        }
+    }
+
+    /// Hands a sent command to the device's newest connection.
+    fn deliver(&mut self, device: &str, row: &CommandRow) {
+        let Some((_, tx)) = self.connections.get(device).and_then(|c| c.last()) else {
+            return; // gone meanwhile: resent when it reconnects
+        };
+        if tx.try_send(Arc::new(row.clone())).is_err() {
+            tracing::debug!(command = %row.id, "commands: the device's queue is closed or full");
+        }
+    }
+}
+
+/// A stored open command as the machine holds it.
+fn open_of(row: &CommandRow) -> Open {
+    Open {
+        id: row.id.clone(),
+        device: row.device.clone(),
+        seq: row.seq,
+        expires: row.expires,
+        attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+        stage: match row.state {
+            CommandState::Sent => Stage::Sent,
+            CommandState::Received => Stage::Received,
+            _ => Stage::Queued,
+        },
+    }
+}
+
+/// How long from now until `t` (zero when past).
+fn until(t: Timestamp) -> Duration {
+    let us = t.as_micros().saturating_sub(Timestamp::now().as_micros());
+    Duration::from_micros(us.max(0) as u64)
+}
