@@ -18,7 +18,8 @@
 #      address; `telehub` and `firmware-sim` are first on PATH;
 #    - TELEHUB_DATABASE__URL points at the hub's database, so CLI commands see what it stores;
 #    - the tokens the block uses exist and are exported: DEVICE_TOKEN and TELEHUB_DEVICE_TOKEN
-#      (the token of device `boiler-1`), VIEWER (a viewer token), ADMIN (an admin token); a
+#      (the token of device `boiler-1`), VIEWER (a viewer token), ADMIN (an admin token),
+#      OPERATOR (an operator token), and every device `boiler-N` the block names; a
 #      block that uses none of them may add `boiler-1` itself;
 #    - `rules.jsonl` holds one alert rule (for `telehub alert import rules.jsonl`);
 #    - `curl` fails on an HTTP error status (it runs with --fail-with-body).
@@ -226,6 +227,13 @@ class Hub:
             env["VIEWER"] = run(["telehub", "token", "add", "check-viewer", "--role", "viewer"], env, self.dir)
         if re.search(r"\$\{?ADMIN\b", script):
             env["ADMIN"] = run(["telehub", "token", "add", "check-admin", "--role", "admin"], env, self.dir)
+        if re.search(r"\$\{?OPERATOR\b", script):
+            env["OPERATOR"] = run(["telehub", "token", "add", "check-operator", "--role", "operator"], env, self.dir)
+        # Devices the block names (boiler-1, boiler-2, ...) exist, once each.
+        made = {"boiler-1"} if "DEVICE_TOKEN" in env else set()
+        made |= set(re.findall(r"device add (boiler-\d+)", script))  # the block adds these itself
+        for name in sorted(set(re.findall(r"\bboiler-\d+\b", script)) - made):
+            run(["telehub", "device", "add", name], env, self.dir)
 
     def files(self):
         with open(os.path.join(self.dir, "rules.jsonl"), "w") as f:

@@ -9,8 +9,8 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH` or `postgres://user@host/db`. PostgreSQL URLs take libpq's TLS
-    /// parameters: `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`,
-    /// `verify-full`), `sslrootcert` (PEM CA file; default: the system's CA store),
+    /// parameters: `sslmode` (`disable`, `prefer` (default; `disable` for a loopback
+    /// host), `require`, `verify-ca`, `verify-full`), `sslrootcert` (PEM CA file; default: the system's CA store),
     /// `sslcert`/`sslkey` (client certificate).
     pub url: String,
     /// SQLite `synchronous` level: `full` (acked readings survive power loss) or

@@ -10,7 +10,7 @@ use super::StorageError;
 use super::db::{Db, DbQuery, Dialect};
 use super::stats::{DiskPart, TABLES};
 use crate::config::DatabaseSettings;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, Postgres, Row};
 use std::str::FromStr;
 
@@ -20,7 +20,10 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db<Postgres>, StorageError> {
         url: crate::config::redact_url(&s.url),
         source,
     };
-    let opts = PgConnectOptions::from_str(&s.url).map_err(open_err)?;
+    let opts = loopback_in_clear(
+        PgConnectOptions::from_str(&s.url).map_err(open_err)?,
+        &s.url,
+    );
     let pool = match PgPoolOptions::new()
         .max_connections(s.max_connections.max(2))
         .acquire_timeout(s.busy_timeout)
@@ -40,6 +43,30 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db<Postgres>, StorageError> {
         Err(e) => return Err(open_err(e)),
     };
     Ok(Db::new(pool.clone(), pool))
+}
+
+/// Without an `sslmode` (in the URL or `PGSSLMODE`), libpq's default `prefer` encrypts
+/// whenever the server offers TLS, also over loopback, where it protects nothing and
+/// halved ingest (BENCHMARKS.md, "PostgreSQL over TLS"). So a server on this machine
+/// (127.0.0.0/8, ::1, `localhost`, a Unix socket) is spoken to in clear unless `sslmode`
+/// says otherwise; every other host keeps `prefer`.
+fn loopback_in_clear(opts: PgConnectOptions, url: &str) -> PgConnectOptions {
+    let explicit = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    let host = opts
+        .get_host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = opts.get_socket().is_some()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if explicit || !loopback {
+        opts
+    } else {
+        opts.ssl_mode(PgSslMode::Disable)
+    }
 }
 
 impl Db<Postgres> {

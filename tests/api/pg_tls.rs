@@ -107,6 +107,21 @@ async fn the_hub_stores_over_tls_with_sslmode_require() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_loopback_is_spoken_to_in_clear_unless_sslmode_says_otherwise() {
+    crate::need_pg!();
+    // TELEHUB_TEST_PG names 127.0.0.1, whose server offers TLS (require works there).
+    let app = spawn_app(Backend::Postgres).await;
+    assert!(!app.db.url.contains("sslmode"), "{}", app.db.url);
+    one_reading_is_stored(&app).await;
+    let (tls, plain) = hub_connections(&app.db.url).await;
+    assert!(
+        plain >= 1,
+        "the hub holds plain connections: {tls} TLS, {plain} plain"
+    );
+    assert_eq!(tls, 0, "no TLS on loopback without sslmode");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_trusts_only_the_named_ca_and_the_certificate_s_name() {
     let ca = Ca::new("telehub test CA");
     let (cert_pem, key_pem) = ca.issue(&["localhost"]);
