@@ -1,10 +1,10 @@
 //! The parsers under fuzzing, compiled from the hub's own source files.
 //!
-//! `domain` and `protocol` depend only on serde, chrono and friends, so they are built
-//! here on their own instead of pulling the whole hub (database drivers, HTTP stack)
-//! into every sanitizer build.
+//! `domain` and `protocol` live in `telehub-client` and depend only on serde, chrono and
+//! friends, so they are built here on their own instead of pulling the whole client (tokio,
+//! reqwest, rustls) into every sanitizer build.
 
-#[path = "../../src/domain/mod.rs"]
+#[path = "../../telehub-client/src/domain/mod.rs"]
 pub mod domain;
-#[path = "../../src/protocol/mod.rs"]
+#[path = "../../telehub-client/src/protocol/mod.rs"]
 pub mod protocol;
