@@ -4,19 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::time::Duration;
-use telehub_fuzz::domain::Timestamp;
 use telehub_fuzz::protocol::commands::{MAX_CONFIG_BYTES, MAX_ERROR_CHARS, MAX_RESULT_BYTES};
 use telehub_fuzz::protocol::frames::{DeviceFrame, HubFrame};
-use telehub_fuzz::protocol::ingest::ParseLimits;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let limits = ParseLimits {
-        max_readings: 1000,
-        max_clock_skew: Duration::from_secs(300),
-        now: Timestamp::from_micros(1_795_255_200_000_000),
-    };
+    let limits = telehub_fuzz::limits();
     if let Ok(frame) = DeviceFrame::parse(text, &limits) {
         match &frame {
             DeviceFrame::CommandResult { answer, .. } => {

@@ -167,7 +167,12 @@ async fn one(a: &CommandsArgs, bin: &std::path::Path, run: usize) -> anyhow::Res
     };
     let readings = (a.load.devices * a.load.messages * a.load.batch) as f64;
     let (mut alone, mut with, mut beside_rate) = (0.0, 0.0, 0.0);
-    for part in if run % 2 == 0 { [0, 1] } else { [1, 0] } {
+    let order = if run.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    };
+    for part in order {
         if part == 0 {
             let (elapsed, _) = load(&shape, &hub.addr, &alone_tokens).await?;
             alone = readings / elapsed.as_secs_f64();

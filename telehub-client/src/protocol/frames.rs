@@ -17,7 +17,7 @@ use super::commands::{
 };
 use super::ingest::encode::{BadReply, FrameBuilder, reply_from_value};
 use super::ingest::{
-    DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_object, parse_senml,
+    DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_object, parse_senml, read_json,
 };
 use serde_json::{Map, Value};
 
@@ -41,12 +41,7 @@ impl DeviceFrame {
     /// Parses one text frame. A refused frame is answered with a `nack` (its `id` when
     /// a message named one; `null` for the other frames).
     pub fn parse(text: &str, limits: &ParseLimits) -> Result<Self, Refusal> {
-        let value: Value = serde_json::from_str(text).map_err(|e| Refusal {
-            id: None,
-            code: ErrorCode::InvalidJson,
-            detail: e.to_string(),
-        })?;
-        match value {
+        match read_json(text)? {
             Value::Object(mut obj) => {
                 if let Some(id) = obj.remove("command_ack") {
                     let id = command_id(id).map_err(|e| refuse("command_ack", e))?;

@@ -134,12 +134,7 @@ impl Reply {
 
 /// Parses one text frame: a protocol.md §2 object or a SenML pack.
 pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Refusal {
-        id: None,
-        code: ErrorCode::InvalidJson,
-        detail: e.to_string(),
-    })?;
-    match value {
+    match read_json(text)? {
         Value::Object(obj) => parse_object(obj, limits),
         Value::Array(records) => parse_senml(records, limits),
         _ => Err(Refusal {
@@ -148,6 +143,15 @@ pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, 
             detail: "expected a JSON object with `readings`, or a SenML array".into(),
         }),
     }
+}
+
+/// A device frame's text as JSON, or the `invalid_json` refusal.
+pub(crate) fn read_json(text: &str) -> Result<Value, Refusal> {
+    serde_json::from_str(text).map_err(|e| Refusal {
+        id: None,
+        code: ErrorCode::InvalidJson,
+        detail: e.to_string(),
+    })
 }
 
 pub(crate) fn parse_object(
