@@ -170,6 +170,10 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         shutdown.clone(),
     )
     .await?;
+    tokio::spawn(command_changes_to_live(
+        commands.handle.changes(),
+        live.clone(),
+    ));
     let tasks = TaskTracker::new();
     let mqtt = mqtt.map(|m| {
         m.spawn(crate::mqtt::Context::new(
@@ -255,6 +259,27 @@ async fn forget_idle_rates(hub: Arc<HubState>) {
         tokio::select! {
             _ = hub.shutdown.cancelled() => return,
             _ = tick.tick() => hub.ingest.forget_idle(),
+        }
+    }
+}
+
+/// Hands every command change to the live fan-out as a `{"command": …}` frame, in
+/// order; ends when the dispatcher (the broadcast's last sender) is gone.
+async fn command_changes_to_live(
+    mut changes: tokio::sync::broadcast::Receiver<Arc<crate::storage::commands::CommandRow>>,
+    live: LiveHub,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(row) => live.deliver_command(crate::protocol::live::command_frame(row.as_ref())),
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    changes = n,
+                    "live feed missed command changes (it fell behind)"
+                )
+            }
+            Err(RecvError::Closed) => break,
         }
     }
 }

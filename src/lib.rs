@@ -19,14 +19,14 @@
 //! |---|---|---|
 //! | 1 | [`domain`] (telehub-client) | names, `DEVICE/SENSOR` patterns, units, timestamps, readings, what a commit stored, device status |
 //! | 1 | [`backoff`] (telehub-client) | exponential backoff with jitter, for every retry loop |
-//! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (protocol.md §2), live feed (protocol.md §3), serial lines (protocol.md §6), hub addresses (protocol.md §2) |
+//! | 2 | [`protocol`] (telehub-client) | every wire message in and out: device ingest (protocol.md §2), every frame of a device's socket both ways (`frames`: messages, commands, configuration), command values (`commands`), live feed encoded and decoded (protocol.md §3), serial lines (protocol.md §6), hub addresses (protocol.md §2) |
 //! | 2 | [`auth`] | tokens, hashing, principals |
 //! | 2 | [`tls`] | rustls configs for the hub's server and its MQTT client (the device client's: telehub-client) |
 //! | 2 | [`config`] | layered, validated settings, one file per section |
 //! | 3 | [`storage`] | registry, series, readings, rollups; the writer task |
 //! | 3 | [`metrics`] | the Prometheus registry |
-//! | 3 | [`client`] (telehub-client) | the device side of ingest: a resilient client (buffer, resend, reconnect) |
-//! | 3 | [`sim`] (telehub-client) | simulated sensor signals, for `firmware-sim` and `serve --demo` |
+//! | 3 | [`client`] (telehub-client) | the device side of ingest: a resilient client (buffer, resend, reconnect), and of commands (handler, dedupe, answers resent until stored) |
+//! | 3 | [`sim`] (telehub-client) | simulated sensor signals and what simulated devices do with commands, for `firmware-sim` and `serve --demo` |
 //! | 4 | [`ingest`] | the transport-independent pipeline: parse → authorise → rate-limit → submit → reply |
 //! | 4 | [`live`] | the dashboard fan-out: one hub-wide replay buffer of committed readings, a cursor per client, no transport |
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |

@@ -9,16 +9,22 @@
 //! On exit — end of `--duration`, or Ctrl-C / SIGTERM — generators stop, every client
 //! drains for up to `--drain-timeout` (a second signal cuts that short), and one JSON
 //! line with the summed counters goes to stdout.
+//!
+//! With `--commands`, each device also takes commands (docs/commands.md) and carries
+//! them out as [`telehub_client::sim::commands`] says: `set_interval`, `reboot`, `fail`.
 
 use crate::causes::Causes;
 use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use telehub_client::client::{
-    BackoffConfig, ClientConfig, DeviceClient, PersistConfig, ReadingSender, Stats, Transport,
+    BackoffConfig, ClientConfig, CommandsConfig, DeviceClient, PersistConfig, ReadingSender, Stats,
+    Transport,
 };
 use telehub_client::domain::DeviceName;
+use telehub_client::sim::commands::{SimControl, play_commanded};
 use telehub_client::sim::{self, Kind, Pace, SimDevice};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -84,6 +90,10 @@ pub struct RunArgs {
     /// Also trust this PEM certificate (a hub with a self-signed certificate).
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
+    /// Take commands (WebSocket only): `set_interval {"seconds": N}` changes the send
+    /// interval, `reboot` reconnects, `fail` answers `error`, anything else `rejected`.
+    #[arg(long)]
+    commands: bool,
 }
 
 /// `--transport`.
@@ -175,7 +185,12 @@ fn read_tokens(path: &Path) -> anyhow::Result<Vec<(DeviceName, String)>> {
 }
 
 impl RunArgs {
-    fn client_config(&self, name: &DeviceName, token: &str) -> ClientConfig {
+    fn client_config(
+        &self,
+        name: &DeviceName,
+        token: &str,
+        control: Option<&Arc<SimControl>>,
+    ) -> ClientConfig {
         let mut c = ClientConfig::new(self.hub.clone(), token);
         c.transport = self.transport.into();
         c.label = name.to_string();
@@ -195,6 +210,7 @@ impl RunArgs {
             path: dir.join(format!("{name}.outbox")),
             interval: self.save_every,
         });
+        c.commands = control.map(|c| CommandsConfig::new(c.handler()));
         c
     }
 }
@@ -215,9 +231,13 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
         clock_skew_us: a.clock_skew,
         align: false,
     };
+    if a.commands && a.transport != TransportArg::Ws {
+        bail!("--commands needs --transport ws: commands come over the device's WebSocket");
+    }
     let causes = Causes::default();
     for (name, token) in &devices {
-        let client = DeviceClient::start(a.client_config(name, token))
+        let control = a.commands.then(|| SimControl::new(period));
+        let client = DeviceClient::start(a.client_config(name, token, control.as_ref()))
             .with_context(|| format!("device {name}"))?;
         causes.watch(name.to_string(), client.subscribe());
         let device = SimDevice::new(name.as_str(), Kind::for_name(name.as_str()), a.seed);
@@ -229,7 +249,14 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
                 _ = tokio::time::sleep(offset) => {}
                 _ = stop.cancelled() => return,
             }
-            let _ = sim::play(&device, &sender, pace, stop).await;
+            match control {
+                None => {
+                    let _ = sim::play(&device, &sender, pace, stop).await;
+                }
+                Some(control) => {
+                    let _ = play_commanded(&device, &sender, pace, &control, stop).await;
+                }
+            }
         });
         clients.push(client);
     }

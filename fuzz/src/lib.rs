@@ -8,3 +8,13 @@
 pub mod domain;
 #[path = "../../telehub-client/src/protocol/mod.rs"]
 pub mod protocol;
+
+/// The limits every fuzzed parser is held to: 1,000 readings, 5 min of clock skew, and a
+/// fixed "now" (2026-11-21T10:00:00Z) so runs repeat.
+pub fn limits() -> protocol::ingest::ParseLimits {
+    protocol::ingest::ParseLimits {
+        max_readings: 1000,
+        max_clock_skew: std::time::Duration::from_secs(300),
+        now: domain::Timestamp::from_micros(1_795_255_200_000_000),
+    }
+}

@@ -4,7 +4,9 @@
 //! They are real clients: each is a [`DeviceClient`] connected to the hub's own
 //! `/v1/ingest` with its own device token, fed by a [`crate::sim`] generator — so the
 //! demo exercises the same path as a real device. On start each device also sends the
-//! last hour at 30 s steps, so the dashboard has a history to draw.
+//! last hour at 30 s steps, so the dashboard has a history to draw. They take commands
+//! as `firmware-sim run --commands` devices do (`set_interval`, `reboot`, `fail`), so
+//! `telehub command send demo-room-office set_interval --param seconds=10` shows the loop.
 //!
 //! Restarts are idempotent: existing `demo-*` devices are reused and get a fresh token
 //! ([`crate::storage::Store::reissue_token`]; the old one is revoked), samples fall on
@@ -12,11 +14,12 @@
 //! printed dashboard URL carries a fresh `demo-dashboard` viewer token.
 
 use crate::auth::Role;
-use crate::client::{ClientConfig, ClientEvent, DeviceClient};
+use crate::client::{ClientConfig, ClientEvent, CommandsConfig, DeviceClient};
 use crate::domain::{DeviceName, Timestamp};
 use crate::hub::RunningHub;
 use crate::protocol::ingest::DeviceReading;
-use crate::sim::{self, Kind, Pace, SimDevice};
+use crate::sim::commands::{SimControl, play_commanded};
+use crate::sim::{Kind, Pace, SimDevice};
 use crate::storage::StorageError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -82,6 +85,8 @@ pub async fn start(hub: &RunningHub) -> anyhow::Result<Demo> {
         cfg.label = name.to_owned();
         cfg.ca_file = ca_file.clone();
         cfg.max_batch = 500;
+        let control = SimControl::new(PERIOD);
+        cfg.commands = Some(CommandsConfig::new(control.handler()));
         let client = DeviceClient::start(cfg)?;
         let sim = SimDevice::new(name, Kind::for_name(name), 0);
         let now = Timestamp::now();
@@ -97,7 +102,7 @@ pub async fn start(hub: &RunningHub) -> anyhow::Result<Demo> {
         };
         let (sender, stop) = (client.sender(), stop.clone());
         demo.tasks.spawn(async move {
-            let _ = sim::play(&sim, &sender, pace, stop).await;
+            let _ = play_commanded(&sim, &sender, pace, &control, stop).await;
         });
         demo.tasks
             .spawn(report_trouble(name, client.subscribe(), demo.stop.clone()));

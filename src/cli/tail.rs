@@ -10,11 +10,10 @@
 
 use super::UsageError;
 use crate::backoff::{BackoffConfig, Jitter};
-use crate::protocol::live::Pattern;
+use crate::protocol::live::{LiveFrame, LiveReading, Pattern};
 use anyhow::Context;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -333,48 +332,6 @@ fn backoff(attempt: u32) -> Duration {
         .max(Duration::from_millis(100))
 }
 
-/// A frame of the live feed, as the hub sends it (protocol.md §3).
-#[derive(Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
-enum LiveFrame {
-    Readings {
-        readings: Vec<LiveReading>,
-        epoch: Option<String>,
-        offset: Option<u64>,
-    },
-    Resumed {
-        resumed: bool,
-        epoch: Option<String>,
-        offset: Option<u64>,
-    },
-    Status {
-        status: DeviceStatus,
-    },
-    Lagged {
-        lagged: u64,
-    },
-    Error {
-        error: String,
-        detail: String,
-    },
-}
-
-#[derive(Debug, Deserialize, PartialEq)]
-struct LiveReading {
-    device: String,
-    sensor: String,
-    ts: String,
-    value: crate::domain::Value,
-    unit: Option<String>,
-}
-
-#[derive(Debug, Deserialize, PartialEq)]
-struct DeviceStatus {
-    device: String,
-    online: bool,
-    ts: String,
-}
-
 /// Prints one frame: readings and status on `out`, notices on stderr; returns the new
 /// position when the frame gives one. Fails only when `out` cannot be written.
 fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<Option<Position>> {
@@ -385,7 +342,7 @@ fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<Option<Posit
         })
     };
     let mut seen = None;
-    match serde_json::from_str::<LiveFrame>(text) {
+    match LiveFrame::parse(text) {
         Ok(LiveFrame::Readings {
             readings,
             epoch,
@@ -413,6 +370,8 @@ fn print_frame(out: &mut impl Write, text: &str) -> std::io::Result<Option<Posit
             );
         }
         Ok(LiveFrame::Error { error, detail }) => eprintln!("tail: the hub says {error}: {detail}"),
+        // Not asked for by tail.
+        Ok(LiveFrame::Alert { .. } | LiveFrame::Command { .. }) => {}
         Err(_) => eprintln!("tail: ignoring an unexpected frame from the hub"),
     }
     out.flush()?;

@@ -5,61 +5,28 @@
 use super::shell::{Deliver, Input};
 use super::{CommandError, CommandsHandle, announce};
 use crate::domain::{DeviceName, Timestamp};
+use crate::protocol::commands::{CommandAnswer, CommandId, CommandStatus};
+use crate::protocol::frames::HubFrame;
+use crate::protocol::ingest::{ErrorCode, Reply};
 use crate::storage::commands::{Changed, CommandRow, CommandState, Transition};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
-/// The largest `result` object of an answer, serialized.
-pub const MAX_RESULT_BYTES: usize = 64 * 1024;
-
-/// A device's answer to a command: `{"status": "ok" | "error" | "rejected", "result":
-/// {...}, "error": "text"}`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Answer {
-    pub status: String,
-    #[serde(default)]
-    pub result: Option<Json>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-impl Answer {
-    /// The terminal state this answer stores, checked.
-    fn transition(self) -> Result<Transition, CommandError> {
-        let state = match self.status.as_str() {
-            "ok" => CommandState::Succeeded,
-            "error" => CommandState::Failed,
-            "rejected" => CommandState::Rejected,
-            other => {
-                return Err(CommandError::Invalid(format!(
-                    "status: {:?}; expected ok, error or rejected",
-                    other.chars().take(32).collect::<String>()
-                )));
-            }
-        };
-        let result = match self.result {
-            None | Some(Json::Null) => None,
-            Some(r @ Json::Object(_)) if r.to_string().len() <= MAX_RESULT_BYTES => Some(r),
-            Some(Json::Object(_)) => {
-                return Err(CommandError::Invalid(format!(
-                    "result: at most {MAX_RESULT_BYTES} bytes"
-                )));
-            }
-            Some(_) => {
-                return Err(CommandError::Invalid(
-                    "result: expected a JSON object or null".into(),
-                ));
-            }
-        };
-        let error = self.error.map(|e| e.chars().take(1024).collect());
-        Ok(Transition::Finish {
-            state,
-            result,
-            error,
-        })
+/// The terminal state a device's answer stores.
+fn transition(answer: CommandAnswer) -> Transition {
+    let state = match answer.status {
+        CommandStatus::Ok => CommandState::Succeeded,
+        CommandStatus::Error => CommandState::Failed,
+        CommandStatus::Rejected => CommandState::Rejected,
+    };
+    Transition::Finish {
+        state,
+        result: answer.result.map(Json::Object),
+        error: answer.error,
     }
 }
 
@@ -130,16 +97,41 @@ impl CommandsHandle {
     pub async fn answer(
         &self,
         id: &str,
-        answer: Answer,
+        answer: CommandAnswer,
         may: impl Fn(&str) -> bool,
     ) -> Result<CommandRow, CommandError> {
-        let transition = answer.transition()?;
+        let transition = transition(answer);
         let row = self.answerable(id, &may).await?;
         let row = self.apply(id, &transition, row).await?;
         if row.state.is_terminal() {
             let _ = self.inputs.send(Input::Settled(row.id.clone())).await;
         }
         Ok(row)
+    }
+
+    /// A device connection's command frame (`command_ack`, `command_result`), whatever
+    /// the transport: the frame to answer with, once the change is stored (`None`: an
+    /// acknowledgement taken needs no answer). `answers_for`: the devices the
+    /// connection may answer for. Unknown ids, and ids of other devices' commands, get
+    /// the `unknown_command` nack; a storage failure the `unavailable` one (resend).
+    pub fn on_frame(
+        &self,
+        frame: CommandFrame,
+        answers_for: Arc<[DeviceName]>,
+    ) -> BoxFuture<'static, Option<HubFrame>> {
+        let handle = self.clone();
+        async move {
+            let may = |d: &str| answers_for.iter().any(|x| x.as_str() == d);
+            let outcome = match &frame {
+                CommandFrame::Ack(id) => handle.ack(id.as_str(), may).await.map(|_| None),
+                CommandFrame::Result { id, answer } => handle
+                    .answer(id.as_str(), answer.clone(), may)
+                    .await
+                    .map(|_| Some(HubFrame::ResultStored(id.clone()))),
+            };
+            outcome.unwrap_or_else(|e| Some(refusal(frame.id(), e)))
+        }
+        .boxed()
     }
 
     /// The command, when it exists, the caller may answer for it, and it was sent.
@@ -173,5 +165,39 @@ impl CommandsHandle {
             Changed::Unchanged(row) => Ok(row),
             Changed::Missing => Err(CommandError::NotFound(seen.id)),
         }
+    }
+}
+
+/// A device's frame about one of its commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandFrame {
+    Ack(CommandId),
+    Result {
+        id: CommandId,
+        answer: CommandAnswer,
+    },
+}
+
+impl CommandFrame {
+    fn id(&self) -> &CommandId {
+        match self {
+            Self::Ack(id) | Self::Result { id, .. } => id,
+        }
+    }
+}
+
+/// The nack for a command frame the hub could not take.
+fn refusal(id: &CommandId, e: CommandError) -> HubFrame {
+    match e {
+        CommandError::Storage(e) => HubFrame::Reply(Reply::Nack {
+            nack: None,
+            error: ErrorCode::Unavailable,
+            detail: format!("command {id}: storage failed ({e}); send it again later"),
+        }),
+        // Another device's command is not this one's to know of.
+        CommandError::NotYours(_) | CommandError::NotFound(_) => {
+            HubFrame::unknown_command(format!("no command {id} for this device"))
+        }
+        e => HubFrame::unknown_command(e.to_string()),
     }
 }

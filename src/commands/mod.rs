@@ -16,7 +16,7 @@
 //! the request waits when it is full); those created by the CLI or another hub are
 //! found by polling storage every `commands.poll_interval`.
 //!
-//! May use: `domain`, `config`, `storage`, `metrics`.
+//! May use: `domain`, `protocol`, `config`, `storage`, `metrics`.
 
 pub mod device;
 pub mod dispatch;

@@ -202,6 +202,9 @@ impl Shell {
             };
             match self.store.change_command(id, &transition, now).await {
                 Ok(Changed::Done(row)) => {
+                    // Announced before it is handed over, so `sent` is told before
+                    // anything the device answers.
+                    announce(&self.metrics, &self.changes, row.clone());
                     if let Action::Send { device, .. } = &action {
                         if row.attempts == 1 {
                             let waited = now.as_micros() - row.created.as_micros();
@@ -209,7 +212,6 @@ impl Shell {
                         }
                         self.deliver(device, &row);
                     }
-                    announce(&self.metrics, &self.changes, row);
                 }
                 // Changed elsewhere first (canceled, answered, sent by another hub), or
                 // it expired between the machine's clock and the statement's.

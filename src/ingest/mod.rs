@@ -17,6 +17,7 @@ use crate::auth::DeviceRef;
 use crate::config::{IngestSettings, LimitSettings};
 use crate::domain::{DeviceName, Reading, Timestamp};
 use crate::metrics::Metrics;
+use crate::protocol::frames::DeviceFrame;
 use crate::protocol::ingest::{
     DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_message,
 };
@@ -106,6 +107,19 @@ impl Pipeline {
         self.store_checked(from, checked).await
     }
 
+    /// Parses one frame of a device socket (a readings message, or a command or
+    /// configuration frame: [`DeviceFrame`]) against this pipeline's limits.
+    pub fn parse_frame(&self, text: &str) -> Result<DeviceFrame, Refusal> {
+        DeviceFrame::parse(text, &self.limits(self.max_readings))
+    }
+
+    /// The reply to a frame refused before it reached the pipeline (counted and logged
+    /// as every refusal is).
+    pub fn refused(&self, from: Sender<'_>, r: Refusal) -> Reply {
+        self.nacks.record(from.device.name.as_str(), &r);
+        self.refuse(r)
+    }
+
     /// [`Pipeline::accept`] for a message a transport parsed itself.
     pub async fn accept_parsed(&self, from: Sender<'_>, m: DeviceMessage) -> ReplyFuture {
         let checked = self.check_parsed(from, m);
@@ -120,8 +134,7 @@ impl Pipeline {
         let (id, rows) = match checked {
             Ok(ok) => ok,
             Err(r) => {
-                self.nacks.record(from.device.name.as_str(), &r);
-                return futures_util::future::ready(self.refuse(r)).boxed();
+                return futures_util::future::ready(self.refused(from, r)).boxed();
             }
         };
         let n = rows.len();

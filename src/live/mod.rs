@@ -22,7 +22,9 @@
 //! Channels: receives [`CommittedBatch`]es (sender: the storage writer),
 //! [`StatusEvent`]s (sender: the session registry) and [`AlertEvent`]s (sender: the alert
 //! engine; queued like status frames for clients that sent `{"alerts": true}`); the
-//! commit stream closing ends the task.
+//! commit stream closing ends the task. Command changes come through
+//! [`LiveHub::deliver_command`] (from the hub's wiring, which owns the commands
+//! broadcast), queued for clients that sent `{"commands": true}`.
 //! Clients are woken by the replay buffer's `appended` watch and their queue's notify.
 //!
 //! May use: `domain`, `protocol`, `config`, `metrics`. No transport: no axum here.
@@ -58,6 +60,8 @@ struct Client {
     patterns: Vec<Pattern>,
     /// Whether it asked for alert events (`{"alerts": true}`).
     alerts: bool,
+    /// Whether it asked for command changes (`{"commands": true}`).
+    commands: bool,
     cursor: Arc<Cursor>,
     queue: Arc<ClientQueue>,
 }
@@ -174,6 +178,7 @@ impl LiveHub {
             Client {
                 patterns: Vec::new(),
                 alerts: false,
+                commands: false,
                 cursor: cursor.clone(),
                 queue: queue.clone(),
             },
@@ -275,6 +280,12 @@ impl LiveClient {
         r.clients.get_mut(&self.id).expect("registered").alerts = on;
     }
 
+    /// Turns command changes (docs/commands.md) on or off for this client.
+    pub fn set_commands(&mut self, on: bool) {
+        let mut r = self.hub.registry.lock();
+        r.clients.get_mut(&self.id).expect("registered").commands = on;
+    }
+
     pub fn unsubscribe(&mut self, patterns: &[Pattern]) {
         self.patterns.retain(|p| !patterns.contains(p));
         self.sync_patterns();
@@ -342,6 +353,16 @@ fn send_status(registry: &Mutex<Registry>, ev: &StatusEvent) {
             .iter()
             .any(|p| p.matches_device(ev.device.as_str()))
         {
+            c.queue.push(frame.clone());
+        }
+    }
+}
+
+impl LiveHub {
+    /// Queues a `{"command": …}` frame (a command as stored after a change) for every
+    /// client that asked for commands. Called by one task, in the order of the changes.
+    pub fn deliver_command(&self, frame: Bytes) {
+        for c in self.registry.lock().clients.values().filter(|c| c.commands) {
             c.queue.push(frame.clone());
         }
     }

@@ -6,9 +6,9 @@
 use super::authn::Authenticated;
 use super::{ApiError, HubState};
 use crate::auth::Principal;
-use crate::commands::device::Answer;
 use crate::commands::request::parse_wait;
 use crate::domain::DeviceName;
+use crate::protocol::commands::CommandAnswer;
 use crate::storage::commands::CommandRow;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -85,7 +85,7 @@ pub async fn result(
     body: String,
 ) -> Result<Json<CommandRow>, ApiError> {
     let devices = devices_of(p)?;
-    let answer: Answer = serde_json::from_str(&body)
+    let answer = CommandAnswer::parse(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
     let may = |d: &str| devices.iter().any(|x| x.as_str() == d);
     Ok(Json(hub.commands.answer(&id, answer, may).await?))

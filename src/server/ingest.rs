@@ -12,22 +12,33 @@
 //! only while replies are owed, and everything done rarely (handling a message, writing
 //! replies, pinging, closing) runs as a boxed future, so the idle future stays small
 //! (see the size test below).
+//!
+//! Commands (docs/commands.md): a device that connected with `?commands=1` is attached
+//! to its commands ([`crate::commands::device`]) and gets each as a `{"command": …}`
+//! frame; `command_ack` and `command_result` frames go to the same module, one at a time,
+//! and its answer (`result_stored`, or a nack) takes its place in the reply queue. A device
+//! that did not opt in is never sent a command frame.
 
 use super::authn::{Authenticated, DeviceCaller};
 use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
+use super::replies::Owed;
 use super::replies::Replies;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::auth::DeviceRef;
+use crate::commands::device::{Attachment, CommandFrame};
 use crate::domain::DeviceName;
 use crate::ingest::Sender;
+use crate::protocol::frames::{DeviceFrame, HubFrame};
 use crate::protocol::ingest::{ErrorCode, Reply};
 use crate::sessions::SessionGuard;
+use crate::storage::commands::CommandRow;
 use axum::Extension;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use futures_util::FutureExt;
 use futures_util::SinkExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,8 +51,10 @@ pub async fn upgrade(
     State(hub): State<Arc<HubState>>,
     Authenticated(principal): Authenticated,
     conn: Option<Extension<ConnInfo>>,
+    RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    let commands = opts_in_to_commands(query.as_deref())?;
     // Checked here, after the upgrade's headers, as `/v1/ingest` always answered: 401
     // before them, 403 after.
     let DeviceCaller {
@@ -60,6 +73,9 @@ pub async fn upgrade(
         conn: conn.map(|Extension(c)| c),
         replies: Replies::default(),
         rate_limited_run: 0,
+        commands,
+        attachment: None,
+        answers_for: None,
     });
     Ok(ws.on_upgrade(move |ws| socket.serve(ws)))
 }
@@ -77,6 +93,44 @@ struct DeviceSocket {
     replies: Replies,
     /// Consecutive `rate_limited` replies sent.
     rate_limited_run: u32,
+    /// The device asked for its commands (`?commands=1`).
+    commands: bool,
+    /// Its commands, while it is connected (only when it asked for them).
+    attachment: Option<Attachment>,
+    /// The devices this connection answers commands for, built at its first answer.
+    answers_for: Option<Arc<[DeviceName]>>,
+}
+
+/// `?commands=1` (or `true`): the device takes commands on this socket; absent, `0` or
+/// `false`: it never gets a command frame.
+fn opts_in_to_commands(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut on = false;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "commands" {
+            on = match v.as_ref() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "commands: {:?}; expected 1 (take commands) or 0",
+                        other.chars().take(16).collect::<String>()
+                    )));
+                }
+            };
+        }
+    }
+    Ok(on)
+}
+
+/// The next command handed to this connection; never, when it takes none.
+async fn next_command(attachment: &mut Option<Attachment>) -> Arc<CommandRow> {
+    match attachment {
+        Some(a) => match a.commands.recv().await {
+            Some(row) => row,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 impl DeviceSocket {
@@ -117,6 +171,10 @@ impl DeviceSocket {
         let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest.socket());
         let max_inflight = self.hub.settings.ingest.max_inflight_messages;
         let closing = self.session.closing().clone();
+        if self.commands {
+            let devices = self.answers_for().to_vec();
+            self.attachment = Some(Box::pin(self.hub.commands.attach(devices)).await);
+        }
         let (code, reason) = loop {
             tokio::select! {
                 biased;
@@ -127,6 +185,11 @@ impl DeviceSocket {
                     }
                     if self.rate_limited_run >= self.hub.settings.limits.abuse_close_after {
                         break (ws::POLICY, "rate limit exceeded persistently");
+                    }
+                }
+                row = next_command(&mut self.attachment) => {
+                    if Box::pin(self.send_command(socket, &row)).await.is_err() {
+                        return None;
                     }
                 }
                 msg = socket.recv(), if self.replies.len() < max_inflight => {
@@ -154,6 +217,8 @@ impl DeviceSocket {
                 },
             }
         };
+        // Commands handed over from here on wait for the next connection.
+        self.attachment = None;
         Box::pin(self.close(socket, code, reason)).await;
         Some((code, reason))
     }
@@ -177,30 +242,89 @@ impl DeviceSocket {
     async fn write_replies(
         &mut self,
         socket: &mut WebSocket,
-        first: Reply,
+        first: Option<HubFrame>,
     ) -> Result<(), axum::Error> {
         let mut next = Some(first);
         while let Some(reply) = next {
             match &reply {
-                Reply::Nack {
+                Some(HubFrame::Reply(Reply::Nack {
                     error: ErrorCode::RateLimited,
                     ..
-                } => self.rate_limited_run += 1,
-                _ => self.rate_limited_run = 0,
+                })) => self.rate_limited_run += 1,
+                Some(HubFrame::Reply(_)) => self.rate_limited_run = 0,
+                _ => {}
             }
-            socket.feed(Message::Text(reply.to_json().into())).await?;
+            if let Some(frame) = reply {
+                socket.feed(Message::Text(frame.to_json().into())).await?;
+            }
             next = self.replies.next_ready();
         }
         socket.flush().await
     }
 
+    /// Writes a command the dispatcher handed this connection (already stored `sent`).
+    async fn send_command(
+        &mut self,
+        socket: &mut WebSocket,
+        row: &CommandRow,
+    ) -> Result<(), axum::Error> {
+        let Some(command) = row.to_device_command(!self.gateway_for.is_empty()) else {
+            tracing::warn!(id = %row.id.chars().take(64).collect::<String>(), "a stored command makes no command frame; skipped");
+            return Ok(());
+        };
+        socket
+            .send(Message::Text(HubFrame::Command(command).to_json().into()))
+            .await
+    }
+
+    /// The device and, for a gateway, those it acts for.
+    fn answers_for(&mut self) -> Arc<[DeviceName]> {
+        let (device, gateway_for) = (&self.device, &self.gateway_for);
+        self.answers_for
+            .get_or_insert_with(|| {
+                std::iter::once(device.name.clone())
+                    .chain(gateway_for.keys().cloned())
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// One frame from the device: parsed once, then a message goes to the ingest
+    /// pipeline and a command frame to the commands module; each answer is queued.
     async fn handle_text(&mut self, text: &str) {
         let from = Sender {
             device: &self.device,
             gateway_for: &self.gateway_for,
         };
-        let reply = self.hub.ingest.accept(from, text).await;
-        self.replies.push(reply);
+        let command = match self.hub.ingest.parse_frame(text) {
+            Ok(DeviceFrame::Message(m)) => {
+                let reply = self.hub.ingest.accept_parsed(from, m).await;
+                return self.replies.push(reply);
+            }
+            Err(r) => {
+                let reply = self.hub.ingest.refused(from, r);
+                return self
+                    .replies
+                    .push(futures_util::future::ready(reply).boxed());
+            }
+            Ok(DeviceFrame::ConfigReported(_)) => {
+                let nack = HubFrame::Reply(Reply::Nack {
+                    nack: None,
+                    error: ErrorCode::InvalidJson,
+                    detail: "config_reported: this hub keeps no desired configuration yet".into(),
+                });
+                let answer = futures_util::future::ready(Some(nack)).boxed();
+                return self.replies.push_owed(Owed::Frame(answer));
+            }
+            Ok(DeviceFrame::CommandAck(id)) => CommandFrame::Ack(id),
+            Ok(DeviceFrame::CommandResult { id, answer }) => CommandFrame::Result { id, answer },
+        };
+        // Taken one at a time, in order (an answer after its acknowledgement), while
+        // earlier messages' replies still wait for their commits.
+        let answers_for = self.answers_for();
+        let answer = self.hub.commands.on_frame(command, answers_for).await;
+        let answer = futures_util::future::ready(answer).boxed();
+        self.replies.push_owed(Owed::Frame(answer));
     }
 }
 

@@ -265,6 +265,10 @@ fn handle_command(
             client.set_alerts(on);
             Ok(None)
         }
+        ClientCommand::Commands(on) => {
+            client.set_commands(on);
+            Ok(None)
+        }
     }
 }
 

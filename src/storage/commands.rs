@@ -5,11 +5,14 @@
 //! later state change is one conditional `UPDATE` on the state (and, for sends, the
 //! attempts) the caller last saw ([`Db::change_command`]), so of several hubs sharing a
 //! PostgreSQL database one sends, or finishes, a command, and a terminal state is
-//! stored once and never changes. Uses [`super::db`] and [`crate::domain`].
+//! stored once and never changes. [`CommandRow::to_device_command`] maps a row to the
+//! command object of [`crate::protocol::commands`]. Uses [`super::db`], [`crate::domain`]
+//! and [`crate::protocol`].
 
 use super::StorageError;
 use super::db::{Db, Dialect, RowsAffected};
 use crate::domain::{DeviceName, Timestamp};
+use crate::protocol::commands::{CommandId, CommandName, DeviceCommand};
 use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
@@ -84,6 +87,29 @@ pub struct CommandRow {
     /// Creation order: a device's FIFO, and the cursor of listings.
     #[serde(skip)]
     pub seq: i64,
+}
+
+impl CommandRow {
+    /// The command object a device is handed (docs/commands.md): with `device` when it
+    /// goes to a gateway. `None` when the stored row does not make one (it was not
+    /// written by this hub's checks: a name or id off the rules, params not an object).
+    pub fn to_device_command(&self, with_device: bool) -> Option<DeviceCommand> {
+        let params = match &self.params {
+            Json::Object(p) => p.clone(),
+            _ => return None,
+        };
+        Some(DeviceCommand {
+            id: CommandId::parse(&self.id).ok()?,
+            device: if with_device {
+                Some(DeviceName::parse(&self.device).ok()?)
+            } else {
+                None
+            },
+            name: CommandName::parse(&self.name).ok()?,
+            params,
+            expires: self.expires,
+        })
+    }
 }
 
 /// A command to create; `params` is the JSON text of an object.

@@ -35,9 +35,9 @@
 //! | 1 | [`domain`] | names, `DEVICE/SENSOR` patterns (live and alert grammars), units, timestamps, values, readings, what a commit stored, device status, alert events |
 //! | 1 | [`backoff`] | exponential backoff with jitter, for every retry loop (here and in the hub) |
 //! | 1 | [`shutdown`] | the process's stop signal (SIGINT, SIGTERM) |
-//! | 2 | [`protocol`] | every wire message in and out: device ingest (protocol.md §2), live feed (protocol.md §3), serial lines (protocol.md §6), hub addresses (protocol.md §2) |
+//! | 2 | [`protocol`] | every wire message in and out: device ingest (protocol.md §2), every frame of a device's socket both ways (`frames`: messages, commands, configuration), command values (`commands`), live feed encoded and decoded (protocol.md §3), serial lines (protocol.md §6), hub addresses (protocol.md §2) |
 //! | 2 | [`tls`] | PEM files, the device client's rustls config (webpki roots plus pinned certificates), [`tls::TlsError`] |
-//! | 3 | [`client`] | the device side of ingest: a resilient client (buffer, resend, reconnect) |
+//! | 3 | [`client`] | the device side of ingest: a resilient client (buffer, resend, reconnect), and of commands (handler, dedupe, answers resent until stored) |
 //! | 3 | [`sim`] | simulated sensor signals, for `firmware-sim` and `telehub serve --demo` |
 //!
 //! The hub (`telehub`) re-exports `domain`, `protocol`, `client` and `sim` under the same

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
 //! | [`alerts`] | acked readings/s with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency |
+//! | [`commands`] | bulk commands to 1,000 devices, create → device latency, ingest beside 1,000 commands/s |
 //! | [`connections`] | memory per idle device or dashboard socket, beside a Node `ws` server |
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
@@ -18,6 +19,7 @@
 //! | [`stats`] | medians, percentiles, tables |
 
 mod alerts;
+mod commands;
 mod connections;
 mod fanout;
 mod hub;
@@ -46,6 +48,8 @@ pub enum BenchCommand {
     Line(line::LineArgs),
     /// Ingest with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency.
     Alerts(alerts::AlertsArgs),
+    /// Bulk commands to 1,000 connected devices, create → device latency, ingest beside 1,000 commands/s.
+    Commands(commands::CommandsArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -57,5 +61,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Reconnect(a) => reconnect::run(a).await,
         BenchCommand::Line(a) => line::run(a).await,
         BenchCommand::Alerts(a) => alerts::run(a).await,
+        BenchCommand::Commands(a) => commands::run(a).await,
     }
 }

@@ -17,6 +17,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Everything needed to open a socket, prepared once when the client starts.
 pub struct Target {
     address: HubAddress,
+    /// The socket's URL: the address, with `?commands=1` when the client takes commands.
+    url: String,
     authorization: HeaderValue,
     connector: Connector,
     ws_config: WebSocketConfig,
@@ -40,8 +42,14 @@ impl Target {
             .max_write_buffer_size(cfg.max_message_bytes * 4 + 64 * 1024)
             .max_message_size(Some(1 << 20))
             .max_frame_size(Some(1 << 20));
+        let url = match cfg.commands {
+            Some(_) if address.url().contains('?') => format!("{}&commands=1", address.url()),
+            Some(_) => format!("{}?commands=1", address.url()),
+            None => address.url().to_owned(),
+        };
         Ok(Self {
             address,
+            url,
             authorization,
             connector,
             ws_config,
@@ -55,8 +63,8 @@ impl Target {
     /// Opens one authenticated socket within `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<Ws, ConnectFailure> {
         let mut req = self
-            .address
-            .url()
+            .url
+            .as_str()
             .into_client_request()
             .map_err(|e| ConnectFailure::new(e.to_string()))?;
         req.headers_mut()

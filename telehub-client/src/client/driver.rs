@@ -59,7 +59,7 @@ pub(super) async fn drive(
     shared.connected.store(false, Ordering::Relaxed);
     if let (Some(saver), Some(p)) = (saver, &cfg.persist) {
         stop_saving.cancel();
-        let mut saved = saver.await.unwrap_or(u64::MAX);
+        let mut saved = saver.await.unwrap_or((u64::MAX, u64::MAX));
         save_if_changed(&shared, p, &mut saved).await;
     }
     let s = shared.stats();
@@ -170,9 +170,14 @@ async fn stopped(shared: &Shared, mode: &mut watch::Receiver<Mode>) {
     }
 }
 
-/// Saves the outbox every `interval` when it changed; returns the last saved version.
-async fn save_periodically(shared: Arc<Shared>, p: PersistConfig, stop: CancellationToken) -> u64 {
-    let mut saved = shared.outbox().version();
+/// Saves the outbox (and the command book) every `interval` when it changed; returns
+/// the last saved versions.
+async fn save_periodically(
+    shared: Arc<Shared>,
+    p: PersistConfig,
+    stop: CancellationToken,
+) -> (u64, u64) {
+    let mut saved = (shared.outbox().version(), book_version(&shared));
     let mut tick = tokio::time::interval(p.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -184,17 +189,42 @@ async fn save_periodically(shared: Arc<Shared>, p: PersistConfig, stop: Cancella
     }
 }
 
-async fn save_if_changed(shared: &Shared, p: &PersistConfig, saved: &mut u64) {
+fn book_version(shared: &Shared) -> u64 {
+    shared.commands.as_ref().map_or(0, |c| c.book().version())
+}
+
+async fn save_if_changed(shared: &Shared, p: &PersistConfig, saved: &mut (u64, u64)) {
+    if let Some(c) = &shared.commands {
+        let (version, snapshot) = {
+            let book = c.book();
+            (
+                book.version(),
+                (book.version() != saved.1).then(|| book.snapshot()),
+            )
+        };
+        if let Some(snapshot) = snapshot {
+            let path = p.path.clone();
+            match tokio::task::spawn_blocking(move || persist::save_commands(&path, &snapshot))
+                .await
+            {
+                Ok(Ok(())) => saved.1 = version,
+                Ok(Err(e)) => {
+                    tracing::warn!(path = %p.path.display(), error = %e, "cannot save the command book")
+                }
+                Err(e) => tracing::warn!(error = %e, "command book save task failed"),
+            }
+        }
+    }
     let (version, snapshot) = {
         let ob = shared.outbox();
-        if ob.version() == *saved {
+        if ob.version() == saved.0 {
             return;
         }
         (ob.version(), ob.snapshot())
     };
     let path = p.path.clone();
     match tokio::task::spawn_blocking(move || persist::save(&path, &snapshot)).await {
-        Ok(Ok(())) => *saved = version,
+        Ok(Ok(())) => saved.0 = version,
         Ok(Err(e)) => {
             tracing::warn!(path = %p.path.display(), error = %e, "cannot save the outbox")
         }

@@ -32,6 +32,9 @@
 //!   jitter ([`crate::backoff`]) → connect again, until shut down; drains on shutdown.
 //! - `persist`: optional snapshots of the outbox to a file (temp file + rename), so a
 //!   restarted process resumes with what was not acked.
+//! - `commands`: with [`ClientConfig::commands`] set, the device takes commands on its
+//!   WebSocket (docs/commands.md): acknowledged at once, run by the caller's handler once
+//!   per id, answered until the hub confirms. WebSocket only.
 //!
 //! Ownership: the outbox is shared by the handle (which only appends) and the client
 //! task (which takes, settles and puts back), under one `std` mutex held for O(batch)
@@ -49,6 +52,7 @@
 //! May use: `domain`, `backoff`, `protocol`, `tls`.
 
 mod address;
+mod commands;
 mod driver;
 mod flow;
 mod http;
@@ -60,6 +64,7 @@ mod triage;
 
 pub use crate::backoff::BackoffConfig;
 pub use address::{ConnectFailure, HubAddress, Target, Ws};
+pub use commands::{CommandHandler, CommandsConfig};
 
 use crate::protocol::ingest::{DeviceReading, ErrorCode};
 use outbox::Outbox;
@@ -161,6 +166,9 @@ pub struct ClientConfig {
     /// Stop connecting after a refusal that retrying cannot cure (401/403, an untrusted
     /// certificate, TLS on one side only): [`ClientEvent::GaveUp`]. Off: retry forever.
     pub give_up_when_permanent: bool,
+    /// Take commands (WebSocket only): connect with `?commands=1` and run each with
+    /// this handler. Off (`None`): the hub never sends this client a command.
+    pub commands: Option<CommandsConfig>,
 }
 
 impl ClientConfig {
@@ -185,6 +193,7 @@ impl ClientConfig {
             persist: None,
             event_capacity: 64,
             give_up_when_permanent: false,
+            commands: None,
         }
     }
 
@@ -205,6 +214,17 @@ impl ClientConfig {
         if self.persist.as_ref().is_some_and(|p| p.interval.is_zero()) {
             return bad("persist.interval must be > 0");
         }
+        if let Some(c) = &self.commands {
+            if self.transport != Transport::WebSocket {
+                return bad("commands are taken over the WebSocket transport only");
+            }
+            if c.remember == 0 || c.max_running == 0 || c.max_sends == 0 {
+                return bad("commands: remember, max_running and max_sends must be ≥ 1");
+            }
+            if c.resend_after.is_zero() {
+                return bad("commands: resend_after must be > 0");
+            }
+        }
         Ok(self.backoff.validate()?)
     }
 }
@@ -220,6 +240,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_batch", &self.max_batch)
             .field("max_inflight", &self.max_inflight)
             .field("persist", &self.persist)
+            .field("commands", &self.commands)
             .finish_non_exhaustive()
     }
 }
@@ -302,6 +323,10 @@ struct Shared {
     connected: AtomicBool,
     reconnects: AtomicU64,
     events: broadcast::Sender<ClientEvent>,
+    /// The command side, when the client takes commands.
+    commands: Option<Arc<commands::CommandSide>>,
+    /// Asks an open session to close and connect again ([`ReadingSender::reconnect`]).
+    reconnect: Notify,
 }
 
 impl Shared {
@@ -354,6 +379,12 @@ impl ReadingSender {
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }
+
+    /// Closes the open connection (if any) and connects again, as after a lost one
+    /// (a simulated `reboot`); what is unacked is resent.
+    pub fn reconnect(&self) {
+        self.shared.reconnect.notify_one();
+    }
 }
 
 /// A running client: push readings, read stats and events, shut down.
@@ -387,6 +418,21 @@ impl DeviceClient {
             }
             outbox.restore(readings, Instant::now());
         }
+        let commands = match &config.commands {
+            None => None,
+            Some(c) => {
+                let book = match &config.persist {
+                    None => commands::Book::default(),
+                    Some(p) => persist::load_commands(&p.path, c.remember).map_err(|source| {
+                        ClientError::Restore {
+                            path: persist::commands_path(&p.path).display().to_string(),
+                            source,
+                        }
+                    })?,
+                };
+                Some(commands::CommandSide::new(c.clone(), book))
+            }
+        };
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let shared = Arc::new(Shared {
             outbox: Mutex::new(outbox),
@@ -394,6 +440,8 @@ impl DeviceClient {
             connected: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
             events,
+            commands,
+            reconnect: Notify::new(),
         });
         let (mode, mode_rx) = watch::channel(Mode::Run);
         let span = tracing::debug_span!("client", label = %config.label);

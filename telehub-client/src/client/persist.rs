@@ -5,6 +5,9 @@
 //! Format: a `#` header line, then one JSON array per reading,
 //! `[ts_µs, value, "sensor", "unit" | null, "device" | null]`. Values round-trip
 //! exactly; lines that do not parse are skipped and counted.
+//!
+//! A client that takes commands keeps its command book (executed ids, answers not yet
+//! confirmed: see `super::commands`) beside it in `PATH.commands`, written the same way.
 
 use crate::domain::{DeviceName, Reading, SensorName, Timestamp, Unit, Value};
 use crate::protocol::ingest::DeviceReading;
@@ -96,6 +99,44 @@ fn sync_dir(path: &Path) -> io::Result<()> {
         Some(dir) => File::open(dir)?.sync_all(),
         None => File::open(".")?.sync_all(),
     }
+}
+
+/// Where the command book is saved beside the outbox at `path`.
+pub(super) fn commands_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".commands");
+    PathBuf::from(p)
+}
+
+/// Writes the command book's snapshot beside the outbox (atomically, as the outbox).
+pub(super) fn save_commands(path: &Path, snapshot: &str) -> io::Result<()> {
+    let path = commands_path(path);
+    let tmp = tmp_path(&path);
+    let mut f = File::create(&tmp)?;
+    f.write_all(COMMANDS_HEADER.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.write_all(snapshot.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, &path)?;
+    sync_dir(&path)
+}
+
+const COMMANDS_HEADER: &str = "# telehub device client commands v1";
+
+/// Reads the command book saved beside the outbox (empty when there is none).
+pub(super) fn load_commands(path: &Path, remember: usize) -> io::Result<super::commands::Book> {
+    let path = commands_path(path);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e),
+    };
+    let (book, skipped) = super::commands::Book::restore(&text, remember);
+    if skipped > 0 {
+        tracing::warn!(path = %path.display(), skipped, "unreadable lines in the saved command book were skipped");
+    }
+    Ok(book)
 }
 
 #[cfg(test)]

@@ -3,12 +3,17 @@
 //! and settles the oldest message with each ([`super::flow`] decides what a reply
 //! means). Ends when the socket fails (the driver puts what is in flight back and
 //! reconnects), or when a drain finishes or expires.
+//!
+//! With commands on, a `{"command": …}` frame is handed to [`super::commands`] and
+//! acknowledged at once; answers go out when handlers finish, again after
+//! `resend_after`, and on every new session, until `result_stored`.
 
 use super::address::{Ws, describe};
+use super::commands::CommandSide;
 use super::flow::{Flow, Next, Verdict};
 use super::{ClientConfig, Mode, Shared};
+use crate::protocol::frames::{DeviceFrame, HubFrame};
 use crate::protocol::ingest::Reply;
-use crate::protocol::ingest::encode::parse_reply;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -40,10 +45,15 @@ pub(super) struct Session<'a> {
     last_heard: Instant,
     /// Whether any reply arrived (the connection worked).
     pub replied: bool,
+    /// Command frames to send (acknowledgements), oldest first.
+    outgoing: Vec<DeviceFrame>,
 }
 
 impl<'a> Session<'a> {
     pub fn new(ws: Ws, shared: &'a Shared, cfg: &'a ClientConfig, next_id: &'a mut u64) -> Self {
+        if let Some(c) = &shared.commands {
+            c.book().connected();
+        }
         Self {
             ws,
             shared,
@@ -53,6 +63,7 @@ impl<'a> Session<'a> {
             waiting_since: None,
             last_heard: Instant::now(),
             replied: false,
+            outgoing: Vec::new(),
         }
     }
 
@@ -73,11 +84,16 @@ impl<'a> Session<'a> {
                     return End::Drained;
                 }
             }
+            let commands_due = match self.send_command_frames(deadline).await {
+                Ok(t) => t,
+                Err(reason) => return End::Lost(reason),
+            };
             let next_send = match self.send_ready(deadline).await {
                 Ok(t) => t,
                 Err(reason) => return End::Lost(reason),
             };
             let wake_at = earliest(next_send, self.flow.hold_until.filter(|h| *h > now));
+            let wake_at = earliest(wake_at, commands_due);
             let reply_by = self.waiting_since.map(|t| t + self.cfg.reply_timeout);
             let idle_by = self.last_heard + self.cfg.idle_timeout;
             let can_send_more = self.flow.can_send_more(now);
@@ -91,6 +107,11 @@ impl<'a> Session<'a> {
                     return End::Stopped;
                 },
                 _ = self.shared.wake.notified(), if can_send_more => {}
+                _ = command_done(self.shared.commands.as_deref()) => {}
+                _ = self.shared.reconnect.notified() => {
+                    self.close().await;
+                    return End::Lost("reconnecting, as asked".into());
+                }
                 _ = sleep_until_some(wake_at) => {}
                 _ = sleep_until_some(deadline) => {}
                 _ = sleep_until_some(reply_by) => {
@@ -137,6 +158,38 @@ impl<'a> Session<'a> {
         Ok(next)
     }
 
+    /// Sends the acknowledgements owed and the answers due; returns when the next
+    /// answer is due again.
+    async fn send_command_frames(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Instant>, String> {
+        let Some(side) = self.shared.commands.as_deref() else {
+            return Ok(None);
+        };
+        let mut frames = std::mem::take(&mut self.outgoing);
+        let next_due = {
+            let mut book = side.book();
+            frames.extend(book.due(Instant::now(), &side.cfg));
+            book.next_due(&side.cfg)
+        };
+        if frames.is_empty() {
+            return Ok(next_due);
+        }
+        let limit = self.write_limit(deadline);
+        let write = async {
+            for f in frames {
+                self.ws.feed(Message::Text(f.to_json().into())).await?;
+            }
+            self.ws.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => Ok(next_due),
+            Ok(Err(e)) => Err(describe(e)),
+            Err(_) => Err(format!("a write was stuck for {}", human(limit))),
+        }
+    }
+
     /// A write may take `reply_timeout`, but never past the drain deadline.
     fn write_limit(&self, deadline: Option<Instant>) -> Duration {
         let left = deadline.map_or(Duration::MAX, |d| {
@@ -165,7 +218,24 @@ impl<'a> Session<'a> {
     }
 
     fn on_reply(&mut self, text: &str) -> Result<(), String> {
-        let (id, verdict) = match parse_reply(text).map_err(|e| e.to_string())? {
+        let reply = match HubFrame::parse(text).map_err(|e| e.to_string())? {
+            HubFrame::Reply(r) => r,
+            other => {
+                self.on_command_frame(other);
+                return Ok(());
+            }
+        };
+        // Messages always carry an id: a `nack` without one is about a command frame.
+        if let Reply::Nack {
+            nack: None,
+            error,
+            detail,
+        } = &reply
+        {
+            tracing::debug!(code = error.as_str(), %detail, "the hub refused a command frame");
+            return Ok(());
+        }
+        let (id, verdict) = match reply {
             Reply::Ack { ack, .. } => (ack, Verdict::Acked),
             Reply::Nack {
                 nack,
@@ -186,6 +256,26 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// A frame about commands or configuration from the hub.
+    fn on_command_frame(&mut self, frame: HubFrame) {
+        let Some(side) = &self.shared.commands else {
+            tracing::debug!("a command frame for a client that takes no commands; ignored");
+            return;
+        };
+        match frame {
+            HubFrame::Command(c) => {
+                let id = c.id.clone();
+                if side.take(c) {
+                    self.outgoing.push(DeviceFrame::CommandAck(id));
+                }
+            }
+            HubFrame::ResultStored(id) => side.book().stored(&id),
+            HubFrame::Config(_) | HubFrame::ConfigStored(_) | HubFrame::Reply(_) => {
+                tracing::debug!("configuration frames are not taken by this client; ignored")
+            }
+        }
+    }
+
     /// Sends a close frame and waits briefly for the hub's.
     async fn close(&mut self) {
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
@@ -201,6 +291,14 @@ pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Resolves when a command handler finished; never without commands.
+async fn command_done(side: Option<&CommandSide>) {
+    match side {
+        Some(s) => s.done.notified().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -95,6 +95,14 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+/// Reads an RFC 3339 string (what [`Timestamp`]'s `Serialize` writes).
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        Self::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }

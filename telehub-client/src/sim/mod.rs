@@ -7,7 +7,10 @@
 //! - [`Kind`]: what a device is (room, boiler, freezer, outdoor station) and so which
 //!   measurements (units, plausible signals) and states (boolean or string) it has.
 //! - [`SimDevice`]: one device's sensors and seed; [`play`] feeds its readings into a
-//!   [`ReadingSender`] at a fixed pace, on the device's own (possibly skewed) clock.
+//!   [`ReadingSender`] at a fixed pace, on the device's own (possibly skewed) clock;
+//!   [`play_with`] at a pace commands may change.
+//! - [`commands`]: what a simulated device does with commands (`set_interval`,
+//!   `reboot`, `fail`).
 //!
 //! Measurements are sampled: one reading per sensor per sample. States are reported the
 //! way state firmware does: at the moment they change, and again every [`STATE_EVERY`]
@@ -19,6 +22,7 @@
 //!
 //! May use: `domain`, `protocol`, `client`.
 
+pub mod commands;
 pub mod signal;
 pub mod state;
 #[cfg(test)]
@@ -323,7 +327,24 @@ pub async fn play(
     pace: Pace,
     stop: CancellationToken,
 ) -> Result<(), Closed> {
-    let period_us = (pace.period.as_micros() as i64).max(1);
+    let (_keep, period) = tokio::sync::watch::channel(pace.period);
+    play_with(device, sender, pace, period, stop).await
+}
+
+/// [`play`], with the period taken from `period` as it changes (`set_interval`): the
+/// next sample comes one new period after the last one.
+pub async fn play_with(
+    device: &SimDevice,
+    sender: &ReadingSender,
+    pace: Pace,
+    mut period: tokio::sync::watch::Receiver<Duration>,
+    stop: CancellationToken,
+) -> Result<(), Closed> {
+    let pace = Pace {
+        period: *period.borrow_and_update(),
+        ..pace
+    };
+    let mut period_us = (pace.period.as_micros() as i64).max(1);
     let device_now = Timestamp::now()
         .as_micros()
         .saturating_add(pace.clock_skew_us);
@@ -332,13 +353,32 @@ pub async fn play(
     } else {
         device_now
     };
-    let start = tokio::time::Instant::now() + Duration::from_micros((first - device_now) as u64);
-    let mut prev = None;
-    for k in 0i64.. {
+    let mut start =
+        tokio::time::Instant::now() + Duration::from_micros((first - device_now) as u64);
+    let (mut first, mut k, mut prev) = (first, 0i64, None);
+    let mut period_open = true;
+    loop {
         let due = start + Duration::from_micros((k * period_us) as u64);
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
             _ = stop.cancelled() => break,
+            changed = period.changed(), if period_open => {
+                if changed.is_err() {
+                    period_open = false;
+                    continue;
+                }
+                let new_us = (period.borrow_and_update().as_micros() as i64).max(1);
+                // Start over from the last sample (or the first one still due).
+                if let Some(p) = prev {
+                    let p: Timestamp = p;
+                    let last_due = start + Duration::from_micros(((k - 1).max(0) * period_us) as u64);
+                    first = p.as_micros() + new_us;
+                    start = last_due + Duration::from_micros(new_us as u64);
+                    k = 0;
+                }
+                period_us = new_us;
+                continue;
+            }
         }
         let ts = Timestamp::from_micros(first + k * period_us);
         let readings = device.sample(prev, ts).into_iter();
@@ -347,6 +387,7 @@ pub async fn play(
             reading,
         }))?;
         prev = Some(ts);
+        k += 1;
     }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! through these two; the tests check the round trip through [`super::parse_message`].
 
 use super::{DeviceReading, ErrorCode, Reply};
+use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 /// The wire form of one reading: `sensor`, `value`, `ts` (RFC 3339, microseconds),
 /// and `unit` / `device` only when set.
@@ -111,7 +113,13 @@ pub struct BadReply(pub String);
 /// read as a final refusal (`invalid_reading`), its code kept in the detail, so a
 /// newer hub never makes a device resend forever.
 pub fn parse_reply(text: &str) -> Result<Reply, BadReply> {
-    if let Ok(reply) = serde_json::from_str::<Reply>(text) {
+    let v: Value = serde_json::from_str(text).map_err(|_| BadReply(clip(text)))?;
+    reply_from_value(v).map_err(|_| BadReply(clip(text)))
+}
+
+/// [`parse_reply`] of a frame already read as JSON.
+pub fn reply_from_value(v: Value) -> Result<Reply, BadReply> {
+    if let Ok(reply) = Reply::deserialize(&v) {
         return Ok(reply);
     }
     #[derive(serde::Deserialize)]
@@ -121,14 +129,18 @@ pub fn parse_reply(text: &str) -> Result<Reply, BadReply> {
         #[serde(default)]
         detail: String,
     }
-    match serde_json::from_str::<AnyNack>(text) {
+    match AnyNack::deserialize(&v) {
         Ok(n) => Ok(Reply::Nack {
             nack: n.nack,
             error: ErrorCode::InvalidReading,
             detail: format!("{}: {}", n.error, n.detail),
         }),
-        Err(_) => Err(BadReply(text.chars().take(80).collect())),
+        Err(_) => Err(BadReply(clip(&v.to_string()))),
     }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(80).collect()
 }
 
 #[cfg(test)]

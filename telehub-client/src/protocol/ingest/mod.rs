@@ -9,7 +9,7 @@
 
 pub mod encode;
 mod senml;
-use senml::parse_senml;
+pub(crate) use senml::parse_senml;
 
 use crate::domain::{
     DeviceName, EARLIEST_DEVICE_TS, Reading, SensorName, Timestamp, Unit, Value as DomainValue,
@@ -31,6 +31,8 @@ pub enum ErrorCode {
     ForbiddenDevice,
     RateLimited,
     Unavailable,
+    /// A command frame naming no command the device may answer (docs/commands.md).
+    UnknownCommand,
     /// A payload over `ingest.max_frame_bytes` (a WebSocket closes with 1009 instead).
     TooLarge,
     /// No device of that name (a WebSocket token always names one).
@@ -42,14 +44,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The protocol.md §2 codes, sent in `nack` replies.
-    pub const ALL: [ErrorCode; 6] = [
+    /// The codes sent in `nack` replies on device sockets: protocol.md §2's, and
+    /// `unknown_command` (docs/commands.md).
+    pub const ALL: [ErrorCode; 7] = [
         Self::InvalidJson,
         Self::InvalidReading,
         Self::TooManyReadings,
         Self::ForbiddenDevice,
         Self::RateLimited,
         Self::Unavailable,
+        Self::UnknownCommand,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,6 +63,7 @@ impl ErrorCode {
             Self::ForbiddenDevice => "forbidden_device",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
+            Self::UnknownCommand => "unknown_command",
             Self::TooLarge => "too_large",
             Self::UnknownDevice => "unknown_device",
             Self::RevokedDevice => "revoked_device",
@@ -129,12 +134,7 @@ impl Reply {
 
 /// Parses one text frame: a protocol.md §2 object or a SenML pack.
 pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, Refusal> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Refusal {
-        id: None,
-        code: ErrorCode::InvalidJson,
-        detail: e.to_string(),
-    })?;
-    match value {
+    match read_json(text)? {
         Value::Object(obj) => parse_object(obj, limits),
         Value::Array(records) => parse_senml(records, limits),
         _ => Err(Refusal {
@@ -145,7 +145,16 @@ pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, 
     }
 }
 
-fn parse_object(
+/// A device frame's text as JSON, or the `invalid_json` refusal.
+pub(crate) fn read_json(text: &str) -> Result<Value, Refusal> {
+    serde_json::from_str(text).map_err(|e| Refusal {
+        id: None,
+        code: ErrorCode::InvalidJson,
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn parse_object(
     mut obj: Map<String, Value>,
     limits: &ParseLimits,
 ) -> Result<DeviceMessage, Refusal> {

@@ -21,7 +21,7 @@ fn senml_value(field: &str, val: &Value) -> Result<DomainValue, String> {
 }
 
 /// Parses a SenML pack (RFC 8428): base fields carry over to later records.
-pub(super) fn parse_senml(
+pub(crate) fn parse_senml(
     records: Vec<Value>,
     limits: &ParseLimits,
 ) -> Result<DeviceMessage, Refusal> {

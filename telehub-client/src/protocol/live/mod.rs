@@ -4,7 +4,10 @@
 //! Outgoing frames are built here and nowhere else: a reading is serialized once
 //! ([`reading_object`]) and shared by every client that receives it; [`frames`] packs a
 //! client's readings into `{"readings":[...],"epoch":E,"offset":N}` frames without
-//! parsing them again.
+//! parsing them again. [`decode`] reads every one of these frames back.
+
+mod decode;
+pub use decode::{LiveFrame, LiveReading, LiveStatus};
 
 use crate::domain::{AlertEvent, StatusEvent, StoredReading, Timestamp};
 use bytes::Bytes;
@@ -23,6 +26,9 @@ pub enum ClientCommand {
     Unsubscribe(Vec<Pattern>),
     /// `{"alerts": true}`: also send `{"alert": {...}}` events (protocol.md §9); `false` stops them.
     Alerts(bool),
+    /// `{"commands": true}`: also send `{"command": {...}}` on every state change of a
+    /// command (docs/commands.md); `false` stops them.
+    Commands(bool),
 }
 
 /// `"resume": {"epoch": "E", "offset": N}`: the position of the last reading a client saw.
@@ -40,12 +46,17 @@ pub fn parse_command(text: &str, max_patterns: usize) -> Result<ClientCommand, S
     let Value::Object(mut o) = v else {
         return Err("expected an object with `subscribe` or `unsubscribe`".into());
     };
-    if let Some(a) = o.remove("alerts") {
-        return match (a, o.is_empty()) {
-            (Value::Bool(on), true) => Ok(ClientCommand::Alerts(on)),
-            (_, true) => Err("alerts: expected true or false".into()),
-            (_, false) => Err("`alerts` goes alone in its command".into()),
-        };
+    for (key, make) in [
+        ("alerts", ClientCommand::Alerts as fn(bool) -> ClientCommand),
+        ("commands", ClientCommand::Commands),
+    ] {
+        if let Some(a) = o.remove(key) {
+            return match (a, o.is_empty()) {
+                (Value::Bool(on), true) => Ok(make(on)),
+                (_, true) => Err(format!("{key}: expected true or false")),
+                (_, false) => Err(format!("`{key}` goes alone in its command")),
+            };
+        }
     }
     let resume = match o.remove("resume") {
         None => None,
@@ -126,6 +137,11 @@ pub fn status_frame(ev: &StatusEvent) -> Bytes {
 /// An `{"alert":{...}}` frame (protocol.md §9).
 pub fn alert_frame(ev: &AlertEvent) -> Bytes {
     Bytes::from(serde_json::json!({"alert": ev}).to_string())
+}
+
+/// A `{"command":{...}}` frame: a command as stored after a change (docs/commands.md).
+pub fn command_frame(command: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::json!({ "command": command }).to_string())
 }
 
 /// The answer to a command that could not be carried out.
@@ -219,6 +235,11 @@ mod tests {
             ClientCommand::Alerts(true)
         );
         assert!(parse_command(r#"{"alerts":1}"#, 10).is_err());
+        assert_eq!(
+            parse_command(r#"{"commands":true}"#, 10).unwrap(),
+            ClientCommand::Commands(true)
+        );
+        assert!(parse_command(r#"{"commands":true,"alerts":true}"#, 10).is_err());
     }
 
     #[test]
