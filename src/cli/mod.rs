@@ -9,6 +9,7 @@ mod bridge;
 mod command;
 mod demo;
 mod device;
+mod device_life;
 mod export;
 mod logging;
 mod output;

@@ -21,6 +21,7 @@ mod faults;
 mod history;
 mod http;
 mod http_ingest;
+mod identity;
 mod influx;
 mod ingest;
 mod latest;
