@@ -1,9 +1,9 @@
 //! `telehub device ...` and `telehub token ...`: the registry from the command line.
 //! Tokens are printed once, alone on stdout, so scripts can capture them.
 
-use super::UsageError;
 use super::device_life::{self, DeviceTokenCommand, GatewayArgs, SetArgs};
-use super::output::table;
+use super::output::{ListFormat, print_list};
+use super::{UsageError, device_name};
 use crate::auth::Role;
 use crate::config::Settings;
 use crate::domain::DeviceName;
@@ -56,12 +56,6 @@ pub enum DeviceCommand {
     Set(SetArgs),
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a viewer, operator or admin token (prints it).
@@ -86,10 +80,6 @@ pub enum TokenRole {
     /// A viewer that may also send and cancel commands.
     Operator,
     Admin,
-}
-
-pub(super) fn device_name(s: &str) -> anyhow::Result<DeviceName> {
-    DeviceName::parse(s).map_err(|e| UsageError(format!("device name {s:?} {e}")).into())
 }
 
 pub async fn run_device(settings: Settings, cmd: &DeviceCommand) -> anyhow::Result<()> {
@@ -280,25 +270,6 @@ async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
 
 fn state(revoked: bool) -> String {
     if revoked { "revoked" } else { "active" }.into()
-}
-
-/// `--format json` (the rows, pretty-printed) or `table` (the default: `cells` of each row).
-pub(super) fn print_list<T: serde::Serialize>(
-    format: &Option<ListFormat>,
-    rows: &[T],
-    header: &[&str],
-    cells: impl Fn(&T) -> Vec<String>,
-) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match format.unwrap_or(ListFormat::Table) {
-        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?,
-        ListFormat::Table => table(
-            &mut out,
-            header,
-            &rows.iter().map(cells).collect::<Vec<_>>(),
-        )?,
-    }
-    Ok(())
 }
 
 /// Names in natural order: digit runs compare as numbers (`sim-2` before `sim-10`).

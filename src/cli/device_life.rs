@@ -3,8 +3,8 @@
 //! acts for, its description and location. Mistakes (an unknown device or token, a bad
 //! value) exit 2 with a message saying what to do.
 
-use super::UsageError;
-use super::device::{ListFormat, device_name, print_list};
+use super::output::{ListFormat, print_list};
+use super::{UsageError, device_name};
 use crate::domain::{Description, DeviceName, Location};
 use crate::storage::identity::{AboutEdit, GatewayEdit, Revoke};
 use crate::storage::{StorageError, Store};

@@ -85,8 +85,9 @@ pub enum StorageError {
     /// A device named as a gateway target does not exist (or is revoked).
     #[error("gateway_for: device {0} does not exist; add it first with `telehub device add {0}`")]
     UnknownTarget(String),
-    #[error("cannot open database {url}: {source}")]
-    Open { url: String, source: sqlx::Error },
+    #[error("cannot open database {url}: {}", open_reason(cause))]
+    /// `cause` is not a `source`: [`open_reason`] already words it, without sqlx's "at line N".
+    Open { url: String, cause: sqlx::Error },
     /// [`OpenMode::Existing`] on a SQLite file that is not there.
     #[error("no database at {0} (create it with telehub migrate or serve)")]
     Missing(String),
@@ -125,6 +126,19 @@ pub enum StorageError {
     /// From the SQLite writer's own connection ([`sqlite_commit`]).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// Why a database could not be opened, in the server's own words (without the
+/// "at line N" of its source file that sqlx appends), with what to do where we know it.
+fn open_reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => format!(
+            "{}; create it first (`createdb NAME`, or `CREATE DATABASE name` in psql)",
+            d.message()
+        ),
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// One stored point of a raw query.
