@@ -155,6 +155,7 @@ export class DeviceList {
     row.root.dataset.device = name;
     row.root.setAttribute('aria-selected', String(name === this.selected));
     row.name_.textContent = name;
+    row.root.title = d?.about ?? '';
     row.values.replaceChildren();
     row.chips.clear();
     row.root.hidden = false;

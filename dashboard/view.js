@@ -86,6 +86,7 @@ export class View {
         added.push(x.name);
       }
       d.online = x.online;
+      d.about = aboutText(x);
       if (x.last_seen) d.lastSeen = Math.max(d.lastSeen ?? 0, Date.parse(x.last_seen));
       for (const s of x.sensors ?? []) this.sensor(d, s);
       for (const [name, l] of Object.entries(x.latest ?? {})) this.stored(this.sensor(d, name), l);
@@ -170,7 +171,7 @@ export class View {
   }
 
   newDevice(name) {
-    const d = { name, online: false, lastSeen: null, sensors: new Map(), row: null, alert: null };
+    const d = { name, online: false, about: '', lastSeen: null, sensors: new Map(), row: null, alert: null };
     this.devices.set(name, d);
     this.countsDirty = true;
     return d;
@@ -253,6 +254,9 @@ export class View {
     setText(badge, d.online ? 'online' : 'offline');
     badge.dataset.online = d.online;
     setText($('#detail-seen'), `last seen ${ago(d.lastSeen, now)}`);
+    const about = $('#detail-about');
+    setText(about, d.about);
+    about.hidden = d.about === '';
     const tiles = $('#sensor-tiles');
     for (const s of d.sensors.values()) {
       if (!s.tile) {
@@ -397,6 +401,13 @@ export class View {
     if (this.lagAt && now - this.lagAt > 10_000) $('#lagged').classList.remove('fresh');
     this.schedule();
   }
+}
+
+/** A device's description and location (GET /v1/devices) as one line: "Press 2 · Hall 3 (52.52, 13.4)". */
+export function aboutText(x) {
+  const l = x.location;
+  const where = l ? [l.name, l.lat != null ? `(${l.lat}, ${l.lon})` : null].filter(Boolean).join(' ') : null;
+  return [x.description, where].filter(Boolean).join(' · ');
 }
 
 export function chartKey(device, sensor) {

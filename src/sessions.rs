@@ -141,6 +141,9 @@ impl Drop for SessionGuard {
     }
 }
 
+/// How much earlier than the previous check a changed grant still counts as new.
+const NARROWED_MARGIN: Duration = Duration::from_secs(5);
+
 /// Polls storage every `every` for revocations (from the CLI, another hub or the API)
 /// and closes the affected sockets. Ends when `stop` is cancelled.
 pub async fn watch_revocations(
@@ -152,6 +155,10 @@ pub async fn watch_revocations(
     // `None`: the first tick always checks, so a revocation made between the hub's start
     // and this task's first read is not mistaken for the starting state.
     let mut last: Option<i64> = None;
+    // Tokens whose grant changed since then close their sockets: from the previous check on, less a
+    // margin for clocks of other hosts (a needless close only costs a reconnect).
+    let margin = every + NARROWED_MARGIN;
+    let mut since = Timestamp::now().saturating_sub(margin);
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -165,13 +172,18 @@ pub async fn watch_revocations(
             continue;
         }
         let ids = sessions.token_ids();
-        match store.revoked_among(&ids).await {
+        let checked = Timestamp::now();
+        match store.revoked_among(&ids, since).await {
             Ok(revoked) => {
                 for id in revoked {
-                    tracing::info!(token_id = id, "token revoked: closing its sockets");
+                    tracing::info!(
+                        token_id = id,
+                        "token revoked or its gateway list changed: closing its sockets"
+                    );
                     sessions.revoke(id);
                 }
                 last = Some(epoch);
+                since = checked.saturating_sub(margin);
             }
             Err(e) => tracing::warn!(error = %e, "cannot check revocations; will retry"),
         }

@@ -264,6 +264,16 @@ async fn a_refused_token_is_not_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_path_is_not_retried_and_the_url_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let tokens = tokens_file(dir.path(), "d1 th_wrong\nd2 th_wrong2\n");
+    let url = format!("ws://{}/v1/nowhere", hub.addr);
+    gives_up(url.clone(), tokens, "HTTP 404").await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_is_not_retried_over_http_or_line_protocol_either() {
     let dir = tempfile::tempdir().unwrap();
     let hub = start_hub(dir.path()).await;

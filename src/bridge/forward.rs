@@ -298,7 +298,7 @@ impl Forwarder {
         let device = device.map_or("(gateway)", |d| d.as_str());
         let hint = match code {
             ErrorCode::ForbiddenDevice => {
-                "; allow it with `telehub device add GATEWAY --gateway-for ...`"
+                "; allow it with `telehub device gateway GATEWAY --add DEVICE` (the bridge then reconnects by itself)"
             }
             _ => "",
         };

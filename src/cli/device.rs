@@ -1,12 +1,13 @@
 //! `telehub device ...` and `telehub token ...`: the registry from the command line.
 //! Tokens are printed once, alone on stdout, so scripts can capture them.
 
-use super::UsageError;
-use super::output::table;
+use super::device_life::{self, DeviceTokenCommand, GatewayArgs, SetArgs};
+use super::output::{ListFormat, print_list};
+use super::{UsageError, device_name};
 use crate::auth::Role;
 use crate::config::Settings;
 use crate::domain::DeviceName;
-use crate::storage::{OpenMode, Store};
+use crate::storage::{OpenMode, StorageError, Store};
 use anyhow::Context;
 use clap::Subcommand;
 use std::io::Write;
@@ -33,20 +34,26 @@ pub enum DeviceCommand {
         /// Replace an existing --tokens-out file (it is removed, never written through).
         #[arg(long, requires = "tokens_out")]
         force: bool,
+        /// Also add the --gateway-for devices that do not exist yet (without tokens:
+        /// `device token add` gives them one).
+        #[arg(long, requires = "gateway_for")]
+        create_missing: bool,
     },
     /// List devices.
     List {
         #[arg(long, value_enum)]
         format: Option<ListFormat>,
     },
-    /// Revoke a device and all its tokens; open sockets close within a second.
+    /// Revoke a device and all its tokens; open sockets close within a second
+    /// (`device token add` makes it active again).
     Revoke { name: String },
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
+    /// A device's tokens: add another, list them, revoke one or all.
+    #[command(subcommand)]
+    Token(DeviceTokenCommand),
+    /// Edit the devices a gateway may act for.
+    Gateway(GatewayArgs),
+    /// Set a device's description and location.
+    Set(SetArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,10 +82,6 @@ pub enum TokenRole {
     Admin,
 }
 
-fn device_name(s: &str) -> anyhow::Result<DeviceName> {
-    DeviceName::parse(s).map_err(|e| UsageError(format!("device name {s:?} {e}")).into())
-}
-
 pub async fn run_device(settings: Settings, cmd: &DeviceCommand) -> anyhow::Result<()> {
     let mode = match cmd {
         DeviceCommand::Add { .. } => OpenMode::Create,
@@ -96,13 +99,23 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
             name: Some(name),
             gateway_for,
             count: None,
+            create_missing,
             ..
         } => {
             let targets = gateway_for
                 .iter()
                 .map(|t| device_name(t))
                 .collect::<Result<Vec<_>, _>>()?;
-            let token = store.add_device(&device_name(name)?, &targets).await?;
+            let token = store
+                .add_gateway(&device_name(name)?, &targets, *create_missing)
+                .await
+                .map_err(|e| match e {
+                    StorageError::UnknownTarget(_) => UsageError(format!(
+                        "{e}, or add every missing one with --create-missing"
+                    ))
+                    .into(),
+                    other => anyhow::Error::from(other),
+                })?;
             println!("{token}");
         }
         DeviceCommand::Add {
@@ -133,11 +146,19 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
             .into());
         }
         DeviceCommand::List { format } => {
-            let rows = store.list_devices().await?;
+            let mut rows = store.list_devices().await?;
+            rows.sort_by(|a, b| natural_order(&a.name, &b.name));
             print_list(
                 format,
                 &rows,
-                &["NAME", "STATE", "LAST SEEN", "SENSORS", "GATEWAY FOR"],
+                &[
+                    "NAME",
+                    "STATE",
+                    "LAST SEEN",
+                    "SENSORS",
+                    "GATEWAY FOR",
+                    "DESCRIPTION",
+                ],
                 |d| {
                     vec![
                         d.name.clone(),
@@ -145,6 +166,7 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
                         d.last_seen.map_or("never".into(), |t| t.to_rfc3339()),
                         d.sensors.join(","),
                         d.gateway_for.join(","),
+                        d.description.clone().unwrap_or_default(),
                     ]
                 },
             )?;
@@ -153,6 +175,9 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
             store.revoke_device(&device_name(name)?).await?;
             eprintln!("revoked {name}");
         }
+        DeviceCommand::Token(cmd) => device_life::token(store, cmd).await?,
+        DeviceCommand::Gateway(args) => device_life::gateway(store, args).await?,
+        DeviceCommand::Set(args) => device_life::set(store, args).await?,
     }
     Ok(())
 }
@@ -212,16 +237,24 @@ async fn token(store: &Store, cmd: &TokenCommand) -> anyhow::Result<()> {
                 TokenRole::Operator => Role::Operator,
                 TokenRole::Admin => Role::Admin,
             };
-            println!("{}", store.add_token(name, role).await?);
+            match store.add_token(name, role).await {
+                Ok(token) => println!("{token}"),
+                Err(e @ StorageError::TokenNameTaken(_)) => {
+                    return Err(UsageError(e.to_string()).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         TokenCommand::List { format } => {
             let rows = store.list_tokens().await?;
-            print_list(format, &rows, &["NAME", "ROLE", "STATE", "CREATED"], |t| {
+            let header = ["NAME", "ROLE", "STATE", "CREATED", "LAST USED"];
+            print_list(format, &rows, &header, |t| {
                 vec![
                     t.label.clone(),
                     t.role.clone(),
                     state(t.revoked),
                     t.created.to_rfc3339(),
+                    t.last_used.map_or("never".into(), |t| t.to_rfc3339()),
                 ]
             })?;
         }
@@ -239,21 +272,55 @@ fn state(revoked: bool) -> String {
     if revoked { "revoked" } else { "active" }.into()
 }
 
-/// `--format json` (the rows, pretty-printed) or `table` (the default: `cells` of each row).
-fn print_list<T: serde::Serialize>(
-    format: &Option<ListFormat>,
-    rows: &[T],
-    header: &[&str],
-    cells: impl Fn(&T) -> Vec<String>,
-) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match format.unwrap_or(ListFormat::Table) {
-        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?,
-        ListFormat::Table => table(
-            &mut out,
-            header,
-            &rows.iter().map(cells).collect::<Vec<_>>(),
-        )?,
+/// Names in natural order: digit runs compare as numbers (`sim-2` before `sim-10`).
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (chunk, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digit, chunk))
+        })
     }
-    Ok(())
+    let mut left = chunks(a);
+    let mut right = chunks(b);
+    loop {
+        let ord = match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, x)), Some((true, y))) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            (Some((_, x)), Some((_, y))) => x.cmp(y),
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_order;
+
+    #[test]
+    fn device_names_sort_naturally() {
+        let mut v = vec![
+            "sim-10", "sim-2", "sim-1", "boiler", "sim-02x", "a10b2", "a10b10", "a9",
+        ];
+        v.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(
+            v,
+            [
+                "a9", "a10b2", "a10b10", "boiler", "sim-1", "sim-2", "sim-02x", "sim-10"
+            ]
+        );
+    }
 }

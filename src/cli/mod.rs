@@ -9,6 +9,7 @@ mod bridge;
 mod command;
 mod demo;
 mod device;
+mod device_life;
 mod export;
 mod logging;
 mod output;
@@ -18,6 +19,7 @@ mod stats;
 mod tail;
 
 use crate::config::{LogFormat, LogSettings, Overrides, Settings};
+use crate::domain::DeviceName;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,11 +79,17 @@ enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A device name from the command line; a bad one is a usage error.
+pub(crate) fn device_name(s: &str) -> anyhow::Result<DeviceName> {
+    DeviceName::parse(s).map_err(|e| UsageError(format!("device name {s:?} {e}")).into())
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `tail` reads no configuration; every other command loads it before logging starts.
-    let settings = match cli.command {
-        Command::Tail(_) => Ok(None),
+    // `tail --server` reads no configuration (without it, the hub's listen address comes
+    // from it); every other command loads it before logging starts.
+    let settings = match &cli.command {
+        Command::Tail(args) if args.has_server() => Ok(None),
         _ => settings(&cli).map(Some),
     };
     let log = match &settings {
@@ -160,7 +168,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
-    let s = || settings.clone().expect("loaded for every command but tail");
+    let s = || {
+        settings
+            .clone()
+            .expect("loaded for every command but tail --server")
+    };
     match &cli.command {
         Command::Serve(args) => serve::run(s(), args).await,
         Command::Migrate => {
@@ -176,7 +188,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run_device(s(), cmd).await,
         Command::Token(cmd) => device::run_token(s(), cmd).await,
         Command::Query(args) => query::run(s(), args).await,
-        Command::Tail(args) => tail::run(args).await,
+        Command::Tail(args) => tail::run(args, settings.as_ref()).await,
         Command::Bridge(cmd) => bridge::run(s(), cmd).await,
         Command::Export(args) => export::run(s(), args).await,
         Command::Stats(args) => stats::run(s(), args).await,

@@ -62,3 +62,29 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
     }
     Ok(())
 }
+
+/// `--format` of a listing (`device list`, `token list`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+/// `--format json` (the rows, pretty-printed) or `table` (the default: `cells` of each row).
+pub fn print_list<T: serde::Serialize>(
+    format: &Option<ListFormat>,
+    rows: &[T],
+    header: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format.unwrap_or(ListFormat::Table) {
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?,
+        ListFormat::Table => table(
+            &mut out,
+            header,
+            &rows.iter().map(cells).collect::<Vec<_>>(),
+        )?,
+    }
+    Ok(())
+}

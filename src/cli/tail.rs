@@ -27,9 +27,10 @@ pub struct TailArgs {
     /// What to show: DEVICE/SENSOR patterns, `*` for a whole segment (default: `*`, everything).
     #[arg(value_name = "PATTERN")]
     patterns: Vec<String>,
-    /// The hub: http(s)://HOST:PORT or ws(s)://HOST:PORT (`/v1/live` is appended).
+    /// The hub: http(s)://HOST:PORT or ws(s)://HOST:PORT (`/v1/live` is appended);
+    /// default: this machine's hub, at the configuration's `[server] listen`.
     #[arg(long, env = "TELEHUB_SERVER")]
-    server: String,
+    server: Option<String>,
     /// A viewer or admin token (`telehub token add NAME --role viewer`).
     #[arg(long, env = "TELEHUB_TOKEN", hide_env_values = true)]
     token: String,
@@ -90,8 +91,41 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The hub pings every 20 s by default: this much silence means the connection is gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 
-pub async fn run(args: &TailArgs) -> anyhow::Result<()> {
-    let url = live_url(&args.server).map_err(|e| UsageError(e.to_string()))?;
+impl TailArgs {
+    pub fn has_server(&self) -> bool {
+        self.server.is_some()
+    }
+}
+
+/// The hub of this machine's configuration: its listen address (an unspecified one,
+/// `0.0.0.0`, reached on loopback), over TLS when `[tls]` is set.
+fn configured_server(settings: &crate::config::Settings) -> String {
+    let mut addr = settings.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{addr}")
+}
+
+/// `settings`: the loaded configuration when `--server` was not given.
+pub async fn run(
+    args: &TailArgs,
+    settings: Option<&crate::config::Settings>,
+) -> anyhow::Result<()> {
+    let server = match (&args.server, settings) {
+        (Some(s), _) => s.clone(),
+        (None, Some(settings)) => configured_server(settings),
+        (None, None) => return Err(UsageError("give --server URL".into()).into()),
+    };
+    let url = live_url(&server).map_err(|e| UsageError(e.to_string()))?;
     let patterns = if args.patterns.is_empty() {
         vec!["*".to_owned()]
     } else {

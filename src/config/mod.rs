@@ -54,11 +54,20 @@ impl ConfigError {
     /// else the file.
     fn at(e: config::ConfigError, file: Option<&Path>) -> Self {
         let message = e.to_string();
-        let var = message
+        let key = message
             .rsplit_once("for key `")
             .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")))
-            .filter(|var| std::env::var_os(var).is_some());
+            .map(|(key, _)| format!("TELEHUB_{}", key.to_ascii_uppercase().replace('.', "__")));
+        // "unknown field `listn` … for key `server`": the variable is TELEHUB_SERVER__LISTN.
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_ascii_uppercase());
+        let var = match (key, unknown) {
+            (Some(key), Some(field)) => Some(format!("{key}__{field}")),
+            (key, _) => key,
+        }
+        .filter(|var| std::env::var_os(var).is_some());
         let place = match (var, file) {
             (Some(var), _) => format!("environment variable {var}: "),
             (None, Some(f)) => format!("{}: ", f.display()),

@@ -3,11 +3,12 @@
 //! `server::readings_params`.
 
 use super::authn::{Admin, Viewer};
+use super::devices::DeviceOut;
 pub use super::readings_params::{
     MIN_DOWNSAMPLED_POINTS, QueryError, ReadingsQuery, encode_cursor,
 };
 use super::{ApiError, HubState};
-use crate::domain::{DeviceName, SensorName, Timestamp};
+use crate::domain::{DeviceName, SensorName};
 use crate::storage::{Bucket, Point, RangeQuery};
 use axum::Json;
 use axum::Router;
@@ -28,15 +29,6 @@ pub fn routes() -> Router<Arc<HubState>> {
         .route("/metrics", get(metrics))
 }
 
-#[derive(Serialize)]
-struct DeviceOut {
-    name: String,
-    online: bool,
-    last_seen: Option<Timestamp>,
-    sensors: Vec<String>,
-    latest: std::collections::BTreeMap<String, crate::storage::Latest>,
-}
-
 async fn devices(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
@@ -45,17 +37,7 @@ async fn devices(
     Ok(Json(
         rows.into_iter()
             .filter(|d| !d.revoked)
-            .map(|d| DeviceOut {
-                online: hub.sessions.is_online(&d.name)
-                    || hub
-                        .mqtt
-                        .as_ref()
-                        .is_some_and(|m| m.online_elsewhere(&d.name)),
-                name: d.name,
-                last_seen: d.last_seen,
-                sensors: d.sensors,
-                latest: d.latest,
-            })
+            .map(|d| DeviceOut::of(&hub, d))
             .collect(),
     ))
 }
@@ -66,6 +48,9 @@ struct NewDevice {
     name: String,
     #[serde(default)]
     gateway_for: Vec<String>,
+    /// Add the `gateway_for` devices that do not exist (without a token).
+    #[serde(default)]
+    create_missing: bool,
 }
 
 /// `POST /v1/devices` (admin): `{"name": ..., "gateway_for": [...]}` → `201 {"name", "token"}`.
@@ -85,7 +70,10 @@ async fn add_device(
                 .map_err(|e| ApiError::bad_request(format!("gateway_for: {t:?} {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let token = hub.store.add_device(&name, &targets).await?;
+    let token = hub
+        .store
+        .add_gateway(&name, &targets, req.create_missing)
+        .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(serde_json::json!({"name": name, "token": token})),

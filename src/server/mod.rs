@@ -25,6 +25,7 @@ mod body;
 mod commands;
 mod dashboard;
 mod device_commands;
+mod devices;
 mod error;
 mod http_ingest;
 mod influx;
@@ -86,6 +87,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/write", axum::routing::post(influx::write))
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))
         .merge(api::routes())
+        .merge(devices::routes())
         .merge(alerts::routes())
         .merge(commands::routes())
         .merge(dashboard::routes())

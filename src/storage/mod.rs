@@ -28,6 +28,7 @@
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
+//! - [`identity`]: a device's tokens, gateway list and metadata over its life.
 //! - [`commands`]: commands to devices and their conditional state changes (docs/commands.md).
 
 /// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
@@ -48,6 +49,7 @@ mod committer;
 mod db;
 pub mod history;
 mod horizons;
+pub mod identity;
 mod open_buckets;
 mod pg_commit;
 mod pg_copy;
@@ -83,8 +85,9 @@ pub enum StorageError {
     /// A device named as a gateway target does not exist (or is revoked).
     #[error("gateway_for: device {0} does not exist; add it first with `telehub device add {0}`")]
     UnknownTarget(String),
-    #[error("cannot open database {url}: {source}")]
-    Open { url: String, source: sqlx::Error },
+    #[error("cannot open database {url}: {}", open_reason(cause))]
+    /// `cause` is not a `source`: [`open_reason`] already words it, without sqlx's "at line N".
+    Open { url: String, cause: sqlx::Error },
     /// [`OpenMode::Existing`] on a SQLite file that is not there.
     #[error("no database at {0} (create it with telehub migrate or serve)")]
     Missing(String),
@@ -100,6 +103,16 @@ pub enum StorageError {
     /// A creation would leave more open commands than `[commands]` allows.
     #[error("too many open commands: {0}")]
     TooManyCommands(String),
+    /// `device token revoke --token-id` naming a token the device does not have.
+    #[error(
+        "device {device} has no token {id}; `telehub device token list {device}` shows its tokens"
+    )]
+    NoSuchToken { device: String, id: i64 },
+    /// `token add` with a name an active token has.
+    #[error(
+        "a token named {0} exists; pick another name, or revoke it first with `telehub token revoke {0}`"
+    )]
+    TokenNameTaken(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     /// A storage thread (SQLite's commit or checkpoint thread) could not be started.
@@ -113,6 +126,19 @@ pub enum StorageError {
     /// From the SQLite writer's own connection ([`sqlite_commit`]).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// Why a database could not be opened, in the server's own words (without the
+/// "at line N" of its source file that sqlx appends), with what to do where we know it.
+fn open_reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => format!(
+            "{}; create it first (`createdb NAME`, or `CREATE DATABASE name` in psql)",
+            d.message()
+        ),
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// One stored point of a raw query.
@@ -259,7 +285,19 @@ impl Store {
         name: &DeviceName,
         gateway_for: &[DeviceName],
     ) -> Result<String, StorageError> {
-        dispatch!(self, s => s.add_devices(std::slice::from_ref(name), gateway_for).await)
+        self.add_gateway(name, gateway_for, false).await
+    }
+
+    /// [`Self::add_device`]; with `create_missing`, `gateway_for` devices that do not
+    /// exist are added too (without a token: `device token add` gives them one).
+    pub async fn add_gateway(
+        &self,
+        name: &DeviceName,
+        gateway_for: &[DeviceName],
+        create_missing: bool,
+    ) -> Result<String, StorageError> {
+        let one = std::slice::from_ref(name);
+        dispatch!(self, s => s.add_devices(one, gateway_for, create_missing).await)
             .map(|mut v| v.pop().expect("one device").1)
     }
 
@@ -268,7 +306,7 @@ impl Store {
         &self,
         names: &[DeviceName],
     ) -> Result<Vec<(DeviceName, String)>, StorageError> {
-        dispatch!(self, s => s.add_devices(names, &[]).await)
+        dispatch!(self, s => s.add_devices(names, &[], false).await)
     }
 
     pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
@@ -312,9 +350,14 @@ impl Store {
         dispatch!(self, s => s.list_devices().await)
     }
 
-    /// The principal a token hash belongs to, if the token is valid and unrevoked.
+    /// The principal a token hash belongs to, if the token is valid and unrevoked. Its
+    /// `last_used` is recorded (to the minute) by a task of its own, off the caller's path.
     pub async fn authenticate(&self, hash: &[u8; 32]) -> Result<Option<Principal>, StorageError> {
-        dispatch!(self, s => s.authenticate(hash).await)
+        let Some((principal, last_used)) = dispatch!(self, s => s.authenticate(hash).await)? else {
+            return Ok(None);
+        };
+        identity::record_use(self, principal.token_id(), last_used);
+        Ok(Some(principal))
     }
 
     /// Changes on every revocation.
@@ -322,9 +365,14 @@ impl Store {
         dispatch!(self, s => s.auth_epoch().await)
     }
 
-    /// Which of `token_ids` are revoked (or no longer exist).
-    pub async fn revoked_among(&self, token_ids: &[i64]) -> Result<Vec<i64>, StorageError> {
-        dispatch!(self, s => s.revoked_among(token_ids).await)
+    /// Which of `token_ids` are revoked (or no longer exist), or had their grant changed
+    /// at or after `since` (a gateway's list edited).
+    pub async fn revoked_among(
+        &self,
+        token_ids: &[i64],
+        since: Timestamp,
+    ) -> Result<Vec<i64>, StorageError> {
+        dispatch!(self, s => s.revoked_among(token_ids, since).await)
     }
 
     pub async fn find_device(&self, name: &DeviceName) -> Result<Option<DeviceRef>, StorageError> {

@@ -16,9 +16,9 @@ use std::str::FromStr;
 
 /// Opens a pool of `max_connections` (at least two: the writer and one query).
 pub async fn open(s: &DatabaseSettings) -> Result<Db<Postgres>, StorageError> {
-    let open_err = |source| StorageError::Open {
+    let open_err = |cause| StorageError::Open {
         url: crate::config::redact_url(&s.url),
-        source,
+        cause,
     };
     let opts = loopback_in_clear(
         PgConnectOptions::from_str(&s.url).map_err(open_err)?,

@@ -9,7 +9,7 @@
 use super::StorageError;
 use super::db::{Db, Dialect, RowsAffected};
 use crate::auth::{self, DeviceRef, Principal, Role};
-use crate::domain::{DeviceName, Text, Timestamp, Value, ValueKind};
+use crate::domain::{DeviceName, Location, Text, Timestamp, Value, ValueKind};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 
@@ -22,6 +22,8 @@ pub struct DeviceRow {
     pub last_seen: Option<Timestamp>,
     pub sensors: Vec<String>,
     pub gateway_for: Vec<String>,
+    pub description: Option<String>,
+    pub location: Option<Location>,
     /// Each sensor's newest stored reading, however old (docs/http-api.md).
     pub latest: std::collections::BTreeMap<String, Latest>,
 }
@@ -64,6 +66,8 @@ pub struct TokenRow {
     pub role: String,
     pub created: Timestamp,
     pub revoked: bool,
+    /// When it last authenticated a request or socket (to the minute), if ever.
+    pub last_used: Option<Timestamp>,
 }
 
 /// `SELECT` of a device's id by name; `$1` the name.
@@ -92,20 +96,39 @@ where
 
     /// Adds devices (each with a token) in one transaction; all or none. Each may
     /// publish for `gateway_for`, which must exist unrevoked.
+    /// With `create_missing`, a `gateway_for` device that does not exist is added too
+    /// (without a token: `device token add` gives it one); a revoked one is still refused.
     pub async fn add_devices(
         &self,
         names: &[DeviceName],
         gateway_for: &[DeviceName],
+        create_missing: bool,
     ) -> Result<Vec<(DeviceName, String)>, StorageError> {
         let now = Timestamp::now().as_micros();
         let mut tx = self.begin_write().await?;
         let mut targets = Vec::new();
         for t in gateway_for {
-            let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
-                .bind(t.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            targets.push(id.ok_or_else(|| StorageError::UnknownTarget(t.to_string()))?);
+            let row: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, revoked_us FROM devices WHERE name = $1")
+                    .bind(t.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let id = match row {
+                Some((id, None)) => id,
+                None if create_missing => {
+                    sqlx::query_scalar(
+                        "INSERT INTO devices (name, created_us) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(t.as_str())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+                _ => return Err(StorageError::UnknownTarget(t.to_string())),
+            };
+            if !targets.contains(&id) {
+                targets.push(id);
+            }
         }
         let mut out = Vec::with_capacity(names.len());
         for name in names {
@@ -135,7 +158,12 @@ where
     pub async fn add_token(&self, label: &str, role: Role) -> Result<String, StorageError> {
         let mut tx = self.begin_write().await?;
         let now = Timestamp::now().as_micros();
-        let token = Self::insert_token(&mut tx, role, None, label, now).await?;
+        let token = match Self::insert_token(&mut tx, role, None, label, now).await {
+            Err(StorageError::Db(sqlx::Error::Database(d))) if d.is_unique_violation() => {
+                return Err(StorageError::TokenNameTaken(label.to_owned()));
+            }
+            other => other?,
+        };
         tx.commit().await?;
         Ok(token)
     }
@@ -157,19 +185,20 @@ where
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT label, role, created_us, revoked_us FROM tokens
+        let rows: Vec<(String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT label, role, created_us, revoked_us, last_used_us FROM tokens
              WHERE role IN ('viewer','operator','admin') ORDER BY label, id",
         )
         .fetch_all(&self.read)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(label, role, created, revoked)| TokenRow {
+            .map(|(label, role, created, revoked, last_used)| TokenRow {
                 label,
                 role,
                 created: Timestamp::from_micros(created),
                 revoked: revoked.is_some(),
+                last_used: last_used.map(Timestamp::from_micros),
             })
             .collect())
     }
@@ -247,7 +276,8 @@ where
 
     pub async fn list_devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
         let devices = sqlx::query_as(
-            "SELECT id, name, created_us, revoked_us, last_seen_us FROM devices ORDER BY name",
+            "SELECT id, name, created_us, revoked_us, last_seen_us, description, location
+             FROM devices ORDER BY name",
         )
         .fetch_all(&self.read)
         .await?;
@@ -261,16 +291,21 @@ where
         Ok(assemble_devices(devices, sensors, targets))
     }
 
-    /// The principal a token hash belongs to, if the token is valid and unrevoked.
-    pub async fn authenticate(&self, hash: &[u8; 32]) -> Result<Option<Principal>, StorageError> {
-        let row: Option<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT t.id, t.role, d.id, d.name FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
+    /// The principal a token hash belongs to, if the token is valid and unrevoked, and
+    /// when the token was last used (µs).
+    pub async fn authenticate(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<(Principal, Option<i64>)>, StorageError> {
+        let row: Option<(i64, String, Option<i64>, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT t.id, t.role, d.id, d.name, t.last_used_us
+             FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
              WHERE t.hash = $1 AND t.revoked_us IS NULL AND d.revoked_us IS NULL",
         )
         .bind(&hash[..])
         .fetch_optional(&self.read)
         .await?;
-        let Some((token_id, role, device_id, device_name)) = row else {
+        let Some((token_id, role, device_id, device_name, last_used)) = row else {
             return Ok(None);
         };
         let targets = match device_id {
@@ -283,7 +318,7 @@ where
             .await?,
             None => Vec::new(),
         };
-        Ok(principal(token_id, role, device_id, device_name, targets))
+        Ok(principal(token_id, role, device_id, device_name, targets).map(|p| (p, last_used)))
     }
 
     /// Changes on every revocation.
@@ -293,19 +328,25 @@ where
             .await?)
     }
 
-    /// Which of `token_ids` are revoked (or no longer exist).
-    pub async fn revoked_among(&self, token_ids: &[i64]) -> Result<Vec<i64>, StorageError> {
+    /// Which of `token_ids` are revoked (or no longer exist), or had their grant changed
+    /// (a gateway's list edited) at or after `since`.
+    pub async fn revoked_among(
+        &self,
+        token_ids: &[i64],
+        since: Timestamp,
+    ) -> Result<Vec<i64>, StorageError> {
         let sql = format!(
-            "SELECT id FROM tokens WHERE revoked_us IS NULL AND {}",
-            DB::in_ids("id", 1)
+            "SELECT id FROM tokens WHERE revoked_us IS NULL
+             AND (grant_changed_us IS NULL OR grant_changed_us < $1) AND {}",
+            DB::in_ids("id", 2)
         );
-        let valid: std::collections::HashSet<i64> =
-            DB::bind_ids(sqlx::query(AssertSqlSafe(sql)), token_ids)
-                .try_map(|row: DB::Row| sqlx::Row::try_get(&row, 0))
-                .fetch_all(&self.read)
-                .await?
-                .into_iter()
-                .collect();
+        let query = sqlx::query(AssertSqlSafe(sql)).bind(since.as_micros());
+        let valid: std::collections::HashSet<i64> = DB::bind_ids(query, token_ids)
+            .try_map(|row: DB::Row| sqlx::Row::try_get(&row, 0))
+            .fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .collect();
         Ok(token_ids
             .iter()
             .copied()
@@ -368,8 +409,16 @@ fn unique_violation(e: sqlx::Error, name: &DeviceName) -> StorageError {
     }
 }
 
-/// A `devices` row: id, name, created, revoked, last seen.
-type DeviceColumns = (i64, String, i64, Option<i64>, Option<i64>);
+/// A `devices` row: id, name, created, revoked, last seen, description, location (JSON).
+type DeviceColumns = (
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Builds [`DeviceRow`]s from the three registry queries: devices `(id, name, created,
 /// revoked, last_seen)`, series `(device id, sensor)`, gateway targets `(gateway id,
@@ -381,7 +430,7 @@ fn assemble_devices(
 ) -> Vec<DeviceRow> {
     let mut by_id: std::collections::HashMap<i64, DeviceRow> = std::collections::HashMap::new();
     let order: Vec<i64> = devices.iter().map(|d| d.0).collect();
-    for (id, name, created, revoked, last_seen) in devices {
+    for (id, name, created, revoked, last_seen, description, location) in devices {
         by_id.insert(
             id,
             DeviceRow {
@@ -391,6 +440,9 @@ fn assemble_devices(
                 last_seen: last_seen.map(Timestamp::from_micros),
                 sensors: Vec::new(),
                 gateway_for: Vec::new(),
+                description,
+                // Written only from a checked [`Location`]; anything else reads as none.
+                location: location.and_then(|l| serde_json::from_str(&l).ok()),
                 latest: Default::default(),
             },
         );

@@ -21,9 +21,9 @@ const READ_ROW_BUFFER: usize = 4096;
 /// Opens with one write connection and a read pool of `max_connections`; with
 /// [`OpenMode::Create`] the file and its folder are created when missing.
 pub async fn open(s: &DatabaseSettings, mode: OpenMode) -> Result<Db<Sqlite>, StorageError> {
-    let open_err = |source| StorageError::Open {
+    let open_err = |cause| StorageError::Open {
         url: s.url.clone(),
-        source,
+        cause,
     };
     let opts = SqliteConnectOptions::from_str(&s.url)
         .map_err(open_err)?

@@ -23,6 +23,7 @@ mod faults;
 mod history;
 mod http;
 mod http_ingest;
+mod identity;
 mod influx;
 mod ingest;
 mod latest;

@@ -73,6 +73,17 @@ fn configuration_errors_are_one_line_naming_the_file_or_variable() {
         &[("TELEHUB_SERVER__LISTEN", "nowhere")],
     );
     one_line_once(&o, &["TELEHUB_SERVER__LISTEN", "invalid socket address"]);
+    let o = telehub(
+        &["migrate", "--database-url", &db],
+        &[("TELEHUB_SERVER__LISTN", "127.0.0.1:1")],
+    );
+    one_line_once(
+        &o,
+        &[
+            "environment variable TELEHUB_SERVER__LISTN",
+            "unknown field `listn`",
+        ],
+    );
 
     std::fs::write(&file, "[server]\nlisten = \"localhost:8089\"\n").unwrap();
     let o = telehub(&["--config", f, "serve", "--print-config"], &[]);
@@ -87,6 +98,20 @@ fn configuration_errors_are_one_line_naming_the_file_or_variable() {
     std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
     let o = telehub(&["--config", f, "stats"], &[]);
     one_line_once(&o, &[f, "xml"]);
+}
+
+#[test]
+fn a_missing_postgresql_database_is_said_plainly() {
+    crate::need_pg!();
+    let server = crate::helpers::pg_server().unwrap();
+    let base = server.rsplit_once('/').unwrap().0;
+    let url = format!(
+        "{base}/telehub_no_such_db_{}",
+        crate::helpers::rand_suffix()
+    );
+    let o = telehub(&["stats", "--database-url", &url], &[]);
+    one_line_once(&o, &["does not exist", "create it first"]);
+    assert!(!stderr(&o).contains(" at line "), "{}", stderr(&o));
 }
 
 #[test]

@@ -109,3 +109,32 @@ async fn tail_exits_1_with_one_line_when_the_token_is_refused() {
         "a --server without scheme is a usage error"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_without_server_follows_the_configured_hub() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let viewer = app.viewer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    // An unspecified listen address is reached on loopback.
+    let listen = format!("0.0.0.0:{}", app.hub().addr.port());
+    std::fs::write(&config, format!("[server]\nlisten = \"{listen}\"\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telehub"))
+        .args([
+            "tail",
+            "--config",
+            config.to_str().unwrap(),
+            "--token",
+            &viewer,
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("TELEHUB_SERVER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("runs telehub tail");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _ws = app.connect_device(&app.device("boiler-2").await).await;
+    line_with(&mut lines, "boiler-2 online").await;
+}

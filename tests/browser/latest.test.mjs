@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { addDevice, connectDevice, freshDatabase, startHub } from './hub.mjs';
+import { execFileSync } from 'node:child_process';
+import { BIN, addDevice, connectDevice, freshDatabase, startHub } from './hub.mjs';
 
 const WAIT = { timeout: 15_000 };
 
@@ -18,6 +19,8 @@ describe('a quiet sensor', () => {
     db = freshDatabase();
     hub = await startHub(db.url);
     const token = addDevice(db.url, 'freezer-9');
+    execFileSync(BIN, ['device', 'set', 'freezer-9', '--description', 'Chest freezer, kitchen', '--location', 'Hall 3',
+      '--database-url', db.url]);
     const device = await connectDevice(hub.base, token);
     const hourAgo = Date.now() / 1000 - 3600;
     const reply = await device.send([{ sensor: 'temperature', value: -18.25, ts: hourAgo, unit: 'Cel' }]);
@@ -54,5 +57,16 @@ describe('a quiet sensor', () => {
     const text = await page.$eval(tile, (t) => t.textContent);
     assert.match(text, /-18\.25/, `tile: ${text}`);
     assert.match(text, /1 h ago|60 min ago/, `the tile shows the reading's age: ${text}`);
+  });
+
+  it('shows what and where the device is (device set)', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(hub.dashboard);
+    const row = '.device[data-device="freezer-9"]';
+    await page.waitForSelector(row, WAIT);
+    assert.equal(await page.$eval(row, (r) => r.title), 'Chest freezer, kitchen · Hall 3');
+    await page.click(row);
+    await page.waitForSelector('#detail-about:not([hidden])', WAIT);
+    assert.equal(await page.textContent('#detail-about'), 'Chest freezer, kitchen · Hall 3');
   });
 });

@@ -77,7 +77,13 @@ impl Target {
         );
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(e)) => Err(ConnectFailure::from(e)),
+            Ok(Err(e)) => {
+                let mut failure = ConnectFailure::from(e);
+                if failure.permanent && !failure.reason.contains("token") {
+                    failure.reason = format!("{} (at {})", failure.reason, self.address.url());
+                }
+                Err(failure)
+            }
             Err(_) => Err(ConnectFailure::new(format!(
                 "no answer within {}",
                 humantime::format_duration(timeout)
@@ -92,8 +98,8 @@ impl Target {
 pub struct ConnectFailure {
     pub reason: String,
     pub retry_after: Option<Duration>,
-    /// Retrying cannot help: the token is refused (401/403), the certificate is not
-    /// trusted, or only one side speaks TLS.
+    /// Retrying cannot help: the token is refused (401/403), there is no socket at that
+    /// path (404/405/410), the certificate is not trusted, or only one side speaks TLS.
     pub permanent: bool,
 }
 
@@ -122,7 +128,9 @@ impl From<WsError> for ConnectFailure {
 fn permanent(e: &WsError) -> bool {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
     match e {
-        WsError::Http(resp) => matches!(resp.status().as_u16(), 401 | 403),
+        // No such route (a wrong path, say `/v1/live` for `/v1/ingest`): asking again
+        // will not create it.
+        WsError::Http(resp) => matches!(resp.status().as_u16(), 401 | 403 | 404 | 405 | 410),
         WsError::Tls(_) => true,
         WsError::Io(io) => tls_error(io).is_some(),
         WsError::Protocol(ProtocolError::HttparseError(_)) | WsError::HttpFormat(_) => true,
@@ -154,6 +162,9 @@ pub(super) fn describe(e: WsError) -> String {
     match e {
         WsError::Http(resp) => match resp.status().as_u16() {
             s @ (401 | 403) => token_refused(s),
+            s @ (404 | 405 | 410) => format!(
+                "the hub answered HTTP {s} instead of upgrading: no device socket at this URL; check the path (/v1/ingest)"
+            ),
             s => format!("the hub answered HTTP {s} instead of upgrading"),
         },
         WsError::Io(e) => match tls_error(&e) {

@@ -2,13 +2,15 @@
 //!
 //! Owns the name rules (devices, sensors), `DEVICE/SENSOR` patterns (one type, the live
 //! feed's and the alert rules' grammars), units, timestamps, values (protocol.md §8) and the
-//! validated [`Reading`]. Nothing outside this module constructs these types without going
+//! validated [`Reading`], and what an operator says about a device ([`Description`],
+//! [`Location`]). Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
 //! stream), [`StatusEvent`] (device presence) and [`AlertEvent`] (alert changes).
 //!
 //! May use: nothing else in the crate (layer 1).
 
+mod about;
 mod alert;
 mod name;
 mod pattern;
@@ -17,6 +19,7 @@ mod stored;
 mod time;
 mod value;
 
+pub use about::{AboutError, Description, Location, MAX_DESCRIPTION_CHARS};
 pub use alert::{AlertEvent, AlertState};
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};

@@ -1,0 +1,121 @@
+//! A device as the HTTP API shows it ([`DeviceOut`], one shape for `GET /v1/devices` and
+//! every answer that returns a device), and `PATCH /v1/devices/NAME` (admin): its gateway
+//! list, description and location (docs/http-api.md "Devices").
+
+use super::authn::Admin;
+use super::{ApiError, HubState};
+use crate::domain::{Description, DeviceName, Location, Timestamp};
+use crate::storage::identity::{AboutEdit, GatewayEdit};
+use crate::storage::{DeviceRow, Latest};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::patch;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<HubState>> {
+    Router::new().route("/v1/devices/{name}", patch(edit))
+}
+
+/// One device of `GET /v1/devices`.
+#[derive(Serialize)]
+pub struct DeviceOut {
+    name: String,
+    online: bool,
+    last_seen: Option<Timestamp>,
+    sensors: Vec<String>,
+    latest: BTreeMap<String, Latest>,
+    gateway_for: Vec<String>,
+    description: Option<String>,
+    location: Option<Location>,
+}
+
+impl DeviceOut {
+    pub fn of(hub: &HubState, d: DeviceRow) -> Self {
+        Self {
+            online: hub.sessions.is_online(&d.name)
+                || hub
+                    .mqtt
+                    .as_ref()
+                    .is_some_and(|m| m.online_elsewhere(&d.name)),
+            name: d.name,
+            last_seen: d.last_seen,
+            sensors: d.sensors,
+            latest: d.latest,
+            gateway_for: d.gateway_for,
+            description: d.description,
+            location: d.location,
+        }
+    }
+}
+
+/// A `PATCH` body: each field present replaces that field; `null` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Edit {
+    gateway_for: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    location: Option<Option<Location>>,
+}
+
+/// A field that is present (its value may be `null`), as opposed to absent.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/devices/NAME` (admin) → `200` the device.
+async fn edit(
+    State(hub): State<Arc<HubState>>,
+    _a: Admin,
+    Path(name): Path<String>,
+    body: Result<Json<Edit>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<DeviceOut>, ApiError> {
+    let name = DeviceName::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let bad = |e: crate::domain::AboutError| ApiError::bad_request(e.to_string());
+    let about = AboutEdit {
+        description: match req.description {
+            Some(Some(d)) => Some(Some(Description::parse(&d).map_err(bad)?)),
+            Some(None) => Some(None),
+            None => None,
+        },
+        location: match req.location {
+            Some(Some(l)) => Some(Some(l.check().map_err(bad)?)),
+            Some(None) => Some(None),
+            None => None,
+        },
+    };
+    let gateway = match req.gateway_for {
+        Some(list) => Some(
+            list.iter()
+                .map(|t| {
+                    DeviceName::parse(t)
+                        .map_err(|e| ApiError::bad_request(format!("gateway_for: {t:?} {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
+    if let Some(list) = gateway {
+        let edit = GatewayEdit {
+            replace: Some(list),
+            ..GatewayEdit::default()
+        };
+        hub.store.edit_gateway(&name, &edit).await?;
+    }
+    if about.description.is_some() || about.location.is_some() {
+        hub.store.edit_about(&name, &about).await?;
+    }
+    let row = hub
+        .store
+        .list_devices()
+        .await?
+        .into_iter()
+        .find(|d| d.name == name.as_str() && !d.revoked)
+        .ok_or_else(|| ApiError::not_found(format!("no device {name}")))?;
+    Ok(Json(DeviceOut::of(&hub, row)))
+}
