@@ -27,6 +27,7 @@ fn alert_settings(s: &mut Settings, rx: &Receiver) {
     a.retry_backoff_max = Duration::from_millis(400);
     a.poll_interval = Duration::from_millis(100);
     a.rules_poll = Duration::from_millis(100);
+    a.min_repeat = Duration::from_secs(1);
 }
 
 async fn admin(app: &TestApp) -> String {
@@ -467,6 +468,26 @@ async fn bad_rules_are_refused_with_a_clear_message_over_http_and_the_cli() {
             json!({"name": "r2", "pattern": "d t", "kind": "no_data", "for": "1m"}),
             "pattern",
         ),
+        (
+            json!({"name": "r2", "pattern": "d", "kind": "offline", "for": "1m", "repeat": "1ns"}),
+            "repeat: 1ns is under 1m",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d", "kind": "offline", "for": "1m", "repeat": "59s"}),
+            "repeat: 59s is under 1m",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d/t", "kind": "no_data", "for": "0"}),
+            "for: 0s is under 1s",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d", "kind": "offline", "for": "100years"}),
+            "over 30 days",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d/t", "kind": "threshold", "op": ">", "value": 1, "for": "365days"}),
+            "over 30 days",
+        ),
         (good.clone(), "already exists"),
     ];
     for (rule, want) in &bad {
@@ -491,6 +512,18 @@ async fn bad_rules_are_refused_with_a_clear_message_over_http_and_the_cli() {
         (
             vec!["--pattern", "d/t", "--when", "> 1", "--clear", "5"],
             "other side",
+        ),
+        (
+            vec!["--pattern", "d/t", "--when", "> 1", "--repeat", "1ns"],
+            "repeat: 1ns is under 1m",
+        ),
+        (
+            vec!["--pattern", "d", "--offline", "0s"],
+            "for: 0s is under 1s",
+        ),
+        (
+            vec!["--pattern", "d/t", "--no-data", "1000d"],
+            "over 30 days",
         ),
     ];
     for (args, want) in cli {
