@@ -100,8 +100,18 @@ pub enum StorageError {
     /// A creation would leave more open commands than `[commands]` allows.
     #[error("too many open commands: {0}")]
     TooManyCommands(String),
+    /// A device named twice in one `gateway_for` list.
+    #[error("gateway_for: device {0} is listed twice; list each device once")]
+    DuplicateTarget(String),
+    /// A write the database refused by one of its rules (a unique name or pair, a
+    /// reference, a check) that no check before it caught: the caller's mistake, which
+    /// retrying cannot fix (never `unavailable`). Built by `From<sqlx::Error>`.
+    #[error(
+        "refused: {0}; nothing was changed (check for a name or entry given twice or already stored)"
+    )]
+    Conflict(String),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A storage thread (SQLite's commit or checkpoint thread) could not be started.
     #[error("cannot start a storage thread: {0}")]
     Thread(std::io::Error),
@@ -113,6 +123,25 @@ pub enum StorageError {
     /// From the SQLite writer's own connection ([`sqlite_commit`]).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.kind() != sqlx::error::ErrorKind::Other => {
+                Self::Conflict(crate::domain::untrusted(d.message()).to_string())
+            }
+            _ => Self::Db(e),
+        }
+    }
+}
+
+impl StorageError {
+    /// A mistake in what the caller asked for that the database caught (a name given
+    /// twice, a rule it refused): exit 2 on the command line, as a usage error.
+    pub fn is_usage_error(&self) -> bool {
+        matches!(self, Self::DuplicateTarget(_) | Self::Conflict(_))
+    }
 }
 
 /// One stored point of a raw query.

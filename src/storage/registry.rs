@@ -99,6 +99,13 @@ where
     ) -> Result<Vec<(DeviceName, String)>, StorageError> {
         let now = Timestamp::now().as_micros();
         let mut tx = self.begin_write().await?;
+        if let Some(twice) = gateway_for
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| gateway_for[..i].contains(t).then_some(t))
+        {
+            return Err(StorageError::DuplicateTarget(twice.to_string()));
+        }
         let mut targets = Vec::new();
         for t in gateway_for {
             let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
@@ -364,7 +371,7 @@ fn unique_violation(e: sqlx::Error, name: &DeviceName) -> StorageError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StorageError::DeviceExists(name.to_string())
         }
-        _ => StorageError::Db(e),
+        _ => e.into(),
     }
 }
 

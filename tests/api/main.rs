@@ -13,6 +13,7 @@ mod cli;
 mod client;
 mod commands;
 mod commands_http;
+mod conflicts;
 mod crash;
 mod dashboard;
 mod demo;
