@@ -757,3 +757,36 @@ async fn two_hubs_on_one_database_post_each_event_once() {
     assert_eq!((posts.len(), ids.len()), (12, 12), "each event POSTed once");
     other.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_webhook_is_a_failed_delivery_and_the_redirect_is_never_followed() {
+    let rx = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    rx.set_redirect(Some(format!("{}?stolen=1", elsewhere.url)));
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        alert_settings(s, &rx);
+        s.alerts.webhooks[0].url = format!("{}?key=s3cret", rx.url);
+    })
+    .await;
+    let mut dev = hot_device(&app).await;
+    send_ok(&mut dev, 1, &[("t", json!(11.0), base_ts())]).await;
+    // Retried per the outbox rules while the receiver redirects…
+    let posts = rx
+        .wait_until(WAIT, "the redirected POST retried", |p| p.len() >= 3)
+        .await;
+    assert!(posts.iter().all(|p| !p.accepted));
+    assert!(
+        posts.iter().all(|p| !p.headers.contains_key("referer")),
+        "{:?}",
+        posts[0].headers
+    );
+    // …and delivered once it stops: the event arrives at the configured URL only.
+    rx.set_redirect(None);
+    let got = rx.wait_accepted(1).await;
+    assert_eq!(got[0]["rule"], "hot");
+    assert!(
+        elsewhere.posts().is_empty(),
+        "the signed body went to the redirect target: {:?}",
+        elsewhere.posts()
+    );
+}
