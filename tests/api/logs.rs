@@ -277,6 +277,10 @@ async fn an_untrusted_header_reaches_the_log_capped_and_without_control_characte
         .get(format!("http://{}/v1/live", hub.addr))
         .bearer_auth(&token)
         .header("origin", &origin)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
         .send()
         .await
         .unwrap();
