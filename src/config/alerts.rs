@@ -123,6 +123,7 @@ impl AlertSettings {
             s.secret = Some("***".into());
         }
         for w in &mut s.webhooks {
+            w.url = super::redact_url(&w.url);
             for v in w.headers.values_mut() {
                 *v = "***".into();
             }
