@@ -20,8 +20,7 @@ pub fn untrusted(text: &str) -> Untrusted<'_> {
 
 impl fmt::Display for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = 0;
-        for (i, c) in self.0.char_indices() {
+        for (shown, (i, c)) in self.0.char_indices().enumerate() {
             if shown == MAX_LOGGED_CHARS {
                 return write!(f, "…({} more bytes)", self.0.len() - i);
             }
@@ -30,7 +29,6 @@ impl fmt::Display for Untrusted<'_> {
             } else {
                 write!(f, "{c}")?;
             }
-            shown += 1;
         }
         Ok(())
     }
