@@ -3,7 +3,8 @@
 //! Start: TLS config → storage opened and migrated → listener bound → rollups made
 //! complete → the storage writer → the live fan-out → MQTT (subscribed to the commit
 //! and status streams before anything is committed) → the HTTP state and router →
-//! background tasks (revocation watcher, retention, idle rate state). The command
+//! background tasks (revocation watcher, retention, idle rate state, the refusal log's
+//! windows). The command
 //! dispatcher starts with the alert engine and stops with the other background tasks.
 //!
 //! Channels made here: the commit stream (`broadcast` of [`CommittedBatch`]; sender:
@@ -194,6 +195,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         metrics,
         live,
         limits: limits::Limits::new(&settings.limits),
+        refusals: server::refusals::RefusalLog::new(&settings.log),
         mqtt: mqtt_handle,
         alerts: alerts.handle.clone(),
         commands: commands.handle.clone(),
@@ -202,6 +204,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         settings,
     });
     tokio::spawn(forget_idle_rates(state.clone()));
+    tokio::spawn(server::refusals::flush_refusals(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),
         state.sessions.clone(),

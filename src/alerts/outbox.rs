@@ -39,10 +39,7 @@ type Outcome = (OutboxItem, Result<(), webhook::PostError>);
 
 impl Sender {
     pub async fn run(self) {
-        let client = match reqwest::Client::builder()
-            .connect_timeout(self.settings.post_timeout)
-            .build()
-        {
+        let client = match webhook::client(self.settings.post_timeout) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "alerts: cannot build the webhook client; webhooks are off");

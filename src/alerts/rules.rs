@@ -1,5 +1,11 @@
 //! Alert rules (docs/protocol.md §9): the JSON a client sends (or the CLI builds), parsed into a
 //! typed [`Rule`] and checked once. Every error says what to fix.
+//!
+//! Duration bounds (docs/alerts.md): `for` is at most [`MAX_DURATION`] (30 days), and for
+//! `no_data` and `offline` at least [`MIN_WAIT`] (1 s); `repeat` is at most 30 days and at
+//! least `[alerts] min_repeat` (default 1 min), checked by [`Rule::check_new`] when a rule
+//! is added (HTTP, `alert add`, `alert import`), so a rule stored by an older release
+//! still loads.
 
 use crate::domain::{DeviceName, NameError, PatternError, Value, ValueKind};
 use serde::{Deserialize, Serialize};
@@ -42,6 +48,29 @@ pub enum RuleError {
     Clear(String),
     #[error("severity: at most 32 letters, digits, . _ : -")]
     Severity,
+    #[error("{field}: {text} is {side} {bound}; {hint}")]
+    OutOfRange {
+        field: &'static str,
+        text: String,
+        side: &'static str,
+        bound: String,
+        hint: &'static str,
+    },
+}
+
+/// The longest `for` or `repeat` a rule may have.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The shortest `for` of a `no_data` or `offline` rule.
+pub const MIN_WAIT: Duration = Duration::from_secs(1);
+
+fn too_long(field: &'static str, d: Duration) -> RuleError {
+    RuleError::OutOfRange {
+        field,
+        text: humantime::format_duration(d).to_string(),
+        side: "over",
+        bound: "30 days".into(),
+        hint: "give a shorter duration",
+    }
 }
 
 /// A comparison of a reading with a rule's value.
@@ -183,11 +212,17 @@ impl Rule {
                 return Err(not_allowed("clear"));
             }
             let after = duration("for", spec.hold.as_deref().ok_or(missing("for"))?)?;
-            if after.is_zero() {
-                return Err(RuleError::Duration {
+            if after < MIN_WAIT {
+                return Err(RuleError::OutOfRange {
                     field: "for",
-                    text: "0".into(),
+                    text: humantime::format_duration(after).to_string(),
+                    side: "under",
+                    bound: "1s".into(),
+                    hint: "a series or device is only checked that often",
                 });
+            }
+            if after > MAX_DURATION {
+                return Err(too_long("for", after));
             }
             match kind {
                 "no_data" => Condition::NoData { after },
@@ -214,6 +249,9 @@ impl Rule {
                 text: "0".into(),
             });
         }
+        if let Some(r) = repeat.filter(|r| *r > MAX_DURATION) {
+            return Err(too_long("repeat", r));
+        }
         Ok(Self {
             name: spec.name.clone(),
             pattern,
@@ -222,6 +260,21 @@ impl Rule {
             repeat,
             spec,
         })
+    }
+
+    /// The bound a rule being added must also keep: `repeat` at least `min_repeat`
+    /// (`[alerts] min_repeat`), so no rule can notify more often than that.
+    pub fn check_new(&self, min_repeat: Duration) -> Result<(), RuleError> {
+        match self.repeat {
+            Some(r) if r < min_repeat => Err(RuleError::OutOfRange {
+                field: "repeat",
+                text: humantime::format_duration(r).to_string(),
+                side: "under",
+                bound: humantime::format_duration(min_repeat).to_string(),
+                hint: "notifications repeat at most that often (alerts.min_repeat)",
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn kind(&self) -> &'static str {
@@ -255,6 +308,9 @@ fn threshold(spec: &RuleSpec) -> Result<Condition, RuleError> {
         .map(|h| duration("for", h))
         .transpose()?
         .unwrap_or(Duration::ZERO);
+    if hold > MAX_DURATION {
+        return Err(too_long("for", hold));
+    }
     let clear = match &spec.clear {
         None => None,
         Some(c) => {
@@ -383,6 +439,46 @@ mod tests {
             let e = rule(json).unwrap_err().to_string();
             assert!(e.contains(want), "{json}: {e}");
         }
+    }
+
+    #[test]
+    fn durations_out_of_bounds_are_refused_with_the_bound() {
+        let cases = [
+            (
+                r#"{"name":"a","pattern":"x/y","kind":"no_data","for":"0"}"#,
+                "for: 0s is under 1s",
+            ),
+            (
+                r#"{"name":"a","pattern":"x","kind":"offline","for":"10ms"}"#,
+                "for: 10ms is under 1s",
+            ),
+            (
+                r#"{"name":"a","pattern":"x/y","kind":"no_data","for":"31days"}"#,
+                "is over 30 days",
+            ),
+            (
+                r#"{"name":"a","pattern":"x/y","kind":"threshold","op":">","value":1,"for":"1year"}"#,
+                "over 30 days",
+            ),
+            (
+                r#"{"name":"a","pattern":"x","kind":"offline","for":"1m","repeat":"40days"}"#,
+                "over 30 days",
+            ),
+        ];
+        for (json, want) in cases {
+            let e = rule(json).unwrap_err().to_string();
+            assert!(e.contains(want), "{json}: {e}");
+        }
+        let fast = rule(r#"{"name":"a","pattern":"x","kind":"offline","for":"1m","repeat":"1ns"}"#)
+            .unwrap();
+        let e = fast.check_new(Duration::from_secs(60)).unwrap_err();
+        assert!(e.to_string().contains("repeat: 1ns is under 1m"), "{e}");
+        let ok = rule(r#"{"name":"a","pattern":"x","kind":"offline","for":"1m","repeat":"1m"}"#)
+            .unwrap();
+        assert_eq!(ok.check_new(Duration::from_secs(60)), Ok(()));
+        let at_once =
+            rule(r#"{"name":"a","pattern":"x/y","kind":"threshold","op":">","value":1,"for":"0"}"#);
+        assert!(at_once.is_ok(), "a threshold `for` of 0 fires at once");
     }
 
     #[test]

@@ -1,12 +1,25 @@
 //! One webhook POST: the event as JSON, signed like GitHub signs its webhooks
 //! (`X-Telehub-Signature: sha256=<hex HMAC-SHA256 of the body>`), with the webhook's
 //! extra headers, within a timeout. Header values may be secrets: they are never logged.
+//!
+//! The POST goes to the configured URL only: redirects are not followed (a `3xx` is a
+//! failed delivery, retried like any other), and no `Referer` is ever sent, so neither
+//! the signed body nor the URL's query secret reaches a host the operator did not name.
 
 use crate::config::Webhook;
 use crate::domain::AlertEvent;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::time::Duration;
+
+/// The HTTP client every webhook POST goes through: no redirects, no `Referer`.
+pub fn client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .build()
+}
 
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "X-Telehub-Signature";
@@ -50,6 +63,10 @@ pub enum PostError {
         "answered {0}; check the receiver's logs (and the webhook's headers if it is 401 or 403)"
     )]
     Status(u16),
+    #[error(
+        "answered {0}, a redirect, which is not followed; set the webhook's URL to where the receiver redirects"
+    )]
+    Redirect(u16),
     #[error("no answer within {0:?}; check the receiver is up, or raise alerts.post_timeout")]
     Timeout(Duration),
     #[error("cannot connect; check the URL and that the receiver is reachable from the hub")]
@@ -76,6 +93,9 @@ pub async fn post(
     }
     match req.body(body).send().await {
         Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) if resp.status().is_redirection() => {
+            Err(PostError::Redirect(resp.status().as_u16()))
+        }
         Ok(resp) => Err(PostError::Status(resp.status().as_u16())),
         Err(e) if e.is_timeout() => Err(PostError::Timeout(timeout)),
         Err(e) if e.is_connect() => Err(PostError::Connect),

@@ -235,7 +235,9 @@ impl Forwarder {
             }
             LinkEvent::Frame(Some(Ok(Frame::Text(t)))) => match decode_reply(t.as_str()) {
                 Some((id, outcome)) => self.settle(run, id, outcome, now),
-                None => debug!(frame = %t.as_str(), "ignoring a frame that is not a reply"),
+                None => {
+                    debug!(frame = %crate::domain::untrusted(t.as_str()), "ignoring a frame that is not a reply")
+                }
             },
             LinkEvent::Frame(Some(Ok(Frame::Close(f)))) => {
                 let why = f.map_or("no reason".into(), |f| format!("{} {}", f.code, f.reason));
@@ -266,17 +268,17 @@ impl Forwarder {
                 self.outbox.retry(id);
                 let delay = run.transient.next_delay();
                 run.hold_until = Some(now + delay);
-                warn!(error = code.as_str(), %detail, "the hub asked to resend later; resending in {delay:.1?}");
+                warn!(error = code.as_str(), detail = %crate::domain::untrusted(&detail), "the hub asked to resend later; resending in {delay:.1?}");
             }
             // Find the bad reading by halving, so the good ones are still stored.
             ErrorCode::InvalidReading if self.outbox.split(id) => {
-                debug!(%detail, "invalid reading in a batch: resending it in halves");
+                debug!(detail = %crate::domain::untrusted(&detail), "invalid reading in a batch: resending it in halves");
             }
             ErrorCode::TooManyReadings => {
                 if let Some(m) = self.outbox.complete_or_split(id) {
                     self.refused(m.device.as_ref(), m.readings.len(), code, &detail);
                 } else {
-                    warn!(%detail, "the hub takes fewer readings per message: lower --batch (bridge.serial.batch); resending in halves");
+                    warn!(detail = %crate::domain::untrusted(&detail), "the hub takes fewer readings per message: lower --batch (bridge.serial.batch); resending in halves");
                 }
             }
             _ => {
@@ -306,7 +308,7 @@ impl Forwarder {
             device,
             readings = n,
             error = code.as_str(),
-            detail,
+            detail = %crate::domain::untrusted(detail),
             "the hub refused readings; not resent{hint}"
         );
     }

@@ -147,7 +147,9 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
     let mut out = std::io::stdout().lock();
     match cmd {
         AlertCommand::Add(args) => {
-            let rule = Rule::from_spec(args.spec()).map_err(|e| UsageError(e.to_string()))?;
+            let rule = Rule::from_spec(args.spec())
+                .and_then(|r| r.check_new(settings.alerts.min_repeat).map(|()| r))
+                .map_err(|e| UsageError(e.to_string()))?;
             add(store, settings, vec![rule]).await
         }
         AlertCommand::Import { file } => {
@@ -159,6 +161,7 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
                 .filter(|(_, l)| !l.trim().is_empty())
                 .map(|(n, l)| {
                     Rule::from_json(l)
+                        .and_then(|r| r.check_new(settings.alerts.min_repeat).map(|()| r))
                         .map_err(|e| UsageError(format!("{}:{}: {e}", file.display(), n + 1)))
                 })
                 .collect::<Result<Vec<_>, _>>()?;

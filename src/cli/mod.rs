@@ -113,7 +113,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<UsageError>().is_some() {
+            let refused = e
+                .downcast_ref::<crate::storage::StorageError>()
+                .is_some_and(|s| s.is_usage_error());
+            let code = if refused || e.downcast_ref::<UsageError>().is_some() {
                 2
             } else {
                 1

@@ -42,6 +42,9 @@ pub struct AlertSettings {
     pub queue: usize,
     /// Rules at most.
     pub max_rules: usize,
+    /// The shortest `repeat` a rule may be added with (at least 1 s).
+    #[serde(with = "humantime_serde")]
+    pub min_repeat: Duration,
     /// Alert events the live fan-out and MQTT publication may each fall behind the engine
     /// before some are dropped for them. Until this key existed, `live.committed_backlog`
     /// sized this channel (same default).
@@ -73,6 +76,7 @@ impl Default for AlertSettings {
             rules_poll: Duration::from_secs(1),
             queue: 1024,
             max_rules: 100_000,
+            min_repeat: Duration::from_secs(60),
             event_backlog: 1024,
         }
     }
@@ -95,6 +99,9 @@ impl AlertSettings {
                 "alerts.senders, alerts.queue, alerts.max_rules and alerts.event_backlog must be ≥ 1",
             ));
         }
+        if self.min_repeat < Duration::from_secs(1) {
+            return Err(SettingError::Rule("alerts.min_repeat must be at least 1s"));
+        }
         let durations = [
             self.post_timeout,
             self.retry_backoff,
@@ -116,6 +123,7 @@ impl AlertSettings {
             s.secret = Some("***".into());
         }
         for w in &mut s.webhooks {
+            w.url = super::redact_url(&w.url);
             for v in w.headers.values_mut() {
                 *v = "***".into();
             }

@@ -4,6 +4,7 @@
 
 use super::SettingError;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -12,6 +13,13 @@ pub struct LogSettings {
     /// log at `warn`), or a full filter such as `telehub=debug,sqlx=info`.
     pub level: String,
     pub format: LogFormat,
+    /// Refused requests are logged once per peer and cause in each window; the rest are
+    /// summed up in one line when it ends ("N more refused from 1.2.3.4 in the last 10s").
+    #[serde(with = "humantime_serde")]
+    pub refusal_window: Duration,
+    /// The most peers whose refusals are counted apart; beyond them, refusals are counted
+    /// together as "other peers" (bounds the memory a scan of many addresses takes).
+    pub refusal_peers: usize,
 }
 
 /// One event per line: human-readable text, or one JSON object per line.
@@ -28,6 +36,8 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            refusal_window: Duration::from_secs(10),
+            refusal_peers: 1024,
         }
     }
 }
@@ -47,6 +57,18 @@ impl LogSettings {
     }
 
     pub fn validate(&self) -> Result<(), SettingError> {
+        if self.refusal_window < Duration::from_millis(100)
+            || self.refusal_window > Duration::from_secs(3600)
+        {
+            return Err(SettingError::Rule(
+                "log.refusal_window must be between 100ms and 1h",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.refusal_peers) {
+            return Err(SettingError::Rule(
+                "log.refusal_peers must be between 1 and 1000000",
+            ));
+        }
         let level = self.level.trim();
         if level.contains('=') || level.contains(',') {
             return Ok(());

@@ -209,16 +209,55 @@ fn telehub_env() -> config::Map<String, String> {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.into();
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+                    None => base.to_owned(),
+                },
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.into(),
+    if let Some(q) = query {
+        out.push('?');
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    out
+}
+
+/// Query parameters whose values are secrets (`password`, `key`, `api_key`, `token`,
+/// `sig`, InfluxDB's `p`, …): hidden by [`redact_url`].
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "p"
+        || [
+            "pass",
+            "pwd",
+            "key",
+            "token",
+            "secret",
+            "sig",
+            "auth",
+            "credential",
+            "code",
+        ]
+        .iter()
+        .any(|s| n.contains(s))
 }
 
 #[cfg(test)]
@@ -231,6 +270,18 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=pw"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("https://u:pw@hooks.example/x?key=k&api_token=t&team=a"),
+            "https://u:***@hooks.example/x?key=***&api_token=***&team=a"
+        );
+        assert_eq!(
+            redact_url("https://hooks.example/a@b?sig=s"),
+            "https://hooks.example/a@b?sig=***"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! nacks were left out since the line before, so a device flooding bad messages cannot
 //! flood the log (the `/metrics` counters still count every one).
 
+use crate::domain::untrusted;
 use crate::protocol::ingest::Refusal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +26,9 @@ impl NackLog {
         }
         let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
         tracing::warn!(
-            %device,
+            device = %untrusted(device),
             error = r.code.as_str(),
-            detail = %r.detail,
+            detail = %untrusted(&r.detail),
             suppressed,
             "message nacked"
         );

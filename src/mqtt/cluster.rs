@@ -185,7 +185,7 @@ fn receive(hub: &Context, presence: &Presence, p: Publish) {
     let msg: ClusterMessage = match serde_json::from_slice(&p.payload) {
         Ok(m) => m,
         Err(e) => {
-            tracing::warn!(topic = %p.topic, error = %e, "cluster: unreadable message ignored; do all hubs run the same version?");
+            tracing::warn!(topic = %crate::domain::untrusted(&p.topic), error = %e, "cluster: unreadable message ignored; do all hubs run the same version?");
             return;
         }
     };

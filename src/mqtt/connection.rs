@@ -173,7 +173,7 @@ fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: P
         return;
     }
     if !rumqttc::matches(&p.topic, &routes.ingest_match) {
-        tracing::debug!(topic = %p.topic, "mqtt: publish on a topic the hub did not subscribe to; ignored");
+        tracing::debug!(topic = %crate::domain::untrusted(&p.topic), "mqtt: publish on a topic the hub did not subscribe to; ignored");
         return;
     }
     let connection = routes.connection.load(Ordering::Acquire);
@@ -184,7 +184,7 @@ fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: P
         let p = e.into_inner().publish;
         metrics.mqtt.refuse("queue_full");
         if routes.log.allow() {
-            tracing::warn!(topic = %p.topic, suppressed = routes.log.take_suppressed(), "mqtt: ingest queue full; message dropped (storage is slower than the broker: raise mqtt.ingest_queue for bursts, or add hubs)");
+            tracing::warn!(topic = %crate::domain::untrusted(&p.topic), suppressed = routes.log.take_suppressed(), "mqtt: ingest queue full; message dropped (storage is slower than the broker: raise mqtt.ingest_queue for bursts, or add hubs)");
         }
         // Acknowledge anyway: an unacknowledged message would hold a slot of the broker's
         // in-flight window until the next reconnect.

@@ -225,7 +225,7 @@ impl Worker {
                 Err(refused(ErrorCode::UnknownDevice, detail))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "mqtt ingest: cannot look up device {name}; will retry");
+                tracing::warn!(error = %e, device = %name, "mqtt ingest: cannot look up a device; will retry");
                 Err(Outcome::Retry(None))
             }
         }
@@ -293,7 +293,7 @@ impl Worker {
                 let reason = code.as_str();
                 m.refuse(reason);
                 if self.log.allow() {
-                    tracing::warn!(topic = %p.topic, reason, %detail, suppressed = self.log.take_suppressed(), "mqtt ingest: message refused, nothing stored");
+                    tracing::warn!(topic = %crate::domain::untrusted(&p.topic), reason, detail = %crate::domain::untrusted(&detail), suppressed = self.log.take_suppressed(), "mqtt ingest: message refused, nothing stored");
                 }
             }
         }

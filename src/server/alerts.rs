@@ -88,7 +88,9 @@ async fn add_rule(
     _a: Admin,
     body: String,
 ) -> Result<Response, ApiError> {
-    let rule = Rule::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let rule = Rule::from_json(&body)
+        .and_then(|r| r.check_new(hub.settings.alerts.min_repeat).map(|()| r))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let max = hub.settings.alerts.max_rules;
     if hub.store.alert_rule_count().await? >= max as i64 {
         return Err(ApiError::bad_request(format!(

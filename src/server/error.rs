@@ -101,13 +101,15 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::DeviceExists(_)
             | StorageError::UnknownTarget(_)
+            | StorageError::DuplicateTarget(_)
+            | StorageError::Conflict(_)
             | StorageError::AlertRuleExists(_) => Self::bad_request(e.to_string()),
             StorageError::NoSuchDevice(name) => Self::not_found(format!("no device {name}")),
             StorageError::NoSuchAlertRule(_) => Self::not_found(e.to_string()),
             StorageError::InvalidQuery(detail) => Self::new(ErrorKind::InvalidQuery, detail),
             StorageError::TooManyCommands(_) => Self::new(ErrorKind::TooMany, e.to_string()),
             other => {
-                tracing::warn!(error = %other, "storage error answering an HTTP request");
+                tracing::warn!(error = %crate::domain::untrusted(&other.to_string()), "storage error answering an HTTP request");
                 Self::unavailable("storage is unavailable; retry later (the hub's log says why)")
             }
         }

@@ -104,7 +104,8 @@ fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
-            "origin {origin:?} is not allowed; add it to server.allowed_origins"
+            "origin {:?} is not allowed; add it to server.allowed_origins",
+            crate::domain::untrusted(origin)
         )))
     }
 }

@@ -12,7 +12,7 @@
 //!   devices; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
-//!   handshakes in the log; `replies`: a device socket's replies in flight.
+//!   handshakes and HTTP ingest requests in the log, sampled; `replies`: a device socket's replies in flight.
 //!
 //! May use every layer below the transports (`ingest`, `live`, `sessions`, `storage`,
 //! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
@@ -35,7 +35,7 @@ pub mod listener;
 pub mod live;
 mod read_ahead;
 mod readings_params;
-mod refusals;
+pub mod refusals;
 mod replies;
 pub mod ws;
 
@@ -62,6 +62,8 @@ pub struct HubState {
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
     pub limits: limits::Limits,
+    /// Refused requests, sampled for the log.
+    pub refusals: refusals::RefusalLog,
     /// MQTT broker status and other hubs' devices; `None` without `[mqtt]`.
     pub mqtt: Option<crate::mqtt::MqttHandle>,
     /// The alert engine, told when rules change over HTTP.
@@ -82,7 +84,10 @@ pub fn router(state: Arc<HubState>) -> Router {
             axum::routing::get(ingest::upgrade).post(http_ingest::post),
         )
         .route("/v1/live", axum::routing::get(live::upgrade))
-        .route_layer(axum::middleware::from_fn(refusals::log_refused))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refusals::log_refused,
+        ))
         .route("/api/v2/write", axum::routing::post(influx::write))
         .route("/write", axum::routing::post(influx::write))
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))

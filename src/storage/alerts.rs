@@ -192,7 +192,7 @@ where
                     sqlx::Error::Database(d) if d.is_unique_violation() => {
                         StorageError::AlertRuleExists(name.clone())
                     }
-                    _ => StorageError::Db(e),
+                    _ => e.into(),
                 })?;
         }
         sqlx::query("UPDATE alert_rules_epoch SET epoch = epoch + 1")

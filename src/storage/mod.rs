@@ -113,8 +113,18 @@ pub enum StorageError {
         "a token named {0} exists; pick another name, or revoke it first with `telehub token revoke {0}`"
     )]
     TokenNameTaken(String),
+    /// A device named twice in one `gateway_for` list.
+    #[error("gateway_for: device {0} is listed twice; list each device once")]
+    DuplicateTarget(String),
+    /// A write the database refused by one of its rules (a unique name or pair, a
+    /// reference, a check) that no check before it caught: the caller's mistake, which
+    /// retrying cannot fix (never `unavailable`). Built by `From<sqlx::Error>`.
+    #[error(
+        "refused: {0}; nothing was changed (check for a name or entry given twice or already stored)"
+    )]
+    Conflict(String),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A storage thread (SQLite's commit or checkpoint thread) could not be started.
     #[error("cannot start a storage thread: {0}")]
     Thread(std::io::Error),
@@ -138,6 +148,25 @@ fn open_reason(e: &sqlx::Error) -> String {
         ),
         sqlx::Error::Database(d) => d.message().to_owned(),
         other => other.to_string(),
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.kind() != sqlx::error::ErrorKind::Other => {
+                Self::Conflict(crate::domain::untrusted(d.message()).to_string())
+            }
+            _ => Self::Db(e),
+        }
+    }
+}
+
+impl StorageError {
+    /// A mistake in what the caller asked for that the database caught (a name given
+    /// twice, a rule it refused): exit 2 on the command line, as a usage error.
+    pub fn is_usage_error(&self) -> bool {
+        matches!(self, Self::DuplicateTarget(_) | Self::Conflict(_))
     }
 }
 

@@ -106,6 +106,13 @@ where
     ) -> Result<Vec<(DeviceName, String)>, StorageError> {
         let now = Timestamp::now().as_micros();
         let mut tx = self.begin_write().await?;
+        if let Some(twice) = gateway_for
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| gateway_for[..i].contains(t).then_some(t))
+        {
+            return Err(StorageError::DuplicateTarget(twice.to_string()));
+        }
         let mut targets = Vec::new();
         for t in gateway_for {
             let row: Option<(i64, Option<i64>)> =
@@ -159,7 +166,9 @@ where
         let mut tx = self.begin_write().await?;
         let now = Timestamp::now().as_micros();
         let token = match Self::insert_token(&mut tx, role, None, label, now).await {
-            Err(StorageError::Db(sqlx::Error::Database(d))) if d.is_unique_violation() => {
+            // The one rule an insert of a fresh random hash can break: an active token
+            // has this name (`tokens_active_label`).
+            Err(StorageError::Conflict(_)) => {
                 return Err(StorageError::TokenNameTaken(label.to_owned()));
             }
             other => other?,
@@ -405,7 +414,7 @@ fn unique_violation(e: sqlx::Error, name: &DeviceName) -> StorageError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StorageError::DeviceExists(name.to_string())
         }
-        _ => StorageError::Db(e),
+        _ => e.into(),
     }
 }
 

@@ -27,6 +27,7 @@ fn alert_settings(s: &mut Settings, rx: &Receiver) {
     a.retry_backoff_max = Duration::from_millis(400);
     a.poll_interval = Duration::from_millis(100);
     a.rules_poll = Duration::from_millis(100);
+    a.min_repeat = Duration::from_secs(1);
 }
 
 async fn admin(app: &TestApp) -> String {
@@ -467,6 +468,26 @@ async fn bad_rules_are_refused_with_a_clear_message_over_http_and_the_cli() {
             json!({"name": "r2", "pattern": "d t", "kind": "no_data", "for": "1m"}),
             "pattern",
         ),
+        (
+            json!({"name": "r2", "pattern": "d", "kind": "offline", "for": "1m", "repeat": "1ns"}),
+            "repeat: 1ns is under 1m",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d", "kind": "offline", "for": "1m", "repeat": "59s"}),
+            "repeat: 59s is under 1m",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d/t", "kind": "no_data", "for": "0"}),
+            "for: 0s is under 1s",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d", "kind": "offline", "for": "100years"}),
+            "over 30 days",
+        ),
+        (
+            json!({"name": "r2", "pattern": "d/t", "kind": "threshold", "op": ">", "value": 1, "for": "365days"}),
+            "over 30 days",
+        ),
         (good.clone(), "already exists"),
     ];
     for (rule, want) in &bad {
@@ -491,6 +512,18 @@ async fn bad_rules_are_refused_with_a_clear_message_over_http_and_the_cli() {
         (
             vec!["--pattern", "d/t", "--when", "> 1", "--clear", "5"],
             "other side",
+        ),
+        (
+            vec!["--pattern", "d/t", "--when", "> 1", "--repeat", "1ns"],
+            "repeat: 1ns is under 1m",
+        ),
+        (
+            vec!["--pattern", "d", "--offline", "0s"],
+            "for: 0s is under 1s",
+        ),
+        (
+            vec!["--pattern", "d/t", "--no-data", "1000d"],
+            "over 30 days",
         ),
     ];
     for (args, want) in cli {
@@ -723,4 +756,37 @@ async fn two_hubs_on_one_database_post_each_event_once() {
         .collect();
     assert_eq!((posts.len(), ids.len()), (12, 12), "each event POSTed once");
     other.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_webhook_is_a_failed_delivery_and_the_redirect_is_never_followed() {
+    let rx = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    rx.set_redirect(Some(format!("{}?stolen=1", elsewhere.url)));
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        alert_settings(s, &rx);
+        s.alerts.webhooks[0].url = format!("{}?key=s3cret", rx.url);
+    })
+    .await;
+    let mut dev = hot_device(&app).await;
+    send_ok(&mut dev, 1, &[("t", json!(11.0), base_ts())]).await;
+    // Retried per the outbox rules while the receiver redirects…
+    let posts = rx
+        .wait_until(WAIT, "the redirected POST retried", |p| p.len() >= 3)
+        .await;
+    assert!(posts.iter().all(|p| !p.accepted));
+    assert!(
+        posts.iter().all(|p| !p.headers.contains_key("referer")),
+        "{:?}",
+        posts[0].headers
+    );
+    // …and delivered once it stops: the event arrives at the configured URL only.
+    rx.set_redirect(None);
+    let got = rx.wait_accepted(1).await;
+    assert_eq!(got[0]["rule"], "hot");
+    assert!(
+        elsewhere.posts().is_empty(),
+        "the signed body went to the redirect target: {:?}",
+        elsewhere.posts()
+    );
 }

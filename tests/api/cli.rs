@@ -207,20 +207,32 @@ async fn query_prints_table_csv_and_json_with_contract_exit_codes() {
 
 #[test]
 fn serve_prints_its_config_with_secrets_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[[alerts.webhooks]]\nurl = \"https://bot:s3cret@hooks.example/x?key=s3cret&team=ops\"\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_telehub"))
         .args([
             "serve",
             "--print-config",
             "--database-url",
-            "postgres://hub:s3cret@db.example/telehub",
+            "postgres://hub:s3cret@db.example/telehub?sslmode=require&password=s3cret",
         ])
+        .args(["--config", config.to_str().unwrap()])
         .env("TELEHUB_SERVER__LISTEN", "127.0.0.1:9999")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("postgres://hub:***@db.example/telehub"),
+        text.contains("postgres://hub:***@db.example/telehub?sslmode=require&password=***"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://bot:***@hooks.example/x?key=***&team=ops"),
         "{text}"
     );
     assert!(!text.contains("s3cret"));

@@ -97,6 +97,35 @@ async fn a_bad_line_refuses_the_whole_request_and_names_its_line() {
 }
 
 #[tokio::test]
+async fn a_huge_field_name_is_not_echoed_back_whole() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("boiler-1").await;
+    let url = format!("{}/api/v2/write?bucket=b&precision=s", app.http());
+    let field = "f".repeat(1_000_000);
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("authorization", format!("Token {token}"))
+        .body(format!("m {field}=1 {}\n", secs()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.len() < 1_000,
+        "{} bytes echoed: {}",
+        text.len(),
+        &text[..200]
+    );
+    let err: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("line 1: sensor \"m.ffff") && message.contains("more bytes"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn tokens_gateways_and_body_size_are_checked() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.http.max_write_bytes = 64 * 1024).await;
     app.device("pump-1").await;

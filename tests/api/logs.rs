@@ -197,3 +197,114 @@ async fn a_refused_mqtt_message_is_logged_with_its_reason() {
     );
     assert!(hub.terminate().await.success());
 }
+
+/// Starts a hub whose refusal log sums up every `window` (a config file, as operators do).
+async fn hub_with_refusal_window(dir: &std::path::Path, window: &str) -> (HubProcess, String) {
+    let db = format!("sqlite://{}", dir.join("t.db").display());
+    let config = dir.join("hub.toml");
+    std::fs::write(&config, format!("[log]\nrefusal_window = \"{window}\"\n")).unwrap();
+    let extra = ["--config", config.to_str().unwrap()];
+    (HubProcess::start(&db, "127.0.0.1:0", dir, &extra).await, db)
+}
+
+#[tokio::test]
+async fn a_flood_of_refused_requests_is_logged_once_per_peer_and_summed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, _db) = hub_with_refusal_window(dir.path(), "2s").await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", hub.addr);
+    // 300 refused WebSocket handshakes and 300 refused HTTP ingest requests, no token.
+    for _ in 0..300 {
+        let get = http.get(format!("{base}/v1/ingest")).send().await.unwrap();
+        assert!(get.status().is_client_error(), "{}", get.status());
+        let post = http
+            .post(format!("{base}/v1/ingest"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert!(post.status().is_client_error(), "{}", post.status());
+    }
+    let log = eventually(
+        Duration::from_secs(15),
+        "the summaries of both causes",
+        || async { hub.logs() },
+        |log| {
+            log.contains("more handshakes refused from 127.0.0.1 in the last 2s")
+                && log.contains("more HTTP ingest requests refused from 127.0.0.1 in the last 2s")
+        },
+    )
+    .await;
+    let refusals = log.lines().filter(|l| l.contains("refused")).count();
+    assert!(refusals <= 12, "{refusals} lines for 600 refusals:\n{log}");
+    let post = log
+        .lines()
+        .find(|l| l.contains("HTTP ingest refused"))
+        .unwrap_or_else(|| panic!("HTTP ingest refusals labelled as such: {log}"));
+    assert!(
+        post.contains("status=401") && post.contains("127.0.0.1"),
+        "{post}"
+    );
+    // The summed-up counts add up to every refusal the hub answered.
+    let summed: u64 = log
+        .lines()
+        .filter(|l| l.contains("more ") && l.contains("refused from"))
+        .filter_map(|l| {
+            l.split("refused=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let whole = log
+        .lines()
+        .filter(|l| l.contains("handshake refused") || l.contains("HTTP ingest refused"))
+        .count() as u64;
+    assert_eq!(summed + whole, 600, "{log}");
+    assert!(hub.terminate().await.success());
+}
+
+#[tokio::test]
+async fn an_untrusted_header_reaches_the_log_capped_and_without_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, _db) = hub_with_refusal_window(dir.path(), "10s").await;
+    let token = hub.viewer_token().expect("a viewer token on the banner");
+    // 50 KB: the listener reads at most 64 KiB of request head.
+    let origin = format!("http://evil.example/{}", "a".repeat(50_000));
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/v1/live", hub.addr))
+        .bearer_auth(&token)
+        .header("origin", &origin)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(status, 403, "{:?}", resp.text().await);
+    let log = eventually(
+        Duration::from_secs(10),
+        "the refused origin in the log",
+        || async { hub.logs() },
+        |log| log.contains("handshake refused"),
+    )
+    .await;
+    assert!(
+        log.len() < 4_000,
+        "{} bytes of log for one refusal",
+        log.len()
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("handshake refused"))
+        .unwrap();
+    assert!(
+        line.contains("evil.example") && line.contains("more bytes"),
+        "{line}"
+    );
+    assert!(hub.terminate().await.success());
+}

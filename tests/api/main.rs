@@ -15,6 +15,7 @@ mod commands;
 mod commands_devices;
 mod commands_http;
 mod commands_ws;
+mod conflicts;
 mod crash;
 mod dashboard;
 mod demo;

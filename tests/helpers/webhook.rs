@@ -1,5 +1,6 @@
 //! A real HTTP receiver for webhook tests: an axum server on port 0 that records every
-//! POST (body, headers) and answers 200 while up, 503 while "down".
+//! POST (body, headers) and answers 200 while up, 503 while "down", and `307` to another
+//! URL while redirecting.
 
 use super::WAIT;
 use axum::body::Bytes;
@@ -26,6 +27,7 @@ struct Shared {
     posts: Mutex<Vec<Post>>,
     arrived: Notify,
     down: AtomicBool,
+    redirect_to: Mutex<Option<String>>,
 }
 
 pub struct Receiver {
@@ -51,6 +53,12 @@ impl Receiver {
     /// Down: every POST is answered 503 (and recorded as not accepted).
     pub fn set_down(&self, down: bool) {
         self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Redirecting: every POST is answered `307 Temporary Redirect` to `to` (and
+    /// recorded as not accepted); `None` ends it.
+    pub fn set_redirect(&self, to: Option<String>) {
+        *self.shared.redirect_to.lock() = to;
     }
 
     pub fn posts(&self) -> Vec<Post> {
@@ -104,8 +112,14 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let accepted = !s.down.load(Ordering::SeqCst);
+async fn record(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let redirect = s.redirect_to.lock().clone();
+    let accepted = !s.down.load(Ordering::SeqCst) && redirect.is_none();
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     s.posts.lock().push(Post {
         body: body.to_vec(),
@@ -114,9 +128,9 @@ async fn record(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
         accepted,
     });
     s.arrived.notify_waiters();
-    if accepted {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    match redirect {
+        Some(to) => (StatusCode::TEMPORARY_REDIRECT, [("location", to)]).into_response(),
+        None if accepted => StatusCode::OK.into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

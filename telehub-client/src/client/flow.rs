@@ -132,18 +132,18 @@ impl<'a> Flow<'a> {
                 ob.requeue(readings, now);
                 drop(ob);
                 let delay = self.pause(now, retry_after);
-                tracing::debug!(code = error.as_str(), %detail, ?delay, "hub asked to resend later");
+                tracing::debug!(code = error.as_str(), detail = %crate::domain::untrusted(&detail), ?delay, "hub asked to resend later");
             }
             Triage::Smaller { resend, max_batch } => {
                 ob.requeue(resend, now);
                 self.max_batch = self.max_batch.min(max_batch).max(1);
-                tracing::debug!(%detail, max_batch = self.max_batch, "hub wants smaller messages");
+                tracing::debug!(detail = %crate::domain::untrusted(&detail), max_batch = self.max_batch, "hub wants smaller messages");
             }
             Triage::Refuse { refused, resend } => {
                 ob.count_nacked(refused.len());
                 ob.requeue(resend, now);
                 drop(ob);
-                tracing::warn!(readings = refused.len(), code = error.as_str(), %detail, "hub refused readings");
+                tracing::warn!(readings = refused.len(), code = error.as_str(), detail = %crate::domain::untrusted(&detail), "hub refused readings");
                 self.shared.emit(ClientEvent::Refused {
                     readings: refused.len(),
                     error,

@@ -7,6 +7,7 @@
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
 //! stream), [`StatusEvent`] (device presence) and [`AlertEvent`] (alert changes).
+//! And [`untrusted`]: how a value someone else chose may appear in a log line.
 //!
 //! May use: nothing else in the crate (layer 1).
 
@@ -17,6 +18,7 @@ mod pattern;
 mod status;
 mod stored;
 mod time;
+mod untrusted;
 mod value;
 
 pub use about::{AboutError, Description, Location, MAX_DESCRIPTION_CHARS};
@@ -26,6 +28,7 @@ pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};
 pub use status::StatusEvent;
 pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};
+pub use untrusted::{MAX_LOGGED_CHARS, Untrusted, untrusted};
 pub use value::{MAX_TEXT_BYTES, Text, Value, ValueError, ValueKind};
 
 /// One validated sensor reading, ready to be stored.

@@ -11,7 +11,7 @@
 //! builder): one line per reading, so a refusal's line number names the reading.
 
 use super::ingest::{DeviceReading, ParseLimits, check_ts};
-use crate::domain::{DeviceName, Reading, SensorName, Text, Timestamp, Value};
+use crate::domain::{DeviceName, Reading, SensorName, Text, Timestamp, Value, untrusted};
 use influxdb_line_protocol::{FieldValue, LineProtocolBuilder, split_lines};
 
 /// The unit of a line's timestamp (`precision=` on the write endpoints).
@@ -97,7 +97,7 @@ fn parse_line(
     let line = influxdb_line_protocol::parse_lines(text)
         .next()
         .ok_or("an empty line")?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| untrusted(&e.to_string()).to_string())?;
     let measurement = line.series.measurement.as_str();
     let device = match line
         .series
@@ -126,8 +126,10 @@ fn parse_line(
         } else {
             format!("{measurement}.{field}")
         };
-        let sensor = SensorName::parse(&name).map_err(|e| format!("sensor {name:?}: {e}"))?;
-        let value = field_value(value).map_err(|e| format!("field {field}: {e}"))?;
+        // Echoed input is capped (domain::untrusted): a 1 MB field name is not sent back whole.
+        let sensor =
+            SensorName::parse(&name).map_err(|e| format!("sensor {:?}: {e}", untrusted(&name)))?;
+        let value = field_value(value).map_err(|e| format!("field {}: {e}", untrusted(field)))?;
         out.push(DeviceReading {
             device: device.clone(),
             reading: Reading {
