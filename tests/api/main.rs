@@ -22,6 +22,8 @@ mod history;
 mod http;
 mod http_ingest;
 mod influx;
+mod influxql;
+mod influxql_clients;
 mod ingest;
 mod latest;
 mod limits;

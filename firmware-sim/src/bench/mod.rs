@@ -11,6 +11,7 @@
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
 //! | [`line`] | line-protocol points/s beside InfluxDB 1.x; HTTP vs WebSocket JSON batches |
+//! | [`query`] | Grafana's panel queries over `/query`, p50/p95 beside InfluxDB 1.x on the same data |
 //! | [`influxd`] | the InfluxDB 1.x server it is compared with |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
 //! | [`peer`] | the Node `ws` server they are compared with |
@@ -27,6 +28,7 @@ mod latency;
 mod line;
 mod live_load;
 mod peer;
+mod query;
 mod reconnect;
 mod stats;
 
@@ -46,6 +48,8 @@ pub enum BenchCommand {
     Line(line::LineArgs),
     /// Ingest with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency.
     Alerts(alerts::AlertsArgs),
+    /// Grafana's panel queries over `/query`: p50/p95 beside InfluxDB 1.x on the same data.
+    Query(query::QueryArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -57,5 +61,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Reconnect(a) => reconnect::run(a).await,
         BenchCommand::Line(a) => line::run(a).await,
         BenchCommand::Alerts(a) => alerts::run(a).await,
+        BenchCommand::Query(a) => query::run(a).await,
     }
 }
