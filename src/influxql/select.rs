@@ -209,6 +209,10 @@ pub async fn run(
                 .collect(),
         });
     }
+    // InfluxDB lists series in reverse order too when the rows are newest first.
+    if s.descending {
+        out.reverse();
+    }
     Ok(super::show::page(out.into_iter(), s.soffset, s.slimit))
 }
 

@@ -201,8 +201,7 @@ async fn grafanas_panels_equal_v1_readings_buckets(b: Backend) {
         .collect();
     assert_eq!(got, want);
     // A stat panel: the newest reading of any device.
-    let q =
-        r#"SELECT "value" FROM "temperature" WHERE time >= now() - 6h ORDER BY time DESC LIMIT 1"#;
+    let q = r#"SELECT "value" FROM "temperature" WHERE "device" = 'c' AND time >= now() - 6h ORDER BY time DESC LIMIT 1"#;
     let (_, body) = query(
         &app,
         Some(&viewer),
@@ -391,15 +390,16 @@ async fn fill_grouping_epochs_and_dotted_sensors_behave_as_influxdb() {
     )
     .await;
     assert_eq!(s[0]["values"], json!([[base / 1000, 3]]));
-    // ORDER BY time DESC, LIMIT, OFFSET, SLIMIT; RFC 3339 times without epoch.
+    // ORDER BY time DESC (series in reverse order too, as InfluxDB lists them), LIMIT,
+    // SLIMIT; RFC 3339 times without epoch.
     let s = ask(format!(r#"SELECT "value" FROM /^t$/ WHERE {range} GROUP BY "device" ORDER BY time DESC LIMIT 1 SLIMIT 1"#), "").await;
-    let at = Timestamp::from_micros(base + 30_000_000)
+    let at = Timestamp::from_micros(base + 10_000_000)
         .to_datetime()
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     assert_eq!(
         s,
         vec![
-            json!({"name": "t", "tags": {"device": "a"}, "columns": ["time", "value"], "values": [[at, 4.0]]})
+            json!({"name": "t", "tags": {"device": "b"}, "columns": ["time", "value"], "values": [[at, 10.0]]})
         ]
     );
     // A sensor `boiler.pressure` is measurement `boiler`, field `pressure` (and itself).
@@ -505,7 +505,7 @@ async fn bad_queries_get_influxdb_shaped_refusals() {
     )
     .await;
     assert!(err(&body).contains("max_query_series"), "{body}");
-    let (_, body) = query(&app, Some(&viewer), &q(r#"SELECT mean("value") FROM t WHERE "device" = 'a' AND time > now() - 1h GROUP BY time(1s)"#)).await;
+    let (_, body) = query(&app, Some(&viewer), &q(r#"SELECT mean("value") FROM t WHERE "device" = 'a' AND time > now() - 2h GROUP BY time(1s)"#)).await;
     assert!(err(&body).contains("max_query_points"), "{body}");
     // Tokens: none 401, a device's 403, ?p= and Authorization: Token accepted.
     assert_eq!(query(&app, None, &q("SHOW DATABASES")).await.0, 401);

@@ -62,6 +62,7 @@ async fn the_influx_shell_shows_and_selects_what_v1_readings_has() {
         let (port, viewer) = (port.clone(), viewer.clone());
         async move {
             let out = tokio::process::Command::new("influx")
+                .stdin(std::process::Stdio::null())
                 .args(["-host", "127.0.0.1", "-port", &port, "-database", "telehub"])
                 .args([
                     "-username",
@@ -119,7 +120,8 @@ async fn the_influx_shell_shows_and_selects_what_v1_readings_has() {
         assert_eq!(rows.len(), 59);
     }
     // Without a token the shell reports the hub's 401.
-    let out = std::process::Command::new("influx")
+    let out = tokio::process::Command::new("influx")
+        .stdin(std::process::Stdio::null())
         .args([
             "-host",
             "127.0.0.1",
@@ -129,6 +131,7 @@ async fn the_influx_shell_shows_and_selects_what_v1_readings_has() {
             "SHOW DATABASES",
         ])
         .output()
+        .await
         .unwrap();
     let said = format!(
         "{}{}",

@@ -92,7 +92,8 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         let rest = &self.text[start..];
         let Some(c) = rest.chars().next() else {
-            return Ok((Tok::Eof, start));
+            // InfluxDB places the end one character past the text's last.
+            return Ok((Tok::Eof, start + 1));
         };
         let tok = if c.is_ascii_alphabetic() || c == '_' {
             let n = rest

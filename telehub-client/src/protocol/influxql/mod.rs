@@ -37,12 +37,13 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    /// `message` at byte `pos` of `text`.
+    /// `message` at byte `pos` of `text` (past its end: that many bytes past).
     pub fn at(text: &str, pos: usize, message: String) -> Self {
+        let past = pos.saturating_sub(text.len());
         let pos = pos.min(text.len());
         let before = text.get(..pos).unwrap_or(text);
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1 + past;
         Self {
             message,
             line,
