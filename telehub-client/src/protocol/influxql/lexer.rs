@@ -87,6 +87,7 @@ impl<'a> Lexer<'a> {
         t
     }
 
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<(Tok, usize), ParseError> {
         self.skip_space();
         let start = self.pos;

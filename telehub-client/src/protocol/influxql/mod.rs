@@ -4,7 +4,7 @@
 //! BY time(…)` and tags, `fill`, `ORDER BY time`, `LIMIT`/`OFFSET`/`SLIMIT`/`SOFFSET`, `tz`.
 //!
 //! - [`ast`]: the typed statements.
-//! - [`lexer`]: tokens.
+//! - [`lexer`], the tokens;
 //! - [`parser`]: statements (recursive descent); [`condition`]: `WHERE` expressions.
 //!
 //! [`parse`] turns a query's text into statements or one [`ParseError`] worded as
