@@ -17,3 +17,4 @@ trap 'rm -rf "$dir"' EXIT
 bench/line.sh --smoke --servers hub,influxd,hub-json,hub-ws
 bench/serial.sh 50 3
 RUNS=1 DEVICES=1 MESSAGES=200 READINGS=1 MIN_RATIO=0 bench/mqtt.sh
+bench/query.sh --smoke

@@ -6,6 +6,7 @@ use super::UsageError;
 use super::output::{Format, csv_field, csv_value, table};
 use crate::config::Settings;
 use crate::domain::{DeviceName, SensorName, Timestamp, Value, parse_duration, parse_time_arg};
+use crate::storage::history::{History, HistoryError, HistoryLimits, HistoryRead, Shape};
 use crate::storage::{Agg, Bucket, OpenMode, Point, RangeQuery, SeriesRow, StorageError, Store};
 use clap::Args;
 use std::io::Write;
@@ -131,21 +132,88 @@ impl Selection {
 /// bounded and pages neither repeat nor skip rows), until the range or `left` ends.
 pub(super) async fn for_each_page(
     store: &Store,
-    mut q: RangeQuery,
+    q: RangeQuery,
     left: &mut usize,
     mut each: impl FnMut(&[Point]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let mut read = HistoryRead {
+        series: vec![q.series],
+        from: q.from,
+        to: q.to,
+        shape: Shape::Raw {
+            after: q.after,
+            limit: q.limit,
+        },
+    };
     while *left > 0 {
-        let p = store.query_points(q).await?;
+        let History::Points(p) = store.history(&read, HistoryLimits::PAGED).await? else {
+            break;
+        };
         *left -= p.len();
         each(&p)?;
+        let limit = PAGE.min(*left);
         match p.last() {
-            Some(last) if p.len() == q.limit => q.after = Some(last.ts),
+            Some(last) if p.len() == read_limit(&read) => {
+                read.shape = Shape::Raw {
+                    after: Some(last.ts),
+                    limit,
+                }
+            }
             _ => break,
         }
-        q.limit = PAGE.min(*left);
     }
     Ok(())
+}
+
+/// Calls `each` with successive pages of buckets (each page continues after the last
+/// bucket's start), until the range or `left` ends.
+async fn for_each_bucket_page(
+    store: &Store,
+    q: RangeQuery,
+    every_us: i64,
+    agg: Agg,
+    left: &mut usize,
+    mut each: impl FnMut(&[Bucket]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut read = HistoryRead {
+        series: vec![q.series],
+        from: q.from,
+        to: q.to,
+        shape: Shape::Buckets {
+            every_us,
+            offset_us: 0,
+            agg,
+            limit: q.limit,
+        },
+    };
+    while *left > 0 {
+        let History::Buckets(b) = store.history(&read, HistoryLimits::PAGED).await? else {
+            break;
+        };
+        *left -= b.len();
+        each(&b)?;
+        match b.last() {
+            Some(last) if b.len() == read_limit(&read) => {
+                read.from = Timestamp::from_micros(last.ts.as_micros() + every_us)
+            }
+            _ => break,
+        }
+        read.shape = Shape::Buckets {
+            every_us,
+            offset_us: 0,
+            agg,
+            limit: PAGE.min(*left),
+        };
+    }
+    Ok(())
+}
+
+fn read_limit(read: &HistoryRead) -> usize {
+    match read.shape {
+        Shape::Raw { limit, .. } | Shape::Buckets { limit, .. } | Shape::Newest { limit } => limit,
+        Shape::Total { .. } => 1,
+        Shape::Downsample { max_points } => max_points,
+    }
 }
 
 pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
@@ -164,31 +232,22 @@ pub async fn run(settings: Settings, args: &QueryArgs) -> anyhow::Result<()> {
         let mut out = Printer::new(format, every.is_some());
         let mut left = args.limit.unwrap_or(usize::MAX);
         for s in sel.series(&store).await? {
-            let mut q = sel.range(s.id, left);
+            let q = sel.range(s.id, left);
             if let Some(every) = every {
                 let every_us = every.as_micros().min(i64::MAX as u128) as i64;
-                // Buckets come in pages too: continue after the last bucket's start.
-                while left > 0 {
-                    let b = store
-                        .query_buckets(q, every_us, args.agg.unwrap_or(Agg::Avg))
-                        .await
-                        .map_err(|e| match e {
-                            StorageError::InvalidQuery(d) => {
-                                anyhow::Error::new(UsageError(format!("sensor {}: {d}", s.sensor)))
-                            }
-                            e => e.into(),
-                        })?;
-                    left -= b.len();
-                    b.iter()
-                        .try_for_each(|b| out.row(device, &s, Row::Bucket(b)))?;
-                    match b.last() {
-                        Some(last) if b.len() == q.limit => {
-                            q.from = Timestamp::from_micros(last.ts.as_micros() + every_us)
-                        }
-                        _ => break,
+                let agg = args.agg.unwrap_or(Agg::Avg);
+                for_each_bucket_page(&store, q, every_us, agg, &mut left, |page| {
+                    page.iter()
+                        .try_for_each(|b| out.row(device, &s, Row::Bucket(b)))
+                })
+                .await
+                .map_err(|e| match e.downcast::<HistoryError>() {
+                    Ok(HistoryError::Storage(StorageError::InvalidQuery(d))) => {
+                        anyhow::Error::new(UsageError(format!("sensor {}: {d}", s.sensor)))
                     }
-                    q.limit = PAGE.min(left);
-                }
+                    Ok(e) => e.into(),
+                    Err(e) => e,
+                })?;
             } else {
                 for_each_page(&store, q, &mut left, |page| {
                     page.iter()

@@ -43,6 +43,14 @@ pub struct HttpSettings {
     pub max_write_bytes: usize,
     /// Readings (fields) in one line-protocol write at most; over: 400.
     pub max_write_readings: usize,
+    /// `/query`: series (measurement × device) one statement may answer; over: a
+    /// statement error.
+    pub max_query_series: usize,
+    /// `/query`: values (rows × columns, all series together) one statement may answer,
+    /// empty buckets filled included; over: a statement error.
+    pub max_query_points: usize,
+    /// `/query`: the query text at most (bytes); over: 413.
+    pub max_query_bytes: usize,
 }
 
 /// One WebSocket's buffers, frame bound and heartbeat: device sockets take them from
@@ -108,6 +116,9 @@ impl Default for HttpSettings {
             max_buckets: 100_000,
             max_write_bytes: 16 * 1024 * 1024,
             max_write_readings: 100_000,
+            max_query_series: 1_000,
+            max_query_points: 1_000_000,
+            max_query_bytes: 64 * 1024,
         }
     }
 }
@@ -143,9 +154,12 @@ impl HttpSettings {
             || self.max_buckets == 0
             || self.max_write_bytes == 0
             || self.max_write_readings == 0
+            || self.max_query_series == 0
+            || self.max_query_points == 0
+            || self.max_query_bytes == 0
         {
             return Err(SettingError::Rule(
-                "http.max_points, max_buckets, max_write_bytes and max_write_readings must be ≥ 1",
+                "http.max_points, max_buckets, max_write_bytes, max_write_readings, max_query_series, max_query_points and max_query_bytes must be ≥ 1",
             ));
         }
         Ok(())

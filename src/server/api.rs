@@ -9,7 +9,8 @@ pub use super::readings_params::{
 };
 use super::{ApiError, HubState};
 use crate::domain::{DeviceName, SensorName};
-use crate::storage::{Bucket, Point, RangeQuery};
+use crate::storage::history::{History, HistoryLimits, HistoryRead, Shape};
+use crate::storage::{Bucket, Point};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -109,48 +110,45 @@ async fn readings(
         }
         Some(Some(id)) => id,
     };
-    let range = RangeQuery {
-        series,
+    let shape = match (q.buckets, q.max_points) {
+        (Some((every, agg)), _) => Shape::Buckets {
+            every_us: every.as_micros().min(i64::MAX as u128) as i64,
+            offset_us: 0,
+            agg,
+            limit: http.max_buckets + 1,
+        },
+        (None, Some(max_points)) => Shape::Downsample { max_points },
+        (None, None) => Shape::Raw {
+            after: q.after,
+            limit: q.limit,
+        },
+    };
+    let read = HistoryRead {
+        series: vec![series],
         from: q.from,
         to: q.to,
-        after: q.after,
-        limit: q.limit,
+        shape,
     };
-    let reply = |points, next_cursor| {
-        Json(ReadingsOut {
-            device: &q.device,
-            sensor: &q.sensor,
-            points,
-            next_cursor,
-        })
-        .into_response()
+    let limits = HistoryLimits {
+        max_buckets: http.max_buckets,
     };
-    if let Some((every, agg)) = q.buckets {
-        let every_us = every.as_micros().min(i64::MAX as u128) as i64;
-        let n = (q.to.as_micros() - q.from.as_micros()) / every_us;
-        if n as usize > http.max_buckets {
-            return Err(ApiError::bad_request(format!(
-                "{n} buckets; at most {} per query: use a larger `every` or a shorter range",
-                http.max_buckets
-            )));
+    let (points, next_cursor) = match hub.store.history(&read, limits).await? {
+        History::Buckets(b) => (Points::Buckets(b), None),
+        History::Points(p) => {
+            // Raw pages carry a cursor when full; a downsample is whole.
+            let next = (q.max_points.is_none() && p.len() == q.limit)
+                .then(|| p.last().map(|p| encode_cursor(p.ts)))
+                .flatten();
+            (Points::Raw(p), next)
         }
-        let range = RangeQuery {
-            limit: http.max_buckets + 1,
-            after: None,
-            ..range
-        };
-        let buckets = hub.store.query_buckets(range, every_us, agg).await?;
-        return Ok(reply(Points::Buckets(buckets), None));
-    }
-    if let Some(n) = q.max_points {
-        let points = hub.store.downsample(range, n).await?;
-        return Ok(reply(Points::Raw(points), None));
-    }
-    let points = hub.store.query_points(range).await?;
-    let next = (points.len() == q.limit)
-        .then(|| points.last().map(|p| encode_cursor(p.ts)))
-        .flatten();
-    Ok(reply(Points::Raw(points), next))
+    };
+    Ok(Json(ReadingsOut {
+        device: &q.device,
+        sensor: &q.sensor,
+        points,
+        next_cursor,
+    })
+    .into_response())
 }
 
 #[derive(Serialize)]

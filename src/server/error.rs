@@ -116,6 +116,16 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// A history read refused for its size or shape: 400; storage failures as above.
+impl From<crate::storage::history::HistoryError> for ApiError {
+    fn from(e: crate::storage::history::HistoryError) -> Self {
+        match e {
+            crate::storage::history::HistoryError::Storage(e) => e.into(),
+            e => Self::bad_request(e.to_string()),
+        }
+    }
+}
+
 /// A refused `/v1/readings` query string: 400, naming the parameter.
 impl From<super::readings_params::QueryError> for ApiError {
     fn from(e: super::readings_params::QueryError) -> Self {

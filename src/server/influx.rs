@@ -60,13 +60,12 @@ impl IntoResponse for WriteError {
     }
 }
 
+/// The version InfluxDB 1.x clients are told (`X-Influxdb-Version`).
+pub const VERSION: &str = "1.8-compatible (telehub)";
+
 /// `GET`/`HEAD /ping`: what InfluxDB 1.x clients (the `influx` shell) call before writing.
 pub async fn ping() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [("x-influxdb-version", "1.8-compatible (telehub)")],
-    )
-        .into_response()
+    (StatusCode::NO_CONTENT, [("x-influxdb-version", VERSION)]).into_response()
 }
 
 /// `POST /api/v2/write` and `POST /write`.
@@ -146,7 +145,7 @@ async fn authenticate(
 }
 
 /// `Authorization: Token T` / `Bearer T` / `Basic base64(user:T)`, or 1.x `?p=T`.
-fn token_of(headers: &HeaderMap, q: &HashMap<String, String>) -> Option<String> {
+pub(super) fn token_of(headers: &HeaderMap, q: &HashMap<String, String>) -> Option<String> {
     if let Some(h) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())

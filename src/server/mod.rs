@@ -5,6 +5,7 @@
 //! - [`authn`]: tokens on requests; [`limits`]: per-IP connections and handshake rate.
 //! - [`ingest`]: device sockets (`GET /v1/ingest`); `http_ingest`: the same over HTTP
 //!   (`POST /v1/ingest`); `influx`: InfluxDB's write endpoints (line protocol);
+//!   `influxql`: InfluxDB 1.x's read endpoint, `/query` (meaning in [`crate::influxql`]);
 //!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
 //!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `commands`:
@@ -29,6 +30,7 @@ mod devices;
 mod error;
 mod http_ingest;
 mod influx;
+mod influxql;
 pub mod ingest;
 pub mod limits;
 pub mod listener;
@@ -91,6 +93,10 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/api/v2/write", axum::routing::post(influx::write))
         .route("/write", axum::routing::post(influx::write))
         .route("/ping", axum::routing::get(influx::ping).head(influx::ping))
+        .route(
+            "/query",
+            axum::routing::get(influxql::query).post(influxql::query),
+        )
         .merge(api::routes())
         .merge(devices::routes())
         .merge(alerts::routes())

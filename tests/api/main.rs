@@ -26,6 +26,8 @@ mod http;
 mod http_ingest;
 mod identity;
 mod influx;
+mod influxql;
+mod influxql_clients;
 mod ingest;
 mod latest;
 mod limits;

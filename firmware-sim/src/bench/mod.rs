@@ -12,6 +12,7 @@
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
 //! | [`line`] | line-protocol points/s beside InfluxDB 1.x; HTTP vs WebSocket JSON batches |
+//! | [`query`] | Grafana's panel queries over `/query`, p50/p95 beside InfluxDB 1.x on the same data |
 //! | [`influxd`] | the InfluxDB 1.x server it is compared with |
 //! | [`live_load`] | paced devices and latency-recording subscribers for the two above |
 //! | [`peer`] | the Node `ws` server they are compared with |
@@ -29,6 +30,7 @@ mod latency;
 mod line;
 mod live_load;
 mod peer;
+mod query;
 mod reconnect;
 mod stats;
 
@@ -50,6 +52,8 @@ pub enum BenchCommand {
     Alerts(alerts::AlertsArgs),
     /// Bulk commands to 1,000 connected devices, create → device latency, ingest beside 1,000 commands/s.
     Commands(commands::CommandsArgs),
+    /// Grafana's panel queries over `/query`: p50/p95 beside InfluxDB 1.x on the same data.
+    Query(query::QueryArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -62,5 +66,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Line(a) => line::run(a).await,
         BenchCommand::Alerts(a) => alerts::run(a).await,
         BenchCommand::Commands(a) => commands::run(a).await,
+        BenchCommand::Query(a) => query::run(a).await,
     }
 }

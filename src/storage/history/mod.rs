@@ -3,55 +3,60 @@
 //!
 //! - [`plan`]: which source answers which part of a bucket query, and its SQL (pure).
 //! - [`queries`]: the shared read queries (points, series, bucket summaries).
+//! - [`reads`]: the one history planner: raw points, buckets or M4, and their limits.
+//! - [`catalogue`]: every series with its device and type, for finding series by pattern.
 //! - [`m4`]: downsampling for charts (pure).
 //! - [`maintenance`]: rollup rebuild, retention deletes, preparing rollups at start.
 //!
 //! This file holds the [`Store`] methods that combine them. The SQL is shared by both
 //! backends. Uses [`super::rollup`], [`super::horizons`] and [`super::db`].
 
+pub mod catalogue;
 pub mod m4;
 pub mod maintenance;
 pub mod plan;
 pub mod queries;
+pub mod reads;
 pub mod values;
 
+pub use catalogue::CatalogueRow;
 pub use m4::{m4_every, m4_points};
 pub use maintenance::Table;
 pub use plan::{Need, Segment, Source, plan, segment_sql, summaries_sql};
 pub use queries::{BucketSummary, SummaryQuery};
+pub use reads::{History, HistoryError, HistoryLimits, HistoryRead, Shape};
 
 use super::rollup::{self, Level};
 use super::{Agg, Bucket, Point, RangeQuery, StorageError, Store};
-use crate::domain::{DeviceName, SensorName, Timestamp, ValueKind};
+use crate::domain::{DeviceName, SensorName, ValueKind};
 
 impl Store {
     /// Buckets of `every_us` microseconds (aligned to the Unix epoch), at most `limit`,
-    /// read from the coarsest rollup that answers them exactly (see [`plan`]).
+    /// read from the coarsest rollup that answers them exactly (see [`plan`]): the
+    /// [`Store::history`] read of one series, for callers that page.
     pub async fn query_buckets(
         &self,
         q: RangeQuery,
         every_us: i64,
         agg: Agg,
     ) -> Result<Vec<Bucket>, StorageError> {
-        let kind = self.series_kind(q.series).await?;
-        agg.check(kind)?;
-        let rows = self.summaries(&q, every_us, agg.need()).await?;
-        let kind = agg.result_kind(kind);
-        let texts = match kind {
-            ValueKind::Text => {
-                let ids = rows.iter().map(|(_, s)| agg.of(s));
-                dispatch!(self, db => db.texts(ids).await)?
-            }
-            _ => Default::default(),
+        let read = HistoryRead {
+            series: vec![q.series],
+            from: q.from,
+            to: q.to,
+            shape: Shape::Buckets {
+                every_us,
+                offset_us: 0,
+                agg,
+                limit: q.limit,
+            },
         };
-        Ok(rows
-            .into_iter()
-            .map(|(b, s)| Bucket {
-                ts: Timestamp::from_micros(b),
-                value: values::decode(kind, agg.of(&s), |id| texts.get(&id).cloned()),
-                count: s.n,
-            })
-            .collect())
+        match self.history(&read, HistoryLimits::PAGED).await {
+            Ok(History::Buckets(b)) => Ok(b),
+            Ok(History::Points(_)) => Ok(Vec::new()),
+            Err(HistoryError::Storage(e)) => Err(e),
+            Err(e) => Err(StorageError::InvalidQuery(e.to_string())),
+        }
     }
 
     /// The value type of a series (numbers for one that does not exist).

@@ -97,6 +97,22 @@ where
             .collect())
     }
 
+    /// The newest `limit` points of `[from, to)`, newest first.
+    pub async fn query_newest(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
+        let kind = self.series_kind(q.series).await?;
+        let rows = sqlx::query_as(
+            "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3
+             ORDER BY ts DESC LIMIT $4",
+        )
+        .bind(q.series)
+        .bind(q.from.as_micros())
+        .bind(q.to.as_micros())
+        .bind(q.limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.read)
+        .await?;
+        self.decode_points(kind, rows).await
+    }
+
     async fn query_raw(&self, q: RangeQuery) -> Result<Vec<(i64, f64)>, sqlx::Error> {
         sqlx::query_as(
             "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3
