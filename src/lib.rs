@@ -32,7 +32,7 @@
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |
 //! | 4 | [`alerts`] | alert rules evaluated after commit and on presence; events, webhook outbox |
 //! | 4 | [`commands`] | commands to devices (docs/commands.md): creation, cancel, the dispatch state machine and its task |
-//! | 4 | [`influxql`] | InfluxQL statements (`/query`, CONTRACT §15) answered from storage through the history planner |
+//! | 4 | [`influxql`] | InfluxQL statements (`/query`, docs/grafana.md) answered from storage through the history planner |
 //! | 5 | [`server`] | HTTP and WebSocket endpoints: device and live sockets, API, dashboard |
 //! | 5 | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
 //! | 5 | [`bridge`] | `telehub bridge serial`: serial lines forwarded to the hub as a gateway |

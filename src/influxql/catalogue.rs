@@ -1,4 +1,4 @@
-//! The InfluxDB view of the stored series (CONTRACT §15): a sensor is a measurement
+//! The InfluxDB view of the stored series (docs/grafana.md): a sensor is a measurement
 //! whose field is `value`, and a sensor `a.b` is also measurement `a`, field `b` (as a
 //! line-protocol write names it); the one tag is `device`. Built per query from
 //! [`crate::storage::history::CatalogueRow`]s. Pure.

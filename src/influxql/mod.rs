@@ -1,4 +1,4 @@
-//! InfluxQL statements answered from storage (CONTRACT §15, docs/grafana.md): what
+//! InfluxQL statements answered from storage (docs/grafana.md): what
 //! `/query` means, apart from its transport (`server::influxql`).
 //!
 //! - [`catalogue`]: the InfluxDB view of the series (measurements, fields, the `device` tag).

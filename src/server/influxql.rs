@@ -1,4 +1,4 @@
-//! `GET`/`POST /query` (CONTRACT §15, docs/grafana.md): InfluxDB 1.x's read endpoint, so
+//! `GET`/`POST /query` (docs/grafana.md): InfluxDB 1.x's read endpoint, so
 //! Grafana's InfluxDB data source, the `influx` shell and InfluxDB client libraries read
 //! the hub's history.
 //!

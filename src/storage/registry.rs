@@ -70,6 +70,13 @@ pub struct TokenRow {
     pub last_used: Option<Timestamp>,
 }
 
+/// A `tokens` row as `token list` reads it: label, role, created, revoked, last used.
+type TokenColumns = (String, String, i64, Option<i64>, Option<i64>);
+
+/// A token row as authentication reads it: token id, role, device id and name (for a
+/// device token), last used.
+type AuthColumns = (i64, String, Option<i64>, Option<String>, Option<i64>);
+
 /// `SELECT` of a device's id by name; `$1` the name.
 const DEVICE_ID: &str = "SELECT id FROM devices WHERE name = $1";
 /// The same, for devices not revoked.
@@ -194,7 +201,7 @@ where
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
-        let rows: Vec<(String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<TokenColumns> = sqlx::query_as(
             "SELECT label, role, created_us, revoked_us, last_used_us FROM tokens
              WHERE role IN ('viewer','operator','admin') ORDER BY label, id",
         )
@@ -306,7 +313,7 @@ where
         &self,
         hash: &[u8; 32],
     ) -> Result<Option<(Principal, Option<i64>)>, StorageError> {
-        let row: Option<(i64, String, Option<i64>, Option<String>, Option<i64>)> = sqlx::query_as(
+        let row: Option<AuthColumns> = sqlx::query_as(
             "SELECT t.id, t.role, d.id, d.name, t.last_used_us
              FROM tokens t LEFT JOIN devices d ON d.id = t.device_id
              WHERE t.hash = $1 AND t.revoked_us IS NULL AND d.revoked_us IS NULL",

@@ -9,7 +9,7 @@
 //! - [`line`]: the InfluxDB line protocol (protocol.md §5) as device readings.
 //! - [`live`]: the dashboard feed (protocol.md §3): subscriptions in, frames out, and the
 //!   decoder of those frames (`telehub tail`).
-//! - [`influxql`]: the InfluxQL subset of `/query` (CONTRACT §15), typed statements.
+//! - [`influxql`]: the InfluxQL subset of `/query` (docs/grafana.md), typed statements.
 //! - [`serial`]: the serial line format (protocol.md §6) read by `telehub bridge serial`.
 //!
 //! Transport code hands these modules raw text and gets typed values or a typed

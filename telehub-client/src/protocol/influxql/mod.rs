@@ -1,4 +1,4 @@
-//! InfluxQL, the subset the hub's `/query` answers (docs/grafana.md, CONTRACT §15):
+//! InfluxQL, the subset the hub's `/query` answers (docs/grafana.md):
 //! `SHOW DATABASES | RETENTION POLICIES | MEASUREMENTS | TAG KEYS | TAG VALUES | FIELD
 //! KEYS` and `SELECT` with one field or aggregate, `WHERE` over time and tags, `GROUP
 //! BY time(…)` and tags, `fill`, `ORDER BY time`, `LIMIT`/`OFFSET`/`SLIMIT`/`SOFFSET`, `tz`.
