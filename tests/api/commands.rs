@@ -8,8 +8,10 @@ use crate::procs::telehub_cli as telehub;
 use serde_json::{Value, json};
 use telehub::auth::Role;
 
+/// A new token of `role` (token names are unique among active tokens).
 async fn token(app: &TestApp, role: Role) -> String {
-    app.store.add_token("test", role).await.unwrap()
+    let name = format!("test-{}-{}", role.as_str(), rand_suffix());
+    app.store.add_token(&name, role).await.unwrap()
 }
 
 /// `METHOD path` with `token` and a JSON `body`: the status and the body as JSON.

@@ -2,7 +2,7 @@
 //! what a test does with it: provision devices and tokens, connect devices and
 //! dashboards, call the HTTP API, read what was stored.
 
-use super::{Backend, TestDb, WAIT, Ws, connect, eventually, stored_readings};
+use super::{Backend, TestDb, WAIT, Ws, connect, eventually, rand_suffix, stored_readings};
 use serde_json::Value;
 use telehub::config::Settings;
 use telehub::domain::DeviceName;
@@ -72,7 +72,10 @@ impl TestApp {
     /// A new viewer token.
     pub async fn viewer(&self) -> String {
         self.store
-            .add_token("test-viewer", telehub::auth::Role::Viewer)
+            .add_token(
+                &format!("test-viewer-{}", rand_suffix()),
+                telehub::auth::Role::Viewer,
+            )
             .await
             .unwrap()
     }
