@@ -175,8 +175,8 @@ async fn measure(
             t.sort_by(f64::total_cmp);
             cells.push(format!(
                 "{:.1} / {:.1}",
-                percentile(t, 0.5),
-                percentile(t, 0.95)
+                percentile(t, 50.0),
+                percentile(t, 95.0)
             ));
         }
         rows.push(cells);
