@@ -75,3 +75,45 @@ async fn units_are_printed_and_table_averages_are_rounded() {
     );
     assert_eq!(stdout(&out).lines().count(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_over_all_sensors_leave_out_the_series_the_aggregate_does_not_fit() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let db = app.db.url.clone();
+    let mut ws = app.connect_device(&app.device("press-1").await).await;
+    let t0 = ((base_ts() as i64 - 1800) / 60 * 60) as f64;
+    let readings = json!([
+        {"sensor": "pressure", "value": 2.0, "ts": t0},
+        {"sensor": "pressure", "value": 4.0, "ts": t0 + 1.0},
+        {"sensor": "mode", "value": "auto", "ts": t0},
+    ]);
+    send_json(&mut ws, &json!({"id": 1, "readings": readings})).await;
+    assert_eq!(next_json(&mut ws).await["ack"], 1);
+    let args = [
+        "query", "--device", "press-1", "--every", "1m", "--from", "-2h", "--format", "csv",
+    ];
+    let o = telehub(&db, &args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let csv = stdout(&o);
+    assert_eq!(
+        csv.lines().count(),
+        2,
+        "header and the pressure bucket: {csv}"
+    );
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("press-1,pressure,"),
+        "{csv}"
+    );
+    assert!(
+        err.contains("sensor mode:") && err.contains("left out"),
+        "{err}"
+    );
+    // Asked for by name, the string sensor is a usage error.
+    let o = telehub(&db, &[&args[..], &["--sensor", "mode"]].concat());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
