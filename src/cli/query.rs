@@ -175,17 +175,7 @@ async fn for_each_bucket_page(
     left: &mut usize,
     mut each: impl FnMut(&[Bucket]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut read = HistoryRead {
-        series: vec![q.series],
-        from: q.from,
-        to: q.to,
-        shape: Shape::Buckets {
-            every_us,
-            offset_us: 0,
-            agg,
-            limit: q.limit,
-        },
-    };
+    let mut read = HistoryRead::buckets(&q, every_us, agg);
     while *left > 0 {
         let History::Buckets(b) = store.history(&read, HistoryLimits::PAGED).await? else {
             break;

@@ -5,6 +5,7 @@
 //! adding, listing and authenticating.
 
 use super::db::{Db, Dialect, RowsAffected};
+use super::registry::{BUMP_AUTH_EPOCH, LIVE_DEVICE_ID};
 use super::{StorageError, Store};
 use crate::auth::Role;
 use crate::domain::{Description, DeviceName, Location, Timestamp};
@@ -47,9 +48,6 @@ pub struct AboutEdit {
 
 /// How often a token's `last_used` is written at most.
 const LAST_USED_RESOLUTION_US: i64 = 60_000_000;
-
-/// `UPDATE`s bumping the auth epoch, so hubs close the sockets of revoked tokens.
-const BUMP_AUTH_EPOCH: &str = "UPDATE auth_epoch SET epoch = epoch + 1";
 
 impl<DB> Db<DB>
 where
@@ -251,11 +249,10 @@ where
         gateway: i64,
         target: &DeviceName,
     ) -> Result<(), StorageError> {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM devices WHERE name = $1 AND revoked_us IS NULL")
-                .bind(target.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
+            .bind(target.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         let id = id.ok_or_else(|| StorageError::UnknownTarget(target.to_string()))?;
         sqlx::query(
             "INSERT INTO gateway_targets (gateway_id, device_id) VALUES ($1, $2)

@@ -80,8 +80,9 @@ type AuthColumns = (i64, String, Option<i64>, Option<String>, Option<i64>);
 /// `SELECT` of a device's id by name; `$1` the name.
 const DEVICE_ID: &str = "SELECT id FROM devices WHERE name = $1";
 /// The same, for devices not revoked.
-const LIVE_DEVICE_ID: &str = "SELECT id FROM devices WHERE name = $1 AND revoked_us IS NULL";
-const BUMP_AUTH_EPOCH: &str = "UPDATE auth_epoch SET epoch = epoch + 1";
+pub(super) const LIVE_DEVICE_ID: &str =
+    "SELECT id FROM devices WHERE name = $1 AND revoked_us IS NULL";
+pub(super) const BUMP_AUTH_EPOCH: &str = "UPDATE auth_epoch SET epoch = epoch + 1";
 
 impl<DB> Db<DB>
 where

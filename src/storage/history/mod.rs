@@ -40,17 +40,7 @@ impl Store {
         every_us: i64,
         agg: Agg,
     ) -> Result<Vec<Bucket>, StorageError> {
-        let read = HistoryRead {
-            series: vec![q.series],
-            from: q.from,
-            to: q.to,
-            shape: Shape::Buckets {
-                every_us,
-                offset_us: 0,
-                agg,
-                limit: q.limit,
-            },
-        };
+        let read = HistoryRead::buckets(&q, every_us, agg);
         match self.history(&read, HistoryLimits::PAGED).await {
             Ok(History::Buckets(b)) => Ok(b),
             Ok(History::Points(_)) => Ok(Vec::new()),

@@ -25,6 +25,23 @@ pub struct HistoryRead {
     pub shape: Shape,
 }
 
+impl HistoryRead {
+    /// Buckets of `every_us` (no offset) of `q`'s one series over its range, at most `q.limit`.
+    pub fn buckets(q: &RangeQuery, every_us: i64, agg: Agg) -> Self {
+        Self {
+            series: vec![q.series],
+            from: q.from,
+            to: q.to,
+            shape: Shape::Buckets {
+                every_us,
+                offset_us: 0,
+                agg,
+                limit: q.limit,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// Stored readings strictly after `after` (when paging), at most `limit`.
