@@ -9,31 +9,8 @@ use std::collections::BTreeMap;
 /// Rows: a time (µs) and one cell per column (`None`: no value).
 pub type Rows = Vec<(i64, Vec<Option<Value>>)>;
 
-/// `epoch=` precisions of `/query` times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Epoch {
-    Nanoseconds,
-    Microseconds,
-    Milliseconds,
-    Seconds,
-    Minutes,
-    Hours,
-}
-
-impl Epoch {
-    /// `ns`/`n`, `u`/`us`/`µ`, `ms`, `s`, `m`, `h`.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ns" | "n" => Self::Nanoseconds,
-            "u" | "us" | "µ" | "µs" => Self::Microseconds,
-            "ms" => Self::Milliseconds,
-            "s" => Self::Seconds,
-            "m" => Self::Minutes,
-            "h" => Self::Hours,
-            _ => return None,
-        })
-    }
-}
+/// `epoch=` precisions of `/query` times: the line protocol's `precision=` units, parsed alike.
+pub use crate::protocol::line::Precision as Epoch;
 
 /// A time as `epoch` writes it: an integer (truncated), or an RFC 3339 string.
 pub fn time(us: i64, epoch: Option<Epoch>) -> Json {

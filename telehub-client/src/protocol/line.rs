@@ -26,11 +26,11 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// `ns`/`n`, `us`/`u`, `ms`, `s`, and (InfluxDB 1.x) `m`, `h`.
+    /// `ns`/`n`, `us`/`u`/`µ`/`µs`, `ms`, `s`, and (InfluxDB 1.x) `m`, `h`.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "ns" | "n" => Self::Nanoseconds,
-            "us" | "u" | "µs" => Self::Microseconds,
+            "us" | "u" | "µ" | "µs" => Self::Microseconds,
             "ms" => Self::Milliseconds,
             "s" => Self::Seconds,
             "m" => Self::Minutes,
