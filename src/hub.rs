@@ -171,6 +171,8 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         shutdown.clone(),
     )
     .await?;
+    let devconfig =
+        crate::devconfig::start(store.clone(), &settings.device_config, shutdown.clone()).await?;
     tokio::spawn(command_changes_to_live(
         commands.handle.changes(),
         live.clone(),
@@ -199,6 +201,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         mqtt: mqtt_handle,
         alerts: alerts.handle.clone(),
         commands: commands.handle.clone(),
+        devconfig: devconfig.handle.clone(),
         shutdown: shutdown.clone(),
         tasks,
         settings,
@@ -239,6 +242,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         // stopped with the shutdown (what it did not send is retried after a restart).
         alerts.finish().await;
         commands.finish().await;
+        devconfig.finish().await;
         if let Some(m) = mqtt {
             m.finish(serve_state.settings.server.shutdown_grace).await;
         }

@@ -32,6 +32,7 @@
 //! | 4 | [`sessions`] | open sockets, online devices, revocation |
 //! | 4 | [`alerts`] | alert rules evaluated after commit and on presence; events, webhook outbox |
 //! | 4 | [`commands`] | commands to devices (docs/commands.md): creation, cancel, the dispatch state machine and its task |
+//! | 4 | [`devconfig`] | desired device configuration (docs/device-config.md): versions set and reported, their delivery to connected devices |
 //! | 4 | [`influxql`] | InfluxQL statements (`/query`, docs/grafana.md) answered from storage through the history planner |
 //! | 5 | [`server`] | HTTP and WebSocket endpoints: device and live sockets, API, dashboard |
 //! | 5 | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
@@ -47,6 +48,7 @@ pub mod bridge;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod devconfig;
 pub mod hub;
 pub mod influxql;
 pub mod ingest;

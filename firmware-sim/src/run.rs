@@ -210,7 +210,10 @@ impl RunArgs {
             path: dir.join(format!("{name}.outbox")),
             interval: self.save_every,
         });
-        c.commands = control.map(|c| CommandsConfig::new(c.handler()));
+        c.commands = control.map(|c| CommandsConfig {
+            config: Some(c.config_handler()),
+            ..CommandsConfig::new(c.handler())
+        });
         c
     }
 }

@@ -2,8 +2,12 @@
 //! indexed by their pattern's exact device segment, else by their exact sensor segment,
 //! else kept in one bucket of patterns wildcarded in both. The engine asks once per
 //! series and caches the answer, so a reading costs one lookup, not one per rule.
+//! A rule with labels (protocol.md §14) applies only to devices carrying all of them;
+//! the matcher holds the devices' labels as they were when the rules were loaded (a
+//! label change makes the engine load them again).
 
 use super::rules::{Condition, Rule};
+use crate::domain::Labels;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,11 +23,16 @@ pub struct Matcher {
     /// Device rules (offline) by exact device, then the rest.
     offline_by_device: HashMap<String, Vec<usize>>,
     offline_rest: Vec<usize>,
+    /// The labels of each device that has any.
+    labels: HashMap<String, Labels>,
 }
 
 impl Matcher {
-    pub fn new(rules: Vec<Arc<Rule>>) -> Self {
-        let mut m = Matcher::default();
+    pub fn new(rules: Vec<Arc<Rule>>, labels: HashMap<String, Labels>) -> Self {
+        let mut m = Matcher {
+            labels,
+            ..Matcher::default()
+        };
         for (i, r) in rules.iter().enumerate() {
             let device = r.pattern.device.exact().map(str::to_owned);
             if matches!(r.condition, Condition::Offline { .. }) {
@@ -60,6 +69,7 @@ impl Matcher {
         .flatten()
         .copied()
         .filter(|&i| self.rules[i].pattern.matches_series(device, sensor))
+        .filter(|&i| self.labelled(i, device))
         .collect();
         out.sort_unstable();
         out
@@ -76,9 +86,21 @@ impl Matcher {
         .flatten()
         .copied()
         .filter(|&i| self.rules[i].pattern.device.matches(device))
+        .filter(|&i| self.labelled(i, device))
         .collect();
         out.sort_unstable();
         out
+    }
+
+    /// Whether `device` carries every label rule `i` asks for.
+    fn labelled(&self, i: usize, device: &str) -> bool {
+        let wanted = &self.rules[i].labels;
+        wanted.is_empty() || self.labels.get(device).is_some_and(|l| l.has_all(wanted))
+    }
+
+    /// Whether any rule selects devices by label (loading then reads the labels).
+    pub fn wants_labels(rules: &[Arc<Rule>]) -> bool {
+        rules.iter().any(|r| !r.labels.is_empty())
     }
 
     pub fn has_offline_rules(&self) -> bool {
@@ -104,14 +126,17 @@ mod tests {
 
     #[test]
     fn finds_exactly_the_rules_whose_patterns_match() {
-        let m = Matcher::new(vec![
+        let m = Matcher::new(
+            vec![
             rule("a", "dev-1/temp", "threshold"),
             rule("b", "*/temp", "threshold"),
             rule("c", "dev-*/*", "threshold"),
             rule("d", "dev-2/*", "threshold"),
             rule("e", "dev-*", "offline"),
             rule("f", "dev-1", "offline"),
-        ]);
+            ],
+            HashMap::new(),
+        );
         assert_eq!(m.series_rules("dev-1", "temp"), [0, 1, 2]);
         assert_eq!(m.series_rules("dev-2", "hum"), [2, 3]);
         assert_eq!(m.series_rules("other", "temp"), [1]);
@@ -119,5 +144,27 @@ mod tests {
         assert_eq!(m.device_rules("dev-1"), [4, 5]);
         assert_eq!(m.device_rules("dev-9"), [4]);
         assert!(m.device_rules("x").is_empty());
+    }
+
+    #[test]
+    fn a_rule_with_labels_applies_only_to_devices_carrying_them() {
+        let labelled = |name: &str, pattern: &str, kind: &str| {
+            let mut spec = rule(name, pattern, kind).spec.clone();
+            spec.labels = Some(serde_json::json!({"site": "a"}));
+            Arc::new(Rule::from_spec(spec).unwrap())
+        };
+        let labels = |pairs: serde_json::Value| Labels::from_json(&pairs).unwrap();
+        let m = Matcher::new(
+            vec![labelled("a", "*/temp", "threshold"), labelled("b", "*", "offline")],
+            HashMap::from([
+                ("in".to_owned(), labels(serde_json::json!({"site": "a", "line": "1"}))),
+                ("out".to_owned(), labels(serde_json::json!({"site": "b"}))),
+            ]),
+        );
+        assert_eq!(m.series_rules("in", "temp"), [0]);
+        assert!(m.series_rules("out", "temp").is_empty());
+        assert!(m.series_rules("bare", "temp").is_empty());
+        assert_eq!(m.device_rules("in"), [1]);
+        assert!(m.device_rules("out").is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //! is added (HTTP, `alert add`, `alert import`), so a rule stored by an older release
 //! still loads.
 
-use crate::domain::{DeviceName, NameError, PatternError, Value, ValueKind};
+use crate::domain::{DeviceName, LabelError, Labels, NameError, PatternError, Value, ValueKind};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub enum RuleError {
     OrderOnNonNumber(&'static str),
     #[error("clear: {0}")]
     Clear(String),
+    #[error("labels: {0}")]
+    Labels(LabelError),
     #[error("severity: at most 32 letters, digits, . _ : -")]
     Severity,
     #[error("{field}: {text} is {side} {bound}; {hint}")]
@@ -151,6 +153,8 @@ pub struct Rule {
     pub condition: Condition,
     pub severity: Option<String>,
     pub repeat: Option<Duration>,
+    /// Only devices carrying every one of these labels (empty: every device).
+    pub labels: Labels,
     /// The rule as given, normalised: what is stored and listed.
     pub spec: RuleSpec,
 }
@@ -174,6 +178,9 @@ pub struct RuleSpec {
     pub severity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<String>,
+    /// protocol.md §14: `{"site": "plant-a"}`, matching only devices with those labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<serde_json::Value>,
 }
 
 impl Rule {
@@ -252,12 +259,17 @@ impl Rule {
         if let Some(r) = repeat.filter(|r| *r > MAX_DURATION) {
             return Err(too_long("repeat", r));
         }
+        let labels = match &spec.labels {
+            Some(l) => Labels::from_json(l).map_err(RuleError::Labels)?,
+            None => Labels::default(),
+        };
         Ok(Self {
             name: spec.name.clone(),
             pattern,
             condition,
             severity: spec.severity.clone(),
             repeat,
+            labels,
             spec,
         })
     }

@@ -78,6 +78,9 @@ pub struct AddArgs {
     /// Notify again every DUR while firing.
     #[arg(long, value_name = "DUR")]
     repeat: Option<String>,
+    /// Only devices with this label, KEY=VALUE (repeatable: all must match).
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
 }
 
 impl AddArgs {
@@ -101,6 +104,15 @@ impl AddArgs {
             clear: self.clear.as_deref().map(literal),
             severity: self.severity.clone(),
             repeat: self.repeat.clone(),
+            // Checked with the rest of the rule; a pair without `=` is a key with an
+            // empty value, refused there with the rule.
+            labels: (!self.label.is_empty()).then(|| {
+                let pairs = self.label.iter().map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (k.to_owned(), Json::String(v.to_owned()))
+                });
+                Json::Object(pairs.collect())
+            }),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `telehub device ...` and `telehub token ...`: the registry from the command line.
 //! Tokens are printed once, alone on stdout, so scripts can capture them.
 
+use super::device_config::{self, ConfigArgs};
+use super::device_labels::{self, LabelArgs};
 use super::device_life::{self, DeviceTokenCommand, GatewayArgs, SetArgs};
 use super::output::{ListFormat, print_list};
 use super::{UsageError, device_name};
@@ -43,6 +45,9 @@ pub enum DeviceCommand {
     List {
         #[arg(long, value_enum)]
         format: Option<ListFormat>,
+        /// Only devices with this label, KEY=VALUE (repeatable: all must match).
+        #[arg(long, value_name = "KEY=VALUE")]
+        label: Vec<String>,
     },
     /// Revoke a device and all its tokens; open sockets close within a second
     /// (`device token add` makes it active again).
@@ -54,6 +59,10 @@ pub enum DeviceCommand {
     Gateway(GatewayArgs),
     /// Set a device's description and location.
     Set(SetArgs),
+    /// Set or remove a device's labels (KEY=VALUE, at most 16), or print them.
+    Label(LabelArgs),
+    /// Show a device's desired and reported configuration, or set the desired one.
+    Config(ConfigArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,12 +97,12 @@ pub async fn run_device(settings: Settings, cmd: &DeviceCommand) -> anyhow::Resu
         _ => OpenMode::Existing,
     };
     let store = Store::open_with(&settings.database, mode).await?;
-    let result = device(&store, cmd).await;
+    let result = device(&store, &settings, cmd).await;
     store.close().await;
     result
 }
 
-async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
+async fn device(store: &Store, settings: &Settings, cmd: &DeviceCommand) -> anyhow::Result<()> {
     match cmd {
         DeviceCommand::Add {
             name: Some(name),
@@ -145,8 +154,10 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
             )
             .into());
         }
-        DeviceCommand::List { format } => {
+        DeviceCommand::List { format, label } => {
+            let selector = device_labels::parse_labels(label)?;
             let mut rows = store.list_devices().await?;
+            rows.retain(|d| d.labels.has_all(&selector));
             rows.sort_by(|a, b| natural_order(&a.name, &b.name));
             print_list(
                 format,
@@ -158,6 +169,7 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
                     "SENSORS",
                     "GATEWAY FOR",
                     "DESCRIPTION",
+                    "LABELS",
                 ],
                 |d| {
                     vec![
@@ -167,6 +179,7 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
                         d.sensors.join(","),
                         d.gateway_for.join(","),
                         d.description.clone().unwrap_or_default(),
+                        d.labels.to_pairs_text(),
                     ]
                 },
             )?;
@@ -178,6 +191,8 @@ async fn device(store: &Store, cmd: &DeviceCommand) -> anyhow::Result<()> {
         DeviceCommand::Token(cmd) => device_life::token(store, cmd).await?,
         DeviceCommand::Gateway(args) => device_life::gateway(store, args).await?,
         DeviceCommand::Set(args) => device_life::set(store, args).await?,
+        DeviceCommand::Label(args) => device_labels::label(store, args).await?,
+        DeviceCommand::Config(args) => device_config::config(store, settings, args).await?,
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ mod bridge;
 mod command;
 mod demo;
 mod device;
+mod device_config;
+mod device_labels;
 mod device_life;
 mod export;
 mod logging;

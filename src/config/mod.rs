@@ -24,6 +24,7 @@ macro_rules! socket_settings {
 pub mod alerts;
 pub mod bridge;
 pub mod commands;
+pub mod device_config;
 mod error;
 pub mod ingest;
 pub mod live;
@@ -35,6 +36,7 @@ pub mod storage;
 pub use alerts::{AlertSettings, Webhook};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use commands::CommandSettings;
+pub use device_config::DeviceConfigSettings;
 pub use error::{ConfigError, SettingError};
 pub use ingest::IngestSettings;
 pub use live::{LiveSettings, ReplayBufferSettings};
@@ -97,6 +99,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub alerts: AlertSettings,
     pub commands: CommandSettings,
+    pub device_config: DeviceConfigSettings,
 }
 
 /// Command-line values that override the file and the environment.
@@ -166,6 +169,7 @@ impl Settings {
         self.log.validate()?;
         self.alerts.validate()?;
         self.commands.validate()?;
+        self.device_config.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }

@@ -8,12 +8,12 @@ pub use super::readings_params::{
     MIN_DOWNSAMPLED_POINTS, QueryError, ReadingsQuery, encode_cursor,
 };
 use super::{ApiError, HubState};
-use crate::domain::{DeviceName, SensorName};
+use crate::domain::{DeviceName, Labels, SensorName, parse_pair};
 use crate::storage::history::{History, HistoryLimits, HistoryRead, Shape};
 use crate::storage::{Bucket, Point};
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -30,17 +30,31 @@ pub fn routes() -> Router<Arc<HubState>> {
         .route("/metrics", get(metrics))
 }
 
+/// `GET /v1/devices[?label=KEY:VALUE]...` (viewer): every device not revoked, or those
+/// carrying every label asked for.
 async fn devices(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<DeviceOut>>, ApiError> {
+    let selector = label_selector(query.as_deref())?;
     let rows = hub.store.list_devices().await?;
     Ok(Json(
         rows.into_iter()
-            .filter(|d| !d.revoked)
+            .filter(|d| !d.revoked && d.labels.has_all(&selector))
             .map(|d| DeviceOut::of(&hub, d))
             .collect(),
     ))
+}
+
+/// The `label=KEY:VALUE` parameters of a query string (every one must match).
+fn label_selector(query: Option<&str>) -> Result<Labels, ApiError> {
+    let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "label")
+        .map(|(_, v)| parse_pair(&v, ':'))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(format!("label: {e}")))?;
+    Labels::from_pairs(pairs).map_err(|e| ApiError::bad_request(format!("label: {e}")))
 }
 
 #[derive(serde::Deserialize)]

@@ -7,7 +7,7 @@ use super::authn::{Operator, Viewer};
 use super::{ApiError, HubState};
 use crate::commands::CommandError;
 use crate::commands::request::{Spec, parse_devices, parse_wait};
-use crate::domain::{DeviceName, Timestamp, parse_time_arg};
+use crate::domain::{DeviceName, Labels, Timestamp, parse_time_arg};
 use crate::storage::StorageError;
 use crate::storage::commands::{CommandFilter, CommandRow, CommandState};
 use axum::extract::{Path, RawQuery, State};
@@ -106,33 +106,29 @@ async fn create_one(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-/// `POST /v1/commands` (operator) with `devices`: one command each, all or none →
-/// `201 {"ids": [...]}` in the order given.
+/// `POST /v1/commands` (operator) with `devices` or `labels`: one command each, all or
+/// none → `201 {"ids": [...]}` in the order given (by labels: in name order).
 async fn create_bulk(
     State(hub): State<Arc<HubState>>,
     _o: Operator,
     body: String,
 ) -> Result<Response, ApiError> {
     let b = body_of(&body)?;
-    let names = match (&b.devices, &b.labels) {
-        (Some(d), None) => d,
-        (None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "labels: selecting devices by label is not available yet (device labels, not built yet); list them in `devices`",
-            ));
-        }
+    if b.wait.is_some() {
+        return Err(ApiError::bad_request(
+            "wait: only for one device (POST /v1/devices/NAME/commands)",
+        ));
+    }
+    let max_bulk = hub.settings.commands.max_bulk;
+    let devices = match (&b.devices, &b.labels) {
+        (Some(d), None) => parse_devices(d, max_bulk)?,
+        (None, Some(labels)) => labelled(&hub, labels, max_bulk).await?,
         _ => {
             return Err(ApiError::bad_request(
                 "give exactly one of `devices` (a list of names) or `labels`",
             ));
         }
     };
-    if b.wait.is_some() {
-        return Err(ApiError::bad_request(
-            "wait: only for one device (POST /v1/devices/NAME/commands)",
-        ));
-    }
-    let devices = parse_devices(names, hub.settings.commands.max_bulk)?;
     let spec = spec_of(&hub, &b)?;
     let rows = hub
         .commands
@@ -141,6 +137,29 @@ async fn create_bulk(
         .map_err(unknown_device)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     Ok((StatusCode::CREATED, Json(json!({"ids": ids}))).into_response())
+}
+
+/// The devices carrying every label of `labels` (a JSON object, not empty), at most
+/// `max_bulk` of them; none is an empty list.
+async fn labelled(
+    hub: &HubState,
+    labels: &JsonValue,
+    max_bulk: usize,
+) -> Result<Vec<DeviceName>, ApiError> {
+    let selector = Labels::from_json(labels).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if selector.is_empty() {
+        return Err(ApiError::bad_request(
+            "labels: give at least one label, e.g. {\"site\": \"plant-a\"}",
+        ));
+    }
+    let devices = hub.store.devices_labelled(&selector).await?;
+    if devices.len() > max_bulk {
+        return Err(ApiError::bad_request(format!(
+            "labels: {} devices carry these labels; one request may address at most {max_bulk} (commands.max_bulk)",
+            devices.len()
+        )));
+    }
+    Ok(devices)
 }
 
 /// An unknown device named by a create request is a 404 naming it.

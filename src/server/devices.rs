@@ -1,22 +1,25 @@
 //! A device as the HTTP API shows it ([`DeviceOut`], one shape for `GET /v1/devices` and
-//! every answer that returns a device), and `PATCH /v1/devices/NAME` (admin): its gateway
-//! list, description and location (docs/http-api.md "Devices").
+//! every answer that returns a device), `PATCH /v1/devices/NAME` (admin): its gateway
+//! list, description and location (docs/http-api.md "Devices"), and `PUT
+//! /v1/devices/NAME/labels` (admin): its labels (protocol.md §14).
 
 use super::authn::Admin;
 use super::{ApiError, HubState};
-use crate::domain::{Description, DeviceName, Location, Timestamp};
+use crate::domain::{Description, DeviceName, Labels, Location, Timestamp};
 use crate::storage::identity::{AboutEdit, GatewayEdit};
 use crate::storage::{DeviceRow, Latest};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::patch;
+use axum::routing::{patch, put};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<HubState>> {
-    Router::new().route("/v1/devices/{name}", patch(edit))
+    Router::new()
+        .route("/v1/devices/{name}", patch(edit))
+        .route("/v1/devices/{name}/labels", put(set_labels))
 }
 
 /// One device of `GET /v1/devices`.
@@ -30,6 +33,9 @@ pub struct DeviceOut {
     gateway_for: Vec<String>,
     description: Option<String>,
     location: Option<Location>,
+    labels: Labels,
+    /// Whether it applied its desired configuration; `null`: it has none.
+    in_sync: Option<bool>,
 }
 
 impl DeviceOut {
@@ -47,6 +53,8 @@ impl DeviceOut {
             gateway_for: d.gateway_for,
             description: d.description,
             location: d.location,
+            labels: d.labels,
+            in_sync: d.in_sync,
         }
     }
 }
@@ -110,6 +118,29 @@ async fn edit(
     if about.description.is_some() || about.location.is_some() {
         hub.store.edit_about(&name, &about).await?;
     }
+    device_out(&hub, &name).await
+}
+
+/// `PUT /v1/devices/NAME/labels` (admin) with `{"site": "plant-a", …}`: replaces the
+/// device's labels → `200` the device.
+async fn set_labels(
+    State(hub): State<Arc<HubState>>,
+    _a: Admin,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<DeviceOut>, ApiError> {
+    let name = DeviceName::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
+    let body: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let labels = Labels::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let epoch = hub.store.set_labels(&name, &labels).await?;
+    // Rules with labels now match as the device's labels say.
+    hub.alerts.rules_changed(epoch).await;
+    device_out(&hub, &name).await
+}
+
+/// Device `name` as `/v1/devices` shows it (404 when it does not exist or is revoked).
+async fn device_out(hub: &HubState, name: &DeviceName) -> Result<Json<DeviceOut>, ApiError> {
     let row = hub
         .store
         .list_devices()
@@ -117,5 +148,5 @@ async fn edit(
         .into_iter()
         .find(|d| d.name == name.as_str() && !d.revoked)
         .ok_or_else(|| ApiError::not_found(format!("no device {name}")))?;
-    Ok(Json(DeviceOut::of(&hub, row)))
+    Ok(Json(DeviceOut::of(hub, row)))
 }

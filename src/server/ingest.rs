@@ -18,6 +18,11 @@
 //! frame; `command_ack` and `command_result` frames go to the same module, one at a time,
 //! and its answer (`result_stored`, or a nack) takes its place in the reply queue. A device
 //! that did not opt in is never sent a command frame.
+//!
+//! Desired configuration (protocol.md §14): a device with `?commands=1` also takes its
+//! configurations ([`crate::devconfig::device`]): `{"config": …}` on connect when it is
+//! behind, then on every change; any device's `config_reported` is stored, one at a
+//! time, and answered `{"config_stored": N}` in its place in the reply queue.
 
 use super::authn::{Authenticated, DeviceCaller};
 use super::limits::HandshakeSlot;
@@ -28,6 +33,8 @@ use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::auth::DeviceRef;
 use crate::commands::device::{Attachment, CommandFrame};
+use crate::devconfig::device::{ConfigFeed, Known};
+use crate::protocol::commands::ConfigDocument;
 use crate::domain::DeviceName;
 use crate::ingest::Sender;
 use crate::protocol::frames::{DeviceFrame, HubFrame};
@@ -75,6 +82,7 @@ pub async fn upgrade(
         rate_limited_run: 0,
         commands,
         attachment: None,
+        config: None,
         answers_for: None,
     });
     Ok(ws.on_upgrade(move |ws| socket.serve(ws)))
@@ -97,6 +105,8 @@ struct DeviceSocket {
     commands: bool,
     /// Its commands, while it is connected (only when it asked for them).
     attachment: Option<Attachment>,
+    /// Its desired configurations, while it is connected (only when it asked for commands).
+    config: Option<Box<ConfigFeed>>,
     /// The devices this connection answers commands for, built at its first answer.
     answers_for: Option<Arc<[DeviceName]>>,
 }
@@ -120,6 +130,14 @@ fn opts_in_to_commands(query: Option<&str>) -> Result<bool, ApiError> {
         }
     }
     Ok(on)
+}
+
+/// The next desired configuration for this connection; never, when it takes none.
+async fn next_config(feed: &mut Option<Box<ConfigFeed>>) -> Arc<ConfigDocument> {
+    match feed {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next command handed to this connection; never, when it takes none.
@@ -174,6 +192,8 @@ impl DeviceSocket {
         if self.commands {
             let devices = self.answers_for().to_vec();
             self.attachment = Some(Box::pin(self.hub.commands.attach(devices)).await);
+            let feed = Box::pin(self.hub.devconfig.attach(&self.device.name, Known::Reported)).await;
+            self.config = Some(Box::new(feed));
         }
         let (code, reason) = loop {
             tokio::select! {
@@ -189,6 +209,12 @@ impl DeviceSocket {
                 }
                 row = next_command(&mut self.attachment) => {
                     if Box::pin(self.send_command(socket, &row)).await.is_err() {
+                        return None;
+                    }
+                }
+                doc = next_config(&mut self.config) => {
+                    let frame = HubFrame::Config(doc.as_ref().clone()).to_json();
+                    if Box::pin(socket.send(Message::Text(frame.into()))).await.is_err() {
                         return None;
                     }
                 }
@@ -219,6 +245,7 @@ impl DeviceSocket {
         };
         // Commands handed over from here on wait for the next connection.
         self.attachment = None;
+        self.config = None;
         Box::pin(self.close(socket, code, reason)).await;
         Some((code, reason))
     }
@@ -307,13 +334,11 @@ impl DeviceSocket {
                     .replies
                     .push(futures_util::future::ready(reply).boxed());
             }
-            Ok(DeviceFrame::ConfigReported(_)) => {
-                let nack = HubFrame::Reply(Reply::Nack {
-                    nack: None,
-                    error: ErrorCode::InvalidJson,
-                    detail: "config_reported: this hub keeps no desired configuration yet".into(),
-                });
-                let answer = futures_util::future::ready(Some(nack)).boxed();
+            Ok(DeviceFrame::ConfigReported(doc)) => {
+                // Stored one at a time, in order, like command answers.
+                let device = self.device.name.clone();
+                let answer = self.hub.devconfig.on_reported(device, doc).await;
+                let answer = futures_util::future::ready(Some(answer)).boxed();
                 return self.replies.push_owed(Owed::Frame(answer));
             }
             Ok(DeviceFrame::CommandAck(id)) => CommandFrame::Ack(id),

@@ -10,7 +10,7 @@
 //! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
 //!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `commands`:
 //!   commands to devices (docs/commands.md), `device_commands` their HTTP long-poll for
-//!   devices; [`dashboard`]: the embedded web page.
+//!   devices; `device_config`: desired configurations, for operators and devices; [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes and HTTP ingest requests in the log, sampled; `replies`: a device socket's replies in flight.
@@ -26,6 +26,7 @@ mod body;
 mod commands;
 mod dashboard;
 mod device_commands;
+mod device_config;
 mod devices;
 mod error;
 mod http_ingest;
@@ -72,6 +73,8 @@ pub struct HubState {
     pub alerts: crate::alerts::AlertsHandle,
     /// The command dispatcher (docs/commands.md).
     pub commands: crate::commands::CommandsHandle,
+    /// Desired configurations and their delivery (protocol.md §14).
+    pub devconfig: crate::devconfig::ConfigHandle,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
@@ -101,6 +104,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .merge(devices::routes())
         .merge(alerts::routes())
         .merge(commands::routes())
+        .merge(device_config::routes())
         .merge(dashboard::routes())
         .with_state(state)
 }

@@ -32,6 +32,9 @@ pub struct AlertKey {
     pub sensor: Option<String>,
 }
 
+
+/// Makes every engine reload the rules (a rule, or the labels rules select by, changed).
+pub(super) const BUMP_RULES_EPOCH: &str = "UPDATE alert_rules_epoch SET epoch = epoch + 1";
 impl AlertKey {
     fn sensor_col(&self) -> &str {
         self.sensor.as_deref().unwrap_or("")
@@ -195,7 +198,7 @@ where
                     _ => e.into(),
                 })?;
         }
-        sqlx::query("UPDATE alert_rules_epoch SET epoch = epoch + 1")
+        sqlx::query(BUMP_RULES_EPOCH)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -216,7 +219,7 @@ where
         if done.rows() == 0 {
             return Err(StorageError::NoSuchAlertRule(name.to_owned()));
         }
-        sqlx::query("UPDATE alert_rules_epoch SET epoch = epoch + 1")
+        sqlx::query(BUMP_RULES_EPOCH)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -297,6 +297,14 @@ where
         Ok(())
     }
 
+    /// The name (label) of token `token_id`, if it exists.
+    pub async fn token_label(&self, token_id: i64) -> Result<Option<String>, StorageError> {
+        Ok(sqlx::query_scalar("SELECT label FROM tokens WHERE id = $1")
+            .bind(token_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
     /// Records that `token_id` was used at `now`, unless that was already recorded
     /// within the last minute (so a busy token costs one write a minute).
     pub async fn touch_token(&self, token_id: i64, now: Timestamp) -> Result<(), StorageError> {
@@ -379,5 +387,10 @@ impl Store {
         edit: &AboutEdit,
     ) -> Result<(), StorageError> {
         dispatch!(self, s => s.edit_about(name, edit).await)
+    }
+
+    /// See [`Db::token_label`].
+    pub async fn token_label(&self, token_id: i64) -> Result<Option<String>, StorageError> {
+        dispatch!(self, s => s.token_label(token_id).await)
     }
 }

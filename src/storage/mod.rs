@@ -29,6 +29,8 @@
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
 //! - [`identity`]: a device's tokens, gateway list and metadata over its life.
+//! - `labels`: device labels and the devices a selector picks (protocol.md §14).
+//! - [`devconfig`]: desired and reported device configurations and their history.
 //! - [`commands`]: commands to devices and their conditional state changes (docs/commands.md).
 
 /// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
@@ -47,9 +49,11 @@ pub mod commands;
 mod commit;
 mod committer;
 mod db;
+pub mod devconfig;
 pub mod history;
 mod horizons;
 pub mod identity;
+mod labels;
 mod open_buckets;
 mod pg_commit;
 mod pg_copy;

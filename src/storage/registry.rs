@@ -9,7 +9,7 @@
 use super::StorageError;
 use super::db::{Db, Dialect, RowsAffected};
 use crate::auth::{self, DeviceRef, Principal, Role};
-use crate::domain::{DeviceName, Location, Text, Timestamp, Value, ValueKind};
+use crate::domain::{DeviceName, Labels, Location, Text, Timestamp, Value, ValueKind};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 
@@ -24,6 +24,9 @@ pub struct DeviceRow {
     pub gateway_for: Vec<String>,
     pub description: Option<String>,
     pub location: Option<Location>,
+    pub labels: Labels,
+    /// Whether it applied its desired configuration (protocol.md §14); `None`: it has none.
+    pub in_sync: Option<bool>,
     /// Each sensor's newest stored reading, however old (docs/http-api.md).
     pub latest: std::collections::BTreeMap<String, Latest>,
 }
@@ -305,7 +308,14 @@ where
         )
         .fetch_all(&self.read)
         .await?;
-        Ok(assemble_devices(devices, sensors, targets))
+        let mut rows = assemble_devices(devices, sensors, targets);
+        let mut labels = self.labels_by_id().await?;
+        let sync = self.config_sync_by_id().await?;
+        for (id, row) in &mut rows {
+            row.labels = labels.remove(id).unwrap_or_default();
+            row.in_sync = sync.get(id).copied();
+        }
+        Ok(rows.into_iter().map(|(_, row)| row).collect())
     }
 
     /// The principal a token hash belongs to, if the token is valid and unrevoked, and
@@ -437,14 +447,14 @@ type DeviceColumns = (
     Option<String>,
 );
 
-/// Builds [`DeviceRow`]s from the three registry queries: devices `(id, name, created,
+/// Builds [`DeviceRow`]s (with their ids, labels still empty) from the three registry queries: devices `(id, name, created,
 /// revoked, last_seen)`, series `(device id, sensor)`, gateway targets `(gateway id,
 /// target name)`.
 fn assemble_devices(
     devices: Vec<DeviceColumns>,
     sensors: Vec<SeriesColumns>,
     targets: Vec<(i64, String)>,
-) -> Vec<DeviceRow> {
+) -> Vec<(i64, DeviceRow)> {
     let mut by_id: std::collections::HashMap<i64, DeviceRow> = std::collections::HashMap::new();
     let order: Vec<i64> = devices.iter().map(|d| d.0).collect();
     for (id, name, created, revoked, last_seen, description, location) in devices {
@@ -460,6 +470,8 @@ fn assemble_devices(
                 description,
                 // Written only from a checked [`Location`]; anything else reads as none.
                 location: location.and_then(|l| serde_json::from_str(&l).ok()),
+                labels: Labels::default(),
+                in_sync: None,
                 latest: Default::default(),
             },
         );
@@ -484,7 +496,7 @@ fn assemble_devices(
     }
     order
         .into_iter()
-        .filter_map(|id| by_id.remove(&id))
+        .filter_map(|id| Some((id, by_id.remove(&id)?)))
         .collect()
 }
 

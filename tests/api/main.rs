@@ -29,6 +29,7 @@ mod influx;
 mod influxql;
 mod influxql_clients;
 mod ingest;
+mod labels;
 mod latest;
 mod limits;
 mod live;

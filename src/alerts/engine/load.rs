@@ -1,7 +1,7 @@
 //! Loading the rules and restoring the stored states into machines.
 //!
 //! The rules' epoch (bumped by every rule change, over HTTP or by the CLI writing the
-//! database) is polled; when it moved, the rules, the stored `alert_state` rows and (for
+//! database, and by every change of a device's labels) is polled; when it moved, the rules, the stored `alert_state` rows and (for
 //! `no_data` and `offline` rules) the device registry are read, and every slot is made
 //! again: from its stored row when there is one (a firing alert stays firing, its
 //! `repeat` counted from its last notification), else in `ok`. `no_data` waits start
@@ -60,6 +60,11 @@ impl Engine {
         } else {
             Vec::new()
         };
+        let labels = if Matcher::wants_labels(&rules) {
+            self.store.labels_by_name().await?
+        } else {
+            HashMap::new()
+        };
         let seen = self.no_data_seen();
         self.epoch = Some(epoch);
         self.series.clear();
@@ -67,7 +72,7 @@ impl Engine {
         self.deadlines.clear();
         self.metrics.alerts.states.clear();
         self.metrics.alerts.rules.set(rules.len() as i64);
-        self.matcher = Matcher::new(rules);
+        self.matcher = Matcher::new(rules, labels);
         self.persisted = states.into_iter().map(|r| (r.key(), r)).collect();
         let now = Timestamp::now();
         let keys: Vec<AlertKey> = self.persisted.keys().cloned().collect();

@@ -10,11 +10,16 @@
 //! confirmed. With persistence on it is saved beside the outbox ([`Book::snapshot`]),
 //! so a restarted device neither runs a command twice nor forgets an answer.
 //!
+//! Desired configuration (protocol.md §14) rides the same channel: with
+//! [`CommandsConfig::config`] set, each `{"config": …}` is applied by that handler at
+//! once and answered with `{"config_reported": …}` (what it applied); a report the hub
+//! did not store is repaired on reconnect, when the hub sends the version again.
+//!
 //! Owned by the client's [`CommandSide`] (one `std` mutex, never held across an
 //! `.await`); a handler runs in its own task and, when done, records its answer
 //! and wakes the session through `done`.
 
-use crate::protocol::commands::{CommandAnswer, CommandId, DeviceCommand};
+use crate::protocol::commands::{CommandAnswer, CommandId, ConfigDocument, DeviceCommand};
 use crate::protocol::frames::DeviceFrame;
 use crate::protocol::ingest::ParseLimits;
 use futures_util::future::BoxFuture;
@@ -28,6 +33,14 @@ use tokio::time::Instant;
 /// with an optional `result` object).
 pub type CommandHandler =
     Arc<dyn Fn(DeviceCommand) -> BoxFuture<'static, CommandAnswer> + Send + Sync>;
+
+/// What applies a desired configuration: given the desired document, the state the
+/// device now has (reported to the hub with the same version).
+pub type ConfigHandler = Arc<
+    dyn Fn(&serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value>
+        + Send
+        + Sync,
+>;
 
 /// Commands for this client (off unless set in [`super::ClientConfig::commands`]).
 #[derive(Clone)]
@@ -43,6 +56,8 @@ pub struct CommandsConfig {
     /// Handlers running at once at most; a command beyond it is not acknowledged (the
     /// hub sends it again later).
     pub max_running: usize,
+    /// Applies desired configurations (none: `{"config": …}` frames are ignored).
+    pub config: Option<ConfigHandler>,
 }
 
 impl CommandsConfig {
@@ -55,6 +70,7 @@ impl CommandsConfig {
             resend_after: Duration::from_secs(5),
             max_sends: 20,
             max_running: 16,
+            config: None,
         }
     }
 }
@@ -283,6 +299,16 @@ impl CommandSide {
 
     pub fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A desired configuration from the hub: the report to send once it is applied
+    /// (none without a configuration handler).
+    pub fn apply_config(&self, desired: &ConfigDocument) -> Option<ConfigDocument> {
+        let apply = self.cfg.config.as_ref()?;
+        Some(ConfigDocument {
+            version: desired.version,
+            document: apply(&desired.document),
+        })
     }
 
     /// A command from the hub: whether to acknowledge it; a new one starts its handler.

@@ -64,7 +64,7 @@ mod triage;
 
 pub use crate::backoff::BackoffConfig;
 pub use address::{ConnectFailure, HubAddress, Target, Ws};
-pub use commands::{CommandHandler, CommandsConfig};
+pub use commands::{CommandHandler, CommandsConfig, ConfigHandler};
 
 use crate::protocol::ingest::{DeviceReading, ErrorCode};
 use outbox::Outbox;

@@ -270,9 +270,12 @@ impl<'a> Session<'a> {
                 }
             }
             HubFrame::ResultStored(id) => side.book().stored(&id),
-            HubFrame::Config(_) | HubFrame::ConfigStored(_) | HubFrame::Reply(_) => {
-                tracing::debug!("configuration frames are not taken by this client; ignored")
-            }
+            HubFrame::Config(desired) => match side.apply_config(&desired) {
+                Some(report) => self.outgoing.push(DeviceFrame::ConfigReported(report)),
+                None => tracing::debug!("a configuration for a client without a handler; ignored"),
+            },
+            HubFrame::ConfigStored(v) => tracing::debug!(version = v, "configuration report stored"),
+            HubFrame::Reply(_) => {}
         }
     }
 

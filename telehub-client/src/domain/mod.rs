@@ -3,7 +3,7 @@
 //! Owns the name rules (devices, sensors), `DEVICE/SENSOR` patterns (one type, the live
 //! feed's and the alert rules' grammars), units, timestamps, values (protocol.md §8) and the
 //! validated [`Reading`], and what an operator says about a device ([`Description`],
-//! [`Location`]). Nothing outside this module constructs these types without going
+//! [`Location`]) and the [`Labels`] it carries. Nothing outside this module constructs these types without going
 //! through their parsers, so the rest of the hub can rely on them being valid.
 //! Also what flows after storage: [`StoredReading`] and [`CommittedBatch`] (the commit
 //! stream), [`StatusEvent`] (device presence) and [`AlertEvent`] (alert changes).
@@ -13,6 +13,7 @@
 
 mod about;
 mod alert;
+mod labels;
 mod name;
 mod pattern;
 mod status;
@@ -23,6 +24,10 @@ mod value;
 
 pub use about::{AboutError, Description, Location, MAX_DESCRIPTION_CHARS};
 pub use alert::{AlertEvent, AlertState};
+pub use labels::{
+    LabelError, LabelKey, LabelValue, Labels, MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LABELS,
+    parse_pair,
+};
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};
 pub use status::StatusEvent;

@@ -1,13 +1,15 @@
 //! What simulated devices do with commands (docs/simulator.md, docs/commands.md):
 //! `set_interval {"seconds": N}` changes their send interval, `reboot` reconnects (after
-//! answering), `fail` answers `error`; any other name is answered `rejected`.
+//! answering), `fail` answers `error`; any other name is answered `rejected`. A desired
+//! configuration (protocol.md §14) with `{"interval_s": N}` sets the interval too, and
+//! the reported state says the interval in force (other keys are reported as given).
 //!
 //! [`SimControl`] is the link between the handler (run by the device client) and the
 //! device's generator ([`super::play_with`] reads its interval) and owner (who reconnects
 //! the client on [`SimControl::rebooted`]).
 
 use super::{Pace, SimDevice};
-use crate::client::{Closed, CommandHandler, ReadingSender};
+use crate::client::{Closed, CommandHandler, ConfigHandler, ReadingSender};
 use crate::protocol::commands::{CommandAnswer, CommandStatus, DeviceCommand};
 use futures_util::FutureExt;
 use serde_json::{Map, Value};
@@ -65,6 +67,31 @@ impl SimControl {
             }
             .boxed()
         })
+    }
+
+    /// The device client's handler for desired configurations.
+    pub fn config_handler(self: &Arc<Self>) -> ConfigHandler {
+        let control = self.clone();
+        Arc::new(move |desired: &Map<String, Value>| control.configure(desired))
+    }
+
+    /// Applies a desired configuration: `interval_s` (seconds) sets the send interval
+    /// when it is within bounds. Returns the state reported: the desired keys, with
+    /// `interval_s` the interval in force.
+    pub fn configure(&self, desired: &Map<String, Value>) -> Map<String, Value> {
+        let mut state = desired.clone();
+        if let Some(v) = desired.get("interval_s") {
+            let mut params = Map::new();
+            params.insert("seconds".into(), v.clone());
+            match interval(&params) {
+                Ok(d) => {
+                    self.period.send_replace(d);
+                }
+                Err(e) => tracing::warn!(error = %e, "interval_s not applied"),
+            }
+            state.insert("interval_s".into(), self.period.borrow().as_secs_f64().into());
+        }
+        state
     }
 
     /// Carries out `command`: its answer, and whether to reboot.
@@ -151,6 +178,19 @@ fn interval(params: &Map<String, Value>) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_desired_interval_is_applied_and_reported_in_force() {
+        let control = SimControl::new(Duration::from_secs(1));
+        let desired = serde_json::json!({"interval_s": 0.25, "mode": "eco"});
+        let state = control.configure(desired.as_object().unwrap());
+        assert_eq!(*control.period().borrow(), Duration::from_millis(250));
+        assert_eq!(Value::Object(state), serde_json::json!({"interval_s": 0.25, "mode": "eco"}));
+        let bad = serde_json::json!({"interval_s": -1});
+        let state = control.configure(bad.as_object().unwrap());
+        assert_eq!(*control.period().borrow(), Duration::from_millis(250));
+        assert_eq!(state.get("interval_s"), Some(&Value::from(0.25)));
+    }
     use crate::domain::{SensorName, Timestamp};
     use crate::protocol::commands::CommandId;
 
