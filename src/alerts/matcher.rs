@@ -128,12 +128,12 @@ mod tests {
     fn finds_exactly_the_rules_whose_patterns_match() {
         let m = Matcher::new(
             vec![
-            rule("a", "dev-1/temp", "threshold"),
-            rule("b", "*/temp", "threshold"),
-            rule("c", "dev-*/*", "threshold"),
-            rule("d", "dev-2/*", "threshold"),
-            rule("e", "dev-*", "offline"),
-            rule("f", "dev-1", "offline"),
+                rule("a", "dev-1/temp", "threshold"),
+                rule("b", "*/temp", "threshold"),
+                rule("c", "dev-*/*", "threshold"),
+                rule("d", "dev-2/*", "threshold"),
+                rule("e", "dev-*", "offline"),
+                rule("f", "dev-1", "offline"),
             ],
             HashMap::new(),
         );
@@ -155,9 +155,15 @@ mod tests {
         };
         let labels = |pairs: serde_json::Value| Labels::from_json(&pairs).unwrap();
         let m = Matcher::new(
-            vec![labelled("a", "*/temp", "threshold"), labelled("b", "*", "offline")],
+            vec![
+                labelled("a", "*/temp", "threshold"),
+                labelled("b", "*", "offline"),
+            ],
             HashMap::from([
-                ("in".to_owned(), labels(serde_json::json!({"site": "a", "line": "1"}))),
+                (
+                    "in".to_owned(),
+                    labels(serde_json::json!({"site": "a", "line": "1"})),
+                ),
                 ("out".to_owned(), labels(serde_json::json!({"site": "b"}))),
             ]),
         );

@@ -66,6 +66,9 @@ pub async fn config(store: &Store, settings: &Settings, args: &ConfigArgs) -> an
     .await
     .map_err(usage)?;
     println!("{}", serde_json::to_string_pretty(&row)?);
-    eprintln!("{name}: desired configuration is now version {}", row.version);
+    eprintln!(
+        "{name}: desired configuration is now version {}",
+        row.version
+    );
     Ok(())
 }

@@ -14,8 +14,18 @@ use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::ReusableBoxFuture;
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+/// A connection's end of the delivery task's `watch`.
+type Held = watch::Receiver<Option<Arc<ConfigDocument>>>;
+
+/// Waits for the next change; `false` once the delivery task is gone.
+async fn changed(mut rx: Held) -> (bool, Held) {
+    let open = rx.changed().await.is_ok();
+    (open, rx)
+}
 
 /// What the device is known to have: the version it last reported (a socket that
 /// connects), or the one it says it has (`GET /v1/config?known=N`).
@@ -28,7 +38,9 @@ pub enum Known {
 /// A connection's claim on its device's configurations: [`ConfigFeed::next`] gives each
 /// newer version while it lives; dropping it tells the delivery task it closed.
 pub struct ConfigFeed {
-    rx: watch::Receiver<Option<Arc<ConfigDocument>>>,
+    /// The wait for the delivery task's next version, boxed once (a socket's idle
+    /// future then holds a pointer to it, not the wait itself), with its receiver.
+    changed: ReusableBoxFuture<'static, (bool, Held)>,
     /// The version to hand over first (the device is behind it), once.
     initial: Option<Arc<ConfigDocument>>,
     /// The newest version handed over (or known to the device).
@@ -46,10 +58,12 @@ impl ConfigFeed {
             return doc;
         }
         loop {
-            if self.rx.changed().await.is_err() {
+            let (open, mut rx) = std::future::poll_fn(|cx| self.changed.poll(cx)).await;
+            if !open {
                 return std::future::pending().await;
             }
-            let held = self.rx.borrow_and_update().clone();
+            let held = rx.borrow_and_update().clone();
+            self.changed.set(changed(rx));
             if let Some(doc) = held.filter(|d| d.version > self.sent) {
                 self.sent = doc.version;
                 return doc;
@@ -106,7 +120,7 @@ impl ConfigHandle {
             }
         };
         ConfigFeed {
-            rx,
+            changed: ReusableBoxFuture::new(changed(rx)),
             initial,
             sent,
             device: device.to_string(),

@@ -45,7 +45,9 @@ pub enum ConfigError {
     )]
     VersionMismatch { asked: u64, current: u64 },
     /// A device reported a version newer than any desired one.
-    #[error("version {reported} was never desired (the desired version is {desired}); report the version the hub sent")]
+    #[error(
+        "version {reported} was never desired (the desired version is {desired}); report the version the hub sent"
+    )]
     Ahead { reported: u64, desired: u64 },
     #[error(transparent)]
     Storage(StorageError),

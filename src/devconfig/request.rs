@@ -38,9 +38,7 @@ pub fn parse_body(text: &str) -> Result<Map<String, Json>, ConfigError> {
     let v: Json = serde_json::from_str(text)
         .map_err(|e| ConfigError::Invalid(format!("invalid JSON: {e}")))?;
     let Json::Object(mut obj) = v else {
-        return Err(ConfigError::Invalid(
-            "expected {\"desired\": {…}}".into(),
-        ));
+        return Err(ConfigError::Invalid("expected {\"desired\": {…}}".into()));
     };
     let desired = obj
         .remove("desired")
@@ -121,7 +119,9 @@ mod tests {
             parse_body(r#"{"desired": [1]}"#),
             Err(ConfigError::Invalid(m)) if m.contains("an array")
         ));
-        assert!(matches!(parse_body(r#"{"desired": {}, "x": 1}"#), Err(ConfigError::Invalid(m)) if m.contains("`x`")));
+        assert!(
+            matches!(parse_body(r#"{"desired": {}, "x": 1}"#), Err(ConfigError::Invalid(m)) if m.contains("`x`"))
+        );
         assert!(matches!(parse_body("{}"), Err(ConfigError::Invalid(m)) if m.contains("missing")));
         let big = json!({"desired": {"s": "x".repeat(MAX_CONFIG_BYTES)}}).to_string();
         assert!(matches!(parse_body(&big), Err(ConfigError::TooLarge(_))));
@@ -140,10 +140,18 @@ mod tests {
     fn sets_parse_json_values_or_keep_text() {
         let d = apply_sets(
             Map::new(),
-            &["interval_s=10".into(), "mode=eco".into(), "on=true".into(), "t={\"a\":1}".into()],
+            &[
+                "interval_s=10".into(),
+                "mode=eco".into(),
+                "on=true".into(),
+                "t={\"a\":1}".into(),
+            ],
         )
         .unwrap();
-        assert_eq!(Json::Object(d), json!({"interval_s": 10, "mode": "eco", "on": true, "t": {"a": 1}}));
+        assert_eq!(
+            Json::Object(d),
+            json!({"interval_s": 10, "mode": "eco", "on": true, "t": {"a": 1}})
+        );
         assert!(apply_sets(Map::new(), &["novalue".into()]).is_err());
         assert!(apply_sets(Map::new(), &["=1".into()]).is_err());
     }

@@ -8,9 +8,9 @@
 use super::authn::{Authenticated, DeviceCaller, Operator, Viewer};
 use super::{ApiError, HubState};
 use crate::commands::request::parse_wait;
+use crate::devconfig::ConfigError;
 use crate::devconfig::device::Known;
 use crate::devconfig::request::{parse_body, parse_if_match};
-use crate::devconfig::ConfigError;
 use crate::domain::DeviceName;
 use crate::protocol::commands::ConfigDocument;
 use crate::storage::devconfig::{ConfigRow, HistoryRow};
@@ -158,7 +158,9 @@ async fn reported(
     let caller = for_devices(p)?;
     let v: serde_json::Value = serde_json::from_str(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let doc = ConfigDocument::from_value(v, "state")
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(with_etag(hub.devconfig.report(&caller.device.name, &doc).await?))
+    let doc =
+        ConfigDocument::from_value(v, "state").map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(with_etag(
+        hub.devconfig.report(&caller.device.name, &doc).await?,
+    ))
 }

@@ -34,9 +34,9 @@ use super::{ApiError, HubState};
 use crate::auth::DeviceRef;
 use crate::commands::device::{Attachment, CommandFrame};
 use crate::devconfig::device::{ConfigFeed, Known};
-use crate::protocol::commands::ConfigDocument;
 use crate::domain::DeviceName;
 use crate::ingest::Sender;
+use crate::protocol::commands::ConfigDocument;
 use crate::protocol::frames::{DeviceFrame, HubFrame};
 use crate::protocol::ingest::{ErrorCode, Reply};
 use crate::sessions::SessionGuard;
@@ -192,7 +192,12 @@ impl DeviceSocket {
         if self.commands {
             let devices = self.answers_for().to_vec();
             self.attachment = Some(Box::pin(self.hub.commands.attach(devices)).await);
-            let feed = Box::pin(self.hub.devconfig.attach(&self.device.name, Known::Reported)).await;
+            let feed = Box::pin(
+                self.hub
+                    .devconfig
+                    .attach(&self.device.name, Known::Reported),
+            )
+            .await;
             self.config = Some(Box::new(feed));
         }
         let (code, reason) = loop {

@@ -32,7 +32,6 @@ pub struct AlertKey {
     pub sensor: Option<String>,
 }
 
-
 /// Makes every engine reload the rules (a rule, or the labels rules select by, changed).
 pub(super) const BUMP_RULES_EPOCH: &str = "UPDATE alert_rules_epoch SET epoch = epoch + 1";
 impl AlertKey {
@@ -198,9 +197,7 @@ where
                     _ => e.into(),
                 })?;
         }
-        sqlx::query(BUMP_RULES_EPOCH)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(BUMP_RULES_EPOCH).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -219,9 +216,7 @@ where
         if done.rows() == 0 {
             return Err(StorageError::NoSuchAlertRule(name.to_owned()));
         }
-        sqlx::query(BUMP_RULES_EPOCH)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(BUMP_RULES_EPOCH).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

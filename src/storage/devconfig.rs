@@ -50,7 +50,9 @@ pub struct DesiredChange {
 pub enum SetDesired {
     Stored(ConfigRow),
     /// `If-Match` named another version than the current one: nothing changed.
-    VersionMismatch { current: u64 },
+    VersionMismatch {
+        current: u64,
+    },
 }
 
 /// What a device's report did.
@@ -58,18 +60,13 @@ pub enum SetDesired {
 pub enum Reported {
     Stored(ConfigRow),
     /// It reported a version newer than any desired one: nothing stored.
-    Ahead { desired: u64 },
+    Ahead {
+        desired: u64,
+    },
 }
 
 /// `device_config` columns: version, desired, updated, reported version, reported, reported at.
-type ConfigColumns = (
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-);
+type ConfigColumns = (i64, String, i64, Option<i64>, Option<String>, Option<i64>);
 
 const CONFIG_COLUMNS: &str = "SELECT version, desired, updated_us, reported_version, reported, \
                               reported_at_us FROM device_config WHERE device_id = $1";
@@ -259,7 +256,10 @@ where
     }
 
     /// Device `name`'s configuration (`None`: no such device, or revoked).
-    pub async fn device_config(&self, name: &DeviceName) -> Result<Option<ConfigRow>, StorageError> {
+    pub async fn device_config(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<ConfigRow>, StorageError> {
         let mut conn = self.read.acquire().await?;
         let id = match Self::live_device(&mut conn, name).await {
             Ok(id) => id,
@@ -382,7 +382,10 @@ impl Store {
         dispatch!(self, s => s.report_config(name, v, state, keep).await)
     }
 
-    pub async fn device_config(&self, name: &DeviceName) -> Result<Option<ConfigRow>, StorageError> {
+    pub async fn device_config(
+        &self,
+        name: &DeviceName,
+    ) -> Result<Option<ConfigRow>, StorageError> {
         dispatch!(self, s => s.device_config(name).await)
     }
 

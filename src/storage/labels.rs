@@ -5,8 +5,8 @@
 //! [`crate::domain::Labels`] before they get here, and a stored row that no longer
 //! parses is left out rather than failing a listing.
 
-use super::db::{Db, Dialect};
 use super::alerts::BUMP_RULES_EPOCH;
+use super::db::{Db, Dialect};
 use super::registry::LIVE_DEVICE_ID;
 use super::{StorageError, Store};
 use crate::domain::{DeviceName, LabelKey, LabelValue, Labels};
@@ -41,7 +41,11 @@ where
 {
     /// Replaces the labels of device `name` (which must exist unrevoked); returns the
     /// alert rules' new epoch.
-    pub async fn set_labels(&self, name: &DeviceName, labels: &Labels) -> Result<i64, StorageError> {
+    pub async fn set_labels(
+        &self,
+        name: &DeviceName,
+        labels: &Labels,
+    ) -> Result<i64, StorageError> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
             .bind(name.as_str())
@@ -126,7 +130,11 @@ where
 
 impl Store {
     /// See [`Db::set_labels`].
-    pub async fn set_labels(&self, name: &DeviceName, labels: &Labels) -> Result<i64, StorageError> {
+    pub async fn set_labels(
+        &self,
+        name: &DeviceName,
+        labels: &Labels,
+    ) -> Result<i64, StorageError> {
         dispatch!(self, s => s.set_labels(name, labels).await)
     }
 

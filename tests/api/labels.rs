@@ -98,8 +98,15 @@ async fn labels_are_set_listed_filtered_and_refused_when_bad(backend: Backend) {
     assert_eq!(status, 403, "labels need an admin token");
     let (status, body) = app.get("/v1/devices?label=site", Some(&viewer)).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("KEY:VALUE"), "{body}");
-    assert_eq!(listed(&app, &viewer, "label=site:a").await, ["a1"], "nothing changed");
+    assert!(
+        body["detail"].as_str().unwrap().contains("KEY:VALUE"),
+        "{body}"
+    );
+    assert_eq!(
+        listed(&app, &viewer, "label=site:a").await,
+        ["a1"],
+        "nothing changed"
+    );
 }
 both_backends!(labels_are_set_listed_filtered_and_refused_when_bad);
 
@@ -108,12 +115,20 @@ async fn the_cli_edits_labels_and_lists_by_them(backend: Backend) {
     let admin = token(&app, Role::Admin).await;
     fleet(&app, &admin).await;
     let db = app.db.url.clone();
-    let out = telehub(&db, &["device", "label", "b1", "line=2", "model=x", "--remove", "site"]);
+    let out = telehub(
+        &db,
+        &[
+            "device", "label", "b1", "line=2", "model=x", "--remove", "site",
+        ],
+    );
     assert!(out.status.success(), "{out:?}");
     let out = telehub(&db, &["device", "label", "b1"]);
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown, json!({"line": "2", "model": "x"}));
-    let out = telehub(&db, &["device", "list", "--label", "line=2", "--format", "json"]);
+    let out = telehub(
+        &db,
+        &["device", "list", "--label", "line=2", "--format", "json"],
+    );
     assert!(out.status.success(), "{out:?}");
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = rows
@@ -150,7 +165,14 @@ async fn a_bulk_command_by_label_reaches_exactly_those_devices(backend: Backend)
     assert_eq!(status, 201, "{created}");
     let mut devices = Vec::new();
     for id in created["ids"].as_array().unwrap() {
-        let (_, c) = call(&app, "GET", &format!("/v1/commands/{}", id.as_str().unwrap()), &op, None).await;
+        let (_, c) = call(
+            &app,
+            "GET",
+            &format!("/v1/commands/{}", id.as_str().unwrap()),
+            &op,
+            None,
+        )
+        .await;
         devices.push(c["device"].as_str().unwrap().to_owned());
     }
     devices.sort();
@@ -159,8 +181,14 @@ async fn a_bulk_command_by_label_reaches_exactly_those_devices(backend: Backend)
     let (_, created) = call(&app, "POST", "/v1/commands", &op, Some(body)).await;
     assert_eq!(created["ids"].as_array().unwrap().len(), 1, "{created}");
     for (body, says) in [
-        (json!({"name": "reboot", "labels": {}}), "at least one label"),
-        (json!({"name": "reboot", "labels": {"Site": "a"}}), "label key"),
+        (
+            json!({"name": "reboot", "labels": {}}),
+            "at least one label",
+        ),
+        (
+            json!({"name": "reboot", "labels": {"Site": "a"}}),
+            "label key",
+        ),
         (
             json!({"name": "reboot", "labels": {"site": "a"}, "devices": ["a1"]}),
             "exactly one",
@@ -193,9 +221,7 @@ async fn hot(ws: &mut Ws, id: u64) {
     assert_eq!(next_json(ws).await["ack"], id);
 }
 
-async fn a_rule_with_labels_fires_only_for_labelled_devices_and_follows_relabels(
-    backend: Backend,
-) {
+async fn a_rule_with_labels_fires_only_for_labelled_devices_and_follows_relabels(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
         s.alerts.rules_poll = Duration::from_millis(100);
     })
@@ -213,17 +239,32 @@ async fn a_rule_with_labels_fires_only_for_labelled_devices_and_follows_relabels
     let mut b1 = app.connect_device(&tokens["b1"]).await;
     hot(&mut b1, 1).await;
     hot(&mut a1, 1).await;
-    eventually(WAIT, "a1 firing", || firing(&app, &viewer), |d| !d.is_empty()).await;
+    eventually(
+        WAIT,
+        "a1 firing",
+        || firing(&app, &viewer),
+        |d| !d.is_empty(),
+    )
+    .await;
     assert_eq!(firing(&app, &viewer).await, ["a1"], "b1 carries site=b");
     // b1 moves to site a: the next hot reading fires, without a restart.
     let (status, _) = put_labels(&app, &admin, "b1", json!({"site": "a"})).await;
     assert_eq!(status, 200);
     hot(&mut b1, 2).await;
-    eventually(WAIT, "b1 firing", || firing(&app, &viewer), |d| d.len() == 2).await;
+    eventually(
+        WAIT,
+        "b1 firing",
+        || firing(&app, &viewer),
+        |d| d.len() == 2,
+    )
+    .await;
     let bad = json!({"name": "bad", "pattern": "*/t", "kind": "threshold", "op": ">",
                      "value": 10, "labels": {"site": 1}});
     let (status, body) = call(&app, "POST", "/v1/alert-rules", &admin, Some(bad)).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("labels"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("labels"),
+        "{body}"
+    );
 }
 both_backends!(a_rule_with_labels_fires_only_for_labelled_devices_and_follows_relabels);

@@ -19,6 +19,7 @@ mod conflicts;
 mod crash;
 mod dashboard;
 mod demo;
+mod device_config;
 mod export;
 mod faults;
 mod history;

@@ -37,7 +37,9 @@ pub type CommandHandler =
 /// What applies a desired configuration: given the desired document, the state the
 /// device now has (reported to the hub with the same version).
 pub type ConfigHandler = Arc<
-    dyn Fn(&serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value>
+    dyn Fn(
+            &serde_json::Map<String, serde_json::Value>,
+        ) -> serde_json::Map<String, serde_json::Value>
         + Send
         + Sync,
 >;

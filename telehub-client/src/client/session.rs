@@ -274,7 +274,9 @@ impl<'a> Session<'a> {
                 Some(report) => self.outgoing.push(DeviceFrame::ConfigReported(report)),
                 None => tracing::debug!("a configuration for a client without a handler; ignored"),
             },
-            HubFrame::ConfigStored(v) => tracing::debug!(version = v, "configuration report stored"),
+            HubFrame::ConfigStored(v) => {
+                tracing::debug!(version = v, "configuration report stored")
+            }
             HubFrame::Reply(_) => {}
         }
     }

@@ -64,9 +64,7 @@ impl LabelValue {
     pub fn parse(key: &LabelKey, s: &str) -> Result<Self, LabelError> {
         let n = s.chars().count();
         if n == 0 || n > MAX_LABEL_VALUE_CHARS || s.chars().any(char::is_control) {
-            return Err(LabelError::Value {
-                key: key.0.clone(),
-            });
+            return Err(LabelError::Value { key: key.0.clone() });
         }
         Ok(Self(s.to_owned()))
     }
@@ -78,7 +76,9 @@ impl LabelValue {
 
 /// One `key=value` (command line) or `key:value` (query string) pair.
 pub fn parse_pair(s: &str, sep: char) -> Result<(LabelKey, LabelValue), LabelError> {
-    let (k, v) = s.split_once(sep).ok_or_else(|| LabelError::Pair(clip(s), sep))?;
+    let (k, v) = s
+        .split_once(sep)
+        .ok_or_else(|| LabelError::Pair(clip(s), sep))?;
     let key = LabelKey::parse(k)?;
     let value = LabelValue::parse(&key, v)?;
     Ok((key, value))
@@ -207,7 +207,10 @@ mod tests {
     fn a_json_object_of_at_most_16_strings_is_labels() {
         let l = Labels::from_json(&json!({"site": "a", "line": "3"})).unwrap();
         assert_eq!(l.to_pairs_text(), "line=3,site=a");
-        assert_eq!(serde_json::to_value(&l).unwrap(), json!({"line": "3", "site": "a"}));
+        assert_eq!(
+            serde_json::to_value(&l).unwrap(),
+            json!({"line": "3", "site": "a"})
+        );
         let many: serde_json::Map<_, _> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
         assert_eq!(
             Labels::from_json(&serde_json::Value::Object(many)),

@@ -89,7 +89,10 @@ impl SimControl {
                 }
                 Err(e) => tracing::warn!(error = %e, "interval_s not applied"),
             }
-            state.insert("interval_s".into(), self.period.borrow().as_secs_f64().into());
+            state.insert(
+                "interval_s".into(),
+                self.period.borrow().as_secs_f64().into(),
+            );
         }
         state
     }
@@ -185,7 +188,10 @@ mod tests {
         let desired = serde_json::json!({"interval_s": 0.25, "mode": "eco"});
         let state = control.configure(desired.as_object().unwrap());
         assert_eq!(*control.period().borrow(), Duration::from_millis(250));
-        assert_eq!(Value::Object(state), serde_json::json!({"interval_s": 0.25, "mode": "eco"}));
+        assert_eq!(
+            Value::Object(state),
+            serde_json::json!({"interval_s": 0.25, "mode": "eco"})
+        );
         let bad = serde_json::json!({"interval_s": -1});
         let state = control.configure(bad.as_object().unwrap());
         assert_eq!(*control.period().borrow(), Duration::from_millis(250));
