@@ -23,7 +23,7 @@
 
 use crate::alerts;
 use crate::commands;
-use crate::config::Settings;
+use crate::config::{Settings, WriterSettings};
 use crate::domain::CommittedBatch;
 use crate::ingest::Pipeline;
 use crate::live::LiveHub;
@@ -111,9 +111,13 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (alert_batches_tx, alert_batches) = mpsc::channel(settings.alerts.queue);
     let (alert_events, _) = broadcast::channel(settings.alerts.event_backlog);
     let close_writer = CancellationToken::new();
+    let writer_settings = WriterSettings {
+        max_series_per_device: settings.limits.max_series_per_device,
+        ..settings.writer.clone()
+    };
     let (writer, writer_task) = writer::spawn_with(
         store.clone(),
-        settings.writer.clone(),
+        writer_settings,
         settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),

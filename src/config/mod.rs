@@ -166,6 +166,11 @@ impl Settings {
         self.log.validate()?;
         self.alerts.validate()?;
         self.commands.validate()?;
+        if self.limits.max_series_per_device == 0 {
+            return Err(SettingError::Rule(
+                "limits.max_series_per_device must be ≥ 1",
+            ));
+        }
         if let Some(b) = &self.bridge {
             b.validate()?;
         }

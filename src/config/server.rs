@@ -82,6 +82,9 @@ pub struct LimitSettings {
     pub device_burst: u32,
     /// Consecutive `rate_limited` replies after which the socket is closed with 1008.
     pub abuse_close_after: u32,
+    /// Series (sensors) one device may have at most; a message that would create more is
+    /// refused whole (`invalid_reading`, naming the limit). At least 1.
+    pub max_series_per_device: usize,
 }
 
 impl Default for LimitSettings {
@@ -93,6 +96,7 @@ impl Default for LimitSettings {
             device_readings_per_second: 2_000,
             device_burst: 10_000,
             abuse_close_after: 100,
+            max_series_per_device: 1_000,
         }
     }
 }

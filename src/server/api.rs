@@ -60,7 +60,7 @@ async fn add_device(
     _a: Admin,
     body: Result<Json<NewDevice>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let name =
         DeviceName::parse(&req.name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
     let targets = req

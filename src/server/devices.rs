@@ -75,7 +75,7 @@ async fn edit(
     body: Result<Json<Edit>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DeviceOut>, ApiError> {
     let name = DeviceName::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let bad = |e: crate::domain::AboutError| ApiError::bad_request(e.to_string());
     let about = AboutEdit {
         description: match req.description {

@@ -11,7 +11,8 @@
 //!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `commands`:
 //!   commands to devices (docs/commands.md), `device_commands` their HTTP long-poll for
 //!   devices; [`dashboard`]: the embedded web page.
-//! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
+//! - [`error`]: every HTTP error mapped once to a typed JSON body, the framework's own
+//!   (404, 405, 413, refused extractors) included; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes and HTTP ingest requests in the log, sampled; `replies`: a device socket's replies in flight.
 //!
@@ -102,5 +103,6 @@ pub fn router(state: Arc<HubState>) -> Router {
         .merge(alerts::routes())
         .merge(commands::routes())
         .merge(dashboard::routes())
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

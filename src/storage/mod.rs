@@ -30,6 +30,7 @@
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
 //! - [`identity`]: a device's tokens, gateway list and metadata over its life.
 //! - [`commands`]: commands to devices and their conditional state changes (docs/commands.md).
+//! - [`backup`]: a consistent, checked copy of a SQLite database while the hub runs.
 
 /// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
 macro_rules! dispatch {
@@ -42,6 +43,7 @@ macro_rules! dispatch {
 }
 
 pub mod alerts;
+pub mod backup;
 mod batch;
 pub mod commands;
 mod commit;

@@ -8,6 +8,7 @@ mod helpers;
 mod procs;
 
 mod alerts;
+mod backup;
 mod checkpoint;
 mod cli;
 mod client;
@@ -43,4 +44,5 @@ mod startup;
 mod tail;
 mod tail_errors;
 mod tls;
+mod upgrade;
 mod values;

@@ -29,7 +29,7 @@ pub use status::StatusEvent;
 pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};
 pub use untrusted::{MAX_LOGGED_CHARS, Untrusted, untrusted};
-pub use value::{MAX_TEXT_BYTES, Text, Value, ValueError, ValueKind};
+pub use value::{MAX_MAGNITUDE, MAX_TEXT_BYTES, Text, Value, ValueError, ValueKind};
 
 /// One validated sensor reading, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -96,7 +96,7 @@ pub enum LineError {
     BadValue { sensor: String, text: String },
     #[error("{sensor}: {reason}")]
     BadText { sensor: String, reason: String },
-    #[error("{sensor}: {text} is not a finite number")]
+    #[error("{sensor}: {text} is not a finite number of magnitude at most 1e300")]
     NonFinite { sensor: String, text: String },
     #[error("ts: {0}")]
     BadTime(String),
@@ -456,7 +456,7 @@ fn parse_value(sensor: &str, text: &str) -> Result<Value, LineError> {
         _ => {}
     }
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Value::Number(v)),
+        Ok(v) if Value::number(v).is_ok() => Ok(Value::Number(v)),
         Ok(_) => Err(LineError::NonFinite {
             sensor: clip(sensor),
             text: clip(text),
