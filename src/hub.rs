@@ -188,6 +188,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             metrics.clone(),
             sessions.clone(),
             live.clone(),
+            commands.handle.clone(),
             shutdown.clone(),
             tasks.clone(),
         ))

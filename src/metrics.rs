@@ -171,6 +171,10 @@ pub struct MqttMetrics {
     pub cluster_readings: Counter,
     /// Cluster messages ignored because they repeated one already handled.
     pub cluster_duplicates: Counter,
+    /// 1 while the commands connection (`commands_topic`) is up.
+    pub commands_connected: Gauge,
+    /// Command frames on `command_results_topic` not taken, by reason.
+    pub command_frames_refused: Family<Labels, Counter>,
 }
 
 impl MqttMetrics {
@@ -212,10 +216,26 @@ impl MqttMetrics {
             "Repeated cluster messages ignored",
             self.cluster_duplicates.clone(),
         );
+        r.register(
+            "commands_connected",
+            "1 while the MQTT commands connection is up",
+            self.commands_connected.clone(),
+        );
+        r.register(
+            "command_frames_refused",
+            "Frames on the MQTT command_results_topic not taken, by reason",
+            self.command_frames_refused.clone(),
+        );
     }
 
     pub fn refuse(&self, reason: &'static str) {
         self.refused.get_or_create(&vec![("reason", reason)]).inc();
+    }
+
+    pub fn command_frame_refused(&self, reason: &'static str) {
+        self.command_frames_refused
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     pub fn dropped(&self, stream: &'static str, n: u64) {
