@@ -95,27 +95,20 @@ async fn export_readings(
 
 /// The export's parameters; every refusal names the parameter.
 fn parse(query: &str, now: Timestamp) -> Result<(Selection, ExportFormat), QueryError> {
-    let (mut device, mut sensor, mut from, mut to, mut format) = (None, None, None, None, None);
+    const PARAMS: [&str; 5] = ["device", "sensor", "from", "to", "format"];
+    let mut values: [Option<String>; 5] = Default::default();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let slot = match k.as_ref() {
-            "token" => continue,
-            "device" => &mut device,
-            "sensor" => &mut sensor,
-            "from" => &mut from,
-            "to" => &mut to,
-            "format" => &mut format,
-            other => return Err(QueryError::Unknown(other.chars().take(32).collect())),
+        if k == "token" {
+            continue;
+        }
+        let Some(i) = PARAMS.iter().position(|p| *p == k) else {
+            return Err(QueryError::Unknown(k.chars().take(32).collect()));
         };
-        if slot.replace(v.into_owned()).is_some() {
-            return Err(QueryError::Twice(match k.as_ref() {
-                "device" => "device",
-                "sensor" => "sensor",
-                "from" => "from",
-                "to" => "to",
-                _ => "format",
-            }));
+        if values[i].replace(v.into_owned()).is_some() {
+            return Err(QueryError::Twice(PARAMS[i]));
         }
     }
+    let [device, sensor, from, to, format] = values;
     let device = device.ok_or(QueryError::Missing("device"))?;
     let devices = Segment::parse(&device).map_err(|e| QueryError::Value(format!("device: {e}")))?;
     let sensor = sensor
@@ -147,4 +140,43 @@ fn parse(query: &str, now: Timestamp) -> Result<(Selection, ExportFormat), Query
         },
         format,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn now() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn a_pattern_a_sensor_a_range_and_a_format_are_read_and_mistakes_named() {
+        let (sel, format) = parse(
+            "device=line-3-*&sensor=t&from=-1h&format=ndjson&token=x",
+            now(),
+        )
+        .unwrap();
+        assert!(sel.devices.matches("line-3-press") && !sel.devices.matches("line-4-a"));
+        assert_eq!(sel.sensor.map(|s| s.to_string()), Some("t".into()));
+        assert_eq!(sel.to, now());
+        assert_eq!(format, ExportFormat::Ndjson);
+        let e = |q: &str| parse(q, now()).err().expect("refused").to_string();
+        assert!(e("sensor=t").contains("device"));
+        assert!(e("device=a&device=b").contains("twice"));
+        assert!(e("device=a&form=csv").contains("unknown parameter `form`"));
+        assert!(e("device=a&format=xml").contains("csv or ndjson"));
+        assert!(e("device=a&from=now").contains("before"));
+        assert!(e("device=a/b").contains("device"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_is_read_or_refused_without_a_panic(q in ".{0,80}") {
+            if let Ok((sel, _)) = parse(&q, now()) {
+                prop_assert!(sel.from < sel.to);
+            }
+        }
+    }
 }

@@ -21,6 +21,7 @@ mod dashboard;
 mod demo;
 mod export;
 mod faults;
+mod fleet;
 mod history;
 mod http;
 mod http_ingest;

@@ -10,17 +10,9 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use telehub::config::{Settings, Webhook};
 
-/// POSTs one reading of `sensor` to `/v1/ingest` as `token`; asserts it is acked.
+/// POSTs `body` to `/v1/ingest` as `token`; asserts it is acked.
 async fn post_reading(app: &TestApp, token: &str, body: Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/ingest", app.http()))
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
+    let (status, text) = app.post("/v1/ingest", token, &body).await;
     assert_eq!(status, 200, "{text}");
 }
 
@@ -95,26 +87,13 @@ fn fast_alerts(s: &mut Settings, rx: &Receiver) {
 async fn an_offline_rule_does_not_fire_for_a_device_that_keeps_sending_over_http(b: Backend) {
     let rx = Receiver::start().await;
     let app = spawn_app_with(b, |s| fast_alerts(s, &rx)).await;
-    let admin = app
-        .store
-        .add_token(
-            &format!("admin-{}", rand_suffix()),
-            telehub::auth::Role::Admin,
-        )
-        .await
-        .unwrap();
+    let admin = app.admin().await;
     let (steady, quiet) = (app.device("pump-1").await, app.device("pump-2").await);
     post_reading(&app, &steady, one_reading(0.0)).await;
     post_reading(&app, &quiet, one_reading(0.0)).await;
     let rule = json!({"name": "gone", "pattern": "pump-*", "kind": "offline", "for": "1s"});
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/alert-rules", app.http()))
-        .bearer_auth(&admin)
-        .body(rule.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
+    let (status, text) = app.post("/v1/alert-rules", &admin, &rule).await;
+    assert_eq!(status, 201, "{text}");
 
     // pump-1 sends every 250 ms; pump-2 fell silent: offline after 1 s, firing 1 s later.
     let fired = |device: &str| {
@@ -144,8 +123,8 @@ async fn each_device_shows_the_transport_it_last_used(b: Backend) {
     let ws_token = app.device("ws-1").await;
     let line_token = app.device("line-1").await;
     let http_token = app.device("http-1").await;
-    let gw_token = app.gateway("gw-1", &["child-1"]).await;
     app.device("child-1").await;
+    let gw_token = app.gateway("gw-1", &["child-1"]).await;
     let t = base_ts();
 
     let mut ws = app.connect_device(&ws_token).await;

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 pub struct SmtpSink {
     pub port: u16,
-    /// One JSON object per mail (`from`, `to`, `auth`, `data`) or refusal (`refused`).
+    /// One JSON object per mail (`from`, `to`, `auth`, `subject`, `body`) or refusal (`refused`).
     lines: mpsc::UnboundedReceiver<Value>,
     _child: Child,
 }

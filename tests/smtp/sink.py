@@ -1,7 +1,7 @@
 """A local SMTP sink for the alert email tests (aiosmtpd, from the test venv).
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` first; then one JSON line per
-mail it accepts: {"from", "to", "auth", "data"}. Requires AUTH (PLAIN/LOGIN) with the
+mail it accepts: {"from", "to", "auth", "subject", "body"} (the body decoded). Requires AUTH (PLAIN/LOGIN) with the
 user and password given (no TLS: a local test sink); with --fail-first N, answers the
 first N mails with a temporary 451 (the hub must retry). Offers no STARTTLS.
 
@@ -9,6 +9,8 @@ usage: sink.py USER PASSWORD [--fail-first N]
 """
 
 import asyncio
+import email
+import email.policy
 import json
 import sys
 
@@ -30,11 +32,13 @@ def main():
                 state["failures"] += 1
                 print(json.dumps({"refused": True}), flush=True)
                 return "451 4.3.0 try again later"
+            mail = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
             print(json.dumps({
                 "from": envelope.mail_from,
                 "to": envelope.rcpt_tos,
                 "auth": session.authenticated,
-                "data": envelope.content.decode("utf8", errors="replace"),
+                "subject": mail["subject"],
+                "body": mail.get_content(),
             }), flush=True)
             return "250 OK"
 
