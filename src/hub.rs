@@ -10,7 +10,7 @@
 //! Channels made here: the commit stream (`broadcast` of [`CommittedBatch`]; sender:
 //! the writer; receivers: the live fan-out and MQTT egress), the alert engine's own
 //! stream of the same batches (`mpsc`, bounded: the writer waits, no batch is skipped),
-//! the status stream (`broadcast` of `StatusEvent`; sender: the session registry;
+//! the status stream (`broadcast` of `StatusEvent`; sender: presence;
 //! receivers: live, MQTT, the alert engine) and the alert events (`broadcast` of
 //! `AlertEvent`; sender: the alert engine; receivers: live, MQTT).
 //!
@@ -28,6 +28,7 @@ use crate::domain::CommittedBatch;
 use crate::ingest::Pipeline;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::server::{self, HubState, limits, listener};
 use crate::sessions::{self, Sessions};
 use crate::storage::writer;
@@ -147,13 +148,16 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     };
     let alert_status = status_tx.subscribe();
     let (mqtt_handle, mqtt) = mqtt.unzip();
+    let presence = Presence::new(&settings.presence, status_tx);
+    tokio::spawn(presence.clone().run(shutdown.clone()));
     let ingest = Arc::new(Pipeline::new(
         &settings.ingest,
         &settings.limits,
         writer,
         metrics.clone(),
+        presence.clone(),
     ));
-    let sessions = Sessions::new(status_tx, shutdown.clone());
+    let sessions = Sessions::new(presence, shutdown.clone());
     let alerts = alerts::start(
         store.clone(),
         &settings.alerts,
@@ -164,6 +168,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             status: alert_status,
             events: alert_events,
         },
+        settings.dashboard_url(addr),
         shutdown.clone(),
     )
     .await?;

@@ -101,13 +101,13 @@ pub struct AlertMetrics {
     pub states: Family<Vec<(&'static str, String)>, Gauge>,
     /// Events stored (firing, repeats and resolved).
     pub events: Counter,
-    /// Webhook POSTs answered with a 2xx.
+    /// Notifications delivered (webhook 2xx, email accepted).
     pub sent: Counter,
-    /// Webhook POSTs that failed (each attempt; retried until `retry_for`).
+    /// Notification attempts that failed (each attempt; retried until `retry_for`).
     pub failed: Counter,
-    /// Webhook notifications given up after `retry_for`.
+    /// Notifications given up after `retry_for`.
     pub expired: Counter,
-    /// Webhook notifications not yet delivered (the outbox).
+    /// Notifications not yet delivered (the outbox).
     pub pending: Gauge,
 }
 
@@ -131,22 +131,22 @@ impl AlertMetrics {
         );
         r.register(
             "notifications_sent",
-            "Webhook POSTs answered with a 2xx",
+            "Notifications delivered (webhook POSTs answered 2xx, emails accepted by the SMTP server)",
             self.sent.clone(),
         );
         r.register(
             "notifications_failed",
-            "Webhook POSTs that failed (each attempt)",
+            "Notification attempts that failed (webhook POSTs and emails, each attempt)",
             self.failed.clone(),
         );
         r.register(
             "notifications_expired",
-            "Webhook notifications given up after retry_for",
+            "Notifications (webhook and email) given up after retry_for",
             self.expired.clone(),
         );
         r.register(
             "notifications_pending",
-            "Webhook notifications not yet delivered",
+            "Notifications (webhook and email) not yet delivered",
             self.pending.clone(),
         );
     }

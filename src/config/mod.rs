@@ -29,10 +29,11 @@ pub mod ingest;
 pub mod live;
 pub mod log;
 pub mod mqtt;
+pub mod presence;
 pub mod server;
 pub mod storage;
 
-pub use alerts::{AlertSettings, Webhook};
+pub use alerts::{AlertSettings, EmailTarget, Webhook, WebhookFormat};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use commands::CommandSettings;
 pub use error::{ConfigError, SettingError};
@@ -40,6 +41,7 @@ pub use ingest::IngestSettings;
 pub use live::{LiveSettings, ReplayBufferSettings};
 pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
+pub use presence::PresenceSettings;
 pub use server::{HttpSettings, LimitSettings, ServerSettings, SocketSettings, TlsSettings};
 pub use storage::{
     DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
@@ -97,6 +99,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub alerts: AlertSettings,
     pub commands: CommandSettings,
+    pub presence: PresenceSettings,
 }
 
 /// Command-line values that override the file and the environment.
@@ -171,6 +174,7 @@ impl Settings {
                 "limits.max_series_per_device must be ≥ 1",
             ));
         }
+        self.presence.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
         }
@@ -190,6 +194,23 @@ impl Settings {
             m.redact();
         }
         toml::to_string_pretty(&s).expect("settings serialize")
+    }
+}
+
+impl Settings {
+    /// The dashboard's address for links in alert events: `alerts.dashboard_url`, or this
+    /// hub's own (`bound`: the address it listens on; an unspecified IP reads `localhost`).
+    pub fn dashboard_url(&self, bound: SocketAddr) -> String {
+        if !self.alerts.dashboard_url.is_empty() {
+            return self.alerts.dashboard_url.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let host = match bound.ip() {
+            ip if ip.is_unspecified() => "localhost".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("{scheme}://{host}:{}", bound.port())
     }
 }
 

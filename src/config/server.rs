@@ -51,6 +51,9 @@ pub struct HttpSettings {
     pub max_query_points: usize,
     /// `/query`: the query text at most (bytes); over: 413.
     pub max_query_bytes: usize,
+    /// `/v1/export`: pages (of up to 10,000 readings each) read ahead of a slow client at
+    /// most; the export waits for the client beyond it, so memory stays constant.
+    pub export_pages_ahead: usize,
 }
 
 /// One WebSocket's buffers, frame bound and heartbeat: device sockets take them from
@@ -123,6 +126,7 @@ impl Default for HttpSettings {
             max_query_series: 1_000,
             max_query_points: 1_000_000,
             max_query_bytes: 64 * 1024,
+            export_pages_ahead: 2,
         }
     }
 }
@@ -161,9 +165,10 @@ impl HttpSettings {
             || self.max_query_series == 0
             || self.max_query_points == 0
             || self.max_query_bytes == 0
+            || self.export_pages_ahead == 0
         {
             return Err(SettingError::Rule(
-                "http.max_points, max_buckets, max_write_bytes, max_write_readings, max_query_series, max_query_points and max_query_bytes must be ≥ 1",
+                "http.max_points, max_buckets, max_write_bytes, max_write_readings, max_query_series, max_query_points, max_query_bytes and export_pages_ahead must be ≥ 1",
             ));
         }
         Ok(())

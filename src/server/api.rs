@@ -99,17 +99,37 @@ async fn readings(
     _v: Viewer,
     q: ReadingsQuery,
 ) -> Result<Response, ApiError> {
-    let http = &hub.settings.http;
-    let series = match hub.store.find_series(&q.device, &q.sensor).await? {
+    let Some(sensor) = &q.sensor else {
+        return super::fleet::device_readings(&hub, &q).await;
+    };
+    let series = match hub.store.find_series(&q.device, sensor).await? {
         None => return Err(ApiError::not_found(format!("no device {}", q.device))),
         Some(None) => {
             return Err(ApiError::not_found(format!(
-                "device {} has no sensor {}",
-                q.device, q.sensor
+                "device {} has no sensor {sensor}",
+                q.device
             )));
         }
         Some(Some(id)) => id,
     };
+    let (points, next_cursor) = series_points(&hub, &q, series).await?;
+    Ok(Json(ReadingsOut {
+        device: &q.device,
+        sensor,
+        points,
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// One series' answer to `q`: raw points (with the next page's cursor when full), a
+/// downsample, or buckets.
+pub(super) async fn series_points(
+    hub: &HubState,
+    q: &ReadingsQuery,
+    series: i64,
+) -> Result<(Points, Option<String>), ApiError> {
+    let http = &hub.settings.http;
     let shape = match (q.buckets, q.max_points) {
         (Some((every, agg)), _) => Shape::Buckets {
             every_us: every.as_micros().min(i64::MAX as u128) as i64,
@@ -132,7 +152,7 @@ async fn readings(
     let limits = HistoryLimits {
         max_buckets: http.max_buckets,
     };
-    let (points, next_cursor) = match hub.store.history(&read, limits).await? {
+    Ok(match hub.store.history(&read, limits).await? {
         History::Buckets(b) => (Points::Buckets(b), None),
         History::Points(p) => {
             // Raw pages carry a cursor when full; a downsample is whole.
@@ -141,14 +161,7 @@ async fn readings(
                 .flatten();
             (Points::Raw(p), next)
         }
-    };
-    Ok(Json(ReadingsOut {
-        device: &q.device,
-        sensor: &q.sensor,
-        points,
-        next_cursor,
     })
-    .into_response())
 }
 
 #[derive(Serialize)]
@@ -161,7 +174,7 @@ struct ReadingsOut<'a> {
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Points {
+pub(super) enum Points {
     Raw(Vec<Point>),
     Buckets(Vec<Bucket>),
 }

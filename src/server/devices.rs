@@ -4,7 +4,7 @@
 
 use super::authn::Admin;
 use super::{ApiError, HubState};
-use crate::domain::{Description, DeviceName, Location, Timestamp};
+use crate::domain::{Description, DeviceName, Location, Timestamp, Transport};
 use crate::storage::identity::{AboutEdit, GatewayEdit};
 use crate::storage::{DeviceRow, Latest};
 use axum::Json;
@@ -24,6 +24,8 @@ pub fn routes() -> Router<Arc<HubState>> {
 pub struct DeviceOut {
     name: String,
     online: bool,
+    /// The transport it last used (since this hub started).
+    transport: Option<Transport>,
     last_seen: Option<Timestamp>,
     sensors: Vec<String>,
     latest: BTreeMap<String, Latest>,
@@ -40,6 +42,7 @@ impl DeviceOut {
                     .mqtt
                     .as_ref()
                     .is_some_and(|m| m.online_elsewhere(&d.name)),
+            transport: hub.sessions.presence().transport(&d.name),
             name: d.name,
             last_seen: d.last_seen,
             sensors: d.sensors,

@@ -29,6 +29,7 @@ mod dashboard;
 mod device_commands;
 mod devices;
 mod error;
+mod fleet;
 mod http_ingest;
 mod influx;
 mod influxql;
@@ -100,6 +101,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         )
         .merge(api::routes())
         .merge(devices::routes())
+        .merge(fleet::routes())
         .merge(alerts::routes())
         .merge(commands::routes())
         .merge(dashboard::routes())

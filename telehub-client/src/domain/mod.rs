@@ -25,7 +25,7 @@ pub use about::{AboutError, Description, Location, MAX_DESCRIPTION_CHARS};
 pub use alert::{AlertEvent, AlertState};
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};
-pub use status::StatusEvent;
+pub use status::{StatusEvent, Transport};
 pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};
 pub use untrusted::{MAX_LOGGED_CHARS, Untrusted, untrusted};
