@@ -1,15 +1,16 @@
 // telehub dashboard: the token, the HTTP API, and the live socket (docs/protocol.md §3) with
 // reconnection. What is shown lives in view.js; the charts in chart-card.js.
 //
-// The token comes from `?token=` once, is kept in sessionStorage for this tab, and is
-// removed from the address bar at once. It is sent as `Authorization: Bearer` on
+// The token comes from `?token=` once, is kept in sessionStorage for this tab (and in
+// localStorage when "remember on this screen" is on: remember.js), and is removed from the
+// address bar at once. It is sent as `Authorization: Bearer` on
 // fetches and as `?token=` on the WebSocket (browsers cannot set its headers). It is
 // never logged or shown.
 
 import { $, setText } from './dom.js';
+import { forgetAll, keep, showRememberButton, storedToken } from './remember.js';
 import { View } from './view.js';
 
-const TOKEN_KEY = 'telehub.token';
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
 const FETCH_TIMEOUT_MS = 15_000;
@@ -21,22 +22,15 @@ class AuthError extends Error {
   }
 }
 
-/** Takes `?token=` out of the address bar into sessionStorage; returns the token to use. */
+/** Takes `?token=` out of the address bar; returns the token to use (remember.js). */
 function takeToken() {
   const url = new URL(location.href);
   const fromUrl = url.searchParams.get('token');
-  let stored = null;
-  try {
-    if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    stored = sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    // Storage disabled: the token lives in this page only.
-  }
   if (fromUrl !== null) {
     url.searchParams.delete('token');
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
   }
-  return fromUrl || stored;
+  return storedToken(fromUrl);
 }
 
 class Hub {
@@ -183,11 +177,8 @@ class Live {
 }
 
 function showTokenProblem(message) {
-  try {
-    sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // Nothing stored.
-  }
+  // A refused token is no use on this tab or this screen.
+  if (message) forgetAll();
   const live = $('#conn');
   live.dataset.state = 'error';
   $('#conn-text').textContent = message ? 'token refused' : 'no token';
@@ -201,15 +192,13 @@ function main() {
     e.preventDefault();
     const t = $('#token-input').value.trim();
     if (!t) return;
-    try {
-      sessionStorage.setItem(TOKEN_KEY, t);
-    } catch {
-      // Storage disabled: the reload below will ask again.
-    }
+    // Storage disabled: the reload below will ask again.
+    keep(t, $('#token-remember').checked);
     location.reload();
   });
   const token = takeToken();
   if (!token) return showTokenProblem('');
+  showRememberButton(token);
   const hub = new Hub(token);
   const view = new View(hub);
   new Live(hub, view).connect();

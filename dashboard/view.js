@@ -86,6 +86,7 @@ export class View {
         added.push(x.name);
       }
       d.online = x.online;
+      d.transport = x.transport ?? null;
       d.about = aboutText(x);
       if (x.last_seen) d.lastSeen = Math.max(d.lastSeen ?? 0, Date.parse(x.last_seen));
       for (const s of x.sensors ?? []) this.sensor(d, s);
@@ -171,7 +172,7 @@ export class View {
   }
 
   newDevice(name) {
-    const d = { name, online: false, about: '', lastSeen: null, sensors: new Map(), row: null, alert: null };
+    const d = { name, online: false, transport: null, about: '', lastSeen: null, sensors: new Map(), row: null, alert: null };
     this.devices.set(name, d);
     this.countsDirty = true;
     return d;
@@ -253,7 +254,8 @@ export class View {
     const badge = $('#detail-status');
     setText(badge, d.online ? 'online' : 'offline');
     badge.dataset.online = d.online;
-    setText($('#detail-seen'), `last seen ${ago(d.lastSeen, now)}`);
+    const via = d.transport ? ` over ${d.transport}` : '';
+    setText($('#detail-seen'), `last seen ${ago(d.lastSeen, now)}${via}`);
     const about = $('#detail-about');
     setText(about, d.about);
     about.hidden = d.about === '';

@@ -30,12 +30,13 @@ fi
 if [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
-# The official InfluxDB Python clients (a venv: PEP 668): the 2.x one for the line-protocol
-# tests, the 1.x one (`influxdb`) for `/query`.
-if [ ! -x tests/influx/.venv/bin/python ] || ! tests/influx/.venv/bin/python -c 'import influxdb_client, influxdb' 2>/dev/null; then
-  command -v python3 >/dev/null || { echo "python3 is needed for the InfluxDB client tests"; exit 1; }
+# The test venv (PEP 668): the official InfluxDB Python clients, the 2.x one for the
+# line-protocol tests and the 1.x one (`influxdb`) for `/query`; `aiosmtpd`, the SMTP sink
+# of the alert email tests.
+if [ ! -x tests/influx/.venv/bin/python ] || ! tests/influx/.venv/bin/python -c 'import influxdb_client, influxdb, aiosmtpd' 2>/dev/null; then
+  command -v python3 >/dev/null || { echo "python3 is needed for the InfluxDB client and SMTP tests"; exit 1; }
   python3 -m venv tests/influx/.venv
-  tests/influx/.venv/bin/pip install -q --disable-pip-version-check influxdb-client==1.50.0 influxdb==5.3.2
+  tests/influx/.venv/bin/pip install -q --disable-pip-version-check influxdb-client==1.50.0 influxdb==5.3.2 aiosmtpd==1.4.6
 fi
 if [ ! -d bench/node-broadcast/node_modules/ws ]; then
   (cd bench/node-broadcast && npm ci --no-audit --no-fund --silent)

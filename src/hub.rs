@@ -10,7 +10,7 @@
 //! Channels made here: the commit stream (`broadcast` of [`CommittedBatch`]; sender:
 //! the writer; receivers: the live fan-out and MQTT egress), the alert engine's own
 //! stream of the same batches (`mpsc`, bounded: the writer waits, no batch is skipped),
-//! the status stream (`broadcast` of `StatusEvent`; sender: the session registry;
+//! the status stream (`broadcast` of `StatusEvent`; sender: presence;
 //! receivers: live, MQTT, the alert engine) and the alert events (`broadcast` of
 //! `AlertEvent`; sender: the alert engine; receivers: live, MQTT).
 //!
@@ -23,11 +23,12 @@
 
 use crate::alerts;
 use crate::commands;
-use crate::config::Settings;
+use crate::config::{Settings, WriterSettings};
 use crate::domain::CommittedBatch;
 use crate::ingest::Pipeline;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::server::{self, HubState, limits, listener};
 use crate::sessions::{self, Sessions};
 use crate::storage::writer;
@@ -111,9 +112,13 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (alert_batches_tx, alert_batches) = mpsc::channel(settings.alerts.queue);
     let (alert_events, _) = broadcast::channel(settings.alerts.event_backlog);
     let close_writer = CancellationToken::new();
+    let writer_settings = WriterSettings {
+        max_series_per_device: settings.limits.max_series_per_device,
+        ..settings.writer.clone()
+    };
     let (writer, writer_task) = writer::spawn_with(
         store.clone(),
-        settings.writer.clone(),
+        writer_settings,
         settings.storage.rollups,
         metrics.clone(),
         committed_tx.clone(),
@@ -143,13 +148,16 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     };
     let alert_status = status_tx.subscribe();
     let (mqtt_handle, mqtt) = mqtt.unzip();
+    let presence = Presence::new(&settings.presence, status_tx);
+    tokio::spawn(presence.clone().run(shutdown.clone()));
     let ingest = Arc::new(Pipeline::new(
         &settings.ingest,
         &settings.limits,
         writer,
         metrics.clone(),
+        presence.clone(),
     ));
-    let sessions = Sessions::new(status_tx, shutdown.clone());
+    let sessions = Sessions::new(presence, shutdown.clone());
     let alerts = alerts::start(
         store.clone(),
         &settings.alerts,
@@ -160,6 +168,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             status: alert_status,
             events: alert_events,
         },
+        settings.dashboard_url(addr),
         shutdown.clone(),
     )
     .await?;
@@ -186,6 +195,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             metrics.clone(),
             sessions.clone(),
             live.clone(),
+            commands.handle.clone(),
             shutdown.clone(),
             tasks.clone(),
         ))

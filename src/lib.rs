@@ -29,10 +29,12 @@
 //! | 3 | [`sim`] (telehub-client) | simulated sensor signals and what simulated devices do with commands, for `firmware-sim` and `serve --demo` |
 //! | 4 | [`ingest`] | the transport-independent pipeline: parse → authorise → rate-limit → submit → reply |
 //! | 4 | [`live`] | the dashboard fan-out: one hub-wide replay buffer of committed readings, a cursor per client, no transport |
-//! | 4 | [`sessions`] | open sockets, online devices, revocation |
+//! | 4 | [`presence`] | who is online over any transport (a socket, or a reading within `[presence] timeout`) and the transport each last used |
+//! | 4 | [`sessions`] | open sockets, revocation |
 //! | 4 | [`alerts`] | alert rules evaluated after commit and on presence; events, webhook outbox |
 //! | 4 | [`commands`] | commands to devices (docs/commands.md): creation, cancel, the dispatch state machine and its task |
 //! | 4 | [`devconfig`] | desired device configuration (docs/device-config.md): versions set and reported, their delivery to connected devices |
+//! | 4 | [`export`] | fleet export: every series of the devices a pattern matches, page by page as CSV or NDJSON (`GET /v1/export`, `telehub export`) |
 //! | 4 | [`influxql`] | InfluxQL statements (`/query`, docs/grafana.md) answered from storage through the history planner |
 //! | 5 | [`server`] | HTTP and WebSocket endpoints: device and live sockets, API, dashboard |
 //! | 5 | [`mqtt`] | broker connection: egress, ingest, cluster live stream |
@@ -49,12 +51,14 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod devconfig;
+pub mod export;
 pub mod hub;
 pub mod influxql;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod mqtt;
+pub mod presence;
 pub mod server;
 pub mod sessions;
 pub mod storage;

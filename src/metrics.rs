@@ -101,13 +101,13 @@ pub struct AlertMetrics {
     pub states: Family<Vec<(&'static str, String)>, Gauge>,
     /// Events stored (firing, repeats and resolved).
     pub events: Counter,
-    /// Webhook POSTs answered with a 2xx.
+    /// Notifications delivered (webhook 2xx, email accepted).
     pub sent: Counter,
-    /// Webhook POSTs that failed (each attempt; retried until `retry_for`).
+    /// Notification attempts that failed (each attempt; retried until `retry_for`).
     pub failed: Counter,
-    /// Webhook notifications given up after `retry_for`.
+    /// Notifications given up after `retry_for`.
     pub expired: Counter,
-    /// Webhook notifications not yet delivered (the outbox).
+    /// Notifications not yet delivered (the outbox).
     pub pending: Gauge,
 }
 
@@ -131,22 +131,22 @@ impl AlertMetrics {
         );
         r.register(
             "notifications_sent",
-            "Webhook POSTs answered with a 2xx",
+            "Notifications delivered (webhook POSTs answered 2xx, emails accepted by the SMTP server)",
             self.sent.clone(),
         );
         r.register(
             "notifications_failed",
-            "Webhook POSTs that failed (each attempt)",
+            "Notification attempts that failed (webhook POSTs and emails, each attempt)",
             self.failed.clone(),
         );
         r.register(
             "notifications_expired",
-            "Webhook notifications given up after retry_for",
+            "Notifications (webhook and email) given up after retry_for",
             self.expired.clone(),
         );
         r.register(
             "notifications_pending",
-            "Webhook notifications not yet delivered",
+            "Notifications (webhook and email) not yet delivered",
             self.pending.clone(),
         );
     }
@@ -171,6 +171,10 @@ pub struct MqttMetrics {
     pub cluster_readings: Counter,
     /// Cluster messages ignored because they repeated one already handled.
     pub cluster_duplicates: Counter,
+    /// 1 while the commands connection (`commands_topic`) is up.
+    pub commands_connected: Gauge,
+    /// Command frames on `command_results_topic` not taken, by reason.
+    pub command_frames_refused: Family<Labels, Counter>,
 }
 
 impl MqttMetrics {
@@ -212,10 +216,26 @@ impl MqttMetrics {
             "Repeated cluster messages ignored",
             self.cluster_duplicates.clone(),
         );
+        r.register(
+            "commands_connected",
+            "1 while the MQTT commands connection is up",
+            self.commands_connected.clone(),
+        );
+        r.register(
+            "command_frames_refused",
+            "Frames on the MQTT command_results_topic not taken, by reason",
+            self.command_frames_refused.clone(),
+        );
     }
 
     pub fn refuse(&self, reason: &'static str) {
         self.refused.get_or_create(&vec![("reason", reason)]).inc();
+    }
+
+    pub fn command_frame_refused(&self, reason: &'static str) {
+        self.command_frames_refused
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     pub fn dropped(&self, stream: &'static str, n: u64) {

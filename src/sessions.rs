@@ -1,5 +1,5 @@
-//! Open sockets: which token each belongs to (so a revocation can close them) and
-//! which devices are online (for `/v1/devices` and the live feed's status messages).
+//! Open sockets: which token each belongs to (so a revocation can close them); a device's
+//! socket opening and closing is reported to [`Presence`], which says who is online.
 //!
 //! Owner: the [`Sessions`] registry, behind one mutex held only for map updates (a
 //! `parking_lot` mutex: a panicking socket task cannot poison it for every later one).
@@ -9,18 +9,15 @@
 //! token is a child of the hub's shutdown token, so a socket task waits on one token
 //! for both reasons to close (one wait fewer in every idle socket's future).
 //!
-//! Channel: status events go out on the `broadcast` sender given to [`Sessions::new`]
-//! (receivers: the live fan-out and MQTT egress).
-//!
-//! May use: `domain`, `storage`. Used by every transport that opens sockets, and `hub`.
+//! May use: `domain`, `storage`, `presence`. Used by every transport that opens sockets, and `hub`.
 
-use crate::domain::{DeviceName, StatusEvent, Timestamp};
+use crate::domain::{DeviceName, Timestamp};
+use crate::presence::Presence;
 use crate::storage::Store;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -28,22 +25,21 @@ struct Inner {
     next_id: u64,
     /// token id → (socket id → cancel on revocation; a child of `Sessions::shutdown`)
     by_token: HashMap<i64, HashMap<u64, CancellationToken>>,
-    online: HashMap<DeviceName, usize>,
 }
 
 /// The registry of open sockets.
 pub struct Sessions {
     inner: Mutex<Inner>,
-    status: broadcast::Sender<StatusEvent>,
+    presence: Arc<Presence>,
     /// The hub's shutdown token: every guard's token is its child.
     shutdown: CancellationToken,
 }
 
 impl Sessions {
-    pub fn new(status: broadcast::Sender<StatusEvent>, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(presence: Arc<Presence>, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
-            status,
+            presence,
             shutdown,
         })
     }
@@ -59,16 +55,9 @@ impl Sessions {
             .entry(token_id)
             .or_default()
             .insert(id, revoked.clone());
+        drop(inner);
         if let Some(d) = &device {
-            let n = inner.online.entry(d.clone()).or_default();
-            *n += 1;
-            if *n == 1 {
-                let _ = self.status.send(StatusEvent {
-                    device: d.clone(),
-                    online: true,
-                    ts: Timestamp::now(),
-                });
-            }
+            self.presence.connected(d);
         }
         SessionGuard {
             sessions: self.clone(),
@@ -79,12 +68,17 @@ impl Sessions {
         }
     }
 
+    /// Who is online, over any transport.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
     pub fn is_online(&self, device: &str) -> bool {
-        self.inner.lock().online.contains_key(device)
+        self.presence.is_online(device)
     }
 
     pub fn online_devices(&self) -> Vec<DeviceName> {
-        self.inner.lock().online.keys().cloned().collect()
+        self.presence.online_devices()
     }
 
     fn token_ids(&self) -> Vec<i64> {
@@ -125,18 +119,9 @@ impl Drop for SessionGuard {
                 inner.by_token.remove(&self.token_id);
             }
         }
-        if let Some(d) = &self.device
-            && let Some(n) = inner.online.get_mut(d)
-        {
-            *n -= 1;
-            if *n == 0 {
-                inner.online.remove(d);
-                let _ = self.sessions.status.send(StatusEvent {
-                    device: d.clone(),
-                    online: false,
-                    ts: Timestamp::now(),
-                });
-            }
+        drop(inner);
+        if let Some(d) = &self.device {
+            self.sessions.presence.disconnected(d);
         }
     }
 }

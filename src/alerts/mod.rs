@@ -5,7 +5,8 @@
 //! - [`matcher`]: which rules apply to a series, by index (never every rule per reading).
 //! - [`engine`]: the one task owning every (rule, series) state and its deadlines: a
 //!   shell of I/O around [`engine::machine`], the pure state machine of one alert.
-//! - [`outbox`]: the webhook sender over the durable outbox; [`webhook`]: one signed POST.
+//! - [`outbox`]: the notification sender over the durable outbox; [`webhook`]: one signed
+//!   POST; [`email`]: one mail over SMTP; [`message`]: the readable message both carry.
 //!
 //! Channels (made by `crate::hub`): committed batches → engine (`mpsc`, bounded by
 //! `alerts.queue`; the storage writer waits when it is full); status events → engine
@@ -15,8 +16,10 @@
 //!
 //! May use: `domain`, `config`, `storage`, `metrics`, `sessions`.
 
+pub mod email;
 pub mod engine;
 pub mod matcher;
+pub mod message;
 pub mod outbox;
 pub mod rules;
 pub mod webhook;
@@ -76,7 +79,7 @@ pub struct Wiring {
     pub events: broadcast::Sender<AlertEvent>,
 }
 
-/// Starts the engine and the webhook sender. The signing key is `alerts.secret`, or the
+/// Starts the engine and the notification sender; each event links to `dashboard_url`. The signing key is `alerts.secret`, or the
 /// one stored in the database (generated on first use).
 pub async fn start(
     store: Store,
@@ -84,6 +87,7 @@ pub async fn start(
     metrics: Arc<Metrics>,
     sessions: Arc<Sessions>,
     wiring: Wiring,
+    dashboard_url: String,
     shutdown: CancellationToken,
 ) -> Result<Running, StorageError> {
     let key = match &settings.secret {
@@ -102,7 +106,15 @@ pub async fn start(
         store.clone(),
         metrics.clone(),
         sessions,
-        settings.webhooks.iter().map(|w| w.url.clone()).collect(),
+        engine::Delivery {
+            targets: settings
+                .webhooks
+                .iter()
+                .map(|w| w.url.clone())
+                .chain(settings.email.iter().map(|e| e.key()))
+                .collect(),
+            dashboard_url,
+        },
         engine::Outputs {
             events: wiring.events,
             wake_sender: wake.clone(),

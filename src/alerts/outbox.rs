@@ -1,5 +1,6 @@
-//! The webhook sender: delivers the durable outbox (one row per event and webhook,
-//! written with the event) with a bounded pool of POSTs in flight.
+//! The notification sender: delivers the durable outbox (one row per event and target,
+//! written with the event: a webhook by its URL, an email target by its key) with a
+//! bounded pool of deliveries (POSTs, SMTP sessions) in flight.
 //!
 //! Each pass claims due rows — only a series' oldest undelivered event per webhook, so
 //! events arrive in order per series — under a lease (`2 × post_timeout`): a hub that
@@ -12,6 +13,7 @@
 //! `poll_interval` (retries due, rows of other hubs). Ends at shutdown; POSTs in flight
 //! are abandoned and retried after their lease.
 
+use super::email::{EmailError, Mailer};
 use super::webhook;
 use crate::backoff::{BackoffConfig, Jitter};
 use crate::config::{AlertSettings, Webhook};
@@ -19,6 +21,7 @@ use crate::domain::Timestamp;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::storage::alerts::OutboxItem;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -34,8 +37,23 @@ pub struct Sender {
     pub shutdown: CancellationToken,
 }
 
-/// A POST's outcome: the row, and why it failed.
-type Outcome = (OutboxItem, Result<(), webhook::PostError>);
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failed {
+    #[error(transparent)]
+    Post(#[from] webhook::PostError),
+    #[error(transparent)]
+    Email(#[from] EmailError),
+}
+
+/// A delivery's outcome: the row, and why it failed.
+type Outcome = (OutboxItem, Result<(), Failed>);
+
+/// Where an outbox row goes.
+enum Target {
+    Hook(Webhook),
+    Mail(Arc<Mailer>),
+}
 
 impl Sender {
     pub async fn run(self) {
@@ -46,12 +64,13 @@ impl Sender {
                 return;
             }
         };
+        let mailers = self.mailers();
         let mut inflight: JoinSet<Outcome> = JoinSet::new();
         let mut poll = tokio::time::interval(self.settings.poll_interval);
         loop {
             let free = self.settings.senders.saturating_sub(inflight.len());
             if free > 0 {
-                self.claim(&client, &mut inflight, free).await;
+                self.claim(&client, &mailers, &mut inflight, free).await;
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -71,7 +90,30 @@ impl Sender {
         inflight.abort_all();
     }
 
-    async fn claim(&self, client: &reqwest::Client, inflight: &mut JoinSet<Outcome>, free: usize) {
+    /// A mailer per `[[alerts.email]]` target, by its outbox key; a target that cannot be
+    /// built is logged and left out (its rows are dropped as unconfigured).
+    fn mailers(&self) -> HashMap<String, Arc<Mailer>> {
+        let mut out = HashMap::new();
+        for t in &self.settings.email {
+            match Mailer::new(t, self.settings.post_timeout) {
+                Ok(m) => {
+                    out.insert(t.key(), Arc::new(m));
+                }
+                Err(e) => {
+                    tracing::error!(target = %t.key(), error = %e, "alerts: email target is off")
+                }
+            }
+        }
+        out
+    }
+
+    async fn claim(
+        &self,
+        client: &reqwest::Client,
+        mailers: &HashMap<String, Arc<Mailer>>,
+        inflight: &mut JoinSet<Outcome>,
+        free: usize,
+    ) {
         let now = Timestamp::now();
         let lease = now.saturating_add(self.settings.post_timeout * 2);
         let items = match self.store.claim_outbox(now, lease, free as i64).await {
@@ -82,20 +124,36 @@ impl Sender {
             }
         };
         for item in items {
-            let Some(hook) = self.hook(&item.url) else {
-                // Not configured any more: nothing can send it.
-                tracing::warn!(url = %webhook::loggable(&item.url), event = item.event.id, "alerts: webhook no longer configured; notification dropped");
-                self.metrics.alerts.expired.inc();
-                let _ = self.store.outbox_done(item.id).await;
-                continue;
+            let target = match self.hook(&item.url) {
+                Some(hook) => Target::Hook(hook),
+                None => match mailers.get(&item.url) {
+                    Some(m) => Target::Mail(m.clone()),
+                    None => {
+                        // Not configured any more: nothing can send it.
+                        tracing::warn!(url = %webhook::loggable(&item.url), event = item.event.id, "alerts: notification target no longer configured; notification dropped");
+                        self.metrics.alerts.expired.inc();
+                        let _ = self.store.outbox_done(item.id).await;
+                        continue;
+                    }
+                },
             };
-            let body = webhook::body(&item.event);
-            let signature = webhook::sign(&self.key, &body);
-            let (client, timeout) = (client.clone(), self.settings.post_timeout);
-            inflight.spawn(async move {
-                let r = webhook::post(&client, &hook, body, &signature, timeout).await;
-                (item, r)
-            });
+            match target {
+                Target::Hook(hook) => {
+                    let body = webhook::body(&item.event, hook.format);
+                    let signature = webhook::sign(&self.key, &body);
+                    let (client, timeout) = (client.clone(), self.settings.post_timeout);
+                    inflight.spawn(async move {
+                        let r = webhook::post(&client, &hook, body, &signature, timeout).await;
+                        (item, r.map_err(Failed::from))
+                    });
+                }
+                Target::Mail(mailer) => {
+                    inflight.spawn(async move {
+                        let r = mailer.send(&item.event).await;
+                        (item, r.map_err(Failed::from))
+                    });
+                }
+            }
         }
     }
 
@@ -123,11 +181,11 @@ impl Sender {
                 );
                 if age >= self.settings.retry_for {
                     m.expired.inc();
-                    tracing::warn!(url = %url, event = item.event.id, attempts = item.attempts + 1, why = %why, "alerts: webhook notification given up after retry_for");
+                    tracing::warn!(url = %url, event = item.event.id, attempts = item.attempts + 1, why = %why, "alerts: notification given up after retry_for");
                     self.store.outbox_done(item.id).await
                 } else {
                     let delay = backoff(&self.settings, item.attempts);
-                    tracing::info!(url = %url, event = item.event.id, why = %why, retry_in = ?delay, "alerts: webhook POST failed; will retry");
+                    tracing::info!(url = %url, event = item.event.id, why = %why, retry_in = ?delay, "alerts: notification failed; will retry");
                     self.store
                         .outbox_retry(item.id, now.saturating_add(delay))
                         .await

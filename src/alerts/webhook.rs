@@ -1,4 +1,5 @@
-//! One webhook POST: the event as JSON, signed like GitHub signs its webhooks
+//! One webhook POST: the event as JSON (`format = "json"`) or as a readable Slack or
+//! Teams message ([`super::message`]), signed like GitHub signs its webhooks
 //! (`X-Telehub-Signature: sha256=<hex HMAC-SHA256 of the body>`), with the webhook's
 //! extra headers, within a timeout. Header values may be secrets: they are never logged.
 //!
@@ -6,7 +7,8 @@
 //! failed delivery, retried like any other), and no `Referer` is ever sent, so neither
 //! the signed body nor the URL's query secret reaches a host the operator did not name.
 
-use crate::config::Webhook;
+use super::message::Message;
+use crate::config::{Webhook, WebhookFormat};
 use crate::domain::AlertEvent;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -38,9 +40,14 @@ pub fn sign(key: &[u8], body: &[u8]) -> String {
     out
 }
 
-/// The body of an event's POST.
-pub fn body(event: &AlertEvent) -> Vec<u8> {
-    serde_json::to_vec(event).expect("an event serializes")
+/// The body of an event's POST in the webhook's format.
+pub fn body(event: &AlertEvent, format: WebhookFormat) -> Vec<u8> {
+    let json = match format {
+        WebhookFormat::Json => serde_json::to_value(event).expect("an event serializes"),
+        WebhookFormat::Slack => Message::of(event).slack(),
+        WebhookFormat::Teams => Message::of(event).teams(),
+    };
+    serde_json::to_vec(&json).expect("JSON serializes")
 }
 
 /// `scheme://host[:port]/path` of a URL, for the log (no query, no credentials).

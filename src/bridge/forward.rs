@@ -7,10 +7,14 @@
 //! after a reconnect with exponential back-off and jitter. The port's reader never
 //! waits for the hub: an outage only fills the buffer.
 //!
-//! Channel: reader → forwarder, one `Vec<DeviceReading>` per good line; it closes
-//! when the reader stops (shutdown), after which the forwarder drains what it holds
-//! for up to `drain_timeout` and exits.
+//! Commands ([`super::commands`]): the hub's command frames go to the port as `!cmd`
+//! lines, the devices' answers to the hub, written with the messages.
+//!
+//! Channel: reader → forwarder, one [`PortLine`] per good line; it closes when the
+//! reader stops (shutdown), after which the forwarder drains what it holds for up to
+//! `drain_timeout` and exits.
 
+use super::commands::{PortLine, Relay};
 use super::outbox::Outbox;
 use super::stats::{PortStats, bump};
 use super::uplink::{HubSocket, Outcome, Target, decode_reply, encode_message};
@@ -65,7 +69,7 @@ async fn sleep_until_some(t: Option<Instant>) {
 
 enum Event {
     Shutdown,
-    Line(Option<Vec<DeviceReading>>),
+    Line(Option<PortLine>),
     Link(LinkEvent),
     /// The earliest of: a batch to seal, an ack overdue, a hold over, the drain over.
     Timer,
@@ -76,7 +80,8 @@ pub struct Forwarder {
     pub settings: Arc<SerialPortSettings>,
     pub hub: Arc<Target>,
     pub outbox: Outbox,
-    pub lines: mpsc::Receiver<Vec<DeviceReading>>,
+    pub lines: mpsc::Receiver<PortLine>,
+    pub commands: Relay,
     pub stats: Arc<PortStats>,
     pub shutdown: CancellationToken,
 }
@@ -153,7 +158,10 @@ impl Forwarder {
                 Event::Shutdown => {
                     run.drain_until = Some(now + s.drain_timeout);
                 }
-                Event::Line(Some(readings)) => self.take_line(&mut run, readings, now),
+                Event::Line(Some(PortLine::Readings(readings))) => {
+                    self.take_line(&mut run, readings, now)
+                }
+                Event::Line(Some(PortLine::Answer(answer))) => self.commands.from_port(answer),
                 Event::Line(None) => run.lines_open = false,
                 Event::Link(ev) => self.on_link_event(&mut run, ev, now),
                 Event::Timer => {
@@ -174,7 +182,8 @@ impl Forwarder {
             }
             if run.hold_until.is_none()
                 && let Link::Up(ws) = &mut run.link
-                && let Err(e) = send_ready(ws, &mut self.outbox, s.ack_timeout).await
+                && let Err(e) =
+                    send_ready(ws, &mut self.outbox, &mut self.commands, s.ack_timeout).await
             {
                 self.link_lost(&mut run, &e.to_string());
             }
@@ -215,6 +224,7 @@ impl Forwarder {
             }
             LinkEvent::Connected(Ok(ws)) => {
                 run.link = Link::Up(ws);
+                self.commands.connected();
                 run.reconnect.reset();
                 if run.connected_once {
                     bump(&self.stats.reconnects);
@@ -235,6 +245,7 @@ impl Forwarder {
             }
             LinkEvent::Frame(Some(Ok(Frame::Text(t)))) => match decode_reply(t.as_str()) {
                 Some((id, outcome)) => self.settle(run, id, outcome, now),
+                None if self.commands.from_hub(t.as_str()) => {}
                 None => {
                     debug!(frame = %crate::domain::untrusted(t.as_str()), "ignoring a frame that is not a reply")
                 }
@@ -359,16 +370,22 @@ enum SendError {
     Timeout(Duration),
 }
 
-/// Writes every message the in-flight window allows, then flushes; bounded by `timeout`.
+/// Writes every message the in-flight window allows and every command answer
+/// waiting, then flushes; bounded by `timeout`.
 async fn send_ready(
     ws: &mut HubSocket,
     outbox: &mut Outbox,
+    commands: &mut Relay,
     timeout: Duration,
 ) -> Result<(), SendError> {
     let write = async {
         let mut any = false;
         while let Some(m) = outbox.next_to_send(Instant::now()) {
             let text = encode_message(m.id, m.device.as_ref(), &m.readings);
+            ws.feed(Frame::Text(text.into())).await?;
+            any = true;
+        }
+        while let Some(text) = commands.next_frame() {
             ws.feed(Frame::Text(text.into())).await?;
             any = true;
         }

@@ -3,6 +3,7 @@
 //!
 //! The path of a line, module by module:
 //! serial port ([`port`]) → lines ([`framing`]) → readings ([`crate::protocol::serial`])
+//! or command answers ([`commands`])
 //! → per-device batches and the store-and-forward buffer ([`outbox`] of [`message`]s,
 //! kept across restarts by [`journal`])
 //! → hub connection ([`forward`] over [`uplink`]).
@@ -12,11 +13,12 @@
 //! never disturbs the hub connection and a hub outage never stops the port being read.
 //! [`stats`] counts what happened; a summary is logged every `stats_interval`.
 //!
-//! Out of scope: commands from the hub to the devices (the bridge only forwards
-//! device → hub).
+//! Commands from the hub go the other way: the forwarder hands each to the reader,
+//! which writes it to the port as a `!cmd` line ([`commands`]).
 //!
 //! May use: `domain`, `protocol`, `config`, `client` (a transport: nothing of the hub's inside).
 
+pub mod commands;
 pub mod forward;
 pub mod framing;
 pub mod journal;
@@ -97,6 +99,7 @@ pub fn start_port(
     };
     let outbox = outbox::Outbox::new(limits, journal, recovered, stats.clone());
     let (tx, rx) = mpsc::channel(LINE_QUEUE);
+    let (to_port, from_forwarder) = mpsc::channel(settings.command_queue);
     let span = tracing::info_span!("bridge", port = %settings.port.display());
     let reader = port::PortReader {
         settings: settings.clone(),
@@ -106,6 +109,7 @@ pub fn start_port(
             max_readings: settings.batch,
         },
         lines: tx,
+        commands: from_forwarder,
         stats: stats.clone(),
         shutdown: shutdown.clone(),
     };
@@ -114,6 +118,7 @@ pub fn start_port(
         hub,
         outbox,
         lines: rx,
+        commands: commands::Relay::new(to_port, settings.command_queue),
         stats: stats.clone(),
         shutdown: shutdown.clone(),
     };

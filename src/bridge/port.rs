@@ -1,19 +1,22 @@
 //! The reader task of one port: opens the serial device, cuts its bytes into lines,
-//! parses them, and hands good lines to the forwarder. Bad lines are counted and
-//! logged (reason and excerpt), never forwarded, never fatal. When the port vanishes
+//! parses them (readings, or a device's `!ack` / `!res` command line), and hands good
+//! lines to the forwarder; it also writes the forwarder's `!cmd` lines to the port (it
+//! owns the port; while the port is closed they wait, at most `command_queue`). Bad
+//! lines are counted and logged (reason and excerpt), never forwarded, never fatal. When the port vanishes
 //! (USB unplugged) it is reopened with back-off; the hub connection is not touched.
 
+use super::commands::PortLine;
 use super::framing::{Framed, LineFramer, excerpt};
 use super::stats::{PortStats, bump};
 use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::config::{FlowControl, Parity, SerialPortSettings};
 use crate::domain::Timestamp;
-use crate::protocol::ingest::DeviceReading;
+use crate::protocol::serial::commands::AnswerLine;
 use crate::protocol::serial::{LineError, LineErrorKind, LineRules, parse_line_with};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
@@ -29,7 +32,9 @@ const LOG_WINDOW: Duration = Duration::from_secs(10);
 pub struct PortReader {
     pub settings: Arc<SerialPortSettings>,
     pub rules: LineRules,
-    pub lines: mpsc::Sender<Vec<DeviceReading>>,
+    pub lines: mpsc::Sender<PortLine>,
+    /// `!cmd` lines to write (from the forwarder).
+    pub commands: mpsc::Receiver<String>,
     pub stats: Arc<PortStats>,
     pub shutdown: CancellationToken,
 }
@@ -97,8 +102,8 @@ pub fn open(s: &SerialPortSettings) -> Result<SerialStream, tokio_serial::Error>
 }
 
 impl PortReader {
-    pub async fn run(self) {
-        let s = &self.settings;
+    pub async fn run(mut self) {
+        let s = self.settings.clone();
         let mut backoff = Backoff::with_jitter(
             BackoffConfig {
                 initial: s.reopen_min,
@@ -117,7 +122,7 @@ impl PortReader {
         let mut ready = Vec::new();
         let (mut opened_before, mut open_failed) = (false, false);
         loop {
-            let mut port = match open(s) {
+            let mut port = match open(&s) {
                 Ok(p) => p,
                 Err(e) => {
                     if !open_failed {
@@ -139,6 +144,10 @@ impl PortReader {
             let why = loop {
                 let n = tokio::select! {
                     r = port.read(&mut buf) => r,
+                    Some(line) = self.commands.recv() => match write_line(&mut port, &line).await {
+                        Ok(()) => continue,
+                        Err(e) => break e.to_string(),
+                    },
                     _ = self.shutdown.cancelled() => return,
                 };
                 let n = match n {
@@ -179,19 +188,27 @@ impl PortReader {
         framed: Framed<'_>,
         clock: &mut ReceiveClock,
         limiter: &mut LogLimiter,
-        ready: &mut Vec<Vec<DeviceReading>>,
+        ready: &mut Vec<PortLine>,
     ) {
         let (line, result) = match framed {
             Framed::TooLong { len, head } => (head, Err(LineError::TooLong(len))),
-            Framed::Line(line) => (line, parse_line_with(line, &self.rules, clock.next())),
+            Framed::Line(line) if AnswerLine::is_one(line) => (
+                line,
+                AnswerLine::parse(line, self.rules.checksum_required).map(PortLine::Answer),
+            ),
+            Framed::Line(line) => (
+                line,
+                parse_line_with(line, &self.rules, clock.next())
+                    .map(|p| PortLine::Readings(p.readings)),
+            ),
         };
         match result {
             Ok(parsed) => {
                 bump(&self.stats.lines_read);
-                self.stats
-                    .readings_read
-                    .fetch_add(parsed.readings.len() as u64, Relaxed);
-                ready.push(parsed.readings);
+                if let PortLine::Readings(r) = &parsed {
+                    self.stats.readings_read.fetch_add(r.len() as u64, Relaxed);
+                }
+                ready.push(parsed);
             }
             Err(LineError::Empty) => {}
             Err(e) => {
@@ -206,6 +223,12 @@ impl PortReader {
             }
         }
     }
+}
+
+/// Writes one `!cmd` line (with its line ending) and flushes it.
+async fn write_line(port: &mut SerialStream, line: &str) -> std::io::Result<()> {
+    port.write_all(line.as_bytes()).await?;
+    port.flush().await
 }
 
 /// Receive times that never repeat: two lines read in the same microsecond (or after

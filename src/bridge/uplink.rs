@@ -19,7 +19,12 @@ pub use crate::client::{Target, Ws as HubSocket};
 pub fn target(s: &SerialPortSettings) -> Result<Target, ClientError> {
     let mut c = ClientConfig::new(s.hub.clone(), s.token.clone());
     c.ca_file = s.ca_file.clone();
-    Target::new(&c)
+    let target = Target::new(&c)?;
+    Ok(if s.commands {
+        target.taking_commands()
+    } else {
+        target
+    })
 }
 
 /// One protocol.md §2 message: `{"id": 7, "readings": [...]}`, every reading with its `ts` (so a

@@ -54,6 +54,9 @@ pub struct SerialArgs {
     /// Accept lines without a *HH checksum.
     #[arg(long)]
     no_checksum_required: bool,
+    /// Take no commands: connect without ?commands=1 and write no !cmd lines.
+    #[arg(long)]
+    no_commands: bool,
     /// Readings buffered while the hub is unreachable [default: 100000].
     #[arg(long, value_name = "N")]
     buffer: Option<usize>,
@@ -95,6 +98,9 @@ impl SerialArgs {
         }
         if self.no_checksum_required {
             s.checksum_required = false;
+        }
+        if self.no_commands {
+            s.commands = false;
         }
     }
 }

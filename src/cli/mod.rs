@@ -5,6 +5,7 @@
 //! May use: every module (the top layer, with `hub`).
 
 mod alert;
+mod backup;
 mod bridge;
 mod command;
 mod demo;
@@ -68,6 +69,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Show what storage holds: rows, series, devices, time extents, disk use.
     Stats(stats::StatsArgs),
+    /// Copy the SQLite database to FILE, consistent and checked, while the hub runs.
+    Backup(backup::BackupArgs),
     /// Alert rules, current alerts and events (protocol.md §9).
     #[command(subcommand)]
     Alert(alert::AlertCommand),
@@ -197,6 +200,7 @@ async fn run(cli: Cli, settings: Option<Settings>) -> anyhow::Result<()> {
         Command::Bridge(cmd) => bridge::run(s(), cmd).await,
         Command::Export(args) => export::run(s(), args).await,
         Command::Stats(args) => stats::run(s(), args).await,
+        Command::Backup(args) => backup::run(s(), args).await,
         Command::Alert(cmd) => alert::run(s(), cmd).await,
         Command::Commands(cmd) => command::run(s(), cmd).await,
     }

@@ -22,23 +22,7 @@ impl Format {
     }
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
-}
-
-/// A value as a CSV field (protocol.md §8): numbers as they are, `true`/`false`, strings always
-/// quoted (so `"42"` the string and `42` the number stay apart).
-pub fn csv_value(v: &crate::domain::Value) -> String {
-    match v {
-        crate::domain::Value::Text(t) => format!("\"{}\"", t.as_str().replace('"', "\"\"")),
-        other => other.to_string(),
-    }
-}
+pub use crate::export::{csv_field, csv_value};
 
 /// Writes rows as a left-aligned table with a header.
 pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {

@@ -6,6 +6,7 @@ use super::UsageError;
 use super::output::{Format, csv_field, csv_value, table};
 use crate::config::Settings;
 use crate::domain::{DeviceName, SensorName, Timestamp, Value, parse_duration, parse_time_arg};
+use crate::export::Pages;
 use crate::storage::history::{History, HistoryError, HistoryLimits, HistoryRead, Shape};
 use crate::storage::{Agg, Bucket, OpenMode, Point, RangeQuery, SeriesRow, StorageError, Store};
 use clap::Args;
@@ -29,7 +30,7 @@ pub struct QueryArgs {
     format: Option<Format>,
 }
 
-const PAGE: usize = 10_000;
+use crate::export::PAGE;
 
 pub(super) enum Row<'a> {
     Point(&'a Point),
@@ -61,38 +62,54 @@ pub(super) struct Selection {
     pub to: Timestamp,
 }
 
+/// `--sensor`, `--from` and `--to`: `--to` defaults to now and `--from` to 24 h before it.
+fn parse_range(args: &SelectionArgs) -> anyhow::Result<(Option<SensorName>, Timestamp, Timestamp)> {
+    let usage = |m: String| anyhow::Error::from(UsageError(m));
+    let now = Timestamp::now();
+    let sensor = args
+        .sensor
+        .as_deref()
+        .map(SensorName::parse)
+        .transpose()
+        .map_err(|e| usage(format!("--sensor {e}")))?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| parse_time_arg(t, now))
+        .transpose()
+        .map_err(|e| usage(format!("--to: {e}")))?
+        .unwrap_or(now);
+    let from = match &args.from {
+        Some(f) => parse_time_arg(f, now).map_err(|e| usage(format!("--from: {e}")))?,
+        None => to.saturating_sub(Duration::from_secs(24 * 3600)),
+    };
+    if from >= to {
+        return Err(usage("--from must be before --to".into()));
+    }
+    Ok((sensor, from, to))
+}
+
 impl Selection {
     /// Parses the arguments; `--to` defaults to now and `--from` to 24 h before `--to`.
     pub fn parse(args: &SelectionArgs) -> anyhow::Result<Self> {
-        let SelectionArgs {
+        let device =
+            DeviceName::parse(&args.device).map_err(|e| UsageError(format!("--device {e}")))?;
+        let (sensor, from, to) = parse_range(args)?;
+        Ok(Self {
             device,
             sensor,
             from,
             to,
-        } = args;
-        let usage = |m: String| anyhow::Error::from(UsageError(m));
-        let now = Timestamp::now();
-        let device = DeviceName::parse(device).map_err(|e| usage(format!("--device {e}")))?;
-        let sensor = sensor
-            .as_deref()
-            .map(SensorName::parse)
-            .transpose()
-            .map_err(|e| usage(format!("--sensor {e}")))?;
-        let to = to
-            .as_deref()
-            .map(|t| parse_time_arg(t, now))
-            .transpose()
-            .map_err(|e| usage(format!("--to: {e}")))?
-            .unwrap_or(now);
-        let from = match from {
-            Some(f) => parse_time_arg(f, now).map_err(|e| usage(format!("--from: {e}")))?,
-            None => to.saturating_sub(Duration::from_secs(24 * 3600)),
-        };
-        if from >= to {
-            return Err(usage("--from must be before --to".into()));
-        }
-        Ok(Self {
-            device,
+        })
+    }
+
+    /// The arguments with `--device` a pattern (`line-3-*`, `*`), for `export`.
+    pub fn parse_fleet(args: &SelectionArgs) -> anyhow::Result<crate::export::Selection> {
+        let devices = crate::domain::Segment::parse(&args.device)
+            .map_err(|e| UsageError(format!("--device {:?}: {e}", args.device)))?;
+        let (sensor, from, to) = parse_range(args)?;
+        Ok(crate::export::Selection {
+            devices,
             sensor,
             from,
             to,
@@ -136,31 +153,10 @@ pub(super) async fn for_each_page(
     left: &mut usize,
     mut each: impl FnMut(&[Point]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut read = HistoryRead {
-        series: vec![q.series],
-        from: q.from,
-        to: q.to,
-        shape: Shape::Raw {
-            after: q.after,
-            limit: q.limit,
-        },
-    };
-    while *left > 0 {
-        let History::Points(p) = store.history(&read, HistoryLimits::PAGED).await? else {
-            break;
-        };
-        *left -= p.len();
+    let mut pages = Pages::new(q, *left);
+    while let Some(p) = pages.next(store).await? {
+        *left = pages.left;
         each(&p)?;
-        let limit = PAGE.min(*left);
-        match p.last() {
-            Some(last) if p.len() == read_limit(&read) => {
-                read.shape = Shape::Raw {
-                    after: Some(last.ts),
-                    limit,
-                }
-            }
-            _ => break,
-        }
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::shell::{Deliver, Input};
 use super::{CommandError, CommandsHandle, announce};
 use crate::domain::{DeviceName, Timestamp};
 use crate::protocol::commands::{CommandAnswer, CommandId, CommandStatus};
-use crate::protocol::frames::HubFrame;
+use crate::protocol::frames::{DeviceFrame, HubFrame};
 use crate::protocol::ingest::{ErrorCode, Reply};
 use crate::storage::commands::{Changed, CommandRow, CommandState, Transition};
 use futures_util::FutureExt;
@@ -176,6 +176,19 @@ pub enum CommandFrame {
         id: CommandId,
         answer: CommandAnswer,
     },
+}
+
+impl TryFrom<DeviceFrame> for CommandFrame {
+    type Error = DeviceFrame;
+
+    /// The command frame, or the frame as it was when it is not one.
+    fn try_from(frame: DeviceFrame) -> Result<Self, DeviceFrame> {
+        match frame {
+            DeviceFrame::CommandAck(id) => Ok(Self::Ack(id)),
+            DeviceFrame::CommandResult { id, answer } => Ok(Self::Result { id, answer }),
+            other => Err(other),
+        }
+    }
 }
 
 impl CommandFrame {

@@ -2,7 +2,8 @@
 //! sockets, no SQL, no clock of its own (every event carries `now`).
 //!
 //! It holds every open command this hub knows, each device's in creation order. A
-//! device that is connected (and opted in) gets its commands in order, at most
+//! device that is reachable — connected (and opted in), or served by the relay (MQTT's
+//! `commands_topic`) while it is not — gets its commands in order, at most
 //! `window` sent and not yet answered at a time. A command sent but not acknowledged
 //! is sent again when the device reconnects, or after `ack_timeout` on a connection
 //! that stayed open; one that has been sent `max_attempts` times is given up. Expiry is
@@ -94,6 +95,8 @@ pub struct Dispatch {
     commands: HashMap<String, Entry>,
     devices: HashMap<String, Device>,
     deadlines: BinaryHeap<Reverse<(Timestamp, Due)>>,
+    /// A relay takes the commands of devices with no connection.
+    relay: bool,
 }
 
 impl Dispatch {
@@ -103,6 +106,7 @@ impl Dispatch {
             commands: HashMap::new(),
             devices: HashMap::new(),
             deadlines: BinaryHeap::new(),
+            relay: false,
         }
     }
 
@@ -130,9 +134,14 @@ impl Dispatch {
             return Vec::new();
         }
         self.push(c.expires, Due::Expiry(c.id.clone()));
+        if c.stage == Stage::Sent {
+            // Sent before this hub knew it: sent again if not acknowledged in time.
+            let due = Due::Ack(c.id.clone(), c.attempts);
+            self.push(now.saturating_add(self.limits.ack_timeout), due);
+        }
         let device = self.devices.entry(c.device.clone()).or_default();
         device.order.insert(c.seq, c.id.clone());
-        let connected = device.connections > 0;
+        let connected = device.connections > 0 || self.relay;
         let entry = Entry {
             device: c.device.clone(),
             seq: c.seq,
@@ -167,14 +176,48 @@ impl Dispatch {
         out
     }
 
-    /// A connection of `device` closed.
-    pub fn disconnect(&mut self, device: &str) {
+    /// A connection of `device` closed: with a relay, its queue moves on there.
+    pub fn disconnect(&mut self, device: &str, now: Timestamp) -> Vec<Action> {
+        let mut out = Vec::new();
         if let Some(d) = self.devices.get_mut(device) {
             d.connections = d.connections.saturating_sub(1);
             if d.connections == 0 && d.order.is_empty() {
                 self.devices.remove(device);
+            } else if d.connections == 0 && self.relay {
+                self.pump(device, now, &mut out);
             }
         }
+        out
+    }
+
+    /// A relay now takes (or no longer takes) the commands of devices with no
+    /// connection: every queue moves.
+    pub fn set_relay(&mut self, on: bool, now: Timestamp) -> Vec<Action> {
+        self.relay = on;
+        let mut out = Vec::new();
+        let devices: Vec<String> = self.devices.keys().cloned().collect();
+        for d in devices {
+            self.pump(&d, now, &mut out);
+        }
+        out
+    }
+
+    /// The relay could not hand over the send of `id` that came after `attempts`
+    /// sends: it counts as not sent, and is tried again after `ack_timeout`.
+    pub fn unsent(&mut self, id: &str, attempts: u32, now: Timestamp) {
+        let Some(e) = self.commands.get_mut(id) else {
+            return;
+        };
+        if e.stage != Stage::Sent || e.attempts != attempts + 1 {
+            return;
+        }
+        e.attempts = attempts;
+        let due = Due::Ack(id.to_owned(), attempts);
+        self.push(now.saturating_add(self.limits.ack_timeout), due);
+    }
+
+    fn reachable(&self, d: &Device) -> bool {
+        d.connections > 0 || self.relay
     }
 
     /// The device acknowledged `id`: no more resends; it keeps its place in the window.
@@ -217,7 +260,7 @@ impl Dispatch {
                     let waiting = self.commands.get(&id).filter(|e| {
                         e.stage == Stage::Sent
                             && e.attempts == n
-                            && self.devices[&e.device].connections > 0
+                            && self.reachable(&self.devices[&e.device])
                     });
                     if let Some(device) = waiting.map(|e| e.device.clone()) {
                         self.send(&id, now, &mut out);
@@ -236,7 +279,7 @@ impl Dispatch {
             let Some(d) = self.devices.get(device) else {
                 return;
             };
-            if d.connections == 0 {
+            if !self.reachable(d) {
                 return;
             }
             let stage = |id: &String| self.commands[id].stage;

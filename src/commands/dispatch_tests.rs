@@ -74,7 +74,7 @@ fn an_unacknowledged_command_is_resent_on_reconnect_with_the_same_id() {
     let mut m = machine(1);
     m.connect("d1", t(0));
     assert_eq!(m.add(open("a", "d1", 1, 3600), t(0)), [send("a", "d1", 0)]);
-    m.disconnect("d1");
+    m.disconnect("d1", t(5));
     assert!(m.tick(t(40)).is_empty(), "no resend while away");
     assert_eq!(m.connect("d1", t(50)), [send("a", "d1", 1)]);
 }
@@ -163,4 +163,48 @@ fn stale_deadlines_do_not_pile_up() {
     m.tick(t(1));
     assert!(m.deadlines.len() <= 1024, "{}", m.deadlines.len());
     assert!(m.devices.is_empty());
+}
+
+#[test]
+fn with_a_relay_a_device_without_connection_gets_its_commands_there_and_a_connection_takes_over() {
+    let mut m = machine(1);
+    assert!(m.add(open("a", "d1", 1, 3600), t(0)).is_empty());
+    assert_eq!(m.set_relay(true, t(1)), [send("a", "d1", 0)]);
+    assert!(m.add(open("b", "d1", 2, 3600), t(1)).is_empty(), "window 1");
+    // The device connects before acknowledging: the connection gets it again.
+    assert_eq!(m.connect("d1", t(2)), [send("a", "d1", 1)]);
+    m.acked("a");
+    assert!(
+        m.disconnect("d1", t(3)).is_empty(),
+        "a is received: window full"
+    );
+    assert_eq!(
+        m.settled("a", t(4)),
+        [send("b", "d1", 0)],
+        "b goes to the relay"
+    );
+}
+
+#[test]
+fn a_send_the_relay_could_not_hand_over_is_tried_again_after_ack_timeout_with_its_count() {
+    let mut m = machine(1);
+    m.set_relay(true, t(0));
+    assert_eq!(m.add(open("a", "d1", 1, 3600), t(0)), [send("a", "d1", 0)]);
+    assert!(m.add(open("b", "d1", 2, 3600), t(0)).is_empty());
+    m.unsent("a", 0, t(1));
+    assert!(
+        m.tick(t(30)).is_empty(),
+        "the first send's deadline is stale"
+    );
+    assert_eq!(
+        m.tick(t(31)),
+        [send("a", "d1", 0)],
+        "same count: it was never sent"
+    );
+    m.unsent("a", 5, t(32));
+    assert_eq!(
+        m.tick(t(61)),
+        [send("a", "d1", 1)],
+        "a stale report changes nothing"
+    );
 }

@@ -8,6 +8,8 @@
 //!   conditionally, then announces it.
 //! - [`device`]: the device's side, for every transport: attach to take commands,
 //!   acknowledge, answer.
+//! - [`relay`]: a transport for devices with no connection (MQTT's `commands_topic`):
+//!   it takes their commands and reports what it handed over.
 //!
 //! Every state change is stored before it is announced: [`CommandsHandle::changes`]
 //! (a `broadcast` of each command as stored after a change; senders: the handle and the
@@ -20,6 +22,7 @@
 
 pub mod device;
 pub mod dispatch;
+pub mod relay;
 pub mod request;
 pub mod shell;
 

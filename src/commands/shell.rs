@@ -7,7 +7,13 @@
 //! Channels: [`Input`]s in (`mpsc`, bounded by `commands.queue`; senders: the
 //! [`super::CommandsHandle`] clones; all of them dropping, or shutdown, ends the task);
 //! changes out (`broadcast`); each connected device's delivery queue (`mpsc`, bounded by
-//! `commands.window` + 1: the machine never has more than `window` in flight).
+//! `commands.window` + 1: the machine never has more than `window` in flight); the
+//! relay's queue (see [`super::relay`]).
+//!
+//! A send over a connection is stored (`sent`) first, then handed over. A send through
+//! the relay is checked against storage first (still open, not expired, not sent by
+//! anyone else meanwhile), handed over, and stored `sent` only when the relay reports
+//! it published ([`Input::Relayed`]; for MQTT, the broker's PUBACK).
 
 use super::announce;
 use super::dispatch::{Action, Dispatch, Limits, Open, Stage};
@@ -51,6 +57,15 @@ pub enum Input {
     },
     /// The device acknowledged the command (stored `received`).
     Acked(String),
+    /// A relay takes the commands of devices with no connection, on this queue.
+    Relay(Deliver),
+    /// The relay handed over (`published`) the command it was given after `attempts`
+    /// sends, or could not.
+    Relayed {
+        id: String,
+        attempts: i64,
+        published: bool,
+    },
 }
 
 pub struct Shell {
@@ -63,6 +78,7 @@ pub struct Shell {
     last_seq: i64,
     /// Each connected device's open connections, newest last.
     connections: HashMap<String, Vec<(u64, Deliver)>>,
+    relay: Option<Deliver>,
 }
 
 impl Shell {
@@ -87,6 +103,7 @@ impl Shell {
             poll_interval: settings.poll_interval,
             last_seq,
             connections: HashMap::new(),
+            relay: None,
         };
         shell.find_open(0).await?;
         Ok(shell)
@@ -100,6 +117,9 @@ impl Shell {
             let actions = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 input = inputs.recv() => match input {
+                    Some(Input::Relayed { id, attempts, published }) => {
+                        self.relayed(id, attempts, published).await
+                    }
                     Some(input) => self.apply(input),
                     None => break,
                 },
@@ -166,13 +186,17 @@ impl Shell {
                         self.connections.remove(&device);
                     }
                 }
-                self.machine.disconnect(&device);
-                Vec::new()
+                self.machine.disconnect(&device, now)
             }
             Input::Acked(id) => {
                 self.machine.acked(&id);
                 Vec::new()
             }
+            Input::Relay(deliver) => {
+                self.relay = Some(deliver);
+                self.machine.set_relay(true, now)
+            }
+            Input::Relayed { .. } => Vec::new(), // stored by `relayed`, not here
         }
     }
 
@@ -182,6 +206,18 @@ impl Shell {
         let mut queue = VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
             let now = Timestamp::now();
+            if let Action::Send {
+                id,
+                device,
+                attempts,
+            } = &action
+                && !self.connections.contains_key(device)
+                && self.relay.is_some()
+            {
+                let follow = self.relay_send(id, i64::from(*attempts), now).await;
+                queue.extend(follow);
+                continue;
+            }
             let (id, transition) = match &action {
                 Action::Send { id, attempts, .. } => (
                     id,
@@ -204,22 +240,13 @@ impl Shell {
                 Ok(Changed::Done(row)) => {
                     // Announced before it is handed over, so `sent` is told before
                     // anything the device answers.
-                    announce(&self.metrics, &self.changes, row.clone());
+                    self.announce_change(&row, now);
                     if let Action::Send { device, .. } = &action {
-                        if row.attempts == 1 {
-                            let waited = now.as_micros() - row.created.as_micros();
-                            self.metrics.commands.send_latency(waited);
-                        }
                         self.deliver(device, &row);
                     }
                 }
-                // Changed elsewhere first (canceled, answered, sent by another hub), or
-                // it expired between the machine's clock and the statement's.
                 Ok(Changed::Unchanged(row)) if matches!(action, Action::Send { .. }) => {
-                    if !row.state.is_terminal() && row.expires <= now {
-                        queue.push_back(Action::Expire { id: row.id.clone() });
-                    }
-                    queue.extend(self.machine.settled(&row.id, now));
+                    queue.extend(self.not_sendable(&row, now));
                 }
                 Ok(Changed::Missing) => queue.extend(self.machine.settled(id, now)),
                 Ok(Changed::Unchanged(_)) => {}
@@ -228,6 +255,89 @@ impl Shell {
                     // next start, when the command is loaded again.
                     tracing::warn!(error = %e, command = %id, "commands: cannot store a state change");
                 }
+            }
+        }
+    }
+
+    /// Announces a stored change (and a first send's latency).
+    fn announce_change(&self, row: &CommandRow, now: Timestamp) {
+        if row.state == CommandState::Sent && row.attempts == 1 {
+            let waited = now.as_micros() - row.created.as_micros();
+            self.metrics.commands.send_latency(waited);
+        }
+        announce(&self.metrics, &self.changes, row.clone());
+    }
+
+    /// A send storage refused: changed elsewhere first (canceled, answered, sent by
+    /// another hub), or it expired between the machine's clock and the statement's.
+    fn not_sendable(&mut self, row: &CommandRow, now: Timestamp) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !row.state.is_terminal() && row.expires <= now {
+            out.push(Action::Expire { id: row.id.clone() });
+        }
+        out.extend(self.machine.settled(&row.id, now));
+        out
+    }
+
+    /// Hands the send of `id` (after `attempts` sends) to the relay when storage still
+    /// has it where the machine expects; the follow-up actions.
+    async fn relay_send(&mut self, id: &str, attempts: i64, now: Timestamp) -> Vec<Action> {
+        let row = match self.store.command(id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return self.machine.settled(id, now),
+            Err(e) => {
+                tracing::warn!(error = %e, command = %id, "commands: cannot read a command to relay");
+                self.machine.unsent(id, attempts as u32, now);
+                return Vec::new();
+            }
+        };
+        let sendable = matches!(row.state, CommandState::Queued | CommandState::Sent)
+            && row.attempts == attempts
+            && row.expires > now;
+        if !sendable {
+            return self.not_sendable(&row, now);
+        }
+        let relay = self.relay.as_ref().expect("checked by the caller");
+        if relay.try_send(Arc::new(row)).is_err() {
+            tracing::debug!(command = %id, "commands: the relay's queue is full or closed; tried again later");
+            self.machine.unsent(id, attempts as u32, now);
+        }
+        Vec::new()
+    }
+
+    /// The relay's report on a send: published → stored `sent` (conditionally), then
+    /// announced; not published → tried again later.
+    async fn relayed(&mut self, id: String, attempts: i64, published: bool) -> Vec<Action> {
+        let now = Timestamp::now();
+        if !published {
+            self.machine.unsent(&id, attempts as u32, now);
+            return Vec::new();
+        }
+        match self
+            .store
+            .change_command(&id, &Transition::Send { attempts }, now)
+            .await
+        {
+            Ok(Changed::Done(row)) => {
+                self.announce_change(&row, now);
+                // A connection may have taken it over meanwhile: the machine follows storage.
+                if !self.machine.knows(&id) {
+                    return self.machine.add(open_of(&row), now);
+                }
+                Vec::new()
+            }
+            Ok(Changed::Unchanged(row)) => {
+                if row.state.is_terminal() {
+                    self.machine.settled(&id, now)
+                } else {
+                    Vec::new() // sent again meanwhile (over a connection): that send counts
+                }
+            }
+            Ok(Changed::Missing) => self.machine.settled(&id, now),
+            Err(e) => {
+                tracing::warn!(error = %e, command = %id, "commands: cannot store a relayed send");
+                self.machine.unsent(&id, attempts as u32, now);
+                Vec::new()
             }
         }
     }

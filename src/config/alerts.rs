@@ -1,5 +1,5 @@
-//! `[alerts]`: where alert events go (webhooks, an MQTT topic) and the bounds of their
-//! evaluation and delivery. Rules themselves live in the database (docs/protocol.md §9).
+//! `[alerts]`: where alert events go (webhooks in JSON, Slack or Teams form, email over
+//! SMTP, an MQTT topic) and the bounds of their evaluation and delivery. Rules themselves live in the database (docs/protocol.md §9).
 
 use super::SettingError;
 use serde::{Deserialize, Serialize};
@@ -9,8 +9,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertSettings {
-    /// Every event is POSTed as JSON to each of these.
+    /// Every event is POSTed to each of these (`[[alerts.webhooks]]`).
     pub webhooks: Vec<Webhook>,
+    /// Every event is mailed to each of these (`[[alerts.email]]`).
+    pub email: Vec<EmailTarget>,
+    /// The dashboard's address as people open it (`https://telehub.example.com`), for the
+    /// link in each event (`url`). Empty: `http(s)://` + `server.listen` (with `localhost`
+    /// for an unspecified address).
+    pub dashboard_url: String,
     /// MQTT topic for events (needs `[mqtt]`); `{rule}`, `{device}` and `{sensor}` are
     /// replaced. Empty: no MQTT publication.
     pub mqtt_topic: String,
@@ -51,20 +57,56 @@ pub struct AlertSettings {
     pub event_backlog: usize,
 }
 
-/// A webhook receiver: its URL and extra request headers (values may be secrets; they
-/// are hidden by `--print-config` and never logged).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A webhook receiver: its URL, extra request headers (values may be secrets; they
+/// are hidden by `--print-config` and never logged) and the form of its body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// What a webhook's body is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The event as JSON (protocol.md §11), signed.
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message (`text` and `blocks`).
+    Slack,
+    /// A Microsoft Teams message card.
+    Teams,
+}
+
+/// Mail to `to` from `from` through `smtp_url`: `smtp://[user:password@]host[:port]`
+/// (STARTTLS required; add `?tls=opportunistic` to allow a server without it, or
+/// `?tls=none` for a relay on the same host), or `smtps://` (TLS from the start). The
+/// password is hidden by `--print-config` and never logged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTarget {
+    pub smtp_url: String,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+impl EmailTarget {
+    /// The name of this target in the outbox (no secret): `mailto:` and the recipients.
+    pub fn key(&self) -> String {
+        format!("mailto:{}", self.to.join(","))
+    }
 }
 
 impl Default for AlertSettings {
     fn default() -> Self {
         Self {
             webhooks: Vec::new(),
+            email: Vec::new(),
+            dashboard_url: String::new(),
             mqtt_topic: String::new(),
             retry_for: Duration::from_secs(24 * 3600),
             secret: None,
@@ -93,6 +135,23 @@ impl AlertSettings {
                     return Err(SettingError::WebhookHeader(name.clone()));
                 }
             }
+        }
+        for e in &self.email {
+            let scheme_ok = e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://");
+            let address = |a: &String| a.contains('@') && !a.contains(['\r', '\n']);
+            if !scheme_ok || !address(&e.from) || e.to.is_empty() || !e.to.iter().all(address) {
+                return Err(SettingError::Rule(
+                    "alerts.email: smtp_url must be smtp://… or smtps://…, from an address, and to a non-empty list of addresses",
+                ));
+            }
+        }
+        if !(self.dashboard_url.is_empty()
+            || self.dashboard_url.starts_with("http://")
+            || self.dashboard_url.starts_with("https://"))
+        {
+            return Err(SettingError::Rule(
+                "alerts.dashboard_url must start with http:// or https://",
+            ));
         }
         if self.senders == 0 || self.queue == 0 || self.max_rules == 0 || self.event_backlog == 0 {
             return Err(SettingError::Rule(
@@ -127,6 +186,9 @@ impl AlertSettings {
             for v in w.headers.values_mut() {
                 *v = "***".into();
             }
+        }
+        for e in &mut s.email {
+            e.smtp_url = super::redact_url(&e.smtp_url);
         }
         s
     }

@@ -84,6 +84,13 @@ pub struct SerialPortSettings {
     /// How long a clean stop waits for the hub to ack what is buffered.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Take commands (docs/commands.md): connect with `?commands=1` and write them to
+    /// the port as `!cmd` lines; forward the devices' `!ack` and `!res` lines.
+    pub commands: bool,
+    /// Command lines waiting for the port, and device answers waiting for the hub (or
+    /// for its confirmation), each at most; beyond it the oldest is dropped (the hub
+    /// sends an unacknowledged command again; a device answers one again).
+    pub command_queue: usize,
 }
 
 impl Default for SerialPortSettings {
@@ -112,6 +119,8 @@ impl Default for SerialPortSettings {
             reopen_max: Duration::from_secs(10),
             stats_interval: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(5),
+            commands: true,
+            command_queue: 256,
         }
     }
 }
@@ -145,8 +154,11 @@ impl SerialPortSettings {
                 "baud must be > 0, data_bits 5 to 8, stop_bits 1 or 2",
             ));
         }
-        if self.buffer == 0 || self.batch == 0 || self.max_inflight == 0 {
-            return Err(broken("buffer, batch and max_inflight must be ≥ 1"));
+        if self.buffer == 0 || self.batch == 0 || self.max_inflight == 0 || self.command_queue == 0
+        {
+            return Err(broken(
+                "buffer, batch, max_inflight and command_queue must be ≥ 1",
+            ));
         }
         let zero = [
             self.ack_timeout,

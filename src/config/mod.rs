@@ -30,10 +30,11 @@ pub mod ingest;
 pub mod live;
 pub mod log;
 pub mod mqtt;
+pub mod presence;
 pub mod server;
 pub mod storage;
 
-pub use alerts::{AlertSettings, Webhook};
+pub use alerts::{AlertSettings, EmailTarget, Webhook, WebhookFormat};
 pub use bridge::{BridgeSettings, FlowControl, Parity, SerialPortSettings};
 pub use commands::CommandSettings;
 pub use device_config::DeviceConfigSettings;
@@ -42,6 +43,7 @@ pub use ingest::IngestSettings;
 pub use live::{LiveSettings, ReplayBufferSettings};
 pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
+pub use presence::PresenceSettings;
 pub use server::{HttpSettings, LimitSettings, ServerSettings, SocketSettings, TlsSettings};
 pub use storage::{
     DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
@@ -99,6 +101,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub alerts: AlertSettings,
     pub commands: CommandSettings,
+    pub presence: PresenceSettings,
     pub device_config: DeviceConfigSettings,
 }
 
@@ -169,6 +172,12 @@ impl Settings {
         self.log.validate()?;
         self.alerts.validate()?;
         self.commands.validate()?;
+        if self.limits.max_series_per_device == 0 {
+            return Err(SettingError::Rule(
+                "limits.max_series_per_device must be ≥ 1",
+            ));
+        }
+        self.presence.validate()?;
         self.device_config.validate()?;
         if let Some(b) = &self.bridge {
             b.validate()?;
@@ -189,6 +198,23 @@ impl Settings {
             m.redact();
         }
         toml::to_string_pretty(&s).expect("settings serialize")
+    }
+}
+
+impl Settings {
+    /// The dashboard's address for links in alert events: `alerts.dashboard_url`, or this
+    /// hub's own (`bound`: the address it listens on; an unspecified IP reads `localhost`).
+    pub fn dashboard_url(&self, bound: SocketAddr) -> String {
+        if !self.alerts.dashboard_url.is_empty() {
+            return self.alerts.dashboard_url.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let host = match bound.ip() {
+            ip if ip.is_unspecified() => "localhost".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("{scheme}://{host}:{}", bound.port())
     }
 }
 

@@ -23,6 +23,15 @@ pub struct MqttSettings {
     pub cluster: bool,
     /// Cluster messages go to `<cluster_topic>/<hub id>`.
     pub cluster_topic: String,
+    /// Commands (docs/commands.md) of devices not connected with `?commands=1` are
+    /// published here at QoS 1, `{device}` filled in. Empty: no commands over MQTT.
+    pub commands_topic: String,
+    /// Subscribed (with `commands_topic` set) for devices' `command_ack` and
+    /// `command_result` frames; the last level names the device and must be `+`.
+    pub command_results_topic: String,
+    /// The hub's answers to those frames (`result_stored`, and the nacks of frames it
+    /// could not take) are published here at QoS 1, `{device}` filled in. Empty: none.
+    pub command_replies_topic: String,
     /// QoS of egress and cluster publishes (0, 1 or 2).
     pub qos: u8,
     /// QoS of the ingest subscription. At 1 or 2 a message is acknowledged to the broker
@@ -85,6 +94,9 @@ impl Default for MqttSettings {
             shared_group: "telehub".into(),
             cluster: false,
             cluster_topic: "telehub/cluster".into(),
+            commands_topic: String::new(),
+            command_results_topic: "telehub/command-results/+".into(),
+            command_replies_topic: "telehub/command-replies/{device}".into(),
             qos: 1,
             ingest_qos: 1,
             username: None,
@@ -205,6 +217,9 @@ impl MqttSettings {
                 "mqtt.cluster_topic must be a topic without wildcards when mqtt.cluster = true",
             );
         }
+        if !self.commands_topic.is_empty() {
+            self.validate_commands()?;
+        }
         if !self.clean_session && self.client_id.is_empty() {
             return rule("mqtt.clean_session = false needs a fixed mqtt.client_id (one per hub)");
         }
@@ -236,6 +251,29 @@ impl MqttSettings {
             || self.revocation_check.is_zero()
         {
             return rule("mqtt.keepalive must be ≥ 1s; presence_interval and revocation_check > 0");
+        }
+        Ok(())
+    }
+
+    fn validate_commands(&self) -> Result<(), SettingError> {
+        let t = &self.commands_topic;
+        if !t.contains("{device}") || t.contains(['+', '#']) {
+            return Err(SettingError::Rule(
+                "mqtt.commands_topic must name {device} and contain no wildcard + or #",
+            ));
+        }
+        let p = &self.command_replies_topic;
+        if !p.is_empty() && (!p.contains("{device}") || p.contains(['+', '#'])) {
+            return Err(SettingError::Rule(
+                "mqtt.command_replies_topic must be empty or name {device} with no wildcard + or #",
+            ));
+        }
+        let r = &self.command_results_topic;
+        if !rumqttc::valid_filter(r) || !r.ends_with("/+") || r[..r.len() - 1].contains(['+', '#'])
+        {
+            return Err(SettingError::Rule(
+                "mqtt.command_results_topic must be a topic ending in /+ (the device), with no other wildcard",
+            ));
         }
         Ok(())
     }

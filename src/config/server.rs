@@ -51,6 +51,9 @@ pub struct HttpSettings {
     pub max_query_points: usize,
     /// `/query`: the query text at most (bytes); over: 413.
     pub max_query_bytes: usize,
+    /// `/v1/export`: pages (of up to 10,000 readings each) read ahead of a slow client at
+    /// most; the export waits for the client beyond it, so memory stays constant.
+    pub export_pages_ahead: usize,
 }
 
 /// One WebSocket's buffers, frame bound and heartbeat: device sockets take them from
@@ -82,6 +85,9 @@ pub struct LimitSettings {
     pub device_burst: u32,
     /// Consecutive `rate_limited` replies after which the socket is closed with 1008.
     pub abuse_close_after: u32,
+    /// Series (sensors) one device may have at most; a message that would create more is
+    /// refused whole (`invalid_reading`, naming the limit). At least 1.
+    pub max_series_per_device: usize,
 }
 
 impl Default for LimitSettings {
@@ -93,6 +99,7 @@ impl Default for LimitSettings {
             device_readings_per_second: 2_000,
             device_burst: 10_000,
             abuse_close_after: 100,
+            max_series_per_device: 1_000,
         }
     }
 }
@@ -119,6 +126,7 @@ impl Default for HttpSettings {
             max_query_series: 1_000,
             max_query_points: 1_000_000,
             max_query_bytes: 64 * 1024,
+            export_pages_ahead: 2,
         }
     }
 }
@@ -157,9 +165,10 @@ impl HttpSettings {
             || self.max_query_series == 0
             || self.max_query_points == 0
             || self.max_query_bytes == 0
+            || self.export_pages_ahead == 0
         {
             return Err(SettingError::Rule(
-                "http.max_points, max_buckets, max_write_bytes, max_write_readings, max_query_series, max_query_points and max_query_bytes must be ≥ 1",
+                "http.max_points, max_buckets, max_write_bytes, max_write_readings, max_query_series, max_query_points, max_query_bytes and export_pages_ahead must be ≥ 1",
             ));
         }
         Ok(())

@@ -52,6 +52,9 @@ pub struct WriterSettings {
     /// commit every 1,000 pages, as it does by default (a latency spike each time).
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
+    /// Set from `[limits] max_series_per_device` when the hub starts (not a `[writer]` key).
+    #[serde(skip)]
+    pub max_series_per_device: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,6 +169,7 @@ impl Default for WriterSettings {
             linger: Duration::ZERO,
             retry_backoff: Duration::from_millis(500),
             checkpoint_interval: Duration::from_secs(1),
+            max_series_per_device: 1_000,
         }
     }
 }

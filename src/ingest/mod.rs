@@ -7,16 +7,20 @@
 //! write). Every refusal is a typed [`Refusal`] with an [`ErrorCode`] from one
 //! vocabulary, counted once here.
 //!
+//! Each committed message is reported to [`Presence`] with the transport it came over
+//! (a reading for another device than the sender: `gateway`).
+//!
 //! May use: `domain`, `protocol`, `auth`, `config`, `storage` (the writer handle),
-//! `metrics`. Used by the transports.
+//! `metrics`, `presence`. Used by the transports.
 
 mod nack_log;
 pub mod rate;
 
 use crate::auth::DeviceRef;
 use crate::config::{IngestSettings, LimitSettings};
-use crate::domain::{DeviceName, Reading, Timestamp};
+use crate::domain::{DeviceName, Reading, Timestamp, Transport};
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::protocol::frames::DeviceFrame;
 use crate::protocol::ingest::{
     DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_message,
@@ -40,17 +44,38 @@ pub type ReplyFuture = BoxFuture<'static, Reply>;
 /// A message that passed every check: the `id` to echo and the rows to store.
 pub type Checked = (Option<u64>, Vec<Row>);
 
-/// The devices a sender may store readings for: itself, and those it is a gateway for.
+/// The devices a sender may store readings for: itself, and those it is a gateway for;
+/// and the transport it sends over.
 #[derive(Clone, Copy)]
 pub struct Sender<'a> {
     pub device: &'a DeviceRef,
     pub gateway_for: &'a HashMap<DeviceName, DeviceRef>,
+    pub transport: Transport,
+}
+
+impl Sender<'_> {
+    /// The devices of `rows`, each once, with the transport its readings came over.
+    fn heard(&self, rows: &[Row]) -> Vec<(DeviceName, Transport)> {
+        let mut heard: Vec<(DeviceName, Transport)> = Vec::new();
+        for (d, _) in rows {
+            if !heard.iter().any(|(h, _)| *h == d.name) {
+                let t = if d.id == self.device.id {
+                    self.transport
+                } else {
+                    Transport::Gateway
+                };
+                heard.push((d.name.clone(), t));
+            }
+        }
+        heard
+    }
 }
 
 /// Shared by every transport of one hub.
 pub struct Pipeline {
     writer: WriterHandle,
     metrics: Arc<Metrics>,
+    presence: Arc<Presence>,
     rates: DeviceRates,
     nacks: Arc<NackLog>,
     max_readings: usize,
@@ -63,10 +88,12 @@ impl Pipeline {
         limits: &LimitSettings,
         writer: WriterHandle,
         metrics: Arc<Metrics>,
+        presence: Arc<Presence>,
     ) -> Self {
         Self {
             writer,
             metrics,
+            presence,
             rates: DeviceRates::new(limits),
             nacks: Arc::default(),
             max_readings: ingest.max_readings_per_message,
@@ -138,12 +165,15 @@ impl Pipeline {
             }
         };
         let n = rows.len();
+        let heard = from.heard(&rows);
         let done = self.submit(rows).await;
         let metrics = self.metrics.clone();
+        let presence = self.presence.clone();
         let (nacks, device) = (self.nacks.clone(), from.device.name.clone());
         async move {
             let failed = match done.await {
                 Ok(Ok(stored)) => {
+                    presence.heard(heard.iter().map(|(d, t)| (d, *t)));
                     metrics.acks.inc();
                     metrics.readings_ingested.inc_by(n as u64);
                     return Reply::Ack { ack: id, stored };
@@ -169,6 +199,12 @@ impl Pipeline {
     pub fn refuse(&self, r: Refusal) -> Reply {
         self.metrics.nack(r.code);
         Reply::refused(r)
+    }
+
+    /// Readings of `device` that came over `transport` (outside [`Pipeline::accept`])
+    /// were stored.
+    pub fn heard(&self, device: &DeviceName, transport: Transport) {
+        self.presence.heard([(device, transport)]);
     }
 
     /// Requests waiting for the storage writer.

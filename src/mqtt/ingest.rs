@@ -194,6 +194,7 @@ impl Worker {
         let from = Sender {
             device: &device,
             gateway_for: &HashMap::new(),
+            transport: crate::domain::Transport::Mqtt,
         };
         match self.hub.ingest.check(from, text) {
             Ok((_, mut rows)) => {
@@ -257,12 +258,14 @@ impl Worker {
             pending.push((p, dev, k, done));
         }
         let metrics = self.hub.metrics.clone();
+        let ingest = self.hub.ingest.clone();
         self.outcomes.push_back(
             async move {
                 let mut out = Vec::with_capacity(pending.len());
                 for (p, dev, k, done) in pending {
                     let outcome = match done.await {
                         Ok(Ok(_)) => {
+                            ingest.heard(&dev.name, crate::domain::Transport::Mqtt);
                             metrics.acks.inc();
                             metrics.readings_ingested.inc_by(k as u64);
                             Outcome::Stored(k)

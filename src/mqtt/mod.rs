@@ -8,6 +8,8 @@
 //! | [`ingest`] worker | the device cache, messages being stored | ingest publishes | readings, checked by the ingest pipeline ([`crate::ingest::Pipeline::check`]) → the storage writer; acks → broker once stored |
 //! | [`outbox`] | the outgoing queue (`publish_queue`, oldest dropped and counted) | committed batches, status events and alert events (broadcasts from the writer, the session registry and the alert engine) | egress, alert and cluster publishes → broker |
 //! | [`cluster`] inbox | other hubs' presence ([`Presence`]) | cluster publishes | readings and status → the live fan-out |
+//! | [`commands`] link (with `commands_topic`) | a second broker connection, its publishes awaiting PUBACK | commands from the dispatcher's relay; packets from the broker | commands → broker; "published" reports → the dispatcher; command frames → results worker |
+//! | [`command_results`] worker | — | devices' `command_ack` / `command_result` frames | frames → the commands module; its replies → broker |
 //!
 //! The event loop task never awaits storage or another task: it only forwards with
 //! `try_send`, so a slow database can never stall the broker connection (the deadlock
@@ -19,9 +21,11 @@
 //! the last commits stored, says goodbye to the cluster, and disconnects.
 //!
 //! May use: `domain`, `protocol`, `config`, `tls`, `storage`, `metrics`, `ingest`,
-//! `live`, `sessions`; never the HTTP server: what it needs of the hub is [`Context`].
+//! `live`, `sessions`, `commands`; never the HTTP server: what it needs of the hub is [`Context`].
 
 pub mod cluster;
+pub mod command_results;
+pub mod commands;
 pub mod connection;
 mod devices;
 pub mod ingest;
@@ -31,6 +35,7 @@ pub mod outbox;
 pub use crate::config::{BrokerAddr, MqttSettings};
 pub use cluster::Presence;
 
+use crate::commands::CommandsHandle;
 use crate::config::Settings;
 use crate::domain::{AlertEvent, CommittedBatch, StatusEvent};
 use crate::ingest::Pipeline;
@@ -98,6 +103,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<Sessions>,
     pub live: LiveHub,
+    /// The command dispatcher: the commands connection is its relay.
+    pub commands: CommandsHandle,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// The hub's socket tasks; the ingest worker is one of them.
@@ -122,6 +129,7 @@ impl Context {
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
         live: LiveHub,
+        commands: CommandsHandle,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
@@ -131,6 +139,7 @@ impl Context {
             metrics,
             sessions,
             live,
+            commands,
             shutdown,
             tasks,
             max_payload_bytes: settings.ingest.max_frame_bytes,
@@ -148,6 +157,8 @@ pub struct Prepared {
     hub_id: String,
     client: AsyncClient,
     eventloop: EventLoop,
+    /// The commands connection, with `commands_topic` set.
+    commands: Option<(AsyncClient, EventLoop)>,
     status: watch::Sender<BrokerStatus>,
     presence: Arc<Presence>,
     committed: broadcast::Receiver<CommittedBatch>,
@@ -172,6 +183,11 @@ pub fn prepare(
     // 12 hex digits: `telehub-<id>` stays within the 23 characters MQTT 3.1.1 guarantees for client ids.
     let hub_id = format!("{:012x}", rand::random::<u64>() >> 16);
     let (client, eventloop) = options::client(settings, &hub_id)?;
+    let commands = if settings.commands_topic.is_empty() {
+        None
+    } else {
+        Some(options::commands_client(settings, &hub_id)?)
+    };
     let (status, status_rx) = watch::channel(BrokerStatus {
         connected: false,
         subscribed: false,
@@ -188,6 +204,7 @@ pub fn prepare(
         hub_id,
         client,
         eventloop,
+        commands,
         status,
         presence,
         committed,
@@ -202,6 +219,7 @@ pub struct Running {
     outbox: JoinHandle<()>,
     connection: JoinHandle<()>,
     inbox: Option<JoinHandle<()>>,
+    commands: Option<JoinHandle<()>>,
     hard_stop: CancellationToken,
     status: watch::Receiver<BrokerStatus>,
 }
@@ -235,6 +253,25 @@ impl Prepared {
                 s.presence_interval,
             ))
         });
+        let commands = self.commands.map(|(client, eventloop)| {
+            let (frames_tx, frames_rx) = mpsc::channel(s.ingest_queue);
+            let link = commands::Link::new(eventloop, s, frames_tx, hub.metrics.clone());
+            let worker = command_results::Worker {
+                commands: hub.commands.clone(),
+                ingest: hub.ingest.clone(),
+                metrics: hub.metrics.clone(),
+                client,
+                replies_topic: s.command_replies_topic.clone(),
+            };
+            let (handle, shutdown) = (hub.commands.clone(), hub.shutdown.clone());
+            let capacity = usize::from(s.max_inflight);
+            tokio::spawn(async move {
+                let relay = handle.relay(capacity).await;
+                let results = tokio::spawn(worker.run(frames_rx));
+                link.run(relay, shutdown).await;
+                let _ = results.await;
+            })
+        });
         let outbox = tokio::spawn(outbox::Outbox::new(hub, self.client, s, self.hub_id).run(
             self.committed,
             self.events,
@@ -245,6 +282,7 @@ impl Prepared {
             outbox,
             connection,
             inbox,
+            commands,
             hard_stop,
             status,
         }
@@ -268,9 +306,13 @@ impl Running {
             mut outbox,
             mut connection,
             inbox,
+            commands,
             hard_stop,
             status,
         } = self;
+        if let Some(c) = commands {
+            let _ = c.await;
+        }
         if tokio::time::timeout(grace, &mut outbox).await.is_err() {
             tracing::warn!("mqtt: outgoing messages not all sent within the shutdown grace");
             outbox.abort();

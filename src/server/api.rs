@@ -74,7 +74,7 @@ async fn add_device(
     _a: Admin,
     body: Result<Json<NewDevice>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let name =
         DeviceName::parse(&req.name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
     let targets = req
@@ -113,17 +113,37 @@ async fn readings(
     _v: Viewer,
     q: ReadingsQuery,
 ) -> Result<Response, ApiError> {
-    let http = &hub.settings.http;
-    let series = match hub.store.find_series(&q.device, &q.sensor).await? {
+    let Some(sensor) = &q.sensor else {
+        return super::fleet::device_readings(&hub, &q).await;
+    };
+    let series = match hub.store.find_series(&q.device, sensor).await? {
         None => return Err(ApiError::not_found(format!("no device {}", q.device))),
         Some(None) => {
             return Err(ApiError::not_found(format!(
-                "device {} has no sensor {}",
-                q.device, q.sensor
+                "device {} has no sensor {sensor}",
+                q.device
             )));
         }
         Some(Some(id)) => id,
     };
+    let (points, next_cursor) = series_points(&hub, &q, series).await?;
+    Ok(Json(ReadingsOut {
+        device: &q.device,
+        sensor,
+        points,
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// One series' answer to `q`: raw points (with the next page's cursor when full), a
+/// downsample, or buckets.
+pub(super) async fn series_points(
+    hub: &HubState,
+    q: &ReadingsQuery,
+    series: i64,
+) -> Result<(Points, Option<String>), ApiError> {
+    let http = &hub.settings.http;
     let shape = match (q.buckets, q.max_points) {
         (Some((every, agg)), _) => Shape::Buckets {
             every_us: every.as_micros().min(i64::MAX as u128) as i64,
@@ -146,7 +166,7 @@ async fn readings(
     let limits = HistoryLimits {
         max_buckets: http.max_buckets,
     };
-    let (points, next_cursor) = match hub.store.history(&read, limits).await? {
+    Ok(match hub.store.history(&read, limits).await? {
         History::Buckets(b) => (Points::Buckets(b), None),
         History::Points(p) => {
             // Raw pages carry a cursor when full; a downsample is whole.
@@ -155,14 +175,7 @@ async fn readings(
                 .flatten();
             (Points::Raw(p), next)
         }
-    };
-    Ok(Json(ReadingsOut {
-        device: &q.device,
-        sensor: &q.sensor,
-        points,
-        next_cursor,
     })
-    .into_response())
 }
 
 #[derive(Serialize)]
@@ -175,7 +188,7 @@ struct ReadingsOut<'a> {
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Points {
+pub(super) enum Points {
     Raw(Vec<Point>),
     Buckets(Vec<Bucket>),
 }

@@ -5,7 +5,7 @@
 
 use super::authn::Admin;
 use super::{ApiError, HubState};
-use crate::domain::{Description, DeviceName, Labels, Location, Timestamp};
+use crate::domain::{Description, DeviceName, Labels, Location, Timestamp, Transport};
 use crate::storage::identity::{AboutEdit, GatewayEdit};
 use crate::storage::{DeviceRow, Latest};
 use axum::Json;
@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<HubState>> {
 pub struct DeviceOut {
     name: String,
     online: bool,
+    /// The transport it last used (since this hub started).
+    transport: Option<Transport>,
     last_seen: Option<Timestamp>,
     sensors: Vec<String>,
     latest: BTreeMap<String, Latest>,
@@ -46,6 +48,7 @@ impl DeviceOut {
                     .mqtt
                     .as_ref()
                     .is_some_and(|m| m.online_elsewhere(&d.name)),
+            transport: hub.sessions.presence().transport(&d.name),
             name: d.name,
             last_seen: d.last_seen,
             sensors: d.sensors,
@@ -83,7 +86,7 @@ async fn edit(
     body: Result<Json<Edit>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DeviceOut>, ApiError> {
     let name = DeviceName::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let bad = |e: crate::domain::AboutError| ApiError::bad_request(e.to_string());
     let about = AboutEdit {
         description: match req.description {

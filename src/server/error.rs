@@ -1,11 +1,16 @@
 //! HTTP errors: one type, mapped once to `{"error": code, "detail": ...}` responses
 //! (docs/http-api.md). Storage failures are mapped here and nowhere else: what the caller can
 //! fix becomes a 400/404 naming it; anything else is a 503 with `Retry-After` and no
-//! database text in the body (the log has it).
+//! database text in the body (the log has it). [`json_errors`] gives the errors no handler
+//! wrote (no such route, a method a route lacks, a body over its limit, a query string or
+//! path the extractors refuse) the same JSON shape.
 
 use crate::storage::StorageError;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The `error` code of an HTTP error body; each has one status.
@@ -17,6 +22,10 @@ pub enum ErrorKind {
     Unauthorized,
     Forbidden,
     NotFound,
+    /// The route exists, the method does not (`Allow` names the ones that do).
+    MethodNotAllowed,
+    /// A body of a type the route does not read (JSON without `Content-Type: application/json`).
+    UnsupportedMediaType,
     /// The request conflicts with the resource's state (a terminal command, docs/commands.md).
     Conflict,
     TooLarge,
@@ -33,6 +42,8 @@ impl ErrorKind {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
             Self::TooMany => "too_many",
@@ -46,6 +57,8 @@ impl ErrorKind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooMany => StatusCode::TOO_MANY_REQUESTS,
@@ -126,6 +139,20 @@ impl From<crate::storage::history::HistoryError> for ApiError {
     }
 }
 
+/// A JSON body the extractor refused: 413 over the body limit, 415 without a JSON content
+/// type, else 400 naming what is wrong (axum's 422 for a well-formed body of the wrong shape
+/// is a 400 here, as every other refused field is).
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let kind = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorKind::UnsupportedMediaType,
+            _ => ErrorKind::BadRequest,
+        };
+        Self::new(kind, e.body_text())
+    }
+}
+
 /// A refused `/v1/readings` query string: 400, naming the parameter.
 impl From<super::readings_params::QueryError> for ApiError {
     fn from(e: super::readings_params::QueryError) -> Self {
@@ -147,6 +174,60 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// The most bytes of a framework-written error text carried over into `detail`.
+const MAX_FRAMEWORK_DETAIL: usize = 1024;
+
+/// Middleware: an error response that is not JSON (axum's own 404, 405, 413, extractor
+/// rejections) is rewritten as `{"error", "detail"}` with the code of its status; JSON errors
+/// (ours, InfluxDB's shapes on `/api/v2/write` and `/query`) pass untouched.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_FRAMEWORK_DETAIL)
+        .await
+        .unwrap_or_default();
+    let kind = match status {
+        StatusCode::NOT_FOUND => ErrorKind::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorKind::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorKind::Forbidden,
+        s if s.is_server_error() => ErrorKind::Unavailable,
+        _ => ErrorKind::BadRequest,
+    };
+    let detail = match String::from_utf8_lossy(&text).trim() {
+        "" => match kind {
+            ErrorKind::NotFound => "no such route; see docs/http-api.md".to_owned(),
+            ErrorKind::MethodNotAllowed => {
+                let allow = parts
+                    .headers
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok());
+                format!("this route takes {}", allow.unwrap_or("other methods"))
+            }
+            _ => status.canonical_reason().unwrap_or("refused").to_owned(),
+        },
+        t => t.to_owned(),
+    };
+    let mut out = ApiError::new(kind, detail).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

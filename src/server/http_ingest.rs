@@ -37,6 +37,7 @@ pub async fn post(
             let from = Sender {
                 device: &caller.device,
                 gateway_for: &caller.gateway_for,
+                transport: crate::domain::Transport::Http,
             };
             hub.ingest.accept(from, text).await.await
         }

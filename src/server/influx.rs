@@ -91,6 +91,7 @@ pub async fn write(
     let from = Sender {
         device: &caller.device,
         gateway_for: &caller.gateway_for,
+        transport: crate::domain::Transport::Line,
     };
     let message = DeviceMessage { id: None, readings };
     match hub.ingest.accept_parsed(from, message).await.await {

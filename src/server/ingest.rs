@@ -327,6 +327,7 @@ impl DeviceSocket {
         let from = Sender {
             device: &self.device,
             gateway_for: &self.gateway_for,
+            transport: crate::domain::Transport::Ws,
         };
         let command = match self.hub.ingest.parse_frame(text) {
             Ok(DeviceFrame::Message(m)) => {

@@ -10,8 +10,10 @@
 //! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
 //!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `commands`:
 //!   commands to devices (docs/commands.md), `device_commands` their HTTP long-poll for
-//!   devices; `device_config`: desired configurations, for operators and devices; [`dashboard`]: the embedded web page.
-//! - [`error`]: every HTTP error mapped once to a typed JSON body; [`ws`]: socket settings,
+//!   devices; `device_config`: desired configurations, for operators and devices;
+//!   [`dashboard`]: the embedded web page.
+//! - [`error`]: every HTTP error mapped once to a typed JSON body, the framework's own
+//!   (404, 405, 413, refused extractors) included; [`ws`]: socket settings,
 //!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
 //!   handshakes and HTTP ingest requests in the log, sampled; `replies`: a device socket's replies in flight.
 //!
@@ -29,6 +31,7 @@ mod device_commands;
 mod device_config;
 mod devices;
 mod error;
+mod fleet;
 mod http_ingest;
 mod influx;
 mod influxql;
@@ -102,9 +105,11 @@ pub fn router(state: Arc<HubState>) -> Router {
         )
         .merge(api::routes())
         .merge(devices::routes())
+        .merge(fleet::routes())
         .merge(alerts::routes())
         .merge(commands::routes())
         .merge(device_config::routes())
         .merge(dashboard::routes())
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct ReadingsQuery {
     pub device: DeviceName,
-    pub sensor: SensorName,
+    /// `None`: every sensor of the device (one object per series).
+    pub sensor: Option<SensorName>,
     pub from: Timestamp,
     pub to: Timestamp,
     pub limit: usize,
@@ -84,8 +85,8 @@ impl de::Error for QueryError {
 struct Params {
     #[serde(deserialize_with = "device")]
     device: DeviceName,
-    #[serde(deserialize_with = "sensor")]
-    sensor: SensorName,
+    #[serde(default, deserialize_with = "sensor")]
+    sensor: Option<SensorName>,
     #[serde(default)]
     from: Option<String>,
     #[serde(default)]
@@ -116,8 +117,8 @@ fn device<'de, D: Deserializer<'de>>(d: D) -> Result<DeviceName, D::Error> {
     parsed(d, "device", DeviceName::parse)
 }
 
-fn sensor<'de, D: Deserializer<'de>>(d: D) -> Result<SensorName, D::Error> {
-    parsed(d, "sensor", SensorName::parse)
+fn sensor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SensorName>, D::Error> {
+    parsed(d, "sensor", SensorName::parse).map(Some)
 }
 
 /// A whole number, or `Some(None)` when given but not one (its range says what to give).

@@ -107,7 +107,7 @@ pub enum Recorded {
     /// Written; the new version (0 for ok) and the event, when one was asked for.
     Done {
         version: i64,
-        event: Option<AlertEvent>,
+        event: Option<Box<AlertEvent>>,
     },
     /// Another hub changed the row first; nothing was written.
     Conflict,
@@ -133,6 +133,9 @@ type EventColumns = (
     Option<String>,
     i64,
     i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 type StateColumns = (
     String,
@@ -146,10 +149,11 @@ type StateColumns = (
     i64,
 );
 
-const EVENT_COLUMNS: &str = "id, rule, device, sensor, state, severity, value, ts_us, since_us";
+const EVENT_COLUMNS: &str =
+    "id, rule, device, sensor, state, severity, value, ts_us, since_us, unit, rule_condition, url";
 
 fn event_of(c: EventColumns) -> AlertEvent {
-    let (id, rule, device, sensor, state, severity, value, ts, since) = c;
+    let (id, rule, device, sensor, state, severity, value, ts, since, unit, condition, url) = c;
     AlertEvent {
         id,
         rule,
@@ -158,8 +162,11 @@ fn event_of(c: EventColumns) -> AlertEvent {
         state: AlertState::parse(&state).unwrap_or(AlertState::Firing),
         severity,
         value: value.and_then(|v| serde_json::from_str(&v).ok()),
+        unit,
+        condition,
         ts: Timestamp::from_micros(ts),
         since: Timestamp::from_micros(since),
+        url,
     }
 }
 
@@ -360,7 +367,7 @@ where
         }
         let event = match event {
             None => None,
-            Some(e) => Some(Self::insert_event(&mut tx, k, e, webhooks).await?),
+            Some(e) => Some(Box::new(Self::insert_event(&mut tx, k, e, webhooks).await?)),
         };
         tx.commit().await?;
         Ok(Recorded::Done { version, event })
@@ -373,8 +380,9 @@ where
         webhooks: &[String],
     ) -> Result<AlertEvent, StorageError> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO alert_events (rule, device, sensor, state, severity, value, ts_us, since_us)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO alert_events (rule, device, sensor, state, severity, value, ts_us, since_us,
+                                       unit, rule_condition, url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(e.rule.as_str())
         .bind(e.device.as_str())
@@ -384,6 +392,9 @@ where
         .bind(value_json(&e.value))
         .bind(e.ts.as_micros())
         .bind(e.since.as_micros())
+        .bind(e.unit.clone())
+        .bind(e.condition.clone())
+        .bind(e.url.clone())
         .fetch_one(&mut *tx)
         .await?;
         let now = Timestamp::now().as_micros();

@@ -46,6 +46,8 @@ pub(crate) struct Batch {
     refused: Vec<Option<String>>,
     /// String values this transaction stored or looked up, with their ids.
     pub(super) texts: Vec<(Text, i64)>,
+    /// `[limits] max_series_per_device`.
+    max_series: usize,
 }
 
 impl Batch {
@@ -56,6 +58,7 @@ impl Batch {
         rows: impl Iterator<Item = (usize, usize, &'a DeviceRef, &'a Reading)>,
         requests: usize,
         flush_rollups: bool,
+        max_series: usize,
     ) -> Self {
         let mut index: HashMap<(i64, &SensorName), usize> = HashMap::new();
         let (mut keys, mut out, mut touched) = (Vec::new(), Vec::new(), Vec::new());
@@ -102,6 +105,7 @@ impl Batch {
             staged: None,
             refused: vec![None; requests],
             texts: Vec::new(),
+            max_series,
         }
     }
 
@@ -114,19 +118,74 @@ impl Batch {
         self.refused[r.request].is_none()
     }
 
+    /// The devices of the series `keys` (indexes into the batch's series), each once.
+    pub(super) fn devices_of(&self, keys: &[usize]) -> Vec<i64> {
+        let mut out: Vec<i64> = keys.iter().map(|&k| self.keys[k].0.device_id).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether an accepted request has a reading of series `key`.
+    pub(super) fn needed(&self, key: usize) -> bool {
+        self.rows.iter().any(|r| r.key == key && self.accepted(r))
+    }
+
+    /// Refuses, in request order, every request that would give its device more than
+    /// `max_series` series. `new` are the series not stored yet (indexes into the batch's
+    /// series), `count` how many each of their devices has. A refused request creates none.
+    pub(super) fn limit_new_series(&mut self, new: &[usize], mut count: HashMap<i64, usize>) {
+        let mut is_new = vec![false; self.keys.len()];
+        for &k in new {
+            is_new[k] = true;
+        }
+        // Per request: its first reading of each new series (key, position).
+        let mut needs: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.refused.len()];
+        for r in self.rows.iter().filter(|r| is_new[r.key]) {
+            if !needs[r.request].iter().any(|(k, _)| *k == r.key) {
+                needs[r.request].push((r.key, r.position));
+            }
+        }
+        let mut admitted = vec![false; self.keys.len()];
+        for (request, keys) in needs.into_iter().enumerate() {
+            if self.refused[request].is_some() {
+                continue;
+            }
+            let fresh: Vec<(usize, usize)> =
+                keys.into_iter().filter(|(k, _)| !admitted[*k]).collect();
+            let mut after = count.clone();
+            let over = fresh.iter().find(|(k, _)| {
+                let n = after.entry(self.keys[*k].0.device_id).or_default();
+                *n += 1;
+                *n > self.max_series
+            });
+            if let Some(&(k, position)) = over {
+                self.refused[request] = Some(format!(
+                    "readings[{position}].sensor: {} would be a new series, and a device may have at most {} \
+                     (`[limits] max_series_per_device`); send this reading under an existing sensor name, \
+                     or ask the hub's operator to raise the limit",
+                    self.keys[k].0.sensor, self.max_series
+                ));
+                continue;
+            }
+            count = after;
+            for (k, _) in fresh {
+                admitted[k] = true;
+            }
+        }
+    }
+
     /// Refuses every request with a reading whose type is not its series' (a series
     /// that holds readings keeps its type; an empty one takes the type of its first
     /// accepted reading, so refusing a request may change it: repeat until stable).
     /// Returns the series whose stored type must change.
     pub(super) fn check_kinds(&mut self) -> Vec<(i64, ValueKind)> {
-        let state = |k: &(SeriesKey, Option<Unit>, Option<SeriesState>)| {
-            k.2.as_ref()
-                .expect("series resolved before the type check")
-                .clone()
-        };
+        // A series left unresolved is one only refused requests name (a new series past
+        // the device's limit): it has no type, and none of its rows is looked at.
         loop {
-            let mut kinds: Vec<Option<ValueKind>> =
-                self.keys.iter().map(|k| state(k).fixed_kind()).collect();
+            let mut kinds: Vec<Option<ValueKind>> = (self.keys.iter())
+                .map(|k| k.2.as_ref().and_then(SeriesState::fixed_kind))
+                .collect();
             for r in self
                 .rows
                 .iter()
@@ -153,7 +212,7 @@ impl Batch {
             if !changed {
                 let mut retyped = Vec::new();
                 for (k, kind) in self.keys.iter_mut().zip(kinds) {
-                    let s = k.2.as_mut().expect("resolved");
+                    let Some(s) = k.2.as_mut() else { continue };
                     if let Some(kind) = kind.filter(|kind| *kind != s.kind) {
                         s.kind = kind;
                         retyped.push((s.id, kind));

@@ -33,6 +33,10 @@ pub const SET_UNIT: &str = "UPDATE series SET unit = $1 WHERE id = $2";
 /// Stores a string value, or finds it, and returns its id (`$1` the text).
 pub const TEXT_ID: &str = "INSERT INTO text_values (text) VALUES ($1)
      ON CONFLICT (text) DO UPDATE SET text = excluded.text RETURNING id";
+/// How many series a device has (`$1` device id).
+pub const SERIES_OF_DEVICE: &str = "SELECT count(*) FROM series WHERE device_id = $1";
+/// Whether a series exists (`$1` device id, `$2` sensor).
+pub const SERIES_EXISTS: &str = "SELECT count(*) FROM series WHERE device_id = $1 AND sensor = $2";
 /// Stores the rollup horizons (`$1` minute, `$2` hour).
 pub const SET_HORIZONS: &str = "UPDATE rollup_state SET minute_horizon = $1, hour_horizon = $2";
 
@@ -58,6 +62,13 @@ pub(crate) trait CommitTx {
     ) -> Result<(), StorageError>;
     /// [`TEXT_ID`]: the id of a string value.
     async fn text_id(&mut self, text: &str) -> Result<i64, StorageError>;
+    /// Runs [`SERIES_OF_DEVICE`] (no `sensor`) or [`SERIES_EXISTS`]: a count.
+    async fn count_series(
+        &mut self,
+        sql: &'static str,
+        device_id: i64,
+        sensor: Option<&str>,
+    ) -> Result<i64, StorageError>;
     /// Inserts rows newer than anything stored for their series (so not duplicates);
     /// returns how many were inserted.
     async fn insert_fresh(&mut self, rows: &[RowValues]) -> Result<u64, StorageError>;
@@ -93,8 +104,30 @@ pub(crate) async fn store_batch(
     open: Option<&OpenBuckets>,
     rollups: &RollupState,
 ) -> Result<Vec<bool>, StorageError> {
-    // Series: ids of the new ones, then units that changed.
-    for (i, key, unit, kind) in batch.unresolved() {
+    // Series: a device gets new ones up to `[limits] max_series_per_device` (a request
+    // that would pass it is refused whole), then ids of the new ones, then units that changed.
+    let unresolved = batch.unresolved();
+    let mut new = Vec::new();
+    for (i, key, _, _) in &unresolved {
+        let known = tx
+            .count_series(SERIES_EXISTS, key.device_id, Some(key.sensor.as_str()))
+            .await?;
+        if known == 0 {
+            new.push(*i);
+        }
+    }
+    if !new.is_empty() {
+        let mut room = std::collections::HashMap::new();
+        for device in batch.devices_of(&new) {
+            let n = tx.count_series(SERIES_OF_DEVICE, device, None).await?;
+            room.insert(device, n.max(0) as usize);
+        }
+        batch.limit_new_series(&new, room);
+    }
+    for (i, key, unit, kind) in unresolved {
+        if !batch.needed(i) {
+            continue;
+        }
         let (id, kind, max_ts) = tx
             .resolve_series(&key, unit.as_deref(), kind.as_str())
             .await?;

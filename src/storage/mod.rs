@@ -32,6 +32,7 @@
 //! - `labels`: device labels and the devices a selector picks (protocol.md §14).
 //! - [`devconfig`]: desired and reported device configurations and their history.
 //! - [`commands`]: commands to devices and their conditional state changes (docs/commands.md).
+//! - [`backup`]: a consistent, checked copy of a SQLite database while the hub runs.
 
 /// Runs `$e` with `$s` bound to whichever backend `$self` (a [`Store`]) holds.
 macro_rules! dispatch {
@@ -44,6 +45,7 @@ macro_rules! dispatch {
 }
 
 pub mod alerts;
+pub mod backup;
 mod batch;
 pub mod commands;
 mod commit;

@@ -61,6 +61,20 @@ impl CommitTx for Transaction<'_, Postgres> {
             .await?)
     }
 
+    async fn count_series(
+        &mut self,
+        sql: &'static str,
+        device_id: i64,
+        sensor: Option<&str>,
+    ) -> Result<i64, StorageError> {
+        let q = sqlx::query_scalar(sql).bind(device_id);
+        let q = match sensor {
+            Some(s) => q.bind(s),
+            None => q,
+        };
+        Ok(q.fetch_one(&mut **self).await?)
+    }
+
     async fn insert_fresh(&mut self, rows: &[RowValues]) -> Result<u64, StorageError> {
         Ok(insert_fresh(self, rows).await?)
     }

@@ -214,6 +214,19 @@ impl CommitTx for Transaction<'_> {
             .query_row([text], |r| r.get(0))?)
     }
 
+    async fn count_series(
+        &mut self,
+        sql: &'static str,
+        device_id: i64,
+        sensor: Option<&str>,
+    ) -> Result<i64, StorageError> {
+        let mut st = self.prepare_cached(sql)?;
+        Ok(match sensor {
+            Some(s) => st.query_row(params![device_id, s], |r| r.get(0))?,
+            None => st.query_row([device_id], |r| r.get(0))?,
+        })
+    }
+
     async fn insert_fresh(&mut self, rows: &[RowValues]) -> Result<u64, StorageError> {
         let mut st = self.prepare_cached(INSERT_READING)?;
         let mut inserted = 0;

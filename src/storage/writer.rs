@@ -232,7 +232,13 @@ impl Writer {
             (req.rows.iter().enumerate()).map(move |(pos, (d, r))| (i, pos, d, r))
         });
         let flush = flush_rollups || !self.hold_back;
-        let mut prepared = Batch::new(&self.cache, rows, batch.len(), flush);
+        let mut prepared = Batch::new(
+            &self.cache,
+            rows,
+            batch.len(),
+            flush,
+            self.settings.max_series_per_device,
+        );
         let result = match &mut self.committer {
             Some(c) => c.commit(&mut prepared, &mut self.open).await,
             None => Err(StorageError::WriterUnavailable),

@@ -21,6 +21,7 @@ fn alert_settings(s: &mut Settings, rx: &Receiver) {
     a.webhooks = vec![Webhook {
         url: rx.url.clone(),
         headers: [("X-Api-Key".to_owned(), "k3y".to_owned())].into(),
+        ..Webhook::default()
     }];
     a.secret = Some(SECRET.into());
     a.retry_backoff = Duration::from_millis(50);

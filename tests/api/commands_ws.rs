@@ -10,26 +10,26 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use telehub::auth::Role;
 
-async fn operator(app: &TestApp) -> String {
+pub async fn operator(app: &TestApp) -> String {
     app.store.add_token("op", Role::Operator).await.unwrap()
 }
 
 /// A device socket that takes commands.
-async fn connect_commands(app: &TestApp, token: &str) -> Ws {
+pub async fn connect_commands(app: &TestApp, token: &str) -> Ws {
     connect(&app.ws("/v1/ingest?commands=1"), Some(token))
         .await
         .expect("device connects")
 }
 
 /// The command as the API shows it.
-async fn command(app: &TestApp, token: &str, id: &str) -> Value {
+pub async fn command(app: &TestApp, token: &str, id: &str) -> Value {
     let (status, c) = call(app, "GET", &format!("/v1/commands/{id}"), token, None).await;
     assert_eq!(status, 200, "{c}");
     c
 }
 
 /// Waits until command `id` is in `state`; the command.
-async fn wait_state(app: &TestApp, token: &str, id: &str, state: &str) -> Value {
+pub async fn wait_state(app: &TestApp, token: &str, id: &str, state: &str) -> Value {
     eventually(
         WAIT,
         &format!("command {id} {state}"),

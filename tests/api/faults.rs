@@ -133,14 +133,14 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
     let db = pg.url();
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.txt");
-    add_devices(&db, 3, "pg-", &tokens);
+    add_devices(&db, 20, "pg-", &tokens);
     let mut hub = HubProcess::start(&db, "127.0.0.1:0", dir.path(), &[]).await;
     let sim = spawn_sim(&hub.addr, &tokens, STEADY_STREAM, None);
     eventually(
         Duration::from_secs(30),
-        "300 stored readings",
+        "2,000 stored readings",
         || total_readings(&db),
-        |n| *n >= 300,
+        |n| *n >= 2_000,
     )
     .await;
     assert!(pg.ctl("stop"), "PostgreSQL stops");
@@ -150,12 +150,27 @@ async fn devices_lose_nothing_when_postgresql_restarts_mid_stream() {
         .unwrap();
     assert_eq!(ready.status(), 503);
     assert!(pg.ctl("start"), "PostgreSQL starts again");
+    // `pg_ctl start` returns once the server accepts connections: the hub is ready again
+    // within 2 s of that, without a restart of its own.
+    let readyz = format!("http://{}/readyz", hub.addr);
+    eventually(
+        Duration::from_secs(2),
+        "/readyz 200 within 2 s of PostgreSQL's start",
+        || async {
+            reqwest::get(&readyz)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        },
+        |s| *s == 200,
+    )
+    .await;
     let at_restart = total_readings(&db).await;
     eventually(
         Duration::from_secs(60),
-        "600 more stored readings: devices stream again without a hub restart",
+        "4,000 more stored readings: 20 devices stream again without a hub restart",
         || total_readings(&db),
-        |n| *n >= at_restart + 600,
+        |n| *n >= at_restart + 4_000,
     )
     .await;
     let summary = sim_summary(sim).await;

@@ -2,7 +2,9 @@
 
 use crate::both_backends;
 use crate::helpers::*;
+use futures_util::SinkExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
 
 /// Stores `n` readings one second apart starting at `t0`, values 0..n.
 async fn seed(app: &TestApp, device: &str, sensor: &str, t0: f64, n: usize) {
@@ -261,4 +263,102 @@ async fn admins_add_and_revoke_devices_over_http() {
         .await
         .unwrap();
     assert_eq!(del.status(), 404);
+}
+
+/// Every error is `{"error", "detail"}` with its own status, the ones the framework writes
+/// included: no such route, a method the route lacks, a body over the limit, a path the
+/// extractor refuses, a JSON body of the wrong shape.
+#[tokio::test]
+async fn every_error_has_a_json_body_with_the_status_that_belongs_to_it() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app
+        .store
+        .add_token(
+            &format!("ops-{}", rand_suffix()),
+            telehub::auth::Role::Admin,
+        )
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", app.http());
+    let answer = |resp: reqwest::Response| async move {
+        let status = resp.status().as_u16();
+        let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        let allow = resp
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap();
+        assert!(
+            ctype.starts_with("application/json"),
+            "{status} {ctype}: {text}"
+        );
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+        (status, body["error"].as_str().unwrap().to_owned(), allow)
+    };
+    let send =
+        |req: reqwest::RequestBuilder| async { req.bearer_auth(&admin).send().await.unwrap() };
+    let (s, code, _) = answer(send(client.get(url("/v1/no-such-thing"))).await).await;
+    assert_eq!((s, code.as_str()), (404, "not_found"));
+    let (s, code, allow) = answer(send(client.put(url("/v1/readings"))).await).await;
+    assert_eq!((s, code.as_str()), (405, "method_not_allowed"));
+    assert!(allow.is_some_and(|a| a.contains("GET")), "Allow is kept");
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20));
+    for path in ["/v1/devices", "/v1/alert-rules", "/v1/commands"] {
+        let req = client
+            .post(url(path))
+            .header("content-type", "application/json")
+            .body(big.clone());
+        let (s, code, _) = answer(send(req).await).await;
+        assert_eq!((s, code.as_str()), (413, "too_large"), "{path}");
+    }
+    let (s, code, _) = answer(send(client.get(url("/v1/commands/%FF"))).await).await;
+    assert_eq!((s, code.as_str()), (400, "bad_request"));
+    let req = client
+        .post(url("/v1/devices"))
+        .header("content-type", "application/json")
+        .body(r#"{"name": 7}"#);
+    let (s, code, _) = answer(send(req).await).await;
+    assert_eq!((s, code.as_str()), (400, "bad_request"));
+    let req = client.post(url("/v1/devices")).body(r#"{"name": "d1"}"#);
+    let (s, code, _) = answer(send(req).await).await;
+    assert_eq!((s, code.as_str()), (415, "unsupported_media_type"));
+}
+
+/// Device JSON naming a key twice is refused (a lenient reader would keep one of the two
+/// silently), and so is a SenML pack of a version this hub does not read.
+#[tokio::test]
+async fn a_key_named_twice_and_a_senml_version_from_the_future_are_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.device("dup-1").await;
+    let mut ws = app.connect_device(&token).await;
+    let t = base_ts();
+    ws.send(tungstenite::Message::text(format!(
+        r#"{{"id": 1, "readings": [{{"sensor": "t", "value": 1, "value": 2, "ts": {t}}}]}}"#
+    )))
+    .await
+    .unwrap();
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["error"], "invalid_json", "{reply}");
+    assert!(
+        reply["detail"]
+            .as_str()
+            .unwrap()
+            .contains("key \"value\" appears twice"),
+        "{reply}"
+    );
+    send_json(&mut ws, &json!([{"bver": 11, "n": "t", "v": 1, "t": t}])).await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["error"], "invalid_reading", "{reply}");
+    send_json(&mut ws, &json!([{"bver": 10, "n": "t", "v": 1, "t": t}])).await;
+    assert_eq!(next_json(&mut ws).await, json!({"ack": null, "stored": 1}));
+    assert_eq!(
+        app.stored("dup-1").await.len(),
+        1,
+        "only the good pack is stored"
+    );
 }

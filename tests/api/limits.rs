@@ -146,3 +146,63 @@ async fn a_slow_handshake_is_dropped_after_the_handshake_timeout() {
         "never upgraded"
     );
 }
+
+/// `[limits] max_series_per_device`: a message that would give its device one series too
+/// many is refused whole, naming the limit; readings of existing series and new ones up to
+/// the limit go on being stored; the line protocol says the same as a 400.
+async fn a_device_gets_at_most_max_series_per_device_series(b: Backend) {
+    let app = spawn_app_with(b, |s| s.limits.max_series_per_device = 5).await;
+    let token = app.device("many-1").await;
+    let mut ws = app.connect_device(&token).await;
+    let t = base_ts();
+    let msg = |id: u64, sensors: &[&str]| json!({"id": id, "readings": sensors.iter().map(|s| reading(s, 1.0, t + id as f64)).collect::<Vec<_>>()});
+    send_json(&mut ws, &msg(1, &["a", "b", "c"])).await;
+    assert_eq!(next_json(&mut ws).await, json!({"ack": 1, "stored": 3}));
+    send_json(&mut ws, &msg(2, &["a", "d", "e", "f"])).await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(
+        (reply["nack"].clone(), reply["error"].clone()),
+        (json!(2), json!("invalid_reading")),
+        "{reply}"
+    );
+    let detail = reply["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("readings[3].sensor: f would be a new series")
+            && detail.contains("at most 5 (`[limits] max_series_per_device`)"),
+        "{detail}"
+    );
+    send_json(&mut ws, &msg(3, &["d", "e", "a"])).await;
+    assert_eq!(next_json(&mut ws).await, json!({"ack": 3, "stored": 3}));
+    send_json(&mut ws, &msg(4, &["b", "c", "d", "e"])).await;
+    assert_eq!(next_json(&mut ws).await, json!({"ack": 4, "stored": 4}));
+    let stored = app.stored("many-1").await;
+    let mut sensors: Vec<&str> = stored.iter().map(|r| r.0.as_str()).collect();
+    sensors.dedup();
+    assert_eq!(
+        sensors,
+        ["a", "b", "c", "d", "e"],
+        "nothing of message 2 is stored"
+    );
+    // One line-protocol request naming 9,000 fields: 400, no series created.
+    let fields: Vec<String> = (0..9_000).map(|i| format!("f{i}=1")).collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v2/write?bucket=b&precision=s", app.http()))
+        .header("authorization", format!("Token {token}"))
+        .body(format!("m {} {}\n", fields.join(","), t as i64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("max_series_per_device"), "{text}");
+    let viewer = app.viewer().await;
+    let (_, devices) = app.get("/v1/devices", Some(&viewer)).await;
+    let mine = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "many-1")
+        .unwrap();
+    assert_eq!(mine["sensors"].as_array().unwrap().len(), 5, "{mine}");
+}
+crate::both_backends!(a_device_gets_at_most_max_series_per_device_series);

@@ -17,7 +17,7 @@ use telehub::auth::DeviceRef;
 use telehub::domain::{Reading, SensorName, Timestamp, Value};
 use telehub::storage::{Agg, RangeQuery, StorageError};
 
-/// Arbitrary values of each type, as JSON: finite numbers, booleans, strings of 1–256
+/// Arbitrary values of each type, as JSON: numbers of magnitude at most 1e300, booleans, strings of 1–256
 /// bytes of UTF-8 without control characters.
 fn arbitrary_values(runner: &mut TestRunner, n: usize) -> [Vec<Json>; 3] {
     let mut sample = |s: proptest::strategy::BoxedStrategy<Json>| -> Vec<Json> {
@@ -25,7 +25,12 @@ fn arbitrary_values(runner: &mut TestRunner, n: usize) -> [Vec<Json>; 3] {
             .map(|_| s.new_tree(runner).unwrap().current())
             .collect()
     };
-    let numbers = sample(proptest::num::f64::NORMAL.prop_map(|v| json!(v)).boxed());
+    let numbers = sample(
+        proptest::num::f64::NORMAL
+            .prop_filter("magnitude at most 1e300", |v| v.abs() <= 1e300)
+            .prop_map(|v| json!(v))
+            .boxed(),
+    );
     let bools = sample(proptest::bool::ANY.prop_map(|b| json!(b)).boxed());
     let strings = sample(
         "[^\\p{Cc}]{1,64}"
@@ -466,3 +471,70 @@ async fn a_database_from_the_previous_migrations_upgrades_and_keeps_every_readin
     hub.stop().await;
 }
 both_backends!(a_database_from_the_previous_migrations_upgrades_and_keeps_every_reading);
+
+/// A number's magnitude is at most 1e300 (docs/protocol.md §8), so a bucket's sum and average
+/// stay finite: four readings of ±1e300 in one bucket sum to 2e300, not to infinity or an
+/// error, and 1.7e308 is refused at every edge with a message naming the bound.
+async fn numbers_past_1e300_are_refused_so_sums_and_averages_stay_finite(b: Backend) {
+    let app = spawn_app(b).await;
+    let token = app.device("big-1").await;
+    let viewer = app.viewer().await;
+    let mut ws = app.connect_device(&token).await;
+    let t0 = (base_ts() as i64 / 60 * 60 - 600) as f64; // minute-aligned, ten minutes ago
+    send_json(
+        &mut ws,
+        &json!({"id": 1, "readings": [{"sensor": "e", "value": 1.7e308, "ts": t0}]}),
+    )
+    .await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(
+        (reply["nack"].clone(), reply["error"].clone()),
+        (json!(1), json!("invalid_reading")),
+        "{reply}"
+    );
+    assert!(
+        reply["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a number's magnitude is at most 1e300"),
+        "{reply}"
+    );
+    let values = [1e300, 1e300, -1e300, 1e300];
+    let readings: Vec<Json> = (values.iter().enumerate())
+        .map(|(i, v)| json!({"sensor": "e", "value": v, "ts": t0 + i as f64}))
+        .collect();
+    send_json(&mut ws, &json!({"id": 2, "readings": readings})).await;
+    assert_eq!(next_json(&mut ws).await, json!({"ack": 2, "stored": 4}));
+    for (agg, want) in [
+        ("sum", 2e300),
+        ("avg", 0.5e300),
+        ("max", 1e300),
+        ("min", -1e300),
+    ] {
+        let path = format!(
+            "/v1/readings?device=big-1&sensor=e&from={}&to={}&every=1m&agg={agg}",
+            rfc(t0),
+            rfc(t0 + 60.0)
+        );
+        let (status, body) = app.get(&path, Some(&viewer)).await;
+        assert_eq!(status, 200, "{agg}: {body}");
+        let got = body["points"][0]["value"].as_f64();
+        assert_eq!(got, Some(want), "{agg}: {body}");
+    }
+    // The line protocol says the same, as a 400 with the line.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v2/write?bucket=b&precision=s", app.http()))
+        .header("authorization", format!("Token {token}"))
+        .body(format!("m e=-1.7e308 {}\n", t0 as i64 + 5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("at most 1e300"), "{text}");
+}
+both_backends!(numbers_past_1e300_are_refused_so_sums_and_averages_stay_finite);
+
+fn rfc(t: f64) -> String {
+    Timestamp::from_unix_seconds(t).unwrap().to_rfc3339()
+}

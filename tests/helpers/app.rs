@@ -79,6 +79,27 @@ impl TestApp {
             .await
             .unwrap()
     }
+    /// A new admin token.
+    pub async fn admin(&self) -> String {
+        self.store
+            .add_token(
+                &format!("test-admin-{}", rand_suffix()),
+                telehub::auth::Role::Admin,
+            )
+            .await
+            .unwrap()
+    }
+    /// POSTs `body` to `path` with `token` as bearer token: the status and the body text.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, String) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", self.http()))
+            .bearer_auth(token)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
     pub async fn connect_device(&self, token: &str) -> Ws {
         connect(&self.ws("/v1/ingest"), Some(token))
             .await

@@ -9,6 +9,7 @@
 //! - [`ws`]: WebSocket clients for devices and dashboards: frames, statuses, close codes.
 //! - [`memory`]: [`rss_kib`], this process's resident memory.
 //! - [`webhook`]: [`Receiver`], a real HTTP server recording webhook POSTs.
+//! - [`smtp`]: [`SmtpSink`], a real SMTP server (aiosmtpd) recording alert emails.
 //! - [`poll`]: [`eventually`], the one poller, and [`WAIT`].
 //! - [`pg_cluster`]: [`TestCluster`], a private PostgreSQL server a test may stop or give TLS.
 //! - [`services`]: `pg_server`, `mqtt_server`, [`skipped`], `need_pg!`, `need_mqtt!`.
@@ -21,6 +22,7 @@ mod memory;
 mod pg_cluster;
 mod poll;
 mod services;
+mod smtp;
 mod sql;
 mod storage;
 mod webhook;
@@ -32,6 +34,7 @@ pub use memory::*;
 pub use pg_cluster::*;
 pub use poll::*;
 pub use services::*;
+pub use smtp::*;
 pub use sql::*;
 pub use storage::*;
 pub use webhook::*;

@@ -4,8 +4,8 @@
 //!
 //! The layers, bottom up (`src/lib.rs` and `telehub-client/src/lib.rs` document what each
 //! module owns): 1 `domain`, `shutdown`, `backoff` · 2 `protocol`, `auth`, `tls`, `config` · 3
-//! `storage`, `metrics`, `client`, `sim` · 4 `ingest`, `live`, `sessions`, `alerts`,
-//! `commands`, `devconfig`, `influxql` · 5 `server`, `mqtt`, `bridge` · 6 `hub`, `cli`. `domain`, `protocol`, `client` and `sim`
+//! `storage`, `metrics`, `client`, `sim` · 4 `ingest`, `live`, `presence`, `sessions`, `alerts`,
+//! `commands`, `devconfig`, `influxql`, `export` · 5 `server`, `mqtt`, `bridge` · 6 `hub`, `cli`. `domain`, `protocol`, `client` and `sim`
 //! live in `telehub-client` and the hub re-exports them, so the hub's `crate::domain`
 //! paths keep their layer; `tls` is a module in both crates.
 
@@ -29,11 +29,13 @@ const LAYERS: &[(&str, u8)] = &[
     ("sim", 3),
     ("ingest", 4),
     ("live", 4),
+    ("presence", 4),
     ("sessions", 4),
     ("alerts", 4),
     ("commands", 4),
     ("devconfig", 4),
     ("influxql", 4),
+    ("export", 4),
     ("server", 5),
     ("mqtt", 5),
     ("bridge", 5),

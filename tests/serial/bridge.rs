@@ -8,13 +8,13 @@ use telehub::bridge::{self, RunningPort, SerialPortSettings, StatsSnapshot};
 use telehub::hub;
 use tokio_util::sync::CancellationToken;
 
-struct Bridge {
+pub struct Bridge {
     running: RunningPort,
     shutdown: CancellationToken,
 }
 
 impl Bridge {
-    fn start(s: SerialPortSettings) -> Self {
+    pub fn start(s: SerialPortSettings) -> Self {
         let shutdown = CancellationToken::new();
         let running = bridge::start_port(s, shutdown.clone()).expect("bridge starts");
         Self { running, shutdown }
@@ -22,10 +22,10 @@ impl Bridge {
     fn stats(&self) -> StatsSnapshot {
         self.running.stats.snapshot()
     }
-    async fn wait_stats(&self, what: &str, ok: impl Fn(&StatsSnapshot) -> bool) {
+    pub async fn wait_stats(&self, what: &str, ok: impl Fn(&StatsSnapshot) -> bool) {
         eventually(WAIT, what, || async { self.stats() }, ok).await;
     }
-    async fn stop(self) -> StatsSnapshot {
+    pub async fn stop(self) -> StatsSnapshot {
         self.shutdown.cancel();
         tokio::time::timeout(WAIT, self.running.finished())
             .await
@@ -35,7 +35,7 @@ impl Bridge {
 
 /// A hub with the gateway `gw` (allowed for `targets`), a pty pair, and bridge
 /// settings joining them.
-async fn rig(targets: &[&str]) -> (TestApp, PtyPair, SerialPortSettings, tempfile::TempDir) {
+pub async fn rig(targets: &[&str]) -> (TestApp, PtyPair, SerialPortSettings, tempfile::TempDir) {
     let app = spawn_app(Backend::Sqlite).await;
     for t in targets {
         app.device(t).await;
@@ -184,7 +184,7 @@ async fn a_gateway_forwards_for_its_devices_and_a_forbidden_device_drops_only_it
 }
 
 /// Starts a hub again on the address and database of `app`'s stopped one.
-async fn restart_hub(app: &mut TestApp, addr: std::net::SocketAddr) {
+pub async fn restart_hub(app: &mut TestApp, addr: std::net::SocketAddr) {
     let mut s = app.settings.clone();
     s.server.listen = addr;
     app.hub = Some(hub::start(s).await.expect("hub restarts"));

@@ -6,6 +6,7 @@ mod helpers;
 
 mod bridge;
 mod cli;
+mod commands;
 mod pty;
 
 use helpers::TestApp;

@@ -204,6 +204,7 @@ impl Engine {
             rule: i,
             version: None,
             machine: Machine::new(now),
+            unit: None,
         };
         let mut actions = Vec::new();
         if let Some(row) = self.persisted.remove(&key) {

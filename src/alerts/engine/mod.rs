@@ -31,7 +31,9 @@ mod persist;
 
 use super::matcher::Matcher;
 use super::rules::Rule;
-use crate::domain::{AlertEvent, CommittedBatch, DeviceName, SensorName, StatusEvent, Timestamp};
+use crate::domain::{
+    AlertEvent, CommittedBatch, DeviceName, SensorName, StatusEvent, Timestamp, Unit,
+};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::storage::Store;
@@ -52,6 +54,8 @@ struct Slot {
     /// The stored row's version; `None`: no row.
     version: Option<i64>,
     machine: Machine,
+    /// The unit of the series' last reading that had one (for the event's `unit`).
+    unit: Option<Unit>,
 }
 
 /// Where a slot is: slot `k` of a series, or of a device's `offline` slots.
@@ -60,6 +64,14 @@ struct Loc<'a> {
     device: &'a DeviceName,
     sensor: Option<&'a SensorName>,
     k: usize,
+}
+
+/// Where each event is delivered through the outbox, and what its link points to.
+pub struct Delivery {
+    /// Each event gets an outbox row per target: a webhook's URL or an email's key.
+    pub targets: Vec<String>,
+    /// The dashboard's base address for each event's `url`.
+    pub dashboard_url: String,
 }
 
 /// The engine's outputs, given by the hub.
@@ -74,7 +86,7 @@ pub struct Engine {
     store: Store,
     metrics: Arc<Metrics>,
     sessions: Arc<Sessions>,
-    webhooks: Vec<String>,
+    delivery: Delivery,
     out: Outputs,
     matcher: Matcher,
     epoch: Option<i64>,
@@ -95,14 +107,14 @@ impl Engine {
         store: Store,
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
-        webhooks: Vec<String>,
+        delivery: Delivery,
         out: Outputs,
     ) -> Self {
         Self {
             store,
             metrics,
             sessions,
-            webhooks,
+            delivery,
             out,
             matcher: Matcher::default(),
             epoch: None,
@@ -172,6 +184,9 @@ impl Engine {
                 .and_then(|m| m.get_mut(&r.sensor))
                 .expect("made above");
             for (k, slot) in slots.iter_mut().enumerate() {
+                if r.unit.is_some() {
+                    slot.unit.clone_from(&r.unit);
+                }
                 let input = Input::Reading {
                     value: &r.value,
                     ts: r.ts,

@@ -16,6 +16,7 @@
 use super::load::stored;
 use super::machine::{Actions, Due, Input, Phase, Transition};
 use super::{Engine, Loc, STORAGE_RETRY};
+use crate::alerts::message;
 use crate::alerts::rules::{Condition, Rule};
 use crate::domain::{AlertEvent, Timestamp};
 use crate::storage::alerts::{AlertKey, NewState, Recorded, StateChange};
@@ -61,19 +62,28 @@ impl Engine {
                 state,
                 severity: rule.severity.clone(),
                 value: t.value.clone(),
+                unit: slot.unit.as_ref().map(|u| u.as_str().to_owned()),
+                condition: Some(message::condition(&rule)),
                 ts,
                 since: t.since,
+                url: Some(message::series_link(
+                    &self.delivery.dashboard_url,
+                    &key.device,
+                    key.sensor.as_deref(),
+                    t.since,
+                    ts,
+                )),
             });
             match self
                 .store
-                .record_alert(&change, event.as_ref(), &self.webhooks)
+                .record_alert(&change, event.as_ref(), &self.delivery.targets)
                 .await
             {
                 Ok(Recorded::Done { version: v, event }) => {
                     version = (t.to != Phase::Ok).then_some(v);
                     if let Some(e) = event {
                         self.metrics.alerts.events.inc();
-                        let _ = self.out.events.send(e);
+                        let _ = self.out.events.send(*e);
                         self.out.wake_sender.notify_one();
                     }
                 }

@@ -42,18 +42,25 @@ impl Target {
             .max_write_buffer_size(cfg.max_message_bytes * 4 + 64 * 1024)
             .max_message_size(Some(1 << 20))
             .max_frame_size(Some(1 << 20));
-        let url = match cfg.commands {
-            Some(_) if address.url().contains('?') => format!("{}&commands=1", address.url()),
-            Some(_) => format!("{}?commands=1", address.url()),
-            None => address.url().to_owned(),
-        };
-        Ok(Self {
+        let target = Self {
+            url: address.url().to_owned(),
             address,
-            url,
             authorization,
             connector,
             ws_config,
+        };
+        Ok(match cfg.commands {
+            Some(_) => target.taking_commands(),
+            None => target,
         })
+    }
+
+    /// The same target, connecting with `?commands=1` (the bridge relays commands it
+    /// does not run itself).
+    pub fn taking_commands(mut self) -> Self {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        self.url = format!("{}{sep}commands=1", self.address.url());
+        self
     }
 
     pub fn address(&self) -> &HubAddress {

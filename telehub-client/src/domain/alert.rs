@@ -27,10 +27,13 @@ impl AlertState {
 }
 
 /// One stored alert event, as every channel sends it:
-/// `{"id","rule","device","sensor","state","severity","value","ts","since"}`.
+/// `{"id","rule","device","sensor","state","severity","value","unit","condition","ts","since","url"}`.
 /// `sensor` is null for `offline` rules; `value` is null when no reading caused the
 /// change (`no_data`, `offline`). `ts` is when the change happened (the reading's time for
-/// thresholds, the hub clock otherwise); `since` is when the condition began.
+/// thresholds, the hub clock otherwise); `since` is when the condition began. `unit` is the
+/// series' unit when its readings carry one; `condition` the rule's condition in words
+/// (`> 10 for 5m`, `no data for 10m`, `offline for 2m`); `url` the dashboard view of the
+/// series around the event. The three are null for events stored by older releases.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertEvent {
     pub id: i64,
@@ -40,6 +43,9 @@ pub struct AlertEvent {
     pub state: AlertState,
     pub severity: Option<String>,
     pub value: Option<Value>,
+    pub unit: Option<String>,
+    pub condition: Option<String>,
     pub ts: Timestamp,
     pub since: Timestamp,
+    pub url: Option<String>,
 }

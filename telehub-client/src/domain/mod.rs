@@ -30,11 +30,11 @@ pub use labels::{
 };
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};
-pub use status::StatusEvent;
+pub use status::{StatusEvent, Transport};
 pub use stored::{CommittedBatch, StoredReading};
 pub use time::{EARLIEST_DEVICE_TS, TimeError, Timestamp, parse_duration, parse_time_arg};
 pub use untrusted::{MAX_LOGGED_CHARS, Untrusted, untrusted};
-pub use value::{MAX_TEXT_BYTES, Text, Value, ValueError, ValueKind};
+pub use value::{MAX_MAGNITUDE, MAX_TEXT_BYTES, Text, Value, ValueError, ValueKind};
 
 /// One validated sensor reading, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]

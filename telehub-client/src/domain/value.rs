@@ -1,4 +1,5 @@
-//! Reading values (docs/protocol.md §8): a finite number, a boolean, or a short string.
+//! Reading values (docs/protocol.md §8): a finite number of magnitude at most 1e300, a boolean,
+//! or a short string.
 //!
 //! Owns [`Value`], its kind ([`ValueKind`], which a series keeps for life) and the text
 //! rule ([`Text`]: 1–256 bytes of UTF-8, no control characters). Parsers at the edges
@@ -14,6 +15,11 @@ use std::sync::Arc;
 /// The most bytes a string value may hold.
 pub const MAX_TEXT_BYTES: usize = 256;
 
+/// The largest magnitude a number value may have. Far above any sensor's range, and far enough
+/// below `f64::MAX` (1.8e308) that sums and averages of a bucket's readings stay finite: a
+/// bucket would need more than 10^8 readings at this magnitude to overflow.
+pub const MAX_MAGNITUDE: f64 = 1e300;
+
 /// Why a value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
@@ -21,6 +27,8 @@ pub enum ValueError {
     WrongJsonType,
     #[error("expected a finite number")]
     NotFinite,
+    #[error("{0} is out of range: a number's magnitude is at most 1e300")]
+    OutOfRange(String),
     #[error("a string value must not be empty")]
     EmptyText,
     #[error("a string value is {0} bytes long; at most 256 are allowed")]
@@ -66,7 +74,7 @@ impl fmt::Display for Text {
 /// A reading's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// Always finite.
+    /// Always finite, magnitude at most [`MAX_MAGNITUDE`].
     Number(f64),
     Bool(bool),
     Text(Text),
@@ -104,11 +112,15 @@ impl fmt::Display for ValueKind {
 }
 
 impl Value {
-    /// A number value; refuses NaN and infinities.
+    /// A number value; refuses NaN, infinities and magnitudes over [`MAX_MAGNITUDE`].
     pub fn number(v: f64) -> Result<Self, ValueError> {
-        v.is_finite()
-            .then_some(Value::Number(v))
-            .ok_or(ValueError::NotFinite)
+        if !v.is_finite() {
+            return Err(ValueError::NotFinite);
+        }
+        if v.abs() > MAX_MAGNITUDE {
+            return Err(ValueError::OutOfRange(format!("{v:e}")));
+        }
+        Ok(Value::Number(v))
     }
 
     /// A string value per [`Text::parse`].
@@ -221,6 +233,16 @@ mod tests {
         );
         assert_eq!(Value::text("a\nb"), Err(ValueError::TextControl('\n')));
         assert_eq!(Value::number(f64::NAN), Err(ValueError::NotFinite));
+        assert_eq!(Value::number(1e300), Ok(Value::Number(1e300)));
+        assert_eq!(Value::number(-1e300), Ok(Value::Number(-1e300)));
+        assert_eq!(
+            Value::number(1.7e308),
+            Err(ValueError::OutOfRange("1.7e308".into()))
+        );
+        assert_eq!(
+            Value::from_json(&serde_json::json!(-1e301)),
+            Err(ValueError::OutOfRange("-1e301".into()))
+        );
     }
 
     proptest! {

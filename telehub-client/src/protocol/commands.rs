@@ -162,7 +162,7 @@ impl CommandAnswer {
 
     /// Parses a whole answer object (the HTTP devices' `POST /v1/commands/ID/result`).
     pub fn parse(text: &str) -> Result<Self, BadCommandValue> {
-        let v: Value = serde_json::from_str(text)
+        let v = super::strict_json::from_str(text)
             .map_err(|e| BadCommandValue(format!("invalid JSON: {e}")))?;
         let Value::Object(mut obj) = v else {
             return Err(BadCommandValue(

@@ -147,7 +147,7 @@ fn parse_line(
 /// and strings keep their type.
 fn field_value(v: &FieldValue<'_>) -> Result<Value, String> {
     match v {
-        FieldValue::F64(f) if f.is_finite() => Ok(Value::Number(*f)),
+        FieldValue::F64(f) if f.is_finite() => Value::number(*f).map_err(|e| e.to_string()),
         FieldValue::F64(f) => Err(format!("{f} is not a finite number")),
         FieldValue::I64(i) => Ok(Value::Number(*i as f64)),
         FieldValue::U64(u) => Ok(Value::Number(*u as f64)),

@@ -11,6 +11,7 @@
 //!   decoder of those frames (`telehub tail`).
 //! - [`influxql`]: the InfluxQL subset of `/query` (docs/grafana.md), typed statements.
 //! - [`serial`]: the serial line format (protocol.md §6) read by `telehub bridge serial`.
+//! - [`strict_json`]: JSON from devices, refusing an object that names a key twice.
 //!
 //! Transport code hands these modules raw text and gets typed values or a typed
 //! error back; handlers never look at raw JSON.
@@ -25,3 +26,4 @@ pub mod ingest;
 pub mod line;
 pub mod live;
 pub mod serial;
+pub mod strict_json;

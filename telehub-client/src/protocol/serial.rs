@@ -14,11 +14,14 @@
 //! [`LineError`] naming the reason; [`format_line`] writes a line with its checksum.
 //! `ts`, `device`, duplicate sensors and values are checked here exactly as the hub
 //! checks them (protocol.md §2), so one bad line never gets a whole batch refused by the hub.
+//! Lines starting with `!` are command lines: [`commands`].
 
 use crate::domain::{DeviceName, NameError, Reading, SensorName, Timestamp, Value};
 use crate::protocol::ingest::{DeviceReading, ParseLimits, Refusal, check_ts, parse_message};
 use std::fmt::Write as _;
 use std::time::Duration;
+
+pub mod commands;
 
 /// Bytes a line may hold, not counting its `\n` or `\r\n`.
 pub const MAX_LINE_BYTES: usize = 512;
@@ -96,7 +99,7 @@ pub enum LineError {
     BadValue { sensor: String, text: String },
     #[error("{sensor}: {reason}")]
     BadText { sensor: String, reason: String },
-    #[error("{sensor}: {text} is not a finite number")]
+    #[error("{sensor}: {text} is not a finite number of magnitude at most 1e300")]
     NonFinite { sensor: String, text: String },
     #[error("ts: {0}")]
     BadTime(String),
@@ -106,6 +109,8 @@ pub enum LineError {
     NoReadings,
     #[error("JSON line refused: {0}")]
     Json(Refusal),
+    #[error("command line refused: {0}")]
+    Command(commands::CommandLineError),
 }
 
 /// The reason of a [`LineError`], for counters and log fields.
@@ -125,10 +130,11 @@ pub enum LineErrorKind {
     DuplicateSensor,
     NoReadings,
     Json,
+    Command,
 }
 
 impl LineErrorKind {
-    pub const ALL: [LineErrorKind; 14] = [
+    pub const ALL: [LineErrorKind; 15] = [
         Self::Empty,
         Self::TooLong,
         Self::NotText,
@@ -143,6 +149,7 @@ impl LineErrorKind {
         Self::DuplicateSensor,
         Self::NoReadings,
         Self::Json,
+        Self::Command,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -160,6 +167,7 @@ impl LineErrorKind {
             Self::DuplicateSensor => "duplicate_sensor",
             Self::NoReadings => "no_readings",
             Self::Json => "invalid_json_message",
+            Self::Command => "bad_command_line",
         }
     }
     /// Position in [`LineErrorKind::ALL`].
@@ -185,6 +193,7 @@ impl LineError {
             Self::DuplicateSensor(_) => LineErrorKind::DuplicateSensor,
             Self::NoReadings => LineErrorKind::NoReadings,
             Self::Json(_) => LineErrorKind::Json,
+            Self::Command(_) => LineErrorKind::Command,
         }
     }
 }
@@ -456,7 +465,7 @@ fn parse_value(sensor: &str, text: &str) -> Result<Value, LineError> {
         _ => {}
     }
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Value::Number(v)),
+        Ok(v) if Value::number(v).is_ok() => Ok(Value::Number(v)),
         Ok(_) => Err(LineError::NonFinite {
             sensor: clip(sensor),
             text: clip(text),

@@ -5,6 +5,7 @@
 pub mod broker;
 
 mod cluster;
+mod commands;
 mod egress;
 mod ingest;
 mod outage;

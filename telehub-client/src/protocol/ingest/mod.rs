@@ -147,7 +147,7 @@ pub fn parse_message(text: &str, limits: &ParseLimits) -> Result<DeviceMessage, 
 
 /// A device frame's text as JSON, or the `invalid_json` refusal.
 pub(crate) fn read_json(text: &str) -> Result<Value, Refusal> {
-    serde_json::from_str(text).map_err(|e| Refusal {
+    super::strict_json::from_str(text).map_err(|e| Refusal {
         id: None,
         code: ErrorCode::InvalidJson,
         detail: e.to_string(),

@@ -61,7 +61,17 @@ pub(crate) fn parse_senml(
                 "bv" => {
                     bv = finite(&val).ok_or_else(|| bad("bv: expected a finite number".into()))?
                 }
-                "bver" => {}
+                // RFC 8428 §4.4: versions up to 10 are this format; a later one may change
+                // what the fields mean, so it is refused rather than misread.
+                "bver" => match val.as_u64() {
+                    Some(1..=10) => {}
+                    _ => {
+                        return Err(bad(format!(
+                            "bver: {} is not a SenML version this hub reads (1 to 10)",
+                            super::clip(&val.to_string())
+                        )));
+                    }
+                },
                 "n" => {
                     name = Some(
                         val.as_str()

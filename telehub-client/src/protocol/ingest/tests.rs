@@ -402,3 +402,24 @@ fn booleans_and_strings_keep_their_type_in_json_and_senml() {
         r.detail
     );
 }
+
+#[test]
+fn a_duplicate_key_and_a_senml_version_from_the_future_are_refused() {
+    let r = refusal(r#"{"id":4,"readings":[{"sensor":"t","value":1,"value":2}]}"#);
+    assert_eq!(r.code, ErrorCode::InvalidJson);
+    assert!(
+        r.detail.contains("key \"value\" appears twice"),
+        "{}",
+        r.detail
+    );
+    let r = refusal(r#"[{"bver":11,"n":"t","v":1}]"#);
+    assert_eq!(r.code, ErrorCode::InvalidReading);
+    assert!(
+        r.detail.contains("bver: 11 is not a SenML version"),
+        "{}",
+        r.detail
+    );
+    for ok in [r#"[{"bver":10,"n":"t","v":1}]"#, r#"[{"n":"t","v":1}]"#] {
+        parse_message(ok, &limits()).unwrap();
+    }
+}

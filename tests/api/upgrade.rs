@@ -1,0 +1,141 @@
+//! Upgrades: a database written by an earlier release (the fixtures in
+//! tests/fixtures/upgrade, made by its `make.sh` with the release before migrations 0008 on)
+//! opens in this one with everything it held — devices, the gateway's list, tokens that still
+//! authenticate, readings of every type and their buckets, the alert rule, the command — and
+//! takes new readings.
+
+use crate::both_backends;
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::path::Path;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade");
+
+/// `KEY` of tokens.env, for `backend` (SQLITE_ or PG_).
+fn token(backend: Backend, key: &str) -> String {
+    let prefix = match backend {
+        Backend::Sqlite => "SQLITE_",
+        Backend::Postgres => "PG_",
+    };
+    let env = std::fs::read_to_string(Path::new(FIXTURES).join("tokens.env")).unwrap();
+    env.lines()
+        .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{prefix}{key} in tokens.env"))
+        .to_owned()
+}
+
+/// Puts the release's database in `db`: the SQLite file copied, the PostgreSQL dump loaded.
+fn restore(db: &TestDb) {
+    match db.url.strip_prefix("sqlite://") {
+        Some(file) => {
+            std::fs::copy(Path::new(FIXTURES).join("telehub.db"), file).unwrap();
+        }
+        None => {
+            let dump = Path::new(FIXTURES).join("postgres.sql");
+            let out = std::process::Command::new("psql")
+                .args([&db.url, "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+                .arg(&dump)
+                .output()
+                .expect("psql runs (PostgreSQL's client is installed with the server)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+async fn a_database_of_the_previous_release_opens_with_everything_it_held(b: Backend) {
+    let db = TestDb::new(b).await;
+    restore(&db);
+    let mut settings = test_settings(&db);
+    // The fixture's readings are of 2026-12-01 and must outlive the default 30 days.
+    settings.retention.raw = telehub::config::Keep::Forever;
+    settings.retention.minute = telehub::config::Keep::Forever;
+    let hub = telehub::hub::start(settings)
+        .await
+        .expect("the hub migrates the release's database");
+    let base = hub.base_url();
+    let viewer = token(b, "VIEWER_TOKEN");
+    let get = |path: String| {
+        let (base, viewer) = (base.clone(), viewer.clone());
+        async move {
+            let resp = reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .bearer_auth(viewer)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        }
+    };
+    let devices = get("/v1/devices".into()).await;
+    let names: Vec<&str> = (devices.as_array().unwrap().iter())
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["boiler-1", "boiler-2", "gw-1"], "{devices}");
+    assert_eq!(
+        devices[0]["sensors"],
+        json!(["burner", "mode", "temperature"])
+    );
+    assert_eq!(devices[2]["gateway_for"], json!(["boiler-2"]));
+    let range = "from=2026-12-01T00:00:00Z&to=2026-12-01T02:00:00Z";
+    let temps = get(format!(
+        "/v1/readings?device=boiler-1&sensor=temperature&{range}&limit=1000"
+    ))
+    .await;
+    let points = temps["points"].as_array().unwrap();
+    assert_eq!(points.len(), 120, "{temps}");
+    assert_eq!(
+        points[0],
+        json!({"ts": "2026-12-01T00:00:00Z", "value": 60.5})
+    );
+    let hours = get(format!(
+        "/v1/readings?device=boiler-1&sensor=temperature&{range}&every=1h&agg=count"
+    ))
+    .await;
+    let counts: Vec<&Value> = (hours["points"].as_array().unwrap().iter())
+        .map(|p| &p["value"])
+        .collect();
+    assert_eq!(counts, [&json!(60), &json!(60)]);
+    let modes = get(format!(
+        "/v1/readings?device=boiler-1&sensor=mode&{range}&limit=2"
+    ))
+    .await;
+    assert_eq!(modes["points"][0]["value"], "heating");
+    let burner = get(format!(
+        "/v1/readings?device=boiler-1&sensor=burner&{range}&limit=2"
+    ))
+    .await;
+    assert_eq!(burner["points"][1]["value"], false);
+    let rules = get("/v1/alert-rules".into()).await;
+    assert_eq!(rules[0]["name"], "boiler-hot", "{rules}");
+    let commands = get("/v1/commands?device=boiler-1".into()).await;
+    assert_eq!(
+        commands["commands"][0]["name"], "set_interval",
+        "{commands}"
+    );
+    assert_eq!(commands["commands"][0]["params"], json!({"seconds": 10}));
+    // The release's device and gateway tokens still authenticate, and new readings are stored.
+    for (key, device) in [("BOILER_TOKEN", "boiler-1"), ("GATEWAY_TOKEN", "boiler-2")] {
+        let url = format!("{}/v1/ingest", base.replacen("http", "ws", 1));
+        let mut ws = connect(&url, Some(&token(b, key))).await.unwrap();
+        let r = json!({"sensor": "temperature", "value": 70.0, "ts": base_ts()});
+        send_json(
+            &mut ws,
+            &json!({"id": 1, "device": device, "readings": [r]}),
+        )
+        .await;
+        assert_eq!(
+            next_json(&mut ws).await,
+            json!({"ack": 1, "stored": 1}),
+            "{key}"
+        );
+    }
+    hub.stop().await;
+}
+both_backends!(a_database_of_the_previous_release_opens_with_everything_it_held);

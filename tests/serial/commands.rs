@@ -1,0 +1,100 @@
+//! Commands through the bridge (docs/commands.md, protocol.md §6) against a real hub
+//! and real ptys: the hub's command comes out of the port as a `!cmd` line, and the
+//! device's `!ack` and `!res` lines reach the hub, the answer also when it was written
+//! while the hub was down.
+
+use crate::bridge::{Bridge, restart_hub, rig};
+use crate::checked;
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::io::BufRead;
+use telehub::auth::Role;
+use telehub::protocol::serial::commands::CommandLine;
+use tokio::sync::mpsc;
+
+/// Lines the bridge writes to the port, as the device reads them.
+fn device_reads(device_end: &std::path::Path) -> mpsc::UnboundedReceiver<String> {
+    let file = std::fs::File::open(device_end).expect("open the device end to read");
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn next_line(lines: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(WAIT, lines.recv())
+        .await
+        .expect("a line on the port in time")
+        .expect("the port is open")
+}
+
+async fn state(app: &TestApp, token: &str, id: &str, want: &str) -> Value {
+    let path = format!("/v1/commands/{id}");
+    let get = || app.get(&path, Some(token));
+    let (_, c) = eventually(WAIT, &format!("command {id} {want}"), get, |(_, c)| {
+        c["state"] == want
+    })
+    .await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_reaches_the_port_and_the_devices_answer_reaches_the_hub_even_across_an_outage() {
+    let (mut app, pty, s, _dir) = rig(&["pump-3"]).await;
+    let addr = app.hub().addr;
+    let op = app.store.add_token("op", Role::Operator).await.unwrap();
+    let mut port = device_reads(&pty.device_end);
+    let bridge = Bridge::start(s);
+    // The bridge is connected once a reading of it is stored.
+    pty.write(checked("n=1").as_bytes());
+    app.wait_stored("gw", 1).await;
+
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/v1/devices/pump-3/commands", app.http()))
+        .bearer_auth(&op)
+        .body(json!({"name": "set_interval", "params": {"seconds": 10}}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("created").to_owned();
+    let line = next_line(&mut port).await;
+    let cmd = CommandLine::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert_eq!(cmd.id.as_str(), id);
+    assert_eq!(cmd.name.as_str(), "set_interval");
+    assert_eq!(cmd.device.as_ref().map(|d| d.as_str()), Some("pump-3"));
+    assert_eq!(Value::Object(cmd.params), json!({"seconds": 10}));
+    assert_eq!(state(&app, &op, &id, "sent").await["attempts"], 1);
+
+    pty.write(checked(&format!("!ack {id}")).as_bytes());
+    state(&app, &op, &id, "received").await;
+
+    // The answer is written while the hub is down: the bridge keeps it and sends it on
+    // the next connection.
+    app.stop().await;
+    pty.write(checked(&format!(r#"!res {id} ok {{"seconds":10}}"#)).as_bytes());
+    pty.write(checked("n=2").as_bytes());
+    bridge
+        .wait_stats("the line read", |s| s.lines_read == 4)
+        .await;
+    restart_hub(&mut app, addr).await;
+    let done = state(&app, &op, &id, "succeeded").await;
+    assert_eq!(done["result"], json!({"seconds": 10}));
+    // A bad command line is counted as one, never forwarded.
+    pty.write(checked(&format!("!res {id} done")).as_bytes());
+    bridge
+        .wait_stats("the bad command line counted", |s| {
+            s.bad_lines.get("bad_command_line") == Some(&1)
+        })
+        .await;
+    let s = bridge.stop().await;
+    assert_eq!(s.lines_read, 5, "{s:?}");
+}
