@@ -115,7 +115,8 @@ pub fn parse_devices(names: &[String], max: usize) -> Result<Vec<DeviceName>, Co
         .collect()
 }
 
-fn kind_of(v: &Json) -> &'static str {
+/// How a JSON value's type is named in an error ("an array").
+pub fn kind_of(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
         Json::Bool(_) => "a boolean",

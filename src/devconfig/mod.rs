@@ -12,7 +12,8 @@
 //! Every version is stored before it is delivered; a connection holds only the newest
 //! version not yet written to it (`watch`), so a slow device never queues old ones.
 //!
-//! May use: `domain`, `protocol`, `config`, `storage`.
+//! May use: `domain`, `protocol`, `config`, `storage`; `commands::request` for how JSON
+//! kinds are named in errors.
 
 pub mod delivery;
 pub mod device;

@@ -4,6 +4,7 @@
 //! so both refuse the same things with the same words.
 
 use super::ConfigError;
+use crate::commands::request::kind_of;
 use crate::protocol::commands::MAX_CONFIG_BYTES;
 use serde_json::{Map, Value as Json};
 
@@ -92,17 +93,6 @@ pub fn apply_sets(
     }
     checked_text(&doc)?;
     Ok(doc)
-}
-
-fn kind_of(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

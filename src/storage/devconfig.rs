@@ -5,7 +5,6 @@
 //! 409. `seq` orders the history: hubs poll it for desired versions set elsewhere.
 
 use super::db::{Db, Dialect};
-use super::registry::LIVE_DEVICE_ID;
 use super::{StorageError, Store};
 use crate::domain::{DeviceName, Timestamp};
 use serde::Serialize;
@@ -118,14 +117,6 @@ where
     for<'r> Option<String>: Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    async fn live_device(tx: &mut DB::Connection, name: &DeviceName) -> Result<i64, StorageError> {
-        let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
-            .bind(name.as_str())
-            .fetch_optional(tx)
-            .await?;
-        id.ok_or_else(|| StorageError::NoSuchDevice(name.to_string()))
-    }
-
     async fn config_columns(
         tx: &mut DB::Connection,
         id: i64,
@@ -167,6 +158,31 @@ where
         .execute(tx)
         .await?;
         Ok(())
+    }
+
+    /// Records `entry` in the history, commits, and returns the config as stored.
+    async fn record_and_commit(
+        mut tx: sqlx::Transaction<'static, DB>,
+        entry: (i64, &str, i64, &str, Option<&str>),
+        now: i64,
+        keep: usize,
+    ) -> Result<ConfigRow, StorageError> {
+        Self::record(&mut tx, entry, now, keep).await?;
+        let row = row_of(Self::config_columns(&mut tx, entry.0).await?);
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The id of device `name` on the read pool; `None` when it does not exist or is revoked.
+    async fn live_or_none(
+        conn: &mut DB::Connection,
+        name: &DeviceName,
+    ) -> Result<Option<i64>, StorageError> {
+        match Self::live_device(conn, name).await {
+            Ok(id) => Ok(Some(id)),
+            Err(StorageError::NoSuchDevice(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores `desired` (a checked JSON object's text) as the next version of device
@@ -211,10 +227,10 @@ where
                 current: version(current),
             });
         }
-        Self::record(&mut tx, (id, "desired", next, desired, by), now, keep).await?;
-        let row = row_of(Self::config_columns(&mut tx, id).await?);
-        tx.commit().await?;
-        Ok(SetDesired::Stored(row))
+        let entry = (id, "desired", next, desired, by);
+        Self::record_and_commit(tx, entry, now, keep)
+            .await
+            .map(SetDesired::Stored)
     }
 
     /// Stores what device `name` reports it applied: version `v` (at most the desired
@@ -249,10 +265,10 @@ where
         .bind(state)
         .execute(&mut *tx)
         .await?;
-        Self::record(&mut tx, (id, "reported", v, state, None), now, keep).await?;
-        let row = row_of(Self::config_columns(&mut tx, id).await?);
-        tx.commit().await?;
-        Ok(Reported::Stored(row))
+        let entry = (id, "reported", v, state, None);
+        Self::record_and_commit(tx, entry, now, keep)
+            .await
+            .map(Reported::Stored)
     }
 
     /// Device `name`'s configuration (`None`: no such device, or revoked).
@@ -261,10 +277,8 @@ where
         name: &DeviceName,
     ) -> Result<Option<ConfigRow>, StorageError> {
         let mut conn = self.read.acquire().await?;
-        let id = match Self::live_device(&mut conn, name).await {
-            Ok(id) => id,
-            Err(StorageError::NoSuchDevice(_)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(id) = Self::live_or_none(&mut conn, name).await? else {
+            return Ok(None);
         };
         Ok(Some(row_of(Self::config_columns(&mut conn, id).await?)))
     }
@@ -275,10 +289,8 @@ where
         name: &DeviceName,
     ) -> Result<Option<Vec<HistoryRow>>, StorageError> {
         let mut conn = self.read.acquire().await?;
-        let id = match Self::live_device(&mut conn, name).await {
-            Ok(id) => id,
-            Err(StorageError::NoSuchDevice(_)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(id) = Self::live_or_none(&mut conn, name).await? else {
+            return Ok(None);
         };
         let rows: Vec<(String, i64, String, Option<String>, i64)> = sqlx::query_as(
             "SELECT kind, version, document, by_token, ts_us FROM device_config_history

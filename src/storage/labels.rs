@@ -39,6 +39,18 @@ where
     for<'r> String: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// The id of device `name`, which must exist unrevoked.
+    pub(super) async fn live_device(
+        conn: &mut DB::Connection,
+        name: &DeviceName,
+    ) -> Result<i64, StorageError> {
+        let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
+            .bind(name.as_str())
+            .fetch_optional(conn)
+            .await?;
+        id.ok_or_else(|| StorageError::NoSuchDevice(name.to_string()))
+    }
+
     /// Replaces the labels of device `name` (which must exist unrevoked); returns the
     /// alert rules' new epoch.
     pub async fn set_labels(
@@ -47,11 +59,7 @@ where
         labels: &Labels,
     ) -> Result<i64, StorageError> {
         let mut tx = self.begin_write().await?;
-        let id: Option<i64> = sqlx::query_scalar(LIVE_DEVICE_ID)
-            .bind(name.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let id = id.ok_or_else(|| StorageError::NoSuchDevice(name.to_string()))?;
+        let id = Self::live_device(&mut tx, name).await?;
         sqlx::query("DELETE FROM device_labels WHERE device_id = $1")
             .bind(id)
             .execute(&mut *tx)
