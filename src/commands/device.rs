@@ -157,7 +157,7 @@ impl CommandsHandle {
         t: &Transition,
         seen: CommandRow,
     ) -> Result<CommandRow, CommandError> {
-        match self.store.change_command(id, t, Timestamp::now()).await? {
+        match self.commits.apply(id, t.clone(), Timestamp::now()).await? {
             Changed::Done(row) => {
                 announce(&self.metrics, &self.changes, row.clone());
                 Ok(row)

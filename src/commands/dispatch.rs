@@ -64,6 +64,15 @@ pub enum Action {
     GiveUp { id: String, attempts: u32 },
 }
 
+impl Action {
+    /// The command it is about.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Send { id, .. } | Self::Expire { id } | Self::GiveUp { id, .. } => id,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     device: String,

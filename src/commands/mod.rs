@@ -2,6 +2,7 @@
 //! lifecycle — creation, cancel, waiting for an answer — and their dispatch.
 //!
 //! - [`request`]: what an operator asks for, checked once (name, params, ttl, wait, ids).
+//! - [`changes`]: state changes asked for together are stored in one transaction.
 //! - [`dispatch`]: the pure state machine: per-device FIFO with `window`, resends on
 //!   reconnect and after `ack_timeout`, `max_attempts`, expiry by a deadline heap.
 //! - [`shell`]: the one task owning the machine: it stores each decided state change
@@ -20,6 +21,7 @@
 //!
 //! May use: `domain`, `protocol`, `config`, `storage`, `metrics`.
 
+pub mod changes;
 pub mod device;
 pub mod dispatch;
 pub mod relay;
@@ -97,6 +99,8 @@ pub struct CommandsHandle {
     metrics: Arc<Metrics>,
     inputs: mpsc::Sender<shell::Input>,
     changes: broadcast::Sender<Arc<CommandRow>>,
+    /// Stores state changes, batched.
+    commits: changes::Changes,
 }
 
 impl CommandsHandle {
@@ -202,14 +206,16 @@ pub async fn start(
 ) -> Result<Running, StorageError> {
     let (inputs, rx) = mpsc::channel(settings.queue);
     let (changes, _) = broadcast::channel(backlog);
+    let commits = changes::Changes::start(store.clone(), settings.queue, settings.commit_batch);
     let handle = CommandsHandle {
         store: store.clone(),
         settings: settings.clone(),
         metrics: metrics.clone(),
         inputs,
         changes: changes.clone(),
+        commits: commits.clone(),
     };
-    let shell = shell::Shell::load(store, settings, metrics, changes).await?;
+    let shell = shell::Shell::load(store, settings, metrics, changes, commits).await?;
     let task = tokio::spawn(shell.run(rx, shutdown));
     Ok(Running { handle, task })
 }

@@ -10,12 +10,17 @@
 //! `commands.window` + 1: the machine never has more than `window` in flight); the
 //! relay's queue (see [`super::relay`]).
 //!
+//! The changes of the actions of one pass are stored together ([`super::changes`]: one
+//! transaction with whatever else is being stored), each still conditional; each is
+//! announced only once that transaction committed.
+//!
 //! A send over a connection is stored (`sent`) first, then handed over. A send through
 //! the relay is checked against storage first (still open, not expired, not sent by
 //! anyone else meanwhile), handed over, and stored `sent` only when the relay reports
 //! it published ([`Input::Relayed`]; for MQTT, the broker's PUBACK).
 
 use super::announce;
+use super::changes::Changes;
 use super::dispatch::{Action, Dispatch, Limits, Open, Stage};
 use crate::config::CommandSettings;
 use crate::domain::Timestamp;
@@ -79,6 +84,7 @@ pub struct Shell {
     /// Each connected device's open connections, newest last.
     connections: HashMap<String, Vec<(u64, Deliver)>>,
     relay: Option<Deliver>,
+    commits: Changes,
 }
 
 impl Shell {
@@ -88,6 +94,7 @@ impl Shell {
         settings: &CommandSettings,
         metrics: Arc<Metrics>,
         changes: broadcast::Sender<Arc<CommandRow>>,
+        commits: Changes,
     ) -> Result<Self, StorageError> {
         let limits = Limits {
             window: settings.window,
@@ -104,6 +111,7 @@ impl Shell {
             last_seq,
             connections: HashMap::new(),
             relay: None,
+            commits,
         };
         shell.find_open(0).await?;
         Ok(shell)
@@ -204,57 +212,65 @@ impl Shell {
     /// handed to its device). The machine's follow-ups are carried out too.
     async fn execute(&mut self, actions: Vec<Action>) {
         let mut queue = VecDeque::from(actions);
-        while let Some(action) = queue.pop_front() {
-            let now = Timestamp::now();
-            if let Action::Send {
-                id,
-                device,
-                attempts,
-            } = &action
-                && !self.connections.contains_key(device)
-                && self.relay.is_some()
-            {
-                let follow = self.relay_send(id, i64::from(*attempts), now).await;
-                queue.extend(follow);
-                continue;
-            }
-            let (id, transition) = match &action {
-                Action::Send { id, attempts, .. } => (
-                    id,
-                    Transition::Send {
-                        attempts: i64::from(*attempts),
-                    },
-                ),
-                Action::Expire { id } => (id, Transition::Expire),
-                Action::GiveUp { id, attempts } => (
-                    id,
-                    Transition::GiveUp {
-                        attempts: i64::from(*attempts),
-                        error: format!(
-                            "no acknowledgement after {attempts} sends (commands.max_attempts)"
-                        ),
-                    },
-                ),
-            };
-            match self.store.change_command(id, &transition, now).await {
-                Ok(Changed::Done(row)) => {
-                    // Announced before it is handed over, so `sent` is told before
-                    // anything the device answers.
-                    self.announce_change(&row, now);
-                    if let Action::Send { device, .. } = &action {
-                        self.deliver(device, &row);
+        while !queue.is_empty() {
+            // Every change of this round goes to the same commit(s).
+            let mut stored = Vec::new();
+            for action in queue.drain(..).collect::<Vec<_>>() {
+                match &action {
+                    Action::Send {
+                        id,
+                        device,
+                        attempts,
+                    } if !self.connections.contains_key(device) && self.relay.is_some() => {
+                        let follow = self
+                            .relay_send(id, i64::from(*attempts), Timestamp::now())
+                            .await;
+                        queue.extend(follow);
                     }
+                    _ => stored.push(action),
                 }
-                Ok(Changed::Unchanged(row)) if matches!(action, Action::Send { .. }) => {
-                    queue.extend(self.not_sendable(&row, now));
+            }
+            let now = Timestamp::now();
+            let commits = self.commits.clone();
+            let outcomes = futures_util::future::join_all(stored.iter().map(|a| {
+                let (id, transition) = transition_of(a);
+                let commits = commits.clone();
+                async move { commits.apply(id, transition, now).await }
+            }))
+            .await;
+            for (action, outcome) in stored.into_iter().zip(outcomes) {
+                self.stored(action, outcome, now, &mut queue);
+            }
+        }
+    }
+
+    /// Acts on the stored outcome of `action`: announced (and a send handed over), or
+    /// the machine's follow-ups queued.
+    fn stored(
+        &mut self,
+        action: Action,
+        outcome: Result<Changed, StorageError>,
+        now: Timestamp,
+        queue: &mut VecDeque<Action>,
+    ) {
+        match outcome {
+            Ok(Changed::Done(row)) => {
+                // Announced before it is handed over, so `sent` is told before
+                // anything the device answers.
+                self.announce_change(&row, now);
+                if let Action::Send { device, .. } = &action {
+                    self.deliver(device, &row);
                 }
-                Ok(Changed::Missing) => queue.extend(self.machine.settled(id, now)),
-                Ok(Changed::Unchanged(_)) => {}
-                Err(e) => {
-                    // A send is retried at its ack deadline; an expiry or give-up at the
-                    // next start, when the command is loaded again.
-                    tracing::warn!(error = %e, command = %id, "commands: cannot store a state change");
-                }
+            }
+            Ok(Changed::Unchanged(row)) if matches!(action, Action::Send { .. }) => {
+                queue.extend(self.not_sendable(&row, now));
+            }
+            Ok(Changed::Missing) => queue.extend(self.machine.settled(action.id(), now)),
+            Ok(Changed::Unchanged(_)) => {}
+            Err(e) => {
+                // A send is retried at its ack deadline; an expiry or give-up at the
+                // next start, when the command is loaded again.
+                tracing::warn!(error = %e, command = %action.id(), "commands: cannot store a state change");
             }
         }
     }
@@ -314,8 +330,8 @@ impl Shell {
             return Vec::new();
         }
         match self
-            .store
-            .change_command(&id, &Transition::Send { attempts }, now)
+            .commits
+            .apply(&id, Transition::Send { attempts }, now)
             .await
         {
             Ok(Changed::Done(row)) => {
@@ -350,6 +366,26 @@ impl Shell {
         if tx.try_send(Arc::new(row.clone())).is_err() {
             tracing::debug!(command = %row.id, "commands: the device's queue is closed or full");
         }
+    }
+}
+
+/// The stored change an action asks for.
+fn transition_of(action: &Action) -> (&str, Transition) {
+    match action {
+        Action::Send { id, attempts, .. } => (
+            id,
+            Transition::Send {
+                attempts: i64::from(*attempts),
+            },
+        ),
+        Action::Expire { id } => (id, Transition::Expire),
+        Action::GiveUp { id, attempts } => (
+            id,
+            Transition::GiveUp {
+                attempts: i64::from(*attempts),
+                error: format!("no acknowledgement after {attempts} sends (commands.max_attempts)"),
+            },
+        ),
     }
 }
 

@@ -37,8 +37,12 @@ pub struct CommandSettings {
     /// often.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// Events waiting for the dispatcher at most (request handlers wait when it is full).
+    /// Events waiting for the dispatcher at most (request handlers wait when it is
+    /// full); also state changes waiting to be stored.
     pub queue: usize,
+    /// State changes stored in one transaction at most (those asked for while a commit
+    /// runs go into the next one).
+    pub commit_batch: usize,
 }
 
 impl Default for CommandSettings {
@@ -54,6 +58,7 @@ impl Default for CommandSettings {
             max_bulk: 10_000,
             poll_interval: Duration::from_millis(250),
             queue: 4096,
+            commit_batch: 1000,
         }
     }
 }
@@ -66,10 +71,11 @@ impl CommandSettings {
             self.max_open,
             self.max_bulk,
             self.queue,
+            self.commit_batch,
         ];
         if counts.contains(&0) || self.max_attempts == 0 {
             return Err(SettingError::Rule(
-                "commands: window, max_attempts, max_open_per_device, max_open, max_bulk and queue must be ≥ 1",
+                "commands: window, max_attempts, max_open_per_device, max_open, max_bulk, queue and commit_batch must be ≥ 1",
             ));
         }
         let durations = [

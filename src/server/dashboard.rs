@@ -8,7 +8,7 @@
 //! resolution, stats, CSV) → `chart.js` (uPlot, vendored unmodified under `vendor/`)
 //! and `series.js` (the points), or, for booleans and strings, `timeline-card.js` →
 //! `timeline.js` (state bands over the same range); `units.js`, `values.js`, `time.js`, `csv.js`,
-//! `address.js` and `dom.js` are small helpers. See `dashboard/README.md`.
+//! `address.js`, `dom.js` and `remember.js` (the token kept on a wall screen) are small helpers. See `dashboard/README.md`.
 
 use super::HubState;
 use axum::Router;
@@ -32,7 +32,7 @@ macro_rules! js {
 }
 
 /// Every file of the page: (URL path, content type, body).
-const FILES: [(&str, &str, &str); 22] = [
+const FILES: [(&str, &str, &str); 23] = [
     ("/", HTML, include_str!("../../dashboard/index.html")),
     ("/style.css", CSS, include_str!("../../dashboard/style.css")),
     js!("app.js"),
@@ -52,6 +52,7 @@ const FILES: [(&str, &str, &str); 22] = [
     js!("values.js"),
     js!("time.js"),
     js!("dom.js"),
+    js!("remember.js"),
     js!("vendor/uPlot.esm.js"),
     (
         "/vendor/uPlot.min.css",

@@ -3,9 +3,9 @@
 //! the devices a pattern matches, streamed as CSV or NDJSON in constant memory through
 //! [`crate::export`]).
 
-use super::api::{Points, ReadingsQuery, series_points};
 use super::authn::Viewer;
-use super::readings_params::QueryError;
+use super::readings_params::{QueryError, ReadingsQuery};
+use super::series_read::{Points, series_points};
 use super::{ApiError, HubState};
 use crate::domain::{Segment, SensorName, Timestamp, parse_time_arg};
 use crate::export::{self, ExportFormat, Selection};

@@ -43,6 +43,7 @@ mod read_ahead;
 mod readings_params;
 pub mod refusals;
 mod replies;
+mod series_read;
 pub mod ws;
 
 pub use error::ApiError;

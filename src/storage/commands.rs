@@ -3,7 +3,8 @@
 //! Owns [`CommandRow`], [`CommandState`] and every statement on `commands`. Commands are
 //! created all or none ([`Db::create_commands`], bounded per device and in all); each
 //! later state change is one conditional `UPDATE` on the state (and, for sends, the
-//! attempts) the caller last saw ([`Db::change_command`]), so of several hubs sharing a
+//! attempts) the caller last saw ([`Db::change_command`]; several in one transaction:
+//! [`Db::change_commands`]), so of several hubs sharing a
 //! PostgreSQL database one sends, or finishes, a command, and a terminal state is
 //! stored once and never changes. [`CommandRow::to_device_command`] maps a row to the
 //! command object of [`crate::protocol::commands`]. Uses [`super::db`], [`crate::domain`]
@@ -414,55 +415,82 @@ where
         t: &Transition,
         now: Timestamp,
     ) -> Result<Changed, StorageError> {
-        let open = format!("state IN {OPEN}");
-        let (set, cond) = match t {
-            Transition::Cancel => ("state = 'canceled', finished_us = $2".into(), open),
-            Transition::Expire => (
-                "state = 'expired', finished_us = $2".into(),
-                format!("{open} AND expires_us <= $2"),
-            ),
-            Transition::Send { .. } => (
-                "state = 'sent', attempts = attempts + 1, sent_us = $2".into(),
-                "state IN ('queued', 'sent') AND attempts = $3 AND expires_us > $2".into(),
-            ),
-            Transition::GiveUp { .. } => (
-                "state = 'failed', finished_us = $2, error = $4".into(),
-                "state = 'sent' AND attempts = $3".into(),
-            ),
-            Transition::Receive => (
-                "state = 'received', received_us = $2".into(),
-                "state = 'sent'".into(),
-            ),
-            Transition::Finish { .. } => (
-                "state = $3, finished_us = $2, result = $4, error = $5,
-                 received_us = coalesce(received_us, $2)"
-                    .to_string(),
-                "state IN ('sent', 'received')".into(),
-            ),
-        };
-        let sql = format!("UPDATE commands SET {set} WHERE id = $1 AND {cond}");
-        let q = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .bind(now.as_micros());
-        let q = match t {
-            Transition::Send { attempts } => q.bind(*attempts),
-            Transition::GiveUp { attempts, error } => q.bind(*attempts).bind(error.clone()),
-            Transition::Finish {
-                state,
-                result,
-                error,
-            } => q
-                .bind(state.as_str())
-                .bind(result.as_ref().map(Json::to_string))
-                .bind(error.clone()),
-            _ => q,
-        };
-        let applied = q.execute(&self.write).await?.rows() == 1;
-        Ok(match (self.command(id).await?, applied) {
-            (None, _) => Changed::Missing,
-            (Some(row), true) => Changed::Done(row),
-            (Some(row), false) => Changed::Unchanged(row),
-        })
+        let mut out = self.change_commands(&[(id, t, now)]).await?;
+        Ok(out.pop().expect("one change, one outcome"))
+    }
+
+    /// Applies each change in the order given, in one transaction, each if its command
+    /// is still where it expects (after the changes before it); the outcomes in order.
+    pub async fn change_commands(
+        &self,
+        changes: &[(&str, &Transition, Timestamp)],
+    ) -> Result<Vec<Changed>, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(changes.len());
+        for &(id, t, now) in changes {
+            let (set, cond) = change_sql(t);
+            let sql = format!("UPDATE commands SET {set} WHERE id = $1 AND {cond}");
+            let q = sqlx::query(AssertSqlSafe(sql))
+                .bind(id)
+                .bind(now.as_micros());
+            let q = match t {
+                Transition::Send { attempts } => q.bind(*attempts),
+                Transition::GiveUp { attempts, error } => q.bind(*attempts).bind(error.clone()),
+                Transition::Finish {
+                    state,
+                    result,
+                    error,
+                } => q
+                    .bind(state.as_str())
+                    .bind(result.as_ref().map(Json::to_string))
+                    .bind(error.clone()),
+                _ => q,
+            };
+            let applied = q.execute(&mut *tx).await?.rows() == 1;
+            let row: Option<Columns> =
+                sqlx::query_as(AssertSqlSafe(format!("{SELECT} WHERE c.id = $1")))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            out.push(match (row.map(row_of), applied) {
+                (None, _) => Changed::Missing,
+                (Some(row), true) => Changed::Done(row),
+                (Some(row), false) => Changed::Unchanged(row),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// The `SET` and the condition of a transition's conditional `UPDATE` (`$1` the id,
+/// `$2` the time, then the transition's own values).
+fn change_sql(t: &Transition) -> (String, String) {
+    let open = format!("state IN {OPEN}");
+    match t {
+        Transition::Cancel => ("state = 'canceled', finished_us = $2".into(), open),
+        Transition::Expire => (
+            "state = 'expired', finished_us = $2".into(),
+            format!("{open} AND expires_us <= $2"),
+        ),
+        Transition::Send { .. } => (
+            "state = 'sent', attempts = attempts + 1, sent_us = $2".into(),
+            "state IN ('queued', 'sent') AND attempts = $3 AND expires_us > $2".into(),
+        ),
+        Transition::GiveUp { .. } => (
+            "state = 'failed', finished_us = $2, error = $4".into(),
+            "state = 'sent' AND attempts = $3".into(),
+        ),
+        Transition::Receive => (
+            "state = 'received', received_us = $2".into(),
+            "state = 'sent'".into(),
+        ),
+        Transition::Finish { .. } => (
+            "state = $3, finished_us = $2, result = $4, error = $5,
+             received_us = coalesce(received_us, $2)"
+                .to_string(),
+            "state IN ('sent', 'received')".into(),
+        ),
     }
 }
 

@@ -549,4 +549,12 @@ impl Store {
     ) -> Result<Changed, StorageError> {
         dispatch!(self, s => s.change_command(id, t, now).await)
     }
+
+    /// See [`commands`]: several conditional state changes in one transaction.
+    pub async fn change_commands(
+        &self,
+        changes: &[(&str, &Transition, Timestamp)],
+    ) -> Result<Vec<Changed>, StorageError> {
+        dispatch!(self, s => s.change_commands(changes).await)
+    }
 }

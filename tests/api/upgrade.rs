@@ -92,7 +92,7 @@ async fn a_database_of_the_previous_release_opens_with_everything_it_held(b: Bac
     assert_eq!(points.len(), 120, "{temps}");
     assert_eq!(
         points[0],
-        json!({"ts": "2026-12-01T00:00:00Z", "value": 60.5})
+        json!({"ts": "2026-12-01T00:00:00.000000Z", "value": 60.5})
     );
     let hours = get(format!(
         "/v1/readings?device=boiler-1&sensor=temperature&{range}&every=1h&agg=count"
