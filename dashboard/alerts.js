@@ -6,6 +6,11 @@
 // Events that arrive while the list loads are applied after it. Clicking an alert
 // opens its series around the moment it fired. Devices with a firing alert are marked
 // in the device list (`onMarks`). A hub without alerts (404) hides the strip.
+//
+// Each alert also says, in words, who acknowledged it (the live `acknowledged` event or
+// `acknowledged` of GET /v1/alerts) and whether a silence holds it (`silenced_by`), and
+// offers "Acknowledge…" and "Silence…" (alert-actions.js opens their form), disabled
+// with the reason for a token that may not act (role.js).
 
 import { ago } from './device-list.js';
 import { el, setText } from './dom.js';
@@ -15,10 +20,16 @@ const RANK = { critical: 0, error: 1, warning: 2, info: 3 };
 const rank = (s) => RANK[s] ?? 4;
 
 export class AlertStrip {
-  constructor(box, { onOpen, onMarks }) {
+  /** `actions`: alert-actions.js; `silences`: silences.js (what a `silenced_by` id is). */
+  constructor(box, { onOpen, onMarks, role, actions, silences }) {
     this.box = box;
     this.onOpen = onOpen;
     this.onMarks = onMarks;
+    this.role = role;
+    this.actions = actions;
+    this.silences = silences;
+    this.note = role.reason('needs-op a-needs-op');
+    this.note.id = 'alerts-needs-op';
     this.firing = new Map();
     this.loading = null; // events seen while GET /v1/alerts is in flight
     this.dirty = true;
@@ -52,8 +63,14 @@ export class AlertStrip {
 
   apply(a) {
     const key = `${a.rule}\u0000${a.device}\u0000${a.sensor ?? ''}`;
-    if (a.state === 'firing') this.firing.set(key, a);
-    else this.firing.delete(key);
+    const ack = a.acknowledged ?? (a.state === 'acknowledged' ? { by: a.by ?? null, comment: a.comment ?? '', ts: a.ts } : null);
+    const old = this.firing.get(key);
+    if (a.state === 'firing') this.firing.set(key, { ...a, acknowledged: ack });
+    else if (a.state === 'acknowledged') {
+      // A live event carries the acknowledgement; an entry of GET /v1/alerts the whole alert.
+      if (old) this.firing.set(key, { ...old, acknowledged: ack });
+      else if (a.since) this.firing.set(key, { ...a, acknowledged: ack });
+    } else this.firing.delete(key);
   }
 
   changed() {
@@ -79,27 +96,68 @@ export class AlertStrip {
     this.box.hidden = list.length === 0;
     this.box.replaceChildren(
       el('h2', 'a-title', `${list.length} firing`),
-      ...list.map((a) => {
-        const b = el('button', 'alert');
-        b.type = 'button';
-        b.dataset.severity = a.severity ?? '';
-        b.dataset.rule = a.rule;
-        b.dataset.device = a.device;
-        b.dataset.since = String(Date.parse(a.since));
-        if (a.sensor) b.dataset.sensor = a.sensor;
-        const series = a.sensor ? `${a.device}/${a.sensor}` : a.device;
-        b.title = `Open ${series} around ${new Date(a.since).toLocaleString()}`;
-        const value = a.value === null || a.value === undefined ? '' : display(a.sensor ?? '', a.value);
-        b.append(
-          el('span', 'a-sev', a.severity ?? 'alert'),
-          el('span', 'a-rule', a.rule),
-          el('span', 'a-series', series),
-          el('span', 'a-since', ago(Date.parse(a.since), now)),
-          el('span', 'a-value', value),
-        );
-        b.addEventListener('click', () => this.onOpen(a));
-        return b;
-      }),
+      ...list.map((a) => this.entry(a, now)),
+      this.note,
     );
+  }
+
+  /** One alert: the button that opens its series, its acknowledgement and silence in words, its actions. */
+  entry(a, now) {
+    const box = el('div', 'alert-entry');
+    box.append(this.opener(a, now));
+    const ack = a.acknowledged;
+    if (ack) {
+      box.dataset.acknowledged = 'true';
+      const by = ack.by ? ` by ${ack.by}` : '';
+      box.append(el('span', 'a-ack', `✓ acknowledged${by}${ack.comment ? `: “${ack.comment}”` : ''}`));
+    }
+    if (a.silenced_by !== null && a.silenced_by !== undefined) {
+      box.dataset.silenced = 'true';
+      const s = this.silences.byId(a.silenced_by);
+      box.append(el('span', 'a-silenced', s ? `🔕 silenced until ${new Date(s.until).toLocaleString()}` : '🔕 silenced'));
+    }
+    const series = a.sensor ? `${a.device}/${a.sensor}` : a.device;
+    const ackButton = this.role.gate(el('button', 'act a-act', ack ? 'Acknowledged' : 'Acknowledge…'));
+    ackButton.dataset.action = 'ack';
+    ackButton.setAttribute('aria-label', `Acknowledge ${a.rule} on ${series}`);
+    if (ack) {
+      ackButton.dataset.busy = 'true'; // stays disabled: acknowledged until it resolves
+      ackButton.disabled = true;
+      ackButton.title = 'Already acknowledged; the next firing starts unacknowledged again.';
+    }
+    ackButton.addEventListener('click', () => this.actions.ack(a, ackButton));
+    const silenceButton = this.role.gate(el('button', 'act a-act', 'Silence…'));
+    silenceButton.dataset.action = 'silence';
+    silenceButton.setAttribute('aria-label', `Silence ${a.rule} on ${series}`);
+    silenceButton.addEventListener('click', () => this.actions.silence(a, silenceButton));
+    for (const b of [ackButton, silenceButton]) {
+      b.type = 'button';
+      b.setAttribute('aria-describedby', 'alerts-needs-op');
+    }
+    box.append(ackButton, silenceButton);
+    return box;
+  }
+
+  /** The button that opens an alert's series. */
+  opener(a, now) {
+    const b = el('button', 'alert');
+    b.type = 'button';
+    b.dataset.severity = a.severity ?? '';
+    b.dataset.rule = a.rule;
+    b.dataset.device = a.device;
+    b.dataset.since = String(Date.parse(a.since));
+    if (a.sensor) b.dataset.sensor = a.sensor;
+    const series = a.sensor ? `${a.device}/${a.sensor}` : a.device;
+    b.title = `Open ${series} around ${new Date(a.since).toLocaleString()}`;
+    const value = a.value === null || a.value === undefined ? '' : display(a.sensor ?? '', a.value);
+    b.append(
+      el('span', 'a-sev', a.severity ?? 'alert'),
+      el('span', 'a-rule', a.rule),
+      el('span', 'a-series', series),
+      el('span', 'a-since', ago(Date.parse(a.since), now)),
+      el('span', 'a-value', value),
+    );
+    b.addEventListener('click', () => this.onOpen(a));
+    return b;
   }
 }

@@ -8,19 +8,12 @@
 // never logged or shown.
 
 import { $, setText } from './dom.js';
+import { AuthError, Hub } from './hub.js';
 import { forgetAll, keep, showRememberButton, storedToken } from './remember.js';
 import { View } from './view.js';
 
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
-const FETCH_TIMEOUT_MS = 15_000;
-
-class AuthError extends Error {
-  constructor(status, detail) {
-    super(`the hub refused the token (${status}${detail ? `: ${detail}` : ''})`);
-    this.status = status;
-  }
-}
 
 /** Takes `?token=` out of the address bar; returns the token to use (remember.js). */
 function takeToken() {
@@ -31,39 +24,6 @@ function takeToken() {
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
   }
   return storedToken(fromUrl);
-}
-
-class Hub {
-  constructor(token) {
-    this.token = token;
-  }
-
-  async get(path) {
-    let res;
-    try {
-      res = await fetch(path, {
-        headers: { Authorization: `Bearer ${this.token}` },
-        cache: 'no-store',
-        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-      });
-    } catch (e) {
-      throw new Error(e.name === 'TimeoutError' ? 'the hub did not answer in 15 s' : 'the hub is not reachable');
-    }
-    if (res.ok) return res.json();
-    let detail = '';
-    try {
-      detail = (await res.json()).detail ?? '';
-    } catch {
-      // Not JSON: the status says enough.
-    }
-    if (res.status === 401 || res.status === 403) throw new AuthError(res.status, detail);
-    throw new Error(`HTTP ${res.status}${detail ? `: ${detail}` : ''}`);
-  }
-
-  liveUrl() {
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${location.host}/v1/live?token=${encodeURIComponent(this.token)}`;
-  }
 }
 
 /**
@@ -123,7 +83,10 @@ class Live {
       ws.send(JSON.stringify(subscribe));
       // Alert events from now on; the current ones (and any fired while away) from the API.
       ws.send(JSON.stringify({ alerts: true }));
+      // Command state changes too (the device view's panel, the list's marks).
+      ws.send(JSON.stringify({ commands: true }));
       this.view.alerts.load(this.hub);
+      this.view.operate.connected();
       this.attempt = 0;
       this.setState('live', 'live');
       // Nothing to resume from: what was sent while we were away is in storage.
@@ -145,6 +108,7 @@ class Live {
         this.position = { epoch: m.epoch, offset: m.offset };
         this.view.reloadCharts();
       } else if (m.alert) this.view.alerts.event(m.alert);
+      else if (m.command) this.view.operate.command(m.command);
       else if (m.status) this.view.status(m.status);
       else if (typeof m.lagged === 'number') this.view.lagged(m.lagged);
       else if (m.error) this.setState('live', 'live', `the hub refused a command: ${m.detail}`);

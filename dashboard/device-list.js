@@ -34,6 +34,7 @@ export class DeviceList {
     this.order = []; // every name, sorted
     this.shown = []; // the names that pass the filter, sorted
     this.filterText = '';
+    this.allowed = null; // the names the label filter lets through (null: all)
     this.selected = null;
     this.rows = new Map(); // name → bound row
     this.free = [];
@@ -77,11 +78,22 @@ export class DeviceList {
   }
 
   matches(name) {
+    if (this.allowed && !this.allowed.has(name)) return false;
     return !this.filterText || name.toLowerCase().includes(this.filterText);
   }
 
   filter(text) {
     this.filterText = text.trim().toLowerCase();
+    this.refilter();
+  }
+
+  /** Only these names (a Set; null: every device), from the label filter. */
+  allow(names) {
+    this.allowed = names;
+    this.refilter();
+  }
+
+  refilter() {
     this.shown = this.order.filter((n) => this.matches(n));
     this.relayout();
   }
@@ -183,11 +195,13 @@ export class DeviceList {
     const name_ = el('span', 'name');
     const mark = el('span', 'alert-mark');
     mark.setAttribute('aria-label', 'alert firing');
+    const ops = el('span', 'ops-mark');
+    ops.hidden = true;
     const seen = el('span', 'seen');
-    head.append(dot, name_, mark, seen);
+    head.append(dot, name_, mark, ops, seen);
     const values = el('div', 'values');
     root.append(head, values);
-    const row = { root, dot, name_, mark, seen, values, chips: new Map(), name: null, index: -1 };
+    const row = { root, dot, name_, mark, ops, seen, values, chips: new Map(), name: null, index: -1 };
     root.addEventListener('click', () => this.onSelect(row.name));
     this.box.append(root);
     return row;
@@ -203,6 +217,7 @@ export class DeviceList {
       else delete r.root.dataset.alert;
       r.mark.title = alert ? `${alert} alert firing` : '';
     }
+    renderOpsMark(r.ops, r.root, d);
     setText(r.seen, d.online ? ago(d.lastSeen, now) : `offline · ${ago(d.lastSeen, now)}`);
     for (const s of d.sensors.values()) {
       let chip = r.chips.get(s.name);
@@ -235,4 +250,29 @@ function sortedIndex(list, name) {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * A row's operator marks, in words: "out of sync" (its desired configuration is not
+ * applied yet) and "command failed" (its newest finished command did not succeed).
+ */
+function renderOpsMark(mark, row, d) {
+  const parts = [];
+  if (d.inSync === false) parts.push('⟳ out of sync');
+  if (d.commandFailed) parts.push(`✗ command ${d.commandFailed}`);
+  const text = parts.join(' · ');
+  if (mark.textContent !== text) {
+    mark.textContent = text;
+    mark.hidden = text === '';
+    mark.title = [
+      d.inSync === false ? 'Its desired configuration is not applied yet.' : '',
+      d.commandFailed ? `Its newest finished command ended ${d.commandFailed}.` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+  }
+  if (d.inSync === false) row.dataset.sync = 'false';
+  else delete row.dataset.sync;
+  if (d.commandFailed) row.dataset.commandFailed = d.commandFailed;
+  else delete row.dataset.commandFailed;
 }

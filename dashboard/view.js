@@ -12,6 +12,7 @@ import { AlertStrip } from './alerts.js';
 import { makeChart } from './chart-card.js';
 import { DeviceList, ago } from './device-list.js';
 import { $, el, setText } from './dom.js';
+import { Operate } from './operate.js';
 import { RangePicker } from './picker.js';
 import { TimeRange } from './range.js';
 import { clock } from './time.js';
@@ -41,9 +42,13 @@ export class View {
       onSelect: (name) => this.select(name),
       onChange: () => this.schedule(),
     });
+    this.operate = new Operate(hub, this);
     this.alerts = new AlertStrip($('#alerts'), {
       onOpen: (a) => this.openAlert(a),
       onMarks: (marks) => this.markAlerts(marks),
+      role: this.operate.role,
+      actions: this.operate.alertActions,
+      silences: this.operate.silences,
     });
     this.range = new TimeRange();
     this.picker = new RangePicker(this.range);
@@ -88,6 +93,8 @@ export class View {
       d.online = x.online;
       d.transport = x.transport ?? null;
       d.about = aboutText(x);
+      d.labels = x.labels ?? {};
+      d.inSync = x.in_sync ?? null;
       if (x.last_seen) d.lastSeen = Math.max(d.lastSeen ?? 0, Date.parse(x.last_seen));
       for (const s of x.sensors ?? []) this.sensor(d, s);
       for (const [name, l] of Object.entries(x.latest ?? {})) this.stored(this.sensor(d, name), l);
@@ -173,6 +180,7 @@ export class View {
 
   newDevice(name) {
     const d = { name, online: false, transport: null, about: '', lastSeen: null, sensors: new Map(), row: null, alert: null };
+    Object.assign(d, { labels: {}, inSync: null, commandFailed: null });
     this.devices.set(name, d);
     this.countsDirty = true;
     return d;
@@ -243,6 +251,7 @@ export class View {
     $('#detail-body').hidden = name === null;
     $('#sensor-tiles').replaceChildren();
     this.saveAddress();
+    this.operate.device.show(name === null ? null : this.devices.get(name));
     if (name === null) return;
     const d = this.devices.get(name);
     $('#detail-name').textContent = d.name;
@@ -259,6 +268,7 @@ export class View {
     const about = $('#detail-about');
     setText(about, d.about);
     about.hidden = d.about === '';
+    this.operate.device.renderLabels(d);
     const tiles = $('#sensor-tiles');
     for (const s of d.sensors.values()) {
       if (!s.tile) {

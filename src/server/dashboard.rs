@@ -8,7 +8,11 @@
 //! resolution, stats, CSV) → `chart.js` (uPlot, vendored unmodified under `vendor/`)
 //! and `series.js` (the points), or, for booleans and strings, `timeline-card.js` →
 //! `timeline.js` (state bands over the same range); `units.js`, `values.js`, `time.js`, `csv.js`,
-//! `address.js`, `dom.js` and `remember.js` (the token kept on a wall screen) are small helpers. See `dashboard/README.md`.
+//! `address.js`, `dom.js` and `remember.js` (the token kept on a wall screen) are small helpers.
+//! What an operator does goes through `operate.js` (`role.js`: whether the token may act,
+//! learned from a 403 probe) → `device-ops.js` (labels, `commands-panel.js` over
+//! `commands.js`, `config-panel.js`), `label-filter.js`, `alert-actions.js` and
+//! `silences.js`; `hub.js` is the HTTP API. See `dashboard/README.md`.
 
 use super::HubState;
 use axum::Router;
@@ -32,7 +36,7 @@ macro_rules! js {
 }
 
 /// Every file of the page: (URL path, content type, body).
-const FILES: [(&str, &str, &str); 23] = [
+const FILES: [(&str, &str, &str); 33] = [
     ("/", HTML, include_str!("../../dashboard/index.html")),
     ("/style.css", CSS, include_str!("../../dashboard/style.css")),
     js!("app.js"),
@@ -53,6 +57,16 @@ const FILES: [(&str, &str, &str); 23] = [
     js!("time.js"),
     js!("dom.js"),
     js!("remember.js"),
+    js!("hub.js"),
+    js!("role.js"),
+    js!("operate.js"),
+    js!("device-ops.js"),
+    js!("commands.js"),
+    js!("commands-panel.js"),
+    js!("config-panel.js"),
+    js!("label-filter.js"),
+    js!("alert-actions.js"),
+    js!("silences.js"),
     js!("vendor/uPlot.esm.js"),
     (
         "/vendor/uPlot.min.css",
