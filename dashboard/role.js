@@ -57,8 +57,8 @@ export class Role {
     }
     for (const c of this.controls) if (c.isConnected) this.apply(c);
     else this.controls.delete(c);
-    for (const n of this.notes) if (n.isConnected) this.note(n);
-    else this.notes.delete(n);
+    // A few notes, each kept for the page's life (the strip's is out of the page while nothing fires).
+    for (const n of this.notes) this.note(n);
   }
 
   /** Registers an action control: enabled only for an operator, with the reason otherwise. */
