@@ -63,8 +63,10 @@ export class AlertStrip {
 
   apply(a) {
     const key = `${a.rule}\u0000${a.device}\u0000${a.sensor ?? ''}`;
-    const ack = a.acknowledged ?? (a.state === 'acknowledged' ? { by: a.by ?? null, comment: a.comment ?? '', ts: a.ts } : null);
     const old = this.firing.get(key);
+    // A firing event of the same firing (an announcement when a silence ended) keeps its acknowledgement.
+    const same = old && old.since === a.since && !('acknowledged' in a) ? old.acknowledged : null;
+    const ack = a.acknowledged ?? (a.state === 'acknowledged' ? { by: a.by ?? null, comment: a.comment ?? '', ts: a.ts } : same);
     if (a.state === 'firing') this.firing.set(key, { ...a, acknowledged: ack });
     else if (a.state === 'acknowledged') {
       // A live event carries the acknowledgement; an entry of GET /v1/alerts the whole alert.
@@ -111,10 +113,11 @@ export class AlertStrip {
       const by = ack.by ? ` by ${ack.by}` : '';
       box.append(el('span', 'a-ack', `✓ acknowledged${by}${ack.comment ? `: “${ack.comment}”` : ''}`));
     }
-    if (a.silenced_by !== null && a.silenced_by !== undefined) {
+    // Silenced while that silence is in force (silences.js lists those; an ended one is not).
+    const s = a.silenced_by === null || a.silenced_by === undefined ? null : this.silences.byId(a.silenced_by);
+    if (s) {
       box.dataset.silenced = 'true';
-      const s = this.silences.byId(a.silenced_by);
-      box.append(el('span', 'a-silenced', s ? `🔕 silenced until ${new Date(s.until).toLocaleString()}` : '🔕 silenced'));
+      box.append(el('span', 'a-silenced', s.until ? `silenced until ${new Date(s.until).toLocaleString()}` : 'silenced'));
     }
     const series = a.sensor ? `${a.device}/${a.sensor}` : a.device;
     const ackButton = this.role.gate(el('button', 'act a-act', ack ? 'Acknowledged' : 'Acknowledge…'));

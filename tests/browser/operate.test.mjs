@@ -196,6 +196,25 @@ describe('operators act from the dashboard', () => {
     await op.waitForSelector('.ops-config[data-in-sync="true"][data-version="2"]', WAIT);
   });
 
+  it('marks a device whose desired configuration is not applied, in words', async () => {
+    // boiler-9 never connects: its desired configuration stays unapplied.
+    const res = await fetch(`${hub.base}/v1/devices/boiler-9/config`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${operatorToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ desired: { interval_s: 30 } }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await op.click(row('boiler-9'));
+    await op.waitForSelector('.ops-config[data-in-sync="false"][data-version="1"]', WAIT);
+    assert.equal(await op.textContent('#cfg-sync'), 'Out of sync: version 1 is desired, the device has reported none yet.');
+    assert.equal(await op.textContent('#cfg-reported'), '(nothing reported yet)');
+    await op.waitForSelector(`${row('boiler-9')}[data-sync="false"]`, WAIT);
+    assert.equal(await op.textContent(`${row('boiler-9')} .ops-mark`), '⟳ out of sync');
+    assert.equal(await op.getAttribute(row('press-1'), 'data-sync'), null);
+    await op.click(row('press-1'));
+    await op.waitForSelector('.ops-config[data-in-sync="true"][data-version="2"]', WAIT);
+  });
+
   it('acknowledges an alert from the strip and a second page shows it within 2 s', async (t) => {
     await op.click(`${entry} button[data-action="ack"]`);
     assert.equal(await op.evaluate(() => document.activeElement.id), 'af-comment');
