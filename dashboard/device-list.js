@@ -24,6 +24,13 @@ export function ago(ms, now) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
+/** A device's description and location (GET /v1/devices) as one line: "Press 2 · Hall 3 (52.52, 13.4)". */
+export function aboutText(x) {
+  const l = x.location;
+  const where = l ? [l.name, l.lat != null ? `(${l.lat}, ${l.lon})` : null].filter(Boolean).join(' ') : null;
+  return [x.description, where].filter(Boolean).join(' · ');
+}
+
 export class DeviceList {
   /** `devices`: name → device model; `onSelect(name)`; `onChange()` asks for a frame. */
   constructor(container, devices, { onSelect, onChange }) {

@@ -15,3 +15,15 @@ export function el(tag, className, text) {
 export function setText(e, text) {
   if (e.textContent !== text) e.textContent = text;
 }
+
+/** The page's theme colours (CSS custom properties of :root), for canvases. */
+export function readColors() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name) => css.getPropertyValue(name).trim();
+  return {
+    line: v('--accent'),
+    grid: v('--grid'),
+    muted: v('--muted'),
+    text: v('--text'),
+  };
+}

@@ -10,8 +10,8 @@
 import { readAddress, writeAddress } from './address.js';
 import { AlertStrip } from './alerts.js';
 import { makeChart } from './chart-card.js';
-import { DeviceList, ago } from './device-list.js';
-import { $, el, setText } from './dom.js';
+import { DeviceList, aboutText, ago } from './device-list.js';
+import { $, el, readColors, setText } from './dom.js';
 import { Operate } from './operate.js';
 import { RangePicker } from './picker.js';
 import { TimeRange } from './range.js';
@@ -415,24 +415,6 @@ export class View {
   }
 }
 
-/** A device's description and location (GET /v1/devices) as one line: "Press 2 · Hall 3 (52.52, 13.4)". */
-export function aboutText(x) {
-  const l = x.location;
-  const where = l ? [l.name, l.lat != null ? `(${l.lat}, ${l.lon})` : null].filter(Boolean).join(' ') : null;
-  return [x.description, where].filter(Boolean).join(' · ');
-}
-
 export function chartKey(device, sensor) {
   return `${device}/${sensor}`;
-}
-
-function readColors() {
-  const css = getComputedStyle(document.documentElement);
-  const v = (name) => css.getPropertyValue(name).trim();
-  return {
-    line: v('--accent'),
-    grid: v('--grid'),
-    muted: v('--muted'),
-    text: v('--text'),
-  };
 }
