@@ -69,7 +69,7 @@ export class AlertActions {
     this.box.dataset.mode = mode;
     setText($('#alert-form-title'), `${mode === 'ack' ? 'Acknowledge' : 'Silence'} ${a.rule} on ${series}`);
     for (const id of ['#af-pattern-field', '#af-rule-field', '#af-for-field']) $(id).hidden = mode !== 'silence';
-    $('#af-pattern').value = a.sensor ? series : `${a.device}/*`;
+    $('#af-pattern').value = series; // DEVICE alone covers every alert of it, offline ones included
     setText($('#af-rule-text'), `only the rule ${a.rule}`);
     $('#af-rule').checked = true;
     const until = new Date(Date.now() + 8 * 3600e3);
