@@ -85,13 +85,16 @@ pub enum WebhookFormat {
 /// Mail to `to` from `from` through `smtp_url`: `smtp://[user:password@]host[:port]`
 /// (STARTTLS required; add `?tls=opportunistic` to allow a server without it, or
 /// `?tls=none` for a relay on the same host), or `smtps://` (TLS from the start). The
-/// password is hidden by `--print-config` and never logged.
+/// password is hidden by `--print-config` and never logged. `ca_file` adds a PEM CA to
+/// the system's roots, for a relay whose certificate a private CA issued.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailTarget {
     pub smtp_url: String,
     pub from: String,
     pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl EmailTarget {
@@ -143,6 +146,11 @@ impl AlertSettings {
                 return Err(SettingError::Rule(
                     "alerts.email: smtp_url must be smtp://… or smtps://…, from an address, and to a non-empty list of addresses",
                 ));
+            }
+            if let Some(ca) = &e.ca_file
+                && std::fs::File::open(ca).is_err()
+            {
+                return Err(SettingError::EmailCaFile(ca.clone()));
             }
         }
         if !(self.dashboard_url.is_empty()

@@ -39,6 +39,7 @@ pub mod ingest;
 pub mod limits;
 pub mod listener;
 pub mod live;
+mod origin;
 mod read_ahead;
 mod readings_params;
 pub mod refusals;
