@@ -1,6 +1,7 @@
 //! `telehub alert ...` (docs/protocol.md §9): rules, current alerts and events, straight from
 //! storage (works while the hub runs; a running hub picks up rule changes within
 //! `alerts.rules_poll`). A bad rule is a usage error (exit 2) with one line saying why.
+//! Acknowledging and silencing (contract §16) are in [`super::alert_ops`].
 
 use super::UsageError;
 use super::output::{Format, csv_field, table};
@@ -37,13 +38,21 @@ pub enum AlertCommand {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// Acknowledge a firing alert: its repeat notifications stop until it resolves.
+    Ack(super::alert_ops::AckArgs),
+    /// Silence alerts: events are stored but not delivered until it ends (--for DUR or --until T).
+    Silence(super::alert_ops::SilenceArgs),
+    /// Active silences.
+    Silences(FormatArg),
+    /// End a silence now; alerts still firing under it are announced once.
+    Unsilence { id: i64 },
 }
 
 #[derive(Args, Debug)]
 pub struct FormatArg {
     /// table (default on a terminal), csv (default otherwise) or json (one object per line).
     #[arg(long, value_enum)]
-    format: Option<Format>,
+    pub(super) format: Option<Format>,
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +262,10 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
             ];
             print(&mut out, *format, &header, items.collect())
         }
+        AlertCommand::Ack(a) => super::alert_ops::ack(store, settings, a).await,
+        AlertCommand::Silence(a) => super::alert_ops::silence(store, settings, a).await,
+        AlertCommand::Silences(f) => super::alert_ops::list(store, f).await,
+        AlertCommand::Unsilence { id } => super::alert_ops::unsilence(store, *id).await,
     }
 }
 
@@ -299,7 +312,7 @@ fn condition(s: &RuleSpec) -> String {
 }
 
 /// Rows as a table, CSV (header: the column names in lower case) or JSON lines.
-fn print(
+pub(super) fn print(
     out: &mut impl Write,
     format: Option<Format>,
     header: &[&str],
