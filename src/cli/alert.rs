@@ -4,7 +4,7 @@
 //! Acknowledging and silencing (contract §16) are in [`super::alert_ops`].
 
 use super::UsageError;
-use super::output::{Format, csv_field, table};
+use super::output::{Format, FormatArg, print};
 use crate::alerts::rules::{Rule, RuleSpec};
 use crate::config::Settings;
 use crate::domain::{Timestamp, parse_time_arg};
@@ -12,7 +12,6 @@ use crate::storage::{OpenMode, StorageError, Store};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
-use std::io::Write;
 use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
@@ -46,13 +45,6 @@ pub enum AlertCommand {
     Silences(FormatArg),
     /// End a silence now; alerts still firing under it are announced once.
     Unsilence { id: i64 },
-}
-
-#[derive(Args, Debug)]
-pub struct FormatArg {
-    /// table (default on a terminal), csv (default otherwise) or json (one object per line).
-    #[arg(long, value_enum)]
-    pub(super) format: Option<Format>,
 }
 
 #[derive(Args, Debug)]
@@ -309,34 +301,6 @@ fn condition(s: &RuleSpec) -> String {
         "no_data" => format!("no data for {hold}"),
         _ => format!("offline for {hold}"),
     }
-}
-
-/// Rows as a table, CSV (header: the column names in lower case) or JSON lines.
-pub(super) fn print(
-    out: &mut impl Write,
-    format: Option<Format>,
-    header: &[&str],
-    rows: Vec<(Vec<String>, Json)>,
-) -> anyhow::Result<()> {
-    match Format::or_default(format) {
-        Format::Table => {
-            let cells: Vec<Vec<String>> = rows.into_iter().map(|(c, _)| c).collect();
-            table(out, header, &cells)?;
-        }
-        Format::Csv => {
-            writeln!(out, "{}", header.join(",").to_lowercase())?;
-            for (cells, _) in rows {
-                let line: Vec<_> = cells.iter().map(|c| csv_field(c)).collect();
-                writeln!(out, "{}", line.join(","))?;
-            }
-        }
-        Format::Json => {
-            for (_, j) in rows {
-                writeln!(out, "{j}")?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

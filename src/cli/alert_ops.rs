@@ -7,7 +7,7 @@
 //! is not active.
 
 use super::UsageError;
-use super::alert::{FormatArg, print};
+use super::output::{FormatArg, print};
 use crate::alerts::silences::{AckContext, AckRequest, Ends, SilenceRequest, Silences, ack_event};
 use crate::config::Settings;
 use crate::domain::Timestamp;
