@@ -40,7 +40,8 @@ pub struct AlertSettings {
     /// How often the webhook sender looks for due retries when nothing new arrives.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How often the engine checks whether rules were changed from the command line.
+    /// How often the engine checks whether rules or silences were changed from the
+    /// command line or another hub (and whether a silence ended).
     #[serde(with = "humantime_serde")]
     pub rules_poll: Duration,
     /// Committed batches waiting for evaluation at most; when full, the storage writer
@@ -55,6 +56,8 @@ pub struct AlertSettings {
     /// before some are dropped for them. Until this key existed, `live.committed_backlog`
     /// sized this channel (same default).
     pub event_backlog: usize,
+    /// Silences active at once at most (contract §16); adding one more is refused.
+    pub max_silences: usize,
 }
 
 /// A webhook receiver: its URL, extra request headers (values may be secrets; they
@@ -123,6 +126,7 @@ impl Default for AlertSettings {
             max_rules: 100_000,
             min_repeat: Duration::from_secs(60),
             event_backlog: 1024,
+            max_silences: 1000,
         }
     }
 }
@@ -161,9 +165,14 @@ impl AlertSettings {
                 "alerts.dashboard_url must start with http:// or https://",
             ));
         }
-        if self.senders == 0 || self.queue == 0 || self.max_rules == 0 || self.event_backlog == 0 {
+        if self.senders == 0
+            || self.queue == 0
+            || self.max_rules == 0
+            || self.event_backlog == 0
+            || self.max_silences == 0
+        {
             return Err(SettingError::Rule(
-                "alerts.senders, alerts.queue, alerts.max_rules and alerts.event_backlog must be ≥ 1",
+                "alerts.senders, alerts.queue, alerts.max_rules, alerts.event_backlog and alerts.max_silences must be ≥ 1",
             ));
         }
         if self.min_repeat < Duration::from_secs(1) {
