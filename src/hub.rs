@@ -150,6 +150,12 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     let (mqtt_handle, mqtt) = mqtt.unzip();
     let presence = Presence::new(&settings.presence, status_tx);
     tokio::spawn(presence.clone().run(shutdown.clone()));
+    tokio::spawn(crate::presence::labels::follow(
+        presence.clone(),
+        store.clone(),
+        settings.presence.labels_poll,
+        shutdown.clone(),
+    ));
     let ingest = Arc::new(Pipeline::new(
         &settings.ingest,
         &settings.limits,

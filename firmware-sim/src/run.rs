@@ -90,8 +90,9 @@ pub struct RunArgs {
     /// Also trust this PEM certificate (a hub with a self-signed certificate).
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
-    /// Take commands (WebSocket only): `set_interval {"seconds": N}` changes the send
-    /// interval, `reboot` reconnects, `fail` answers `error`, anything else `rejected`.
+    /// Take commands (over the WebSocket, or long-polled over HTTP with `--transport http`
+    /// or `line`): `set_interval {"seconds": N}` changes the send interval, `reboot`
+    /// reconnects, `fail` answers `error`, anything else `rejected`.
     #[arg(long)]
     commands: bool,
 }
@@ -234,9 +235,6 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
         clock_skew_us: a.clock_skew,
         align: false,
     };
-    if a.commands && a.transport != TransportArg::Ws {
-        bail!("--commands needs --transport ws: commands come over the device's WebSocket");
-    }
     let causes = Causes::default();
     for (name, token) in &devices {
         let control = a.commands.then(|| SimControl::new(period));

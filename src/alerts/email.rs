@@ -4,13 +4,16 @@
 //!
 //! `smtp://` requires STARTTLS unless the URL says `?tls=opportunistic` or `?tls=none`;
 //! `smtps://` is TLS from the start. Credentials come from the URL's user and password.
+//! `ca_file` adds a private CA to the system's roots for that TLS.
 
 use super::message::Message;
 use crate::config::EmailTarget;
 use crate::domain::AlertEvent;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::path::Path;
 use std::time::Duration;
 
 /// Why an email could not be built or sent (never the SMTP URL: it may hold a password).
@@ -20,6 +23,12 @@ pub enum EmailError {
         "alerts.email smtp_url is not a valid SMTP URL ({0}); use smtp://user:password@host:587"
     )]
     Url(String),
+    #[error(
+        "alerts.email ca_file {path}: {why}; give a PEM certificate of the CA that issued the SMTP server's certificate"
+    )]
+    CaFile { path: String, why: String },
+    #[error("alerts.email ca_file needs TLS, but smtp_url says tls=none")]
+    CaFileWithoutTls,
     #[error("alerts.email address {0:?} is not a valid mailbox")]
     Address(String),
     #[error("the message cannot be built: {0}")]
@@ -45,10 +54,13 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(target: &EmailTarget, timeout: Duration) -> Result<Self, EmailError> {
         let url = lettre_url(&target.smtp_url);
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             .map_err(|e| EmailError::Url(without_secrets(&e.to_string(), &target.smtp_url)))?
-            .timeout(Some(timeout))
-            .build();
+            .timeout(Some(timeout));
+        if let Some(ca) = &target.ca_file {
+            builder = builder.tls(tls_with_ca(&url, ca)?);
+        }
+        let transport = builder.build();
         let mailbox = |a: &String| {
             a.parse::<Mailbox>()
                 .map_err(|_| EmailError::Address(a.clone()))
@@ -84,6 +96,32 @@ impl Mailer {
             }
             Ok(Err(e)) => Err(EmailError::Connect(e.to_string())),
         }
+    }
+}
+
+/// The TLS of `url` (as [`lettre_url`] wrote it) with the CA in `ca` trusted too.
+fn tls_with_ca(url: &str, ca: &Path) -> Result<Tls, EmailError> {
+    let ca_error = |why: String| EmailError::CaFile {
+        path: ca.display().to_string(),
+        why,
+    };
+    let pem = std::fs::read(ca).map_err(|e| ca_error(e.to_string()))?;
+    let cert = Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| EmailError::Url(e.to_string()))?;
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    let params = TlsParameters::builder(host)
+        .add_root_certificate(cert)
+        .build()
+        .map_err(|e| ca_error(e.to_string()))?;
+    let mode = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (parsed.scheme(), mode.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(params)),
+        (_, Some("opportunistic")) => Ok(Tls::Opportunistic(params)),
+        (_, Some("required")) => Ok(Tls::Required(params)),
+        _ => Err(EmailError::CaFileWithoutTls),
     }
 }
 
@@ -143,6 +181,7 @@ mod tests {
             smtp_url: "smtp://alice:s3cret-pw@:bad port".into(),
             from: "hub@example.com".into(),
             to: vec!["ops@example.com".into()],
+            ca_file: None,
         };
         let e = Mailer::new(&target, Duration::from_secs(1))
             .err()

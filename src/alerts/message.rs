@@ -81,6 +81,7 @@ impl Message {
         let state = match e.state {
             AlertState::Firing => "FIRING",
             AlertState::Resolved => "RESOLVED",
+            AlertState::Acknowledged => "ACKNOWLEDGED",
         };
         let series = match &e.sensor {
             Some(s) => format!("{}/{s}", e.device),
@@ -110,6 +111,13 @@ impl Message {
         facts.push(("Since", e.since.to_rfc3339()));
         if e.state == AlertState::Resolved {
             facts.push(("Resolved at", e.ts.to_rfc3339()));
+        }
+        if let Some(by) = &e.by {
+            facts.push(("Acknowledged by", by.clone()));
+            facts.push(("Acknowledged at", e.ts.to_rfc3339()));
+        }
+        if let Some(c) = e.comment.as_ref().filter(|c| !c.is_empty()) {
+            facts.push(("Comment", c.clone()));
         }
         Self {
             title: format!("{state} {}: {series}", e.rule),

@@ -1,9 +1,10 @@
 //! `telehub alert ...` (docs/protocol.md §9): rules, current alerts and events, straight from
 //! storage (works while the hub runs; a running hub picks up rule changes within
 //! `alerts.rules_poll`). A bad rule is a usage error (exit 2) with one line saying why.
+//! Acknowledging and silencing (contract §16) are in [`super::alert_ops`].
 
 use super::UsageError;
-use super::output::{Format, csv_field, table};
+use super::output::{Format, FormatArg, print};
 use crate::alerts::rules::{Rule, RuleSpec};
 use crate::config::Settings;
 use crate::domain::{Timestamp, parse_time_arg};
@@ -11,7 +12,6 @@ use crate::storage::{OpenMode, StorageError, Store};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
-use std::io::Write;
 use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
@@ -37,13 +37,14 @@ pub enum AlertCommand {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct FormatArg {
-    /// table (default on a terminal), csv (default otherwise) or json (one object per line).
-    #[arg(long, value_enum)]
-    format: Option<Format>,
+    /// Acknowledge a firing alert: its repeat notifications stop until it resolves.
+    Ack(super::alert_ops::AckArgs),
+    /// Silence alerts: events are stored but not delivered until it ends (--for DUR or --until T).
+    Silence(super::alert_ops::SilenceArgs),
+    /// Active silences.
+    Silences(FormatArg),
+    /// End a silence now; alerts still firing under it are announced once.
+    Unsilence { id: i64 },
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +254,10 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
             ];
             print(&mut out, *format, &header, items.collect())
         }
+        AlertCommand::Ack(a) => super::alert_ops::ack(store, settings, a).await,
+        AlertCommand::Silence(a) => super::alert_ops::silence(store, settings, a).await,
+        AlertCommand::Silences(f) => super::alert_ops::list(store, f).await,
+        AlertCommand::Unsilence { id } => super::alert_ops::unsilence(store, *id).await,
     }
 }
 
@@ -296,34 +301,6 @@ fn condition(s: &RuleSpec) -> String {
         "no_data" => format!("no data for {hold}"),
         _ => format!("offline for {hold}"),
     }
-}
-
-/// Rows as a table, CSV (header: the column names in lower case) or JSON lines.
-fn print(
-    out: &mut impl Write,
-    format: Option<Format>,
-    header: &[&str],
-    rows: Vec<(Vec<String>, Json)>,
-) -> anyhow::Result<()> {
-    match Format::or_default(format) {
-        Format::Table => {
-            let cells: Vec<Vec<String>> = rows.into_iter().map(|(c, _)| c).collect();
-            table(out, header, &cells)?;
-        }
-        Format::Csv => {
-            writeln!(out, "{}", header.join(",").to_lowercase())?;
-            for (cells, _) in rows {
-                let line: Vec<_> = cells.iter().map(|c| csv_field(c)).collect();
-                writeln!(out, "{}", line.join(","))?;
-            }
-        }
-        Format::Json => {
-            for (_, j) in rows {
-                writeln!(out, "{j}")?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

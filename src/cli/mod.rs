@@ -5,6 +5,7 @@
 //! May use: every module (the top layer, with `hub`).
 
 mod alert;
+mod alert_ops;
 mod backup;
 mod bridge;
 mod command;

@@ -1,5 +1,7 @@
-//! Output formats shared by commands: table, CSV and JSON lines.
+//! Output formats shared by commands: table, CSV and JSON lines; `--format` and rows
+//! printed in the chosen one.
 
+use serde_json::Value as Json;
 use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +71,42 @@ pub fn print_list<T: serde::Serialize>(
             header,
             &rows.iter().map(cells).collect::<Vec<_>>(),
         )?,
+    }
+    Ok(())
+}
+
+/// `--format` of a listing.
+#[derive(clap::Args, Debug)]
+pub struct FormatArg {
+    /// table (default on a terminal), csv (default otherwise) or json (one object per line).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Rows as a table, CSV (header: the column names in lower case) or JSON lines.
+pub fn print(
+    out: &mut impl Write,
+    format: Option<Format>,
+    header: &[&str],
+    rows: Vec<(Vec<String>, Json)>,
+) -> anyhow::Result<()> {
+    match Format::or_default(format) {
+        Format::Table => {
+            let cells: Vec<Vec<String>> = rows.into_iter().map(|(c, _)| c).collect();
+            table(out, header, &cells)?;
+        }
+        Format::Csv => {
+            writeln!(out, "{}", header.join(",").to_lowercase())?;
+            for (cells, _) in rows {
+                let line: Vec<_> = cells.iter().map(|c| csv_field(c)).collect();
+                writeln!(out, "{}", line.join(","))?;
+            }
+        }
+        Format::Json => {
+            for (_, j) in rows {
+                writeln!(out, "{j}")?;
+            }
+        }
     }
     Ok(())
 }

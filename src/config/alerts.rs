@@ -40,7 +40,8 @@ pub struct AlertSettings {
     /// How often the webhook sender looks for due retries when nothing new arrives.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How often the engine checks whether rules were changed from the command line.
+    /// How often the engine checks whether rules or silences were changed from the
+    /// command line or another hub (and whether a silence ended).
     #[serde(with = "humantime_serde")]
     pub rules_poll: Duration,
     /// Committed batches waiting for evaluation at most; when full, the storage writer
@@ -55,6 +56,8 @@ pub struct AlertSettings {
     /// before some are dropped for them. Until this key existed, `live.committed_backlog`
     /// sized this channel (same default).
     pub event_backlog: usize,
+    /// Silences active at once at most (contract §16); adding one more is refused.
+    pub max_silences: usize,
 }
 
 /// A webhook receiver: its URL, extra request headers (values may be secrets; they
@@ -85,13 +88,16 @@ pub enum WebhookFormat {
 /// Mail to `to` from `from` through `smtp_url`: `smtp://[user:password@]host[:port]`
 /// (STARTTLS required; add `?tls=opportunistic` to allow a server without it, or
 /// `?tls=none` for a relay on the same host), or `smtps://` (TLS from the start). The
-/// password is hidden by `--print-config` and never logged.
+/// password is hidden by `--print-config` and never logged. `ca_file` adds a PEM CA to
+/// the system's roots, for a relay whose certificate a private CA issued.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailTarget {
     pub smtp_url: String,
     pub from: String,
     pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl EmailTarget {
@@ -120,6 +126,7 @@ impl Default for AlertSettings {
             max_rules: 100_000,
             min_repeat: Duration::from_secs(60),
             event_backlog: 1024,
+            max_silences: 1000,
         }
     }
 }
@@ -144,6 +151,11 @@ impl AlertSettings {
                     "alerts.email: smtp_url must be smtp://… or smtps://…, from an address, and to a non-empty list of addresses",
                 ));
             }
+            if let Some(ca) = &e.ca_file
+                && std::fs::File::open(ca).is_err()
+            {
+                return Err(SettingError::EmailCaFile(ca.clone()));
+            }
         }
         if !(self.dashboard_url.is_empty()
             || self.dashboard_url.starts_with("http://")
@@ -153,9 +165,14 @@ impl AlertSettings {
                 "alerts.dashboard_url must start with http:// or https://",
             ));
         }
-        if self.senders == 0 || self.queue == 0 || self.max_rules == 0 || self.event_backlog == 0 {
+        if self.senders == 0
+            || self.queue == 0
+            || self.max_rules == 0
+            || self.event_backlog == 0
+            || self.max_silences == 0
+        {
             return Err(SettingError::Rule(
-                "alerts.senders, alerts.queue, alerts.max_rules and alerts.event_backlog must be ≥ 1",
+                "alerts.senders, alerts.queue, alerts.max_rules, alerts.event_backlog and alerts.max_silences must be ≥ 1",
             ));
         }
         if self.min_repeat < Duration::from_secs(1) {

@@ -25,6 +25,10 @@ pub enum SettingError {
     Rule(&'static str),
     #[error("alerts.webhooks: {0:?} must start with http:// or https://")]
     WebhookUrl(String),
+    #[error(
+        "alerts.email ca_file {0:?} is not a readable file; give the PEM of the SMTP server's CA"
+    )]
+    EmailCaFile(std::path::PathBuf),
     #[error("alerts.webhooks: {0:?} is not a header name")]
     WebhookHeader(String),
     #[error("log.level: {0:?} is not one of {levels} (or a filter such as telehub=debug)", levels = super::log::LEVELS.join(", "))]

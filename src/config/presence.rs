@@ -1,6 +1,7 @@
 //! `[presence]`: how long a device that sends over a connectionless transport (HTTP, the
 //! line protocol, MQTT, a gateway) stays online after its last reading, and how many
-//! devices the presence table tracks at most.
+//! devices the presence table tracks at most. A device's `presence_timeout` label
+//! overrides `timeout` for it.
 
 use super::SettingError;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,10 @@ pub struct PresenceSettings {
     /// Devices whose presence and last transport are remembered at most; past it, the
     /// offline ones are forgotten first (their `transport` reads `null` again).
     pub max_devices: usize,
+    /// How often the devices' `presence_timeout` labels are read again when they
+    /// changed elsewhere (the CLI, another hub); a change over this hub's API applies at once.
+    #[serde(with = "humantime_serde")]
+    pub labels_poll: Duration,
 }
 
 impl Default for PresenceSettings {
@@ -23,15 +28,16 @@ impl Default for PresenceSettings {
         Self {
             timeout: Duration::from_secs(120),
             max_devices: 100_000,
+            labels_poll: Duration::from_secs(5),
         }
     }
 }
 
 impl PresenceSettings {
     pub fn validate(&self) -> Result<(), SettingError> {
-        if self.timeout.is_zero() || self.max_devices == 0 {
+        if self.timeout.is_zero() || self.max_devices == 0 || self.labels_poll.is_zero() {
             return Err(SettingError::Rule(
-                "presence: timeout must be > 0 and max_devices ≥ 1",
+                "presence: timeout and labels_poll must be > 0 and max_devices ≥ 1",
             ));
         }
         Ok(())

@@ -14,15 +14,20 @@
 //! (receivers: the live fan-out, MQTT egress and the alert engine). [`Presence::run`]
 //! turns expiries into offline changes; it ends at shutdown.
 //!
+//! A device's `presence_timeout` label overrides `[presence] timeout` for it; [`labels`]
+//! keeps the table's overrides equal to the stored labels.
+//!
 //! Bounded: at most `[presence] max_devices` devices are tracked.
 //!
-//! May use: `domain`, `config`.
+//! May use: `domain`, `config`, `storage`.
 
+pub mod labels;
 mod table;
 
 use crate::config::PresenceSettings;
 use crate::domain::{DeviceName, StatusEvent, Timestamp, Transport};
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use table::{Change, Table};
@@ -36,6 +41,8 @@ pub struct Presence {
     /// Woken when a device came online by a reading (it may expire before the
     /// expiry task's current deadline).
     wake: Notify,
+    /// Woken when a device's labels changed on this hub (see [`labels::follow`]).
+    labels: Notify,
 }
 
 impl Presence {
@@ -44,6 +51,7 @@ impl Presence {
             table: Mutex::new(Table::new(settings.timeout, settings.max_devices)),
             status,
             wake: Notify::new(),
+            labels: Notify::new(),
         })
     }
 
@@ -69,6 +77,20 @@ impl Presence {
                 self.wake.notify_one();
             }
         }
+    }
+
+    /// The devices with a presence timeout of their own (every other one's is
+    /// `[presence] timeout`).
+    pub fn set_timeouts(&self, timeouts: HashMap<DeviceName, Duration>) {
+        self.table.lock().set_timeouts(timeouts);
+        // An expiry may now be earlier than the one `run` waits for.
+        self.wake.notify_one();
+    }
+
+    /// A device's labels were changed on this hub: its timeout is read again now rather
+    /// than at the next `[presence] labels_poll`.
+    pub fn labels_changed(&self) {
+        self.labels.notify_one();
     }
 
     pub fn is_online(&self, device: &str) -> bool {

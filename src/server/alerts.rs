@@ -1,10 +1,12 @@
 //! Alerts over HTTP (docs/protocol.md §9): current alerts and events (viewer), rules (admin).
 //! `GET /v1/alerts` lists every series not ok — `firing`, and thresholds `pending` —
-//! with its severity, value and `since`: what a dashboard's alert strip shows.
+//! with its severity, value and `since`, who acknowledged it and which silence covers
+//! it: what a dashboard's alert strip shows.
 
 use super::authn::{Admin, Viewer};
 use super::{ApiError, HubState};
 use crate::alerts::rules::Rule;
+use crate::alerts::silences::Silences;
 use crate::domain::{AlertEvent, Timestamp, parse_time_arg};
 use crate::storage::alerts::AlertStateRow;
 use axum::extract::{Path, RawQuery, State};
@@ -26,11 +28,34 @@ pub fn routes() -> Router<Arc<HubState>> {
         .route("/v1/alert-rules/{name}", delete(remove_rule))
 }
 
+/// One entry of `GET /v1/alerts`: the stored state and the silence covering it.
+#[derive(serde::Serialize)]
+struct Current {
+    #[serde(flatten)]
+    row: AlertStateRow,
+    silenced_by: Option<i64>,
+}
+
 async fn current(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
-) -> Result<Json<Vec<AlertStateRow>>, ApiError> {
-    Ok(Json(hub.store.alert_states().await?))
+) -> Result<Json<Vec<Current>>, ApiError> {
+    let now = Timestamp::now();
+    let silences = Silences::of(&hub.store.active_silences(now).await?);
+    let rows = hub.store.alert_states().await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| Current {
+                silenced_by: silences.covering(
+                    &row.key.rule,
+                    &row.key.device,
+                    row.key.sensor.as_deref(),
+                    now,
+                ),
+                row,
+            })
+            .collect(),
+    ))
 }
 
 /// `?from=T&to=T` (cli.md times; default the last 24 h), `limit` (default and most 10,000).

@@ -139,6 +139,7 @@ async fn set_labels(
     let epoch = hub.store.set_labels(&name, &labels).await?;
     // Rules with labels now match as the device's labels say.
     hub.alerts.rules_changed(epoch).await;
+    hub.sessions.presence().labels_changed();
     device_out(&hub, &name).await
 }
 

@@ -118,7 +118,10 @@ impl From<StorageError> for ApiError {
             | StorageError::Conflict(_)
             | StorageError::AlertRuleExists(_) => Self::bad_request(e.to_string()),
             StorageError::NoSuchDevice(name) => Self::not_found(format!("no device {name}")),
-            StorageError::NoSuchAlertRule(_) => Self::not_found(e.to_string()),
+            StorageError::NoSuchAlertRule(_)
+            | StorageError::NotFiring
+            | StorageError::NoSuchSilence(_) => Self::not_found(e.to_string()),
+            StorageError::TooManySilences(_) => Self::new(ErrorKind::TooMany, e.to_string()),
             StorageError::InvalidQuery(detail) => Self::new(ErrorKind::InvalidQuery, detail),
             StorageError::TooManyCommands(_) => Self::new(ErrorKind::TooMany, e.to_string()),
             other => {

@@ -10,6 +10,7 @@
 use super::authn::Viewer;
 use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
+use super::origin::Origins;
 use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::domain::{StatusEvent, Timestamp};
@@ -76,8 +77,8 @@ impl LiveSocket {
     }
 }
 
-/// A request without `Origin` (not a browser) passes; a browser's must be the hub's own
-/// origin (`scheme://Host`) or one of `allowed_origins`.
+/// A request without `Origin` (not a browser) passes; a browser's must be allowed by
+/// [`Origins`].
 fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return Ok(());
@@ -87,24 +88,20 @@ fn check_origin(hub: &HubState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let scheme = if hub.settings.tls.is_some() {
-        "https"
-    } else {
-        "http"
+    let origins = Origins {
+        scheme: if hub.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        allowed: &hub.settings.server.allowed_origins,
+        dashboard_url: &hub.settings.alerts.dashboard_url,
     };
-    let own = format!("{scheme}://{host}");
-    if origin.eq_ignore_ascii_case(&own)
-        || hub
-            .settings
-            .server
-            .allowed_origins
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(origin))
-    {
+    if origins.allow(origin, host) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
-            "origin {:?} is not allowed; add it to server.allowed_origins",
+            "origin {:?} is not allowed; add it to server.allowed_origins (a page reached by a host name, not an address, must be listed)",
             crate::domain::untrusted(origin)
         )))
     }

@@ -8,7 +8,8 @@
 //!   `influxql`: InfluxDB 1.x's read endpoint, `/query` (meaning in [`crate::influxql`]);
 //!   [`live`]: dashboard sockets (`/v1/live`).
 //! - [`api`]: history and registry over HTTP (`readings_params`: `/v1/readings`'s query
-//!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `commands`:
+//!   string, typed); `alerts`: alerts, events and rules (protocol.md §9); `alert_ops`:
+//!   acknowledging and silencing them (contract §16); `commands`:
 //!   commands to devices (docs/commands.md), `device_commands` their HTTP long-poll for
 //!   devices; `device_config`: desired configurations, for operators and devices;
 //!   [`dashboard`]: the embedded web page.
@@ -21,6 +22,7 @@
 //! ...) and `mqtt` (broker status and cluster presence for `/readyz` and `/v1/devices`).
 //! The hub is assembled, started and stopped by `crate::hub`.
 
+mod alert_ops;
 mod alerts;
 pub mod api;
 pub mod authn;
@@ -39,6 +41,7 @@ pub mod ingest;
 pub mod limits;
 pub mod listener;
 pub mod live;
+mod origin;
 mod read_ahead;
 mod readings_params;
 pub mod refusals;
@@ -108,6 +111,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .merge(devices::routes())
         .merge(fleet::routes())
         .merge(alerts::routes())
+        .merge(alert_ops::routes())
         .merge(commands::routes())
         .merge(device_config::routes())
         .merge(dashboard::routes())

@@ -35,7 +35,7 @@ pub struct AlertKey {
 /// Makes every engine reload the rules (a rule, or the labels rules select by, changed).
 pub(super) const BUMP_RULES_EPOCH: &str = "UPDATE alert_rules_epoch SET epoch = epoch + 1";
 impl AlertKey {
-    fn sensor_col(&self) -> &str {
+    pub(super) fn sensor_col(&self) -> &str {
         self.sensor.as_deref().unwrap_or("")
     }
     /// The series key of the outbox (order is kept per webhook and this key).
@@ -61,8 +61,19 @@ pub struct AlertStateRow {
     pub value: Option<Value>,
     /// When the last notification went out (firing, or a `repeat`).
     pub notified: Option<Timestamp>,
+    /// Who acknowledged this firing alert, why and when (contract §16); null until then.
+    pub acknowledged: Option<Acknowledgement>,
     #[serde(skip)]
     pub version: i64,
+}
+
+/// An acknowledgement of a firing alert: `{"by", "comment", "ts"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Acknowledgement {
+    /// The acknowledging token's name.
+    pub by: String,
+    pub comment: String,
+    pub ts: Timestamp,
 }
 
 /// [`AlertKey`] as the API shows it.
@@ -136,6 +147,9 @@ type EventColumns = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
 );
 type StateColumns = (
     String,
@@ -147,13 +161,31 @@ type StateColumns = (
     Option<String>,
     Option<i64>,
     i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
 );
 
-const EVENT_COLUMNS: &str =
-    "id, rule, device, sensor, state, severity, value, ts_us, since_us, unit, rule_condition, url";
+const EVENT_COLUMNS: &str = "id, rule, device, sensor, state, severity, value, ts_us, since_us, unit, rule_condition, url, by_name, comment, silenced";
 
 fn event_of(c: EventColumns) -> AlertEvent {
-    let (id, rule, device, sensor, state, severity, value, ts, since, unit, condition, url) = c;
+    let (
+        id,
+        rule,
+        device,
+        sensor,
+        state,
+        severity,
+        value,
+        ts,
+        since,
+        unit,
+        condition,
+        url,
+        by,
+        comment,
+        silenced,
+    ) = c;
     AlertEvent {
         id,
         rule,
@@ -167,6 +199,9 @@ fn event_of(c: EventColumns) -> AlertEvent {
         ts: Timestamp::from_micros(ts),
         since: Timestamp::from_micros(since),
         url,
+        by,
+        comment,
+        silenced: silenced != 0,
     }
 }
 
@@ -259,7 +294,8 @@ where
     /// Every series of every rule that is not ok.
     pub async fn alert_states(&self) -> Result<Vec<AlertStateRow>, StorageError> {
         let rows: Vec<StateColumns> = sqlx::query_as(
-            "SELECT rule, device, sensor, state, severity, since_us, value, notified_us, version
+            "SELECT rule, device, sensor, state, severity, since_us, value, notified_us, version,
+                    ack_by, ack_comment, ack_us
              FROM alert_state ORDER BY rule, device, sensor",
         )
         .fetch_all(&self.read)
@@ -267,7 +303,20 @@ where
         Ok(rows
             .into_iter()
             .map(
-                |(rule, device, sensor, state, severity, since, value, notified, version)| {
+                |(
+                    rule,
+                    device,
+                    sensor,
+                    state,
+                    severity,
+                    since,
+                    value,
+                    notified,
+                    version,
+                    ack_by,
+                    ack_comment,
+                    ack_us,
+                )| {
                     AlertStateRow {
                         key: AlertKeyOut {
                             rule,
@@ -279,6 +328,14 @@ where
                         since: Timestamp::from_micros(since),
                         value: value.and_then(|v| serde_json::from_str(&v).ok()),
                         notified: notified.map(Timestamp::from_micros),
+                        acknowledged: match (ack_by, ack_us) {
+                            (Some(by), Some(ts)) => Some(Acknowledgement {
+                                by,
+                                comment: ack_comment.unwrap_or_default(),
+                                ts: Timestamp::from_micros(ts),
+                            }),
+                            _ => None,
+                        },
                         version,
                     }
                 },
@@ -373,7 +430,7 @@ where
         Ok(Recorded::Done { version, event })
     }
 
-    async fn insert_event(
+    pub(super) async fn insert_event(
         tx: &mut DB::Connection,
         k: &AlertKey,
         e: &AlertEvent,
@@ -381,8 +438,8 @@ where
     ) -> Result<AlertEvent, StorageError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO alert_events (rule, device, sensor, state, severity, value, ts_us, since_us,
-                                       unit, rule_condition, url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                                       unit, rule_condition, url, by_name, comment, silenced)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(e.rule.as_str())
         .bind(e.device.as_str())
@@ -395,6 +452,9 @@ where
         .bind(e.unit.clone())
         .bind(e.condition.clone())
         .bind(e.url.clone())
+        .bind(e.by.clone())
+        .bind(e.comment.clone())
+        .bind(i64::from(e.silenced))
         .fetch_one(&mut *tx)
         .await?;
         let now = Timestamp::now().as_micros();

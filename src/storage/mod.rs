@@ -28,6 +28,7 @@
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
+//! - [`alert_acks`]: acknowledgements and silences of alerts.
 //! - [`identity`]: a device's tokens, gateway list and metadata over its life.
 //! - `labels`: device labels and the devices a selector picks (protocol.md §14).
 //! - [`devconfig`]: desired and reported device configurations and their history.
@@ -44,6 +45,7 @@ macro_rules! dispatch {
     };
 }
 
+pub mod alert_acks;
 pub mod alerts;
 pub mod backup;
 mod batch;
@@ -73,6 +75,7 @@ pub mod writer;
 use crate::auth::{DeviceRef, Principal, Role};
 use crate::config::DatabaseSettings;
 use crate::domain::{AlertEvent, DeviceName, SensorName, Timestamp, Value};
+use alert_acks::{Acked, AckedRow, NewAck, NewSilence, SilenceRow};
 use alerts::{AlertRuleRow, AlertStateRow, OutboxItem, Recorded, StateChange};
 use commands::{Changed, CommandFilter, CommandRow, NewCommand, OpenBounds, Transition};
 use db::Db;
@@ -106,6 +109,18 @@ pub enum StorageError {
     AlertRuleExists(String),
     #[error("no alert rule named {0}")]
     NoSuchAlertRule(String),
+    /// `POST /v1/alerts/ack` (or `telehub alert ack`) naming an alert that is not firing.
+    #[error(
+        "that alert is not firing; `telehub alert status` (or GET /v1/alerts) lists firing alerts"
+    )]
+    NotFiring,
+    #[error("no active silence {0}; `telehub alert silences` (or GET /v1/silences) lists them")]
+    NoSuchSilence(i64),
+    /// A silence beyond `[alerts] max_silences`.
+    #[error(
+        "at most {0} active silences (alerts.max_silences); remove some first with `telehub alert unsilence ID`"
+    )]
+    TooManySilences(usize),
     /// A creation would leave more open commands than `[commands]` allows.
     #[error("too many open commands: {0}")]
     TooManyCommands(String),
@@ -462,6 +477,41 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AlertEvent>, StorageError> {
         dispatch!(self, s => s.alert_events(from, to, limit).await)
+    }
+
+    /// See [`alert_acks`]: the acknowledgement, its event and outbox rows, in one transaction.
+    pub async fn acknowledge_alert(
+        &self,
+        ack: &NewAck,
+        event: impl FnOnce(&AckedRow) -> AlertEvent,
+        targets: &[String],
+    ) -> Result<Acked, StorageError> {
+        dispatch!(self, s => s.acknowledge_alert(ack, event, targets).await)
+    }
+
+    pub async fn add_silence(
+        &self,
+        silence: &NewSilence,
+        now: Timestamp,
+        max_active: usize,
+    ) -> Result<i64, StorageError> {
+        dispatch!(self, s => s.add_silence(silence, now, max_active).await)
+    }
+
+    pub async fn active_silences(&self, now: Timestamp) -> Result<Vec<SilenceRow>, StorageError> {
+        dispatch!(self, s => s.active_silences(now).await)
+    }
+
+    pub async fn end_silence(&self, id: i64, now: Timestamp) -> Result<(), StorageError> {
+        dispatch!(self, s => s.end_silence(id, now).await)
+    }
+
+    pub async fn ended_silences(&self, now: Timestamp) -> Result<Vec<SilenceRow>, StorageError> {
+        dispatch!(self, s => s.ended_silences(now).await)
+    }
+
+    pub async fn claim_silence_end(&self, id: i64) -> Result<bool, StorageError> {
+        dispatch!(self, s => s.claim_silence_end(id).await)
     }
 
     /// See [`alerts`]: a state change, its event and outbox rows, in one transaction.

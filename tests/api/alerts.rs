@@ -16,7 +16,7 @@ use telehub::domain::Timestamp;
 const SECRET: &str = "test-secret";
 
 /// Alerts with fast polling and retries, delivered to `rx`.
-fn alert_settings(s: &mut Settings, rx: &Receiver) {
+pub(crate) fn alert_settings(s: &mut Settings, rx: &Receiver) {
     let a = &mut s.alerts;
     a.webhooks = vec![Webhook {
         url: rx.url.clone(),
@@ -595,16 +595,19 @@ async fn bad_rules_are_refused_with_a_clear_message_over_http_and_the_cli() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_are_published_on_the_mqtt_alert_topic() {
-    let url = crate::need_mqtt!();
+/// A hub (SQLite) connected to the broker at `url`, publishing alert events on
+/// `PREFIX/alerts/{rule}/{device}`, posting them to a receiver: the hub, the receiver, a
+/// client subscribed to `PREFIX/alerts/#`, and the prefix.
+pub(crate) async fn mqtt_alert_app(
+    url: &str,
+) -> (TestApp, Receiver, crate::mqtt::broker::TestClient, String) {
     let p = crate::mqtt::broker::prefix();
-    let mut sub = crate::mqtt::broker::TestClient::connect(&url).await;
+    let mut sub = crate::mqtt::broker::TestClient::connect(url).await;
     sub.subscribe(&format!("{p}/alerts/#")).await;
     let rx = Receiver::start().await;
     let app = spawn_app_with(Backend::Sqlite, |s| {
         alert_settings(s, &rx);
-        let mut m = crate::mqtt::broker::hub_mqtt(&url, &p);
+        let mut m = crate::mqtt::broker::hub_mqtt(url, &p);
         m.ingest_topic = String::new();
         m.publish_topic = String::new();
         s.mqtt = Some(m);
@@ -612,6 +615,13 @@ async fn events_are_published_on_the_mqtt_alert_topic() {
     })
     .await;
     crate::mqtt::broker::broker_state(&app, |s| s.connected).await;
+    (app, rx, sub, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_published_on_the_mqtt_alert_topic() {
+    let url = crate::need_mqtt!();
+    let (app, rx, mut sub, p) = mqtt_alert_app(&url).await;
     let mut dev = hot_device(&app).await;
     send_ok(&mut dev, 1, &[("t", json!(12.0), base_ts())]).await;
     let m = sub.next().await;

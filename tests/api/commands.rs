@@ -27,6 +27,7 @@ pub async fn call(
     let req = match method {
         "POST" => c.post(url),
         "DELETE" => c.delete(url),
+        "PUT" => c.put(url),
         _ => c.get(url),
     };
     let req = match body {

@@ -268,6 +268,61 @@ async fn firmware_sim_devices_carry_out_commands() {
     assert!(summary["reconnects"].as_u64().unwrap() >= 1, "{summary}");
 }
 
+/// `firmware-sim --transport http --commands`: the client library long-polls its
+/// commands and its desired configuration over HTTP, beside its readings.
+async fn http_devices_take_commands_and_configuration_by_long_poll(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, format!("sim-1 {}\n", app.device("sim-1").await)).unwrap();
+    let op = operator(&app).await;
+    let args = ["--commands", "--transport", "http", "--rate", "1"];
+    let sim = spawn_sim(&app.hub().addr.to_string(), &tokens, &args, None);
+    let run = |body: Value| {
+        let (app, op) = (&app, &op);
+        async move {
+            let (status, c) = call(app, "POST", "/v1/devices/sim-1/commands", op, Some(body)).await;
+            assert_eq!(status, 201, "{c}");
+            c
+        }
+    };
+    let c = run(json!({"name": "set_interval", "params": {"seconds": 0.5}, "wait": "20s"})).await;
+    assert_eq!(
+        (&c["state"], &c["result"], &c["attempts"]),
+        (&json!("succeeded"), &json!({"seconds": 0.5}), &json!(1)),
+        "{c}"
+    );
+    let c = run(json!({"name": "defrost", "wait": "20s"})).await;
+    assert_eq!(c["state"], "rejected", "{c}");
+
+    let (status, c) = call(
+        &app,
+        "PUT",
+        "/v1/devices/sim-1/config",
+        &op,
+        Some(json!({"desired": {"interval_s": 0.25}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{c}");
+    let synced = eventually(
+        WAIT,
+        "the HTTP device reported its configuration",
+        || async {
+            call(&app, "GET", "/v1/devices/sim-1/config", &op, None)
+                .await
+                .1
+        },
+        |c| c["in_sync"] == true,
+    )
+    .await;
+    assert_eq!(synced["reported"]["interval_s"], 0.25, "{synced}");
+    // Its readings flow beside: a few at the new interval.
+    app.wait_stored("sim-1", 4).await;
+    let summary = sim_summary(sim).await;
+    assert_eq!(summary["nacked"], 0, "{summary}");
+}
+both_backends!(http_devices_take_commands_and_configuration_by_long_poll);
+
 /// The device answered and the hub was killed (SIGKILL) before the device saw
 /// `result_stored`: after the restart the device sends the answer again; it is
 /// confirmed, and the command ends once, as first answered.

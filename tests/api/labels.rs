@@ -17,7 +17,12 @@ async fn token(app: &TestApp, role: Role) -> String {
 }
 
 /// `PUT /v1/devices/NAME/labels` with `labels`: the status and body.
-async fn put_labels(app: &TestApp, admin: &str, device: &str, labels: Value) -> (u16, Value) {
+pub(crate) async fn put_labels(
+    app: &TestApp,
+    admin: &str,
+    device: &str,
+    labels: Value,
+) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .put(format!("{}/v1/devices/{device}/labels", app.http()))
         .bearer_auth(admin)

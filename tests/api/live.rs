@@ -31,6 +31,20 @@ async fn the_live_feed_needs_a_viewer_token_and_an_allowed_origin() {
     tokio_tungstenite::connect_async(with_origin("https://ops.example"))
         .await
         .expect("configured origin allowed");
+    // DNS rebinding: a name pointed at the hub sends matching Origin and Host; a name is
+    // trusted only when configured.
+    let port = app.hub().addr.port();
+    let mut rebound = with_origin(&format!("http://evil.example:{port}"));
+    let host = format!("evil.example:{port}").parse().unwrap();
+    rebound.headers_mut().insert("host", host);
+    let refused = tokio_tungstenite::connect_async(rebound).await;
+    assert_eq!(refused_status(refused.map(|r| r.0)), 403);
+    let mut by_localhost = with_origin(&format!("http://localhost:{port}"));
+    let host = format!("localhost:{port}").parse().unwrap();
+    by_localhost.headers_mut().insert("host", host);
+    tokio_tungstenite::connect_async(by_localhost)
+        .await
+        .expect("the hub's page opened as localhost");
 }
 
 #[tokio::test]

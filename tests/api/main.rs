@@ -7,6 +7,7 @@
 mod helpers;
 mod procs;
 
+mod alert_acks;
 mod alerts;
 mod backup;
 mod checkpoint;

@@ -113,6 +113,7 @@ fn email_to(port: u16, query: &str) -> EmailTarget {
         smtp_url: format!("smtp://alerts:pw-s3cret@127.0.0.1:{port}{query}"),
         from: "telehub@plant.example".into(),
         to: vec!["ops@plant.example".into(), "night@plant.example".into()],
+        ca_file: None,
     }
 }
 
@@ -176,6 +177,55 @@ async fn smtp_without_a_tls_parameter_requires_starttls_and_sends_nothing_in_the
         sink.quiet_for(Duration::from_millis(300)).await,
         "no mail in the clear"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_goes_over_starttls_to_a_server_whose_ca_is_configured_and_not_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("telehub mail test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let (cert_file, key_file) = (dir.path().join("smtp.pem"), dir.path().join("smtp.key"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let mut sink =
+        SmtpSink::start_with("alerts", "pw-s3cret", 0, Some((&cert_file, &key_file))).await;
+
+    // The system's roots do not know this CA: the hub refuses the server's certificate.
+    let untrusting = spawn_app_with(Backend::Sqlite, |s| {
+        fast(s);
+        s.alerts.email = vec![email_to(sink.port, "")];
+    })
+    .await;
+    let viewer = untrusting.viewer().await;
+    fire_hot(&untrusting).await;
+    let failed = || untrusting.metric(&viewer, "telehub_alert_notifications_failed_total");
+    eventually(WAIT, "failed attempts (an unknown CA)", failed, |n| {
+        *n >= 2.0
+    })
+    .await;
+    drop(untrusting);
+    assert!(
+        sink.quiet_for(Duration::from_millis(200)).await,
+        "nothing sent to an unverified server"
+    );
+
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        fast(s);
+        s.alerts.email = vec![EmailTarget {
+            ca_file: Some(ca_file.into()),
+            ..email_to(sink.port, "")
+        }];
+    })
+    .await;
+    fire_hot(&app).await;
+    let mail = sink.next().await;
+    assert_eq!(
+        (&mail["tls"], &mail["auth"]),
+        (&json!(true), &json!(true)),
+        "STARTTLS, then AUTH: {mail}"
+    );
+    assert_eq!(mail["subject"], "[telehub] FIRING hot: d1/temperature");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,9 @@
 
 use crate::both_backends;
 use crate::helpers::*;
+use crate::labels::put_labels;
 use crate::need_mqtt;
+use crate::procs::telehub_cli;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use telehub::config::{Settings, Webhook};
@@ -70,6 +72,64 @@ async fn an_http_only_device_is_online_after_a_reading_and_offline_after_the_tim
     );
 }
 both_backends!(an_http_only_device_is_online_after_a_reading_and_offline_after_the_timeout);
+
+async fn a_presence_timeout_label_gives_a_device_its_own_timeout(b: Backend) {
+    let app = spawn_app_with(b, |s| {
+        s.presence.timeout = Duration::from_secs(600);
+        s.presence.labels_poll = Duration::from_millis(100);
+    })
+    .await;
+    let (admin, viewer) = (app.admin().await, app.viewer().await);
+    let tokens = [
+        app.device("pump-1").await,
+        app.device("pump-2").await,
+        app.device("pump-3").await,
+    ];
+    // Over the API; with the CLI (which writes the database: read at the next poll); none.
+    let (status, body) =
+        put_labels(&app, &admin, "pump-1", json!({"presence_timeout": "1s"})).await;
+    assert_eq!(status, 200, "{body}");
+    let out = telehub_cli(
+        &app.db.url,
+        &["device", "label", "pump-2", "presence_timeout=2s"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut dash = app.connect_dashboard(&viewer).await;
+    subscribe_all(&mut dash).await;
+    // The CLI's label is read within labels_poll; wait for it through a device that shows it.
+    let started = Instant::now();
+    for t in &tokens {
+        post_reading(&app, t, one_reading(1.0)).await;
+    }
+    let mut offline = Vec::new();
+    while offline.len() < 2 {
+        let s = next_status(&mut dash).await;
+        if s["online"] == json!(false) {
+            offline.push((s["device"].as_str().unwrap().to_owned(), started.elapsed()));
+        }
+    }
+    assert_eq!(
+        offline.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(),
+        ["pump-1", "pump-2"],
+        "{offline:?}"
+    );
+    assert!(offline[0].1 >= Duration::from_secs(1), "{offline:?}");
+    assert!(offline[1].1 >= Duration::from_secs(2), "{offline:?}");
+    let three = device_entry(&app, &viewer, "pump-3").await;
+    assert_eq!(three["online"], json!(true), "the default 10 min: {three}");
+
+    // Not a duration, or out of range: refused, saying what it must be.
+    for bad in ["soon", "0s", "31d"] {
+        let (status, body) =
+            put_labels(&app, &admin, "pump-3", json!({"presence_timeout": bad})).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("1s to 30d"),
+            "{body}"
+        );
+    }
+}
+both_backends!(a_presence_timeout_label_gives_a_device_its_own_timeout);
 
 /// Alerts with fast polling and retries, delivered to `rx`; presence times out after 1 s.
 fn fast_alerts(s: &mut Settings, rx: &Receiver) {

@@ -11,12 +11,14 @@
 //! - [`webhook`]: [`Receiver`], a real HTTP server recording webhook POSTs.
 //! - [`smtp`]: [`SmtpSink`], a real SMTP server (aiosmtpd) recording alert emails.
 //! - [`poll`]: [`eventually`], the one poller, and [`WAIT`].
+//! - [`ca`]: [`Ca`], a throwaway CA issuing server certificates for TLS tests.
 //! - [`pg_cluster`]: [`TestCluster`], a private PostgreSQL server a test may stop or give TLS.
 //! - [`services`]: `pg_server`, `mqtt_server`, [`skipped`], `need_pg!`, `need_mqtt!`.
 
 #![allow(dead_code, unused_imports)]
 
 mod app;
+mod ca;
 mod db;
 mod memory;
 mod pg_cluster;
@@ -29,6 +31,7 @@ mod webhook;
 mod ws;
 
 pub use app::*;
+pub use ca::*;
 pub use db::*;
 pub use memory::*;
 pub use pg_cluster::*;

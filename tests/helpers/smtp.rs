@@ -19,6 +19,17 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink for `user`/`password`; it answers the first `fail_first` mails 451.
     pub async fn start(user: &str, password: &str, fail_first: usize) -> Self {
+        Self::start_with(user, password, fail_first, None).await
+    }
+
+    /// As [`SmtpSink::start`], offering and requiring STARTTLS with this certificate and
+    /// key (PEM files) when `tls` is given.
+    pub async fn start_with(
+        user: &str,
+        password: &str,
+        fail_first: usize,
+        tls: Option<(&Path, &Path)>,
+    ) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = root.join("tests/influx/.venv/bin/python");
         assert!(
@@ -26,9 +37,17 @@ impl SmtpSink {
             "{} is missing: run scripts/install-test-deps.sh",
             python.display()
         );
-        let mut child = Command::new(python)
-            .arg(root.join("tests/smtp/sink.py"))
-            .args([user, password, "--fail-first", &fail_first.to_string()])
+        let mut cmd = Command::new(python);
+        cmd.arg(root.join("tests/smtp/sink.py")).args([
+            user,
+            password,
+            "--fail-first",
+            &fail_first.to_string(),
+        ]);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tls").arg(cert).arg(key);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

@@ -240,5 +240,6 @@ pub(super) fn stored(row: AlertStateRow) -> Stored {
         since: row.since,
         value: row.value,
         notified: row.notified,
+        acknowledged: row.acknowledged.is_some(),
     }
 }

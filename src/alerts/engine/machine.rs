@@ -6,6 +6,10 @@
 //! a [`Transition`] for the shell to store and announce ([`Action::Move`]; once done, it
 //! is fed back as [`Input::Done`]), a deadline to queue ([`Action::Schedule`]), or a
 //! question for storage ([`Action::LookUpNewest`], answered with [`Input::Newest`]).
+//! An acknowledged firing alert sends no `repeat` ([`Input::Acknowledged`]); leaving
+//! `firing` forgets the acknowledgement, so the next firing starts unacknowledged. When
+//! a silence ends on a firing, unacknowledged alert, it is announced once more
+//! ([`Input::SilenceEnded`]); whether an event is silenced the shell decides.
 //! Changes nobody stores — an `offline` wait starting or ending, a `no_data` series
 //! noting a reading — the machine makes itself.
 //!
@@ -37,6 +41,8 @@ pub struct Machine {
     pub notified: Option<Timestamp>,
     /// `no_data`: the last reading (hub clock, or the stored reading time after a load).
     pub last_seen: Timestamp,
+    /// Firing and acknowledged: no `repeat`.
+    pub acknowledged: bool,
     /// A condition deadline is queued.
     waiting: bool,
     /// A `repeat` deadline is queued.
@@ -52,6 +58,7 @@ impl Machine {
             value: None,
             notified: None,
             last_seen: now,
+            acknowledged: false,
             waiting: false,
             repeating: false,
         }
@@ -90,11 +97,32 @@ impl Machine {
             Input::Adopt(stored) => {
                 match stored {
                     Some(s) => self.take(s),
-                    None => self.phase = Phase::Ok,
+                    None => {
+                        self.phase = Phase::Ok;
+                        self.acknowledged = false;
+                    }
                 }
                 Actions::none()
             }
+            Input::Acknowledged => {
+                self.acknowledged = self.phase == Phase::Firing;
+                Actions::none()
+            }
+            Input::SilenceEnded { now } => self.silence_ended(now),
         }
+    }
+
+    /// A firing, unacknowledged alert is announced again (like a `repeat`).
+    fn silence_ended(&mut self, now: Timestamp) -> Actions {
+        if self.phase != Phase::Firing || self.acknowledged {
+            return Actions::none();
+        }
+        Actions::one(Action::Move(Transition {
+            to: Phase::Firing,
+            since: self.since,
+            value: self.value.clone(),
+            event: Some((AlertState::Firing, now)),
+        }))
     }
 
     fn take(&mut self, s: Stored) {
@@ -106,6 +134,7 @@ impl Machine {
         self.since = s.since;
         self.value = s.value;
         self.notified = s.notified;
+        self.acknowledged = s.firing && s.acknowledged;
     }
 
     fn resume(&mut self, rule: &Rule, stored: Stored) -> Actions {
@@ -251,7 +280,8 @@ impl Machine {
 
     fn repeat_due(&mut self, rule: &Rule, now: Timestamp) -> Actions {
         self.repeating = false;
-        let (Some(every), Some(last), Phase::Firing) = (rule.repeat, self.notified, self.phase)
+        let (Some(every), Some(last), Phase::Firing, false) =
+            (rule.repeat, self.notified, self.phase, self.acknowledged)
         else {
             return Actions::none();
         };
@@ -318,6 +348,9 @@ impl Machine {
 
     fn done(&mut self, rule: &Rule, t: Transition, now: Timestamp) -> Actions {
         self.notified = self.notified_after(&t, now);
+        if t.to != Phase::Firing || self.phase != Phase::Firing {
+            self.acknowledged = false;
+        }
         self.phase = t.to;
         self.since = t.since;
         self.value = t.value;

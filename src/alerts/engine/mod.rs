@@ -9,7 +9,8 @@
 //! - [`deadlines`]: the `no_data`, `offline` and `repeat` deadlines, one min-heap;
 //! - [`load`]: loading rules and restoring stored states into machines;
 //! - [`persist`]: storing a transition with its event and outbox rows, and taking the
-//!   stored row when another hub of a cluster changed it first.
+//!   stored row when another hub of a cluster changed it first;
+//! - [`operator`]: acknowledgements and silences (contract §16).
 //!
 //! Persistence: a threshold's `pending` and every `firing` are rows of `alert_state`;
 //! a restart loads them, so a firing alert stays firing and is not announced twice.
@@ -22,15 +23,21 @@
 //! writer, which waits when it is full, so no batch is ever skipped; its closing — the
 //! writer has flushed — ends the engine) and status events (broadcast from the session
 //! registry; after a lag the engine re-reads who is online). Sends each stored event on
-//! the `events` broadcast (live fan-out, MQTT) and wakes the webhook sender.
+//! the `events` broadcast (live fan-out, MQTT) and wakes the webhook sender. Receives
+//! [`Request`]s (acknowledge, silences changed) from the HTTP API on its own bounded
+//! `mpsc`, each answered on a oneshot.
 
 mod deadlines;
 mod load;
 pub mod machine;
+mod operator;
 mod persist;
+
+pub use operator::Request;
 
 use super::matcher::Matcher;
 use super::rules::Rule;
+use super::silences::Silences;
 use crate::domain::{
     AlertEvent, CommittedBatch, DeviceName, SensorName, StatusEvent, Timestamp, Unit,
 };
@@ -97,6 +104,8 @@ pub struct Engine {
     /// Devices seen disconnected (or not connected at start), and since when.
     disconnected: HashMap<DeviceName, Timestamp>,
     deadlines: Deadlines,
+    /// The active silences, as last read.
+    silences: Silences,
 }
 
 /// How long after a storage failure a deadline is tried again.
@@ -123,6 +132,7 @@ impl Engine {
             persisted: HashMap::new(),
             disconnected: HashMap::new(),
             deadlines: Deadlines::default(),
+            silences: Silences::default(),
         }
     }
 
@@ -131,10 +141,13 @@ impl Engine {
         mut self,
         mut batches: mpsc::Receiver<CommittedBatch>,
         mut status: broadcast::Receiver<StatusEvent>,
+        mut requests: mpsc::Receiver<Request>,
         nudge: Arc<Notify>,
         rules_poll: Duration,
     ) {
         self.reload_if_changed().await;
+        self.reload_silences().await;
+        let mut requests_open = true;
         let mut poll = tokio::time::interval(rules_poll);
         poll.reset();
         let mut status_open = true;
@@ -153,8 +166,18 @@ impl Engine {
                 _ = async { tokio::time::sleep(wait.unwrap_or_default()).await }, if wait.is_some() => {
                     self.on_due().await;
                 }
-                _ = poll.tick() => self.reload_if_changed().await,
-                _ = nudge.notified() => self.reload_if_changed().await,
+                r = requests.recv(), if requests_open => match r {
+                    Some(r) => self.on_request(r).await,
+                    None => requests_open = false,
+                },
+                _ = poll.tick() => {
+                    self.reload_if_changed().await;
+                    self.reload_silences().await;
+                }
+                _ = nudge.notified() => {
+                    self.reload_if_changed().await;
+                    self.reload_silences().await;
+                }
             }
         }
         tracing::debug!("alerts: commit stream closed, engine stopped");

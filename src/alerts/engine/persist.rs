@@ -10,6 +10,9 @@
 //! that cannot be stored is decided again on the next reading (thresholds) or after
 //! [`super::STORAGE_RETRY`] (deadlines).
 //!
+//! An event raised while an active silence covers its alert is stored with `silenced`
+//! and no outbox rows, and announced nowhere.
+//!
 //! Owns the `impl` of storing on [`super::Engine`]. Uses [`super::machine`] and the
 //! storage API.
 
@@ -49,6 +52,7 @@ impl Engine {
                 value: t.value.clone(),
                 notified: slot.machine.notified_after(&t, now),
             });
+            let silenced = self.is_silenced(&key, now);
             let change = StateChange {
                 key: key.clone(),
                 new,
@@ -73,18 +77,19 @@ impl Engine {
                     t.since,
                     ts,
                 )),
+                by: None,
+                comment: None,
+                silenced,
             });
             match self
                 .store
-                .record_alert(&change, event.as_ref(), &self.delivery.targets)
+                .record_alert(&change, event.as_ref(), self.targets(silenced))
                 .await
             {
                 Ok(Recorded::Done { version: v, event }) => {
                     version = (t.to != Phase::Ok).then_some(v);
                     if let Some(e) = event {
-                        self.metrics.alerts.events.inc();
-                        let _ = self.out.events.send(*e);
-                        self.out.wake_sender.notify_one();
+                        self.announce(*e);
                     }
                 }
                 Ok(Recorded::Conflict) => {
@@ -105,8 +110,27 @@ impl Engine {
         self.step(at, Input::Done { transition: t, now })
     }
 
+    /// A stored event goes out: to live clients, MQTT and (through the outbox rows stored
+    /// with it) webhooks and email — unless it was silenced.
+    pub(super) fn announce(&self, e: AlertEvent) {
+        self.metrics.alerts.events.inc();
+        if !e.silenced {
+            let _ = self.out.events.send(e);
+            self.out.wake_sender.notify_one();
+        }
+    }
+
+    /// The outbox targets of an event: none when it is silenced.
+    pub(super) fn targets(&self, silenced: bool) -> &[String] {
+        if silenced {
+            &[]
+        } else {
+            &self.delivery.targets[..]
+        }
+    }
+
     /// Another hub changed this row first: take what it stored.
-    async fn adopt(&mut self, at: Loc<'_>, key: &AlertKey) {
+    pub(super) async fn adopt(&mut self, at: Loc<'_>, key: &AlertKey) {
         let row = match self.store.alert_states().await {
             Ok(rows) => rows.into_iter().find(|r| r.key() == *key),
             Err(e) => {

@@ -14,7 +14,48 @@ fn event() -> AlertEvent {
         ts: Timestamp::parse_rfc3339("2026-11-21T10:05:00Z").unwrap(),
         since: Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap(),
         url: Some("https://hub.example/#device=freezer-1".into()),
+        by: None,
+        comment: None,
+        silenced: false,
     }
+}
+
+#[test]
+fn an_acknowledged_event_says_who_and_why() {
+    let e = AlertEvent {
+        state: AlertState::Acknowledged,
+        by: Some("night-shift".into()),
+        comment: Some("door left open, closed it".into()),
+        ..event()
+    };
+    let text = Message::of(&e).text();
+    assert!(
+        text.starts_with(
+            "ACKNOWLEDGED freezer-warm: freezer-1/temperature
+"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Acknowledged by: night-shift
+"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Comment: door left open, closed it
+"
+        ),
+        "{text}"
+    );
+    let json = serde_json::to_value(&e).expect("serializes");
+    assert_eq!(json["state"], "acknowledged");
+    assert_eq!(json["by"], "night-shift");
+    assert!(json.get("silenced").is_none(), "left out unless true");
+    let plain = serde_json::to_value(event()).expect("serializes");
+    assert!(plain.get("by").is_none() && plain.get("comment").is_none());
 }
 
 #[test]

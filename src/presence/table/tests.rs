@@ -107,3 +107,55 @@ fn past_max_devices_offline_devices_are_forgotten_first() {
     online.sort();
     assert_eq!(online, [dev("b"), dev("c")]);
 }
+
+#[test]
+fn a_device_with_its_own_timeout_expires_after_it() {
+    let mut p = table();
+    p.set_timeouts([(dev("slow-1"), Duration::from_secs(60))].into());
+    assert!(p.heard(&dev("slow-1"), Transport::Line, t(0)).is_some());
+    assert!(p.heard(&dev("fast-1"), Transport::Line, t(0)).is_some());
+    assert_eq!(states(&p.expire(t(10))), [("fast-1".into(), false)]);
+    assert!(p.expire(t(59)).is_empty());
+    assert_eq!(states(&p.expire(t(60))), [("slow-1".into(), false)]);
+}
+
+#[test]
+fn a_shorter_timeout_given_while_waiting_moves_the_expiry_forward() {
+    let mut p = table();
+    let d = dev("pump-1");
+    assert!(p.heard(&d, Transport::Http, t(0)).is_some());
+    assert_eq!(p.next_expiry(), Some(t(10)));
+    p.set_timeouts([(d.clone(), Duration::from_secs(3))].into());
+    assert_eq!(p.next_expiry(), Some(t(3)));
+    assert_eq!(states(&p.expire(t(3))), [("pump-1".into(), false)]);
+    assert_eq!(
+        p.next_expiry(),
+        None,
+        "one entry a device, removed when due"
+    );
+}
+
+#[test]
+fn a_longer_timeout_given_while_waiting_keeps_the_device_online_past_the_old_one() {
+    let mut p = table();
+    let d = dev("pump-1");
+    assert!(p.heard(&d, Transport::Http, t(0)).is_some());
+    p.set_timeouts([(d.clone(), Duration::from_secs(30))].into());
+    assert!(p.expire(t(10)).is_empty(), "put back at its new deadline");
+    assert_eq!(p.next_expiry(), Some(t(30)));
+    assert_eq!(states(&p.expire(t(30))), [("pump-1".into(), false)]);
+}
+
+#[test]
+fn a_closed_socket_leaves_a_device_online_within_its_own_timeout() {
+    let mut p = table();
+    let d = dev("gw-1");
+    p.set_timeouts([(d.clone(), Duration::from_secs(60))].into());
+    assert!(p.connected(&d, t(0)).is_some());
+    assert!(p.heard(&d, Transport::Gateway, t(1)).is_none());
+    assert!(
+        p.disconnected(&d, t(20)).is_none(),
+        "heard at 1: online until 61"
+    );
+    assert_eq!(states(&p.expire(t(61))), [("gw-1".into(), false)]);
+}

@@ -1,15 +1,16 @@
 //! The client task: connect, run a session, and after a failure wait a backoff delay
 //! (exponential, full jitter) and connect again — until stopped, or until a drain has
 //! emptied the outbox or run out of time. Over HTTP there is no connection to keep:
-//! [`super::http_session`] runs instead. A persister task saves the outbox on a timer
+//! [`super::http_session`] runs instead, with [`super::http_commands`] beside it when
+//! the client takes commands. A persister task saves the outbox on a timer
 //! when persistence is on, and once more at the end.
 
 use super::address::Target;
 use super::http::HttpLink;
 use super::session::{End, Session, sleep_until_some};
 use super::{
-    ClientConfig, ClientError, ClientEvent, Mode, PersistConfig, Shared, Transport, http_session,
-    persist,
+    ClientConfig, ClientError, ClientEvent, Mode, PersistConfig, Shared, Transport, http_commands,
+    http_session, persist,
 };
 use crate::backoff::Backoff;
 use std::sync::Arc;
@@ -53,7 +54,18 @@ pub(super) async fn drive(
         Link::Ws(target) => connect_and_resend(&shared, &cfg, target, &mut mode).await,
         Link::Http(http) => {
             tracing::debug!(url = http.url(), "device client started");
-            http_session::run(&shared, &cfg, http, &mut mode).await
+            let stop_commands = CancellationToken::new();
+            let commands = shared.commands.clone().and_then(|side| {
+                let link = http_commands::CommandLink::new(cfg.clone())
+                    .inspect_err(|e| tracing::error!(error = %e, "commands over HTTP are off"))
+                    .ok()?;
+                Some(tokio::spawn(link.run(side, stop_commands.clone())))
+            });
+            http_session::run(&shared, &cfg, http, &mut mode).await;
+            stop_commands.cancel();
+            if let Some(task) = commands {
+                let _ = task.await;
+            }
         }
     }
     shared.connected.store(false, Ordering::Relaxed);

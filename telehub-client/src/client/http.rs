@@ -44,18 +44,7 @@ impl HttpLink {
         if line {
             url.query_pairs_mut().append_pair("precision", "us");
         }
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", cfg.token))
-            .map_err(|_| ClientError::Token)?;
-        authorization.set_sensitive(true);
-        let tls = crate::tls::device_client_config(cfg.ca_file.as_deref())?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.reply_timeout)
-            .pool_max_idle_per_host(cfg.max_inflight)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ClientError::Setting(format!("HTTP client: {e}")))?;
+        let (client, authorization) = client_of(cfg, cfg.reply_timeout, cfg.max_inflight)?;
         Ok(Self {
             client,
             url,
@@ -111,6 +100,28 @@ impl HttpLink {
         let body = String::from_utf8_lossy(&body);
         verdict(status, &body, retry_after, self.line)
     }
+}
+
+/// An HTTP client for `cfg`'s hub (its TLS roots, no redirects, each request answered
+/// within `timeout`), and the token's `Authorization` header.
+pub(super) fn client_of(
+    cfg: &ClientConfig,
+    timeout: Duration,
+    max_idle: usize,
+) -> Result<(reqwest::Client, HeaderValue), ClientError> {
+    let mut authorization =
+        HeaderValue::from_str(&format!("Bearer {}", cfg.token)).map_err(|_| ClientError::Token)?;
+    authorization.set_sensitive(true);
+    let tls = crate::tls::device_client_config(cfg.ca_file.as_deref())?;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(timeout)
+        .pool_max_idle_per_host(max_idle)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ClientError::Setting(format!("HTTP client: {e}")))?;
+    Ok((client, authorization))
 }
 
 /// What a non-2xx answer means for the message (see the module's table).

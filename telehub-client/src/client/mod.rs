@@ -32,9 +32,10 @@
 //!   jitter ([`crate::backoff`]) → connect again, until shut down; drains on shutdown.
 //! - `persist`: optional snapshots of the outbox to a file (temp file + rename), so a
 //!   restarted process resumes with what was not acked.
-//! - `commands`: with [`ClientConfig::commands`] set, the device takes commands on its
-//!   WebSocket (docs/commands.md): acknowledged at once, run by the caller's handler once
-//!   per id, answered until the hub confirms. WebSocket only.
+//! - `commands`: with [`ClientConfig::commands`] set, the device takes commands
+//!   (docs/commands.md): acknowledged at once, run by the caller's handler once per id,
+//!   answered until the hub confirms. On its WebSocket, or over HTTP by long-poll
+//!   (`http_commands`, for the `http` and `line` transports).
 //!
 //! Ownership: the outbox is shared by the handle (which only appends) and the client
 //! task (which takes, settles and puts back), under one `std` mutex held for O(batch)
@@ -56,6 +57,7 @@ mod commands;
 mod driver;
 mod flow;
 mod http;
+mod http_commands;
 mod http_session;
 mod outbox;
 mod persist;
@@ -166,7 +168,8 @@ pub struct ClientConfig {
     /// Stop connecting after a refusal that retrying cannot cure (401/403, an untrusted
     /// certificate, TLS on one side only): [`ClientEvent::GaveUp`]. Off: retry forever.
     pub give_up_when_permanent: bool,
-    /// Take commands (WebSocket only): connect with `?commands=1` and run each with
+    /// Take commands: over the WebSocket, connect with `?commands=1`; over HTTP (the
+    /// `http` and `line` transports), long-poll `GET /v1/commands/next`. Each runs with
     /// this handler. Off (`None`): the hub never sends this client a command.
     pub commands: Option<CommandsConfig>,
 }
@@ -215,9 +218,6 @@ impl ClientConfig {
             return bad("persist.interval must be > 0");
         }
         if let Some(c) = &self.commands {
-            if self.transport != Transport::WebSocket {
-                return bad("commands are taken over the WebSocket transport only");
-            }
             if c.remember == 0 || c.max_running == 0 || c.max_sends == 0 {
                 return bad("commands: remember, max_running and max_sends must be ≥ 1");
             }

@@ -1,4 +1,5 @@
-//! Alert events (docs/protocol.md §9): a rule's series changed to `firing` or `resolved`.
+//! Alert events (docs/protocol.md §9): a rule's series changed to `firing` or `resolved`,
+//! or an operator acknowledged a firing alert (`acknowledged`, with `by` and `comment`).
 //! Made and stored by the alert engine, then sent to live clients, MQTT and webhooks.
 
 use super::{Timestamp, Value};
@@ -10,6 +11,7 @@ use serde::Serialize;
 pub enum AlertState {
     Firing,
     Resolved,
+    Acknowledged,
 }
 
 impl AlertState {
@@ -17,10 +19,11 @@ impl AlertState {
         match self {
             Self::Firing => "firing",
             Self::Resolved => "resolved",
+            Self::Acknowledged => "acknowledged",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Firing, Self::Resolved]
+        [Self::Firing, Self::Resolved, Self::Acknowledged]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -34,6 +37,9 @@ impl AlertState {
 /// series' unit when its readings carry one; `condition` the rule's condition in words
 /// (`> 10 for 5m`, `no data for 10m`, `offline for 2m`); `url` the dashboard view of the
 /// series around the event. The three are null for events stored by older releases.
+/// An `acknowledged` event carries `by` (the token's name) and `comment`; other events
+/// leave both out. `silenced` is `true` on an event raised while a silence matched its
+/// series (stored, never delivered), and left out otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertEvent {
     pub id: i64,
@@ -48,4 +54,10 @@ pub struct AlertEvent {
     pub ts: Timestamp,
     pub since: Timestamp,
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub silenced: bool,
 }

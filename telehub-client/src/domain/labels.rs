@@ -2,9 +2,13 @@
 //! keys `^[a-z][a-z0-9_]{0,31}$`, values 1 to 64 printable characters. Parsed once here
 //! from every place they arrive (an API body, `k=v` on the command line, a `k:v`
 //! selector in a query string, a stored row), so the API, the CLI and storage agree.
+//!
+//! One key has a meaning to the hub: [`PRESENCE_TIMEOUT`] (`presence_timeout=10m`), a
+//! device's own presence timeout (protocol.md §17), whose value must be a duration.
 
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The most labels a device may carry.
 pub const MAX_LABELS: usize = 16;
@@ -12,6 +16,12 @@ pub const MAX_LABELS: usize = 16;
 pub const MAX_LABEL_KEY_CHARS: usize = 32;
 /// The longest label value, in characters.
 pub const MAX_LABEL_VALUE_CHARS: usize = 64;
+
+/// The label key whose value overrides `[presence] timeout` for its device.
+pub const PRESENCE_TIMEOUT: &str = "presence_timeout";
+/// The range a `presence_timeout` label may take.
+pub const PRESENCE_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(30 * 24 * 3600);
 
 /// Why a label was refused: each says the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +32,8 @@ pub enum LabelError {
     Key(String),
     #[error("label {key}: the value must be 1 to 64 printable characters (no control characters)")]
     Value { key: String },
+    #[error("label presence_timeout: {0:?} is not a duration from 1s to 30d (e.g. 10m, 1h30m)")]
+    PresenceTimeout(String),
     #[error("label {0}: expected a string value")]
     NotAString(String),
     #[error("at most {MAX_LABELS} labels per device; {0} given")]
@@ -65,6 +77,9 @@ impl LabelValue {
         let n = s.chars().count();
         if n == 0 || n > MAX_LABEL_VALUE_CHARS || s.chars().any(char::is_control) {
             return Err(LabelError::Value { key: key.0.clone() });
+        }
+        if key.0 == PRESENCE_TIMEOUT && presence_timeout(s).is_none() {
+            return Err(LabelError::PresenceTimeout(clip(s)));
         }
         Ok(Self(s.to_owned()))
     }
@@ -149,6 +164,11 @@ impl Labels {
         self.0.get(&LabelKey(key.to_owned()))
     }
 
+    /// The device's own presence timeout, from its [`PRESENCE_TIMEOUT`] label.
+    pub fn presence_timeout(&self) -> Option<Duration> {
+        presence_timeout(self.get(PRESENCE_TIMEOUT)?.as_str())
+    }
+
     /// `k=v,k=v` (for a table cell).
     pub fn to_pairs_text(&self) -> String {
         self.0
@@ -163,6 +183,13 @@ impl Serialize for Labels {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)
     }
+}
+
+/// A `presence_timeout` value as a duration, when it is one in range.
+fn presence_timeout(s: &str) -> Option<Duration> {
+    super::parse_duration(s)
+        .ok()
+        .filter(|d| PRESENCE_TIMEOUT_RANGE.contains(d))
 }
 
 fn clip(s: &str) -> String {
@@ -189,6 +216,24 @@ mod tests {
         assert!(LabelValue::parse(&k, &"é".repeat(65)).is_err());
         assert!(LabelValue::parse(&k, "").is_err());
         assert!(LabelValue::parse(&k, "a\nb").is_err());
+    }
+
+    #[test]
+    fn a_presence_timeout_label_must_be_a_duration_in_range() {
+        let k = LabelKey::parse(PRESENCE_TIMEOUT).unwrap();
+        for ok in ["1s", "10m", "1h 30m", "30days"] {
+            assert!(LabelValue::parse(&k, ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["soon", "0s", "500ms", "31d", "10"] {
+            let e = LabelValue::parse(&k, bad).unwrap_err();
+            assert!(
+                e.to_string().contains("duration from 1s to 30d"),
+                "{bad:?}: {e}"
+            );
+        }
+        let labels = Labels::from_json(&json!({"site": "a", "presence_timeout": "90s"})).unwrap();
+        assert_eq!(labels.presence_timeout(), Some(Duration::from_secs(90)));
+        assert_eq!(Labels::default().presence_timeout(), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use about::{AboutError, Description, Location, MAX_DESCRIPTION_CHARS};
 pub use alert::{AlertEvent, AlertState};
 pub use labels::{
     LabelError, LabelKey, LabelValue, Labels, MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS,
-    MAX_LABELS, parse_pair,
+    MAX_LABELS, PRESENCE_TIMEOUT, PRESENCE_TIMEOUT_RANGE, parse_pair,
 };
 pub use name::{DeviceName, NameError, SensorName, Unit};
 pub use pattern::{Pattern, PatternError, PatternWhy, Segment, SegmentError};

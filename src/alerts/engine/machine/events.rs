@@ -94,6 +94,8 @@ pub struct Stored {
     pub since: Timestamp,
     pub value: Option<Value>,
     pub notified: Option<Timestamp>,
+    /// An operator acknowledged the firing alert (contract §16).
+    pub acknowledged: bool,
 }
 
 /// What happens to a machine.
@@ -133,4 +135,10 @@ pub enum Input<'a> {
     },
     /// Another hub changed the stored row first: take what it stored (`None`: no row).
     Adopt(Option<Stored>),
+    /// An operator acknowledged the alert (stored): its `repeat` notifications stop
+    /// until it resolves.
+    Acknowledged,
+    /// A silence that covered the alert ended at `now` and none other covers it: a
+    /// firing, unacknowledged alert is announced once more.
+    SilenceEnded { now: Timestamp },
 }

@@ -1,7 +1,9 @@
 //! Every transition of the alert state machine, driven by hand: inputs in, actions out,
 //! no storage, no clock, no tasks. [`threshold`]: thresholds and `repeat`; [`waits`]:
-//! `no_data`, `offline` and another hub's rows. Here: the rules and helpers they share.
+//! `no_data`, `offline` and another hub's rows; [`operator`]: acknowledgements and
+//! silences ending. Here: the rules and helpers they share.
 
+mod operator;
 mod threshold;
 mod waits;
 
@@ -97,6 +99,7 @@ fn firing(r: &Rule, since: i64) -> Machine {
         since: t(since),
         value: Some(n(11.0)),
         notified: Some(t(since)),
+        acknowledged: false,
     });
     m.handle(r, input);
     m

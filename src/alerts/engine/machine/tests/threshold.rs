@@ -231,6 +231,7 @@ fn a_resumed_firing_alert_repeats_from_its_stored_notification() {
         since: t(100),
         value: Some(n(11.0)),
         notified: Some(t(500)),
+        acknowledged: false,
     });
     let actions: Vec<Action> = m.handle(&r, input).into_iter().collect();
     assert_eq!(actions, [schedule(1100, Due::Repeat)]);
@@ -242,6 +243,7 @@ fn a_resumed_firing_alert_repeats_from_its_stored_notification() {
         since: t(100),
         value: Some(n(11.0)),
         notified: None,
+        acknowledged: false,
     });
     assert!(p.handle(&r, input).is_empty());
     assert_eq!(p.phase, Phase::Pending);

@@ -207,6 +207,7 @@ fn adopting_another_hubs_row_takes_its_state_and_queues_nothing() {
         since: t(100),
         value: Some(n(12.0)),
         notified: Some(t(160)),
+        acknowledged: false,
     };
     assert!(m.handle(&r, Input::Adopt(Some(theirs))).is_empty());
     assert_eq!(
