@@ -61,18 +61,18 @@ impl Relay {
             AnswerLine::Ack(id) => DeviceFrame::CommandAck(id),
             AnswerLine::Result { id, answer } => DeviceFrame::CommandResult { id, answer },
         };
-        self.to_hub(frame);
+        self.queue_for_hub(frame);
     }
 
     /// A device's `!cfgok`: its `config_reported` to the hub as soon as it is connected.
     pub fn config_from_port(&mut self, line: ConfigLine) {
-        self.to_hub(DeviceFrame::ConfigReported {
+        self.queue_for_hub(DeviceFrame::ConfigReported {
             device: line.device,
             doc: line.doc,
         });
     }
 
-    fn to_hub(&mut self, frame: DeviceFrame) {
+    fn queue_for_hub(&mut self, frame: DeviceFrame) {
         if self.waiting.len() >= self.capacity {
             self.waiting.pop_front();
             warn!(

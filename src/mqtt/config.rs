@@ -72,10 +72,11 @@ impl Publisher {
                         break;
                     }
                     let now = self.status.borrow_and_update().connected;
-                    if now && !connected {
-                        if let Err(e) = self.republish().await {
-                            tracing::warn!(error = %e, "mqtt: cannot read the configurations devices have not applied; they are published when next set");
-                        }
+                    if now
+                        && !connected
+                        && let Err(e) = self.republish().await
+                    {
+                        tracing::warn!(error = %e, "mqtt: cannot read the configurations devices have not applied; they are published when next set");
                     }
                     connected = now;
                 }
