@@ -202,6 +202,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
             sessions.clone(),
             live.clone(),
             commands.handle.clone(),
+            devconfig.handle.clone(),
             shutdown.clone(),
             tasks.clone(),
         ))

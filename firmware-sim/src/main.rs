@@ -12,6 +12,7 @@ mod bench;
 mod causes;
 mod run;
 mod serial;
+mod serial_answers;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -7,8 +7,10 @@ use rand::Rng;
 use std::path::PathBuf;
 use std::time::Duration;
 use telehub_client::domain::{DeviceName, SensorName, Timestamp, parse_duration};
+use telehub_client::protocol::serial::MAX_LINE_BYTES;
 use telehub_client::protocol::serial::{SampleFields, format_line};
-use tokio::io::AsyncWriteExt;
+use telehub_client::sim::commands::SimControl;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_serial::SerialPortBuilderExt;
 
 #[derive(clap::Args, Debug)]
@@ -85,7 +87,7 @@ pub async fn run(a: SerialArgs) -> anyhow::Result<()> {
         .map(DeviceName::parse)
         .transpose()
         .context("--device")?;
-    let mut port = tokio_serial::new(a.port.to_string_lossy(), a.baud)
+    let port = tokio_serial::new(a.port.to_string_lossy(), a.baud)
         .open_native_async()
         .with_context(|| {
             format!(
@@ -93,8 +95,14 @@ pub async fn run(a: SerialArgs) -> anyhow::Result<()> {
                 a.port.display()
             )
         })?;
+    let (reader, mut port) = tokio::io::split(port);
+    // Lines the bridge writes (a `!cfg` may be up to 16 KiB), read as they come.
+    let mut incoming = BufReader::new(reader).split(b'\n');
+    let control = SimControl::new(Duration::from_secs_f64(1.0 / a.rate));
+    let mut period = control.period();
+    let mut reading = true;
     let mut sensors = Sensors::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate));
+    let mut tick = tokio::time::interval(*period.borrow_and_update());
     let deadline = a.duration.map(|d| tokio::time::Instant::now() + d);
     let ending = if a.lf { "\n" } else { "\r\n" };
     let mut lines = 0u64;
@@ -104,6 +112,23 @@ pub async fn run(a: SerialArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = tick.tick() => {}
             _ = &mut stop => break,
+            Ok(_) = period.changed() => {
+                tick = tokio::time::interval(*period.borrow_and_update());
+                tick.tick().await;
+                continue;
+            }
+            line = incoming.next_segment(), if reading => {
+                match line.with_context(|| format!("reading {}", a.port.display()))? {
+                    Some(line) if line.len() <= 16 * 1024 + MAX_LINE_BYTES => {
+                        for answer in crate::serial_answers::answer(&control, device.as_ref(), &line) {
+                            port.write_all(format!("{answer}{ending}").as_bytes()).await?;
+                        }
+                    }
+                    Some(_) => tracing::warn!("a line longer than any the bridge writes; ignored"),
+                    None => reading = false,
+                }
+                continue;
+            }
         }
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             break;

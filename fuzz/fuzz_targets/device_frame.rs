@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(size <= MAX_RESULT_BYTES);
                 assert!(answer.error.as_ref().map_or(0, |e| e.chars().count()) <= MAX_ERROR_CHARS);
             }
-            DeviceFrame::ConfigReported(doc) => {
+            DeviceFrame::ConfigReported { doc, .. } => {
                 assert!(serde_json::to_string(&doc.document).unwrap().len() <= MAX_CONFIG_BYTES);
             }
             _ => {}

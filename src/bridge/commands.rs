@@ -5,6 +5,11 @@
 //! The bridge runs nothing itself: the devices do, and dedupe ids (the hub may send a
 //! command again).
 //!
+//! Desired configurations (docs/device-config.md) take the same way: each `{"config":
+//! …}` becomes a `!cfg` line, each device's `!cfgok` a `config_reported` frame (sent
+//! once; the hub sends the configuration again on the next connection while the device
+//! has not reported it).
+//!
 //! Owns [`Relay`], kept by the forwarder task: the device frames waiting for the hub
 //! (while it is away too), and the results written and not yet confirmed by
 //! `result_stored`, which go out again on every new connection. Both are bounded by
@@ -16,6 +21,7 @@ use crate::protocol::commands::CommandId;
 use crate::protocol::frames::{DeviceFrame, HubFrame};
 use crate::protocol::ingest::DeviceReading;
 use crate::protocol::serial::commands::{AnswerLine, CommandLine};
+use crate::protocol::serial::config::{ConfigKind, ConfigLine};
 use std::collections::VecDeque;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -25,6 +31,8 @@ use tracing::{debug, warn};
 pub enum PortLine {
     Readings(Vec<DeviceReading>),
     Answer(AnswerLine),
+    /// A `!cfgok` line (the reader refuses a `!cfg`: only the bridge writes those).
+    Config(ConfigLine),
 }
 
 /// The forwarder's side of commands.
@@ -53,6 +61,18 @@ impl Relay {
             AnswerLine::Ack(id) => DeviceFrame::CommandAck(id),
             AnswerLine::Result { id, answer } => DeviceFrame::CommandResult { id, answer },
         };
+        self.queue_for_hub(frame);
+    }
+
+    /// A device's `!cfgok`: its `config_reported` to the hub as soon as it is connected.
+    pub fn config_from_port(&mut self, line: ConfigLine) {
+        self.queue_for_hub(DeviceFrame::ConfigReported {
+            device: line.device,
+            doc: line.doc,
+        });
+    }
+
+    fn queue_for_hub(&mut self, frame: DeviceFrame) {
         if self.waiting.len() >= self.capacity {
             self.waiting.pop_front();
             warn!(
@@ -71,6 +91,25 @@ impl Relay {
                 if self.to_port.try_send(line).is_err() {
                     warn!(command = %c.id, "the port's command queue is full or closed; the hub sends the command again later");
                 }
+                true
+            }
+            Ok(HubFrame::Config { device, doc }) => {
+                let version = doc.version;
+                let line = ConfigLine {
+                    kind: ConfigKind::Desired,
+                    device,
+                    doc,
+                };
+                if self.to_port.try_send(line.format() + "\r\n").is_err() {
+                    warn!(
+                        version,
+                        "the port's command queue is full or closed; the hub sends the configuration again on the next connection"
+                    );
+                }
+                true
+            }
+            Ok(HubFrame::ConfigStored(version)) => {
+                debug!(version, "the hub stored a reported configuration");
                 true
             }
             Ok(HubFrame::ResultStored(id)) => {
@@ -153,5 +192,26 @@ mod tests {
             line.starts_with("!cmd c_3 reboot device=pump-3 {}*"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn configurations_go_to_the_port_and_reports_to_the_hub() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut r = Relay::new(tx, 8);
+        let cfg = r#"{"config": {"version": 2, "desired": {"interval_s": 5}, "device": "pump-3"}}"#;
+        assert!(r.from_hub(cfg));
+        let line = rx.try_recv().unwrap();
+        assert!(
+            line.starts_with(r#"!cfg 2 device=pump-3 {"interval_s":5}*"#),
+            "{line}"
+        );
+        let ok = ConfigLine::parse(br#"!cfgok 2 device=pump-3 {"interval_s":5}"#, false).unwrap();
+        r.config_from_port(ok);
+        let sent = r.next_frame().unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&sent).unwrap(),
+            serde_json::json!({"config_reported": {"version": 2, "state": {"interval_s": 5}, "device": "pump-3"}})
+        );
+        assert!(r.from_hub(r#"{"config_stored": 2}"#));
     }
 }

@@ -162,6 +162,7 @@ impl Forwarder {
                     self.take_line(&mut run, readings, now)
                 }
                 Event::Line(Some(PortLine::Answer(answer))) => self.commands.from_port(answer),
+                Event::Line(Some(PortLine::Config(line))) => self.commands.config_from_port(line),
                 Event::Line(None) => run.lines_open = false,
                 Event::Link(ev) => self.on_link_event(&mut run, ev, now),
                 Event::Timer => {

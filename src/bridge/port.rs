@@ -1,5 +1,5 @@
 //! The reader task of one port: opens the serial device, cuts its bytes into lines,
-//! parses them (readings, or a device's `!ack` / `!res` command line), and hands good
+//! parses them (readings, a device's `!ack` / `!res` command line, or its `!cfgok`), and hands good
 //! lines to the forwarder; it also writes the forwarder's `!cmd` lines to the port (it
 //! owns the port; while the port is closed they wait, at most `command_queue`). Bad
 //! lines are counted and logged (reason and excerpt), never forwarded, never fatal. When the port vanishes
@@ -11,7 +11,8 @@ use super::stats::{PortStats, bump};
 use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::config::{FlowControl, Parity, SerialPortSettings};
 use crate::domain::Timestamp;
-use crate::protocol::serial::commands::AnswerLine;
+use crate::protocol::serial::commands::{AnswerLine, CommandLineError};
+use crate::protocol::serial::config::{ConfigKind, ConfigLine};
 use crate::protocol::serial::{LineError, LineErrorKind, LineRules, parse_line_with};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -192,6 +193,13 @@ impl PortReader {
     ) {
         let (line, result) = match framed {
             Framed::TooLong { len, head } => (head, Err(LineError::TooLong(len))),
+            Framed::Line(line) if ConfigLine::is_one(line) => (
+                line,
+                ConfigLine::parse(line, self.rules.checksum_required).and_then(|c| match c.kind {
+                    ConfigKind::Applied => Ok(PortLine::Config(c)),
+                    ConfigKind::Desired => Err(CommandLineError::ConfigShape.into()),
+                }),
+            ),
             Framed::Line(line) if AnswerLine::is_one(line) => (
                 line,
                 AnswerLine::parse(line, self.rules.checksum_required).map(PortLine::Answer),

@@ -32,6 +32,13 @@ pub struct MqttSettings {
     /// The hub's answers to those frames (`result_stored`, and the nacks of frames it
     /// could not take) are published here at QoS 1, `{device}` filled in. Empty: none.
     pub command_replies_topic: String,
+    /// Each device's desired configuration (docs/device-config.md) is published here,
+    /// retained at QoS 1, as `{"version", "desired"}`, `{device}` filled in: a device
+    /// that subscribes late gets the newest one from the broker. Empty: none.
+    pub config_topic: String,
+    /// Subscribed (with `config_topic` set) for devices' reports `{"version", "state"}`;
+    /// the last level names the device and must be `+`.
+    pub config_reported_topic: String,
     /// QoS of egress and cluster publishes (0, 1 or 2).
     pub qos: u8,
     /// QoS of the ingest subscription. At 1 or 2 a message is acknowledged to the broker
@@ -97,6 +104,8 @@ impl Default for MqttSettings {
             commands_topic: String::new(),
             command_results_topic: "telehub/command-results/+".into(),
             command_replies_topic: "telehub/command-replies/{device}".into(),
+            config_topic: "telehub/config/{device}".into(),
+            config_reported_topic: "telehub/config-reported/+".into(),
             qos: 1,
             ingest_qos: 1,
             username: None,
@@ -220,6 +229,9 @@ impl MqttSettings {
         if !self.commands_topic.is_empty() {
             self.validate_commands()?;
         }
+        if !self.config_topic.is_empty() {
+            self.validate_config()?;
+        }
         if !self.clean_session && self.client_id.is_empty() {
             return rule("mqtt.clean_session = false needs a fixed mqtt.client_id (one per hub)");
         }
@@ -268,11 +280,24 @@ impl MqttSettings {
                 "mqtt.command_replies_topic must be empty or name {device} with no wildcard + or #",
             ));
         }
-        let r = &self.command_results_topic;
-        if !rumqttc::valid_filter(r) || !r.ends_with("/+") || r[..r.len() - 1].contains(['+', '#'])
-        {
+        if !per_device_filter(&self.command_results_topic) {
             return Err(SettingError::Rule(
                 "mqtt.command_results_topic must be a topic ending in /+ (the device), with no other wildcard",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_config(&self) -> Result<(), SettingError> {
+        let t = &self.config_topic;
+        if !t.contains("{device}") || t.contains(['+', '#']) {
+            return Err(SettingError::Rule(
+                "mqtt.config_topic must be empty or name {device} with no wildcard + or #",
+            ));
+        }
+        if !per_device_filter(&self.config_reported_topic) {
+            return Err(SettingError::Rule(
+                "mqtt.config_reported_topic must be a topic ending in /+ (the device), with no other wildcard",
             ));
         }
         Ok(())
@@ -284,6 +309,11 @@ impl MqttSettings {
             self.password = Some("***".into());
         }
     }
+}
+
+/// A filter whose last level, `+`, names the device, with no other wildcard.
+fn per_device_filter(r: &str) -> bool {
+    rumqttc::valid_filter(r) && r.ends_with("/+") && !r[..r.len() - 1].contains(['+', '#'])
 }
 
 #[cfg(test)]
@@ -327,6 +357,8 @@ mod tests {
         assert!(bad(|s| s.ingest_topic = "a/#/b".into()).contains("filter"));
         assert!(bad(|s| s.ingest_topic = "$share/g/a/+".into()).contains("shared_group"));
         assert!(bad(|s| s.clean_session = false).contains("client_id"));
+        assert!(bad(|s| s.config_topic = "cfg/all".into()).contains("config_topic"));
+        assert!(bad(|s| s.config_reported_topic = "r/#".into()).contains("config_reported"));
         assert!(bad(|s| s.reconnect_min = Duration::from_secs(60)).contains("reconnect"));
     }
 

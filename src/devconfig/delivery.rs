@@ -12,6 +12,7 @@
 
 use crate::config::DeviceConfigSettings;
 use crate::protocol::commands::ConfigDocument;
+use crate::storage::devconfig::DesiredChange;
 use crate::storage::{StorageError, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 const PAGE: i64 = 1000;
 /// How far back (in `seq`) each poll looks again: on PostgreSQL a version may commit
 /// after one written later did, so a poll from the last `seq` seen alone could miss it.
-const LOOKBACK: i64 = 256;
+pub const LOOKBACK: i64 = 256;
 
 /// Where a connection's configurations go: the newest not yet written to it.
 pub type Deliver = watch::Sender<Option<Arc<ConfigDocument>>>;
@@ -53,8 +54,11 @@ pub struct Delivery {
     poll_interval: Duration,
     /// The newest history `seq` seen.
     last_seq: i64,
-    connections: HashMap<String, Vec<(u64, Deliver)>>,
+    connections: Connections,
 }
+
+/// Each device's connections that take configurations, by connection number.
+type Connections = HashMap<String, Vec<(u64, Deliver)>>;
 
 impl Delivery {
     pub async fn load(store: Store, settings: &DeviceConfigSettings) -> Result<Self, StorageError> {
@@ -88,7 +92,7 @@ impl Delivery {
 
     fn apply(&mut self, input: Input) {
         match input {
-            Input::Changed { device, doc } => self.deliver(&device, &doc),
+            Input::Changed { device, doc } => deliver(&self.connections, &device, &doc),
             Input::Connected {
                 device,
                 connection,
@@ -112,36 +116,55 @@ impl Delivery {
     /// Hands the versions written since the last poll (and a little before) to the
     /// connections of their devices.
     async fn poll(&mut self) -> Result<(), StorageError> {
-        let mut after = self.last_seq.saturating_sub(LOOKBACK);
-        loop {
-            let changes = self.store.desired_changes(after, PAGE).await?;
-            for c in &changes {
-                self.last_seq = self.last_seq.max(c.seq);
-                if self.connections.contains_key(&c.device) {
-                    let doc = ConfigDocument {
-                        version: c.version,
-                        document: c.desired.clone(),
-                    };
-                    self.deliver(&c.device, &Arc::new(doc));
-                }
+        let connections = &self.connections;
+        poll_desired(&self.store, &mut self.last_seq, |c| {
+            if connections.contains_key(&c.device) {
+                let doc = ConfigDocument {
+                    version: c.version,
+                    document: c.desired,
+                };
+                deliver(connections, &c.device, &Arc::new(doc));
             }
-            match changes.last() {
-                Some(last) if changes.len() as i64 == PAGE => after = last.seq,
-                _ => return Ok(()),
-            }
-        }
+        })
+        .await
     }
+}
 
-    /// Gives `doc` to every connection of `device` that holds an older version.
-    fn deliver(&self, device: &str, doc: &Arc<ConfigDocument>) {
-        for (_, tx) in self.connections.get(device).into_iter().flatten() {
-            tx.send_if_modified(|held| {
-                let newer = held.as_ref().is_none_or(|h| h.version < doc.version);
-                if newer {
-                    *held = Some(doc.clone());
-                }
-                newer
-            });
+/// Calls `each` with the desired versions written since `last_seq` (and up to
+/// `LOOKBACK` before it, so some come again), oldest first, and advances `last_seq` to
+/// the newest seen.
+pub async fn poll_desired(
+    store: &Store,
+    last_seq: &mut i64,
+    mut each: impl FnMut(DesiredChange),
+) -> Result<(), StorageError> {
+    let mut after = last_seq.saturating_sub(LOOKBACK);
+    loop {
+        let changes = store.desired_changes(after, PAGE).await?;
+        let full = changes.len() as i64 == PAGE;
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(());
+        };
+        for c in changes {
+            *last_seq = (*last_seq).max(c.seq);
+            each(c);
         }
+        if !full {
+            return Ok(());
+        }
+        after = last;
+    }
+}
+
+/// Gives `doc` to every connection of `device` that holds an older version.
+fn deliver(connections: &Connections, device: &str, doc: &Arc<ConfigDocument>) {
+    for (_, tx) in connections.get(device).into_iter().flatten() {
+        tx.send_if_modified(|held| {
+            let newer = held.as_ref().is_none_or(|h| h.version < doc.version);
+            if newer {
+                *held = Some(doc.clone());
+            }
+            newer
+        });
     }
 }

@@ -8,6 +8,8 @@
 //!   storage every `device_config.poll_interval` (set by the CLI or another hub).
 //! - [`device`]: the device's side, for every transport: attach to take configurations,
 //!   report what it applied.
+//! - [`gateway`]: a gateway connection's merged feed of the configurations of every
+//!   device it acts for.
 //!
 //! Every version is stored before it is delivered; a connection holds only the newest
 //! version not yet written to it (`watch`), so a slow device never queues old ones.
@@ -17,6 +19,7 @@
 
 pub mod delivery;
 pub mod device;
+pub mod gateway;
 pub mod request;
 
 use crate::config::DeviceConfigSettings;

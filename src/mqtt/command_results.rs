@@ -98,7 +98,7 @@ impl Worker {
 }
 
 /// The device the topic's last level names.
-fn device_of(topic: &str) -> Option<DeviceName> {
+pub(super) fn device_of(topic: &str) -> Option<DeviceName> {
     let last = topic.rsplit('/').next()?;
     DeviceName::parse(last).ok()
 }

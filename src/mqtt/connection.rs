@@ -26,8 +26,13 @@ pub struct Routes {
     /// `<cluster_topic>/+` when cluster mode is on.
     cluster_filter: Option<String>,
     own_cluster_topic: String,
+    /// `config_reported_topic` (shared like ingest) and the filter to match topics,
+    /// with `config_topic` set.
+    config_filter: Option<(String, String)>,
     ingest: mpsc::Sender<Received>,
     cluster: mpsc::Sender<Publish>,
+    /// Configuration reports → the reports worker.
+    config: mpsc::Sender<Received>,
     /// Counts connections; ingest publishes carry the one they arrived on.
     connection: Arc<AtomicU64>,
     log: super::LogLimiter,
@@ -39,18 +44,28 @@ impl Routes {
         hub_id: &str,
         ingest: mpsc::Sender<Received>,
         cluster: mpsc::Sender<Publish>,
+        config: mpsc::Sender<Received>,
         connection: Arc<AtomicU64>,
     ) -> Self {
-        let ingest_filter = (!s.ingest_topic.is_empty()).then(|| {
-            let f = if s.shared_group.is_empty() {
-                s.ingest_topic.clone()
+        let shared = |topic: &str| {
+            if s.shared_group.is_empty() {
+                topic.to_owned()
             } else {
-                format!("$share/{}/{}", s.shared_group, s.ingest_topic)
-            };
-            (f, super::qos(s.ingest_qos))
+                format!("$share/{}/{}", s.shared_group, topic)
+            }
+        };
+        let ingest_filter = (!s.ingest_topic.is_empty())
+            .then(|| (shared(&s.ingest_topic), super::qos(s.ingest_qos)));
+        let config_filter = super::config::enabled(s).then(|| {
+            (
+                shared(&s.config_reported_topic),
+                s.config_reported_topic.clone(),
+            )
         });
         Self {
             ingest_filter,
+            config_filter,
+            config,
             ingest_match: s.ingest_topic.clone(),
             cluster_filter: s.cluster.then(|| format!("{}/+", s.cluster_topic)),
             own_cluster_topic: super::cluster::topic(&s.cluster_topic, hub_id),
@@ -70,6 +85,9 @@ impl Routes {
             // QoS 0: the live stream is best effort; a lost connection loses a few frames,
             // never repeats one.
             filters.push(SubscribeFilter::new(f.clone(), QoS::AtMostOnce));
+        }
+        if let Some((f, _)) = &self.config_filter {
+            filters.push(SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
         }
         (!filters.is_empty()).then(|| Subscribe::new_many(filters))
     }
@@ -172,6 +190,21 @@ fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: P
         }
         return;
     }
+    if let Some((_, filter)) = &routes.config_filter
+        && rumqttc::matches(&p.topic, filter)
+    {
+        let received = Received {
+            connection: routes.connection.load(Ordering::Acquire),
+            publish: p,
+        };
+        if let Err(e) = routes.config.try_send(received) {
+            // Acknowledged anyway (as ingest below); the device reports again when it
+            // gets no answer.
+            metrics.mqtt.command_frame_refused("queue_full");
+            ack(eventloop, &e.into_inner().publish);
+        }
+        return;
+    }
     if !rumqttc::matches(&p.topic, &routes.ingest_match) {
         tracing::debug!(topic = %crate::domain::untrusted(&p.topic), "mqtt: publish on a topic the hub did not subscribe to; ignored");
         return;
@@ -188,15 +221,20 @@ fn route(routes: &mut Routes, eventloop: &mut EventLoop, metrics: &Metrics, p: P
         }
         // Acknowledge anyway: an unacknowledged message would hold a slot of the broker's
         // in-flight window until the next reconnect.
-        match p.qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => eventloop
-                .pending
-                .push_back(Request::PubAck(PubAck::new(p.pkid))),
-            QoS::ExactlyOnce => eventloop
-                .pending
-                .push_back(Request::PubRec(PubRec::new(p.pkid))),
-        }
+        ack(eventloop, &p);
+    }
+}
+
+/// Acknowledges `p` straight from the event loop's own queue.
+fn ack(eventloop: &mut EventLoop, p: &Publish) {
+    match p.qos {
+        QoS::AtMostOnce => {}
+        QoS::AtLeastOnce => eventloop
+            .pending
+            .push_back(Request::PubAck(PubAck::new(p.pkid))),
+        QoS::ExactlyOnce => eventloop
+            .pending
+            .push_back(Request::PubRec(PubRec::new(p.pkid))),
     }
 }
 

@@ -10,6 +10,8 @@
 //! | [`cluster`] inbox | other hubs' presence ([`Presence`]) | cluster publishes | readings and status → the live fan-out |
 //! | [`commands`] link (with `commands_topic`) | a second broker connection, its publishes awaiting PUBACK | commands from the dispatcher's relay; packets from the broker | commands → broker; "published" reports → the dispatcher; command frames → results worker |
 //! | [`command_results`] worker | — | devices' `command_ack` / `command_result` frames | frames → the commands module; its replies → broker |
+//! | [`config`] publisher (with `config_topic`) | the last history `seq` seen | new desired versions (polling storage), broker (re)connects | retained `{"version","desired"}` → broker |
+//! | [`config`] reports worker | — | devices' `{"version","state"}` reports (`ingest_queue`, dropped and counted when full) | reports → storage (`devconfig`); acks and answers → broker |
 //!
 //! The event loop task never awaits storage or another task: it only forwards with
 //! `try_send`, so a slow database can never stall the broker connection (the deadlock
@@ -21,11 +23,12 @@
 //! the last commits stored, says goodbye to the cluster, and disconnects.
 //!
 //! May use: `domain`, `protocol`, `config`, `tls`, `storage`, `metrics`, `ingest`,
-//! `live`, `sessions`, `commands`; never the HTTP server: what it needs of the hub is [`Context`].
+//! `live`, `sessions`, `commands`, `devconfig`; never the HTTP server: what it needs of the hub is [`Context`].
 
 pub mod cluster;
 pub mod command_results;
 pub mod commands;
+pub mod config;
 pub mod connection;
 mod devices;
 pub mod ingest;
@@ -37,6 +40,7 @@ pub use cluster::Presence;
 
 use crate::commands::CommandsHandle;
 use crate::config::Settings;
+use crate::devconfig::ConfigHandle;
 use crate::domain::{AlertEvent, CommittedBatch, StatusEvent};
 use crate::ingest::Pipeline;
 use crate::live::LiveHub;
@@ -105,6 +109,8 @@ pub struct Context {
     pub live: LiveHub,
     /// The command dispatcher: the commands connection is its relay.
     pub commands: CommandsHandle,
+    /// Desired configurations: the config reports worker stores reports through it.
+    pub devconfig: ConfigHandle,
     /// Cancelled when the hub begins to shut down.
     pub shutdown: CancellationToken,
     /// The hub's socket tasks; the ingest worker is one of them.
@@ -130,6 +136,7 @@ impl Context {
         sessions: Arc<Sessions>,
         live: LiveHub,
         commands: CommandsHandle,
+        devconfig: ConfigHandle,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
@@ -140,6 +147,7 @@ impl Context {
             sessions,
             live,
             commands,
+            devconfig,
             shutdown,
             tasks,
             max_payload_bytes: settings.ingest.max_frame_bytes,
@@ -230,8 +238,16 @@ impl Prepared {
         let hard_stop = CancellationToken::new();
         let (ingest_tx, ingest_rx) = mpsc::channel(s.ingest_queue);
         let (cluster_tx, cluster_rx) = mpsc::channel(s.ingest_queue);
+        let (config_tx, config_rx) = mpsc::channel(s.ingest_queue);
         let conn = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let routes = connection::Routes::new(s, &self.hub_id, ingest_tx, cluster_tx, conn.clone());
+        let routes = connection::Routes::new(
+            s,
+            &self.hub_id,
+            ingest_tx,
+            cluster_tx,
+            config_tx,
+            conn.clone(),
+        );
         let status = self.status.subscribe();
         let connection = tokio::spawn(connection::run(
             self.eventloop,
@@ -241,6 +257,16 @@ impl Prepared {
             hub.metrics.clone(),
             hard_stop.clone(),
         ));
+        if config::enabled(s) {
+            spawn_config(
+                s,
+                &self.client,
+                &hub,
+                config_rx,
+                conn.clone(),
+                status.clone(),
+            );
+        }
         if !s.ingest_topic.is_empty() {
             let worker = ingest::Worker::new(hub.clone(), self.client.clone(), s, conn);
             hub.tasks.spawn(worker.run(ingest_rx));
@@ -287,6 +313,33 @@ impl Prepared {
             status,
         }
     }
+}
+
+/// Starts the config publisher and reports worker (both end with the hub).
+fn spawn_config(
+    s: &MqttSettings,
+    client: &AsyncClient,
+    hub: &Context,
+    reports: mpsc::Receiver<ingest::Received>,
+    conn: Arc<std::sync::atomic::AtomicU64>,
+    status: watch::Receiver<BrokerStatus>,
+) {
+    let publisher = config::Publisher {
+        store: hub.store.clone(),
+        client: client.clone(),
+        topic: s.config_topic.clone(),
+        poll_interval: hub.devconfig.settings().poll_interval,
+        status,
+    };
+    tokio::spawn(publisher.run(hub.shutdown.clone()));
+    let worker = config::Reports {
+        devconfig: hub.devconfig.clone(),
+        client: client.clone(),
+        metrics: hub.metrics.clone(),
+        replies_topic: s.command_replies_topic.clone(),
+        connection: conn,
+    };
+    tokio::spawn(worker.run(reports));
 }
 
 /// `0`, `1` or `2` (checked by [`MqttSettings::validate`]) as rumqttc's QoS.

@@ -33,7 +33,8 @@ use super::ws::{self, Beat, Heartbeat};
 use super::{ApiError, HubState};
 use crate::auth::DeviceRef;
 use crate::commands::device::{Attachment, CommandFrame};
-use crate::devconfig::device::{ConfigFeed, Known};
+use crate::devconfig::device::Known;
+use crate::devconfig::gateway::Feeds;
 use crate::domain::DeviceName;
 use crate::ingest::Sender;
 use crate::protocol::commands::ConfigDocument;
@@ -106,7 +107,7 @@ struct DeviceSocket {
     /// Its commands, while it is connected (only when it asked for them).
     attachment: Option<Attachment>,
     /// Its desired configurations, while it is connected (only when it asked for commands).
-    config: Option<Box<ConfigFeed>>,
+    config: Option<Box<Feeds>>,
     /// The devices this connection answers commands for, built at its first answer.
     answers_for: Option<Arc<[DeviceName]>>,
 }
@@ -132,8 +133,9 @@ fn opts_in_to_commands(query: Option<&str>) -> Result<bool, ApiError> {
     Ok(on)
 }
 
-/// The next desired configuration for this connection; never, when it takes none.
-async fn next_config(feed: &mut Option<Box<ConfigFeed>>) -> Arc<ConfigDocument> {
+/// The next desired configuration for this connection (and, for a gateway, the device
+/// it is for); never, when it takes none.
+async fn next_config(feed: &mut Option<Box<Feeds>>) -> (Option<DeviceName>, Arc<ConfigDocument>) {
     match feed {
         Some(f) => f.next().await,
         None => std::future::pending().await,
@@ -191,14 +193,14 @@ impl DeviceSocket {
         let closing = self.session.closing().clone();
         if self.commands {
             let devices = self.answers_for().to_vec();
+            let config = &self.hub.devconfig;
+            let feeds = if self.gateway_for.is_empty() {
+                Feeds::Device(Box::pin(config.attach(&self.device.name, Known::Reported)).await)
+            } else {
+                Box::pin(config.attach_gateway(&devices)).await
+            };
+            self.config = Some(Box::new(feeds));
             self.attachment = Some(Box::pin(self.hub.commands.attach(devices)).await);
-            let feed = Box::pin(
-                self.hub
-                    .devconfig
-                    .attach(&self.device.name, Known::Reported),
-            )
-            .await;
-            self.config = Some(Box::new(feed));
         }
         let (code, reason) = loop {
             tokio::select! {
@@ -217,8 +219,9 @@ impl DeviceSocket {
                         return None;
                     }
                 }
-                doc = next_config(&mut self.config) => {
-                    let frame = HubFrame::Config(doc.as_ref().clone()).to_json();
+                (device, doc) = next_config(&mut self.config) => {
+                    let doc = doc.as_ref().clone();
+                    let frame = HubFrame::Config { device, doc }.to_json();
                     if Box::pin(socket.send(Message::Text(frame.into()))).await.is_err() {
                         return None;
                     }
@@ -340,10 +343,21 @@ impl DeviceSocket {
                     .replies
                     .push(futures_util::future::ready(reply).boxed());
             }
-            Ok(DeviceFrame::ConfigReported(doc)) => {
-                // Stored one at a time, in order, like command answers.
-                let device = self.device.name.clone();
-                let answer = self.hub.devconfig.on_reported(device, doc).await;
+            Ok(DeviceFrame::ConfigReported { device, doc }) => {
+                // Stored one at a time, in order, like command answers; a gateway
+                // reports for the devices it acts for.
+                let device = device.unwrap_or_else(|| self.device.name.clone());
+                let answer = if self.answers_for().contains(&device) {
+                    self.hub.devconfig.on_reported(device, doc).await
+                } else {
+                    HubFrame::Reply(Reply::Nack {
+                        nack: None,
+                        error: ErrorCode::ForbiddenDevice,
+                        detail: format!(
+                            "config_reported: this token may not act for device {device}"
+                        ),
+                    })
+                };
                 let answer = futures_util::future::ready(Some(answer)).boxed();
                 return self.replies.push_owed(Owed::Frame(answer));
             }

@@ -71,14 +71,14 @@ const CONFIG_COLUMNS: &str = "SELECT version, desired, updated_us, reported_vers
                               reported_at_us FROM device_config WHERE device_id = $1";
 
 /// A stored document (written only from a checked object; anything else reads as `{}`).
-fn document(text: &str) -> Map<String, Json> {
+pub(super) fn document(text: &str) -> Map<String, Json> {
     match serde_json::from_str(text) {
         Ok(Json::Object(m)) => m,
         _ => Map::new(),
     }
 }
 
-fn version(v: i64) -> u64 {
+pub(super) fn version(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 

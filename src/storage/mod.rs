@@ -54,6 +54,7 @@ mod commit;
 mod committer;
 mod db;
 pub mod devconfig;
+pub mod devconfig_unsynced;
 pub mod history;
 mod horizons;
 pub mod identity;

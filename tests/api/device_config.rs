@@ -49,7 +49,7 @@ async fn request(
 }
 
 /// Sets d's desired configuration, asserting `200`; the config object.
-async fn set(
+pub async fn set(
     app: &TestApp,
     op: &str,
     device: &str,
@@ -63,7 +63,7 @@ async fn set(
     c
 }
 
-async fn config(app: &TestApp, viewer: &str, device: &str) -> Value {
+pub async fn config(app: &TestApp, viewer: &str, device: &str) -> Value {
     let path = format!("/v1/devices/{device}/config");
     let (status, _, c) = request(app, "GET", &path, viewer, None, None).await;
     assert_eq!(status, 200, "{c}");

@@ -13,7 +13,7 @@ use telehub::protocol::serial::commands::CommandLine;
 use tokio::sync::mpsc;
 
 /// Lines the bridge writes to the port, as the device reads them.
-fn device_reads(device_end: &std::path::Path) -> mpsc::UnboundedReceiver<String> {
+pub fn device_reads(device_end: &std::path::Path) -> mpsc::UnboundedReceiver<String> {
     let file = std::fs::File::open(device_end).expect("open the device end to read");
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
@@ -27,14 +27,14 @@ fn device_reads(device_end: &std::path::Path) -> mpsc::UnboundedReceiver<String>
     rx
 }
 
-async fn next_line(lines: &mut mpsc::UnboundedReceiver<String>) -> String {
+pub async fn next_line(lines: &mut mpsc::UnboundedReceiver<String>) -> String {
     tokio::time::timeout(WAIT, lines.recv())
         .await
         .expect("a line on the port in time")
         .expect("the port is open")
 }
 
-async fn state(app: &TestApp, token: &str, id: &str, want: &str) -> Value {
+pub async fn state(app: &TestApp, token: &str, id: &str, want: &str) -> Value {
     let path = format!("/v1/commands/{id}");
     let get = || app.get(&path, Some(token));
     let (_, c) = eventually(WAIT, &format!("command {id} {want}"), get, |(_, c)| {

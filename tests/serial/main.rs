@@ -7,6 +7,9 @@ mod helpers;
 mod bridge;
 mod cli;
 mod commands;
+mod config;
+#[path = "../api/procs.rs"]
+mod procs;
 mod pty;
 
 use helpers::TestApp;

@@ -321,17 +321,7 @@ impl Devices {
             stored_changed: Arc::default(),
         };
         for token in tokens {
-            let mut ws = connect_retrying(addr, token).await?;
-            let hello = r#"{"id":0,"readings":[{"sensor":"up","value":1}]}"#;
-            ws.send(Message::Text(hello.into())).await?;
-            loop {
-                let msg = ws.next().await.context("hub closed a device socket")??;
-                if let Message::Text(t) = msg
-                    && t.as_str().starts_with("{\"ack\"")
-                {
-                    break;
-                }
-            }
+            let mut ws = attached(addr, token).await?;
             let (received, stored, changed) = (
                 d.received.clone(),
                 d.stored.clone(),
@@ -383,8 +373,24 @@ impl Devices {
     }
 }
 
-type Ws =
+pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A device socket with `?commands=1`, once the hub answered a message on it (so it is
+/// attached to its commands and configurations).
+pub(super) async fn attached(addr: &str, token: &str) -> anyhow::Result<Ws> {
+    let mut ws = connect_retrying(addr, token).await?;
+    let hello = r#"{"id":0,"readings":[{"sensor":"up","value":1}]}"#;
+    ws.send(Message::Text(hello.into())).await?;
+    loop {
+        let msg = ws.next().await.context("hub closed a device socket")??;
+        if let Message::Text(t) = msg
+            && t.as_str().starts_with("{\"ack\"")
+        {
+            return Ok(ws);
+        }
+    }
+}
 
 /// Opens a device socket, retrying while the hub is busy opening others (503).
 async fn connect_retrying(addr: &str, token: &str) -> anyhow::Result<Ws> {

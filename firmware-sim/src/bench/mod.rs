@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`ingest`] | acked readings/s into SQLite or PostgreSQL vs a raw bulk load of the same rows |
 //! | [`alerts`] | acked readings/s with 0, 100 and 10,000 alert rules side by side; send → webhook POST latency |
+//! | [`config`] | desired configuration of 1,000 connected devices → all in sync; `/v1/devices?label=` on 10,000 devices |
 //! | [`commands`] | bulk commands to 1,000 devices, create → device latency, ingest beside 1,000 commands/s |
 //! | [`connections`] | memory per idle device or dashboard socket, beside a Node `ws` server |
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
@@ -21,6 +22,7 @@
 
 mod alerts;
 mod commands;
+mod config;
 mod connections;
 mod fanout;
 mod hub;
@@ -52,6 +54,8 @@ pub enum BenchCommand {
     Alerts(alerts::AlertsArgs),
     /// Bulk commands to 1,000 connected devices, create → device latency, ingest beside 1,000 commands/s.
     Commands(commands::CommandsArgs),
+    /// Desired configuration of 1,000 connected devices → all in sync; `?label=` on 10,000 devices.
+    Config(config::ConfigArgs),
     /// Grafana's panel queries over `/query`: p50/p95 beside InfluxDB 1.x on the same data.
     Query(query::QueryArgs),
 }
@@ -66,6 +70,7 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Line(a) => line::run(a).await,
         BenchCommand::Alerts(a) => alerts::run(a).await,
         BenchCommand::Commands(a) => commands::run(a).await,
+        BenchCommand::Config(a) => config::run(a).await,
         BenchCommand::Query(a) => query::run(a).await,
     }
 }

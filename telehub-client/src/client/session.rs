@@ -270,8 +270,12 @@ impl<'a> Session<'a> {
                 }
             }
             HubFrame::ResultStored(id) => side.book().stored(&id),
-            HubFrame::Config(desired) => match side.apply_config(&desired) {
-                Some(report) => self.outgoing.push(DeviceFrame::ConfigReported(report)),
+            HubFrame::Config { device, doc } => match side.apply_config(&doc) {
+                // A gateway's report names the device the configuration was for.
+                Some(report) => self.outgoing.push(DeviceFrame::ConfigReported {
+                    device,
+                    doc: report,
+                }),
                 None => tracing::debug!("a configuration for a client without a handler; ignored"),
             },
             HubFrame::ConfigStored(v) => {

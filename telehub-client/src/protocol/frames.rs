@@ -19,6 +19,7 @@ use super::ingest::encode::{BadReply, FrameBuilder, reply_from_value};
 use super::ingest::{
     DeviceMessage, ErrorCode, ParseLimits, Refusal, Reply, parse_object, parse_senml, read_json,
 };
+use crate::domain::DeviceName;
 use serde_json::{Map, Value};
 
 /// A frame a device sends.
@@ -34,7 +35,11 @@ pub enum DeviceFrame {
         answer: CommandAnswer,
     },
     /// `{"config_reported": {"version": N, "state": {…}}}`: the configuration it applied.
-    ConfigReported(ConfigDocument),
+    /// A gateway names the device it reports for (`"device"` in the object).
+    ConfigReported {
+        device: Option<DeviceName>,
+        doc: ConfigDocument,
+    },
 }
 
 impl DeviceFrame {
@@ -54,10 +59,10 @@ impl DeviceFrame {
                         .map_err(|e| refuse("", e))?;
                     Ok(Self::CommandResult { id, answer })
                 } else if let Some(doc) = obj.remove("config_reported") {
-                    let doc = ConfigDocument::from_value(doc, "state")
-                        .map_err(|e| refuse("config_reported", e))?;
+                    let (device, doc) =
+                        config_of(doc, "state").map_err(|e| refuse("config_reported", e))?;
                     no_other_field(&obj, "config_reported alone").map_err(|e| refuse("", e))?;
-                    Ok(Self::ConfigReported(doc))
+                    Ok(Self::ConfigReported { device, doc })
                 } else {
                     parse_object(obj, limits).map(Self::Message)
                 }
@@ -92,11 +97,34 @@ impl DeviceFrame {
                 obj.insert("command_result".into(), Value::String(id.to_string()));
                 Value::Object(obj).to_string()
             }
-            Self::ConfigReported(doc) => {
-                serde_json::json!({ "config_reported": doc.to_value("state") }).to_string()
+            Self::ConfigReported { device, doc } => {
+                let doc = config_value(device.as_ref(), doc, "state");
+                serde_json::json!({ "config_reported": doc }).to_string()
             }
         }
     }
+}
+
+/// `{"version", KEY, ["device"]}`: the device named (by a gateway) and the document.
+fn config_of(v: Value, key: &str) -> Result<(Option<DeviceName>, ConfigDocument), BadCommandValue> {
+    let mut v = v;
+    let device = match v.as_object_mut().and_then(|o| o.remove("device")) {
+        None => None,
+        Some(Value::String(d)) => {
+            Some(DeviceName::parse(&d).map_err(|e| BadCommandValue(format!("device: {e}")))?)
+        }
+        Some(_) => return Err(BadCommandValue("device: expected a device name".into())),
+    };
+    Ok((device, ConfigDocument::from_value(v, key)?))
+}
+
+/// The object [`config_of`] reads.
+fn config_value(device: Option<&DeviceName>, doc: &ConfigDocument, key: &str) -> Value {
+    let mut v = doc.to_value(key);
+    if let (Some(d), Value::Object(o)) = (device, &mut v) {
+        o.insert("device".into(), Value::String(d.to_string()));
+    }
+    v
 }
 
 fn command_id(v: Value) -> Result<CommandId, BadCommandValue> {
@@ -129,8 +157,12 @@ pub enum HubFrame {
     Command(DeviceCommand),
     /// `{"result_stored": "c_…"}`: the device's answer is stored; it may forget it.
     ResultStored(CommandId),
-    /// `{"config": {"version": N, "desired": {…}}}`: the desired configuration.
-    Config(ConfigDocument),
+    /// `{"config": {"version": N, "desired": {…}}}`: the desired configuration. A
+    /// gateway is told which device it is for (`"device"` in the object).
+    Config {
+        device: Option<DeviceName>,
+        doc: ConfigDocument,
+    },
     /// `{"config_stored": N}`: the reported configuration N is stored.
     ConfigStored(u64),
 }
@@ -151,8 +183,9 @@ impl HubFrame {
             Self::Reply(r) => r.to_json(),
             Self::Command(c) => serde_json::json!({ "command": c }).to_string(),
             Self::ResultStored(id) => serde_json::json!({ "result_stored": id }).to_string(),
-            Self::Config(doc) => {
-                serde_json::json!({ "config": doc.to_value("desired") }).to_string()
+            Self::Config { device, doc } => {
+                let doc = config_value(device.as_ref(), doc, "desired");
+                serde_json::json!({ "config": doc }).to_string()
             }
             Self::ConfigStored(v) => serde_json::json!({ "config_stored": v }).to_string(),
         }
@@ -178,8 +211,8 @@ impl HubFrame {
         }
         if let Some(doc) = obj.remove("config") {
             only(&obj)?;
-            return ConfigDocument::from_value(doc, "desired")
-                .map(Self::Config)
+            return config_of(doc, "desired")
+                .map(|(device, doc)| Self::Config { device, doc })
                 .map_err(|_| bad());
         }
         if let Some(v) = obj.remove("config_stored") {

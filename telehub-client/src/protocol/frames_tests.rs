@@ -55,10 +55,19 @@ fn command_frames_parse_into_typed_values() {
     assert_eq!(answer.status, CommandStatus::Ok);
     assert_eq!(answer.result.unwrap()["applied"], 10);
     let text = r#"{"config_reported": {"version": 4, "state": {"interval_s": 5}}}"#;
-    let DeviceFrame::ConfigReported(doc) = DeviceFrame::parse(text, &limits()).unwrap() else {
+    let DeviceFrame::ConfigReported { device, doc } = DeviceFrame::parse(text, &limits()).unwrap()
+    else {
         panic!("a report")
     };
-    assert_eq!(doc.version, 4);
+    assert_eq!((device, doc.version), (None, 4));
+    let text = r#"{"config_reported": {"version": 4, "state": {}, "device": "pump-3"}}"#;
+    let DeviceFrame::ConfigReported { device, .. } = DeviceFrame::parse(text, &limits()).unwrap()
+    else {
+        panic!("a gateway's report")
+    };
+    assert_eq!(device.unwrap().as_str(), "pump-3");
+    let text = r#"{"config_reported": {"version": 4, "state": {}, "device": "-x"}}"#;
+    assert!(DeviceFrame::parse(text, &limits()).is_err());
 }
 
 #[test]
@@ -206,9 +215,12 @@ fn arb_device_frame() -> impl Strategy<Value = DeviceFrame> {
         arb_message().prop_map(DeviceFrame::Message),
         arb_id().prop_map(DeviceFrame::CommandAck),
         (arb_id(), arb_answer()).prop_map(|(id, answer)| DeviceFrame::CommandResult { id, answer }),
-        (any::<u64>(), arb_object()).prop_map(|(version, document)| {
-            DeviceFrame::ConfigReported(ConfigDocument { version, document })
-        }),
+        (prop::option::of(arb_name()), any::<u64>(), arb_object()).prop_map(
+            |(device, version, document)| DeviceFrame::ConfigReported {
+                device: device.map(|d| DeviceName::parse(&d).unwrap()),
+                doc: ConfigDocument { version, document },
+            }
+        ),
     ]
 }
 
@@ -243,9 +255,12 @@ fn arb_hub_frame() -> impl Strategy<Value = HubFrame> {
                 })
             }),
         arb_id().prop_map(HubFrame::ResultStored),
-        (any::<u64>(), arb_object()).prop_map(|(version, document)| {
-            HubFrame::Config(ConfigDocument { version, document })
-        }),
+        (prop::option::of(arb_name()), any::<u64>(), arb_object()).prop_map(
+            |(device, version, document)| HubFrame::Config {
+                device: device.map(|d| DeviceName::parse(&d).unwrap()),
+                doc: ConfigDocument { version, document },
+            }
+        ),
         any::<u64>().prop_map(HubFrame::ConfigStored),
     ]
 }

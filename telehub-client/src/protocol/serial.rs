@@ -14,7 +14,7 @@
 //! [`LineError`] naming the reason; [`format_line`] writes a line with its checksum.
 //! `ts`, `device`, duplicate sensors and values are checked here exactly as the hub
 //! checks them (protocol.md §2), so one bad line never gets a whole batch refused by the hub.
-//! Lines starting with `!` are command lines: [`commands`].
+//! Lines starting with `!` are command lines ([`commands`]) or configuration lines ([`config`]).
 
 use crate::domain::{DeviceName, NameError, Reading, SensorName, Timestamp, Value};
 use crate::protocol::ingest::{DeviceReading, ParseLimits, Refusal, check_ts, parse_message};
@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 pub mod commands;
+pub mod config;
 
 /// Bytes a line may hold, not counting its `\n` or `\r\n`.
 pub const MAX_LINE_BYTES: usize = 512;

@@ -6,6 +6,7 @@ pub mod broker;
 
 mod cluster;
 mod commands;
+mod config;
 mod egress;
 mod ingest;
 mod outage;

@@ -16,7 +16,8 @@
 use super::{LineError, split_checksum, strip_line_ending, xor};
 use crate::domain::DeviceName;
 use crate::protocol::commands::{
-    CommandAnswer, CommandId, CommandName, CommandStatus, DeviceCommand, MAX_RESULT_BYTES,
+    CommandAnswer, CommandId, CommandName, CommandStatus, DeviceCommand, MAX_CONFIG_BYTES,
+    MAX_RESULT_BYTES,
 };
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
@@ -38,6 +39,12 @@ pub enum CommandLineError {
     Name(String),
     #[error("device: {0}")]
     Device(String),
+    #[error("expected `!cfgok <version> [device=<name> ]<state JSON>`")]
+    ConfigShape,
+    #[error("version {0:?}: expected an unsigned integer")]
+    Version(String),
+    #[error("configuration: {0} bytes; at most {MAX_CONFIG_BYTES}")]
+    ConfigTooLarge(usize),
 }
 
 /// `!cmd`: a command handed to the device on the port.
@@ -167,7 +174,7 @@ impl From<CommandLineError> for LineError {
 }
 
 /// The text before the checksum, after the checks of §6 (printable ASCII, length).
-fn body(line: &[u8], checksum_required: bool) -> Result<&str, LineError> {
+pub(super) fn body(line: &[u8], checksum_required: bool) -> Result<&str, LineError> {
     let line = strip_line_ending(line);
     if let Some(i) = line.iter().position(|b| !(b' '..=b'~').contains(b)) {
         return Err(LineError::NotText {
@@ -183,7 +190,7 @@ fn body(line: &[u8], checksum_required: bool) -> Result<&str, LineError> {
     Ok(body)
 }
 
-fn with_checksum(mut s: String) -> String {
+pub(super) fn with_checksum(mut s: String) -> String {
     let sum = xor(s.as_bytes());
     let _ = write!(s, "*{sum:02X}");
     s
@@ -205,7 +212,7 @@ fn object(json: &str, what: &'static str) -> Result<Map<String, Value>, CommandL
 
 /// JSON with every non-ASCII character written as `\uXXXX` (valid JSON: such
 /// characters only occur inside strings).
-fn push_ascii_json(s: &mut String, v: &Map<String, Value>) {
+pub(super) fn push_ascii_json(s: &mut String, v: &Map<String, Value>) {
     let text = serde_json::to_string(v).expect("a JSON object serializes");
     for c in text.chars() {
         if c.is_ascii() {
@@ -219,10 +226,10 @@ fn push_ascii_json(s: &mut String, v: &Map<String, Value>) {
     }
 }
 
-fn clip(s: &str) -> String {
+pub(super) fn clip(s: &str) -> String {
     s.chars().take(32).collect()
 }
 
 #[cfg(test)]
 #[path = "commands_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -77,7 +77,7 @@ fn answers_read_with_or_without_a_result_and_checksums_are_checked() {
     ));
 }
 
-fn json_object() -> impl Strategy<Value = Map<String, Value>> {
+pub(in crate::protocol::serial) fn json_object() -> impl Strategy<Value = Map<String, Value>> {
     let leaf = prop_oneof![
         any::<i32>().prop_map(Value::from),
         any::<bool>().prop_map(Value::from),
