@@ -72,7 +72,7 @@ pub async fn upgrade(
     } = DeviceCaller::of(principal)?;
     let session = hub.sessions.register(token_id, Some(device.name.clone()));
     let ws = ws::configure(ws, &hub.settings.ingest.socket());
-    let socket = Box::new(DeviceSocket {
+    let mut socket = Box::new(DeviceSocket {
         _task: hub.tasks.token(),
         hub,
         device,
@@ -81,11 +81,15 @@ pub async fn upgrade(
         conn: conn.map(|Extension(c)| c),
         replies: Replies::default(),
         rate_limited_run: 0,
-        commands,
         attachment: None,
         config: None,
         answers_for: None,
     });
+    if commands {
+        // Before the handshake completes: a command created once the device sees itself
+        // connected is dispatched to this socket, never past it (to MQTT, say).
+        socket.attach().await;
+    }
     Ok(ws.on_upgrade(move |ws| socket.serve(ws)))
 }
 
@@ -102,8 +106,6 @@ struct DeviceSocket {
     replies: Replies,
     /// Consecutive `rate_limited` replies sent.
     rate_limited_run: u32,
-    /// The device asked for its commands (`?commands=1`).
-    commands: bool,
     /// Its commands, while it is connected (only when it asked for them).
     attachment: Option<Attachment>,
     /// Its desired configurations, while it is connected (only when it asked for commands).
@@ -191,17 +193,6 @@ impl DeviceSocket {
         let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest.socket());
         let max_inflight = self.hub.settings.ingest.max_inflight_messages;
         let closing = self.session.closing().clone();
-        if self.commands {
-            let devices = self.answers_for().to_vec();
-            let config = &self.hub.devconfig;
-            let feeds = if self.gateway_for.is_empty() {
-                Feeds::Device(Box::pin(config.attach(&self.device.name, Known::Reported)).await)
-            } else {
-                Box::pin(config.attach_gateway(&devices)).await
-            };
-            self.config = Some(Box::new(feeds));
-            self.attachment = Some(Box::pin(self.hub.commands.attach(devices)).await);
-        }
         let (code, reason) = loop {
             tokio::select! {
                 biased;
@@ -313,6 +304,20 @@ impl DeviceSocket {
     }
 
     /// The device and, for a gateway, those it acts for.
+    /// Attaches the socket to its devices' commands and configurations (detached when
+    /// it is dropped, upgraded or not).
+    async fn attach(&mut self) {
+        let devices = self.answers_for().to_vec();
+        let config = &self.hub.devconfig;
+        let feeds = if self.gateway_for.is_empty() {
+            Feeds::Device(Box::pin(config.attach(&self.device.name, Known::Reported)).await)
+        } else {
+            Box::pin(config.attach_gateway(&devices)).await
+        };
+        self.config = Some(Box::new(feeds));
+        self.attachment = Some(Box::pin(self.hub.commands.attach(devices)).await);
+    }
+
     fn answers_for(&mut self) -> Arc<[DeviceName]> {
         let (device, gateway_for) = (&self.device, &self.gateway_for);
         self.answers_for
