@@ -142,11 +142,11 @@ pub async fn poll_desired(
     loop {
         let changes = store.desired_changes(after, PAGE).await?;
         let full = changes.len() as i64 == PAGE;
-        let Some(last) = changes.last().map(|c| c.seq) else {
+        let Some(last) = changes.last().map(|c| c.cursor) else {
             return Ok(());
         };
         for c in changes {
-            *last_seq = (*last_seq).max(c.seq);
+            *last_seq = (*last_seq).max(c.cursor);
             each(c);
         }
         if !full {

@@ -85,7 +85,7 @@ impl Publisher {
                     // republishes every one not applied.
                     let mut found = Vec::new();
                     let result = poll_desired(&self.store, &mut last_seq, |c| {
-                        if seen.insert(c.seq) {
+                        if seen.insert(c.cursor) {
                             found.push(c);
                         }
                     })
@@ -111,7 +111,7 @@ impl Publisher {
             let page = self.store.unsynced_configs(after, PAGE).await?;
             let full = page.len() as i64 == PAGE;
             for u in page {
-                after = u.device_id;
+                after = u.cursor;
                 self.publish(&u.device, u.version, u.desired).await;
             }
             if !full {

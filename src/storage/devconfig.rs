@@ -35,10 +35,13 @@ pub struct HistoryRow {
     pub ts: Timestamp,
 }
 
-/// A desired version set (anywhere), as the hubs' poll finds it.
+/// A device's desired document as a poll of storage finds it: a version set (anywhere),
+/// or one its device has not reported applying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredChange {
-    pub seq: i64,
+    /// Its place in the listing it came from, where the next page starts: the history
+    /// `seq` ([`Db::desired_changes`]) or the device id ([`Db::unsynced_configs`]).
+    pub cursor: i64,
     pub device: String,
     pub version: u64,
     pub desired: Map<String, Json>,
@@ -327,15 +330,7 @@ where
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, device, v, doc)| DesiredChange {
-                seq,
-                device,
-                version: version(v),
-                desired: document(&doc),
-            })
-            .collect())
+        Ok(desired_rows(rows))
     }
 
     /// The newest history `seq` (0 when empty).
@@ -345,6 +340,18 @@ where
             .await?;
         Ok(seq.unwrap_or(0))
     }
+}
+
+/// `(cursor, device, version, desired JSON)` rows as [`DesiredChange`]s.
+pub(super) fn desired_rows(rows: Vec<(i64, String, i64, String)>) -> Vec<DesiredChange> {
+    rows.into_iter()
+        .map(|(cursor, device, v, doc)| DesiredChange {
+            cursor,
+            device,
+            version: version(v),
+            desired: document(&doc),
+        })
+        .collect()
 }
 
 /// Read by the registry's device listing, under its (fewer) bounds.

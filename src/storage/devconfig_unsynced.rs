@@ -3,20 +3,9 @@
 //! out again when it (re)connects, page by page in device id order.
 
 use super::db::{Db, Dialect};
-use super::devconfig::{document, version};
+use super::devconfig::{DesiredChange, desired_rows};
 use super::{StorageError, Store};
-use serde_json::{Map, Value as Json};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
-
-/// A device behind its desired version.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unsynced {
-    /// The cursor of the next page.
-    pub device_id: i64,
-    pub device: String,
-    pub version: u64,
-    pub desired: Map<String, Json>,
-}
 
 impl<DB> Db<DB>
 where
@@ -27,12 +16,13 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     /// Devices (not revoked) whose reported version is older than the desired one,
-    /// with a device id above `after`, at most `limit`, in device id order.
+    /// with a device id above `after`, at most `limit`, in device id order (the
+    /// `cursor` of each is its device id).
     pub async fn unsynced_configs(
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<Unsynced>, StorageError> {
+    ) -> Result<Vec<DesiredChange>, StorageError> {
         let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
             "SELECT c.device_id, d.name, c.version, c.desired FROM device_config c
              JOIN devices d ON d.id = c.device_id
@@ -44,15 +34,7 @@ where
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(device_id, device, v, doc)| Unsynced {
-                device_id,
-                device,
-                version: version(v),
-                desired: document(&doc),
-            })
-            .collect())
+        Ok(desired_rows(rows))
     }
 }
 
@@ -62,7 +44,7 @@ impl Store {
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<Unsynced>, StorageError> {
+    ) -> Result<Vec<DesiredChange>, StorageError> {
         dispatch!(self, s => s.unsynced_configs(after, limit).await)
     }
 }
