@@ -17,6 +17,7 @@
 //! task, which owns the port, on a channel of `command_queue` lines (a full one drops
 //! the command: the hub sends it again after its `ack_timeout`).
 
+use super::result_log::ResultLog;
 use crate::protocol::commands::CommandId;
 use crate::protocol::frames::{DeviceFrame, HubFrame};
 use crate::protocol::ingest::DeviceReading;
@@ -43,15 +44,31 @@ pub struct Relay {
     waiting: VecDeque<DeviceFrame>,
     /// Results written to the hub and not yet confirmed.
     unconfirmed: VecDeque<(CommandId, DeviceFrame)>,
+    /// Where results are kept until confirmed, when the port has a state file.
+    log: Option<ResultLog>,
 }
 
 impl Relay {
-    pub fn new(to_port: mpsc::Sender<String>, capacity: usize) -> Self {
+    /// `recovered`: the results `log` held from before a restart, sent first.
+    pub fn new(
+        to_port: mpsc::Sender<String>,
+        capacity: usize,
+        log: Option<ResultLog>,
+        recovered: Vec<DeviceFrame>,
+    ) -> Self {
         Self {
             to_port,
             capacity,
-            waiting: VecDeque::new(),
+            waiting: recovered.into(),
             unconfirmed: VecDeque::new(),
+            log,
+        }
+    }
+
+    /// Syncs the results file to disk (every second and on exit).
+    pub fn sync(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.sync();
         }
     }
 
@@ -59,7 +76,13 @@ impl Relay {
     pub fn from_port(&mut self, answer: AnswerLine) {
         let frame = match answer {
             AnswerLine::Ack(id) => DeviceFrame::CommandAck(id),
-            AnswerLine::Result { id, answer } => DeviceFrame::CommandResult { id, answer },
+            AnswerLine::Result { id, answer } => {
+                let frame = DeviceFrame::CommandResult { id, answer };
+                if let Some(log) = &mut self.log {
+                    log.add(&frame);
+                }
+                frame
+            }
         };
         self.queue_for_hub(frame);
     }
@@ -116,6 +139,13 @@ impl Relay {
                 self.unconfirmed.retain(|(i, _)| *i != id);
                 self.waiting
                     .retain(|f| !matches!(f, DeviceFrame::CommandResult { id: i, .. } if *i == id));
+                if let Some(log) = &mut self.log {
+                    let waiting = self
+                        .waiting
+                        .iter()
+                        .filter(|f| matches!(f, DeviceFrame::CommandResult { .. }));
+                    log.stored(&id, waiting.chain(self.unconfirmed.iter().map(|(_, f)| f)));
+                }
                 true
             }
             Ok(HubFrame::Reply(r)) => {
@@ -171,7 +201,7 @@ mod tests {
     #[test]
     fn results_are_sent_again_on_each_connection_until_the_hub_confirms_them() {
         let (tx, mut rx) = mpsc::channel(4);
-        let mut r = Relay::new(tx, 8);
+        let mut r = Relay::new(tx, 8, None, Vec::new());
         r.from_port(AnswerLine::Ack(id("c_1")));
         r.from_port(result("c_1"));
         r.from_port(result("c_2"));
@@ -197,7 +227,7 @@ mod tests {
     #[test]
     fn configurations_go_to_the_port_and_reports_to_the_hub() {
         let (tx, mut rx) = mpsc::channel(4);
-        let mut r = Relay::new(tx, 8);
+        let mut r = Relay::new(tx, 8, None, Vec::new());
         let cfg = r#"{"config": {"version": 2, "desired": {"interval_s": 5}, "device": "pump-3"}}"#;
         assert!(r.from_hub(cfg));
         let line = rx.try_recv().unwrap();

@@ -179,7 +179,10 @@ impl Forwarder {
                     }
                     self.outbox.seal_due(now, false);
                 }
-                Event::Sync => self.outbox.sync(),
+                Event::Sync => {
+                    self.outbox.sync();
+                    self.commands.sync();
+                }
             }
             if run.hold_until.is_none()
                 && let Link::Up(ws) = &mut run.link
@@ -340,6 +343,7 @@ impl Forwarder {
         }
         self.outbox.seal_due(Instant::now(), true);
         self.outbox.sync();
+        self.commands.sync();
         let left = self.outbox.held();
         if left == 0 {
             return;

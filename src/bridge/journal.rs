@@ -7,14 +7,15 @@
 //! buffer. Records are written at once (they survive a crash of the bridge) and
 //! synced to disk every second and on exit (they survive power loss after that).
 
+use super::append_file::AppendFile;
 use super::message::Message;
 use super::uplink::encode_message;
 use crate::domain::Timestamp;
 use crate::protocol::ingest::{ParseLimits, parse_message};
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::time::Duration;
 
 /// `D` lines tolerated before the file is rewritten.
@@ -30,92 +31,59 @@ pub struct JournalError {
     source: std::io::Error,
 }
 
+impl JournalError {
+    pub(super) fn new(path: &Path, source: std::io::Error) -> Self {
+        Self {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 pub struct Journal {
-    path: PathBuf,
-    file: File,
+    file: AppendFile,
     done_lines: usize,
-    dirty: bool,
-    /// Set after a write failed: the buffer goes on in memory and the error is logged once.
-    failed: bool,
 }
 
 impl Journal {
     /// Opens (or creates) the file and returns the messages it holds, in order.
     pub fn open(path: &Path) -> Result<(Self, Vec<Message>), JournalError> {
-        let err = |source| JournalError {
-            path: path.display().to_string(),
-            source,
-        };
         let unacked = match File::open(path) {
             Ok(f) => replay(BufReader::new(f), path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(JournalError::new(path, e)),
         };
-        let queue: VecDeque<Message> = unacked.into();
-        write_compacted(path, &queue).map_err(err)?;
-        let file = OpenOptions::new().append(true).open(path).map_err(err)?;
+        let file = AppendFile::create(path, unacked.iter().map(line), "unacked readings")
+            .map_err(|e| JournalError::new(path, e))?;
         let journal = Self {
-            path: path.to_owned(),
             file,
             done_lines: 0,
-            dirty: false,
-            failed: false,
         };
-        Ok((journal, queue.into()))
+        Ok((journal, unacked))
     }
 
     pub fn add(&mut self, m: &Message) {
-        let line = format!(
-            "M {}\n",
-            encode_message(m.id, m.device.as_ref(), &m.readings)
-        );
-        self.write(line.as_bytes());
+        self.file.append(&line(m));
     }
 
     /// Records that `id` was answered; rewrites the file when it has grown enough.
     pub fn done(&mut self, id: u64, live: &VecDeque<Message>) {
-        self.write(format!("D {id}\n").as_bytes());
+        self.file.append(&format!("D {id}"));
         self.done_lines += 1;
-        if self.done_lines >= COMPACT_AFTER.max(live.len()) && !self.failed {
-            match write_compacted(&self.path, live)
-                .and_then(|()| OpenOptions::new().append(true).open(&self.path))
-            {
-                Ok(f) => {
-                    self.file = f;
-                    self.done_lines = 0;
-                    self.dirty = false;
-                }
-                Err(e) => self.fail(&e),
-            }
+        if self.done_lines >= COMPACT_AFTER.max(live.len()) {
+            self.file.rewrite(live.iter().map(line));
+            self.done_lines = 0;
         }
     }
 
     pub fn sync(&mut self) {
-        if self.dirty && !self.failed {
-            if let Err(e) = self.file.sync_data() {
-                self.fail(&e);
-            }
-            self.dirty = false;
-        }
+        self.file.sync();
     }
+}
 
-    fn write(&mut self, bytes: &[u8]) {
-        if self.failed {
-            return;
-        }
-        match self.file.write_all(bytes) {
-            Ok(()) => self.dirty = true,
-            Err(e) => self.fail(&e),
-        }
-    }
-
-    fn fail(&mut self, e: &std::io::Error) {
-        self.failed = true;
-        tracing::error!(
-            state_file = %self.path.display(),
-            "cannot write the state file ({e}); buffering in memory only from now on: a restart will lose unacked readings. Free disk space or fix permissions, then restart the bridge"
-        );
-    }
+/// A sealed message's line.
+fn line(m: &Message) -> String {
+    format!("M {}", encode_message(m.id, m.device.as_ref(), &m.readings))
 }
 
 /// The unanswered messages of a log; unreadable lines (a write cut by a crash) are skipped.
@@ -158,27 +126,11 @@ fn replay(reader: impl BufRead, path: &Path) -> Vec<Message> {
     unacked
 }
 
-/// Writes `live` to a temporary file, syncs it and renames it over `path`.
-fn write_compacted(path: &Path, live: &VecDeque<Message>) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut w = std::io::BufWriter::new(File::create(&tmp)?);
-        for m in live {
-            writeln!(
-                w,
-                "M {}",
-                encode_message(m.id, m.device.as_ref(), &m.readings)
-            )?;
-        }
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{DeviceName, Reading, SensorName};
+    use std::io::Write;
 
     fn message(id: u64, device: Option<&str>) -> Message {
         Message {

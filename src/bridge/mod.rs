@@ -14,10 +14,13 @@
 //! [`stats`] counts what happened; a summary is logged every `stats_interval`.
 //!
 //! Commands from the hub go the other way: the forwarder hands each to the reader,
-//! which writes it to the port as a `!cmd` line ([`commands`]).
+//! which writes it to the port as a `!cmd` line ([`commands`]). The devices' results the
+//! hub has not confirmed are kept beside the state file ([`result_log`]); both files are
+//! [`append_file`]s.
 //!
 //! May use: `domain`, `protocol`, `config`, `client` (a transport: nothing of the hub's inside).
 
+pub mod append_file;
 pub mod commands;
 pub mod forward;
 pub mod framing;
@@ -25,6 +28,7 @@ pub mod journal;
 pub mod message;
 pub mod outbox;
 pub mod port;
+pub mod result_log;
 pub mod stats;
 pub mod uplink;
 
@@ -89,6 +93,14 @@ pub fn start_port(
         }
         None => (None, Vec::new()),
     };
+    let (results, results_recovered) = match &settings.state_file {
+        Some(path) => {
+            let path = result_log::path_beside(path);
+            let (log, recovered) = result_log::ResultLog::open(&path, settings.command_queue)?;
+            (Some(log), recovered)
+        }
+        None => (None, Vec::new()),
+    };
     let settings = Arc::new(settings);
     let stats = Arc::new(PortStats::default());
     let limits = outbox::OutboxLimits {
@@ -118,7 +130,7 @@ pub fn start_port(
         hub,
         outbox,
         lines: rx,
-        commands: commands::Relay::new(to_port, settings.command_queue),
+        commands: commands::Relay::new(to_port, settings.command_queue, results, results_recovered),
         stats: stats.clone(),
         shutdown: shutdown.clone(),
     };

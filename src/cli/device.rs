@@ -9,7 +9,7 @@ use super::{UsageError, device_name};
 use crate::auth::Role;
 use crate::config::Settings;
 use crate::domain::DeviceName;
-use crate::storage::{OpenMode, StorageError, Store};
+use crate::storage::{DeviceFilter, OpenMode, StorageError, Store};
 use anyhow::Context;
 use clap::Subcommand;
 use std::io::Write;
@@ -156,8 +156,9 @@ async fn device(store: &Store, settings: &Settings, cmd: &DeviceCommand) -> anyh
         }
         DeviceCommand::List { format, label } => {
             let selector = device_labels::parse_labels(label)?;
-            let mut rows = store.list_devices().await?;
-            rows.retain(|d| d.labels.has_all(&selector));
+            let mut rows = store
+                .list_devices_where(DeviceFilter::Labelled(&selector))
+                .await?;
             rows.sort_by(|a, b| natural_order(&a.name, &b.name));
             print_list(
                 format,

@@ -4,7 +4,7 @@
 
 use super::{UsageError, device_name};
 use crate::domain::{LabelKey, Labels, parse_pair};
-use crate::storage::{StorageError, Store};
+use crate::storage::{DeviceFilter, StorageError, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct LabelArgs {
@@ -36,10 +36,10 @@ pub async fn label(store: &Store, args: &LabelArgs) -> anyhow::Result<()> {
         .map(|k| LabelKey::parse(k).map_err(|e| UsageError(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let current = store
-        .list_devices()
+        .list_devices_where(DeviceFilter::Named(&name))
         .await?
         .into_iter()
-        .find(|d| d.name == name.as_str() && !d.revoked)
+        .find(|d| !d.revoked)
         .ok_or_else(|| UsageError(StorageError::NoSuchDevice(name.to_string()).to_string()))?
         .labels;
     if set.is_empty() && remove.is_empty() {

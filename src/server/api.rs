@@ -10,6 +10,7 @@ pub use super::readings_params::{
 use super::series_read::{Points, series_points};
 use super::{ApiError, HubState};
 use crate::domain::{DeviceName, Labels, SensorName, parse_pair};
+use crate::storage::DeviceFilter;
 use axum::Json;
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -37,10 +38,13 @@ async fn devices(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<DeviceOut>>, ApiError> {
     let selector = label_selector(query.as_deref())?;
-    let rows = hub.store.list_devices().await?;
+    let rows = hub
+        .store
+        .list_devices_where(DeviceFilter::Labelled(&selector))
+        .await?;
     Ok(Json(
         rows.into_iter()
-            .filter(|d| !d.revoked && d.labels.has_all(&selector))
+            .filter(|d| !d.revoked)
             .map(|d| DeviceOut::of(&hub, d))
             .collect(),
     ))

@@ -7,7 +7,7 @@ use super::authn::Admin;
 use super::{ApiError, HubState};
 use crate::domain::{Description, DeviceName, Labels, Location, Timestamp, Transport};
 use crate::storage::identity::{AboutEdit, GatewayEdit};
-use crate::storage::{DeviceRow, Latest};
+use crate::storage::{DeviceFilter, DeviceRow, Latest};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -147,10 +147,10 @@ async fn set_labels(
 async fn device_out(hub: &HubState, name: &DeviceName) -> Result<Json<DeviceOut>, ApiError> {
     let row = hub
         .store
-        .list_devices()
+        .list_devices_where(DeviceFilter::Named(name))
         .await?
         .into_iter()
-        .find(|d| d.name == name.as_str() && !d.revoked)
+        .find(|d| !d.revoked)
         .ok_or_else(|| ApiError::not_found(format!("no device {name}")))?;
     Ok(Json(DeviceOut::of(hub, row)))
 }

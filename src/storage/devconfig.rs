@@ -5,11 +5,12 @@
 //! 409. `seq` orders the history: hubs poll it for desired versions set elsewhere.
 
 use super::db::{Db, Dialect};
+use super::registry::DeviceFilter;
 use super::{StorageError, Store};
 use crate::domain::{DeviceName, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 use std::collections::HashMap;
 
 /// A device's configuration as `GET /v1/devices/NAME/config` shows it. A device never
@@ -360,16 +361,25 @@ where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// Whether each configured device is in sync, by device id (devices never
     /// configured are absent).
-    pub async fn config_sync_by_id(&self) -> Result<HashMap<i64, bool>, StorageError> {
-        let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT device_id, version, reported_version FROM device_config WHERE version > 0",
-        )
-        .fetch_all(&self.read)
-        .await?;
+    pub async fn config_sync_by_id(
+        &self,
+        filter: DeviceFilter<'_>,
+    ) -> Result<HashMap<i64, bool>, StorageError> {
+        let mut sql =
+            "SELECT device_id, version, reported_version FROM device_config WHERE version > 0"
+                .to_owned();
+        if let Some(sub) = filter.subquery() {
+            sql = format!("{sql} AND device_id IN {sub}");
+        }
+        let rows: Vec<(i64, i64, Option<i64>)> = filter
+            .bind(sqlx::query_as(AssertSqlSafe(sql)))
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, v, rv)| (id, rv == Some(v)))

@@ -7,10 +7,10 @@
 
 use super::alerts::BUMP_RULES_EPOCH;
 use super::db::{Db, Dialect};
-use super::registry::LIVE_DEVICE_ID;
+use super::registry::{DeviceFilter, LIVE_DEVICE_ID};
 use super::{StorageError, Store};
 use crate::domain::{DeviceName, LabelKey, LabelValue, Labels};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Type};
 use std::collections::HashMap;
 
 /// `(device id, key, value)` rows grouped into each device's labels.
@@ -82,8 +82,18 @@ where
     }
 
     /// Every device's labels, by device id (devices without labels are absent).
-    pub async fn labels_by_id(&self) -> Result<HashMap<i64, Labels>, StorageError> {
-        let rows = sqlx::query_as("SELECT device_id, key, value FROM device_labels")
+    pub async fn labels_by_id(
+        &self,
+        filter: DeviceFilter<'_>,
+    ) -> Result<HashMap<i64, Labels>, StorageError> {
+        let sql = match filter.subquery() {
+            Some(sub) => {
+                format!("SELECT device_id, key, value FROM device_labels WHERE device_id IN {sub}")
+            }
+            None => "SELECT device_id, key, value FROM device_labels".to_owned(),
+        };
+        let rows = filter
+            .bind(sqlx::query_as(AssertSqlSafe(sql)))
             .fetch_all(&self.read)
             .await?;
         Ok(group(rows))

@@ -80,7 +80,7 @@ use alert_acks::{Acked, AckedRow, NewAck, NewSilence, SilenceRow};
 use alerts::{AlertRuleRow, AlertStateRow, OutboxItem, Recorded, StateChange};
 use commands::{Changed, CommandFilter, CommandRow, NewCommand, OpenBounds, Transition};
 use db::Db;
-pub use registry::{DeviceRow, Latest, TokenRow};
+pub use registry::{DeviceFilter, DeviceRow, Latest, TokenRow};
 use serde::Serialize;
 pub use series::{SeriesCache, SeriesKey};
 use sqlx::{Postgres, Sqlite};
@@ -399,6 +399,14 @@ impl Store {
 
     pub async fn list_devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
         dispatch!(self, s => s.list_devices().await)
+    }
+
+    /// The devices `filter` selects (revoked ones included), narrowed in SQL.
+    pub async fn list_devices_where(
+        &self,
+        filter: DeviceFilter<'_>,
+    ) -> Result<Vec<DeviceRow>, StorageError> {
+        dispatch!(self, s => s.list_devices_where(filter).await)
     }
 
     /// The principal a token hash belongs to, if the token is valid and unrevoked. Its

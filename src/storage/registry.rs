@@ -40,6 +40,60 @@ pub struct Latest {
     pub unit: Option<String>,
 }
 
+/// Which devices [`Db::list_devices_where`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceFilter<'a> {
+    All,
+    /// One device, by name.
+    Named(&'a DeviceName),
+    /// The devices carrying every one of these labels (none: every device).
+    Labelled(&'a Labels),
+}
+
+impl DeviceFilter<'_> {
+    /// A subquery of the device ids to read, on `$1` (and `$2`), or none for all.
+    pub(super) fn subquery(&self) -> Option<&'static str> {
+        match self {
+            DeviceFilter::All => None,
+            DeviceFilter::Named(_) => Some("(SELECT id FROM devices WHERE name = $1)"),
+            DeviceFilter::Labelled(l) if l.iter().next().is_none() => None,
+            // The first pair narrows through the (key, value) index; `admits` checks the rest.
+            DeviceFilter::Labelled(_) => {
+                Some("(SELECT device_id FROM device_labels WHERE key = $1 AND value = $2)")
+            }
+        }
+    }
+
+    /// Binds the subquery's parameters.
+    pub(super) fn bind<'q, DB, O>(
+        &self,
+        query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>,
+    ) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments>
+    where
+        DB: sqlx::Database,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        Self: 'q,
+    {
+        match *self {
+            DeviceFilter::All => query,
+            DeviceFilter::Named(name) => query.bind(name.as_str()),
+            DeviceFilter::Labelled(labels) => match labels.iter().next() {
+                Some((k, v)) => query.bind(k.as_str()).bind(v.as_str()),
+                None => query,
+            },
+        }
+    }
+
+    /// Whether a row read under the subquery belongs in the answer.
+    fn admits(&self, row: &DeviceRow) -> bool {
+        match self {
+            DeviceFilter::All => true,
+            DeviceFilter::Named(name) => row.name == name.as_str(),
+            DeviceFilter::Labelled(labels) => row.labels.has_all(labels),
+        }
+    }
+}
+
 /// A series and its newest reading (none yet, or its raw readings expired): `(device id,
 /// sensor, unit, ts, stored value, kind, text of a string value)`.
 type SeriesColumns = (
@@ -60,7 +114,7 @@ const SERIES_LATEST: &str = "SELECT s.device_id, s.sensor, s.unit, r.ts, r.value
      LEFT JOIN readings r ON r.series_id = s.id
       AND r.ts = (SELECT max(ts) FROM readings WHERE series_id = s.id)
      LEFT JOIN text_values t ON s.kind = 'string' AND t.id = CAST(r.value AS BIGINT)
-     ORDER BY s.sensor";
+     {narrow} ORDER BY s.sensor";
 
 /// A viewer, operator or admin token as listed by `token list` (the secret is never stored).
 #[derive(Debug, Clone, Serialize)]
@@ -295,27 +349,57 @@ where
     }
 
     pub async fn list_devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
-        let devices = sqlx::query_as(
+        self.list_devices_where(DeviceFilter::All).await
+    }
+
+    /// The devices `filter` selects, revoked ones included, by name. Each of the five
+    /// reads is narrowed in SQL (a name through its unique index, labels through the
+    /// `(key, value)` index on their first pair), so a filtered listing costs what it
+    /// returns, not the size of the fleet.
+    pub async fn list_devices_where(
+        &self,
+        filter: DeviceFilter<'_>,
+    ) -> Result<Vec<DeviceRow>, StorageError> {
+        let narrow = filter.subquery();
+        let when = |col: &str, joiner: &str| match narrow {
+            Some(sub) => format!("{joiner} {col} IN {sub}"),
+            None => String::new(),
+        };
+        let devices_sql = format!(
             "SELECT id, name, created_us, revoked_us, last_seen_us, description, location
-             FROM devices ORDER BY name",
-        )
-        .fetch_all(&self.read)
-        .await?;
-        let sensors = sqlx::query_as(SERIES_LATEST).fetch_all(&self.read).await?;
-        let targets = sqlx::query_as(
+             FROM devices {} ORDER BY name",
+            when("id", "WHERE")
+        );
+        let devices = filter
+            .bind(sqlx::query_as(AssertSqlSafe(devices_sql)))
+            .fetch_all(&self.read)
+            .await?;
+        let sensors_sql = SERIES_LATEST.replace("{narrow}", &when("s.device_id", "WHERE"));
+        let sensors = filter
+            .bind(sqlx::query_as(AssertSqlSafe(sensors_sql)))
+            .fetch_all(&self.read)
+            .await?;
+        let targets_sql = format!(
             "SELECT g.gateway_id, d.name FROM gateway_targets g
-             JOIN devices d ON d.id = g.device_id ORDER BY d.name",
-        )
-        .fetch_all(&self.read)
-        .await?;
+             JOIN devices d ON d.id = g.device_id {} ORDER BY d.name",
+            when("g.gateway_id", "WHERE")
+        );
+        let targets = filter
+            .bind(sqlx::query_as(AssertSqlSafe(targets_sql)))
+            .fetch_all(&self.read)
+            .await?;
         let mut rows = assemble_devices(devices, sensors, targets);
-        let mut labels = self.labels_by_id().await?;
-        let sync = self.config_sync_by_id().await?;
+        let mut labels = self.labels_by_id(filter).await?;
+        let sync = self.config_sync_by_id(filter).await?;
         for (id, row) in &mut rows {
             row.labels = labels.remove(id).unwrap_or_default();
             row.in_sync = sync.get(id).copied();
         }
-        Ok(rows.into_iter().map(|(_, row)| row).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(_, row)| row)
+            .filter(|row| filter.admits(row))
+            .collect())
     }
 
     /// The principal a token hash belongs to, if the token is valid and unrevoked, and

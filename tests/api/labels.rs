@@ -75,6 +75,26 @@ async fn labels_are_set_listed_filtered_and_refused_when_bad(backend: Backend) {
     assert!(listed(&app, &viewer, "label=site:c").await.is_empty());
     let (_, all) = app.get("/v1/devices", Some(&viewer)).await;
     assert_eq!(all[2]["labels"], json!({"site": "b"}), "{all}");
+
+    // A filtered listing narrows each of its reads in SQL: the objects it gives are the
+    // full listing's, sensors, latest readings, gateway lists and sync state included.
+    for name in ["a1", "b1"] {
+        let name = telehub::domain::DeviceName::parse(name).unwrap();
+        let device = app.store.find_device(&name).await.unwrap().unwrap();
+        write(&app, &device, "t", &[(1_700_000_000_000_000, 1.5)]).await;
+    }
+    super::device_config::set(&app, &admin, "a1", json!({"interval_s": 5}), None).await;
+    let (_, all) = app.get("/v1/devices", Some(&viewer)).await;
+    assert_eq!(all[0]["latest"]["t"]["value"], 1.5, "{all}");
+    assert_eq!(all[0]["in_sync"], false, "{all}");
+    let (_, one) = app
+        .get("/v1/devices?label=site:a&label=line:1", Some(&viewer))
+        .await;
+    assert_eq!(one, json!([all[0]]));
+    let (_, b) = app.get("/v1/devices?label=site:b", Some(&viewer)).await;
+    assert_eq!(b, json!([all[2]]));
+    let (status, a1) = put_labels(&app, &admin, "a1", all[0]["labels"].clone()).await;
+    assert_eq!((status, &a1), (200, &all[0]), "one device is read by name");
     // Replacing: the old labels are gone.
     let (status, body) = put_labels(&app, &admin, "a2", json!({"line": "2"})).await;
     assert_eq!((status, &body["labels"]), (200, &json!({"line": "2"})));

@@ -8,6 +8,7 @@ use crate::checked;
 use crate::helpers::*;
 use serde_json::{Value, json};
 use std::io::BufRead;
+use std::time::Duration;
 use telehub::auth::Role;
 use telehub::protocol::serial::commands::CommandLine;
 use tokio::sync::mpsc;
@@ -44,6 +45,21 @@ pub async fn state(app: &TestApp, token: &str, id: &str, want: &str) -> Value {
     c
 }
 
+/// Creates `set_interval {"seconds": 10}` for pump-3; its id.
+async fn set_interval(app: &TestApp, op: &str) -> String {
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/v1/devices/pump-3/commands", app.http()))
+        .bearer_auth(op)
+        .body(json!({"name": "set_interval", "params": {"seconds": 10}}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["id"].as_str().expect("created").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_reaches_the_port_and_the_devices_answer_reaches_the_hub_even_across_an_outage() {
     let (mut app, pty, s, _dir) = rig(&["pump-3"]).await;
@@ -55,17 +71,7 @@ async fn a_command_reaches_the_port_and_the_devices_answer_reaches_the_hub_even_
     pty.write(checked("n=1").as_bytes());
     app.wait_stored("gw", 1).await;
 
-    let created: Value = reqwest::Client::new()
-        .post(format!("{}/v1/devices/pump-3/commands", app.http()))
-        .bearer_auth(&op)
-        .body(json!({"name": "set_interval", "params": {"seconds": 10}}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().expect("created").to_owned();
+    let id = set_interval(&app, &op).await;
     let line = next_line(&mut port).await;
     let cmd = CommandLine::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
     assert_eq!(cmd.id.as_str(), id);
@@ -97,4 +103,44 @@ async fn a_command_reaches_the_port_and_the_devices_answer_reaches_the_hub_even_
         .await;
     let s = bridge.stop().await;
     assert_eq!(s.lines_read, 5, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_the_hub_has_not_stored_outlives_a_restart_of_the_bridge_with_a_state_file() {
+    let (mut app, pty, mut s, dir) = rig(&["pump-3"]).await;
+    let state_file = dir.path().join("bridge.state");
+    s.state_file = Some(state_file.clone());
+    s.drain_timeout = Duration::from_millis(200);
+    let addr = app.hub().addr;
+    let op = app.store.add_token("op", Role::Operator).await.unwrap();
+    let mut port = device_reads(&pty.device_end);
+    let bridge = Bridge::start(s.clone());
+    pty.write(checked("n=1").as_bytes());
+    app.wait_stored("gw", 1).await;
+    let id = set_interval(&app, &op).await;
+    let line = next_line(&mut port).await;
+    assert!(line.starts_with(&format!("!cmd {id} ")), "{line}");
+    pty.write(checked(&format!("!ack {id}")).as_bytes());
+    state(&app, &op, &id, "received").await;
+
+    // The device answers while the hub is down, and the bridge stops before it is back.
+    app.stop().await;
+    pty.write(checked(&format!(r#"!res {id} ok {{"seconds":10}}"#)).as_bytes());
+    bridge
+        .wait_stats("the result read", |s| s.lines_read == 3)
+        .await;
+    bridge.stop().await;
+
+    restart_hub(&mut app, addr).await;
+    let bridge = Bridge::start(s);
+    let done = state(&app, &op, &id, "succeeded").await;
+    assert_eq!(done["result"], json!({"seconds": 10}));
+    // Stored and confirmed (`result_stored`): nothing is left to send on the next start.
+    let results = telehub::bridge::result_log::path_beside(&state_file);
+    let read = || async { std::fs::read_to_string(&results).unwrap_or_default() };
+    let stored = format!("S {id}");
+    eventually(WAIT, "result_stored noted", read, |t| t.contains(&stored)).await;
+    bridge.stop().await;
+    let (_log, left) = telehub::bridge::result_log::ResultLog::open(&results, 8).unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
