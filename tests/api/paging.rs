@@ -236,3 +236,27 @@ async fn rules_alerts_events_and_silences_page_to_their_whole_lists(backend: Bac
     );
 }
 both_backends!(rules_alerts_events_and_silences_page_to_their_whole_lists);
+
+async fn the_cli_lists_at_most_limit_devices_in_name_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for n in ["sim-10", "sim-2", "sim-1", "other"] {
+        app.device(n).await;
+    }
+    let db = app.db.url.clone();
+    let list = |args: &[&str]| {
+        let out = crate::procs::telehub_cli(&db, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        names(rows.as_array().unwrap(), "name")
+    };
+    let all = ["device", "list", "--format", "json"];
+    assert_eq!(list(&all), ["other", "sim-1", "sim-2", "sim-10"]);
+    assert_eq!(
+        list(&[&all[..], &["--limit", "2"]].concat()),
+        ["other", "sim-1"]
+    );
+    assert_eq!(list(&[&all[..], &["--limit", "9"]].concat()).len(), 4);
+    let out = crate::procs::telehub_cli(&db, &["device", "list", "--limit", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+both_backends!(the_cli_lists_at_most_limit_devices_in_name_order);
