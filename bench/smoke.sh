@@ -15,6 +15,7 @@ trap 'rm -rf "$dir"' EXIT
 "$bin/firmware-sim" bench reconnect --smoke --dir "$dir"
 "$bin/firmware-sim" bench commands --smoke --dir "$dir"
 "$bin/firmware-sim" bench config --smoke --dir "$dir"
+"$bin/firmware-sim" bench soak --smoke --dir "$dir"
 bench/line.sh --smoke --servers hub,influxd,hub-json,hub-ws
 bench/serial.sh 50 3
 RUNS=1 DEVICES=1 MESSAGES=200 READINGS=1 MIN_RATIO=0 bench/mqtt.sh

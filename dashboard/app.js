@@ -68,7 +68,7 @@ class Live {
   async connect() {
     this.setState('connecting', 'connecting…');
     try {
-      this.view.setDevices(await this.hub.get('/v1/devices'));
+      this.view.setDevices(await this.hub.getAll('/v1/devices'));
     } catch (e) {
       if (e instanceof AuthError) return showTokenProblem(e.message);
       return this.retry(e.message);

@@ -54,7 +54,7 @@ export class LabelFilter {
     const q = this.pairs.map(([k, v]) => `label=${encodeURIComponent(`${k}:${v}`)}`).join('&');
     const shown = this.pairs.map(([k, v]) => `${k}:${v}`).join(' ');
     try {
-      const list = await this.hub.get(`/v1/devices?${q}`);
+      const list = await this.hub.getAll(`/v1/devices?${q}`);
       this.onNames(new Set(list.map((d) => d.name)));
       this.show(`${list.length} ${list.length === 1 ? 'device carries' : 'devices carry'} ${shown}`, false);
     } catch (e) {

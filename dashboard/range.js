@@ -44,8 +44,13 @@ export class TimeRange {
 
   /** [from, to) in Unix ms, now. */
   bounds() {
-    const to = this.view.to ?? this.now();
-    return [to - this.view.spanMs, to];
+    return this.boundsOf(this.view);
+  }
+
+  /** [from, to) of `view` (this range's view at some moment: `{spanMs, to}`), now. */
+  boundsOf(view) {
+    const to = view.to ?? this.now();
+    return [to - view.spanMs, to];
   }
 
   onChange(fn) {

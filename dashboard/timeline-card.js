@@ -9,6 +9,13 @@
 // a new one. The gestures are the line charts' and change the shared range: drag zooms,
 // shift+drag pans (the timeline follows the pointer), double-click and Escape reset, the
 // arrow keys pan, + and − zoom.
+//
+// A timeline draws its bands over the range they were loaded for, never over another:
+// when the shared range changes it goes on showing the previous range (axis and bands
+// together) until the new range's history has arrived, then switches both at once. Drawn
+// over a newer range, an older history would show a state "from before" a time inside
+// the new range, or no state where one held (issue 28: the "follows the shared range"
+// flake was a timeline drawn between a range change and the end of its load).
 
 import { GESTURES, MAX_PENDING, cardParts, pointsFor, rangeKeys, rangeQuery, readingsQuery } from './chart-card.js';
 import { el, setText } from './dom.js';
@@ -42,6 +49,8 @@ export function makeTimelineCard({ device, sensor, kind, unit, colors, range, hu
 
   let pending = null;
   let gen = 0;
+  /** The range view (`range.view`) the bands were loaded for: the one drawn. */
+  let shown = range.view;
   /** A shift+drag in progress: the timeline shows the range moved by `ms`. */
   let panning = null;
   const redraw = () => {
@@ -122,7 +131,8 @@ export function makeTimelineCard({ device, sensor, kind, unit, colors, range, hu
     async load() {
       const mine = ++gen;
       if (!pending) pending = [];
-      const [from, to] = range.bounds();
+      const view = range.view;
+      const [from, to] = range.boundsOf(view);
       const live = range.live;
       const maxPoints = pointsFor(canvas.clientWidth - 16);
       const back = Math.min(BEFORE_MAX_MS, Math.max(BEFORE_MIN_MS, to - from));
@@ -145,6 +155,7 @@ export function makeTimelineCard({ device, sensor, kind, unit, colors, range, hu
         note = `history unavailable: ${e.message}`;
       }
       if (mine !== gen) return;
+      shown = view;
       chart.setHistory(points, before);
       if (live) for (const p of pending) chart.push(p.t, p.v);
       pending = null;
@@ -157,7 +168,7 @@ export function makeTimelineCard({ device, sensor, kind, unit, colors, range, hu
     draw(now) {
       self.drawnAt = now;
       self.dirty = false;
-      const [from, to] = range.bounds();
+      const [from, to] = range.boundsOf(shown);
       const ms = panning?.ms ?? 0;
       card.dataset.points = String(chart.draw(from + ms, to + ms));
       card.dataset.from = String(from);

@@ -234,7 +234,7 @@ async fn run_on(store: &Store, settings: &Settings, cmd: &AlertCommand) -> anyho
                 Some(f) => time(f, "from")?,
                 None => to.saturating_sub(Duration::from_secs(24 * 3600)),
             };
-            let events = store.alert_events(from, to, i64::MAX).await?;
+            let events = store.alert_events(from, to, None, i64::MAX).await?;
             let items = events.iter().map(|e| {
                 let cells = vec![
                     e.id.to_string(),

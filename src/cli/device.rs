@@ -48,6 +48,9 @@ pub enum DeviceCommand {
         /// Only devices with this label, KEY=VALUE (repeatable: all must match).
         #[arg(long, value_name = "KEY=VALUE")]
         label: Vec<String>,
+        /// At most N devices: the first N in name order (storage is still read whole).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Revoke a device and all its tokens; open sockets close within a second
     /// (`device token add` makes it active again).
@@ -154,12 +157,19 @@ async fn device(store: &Store, settings: &Settings, cmd: &DeviceCommand) -> anyh
             )
             .into());
         }
-        DeviceCommand::List { format, label } => {
+        DeviceCommand::List {
+            format,
+            label,
+            limit,
+        } => {
             let selector = device_labels::parse_labels(label)?;
             let mut rows = store
                 .list_devices_where(DeviceFilter::Labelled(&selector))
                 .await?;
             rows.sort_by(|a, b| natural_order(&a.name, &b.name));
+            if let Some(n) = limit {
+                rows.truncate(usize::try_from(*n).unwrap_or(usize::MAX));
+            }
             print_list(
                 format,
                 &rows,

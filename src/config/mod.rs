@@ -44,7 +44,9 @@ pub use live::{LiveSettings, ReplayBufferSettings};
 pub use log::{LogFormat, LogSettings};
 pub use mqtt::{BrokerAddr, MqttSettings};
 pub use presence::PresenceSettings;
-pub use server::{HttpSettings, LimitSettings, ServerSettings, SocketSettings, TlsSettings};
+pub use server::{
+    HttpSettings, LimitSettings, MIN_PAGE_SIZE, ServerSettings, SocketSettings, TlsSettings,
+};
 pub use storage::{
     DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
 };
@@ -175,6 +177,11 @@ impl Settings {
         if self.limits.max_series_per_device == 0 {
             return Err(SettingError::Rule(
                 "limits.max_series_per_device must be ≥ 1",
+            ));
+        }
+        if self.limits.max_page_size < MIN_PAGE_SIZE {
+            return Err(SettingError::Rule(
+                "limits.max_page_size must be ≥ 1000 (the dashboard asks for pages of 1,000 devices)",
             ));
         }
         self.presence.validate()?;

@@ -70,6 +70,10 @@ pub struct SocketSettings {
     pub idle_timeout: Duration,
 }
 
+/// The dashboard's page of `/v1/devices` (`dashboard/hub.js` `PAGE_SIZE`): the least
+/// `limits.max_page_size` may be.
+pub const MIN_PAGE_SIZE: usize = 1_000;
+
 /// Abuse limits (see SECURITY.md). Rates are token buckets: `rate` per second, `burst` at once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -88,6 +92,10 @@ pub struct LimitSettings {
     /// Series (sensors) one device may have at most; a message that would create more is
     /// refused whole (`invalid_reading`, naming the limit). At least 1.
     pub max_series_per_device: usize,
+    /// The most entries one page of a list endpoint answers (`?limit=N`, docs/http-api.md
+    /// "Pages"); alert events without `limit` answer at most this many. At least
+    /// [`MIN_PAGE_SIZE`]: the dashboard's page.
+    pub max_page_size: usize,
 }
 
 impl Default for LimitSettings {
@@ -100,6 +108,7 @@ impl Default for LimitSettings {
             device_burst: 10_000,
             abuse_close_after: 100,
             max_series_per_device: 1_000,
+            max_page_size: 10_000,
         }
     }
 }

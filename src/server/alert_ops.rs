@@ -5,13 +5,14 @@
 //! and the engine reads it again before the answer.
 
 use super::authn::{Operator, Viewer};
+use super::paging::PageRequest;
 use super::{ApiError, HubState};
 use crate::alerts::RequestError;
 use crate::alerts::silences::{AckRequest, SilenceRequest};
 use crate::auth::Principal;
 use crate::domain::{AlertEvent, Timestamp};
-use crate::storage::alert_acks::{NewAck, SilenceRow};
-use axum::extract::{Path, State};
+use crate::storage::alert_acks::NewAck;
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
@@ -82,12 +83,17 @@ async fn add_silence(
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
-/// `GET /v1/silences` (viewer): the active silences, oldest first.
+/// `GET /v1/silences[?limit=N&cursor=C]` (viewer): the active silences, oldest (lowest
+/// id) first.
 async fn silences(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
-) -> Result<Json<Vec<SilenceRow>>, ApiError> {
-    Ok(Json(hub.store.active_silences(Timestamp::now()).await?))
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let page: PageRequest<i64> =
+        PageRequest::from_query(uri.query(), hub.settings.limits.max_page_size, None)?;
+    let rows = hub.store.active_silences(Timestamp::now()).await?;
+    Ok(page.page(rows, |s| s.id).respond(&uri))
 }
 
 /// `DELETE /v1/silences/ID` (operator): `204`; alerts still firing under it are announced

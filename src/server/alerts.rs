@@ -4,21 +4,19 @@
 //! it: what a dashboard's alert strip shows.
 
 use super::authn::{Admin, Viewer};
+use super::paging::{Page, PageRequest};
 use super::{ApiError, HubState};
 use crate::alerts::rules::Rule;
 use crate::alerts::silences::Silences;
-use crate::domain::{AlertEvent, Timestamp, parse_time_arg};
+use crate::domain::{Timestamp, parse_time_arg};
 use crate::storage::alerts::AlertStateRow;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Events one request returns at most.
-const MAX_EVENTS: i64 = 10_000;
 
 pub fn routes() -> Router<Arc<HubState>> {
     Router::new()
@@ -36,15 +34,29 @@ struct Current {
     silenced_by: Option<i64>,
 }
 
+/// `GET /v1/alerts[?limit=N&cursor=C]`: pages by (rule, device, sensor).
 async fn current(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
-) -> Result<Json<Vec<Current>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    type Key = (String, String, Option<String>);
+    let page: PageRequest<Key> =
+        PageRequest::from_query(uri.query(), hub.settings.limits.max_page_size, None)?;
     let now = Timestamp::now();
     let silences = Silences::of(&hub.store.active_silences(now).await?);
     let rows = hub.store.alert_states().await?;
-    Ok(Json(
-        rows.into_iter()
+    let page = page.page(rows, |r| {
+        (
+            r.key.rule.clone(),
+            r.key.device.clone(),
+            r.key.sensor.clone(),
+        )
+    });
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
             .map(|row| Current {
                 silenced_by: silences.covering(
                     &row.key.rule,
@@ -54,34 +66,30 @@ async fn current(
                 ),
                 row,
             })
-            .collect(),
-    ))
+            .collect::<Vec<_>>(),
+        next: page.next,
+    }
+    .respond(&uri))
 }
 
-/// `?from=T&to=T` (cli.md times; default the last 24 h), `limit` (default and most 10,000).
+/// `?from=T&to=T` (cli.md times; default the last 24 h), by id; `limit` (default and
+/// most `[limits] max_page_size`) and `cursor` as `server::paging` says.
 async fn events(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Vec<AlertEvent>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
     let now = Timestamp::now();
-    let (mut from, mut to, mut limit) = (None, now, MAX_EVENTS);
-    for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
+    let max = hub.settings.limits.max_page_size;
+    let page: PageRequest<i64> = PageRequest::from_query(uri.query(), max, Some(max))?;
+    let (mut from, mut to) = (None, now);
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         let time =
             || parse_time_arg(&v, now).map_err(|e| ApiError::bad_request(format!("{k}: {e}")));
         match k.as_ref() {
             "from" => from = Some(time()?),
             "to" => to = time()?,
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_EVENTS).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!("limit: expected 1 to {MAX_EVENTS}"))
-                    })?
-            }
-            "token" => {}
+            "limit" | "cursor" | "token" => {}
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown parameter `{}`",
@@ -91,19 +99,34 @@ async fn events(
         }
     }
     let from = from.unwrap_or(to.saturating_sub(Duration::from_secs(24 * 3600)));
-    Ok(Json(hub.store.alert_events(from, to, limit).await?))
+    let limit = page.limit.unwrap_or(max);
+    // One more than the page: whether another follows.
+    let rows = hub
+        .store
+        .alert_events(from, to, page.after, limit as i64 + 1)
+        .await?;
+    Ok(page.page(rows, |e| e.id).respond(&uri))
 }
 
+/// `GET /v1/alert-rules[?limit=N&cursor=C]` (admin): the rules as stored, by name.
 async fn rules(
     State(hub): State<Arc<HubState>>,
     _a: Admin,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let page: PageRequest<String> =
+        PageRequest::from_query(uri.query(), hub.settings.limits.max_page_size, None)?;
     let rows = hub.store.alert_rules().await?;
-    Ok(Json(
-        rows.iter()
+    let page = page.page(rows, |r| r.name.clone());
+    Ok(Page {
+        items: page
+            .items
+            .iter()
             .filter_map(|r| serde_json::from_str(&r.spec).ok())
-            .collect(),
-    ))
+            .collect::<Vec<serde_json::Value>>(),
+        next: page.next,
+    }
+    .respond(&uri))
 }
 
 /// `POST /v1/alert-rules` (admin): a protocol.md §9 rule → `201` with the rule as stored, once this

@@ -4,6 +4,7 @@
 
 use super::authn::{Admin, Viewer};
 use super::devices::DeviceOut;
+use super::paging::{Page, PageRequest};
 pub use super::readings_params::{
     MIN_DOWNSAMPLED_POINTS, QueryError, ReadingsQuery, encode_cursor,
 };
@@ -13,7 +14,7 @@ use crate::domain::{DeviceName, Labels, SensorName, parse_pair};
 use crate::storage::DeviceFilter;
 use axum::Json;
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -30,24 +31,33 @@ pub fn routes() -> Router<Arc<HubState>> {
         .route("/metrics", get(metrics))
 }
 
-/// `GET /v1/devices[?label=KEY:VALUE]...` (viewer): every device not revoked, or those
-/// carrying every label asked for.
+/// `GET /v1/devices[?label=KEY:VALUE]...[&limit=N&cursor=C]` (viewer): every device not
+/// revoked, or those carrying every label asked for; with `limit`, one page of them by
+/// name and a `Link` to the next (`server::paging`).
 async fn devices(
     State(hub): State<Arc<HubState>>,
     _v: Viewer,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Vec<DeviceOut>>, ApiError> {
-    let selector = label_selector(query.as_deref())?;
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let query = uri.query();
+    let selector = label_selector(query)?;
+    let page: PageRequest<String> =
+        PageRequest::from_query(query, hub.settings.limits.max_page_size, None)?;
     let rows = hub
         .store
         .list_devices_where(DeviceFilter::Labelled(&selector))
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .filter(|d| !d.revoked)
+    let rows = rows.into_iter().filter(|d| !d.revoked).collect();
+    let page = page.page(rows, |d| d.name.clone());
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
             .map(|d| DeviceOut::of(&hub, d))
             .collect(),
-    ))
+        next: page.next,
+    }
+    .respond(&uri))
 }
 
 /// The `label=KEY:VALUE` parameters of a query string (every one must match).

@@ -42,6 +42,7 @@ pub mod limits;
 pub mod listener;
 pub mod live;
 mod origin;
+mod paging;
 mod read_ahead;
 mod readings_params;
 pub mod refusals;

@@ -348,15 +348,17 @@ where
         &self,
         from: Timestamp,
         to: Timestamp,
+        after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AlertEvent>, StorageError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM alert_events
-             WHERE ts_us >= $1 AND ts_us < $2 ORDER BY id LIMIT $3"
+             WHERE ts_us >= $1 AND ts_us < $2 AND id > $3 ORDER BY id LIMIT $4"
         );
         let rows: Vec<EventColumns> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(from.as_micros())
             .bind(to.as_micros())
+            .bind(after.unwrap_or(i64::MIN))
             .bind(limit)
             .fetch_all(&self.read)
             .await?;

@@ -479,13 +479,15 @@ impl Store {
         dispatch!(self, s => s.alert_states().await)
     }
 
+    /// Events stored in `[from, to)` with an id above `after`, by id, at most `limit`.
     pub async fn alert_events(
         &self,
         from: Timestamp,
         to: Timestamp,
+        after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AlertEvent>, StorageError> {
-        dispatch!(self, s => s.alert_events(from, to, limit).await)
+        dispatch!(self, s => s.alert_events(from, to, after, limit).await)
     }
 
     /// See [`alert_acks`]: the acknowledgement, its event and outbox rows, in one transaction.

@@ -27,12 +27,7 @@ async fn fleet(app: &TestApp) -> i64 {
 
 /// GET `path` with `token`: status and body text.
 async fn get_text(app: &TestApp, path: &str, token: &str) -> (u16, String) {
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", app.http()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_response(path, token).await;
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 

@@ -287,11 +287,43 @@ describe('states on the dashboard', () => {
     }
 
     // Drag across the door's timeline from T-450 s to T-350 s: the line chart follows.
+    // The door's history is held back until the timeline has drawn after the drag: until
+    // its new history arrives it must go on drawing the range it has (issue 28: drawn over
+    // the new range, the old bands once satisfied the waits below — one run in ten).
     since = historyUrls.length;
+    const held = [];
+    let holding;
+    const bothHeld = new Promise((resolve) => {
+      holding = (route) => {
+        held.push(route);
+        if (held.length === 2) resolve();
+      };
+    });
+    const doorHistory = (u) => u.pathname === '/v1/readings' && u.searchParams.get('sensor') === 'door';
+    await page.route(doorHistory, holding);
+    await page.evaluate((c) => {
+      const door = document.querySelector(c);
+      window.doorDraws = [];
+      window.dragEnded = Infinity;
+      // Capture phase on the document: runs before the card's own mouseup handler zooms.
+      document.addEventListener('mouseup', () => (window.dragEnded = window.doorDraws.length), { capture: true, once: true });
+      new MutationObserver(() => window.doorDraws.push([Number(door.dataset.from), Number(door.dataset.to)])).observe(door, {
+        attributeFilter: ['data-from'],
+      });
+    }, card('door'));
     await page.locator(`${card('door')} canvas`).scrollIntoViewIfNeeded();
     const canvas = await page.locator(`${card('door')} canvas`).boundingBox();
     const onTimeline = (t) => canvas.x + 8 + ((t - from) / (to - from)) * (canvas.width - 16);
     await drag(canvas, onTimeline(ms(-450)), onTimeline(ms(-350)));
+    await bothHeld;
+    await page.waitForFunction(() => window.doorDraws.length > window.dragEnded, null, WAIT);
+    const drawnWhileLoading = await page.evaluate(() => window.doorDraws.slice(window.dragEnded));
+    assert.ok(
+      drawnWhileLoading.every(([f, t]) => f === from && t === to),
+      `while its history loads, the timeline draws the range it has: ${JSON.stringify(drawnWhileLoading)} vs ${from}–${to}`,
+    );
+    for (const r of held) await r.continue();
+    await page.unroute(doorHistory, holding);
     await waitForOneRange(80e3, 120e3);
     const [from2, to2] = await rangeOf('temperature');
     assert.ok(from2 > ms(-455) && from2 < ms(-445) && to2 > ms(-355) && to2 < ms(-345), `${from2 - ms(0)} ${to2 - ms(0)}`);

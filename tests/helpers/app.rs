@@ -127,6 +127,15 @@ impl TestApp {
             .await
             .expect("dashboard connects")
     }
+    /// GET `path` with `token` as bearer token: the whole response (status, headers, body).
+    pub async fn get_response(&self, path: &str, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.http()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
     /// GET `path`, with `token` as bearer token: the status, and the body as JSON (or
     /// as a JSON string when it is not JSON).
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {

@@ -12,6 +12,7 @@
 //! | [`latency`] | device → dashboard latency at a steady rate, beside a bare Node `ws` relay |
 //! | [`fanout`] | 1 device → N dashboards, deliveries/s vs a Node `ws` broadcast server |
 //! | [`reconnect`] | a fleet reconnecting after a hub restart |
+//! | [`soak`] | a steady load for half an hour: hub RSS and latency p99 per minute, whether RSS stays flat |
 //! | [`line`] | line-protocol points/s beside InfluxDB 1.x; HTTP vs WebSocket JSON batches |
 //! | [`query`] | Grafana's panel queries over `/query`, p50/p95 beside InfluxDB 1.x on the same data |
 //! | [`influxd`] | the InfluxDB 1.x server it is compared with |
@@ -34,6 +35,7 @@ mod live_load;
 mod peer;
 mod query;
 mod reconnect;
+mod soak;
 mod stats;
 
 #[derive(clap::Subcommand, Debug)]
@@ -58,6 +60,8 @@ pub enum BenchCommand {
     Config(config::ConfigArgs),
     /// Grafana's panel queries over `/query`: p50/p95 beside InfluxDB 1.x on the same data.
     Query(query::QueryArgs),
+    /// A steady load for a long time (default 30 min at 5,000 readings/s, 100 dashboards): RSS and p99 per minute.
+    Soak(soak::SoakArgs),
 }
 
 pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
@@ -72,5 +76,6 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Commands(a) => commands::run(a).await,
         BenchCommand::Config(a) => config::run(a).await,
         BenchCommand::Query(a) => query::run(a).await,
+        BenchCommand::Soak(a) => soak::run(a).await,
     }
 }
