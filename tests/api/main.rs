@@ -41,6 +41,7 @@ mod live_resume;
 mod logs;
 mod mqtt;
 mod notifications;
+mod partitions;
 mod pg_tls;
 mod presence;
 mod query_output;
