@@ -1,7 +1,8 @@
 //! The hub process: assembles the parts, starts them in order and owns the shutdown order.
 //!
 //! Start: TLS config → storage opened and migrated → listener bound → rollups made
-//! complete → the storage writer → the live fan-out → MQTT (subscribed to the commit
+//! complete → the storage writer → PostgreSQL's partitions of `readings` made for now and
+//! ahead (then kept so by their manager's task) → the live fan-out → MQTT (subscribed to the commit
 //! and status streams before anything is committed) → the HTTP state and router →
 //! background tasks (revocation watcher, retention, idle rate state, the refusal log's
 //! windows). The command
@@ -126,6 +127,13 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         close_writer.clone(),
     );
     let shutdown = CancellationToken::new();
+    // PostgreSQL: the partitions of `readings` for now and ahead, before devices connect.
+    let partitions = crate::storage::partitions::start(
+        store.clone(),
+        settings.storage.clone(),
+        shutdown.clone(),
+    )
+    .await;
     let live = LiveHub::start(
         &settings.live,
         metrics.clone(),
@@ -233,7 +241,10 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
     ));
     let retention = crate::storage::retention::spawn(
         store.clone(),
-        state.settings.retention.clone(),
+        crate::config::RetentionSettings {
+            partition_lock_timeout: state.settings.storage.partition_lock_timeout,
+            ..state.settings.retention.clone()
+        },
         state.metrics.clone(),
         shutdown.clone(),
     );
@@ -265,6 +276,9 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         }
         let _ = watcher.await;
         let _ = retention.await;
+        if let Some(p) = partitions {
+            let _ = p.await;
+        }
         store.close().await;
         tracing::info!("hub stopped");
     });

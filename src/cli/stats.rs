@@ -48,6 +48,9 @@ fn rows(s: &StoreStats) -> Vec<Vec<String>> {
         ("oldest rollup", time(s.oldest_rollup)),
         ("disk bytes", s.disk_bytes.to_string()),
     ];
+    if let Some(n) = s.readings_partitions {
+        rows.insert(2, ("readings partitions", n.to_string()));
+    }
     rows.extend(
         s.disk
             .iter()

@@ -170,6 +170,7 @@ impl Settings {
         self.live.validate()?;
         self.server.validate()?;
         self.http.validate()?;
+        self.storage.validate()?;
         self.retention.validate()?;
         self.log.validate()?;
         self.alerts.validate()?;

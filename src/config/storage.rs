@@ -64,6 +64,24 @@ pub struct StorageSettings {
     /// them). Off: queries read raw data, and the hub rebuilds the rollups when it next
     /// starts with them on.
     pub rollups: bool,
+    /// PostgreSQL: the time span of one partition of `readings` (docs/storage.md,
+    /// "Partitions"), a whole number of hours from 1 h to 366 days; partitions start at
+    /// multiples of it since the Unix epoch (UTC midnight for whole days). Changing it
+    /// applies to partitions created afterwards. Ignored by SQLite.
+    #[serde(with = "humantime_serde")]
+    pub partition_interval: Duration,
+    /// PostgreSQL: partitions kept ready after the current one (1 to 64), besides the
+    /// current and the previous one.
+    pub partitions_ahead: u32,
+    /// PostgreSQL: how often the partition manager runs (it also runs at start): creates
+    /// the partitions ahead and moves readings out of the DEFAULT partition.
+    #[serde(with = "humantime_serde")]
+    pub partition_check_interval: Duration,
+    /// PostgreSQL: how long creating, attaching or dropping a partition waits for its
+    /// lock on `readings` before giving up until the next pass (so it never queues
+    /// ingest behind a long query).
+    #[serde(with = "humantime_serde")]
+    pub partition_lock_timeout: Duration,
 }
 
 /// How long each kind of history is kept; a background task deletes what is older.
@@ -84,6 +102,10 @@ pub struct RetentionSettings {
     /// Pause between two DELETEs, so the writer is never held up for long.
     #[serde(with = "humantime_serde")]
     pub pause: Duration,
+    /// Set from `[storage] partition_lock_timeout` when the hub starts (not a
+    /// `[retention]` key): how long dropping an expired partition waits for its lock.
+    #[serde(skip)]
+    pub partition_lock_timeout: Duration,
 }
 
 /// A retention period: a duration, or `"forever"`.
@@ -132,7 +154,13 @@ impl<'de> Deserialize<'de> for Keep {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        Self { rollups: true }
+        Self {
+            rollups: true,
+            partition_interval: Duration::from_secs(86_400),
+            partitions_ahead: 3,
+            partition_check_interval: Duration::from_secs(3600),
+            partition_lock_timeout: Duration::from_secs(2),
+        }
     }
 }
 
@@ -146,6 +174,7 @@ impl Default for RetentionSettings {
             interval: Duration::from_secs(3600),
             batch_rows: 5_000,
             pause: Duration::from_millis(20),
+            partition_lock_timeout: StorageSettings::default().partition_lock_timeout,
         }
     }
 }
@@ -195,6 +224,30 @@ impl WriterSettings {
         if self.queue_capacity == 0 || self.max_batch_rows == 0 {
             return Err(SettingError::Rule(
                 "writer.queue_capacity and writer.max_batch_rows must be ≥ 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl StorageSettings {
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let hours = self.partition_interval.as_secs() / 3600;
+        if self.partition_interval != Duration::from_secs(hours * 3600)
+            || !(1..=366 * 24).contains(&hours)
+        {
+            return Err(SettingError::Rule(
+                "storage.partition_interval must be a whole number of hours from 1h to 366d (e.g. \"1d\", \"6h\", \"7d\")",
+            ));
+        }
+        if !(1..=64).contains(&self.partitions_ahead) {
+            return Err(SettingError::Rule(
+                "storage.partitions_ahead must be from 1 to 64",
+            ));
+        }
+        if self.partition_check_interval.is_zero() || self.partition_lock_timeout.is_zero() {
+            return Err(SettingError::Rule(
+                "storage.partition_check_interval and storage.partition_lock_timeout must be > 0",
             ));
         }
         Ok(())

@@ -26,6 +26,8 @@
 //! - `open_buckets`: the open rollup buckets the writer holds back.
 //! - `horizons`: how far the rollup tables are complete, and this process's cache of it.
 //! - [`retention`]: the background task deleting expired history in small batches.
+//! - [`partitions`]: PostgreSQL's time partitions of `readings`: the manager creating
+//!   them ahead and emptying the DEFAULT one, and retention's whole-partition drops.
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
 //! - [`alert_acks`]: acknowledgements and silences of alerts.
@@ -60,6 +62,7 @@ mod horizons;
 pub mod identity;
 mod labels;
 mod open_buckets;
+pub mod partitions;
 mod pg_commit;
 mod pg_copy;
 mod postgres;

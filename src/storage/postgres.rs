@@ -77,11 +77,16 @@ impl Db<Postgres> {
         Ok(())
     }
 
-    /// `pg_total_relation_size` (table, indexes, TOAST) of each of telehub's tables.
+    /// `pg_total_relation_size` (table, indexes, TOAST) of each of telehub's tables, a
+    /// partitioned one summed over its partitions.
     pub async fn disk_usage(&self) -> Result<Vec<DiskPart>, StorageError> {
         let rows = sqlx::query(
-            "SELECT t, pg_total_relation_size(to_regclass(t)) FROM unnest($1::text[]) t
-             WHERE to_regclass(t) IS NOT NULL",
+            // A partitioned table (`readings`) has no storage of its own: its size is
+            // its partitions'. `pg_partition_tree` of a plain table lists nothing.
+            "SELECT t, coalesce((SELECT sum(pg_total_relation_size(p.relid))::bigint
+                                 FROM pg_partition_tree(to_regclass(t)) p),
+                                pg_total_relation_size(to_regclass(t)))
+             FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL",
         )
         .bind(&TABLES[..])
         .fetch_all(&self.read)

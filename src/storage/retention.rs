@@ -8,7 +8,10 @@
 //! `pause` after each one that deleted something. Cutoffs are whole hours, so raw data
 //! and minute rollups always go in whole rollup buckets, and the configuration keeps
 //! rollups at least as long as what they summarise: once raw readings expire, the
-//! rollups remain the source for older ranges.
+//! rollups remain the source for older ranges. On PostgreSQL, raw readings go first
+//! by whole partitions ([`super::partitions`]): those that end before the cutoff are
+//! dropped, and the bounded deletes then find only the partition straddling it (and
+//! the DEFAULT one).
 //!
 //! Owns the retention task and [`RetentionReport`]. Uses the [`Store`]'s maintenance
 //! statements ([`super::history::maintenance`]), [`crate::config`] and [`crate::metrics`].
@@ -92,6 +95,13 @@ pub async fn run_pass(
             Table::Rollup(Level::Hour) => &mut report.hour,
         };
         let counter = metrics.retention_deleted(table.name());
+        if table == Table::Raw {
+            // PostgreSQL: whole partitions first; the deletes below take the rest.
+            let n = (store.drop_expired_partitions(cutoff, settings.partition_lock_timeout, stop))
+                .await?;
+            *deleted += n;
+            counter.inc_by(n);
+        }
         for &id in &series {
             loop {
                 if stop.is_cancelled() {

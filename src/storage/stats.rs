@@ -12,6 +12,9 @@ use serde::Serialize;
 pub struct StoreStats {
     pub backend: &'static str,
     pub readings: i64,
+    /// PostgreSQL: partitions of `readings`, the DEFAULT one included (absent on SQLite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readings_partitions: Option<usize>,
     pub series: i64,
     pub devices: i64,
     pub rollup_minute_rows: i64,
@@ -69,11 +72,13 @@ impl Store {
         let (counts, complete) = dispatch!(self, s => {
             (s.scalars(&COUNTS).await?, s.rollups_complete().await?)
         });
+        let partitions = self.partitions().await?.map(|p| p.len());
         let n = |i: usize| counts[i].unwrap_or(0);
         let t = |i: usize| counts[i].map(Timestamp::from_micros);
         Ok(StoreStats {
             backend: self.backend(),
             readings: n(0),
+            readings_partitions: partitions,
             series: n(1),
             devices: n(2),
             rollup_minute_rows: n(3),

@@ -42,6 +42,7 @@ mod logs;
 mod mqtt;
 mod notifications;
 mod paging;
+mod partitions;
 mod pg_tls;
 mod presence;
 mod query_output;

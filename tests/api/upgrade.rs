@@ -2,12 +2,23 @@
 //! tests/fixtures/upgrade, made by its `make.sh` with the release before migrations 0008 on)
 //! opens in this one with everything it held — devices, the gateway's list, tokens that still
 //! authenticate, readings of every type and their buckets, the alert rule, the command — and
-//! takes new readings.
+//! takes new readings; on PostgreSQL with `readings` partitioned by time (migration 0012).
 
 use crate::both_backends;
 use crate::helpers::*;
 use serde_json::{Value, json};
 use std::path::Path;
+use telehub::storage::partitions::Bound;
+
+/// Every stored reading, (series, ts, value) in order.
+async fn every_reading(url: &str) -> Vec<(i64, i64, f64)> {
+    sql_rows(
+        url,
+        "SELECT series_id, ts, value FROM readings ORDER BY series_id, ts",
+        &[],
+    )
+    .await
+}
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade");
 
@@ -53,9 +64,35 @@ async fn a_database_of_the_previous_release_opens_with_everything_it_held(b: Bac
     // The fixture's readings are of 2026-12-01 and must outlive the default 30 days.
     settings.retention.raw = telehub::config::Keep::Forever;
     settings.retention.minute = telehub::config::Keep::Forever;
+    let before = every_reading(&db.url).await;
+    assert_eq!(before.len(), 3 * 120 + 1);
     let hub = telehub::hub::start(settings)
         .await
         .expect("the hub migrates the release's database");
+    assert_eq!(
+        every_reading(&db.url).await,
+        before,
+        "every reading kept as it was"
+    );
+    if b == Backend::Postgres {
+        // `readings` is partitioned by time now, its rows in the partition of their day.
+        let kind: Vec<(String,)> = sql_rows(
+            &db.url,
+            "SELECT relkind::text FROM pg_class WHERE relname = 'readings'",
+            &[],
+        )
+        .await;
+        assert_eq!(kind, [("p".to_owned(),)], "a partitioned table");
+        let homes: Vec<(String, i64)> = sql_rows(
+            &db.url,
+            "SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1",
+            &[],
+        )
+        .await;
+        assert_eq!(homes, [("readings_p20261201".to_owned(), 3 * 120 + 1)]);
+        let parts = hub.state.store.partitions().await.unwrap().unwrap();
+        assert!(parts.iter().any(|p| p.bound == Bound::Default), "{parts:?}");
+    }
     let base = hub.base_url();
     let viewer = token(b, "VIEWER_TOKEN");
     let get = |path: String| {
