@@ -46,7 +46,8 @@ pub use mqtt::{BrokerAddr, MqttSettings};
 pub use presence::PresenceSettings;
 pub use server::{HttpSettings, LimitSettings, ServerSettings, SocketSettings, TlsSettings};
 pub use storage::{
-    DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
+    CompressAfter, DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings,
+    WriterSettings,
 };
 
 use serde::{Deserialize, Serialize};
@@ -169,6 +170,7 @@ impl Settings {
         self.server.validate()?;
         self.http.validate()?;
         self.retention.validate()?;
+        self.storage.validate()?;
         self.log.validate()?;
         self.alerts.validate()?;
         self.commands.validate()?;

@@ -26,6 +26,8 @@
 //! - `open_buckets`: the open rollup buckets the writer holds back.
 //! - `horizons`: how far the rollup tables are complete, and this process's cache of it.
 //! - [`retention`]: the background task deleting expired history in small batches.
+//! - [`blocks`]: compressed cold storage (codec, merged reads, compaction steps);
+//!   [`compactor`]: the background task moving old readings into blocks.
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
 //! - [`alert_acks`]: acknowledgements and silences of alerts.
@@ -49,9 +51,11 @@ pub mod alert_acks;
 pub mod alerts;
 pub mod backup;
 mod batch;
+pub mod blocks;
 pub mod commands;
 mod commit;
 mod committer;
+pub mod compactor;
 mod db;
 pub mod devconfig;
 pub mod devconfig_unsynced;
@@ -158,6 +162,9 @@ pub enum StorageError {
     /// From the SQLite writer's own connection ([`sqlite_commit`]).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A compressed block that cannot be written or read back.
+    #[error(transparent)]
+    Block(#[from] blocks::CodecError),
 }
 
 /// Why a database could not be opened, in the server's own words (without the
