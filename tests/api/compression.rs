@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 const SEC: i64 = 1_000_000;
 const DAY: i64 = 24 * HOUR;
-const ALL_T: &str = "/v1/readings?device=d1&sensor=t&from=-5d&limit=100000";
+const ALL_T: &str = "/v1/readings?device=d1&sensor=t&from=-5d&limit=10000";
 
 /// A day of readings three days ago, 10 s apart, 2 % of them a second late; values on a
 /// quarter grid (sums are exact in any order). Plus hot readings of today.
@@ -59,14 +59,14 @@ async fn answers(app: &TestApp, viewer: &str, now: i64) -> Vec<Value> {
     let (from, to) = (ts(now - 4 * DAY), ts(now + MIN));
     let mut out = Vec::new();
     let reads = [
-        format!("sensor=t&from={from}&to={to}&limit=100000"),
+        format!("sensor=t&from={from}&to={to}&limit=10000"),
         format!("sensor=t&from={from}&to={to}&limit=777"),
         format!("sensor=t&from={from}&to={to}&every=1m&agg=avg"),
         format!("sensor=t&from={from}&to={to}&every=90s&agg=max"),
         format!("sensor=t&from={from}&to={to}&every=1h&agg=first"),
         format!("sensor=t&from={from}&to={to}&every=7m&agg=count"),
         format!("sensor=t&from={from}&to={to}&max_points=300"),
-        format!("sensor=t&from={from}&to={to}&max_points=100000"),
+        format!("sensor=t&from={from}&to={to}&max_points=10000"),
         format!("sensor=door&from={from}&to={to}&max_points=50"),
         format!("sensor=door&from={from}&to={to}&every=1h&agg=last"),
         format!("from={from}&to={to}&limit=500"),
@@ -221,7 +221,7 @@ async fn a_resend_of_compressed_readings_is_acked_and_stored_once(b: Backend) {
     let message = |rows: &[(i64, f64)]| {
         let readings: Vec<Value> = rows
             .iter()
-            .map(|(ts, v)| json!({"sensor": "t", "value": v, "ts": *ts as f64 / 1e6}))
+            .map(|(ts, v)| json!({"sensor": "t", "value": v, "ts": Timestamp::from_micros(*ts).to_rfc3339()}))
             .collect();
         json!({"id": 1, "readings": readings})
     };
