@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use telehub::storage::blocks::codec::{CodecError, Columns, decode, encode};
 use telehub::storage::blocks::merge::{bucket_summaries, merge_sorted, transitions};
 
-
 fn finite() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("finite", |v| v.is_finite()),
@@ -65,7 +64,6 @@ fn damaged_bytes_are_an_error_not_a_panic() {
         assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
     }
 }
-
 
 proptest! {
     #[test]
