@@ -207,7 +207,7 @@ mod gorilla {
     impl Bits {
         fn put(&mut self, v: u64, n: u32) {
             for i in (0..n).rev() {
-                if self.used % 8 == 0 {
+                if self.used.is_multiple_of(8) {
                     self.out.push(0);
                 }
                 let bit = ((v >> i) & 1) as u8;
