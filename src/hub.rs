@@ -4,7 +4,7 @@
 //! complete → the storage writer → PostgreSQL's partitions of `readings` made for now and
 //! ahead (then kept so by their manager's task) → the live fan-out → MQTT (subscribed to the commit
 //! and status streams before anything is committed) → the HTTP state and router →
-//! background tasks (revocation watcher, retention, idle rate state, the refusal log's
+//! background tasks (revocation watcher, retention, the compactor, idle rate state, the refusal log's
 //! windows). The command
 //! dispatcher starts with the alert engine and stops with the other background tasks.
 //!
@@ -248,6 +248,12 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         state.metrics.clone(),
         shutdown.clone(),
     );
+    let compactor = crate::storage::compactor::spawn(
+        store.clone(),
+        state.settings.storage.clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
     let app = server::router(state.clone());
     let is_tls = tls.is_some();
     let serve_state = state.clone();
@@ -279,6 +285,7 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         if let Some(p) = partitions {
             let _ = p.await;
         }
+        let _ = compactor.await;
         store.close().await;
         tracing::info!("hub stopped");
     });

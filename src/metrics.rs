@@ -38,9 +38,25 @@ pub struct Metrics {
     pub connections_refused: Family<Labels, Counter>,
     pub retention_deleted: Family<Labels, Counter>,
     pub retention_passes: Counter,
+    pub compactor: CompactorMetrics,
     pub mqtt: MqttMetrics,
     pub alerts: AlertMetrics,
     pub commands: CommandMetrics,
+}
+
+/// Compactor metrics (`telehub_compactor_*`, docs/storage.md "Compressed blocks").
+#[derive(Default)]
+pub struct CompactorMetrics {
+    /// Readings moved from rows into compressed blocks.
+    pub readings: Counter,
+    /// Blocks written.
+    pub blocks: Counter,
+    /// Bytes of the blocks written (their compressed data).
+    pub bytes: Counter,
+    /// Compaction passes completed.
+    pub passes: Counter,
+    /// How far the oldest reading still a row is past the compressible boundary (s), at the end of a pass.
+    pub lag_seconds: Gauge,
 }
 
 /// Command metrics (`telehub_commands_*`, docs/commands.md).
@@ -366,8 +382,39 @@ impl Metrics {
             "Retention passes completed",
             retention_passes.clone(),
         );
+        let compactor = CompactorMetrics::default();
+        for (name, help, c) in [
+            (
+                "compactor_readings",
+                "Readings moved into compressed blocks",
+                &compactor.readings,
+            ),
+            (
+                "compactor_blocks",
+                "Compressed blocks written",
+                &compactor.blocks,
+            ),
+            (
+                "compactor_block_bytes",
+                "Bytes of the compressed blocks written",
+                &compactor.bytes,
+            ),
+            (
+                "compactor_passes",
+                "Compaction passes completed",
+                &compactor.passes,
+            ),
+        ] {
+            registry.register(name, help, c.clone());
+        }
+        registry.register(
+            "compactor_lag_seconds",
+            "Age of the oldest uncompressed reading past the compressible boundary, at the end of the last pass",
+            compactor.lag_seconds.clone(),
+        );
         Self {
             registry,
+            compactor,
             mqtt,
             alerts,
             commands,

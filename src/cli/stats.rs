@@ -1,5 +1,5 @@
-//! `telehub stats`: what storage holds — rows, series, devices, rollups, time extents and
-//! disk use — as a table or one JSON object. Works while the hub runs.
+//! `telehub stats`: what storage holds — readings (hot and compressed), series, devices,
+//! rollups, time extents, disk use and the compactor's lag — as a table or one JSON object. Works while the hub runs.
 
 use super::output::table;
 use crate::config::Settings;
@@ -22,7 +22,8 @@ enum StatsFormat {
 
 pub async fn run(settings: Settings, args: &StatsArgs) -> anyhow::Result<()> {
     let store = Store::open_with(&settings.database, OpenMode::Existing).await?;
-    let stats = store.stats().await;
+    let now = crate::domain::Timestamp::now();
+    let stats = store.stats(settings.storage.compress_after, now).await;
     store.close().await;
     let stats = stats?;
     let mut out = std::io::stdout().lock();
@@ -38,6 +39,19 @@ fn rows(s: &StoreStats) -> Vec<Vec<String>> {
     let mut rows = vec![
         ("backend", s.backend.to_string()),
         ("readings", s.readings.to_string()),
+        ("  hot (a row each)", s.hot_readings.to_string()),
+        ("  compressed", s.compressed_readings.to_string()),
+        ("compressed blocks", s.compressed_blocks.to_string()),
+        (
+            "bytes per compressed reading",
+            s.bytes_per_compressed_reading
+                .map_or("-".into(), |b| format!("{b:.2}")),
+        ),
+        (
+            "compactor lag",
+            s.compactor_lag_seconds
+                .map_or("off".into(), |l| format!("{l:.0} s")),
+        ),
         ("series", s.series.to_string()),
         ("devices", s.devices.to_string()),
         ("minute rollups", s.rollup_minute_rows.to_string()),

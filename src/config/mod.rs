@@ -48,7 +48,8 @@ pub use server::{
     HttpSettings, LimitSettings, MIN_PAGE_SIZE, ServerSettings, SocketSettings, TlsSettings,
 };
 pub use storage::{
-    DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings, WriterSettings,
+    CompressAfter, DatabaseSettings, Keep, RetentionSettings, SqliteSync, StorageSettings,
+    WriterSettings,
 };
 
 use serde::{Deserialize, Serialize};

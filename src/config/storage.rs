@@ -82,6 +82,61 @@ pub struct StorageSettings {
     /// ingest behind a long query).
     #[serde(with = "humantime_serde")]
     pub partition_lock_timeout: Duration,
+    /// Readings older than this are moved into compressed blocks (docs/storage.md
+    /// "Compressed blocks"), a day of one series at a time once the whole UTC day is
+    /// older; `"off"`: every reading stays a row of its own.
+    pub compress_after: CompressAfter,
+    /// Readings in one compressed block at most (a day of a series is cut into equal
+    /// blocks of at most this many).
+    pub block_rows: usize,
+    /// How often a compaction pass starts.
+    #[serde(with = "humantime_serde")]
+    pub compress_interval: Duration,
+    /// Pause after each block (one short transaction), so the writer is never held up for long.
+    #[serde(with = "humantime_serde")]
+    pub compress_pause: Duration,
+}
+
+/// When readings are compressed: after a duration, or never (`"off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressAfter {
+    After(Duration),
+    Off,
+}
+
+impl CompressAfter {
+    /// The newest time (µs) a compressed reading may have at `now`, if compression is on.
+    pub fn cutoff(self, now: crate::domain::Timestamp) -> Option<i64> {
+        match self {
+            CompressAfter::Off => None,
+            CompressAfter::After(d) => Some(now.saturating_sub(d).as_micros()),
+        }
+    }
+}
+
+impl Serialize for CompressAfter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CompressAfter::Off => s.serialize_str("off"),
+            CompressAfter::After(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CompressAfter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "off" {
+            return Ok(CompressAfter::Off);
+        }
+        crate::domain::parse_duration(&s)
+            .map(CompressAfter::After)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a storage.compress_after: use e.g. \"1d\", \"12h\" or \"off\""
+                ))
+            })
+    }
 }
 
 /// How long each kind of history is kept; a background task deletes what is older.
@@ -160,6 +215,10 @@ impl Default for StorageSettings {
             partitions_ahead: 3,
             partition_check_interval: Duration::from_secs(3600),
             partition_lock_timeout: Duration::from_secs(2),
+            compress_after: CompressAfter::After(Duration::from_secs(86_400)),
+            block_rows: 4096,
+            compress_interval: Duration::from_secs(600),
+            compress_pause: Duration::from_millis(20),
         }
     }
 }
@@ -248,6 +307,11 @@ impl StorageSettings {
         if self.partition_check_interval.is_zero() || self.partition_lock_timeout.is_zero() {
             return Err(SettingError::Rule(
                 "storage.partition_check_interval and storage.partition_lock_timeout must be > 0",
+            ));
+        }
+        if !(16..=65_536).contains(&self.block_rows) || self.compress_interval.is_zero() {
+            return Err(SettingError::Rule(
+                "storage.block_rows must be 16 to 65536 and storage.compress_interval > 0",
             ));
         }
         Ok(())

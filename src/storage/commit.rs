@@ -4,7 +4,7 @@
 //! 2. In one transaction ([`store_batch`]): resolve the series the cache does not know and
 //!    store unit changes; insert the rows — *fresh* ones (newer than anything stored)
 //!    in bulk, in key order, the ones that may repeat a stored reading so as to learn
-//!    which were new; stage the rollups of what was inserted ([`OpenBuckets::stage`]);
+//!    which were new (those a compressed block already holds are not inserted); stage the rollups of what was inserted ([`OpenBuckets::stage`]);
 //!    write the rollup rows and, when they change, the horizons; touch `last_seen` of
 //!    every device of the batch; commit.
 //! 3. Afterwards the writer applies [`super::batch::AfterCommit`] to its own state
@@ -19,12 +19,14 @@
 //! no backend module: the arrows point from the backends to here, never back.
 
 use super::batch::Batch;
+use super::blocks::codec;
 use super::horizons::RollupState;
 use super::open_buckets::OpenBuckets;
 use super::rollup::{Level, RollupDelta, RollupRow};
 use super::series::SeriesKey;
 use super::{RowValues, StorageError};
 use crate::domain::ValueKind;
+use std::collections::{HashMap, HashSet};
 
 /// Gives an empty series its value type (`$1` kind, `$2` series id).
 pub const SET_KIND: &str = "UPDATE series SET kind = $1 WHERE id = $2";
@@ -37,6 +39,10 @@ pub const TEXT_ID: &str = "INSERT INTO text_values (text) VALUES ($1)
 pub const SERIES_OF_DEVICE: &str = "SELECT count(*) FROM series WHERE device_id = $1";
 /// Whether a series exists (`$1` device id, `$2` sensor).
 pub const SERIES_EXISTS: &str = "SELECT count(*) FROM series WHERE device_id = $1 AND sensor = $2";
+/// The blocks of a series overlapping a time range (`$1` series, `$2` low, `$3` high;
+/// in order of appearance, as the SQLite writer's connection binds them).
+pub const BLOCKS_BETWEEN: &str = "SELECT start_ts, end_ts, data FROM reading_blocks
+     WHERE series_id = $1 AND end_ts >= $2 AND start_ts <= $3";
 /// Stores the rollup horizons (`$1` minute, `$2` hour).
 pub const SET_HORIZONS: &str = "UPDATE rollup_state SET minute_horizon = $1, hour_horizon = $2";
 
@@ -72,6 +78,16 @@ pub(crate) trait CommitTx {
     /// Inserts rows newer than anything stored for their series (so not duplicates);
     /// returns how many were inserted.
     async fn insert_fresh(&mut self, rows: &[RowValues]) -> Result<u64, StorageError>;
+    /// [`BLOCKS_BETWEEN`]: the compressed blocks of `series` overlapping `[lo, hi]`, as
+    /// (start, end, data). PostgreSQL first claims the series `FOR SHARE`, so a
+    /// compaction step of it (which claims it `FOR UPDATE`) finishes before or after
+    /// this transaction, never between this look and the insert.
+    async fn blocks_between(
+        &mut self,
+        series: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>, StorageError>;
     /// Inserts rows that may repeat stored readings; returns, per row, whether it was
     /// new (of several equal keys, the first is the one stored).
     async fn insert_maybe(
@@ -86,6 +102,30 @@ pub(crate) trait CommitTx {
     ) -> Result<(), StorageError>;
     /// Sets `last_seen_us` of the devices `ids` to `now_us`.
     async fn touch_devices(&mut self, ids: &[i64], now_us: i64) -> Result<(), StorageError>;
+}
+
+/// Per row, whether a compressed block of its series already holds its timestamp: one
+/// look per series (at the blocks over its rows' time span), each block decoded once.
+async fn in_blocks(
+    tx: &mut impl CommitTx,
+    rows: &[(usize, RowValues)],
+) -> Result<Vec<bool>, StorageError> {
+    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
+    for (_, r) in rows {
+        let span = spans.entry(r.series).or_insert((r.ts, r.ts));
+        *span = (span.0.min(r.ts), span.1.max(r.ts));
+    }
+    let mut held: HashSet<(i64, i64)> = HashSet::new();
+    for (series, (lo, hi)) in spans {
+        for (_, _, data) in tx.blocks_between(series, lo, hi).await? {
+            let block = codec::decode(&data)?;
+            held.extend(block.ts.iter().map(|&t| (series, t)));
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|(_, r)| held.contains(&(r.series, r.ts)))
+        .collect())
 }
 
 /// The first parameter of [`CommitTx::update`].
@@ -157,7 +197,20 @@ pub(crate) async fn store_batch(
             "another writer stored some of these readings first; rollups may count them twice"
         );
     }
-    let maybe_inserted = tx.insert_maybe(&maybe).await?;
+    // Rows that may repeat a reading: those already in a compressed block count as
+    // stored and change nothing (the first stored value wins); the others are inserted.
+    let compressed = in_blocks(tx, &maybe).await?;
+    let hot: Vec<(usize, RowValues)> = maybe
+        .iter()
+        .zip(&compressed)
+        .filter(|(_, c)| !**c)
+        .map(|(r, _)| *r)
+        .collect();
+    let mut hot_inserted = tx.insert_maybe(&hot).await?.into_iter();
+    let maybe_inserted: Vec<bool> = compressed
+        .iter()
+        .map(|&c| !c && hot_inserted.next().unwrap_or(false))
+        .collect();
     // Rollups of what was inserted, and the horizons.
     if let Some(open) = open {
         let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);

@@ -28,6 +28,8 @@
 //! - [`retention`]: the background task deleting expired history in small batches.
 //! - [`partitions`]: PostgreSQL's time partitions of `readings`: the manager creating
 //!   them ahead and emptying the DEFAULT one, and retention's whole-partition drops.
+//! - [`blocks`]: compressed cold storage (codec, merged reads, compaction steps);
+//!   [`compactor`]: the background task moving old readings into blocks.
 //! - [`stats`]: sizes and extents of what is stored.
 //! - [`alerts`]: alert rules, states, events and the webhook outbox.
 //! - [`alert_acks`]: acknowledgements and silences of alerts.
@@ -51,9 +53,11 @@ pub mod alert_acks;
 pub mod alerts;
 pub mod backup;
 mod batch;
+pub mod blocks;
 pub mod commands;
 mod commit;
 mod committer;
+pub mod compactor;
 mod db;
 pub mod devconfig;
 pub mod devconfig_unsynced;
@@ -161,6 +165,9 @@ pub enum StorageError {
     /// From the SQLite writer's own connection ([`sqlite_commit`]).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A compressed block that cannot be written or read back.
+    #[error(transparent)]
+    Block(#[from] blocks::CodecError),
 }
 
 /// Why a database could not be opened, in the server's own words (without the

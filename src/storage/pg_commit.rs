@@ -79,6 +79,24 @@ impl CommitTx for Transaction<'_, Postgres> {
         Ok(insert_fresh(self, rows).await?)
     }
 
+    async fn blocks_between(
+        &mut self,
+        series: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>, StorageError> {
+        sqlx::query("SELECT id FROM series WHERE id = $1 FOR SHARE")
+            .bind(series)
+            .fetch_optional(&mut **self)
+            .await?;
+        Ok(sqlx::query_as(super::commit::BLOCKS_BETWEEN)
+            .bind(series)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&mut **self)
+            .await?)
+    }
+
     async fn insert_maybe(
         &mut self,
         rows: &[(usize, RowValues)],

@@ -13,6 +13,9 @@
 //! dropped, and the bounded deletes then find only the partition straddling it (and
 //! the DEFAULT one).
 //!
+//! Compressed blocks ([`super::blocks`]) are dropped whole, with the raw readings, once
+//! their newest reading is older than the raw cutoff.
+//!
 //! Owns the retention task and [`RetentionReport`]. Uses the [`Store`]'s maintenance
 //! statements ([`super::history::maintenance`]), [`crate::config`] and [`crate::metrics`].
 
@@ -121,6 +124,12 @@ pub async fn run_pass(
                 if (n as usize) < settings.batch_rows {
                     break;
                 }
+            }
+            if table == Table::Raw {
+                // Compressed blocks go whole, once every reading in them has expired.
+                let n = store.drop_blocks_before(id, cutoff).await?;
+                *deleted += n;
+                counter.inc_by(n);
             }
         }
         if table == Table::Raw {

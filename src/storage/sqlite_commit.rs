@@ -16,7 +16,7 @@
 //! [`super::batch`] and [`super::rollup`].
 
 use super::batch::Batch;
-use super::commit::{CommitTx, Param, TEXT_ID, store_batch};
+use super::commit::{BLOCKS_BETWEEN, CommitTx, Param, TEXT_ID, store_batch};
 use super::db::{Db, UPSERT_SERIES};
 use super::horizons::RollupState;
 use super::open_buckets::OpenBuckets;
@@ -234,6 +234,19 @@ impl CommitTx for Transaction<'_> {
             inserted += st.execute(params![r.series, r.ts, r.value])? as u64;
         }
         Ok(inserted)
+    }
+
+    async fn blocks_between(
+        &mut self,
+        series: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>, StorageError> {
+        let mut st = self.prepare_cached(BLOCKS_BETWEEN)?;
+        let rows = st.query_map(params![series, lo, hi], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn insert_maybe(

@@ -1,9 +1,12 @@
-//! What is stored: rows, series, devices, time extents and disk use (`telehub stats`).
+//! What is stored: rows (hot and compressed), series, devices, time extents, disk use
+//! and the compactor's lag (`telehub stats`).
 //!
 //! Owns [`StoreStats`] and the counting statements. Uses the shared queries
 //! ([`super::history::queries`]) and each backend's disk usage.
 
+use super::compactor::lag_seconds;
 use super::{StorageError, Store};
+use crate::config::CompressAfter;
 use crate::domain::Timestamp;
 use serde::Serialize;
 
@@ -11,10 +14,22 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreStats {
     pub backend: &'static str,
+    /// Every stored reading: hot rows and compressed.
     pub readings: i64,
     /// PostgreSQL: partitions of `readings`, the DEFAULT one included (absent on SQLite).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readings_partitions: Option<usize>,
+    /// Readings stored a row each (`readings`).
+    pub hot_readings: i64,
+    /// Readings in compressed blocks (`reading_blocks`).
+    pub compressed_readings: i64,
+    pub compressed_blocks: i64,
+    /// The blocks' compressed data per reading they hold (table and index overhead aside:
+    /// `disk` has those); null without blocks.
+    pub bytes_per_compressed_reading: Option<f64>,
+    /// How far behind the compactor is (see [`crate::storage::compactor::lag_seconds`]);
+    /// null when `[storage] compress_after` is off.
+    pub compactor_lag_seconds: Option<f64>,
     pub series: i64,
     pub devices: i64,
     pub rollup_minute_rows: i64,
@@ -40,8 +55,9 @@ pub struct DiskPart {
 }
 
 /// telehub's tables, for PostgreSQL sizes.
-pub(super) const TABLES: [&str; 9] = [
+pub(super) const TABLES: [&str; 10] = [
     "readings",
+    "reading_blocks",
     "rollup_1m",
     "rollup_1h",
     "series",
@@ -53,7 +69,7 @@ pub(super) const TABLES: [&str; 9] = [
 ];
 
 /// What [`Store::stats`] counts, in the order it reads them.
-const COUNTS: [&str; 8] = [
+const COUNTS: [&str; 9] = [
     "SELECT count(*) FROM readings",
     "SELECT count(*) FROM series",
     "SELECT count(*) FROM devices",
@@ -63,11 +79,23 @@ const COUNTS: [&str; 8] = [
     "SELECT min((SELECT min(ts) FROM readings r WHERE r.series_id = s.id)) FROM series s",
     "SELECT max((SELECT max(ts) FROM readings r WHERE r.series_id = s.id)) FROM series s",
     "SELECT min(bucket) FROM rollup_1h",
+    // The oldest compressed reading (a series' newest is always a row).
+    "SELECT min(start_ts) FROM reading_blocks",
 ];
 
 impl Store {
-    /// Counts rows (a full count of the readings: it takes a moment on large stores).
-    pub async fn stats(&self) -> Result<StoreStats, StorageError> {
+    /// Counts rows (a full count of the readings: it takes a moment on large stores);
+    /// the compactor's lag as of `now` for `compress_after`.
+    pub async fn stats(
+        &self,
+        compress_after: CompressAfter,
+        now: Timestamp,
+    ) -> Result<StoreStats, StorageError> {
+        let blocks = self.block_stats().await?;
+        let lag = match compress_after.cutoff(now) {
+            Some(cutoff) => Some(lag_seconds(self.oldest_compressible().await?, cutoff)),
+            None => None,
+        };
         let disk = dispatch!(self, s => s.disk_usage().await?);
         let (counts, complete) = dispatch!(self, s => {
             (s.scalars(&COUNTS).await?, s.rollups_complete().await?)
@@ -77,14 +105,23 @@ impl Store {
         let t = |i: usize| counts[i].map(Timestamp::from_micros);
         Ok(StoreStats {
             backend: self.backend(),
-            readings: n(0),
+            readings: n(0) + blocks.readings,
             readings_partitions: partitions,
+            hot_readings: n(0),
+            compressed_readings: blocks.readings,
+            compressed_blocks: blocks.blocks,
+            bytes_per_compressed_reading: (blocks.readings > 0)
+                .then(|| blocks.bytes as f64 / blocks.readings as f64),
+            compactor_lag_seconds: lag,
             series: n(1),
             devices: n(2),
             rollup_minute_rows: n(3),
             rollup_hour_rows: n(4),
             rollups_complete: complete,
-            oldest: t(5),
+            oldest: match (counts[5], counts[8]) {
+                (Some(a), Some(b)) => Some(Timestamp::from_micros(a.min(b))),
+                (a, b) => a.or(b).map(Timestamp::from_micros),
+            },
             newest: t(6),
             oldest_rollup: t(7),
             disk_bytes: disk.iter().map(|d| d.bytes).sum(),

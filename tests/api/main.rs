@@ -17,6 +17,7 @@ mod commands;
 mod commands_devices;
 mod commands_http;
 mod commands_ws;
+mod compression;
 mod conflicts;
 mod crash;
 mod dashboard;

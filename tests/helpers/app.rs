@@ -22,6 +22,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.server.listen = "127.0.0.1:0".parse().unwrap();
     s.database.url = db.url.clone();
     s.database.sqlite_synchronous = telehub::config::SqliteSync::Normal;
+    // Tests that look at the `readings` table itself expect every reading there; the
+    // compression tests (tests/api/compression.rs) run the compactor themselves.
+    s.storage.compress_after = telehub::config::CompressAfter::Off;
     s
 }
 

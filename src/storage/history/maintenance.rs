@@ -1,4 +1,5 @@
-//! Maintenance SQL of the history tables: rebuilding rollups from raw readings, and the
+//! Maintenance SQL of the history tables: rebuilding rollups from raw readings (hot rows
+//! and compressed blocks), and the
 //! bounded deletes of retention; and the hub's start-up step that makes the rollups
 //! match the setting ([`Store::prepare_rollups`]).
 //!
@@ -9,6 +10,7 @@
 
 use super::plan::{Need, Segment, Source, segment_sql};
 use crate::domain::Timestamp;
+use crate::storage::blocks::{codec, merge};
 use crate::storage::db::{Db, Dialect, RowsAffected};
 use crate::storage::horizons::NO_HORIZON;
 use crate::storage::rollup::{self, Level};
@@ -96,6 +98,8 @@ where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> f64: Encode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// Whether any series exists (a fresh database has none).
@@ -144,6 +148,9 @@ where
                     .execute(&mut *tx)
                     .await?;
             }
+            if level == Level::Minute {
+                add_block_minutes(&mut tx, horizon).await?;
+            }
         }
         sqlx::query(
             "UPDATE rollup_state SET complete = TRUE, minute_horizon = $1, hour_horizon = $1",
@@ -191,5 +198,68 @@ where
             .execute(&self.write)
             .await
             .map(drop)
+    }
+}
+
+/// Adds the minute summaries of compressed readings at or after `horizon` to
+/// `rollup_1m` (combined with what the hot rows of the same minutes gave), a few blocks
+/// at a time.
+async fn add_block_minutes<DB>(
+    tx: &mut sqlx::Transaction<'static, DB>,
+    horizon: i64,
+) -> Result<(), sqlx::Error>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> f64: Encode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let t = Level::Minute.table();
+    let upsert = format!(
+        "INSERT INTO {t} ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) {}",
+        rollup::COLUMNS,
+        rollup::upsert_set(t)
+    );
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let page: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT series_id, start_ts, data FROM reading_blocks
+             WHERE end_ts >= $1 AND (series_id > $2 OR (series_id = $2 AND start_ts > $3))
+             ORDER BY series_id, start_ts LIMIT 64",
+        )
+        .bind(horizon)
+        .bind(after.0)
+        .bind(after.1)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = (last.0, last.1);
+        for (series, _, data) in page {
+            let block = codec::decode(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let points: Vec<(i64, f64)> = block.pairs().filter(|p| p.0 >= horizon).collect();
+            for (bucket, s) in
+                merge::bucket_summaries(&points, Level::Minute.width_us(), usize::MAX)
+            {
+                sqlx::query(AssertSqlSafe(upsert.clone()))
+                    .bind(series)
+                    .bind(bucket)
+                    .bind(s.n)
+                    .bind(s.sum)
+                    .bind(s.min)
+                    .bind(s.max)
+                    .bind(s.first_ts)
+                    .bind(s.last_ts)
+                    .bind(s.first)
+                    .bind(s.last)
+                    .bind(s.min_ts)
+                    .bind(s.max_ts)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
     }
 }

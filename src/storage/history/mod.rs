@@ -118,7 +118,7 @@ impl Store {
             limit: q.limit,
             need,
         };
-        Ok(dispatch!(self, db => db.summaries(&sq).await)?)
+        dispatch!(self, db => db.summaries(&sq).await)
     }
 
     /// A series id in one round trip: `None` when the device does not exist, `Some(None)`

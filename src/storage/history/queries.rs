@@ -2,13 +2,16 @@
 //! row, in SQL both backends run (`$N` parameters work on SQLite too).
 //!
 //! Owns [`SummaryQuery`] and the statements that read `readings`, `series` and the
-//! rollup tables for queries. Runs on the read pool. Uses [`super::plan`] for the SQL of
+//! rollup tables for queries. Every raw read merges hot rows with the series'
+//! compressed blocks ([`crate::storage::blocks`]), so compaction changes no answer. Runs on the read pool. Uses [`super::plan`] for the SQL of
 //! bucket queries, [`crate::storage::db`] for the pools and
 //! [`crate::storage::horizons`] for what the rollups may answer.
 
-use super::plan::{Need, plan, summaries_sql};
+use super::plan::{Need, Source, plan, summaries_sql};
 use super::values;
 use crate::domain::{SensorName, Timestamp, ValueKind};
+use crate::storage::blocks::merge::{self, merge_sorted};
+use crate::storage::blocks::reads::Order;
 use crate::storage::db::{Db, Dialect};
 use crate::storage::rollup::Summary;
 use crate::storage::{Point, RangeQuery, SeriesRow, StorageError};
@@ -36,6 +39,7 @@ where
     for<'r> bool: Decode<'r, DB> + Type<DB>,
     for<'r> &'r str: Encode<'r, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// Whether the rollups summarise every stored reading (see the `rollup_state` table).
@@ -100,28 +104,57 @@ where
     /// The newest `limit` points of `[from, to)`, newest first.
     pub async fn query_newest(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
         let kind = self.series_kind(q.series).await?;
-        let rows = sqlx::query_as(
+        let limit = q.limit.min(i64::MAX as usize);
+        let (from, to) = (q.from.as_micros(), q.to.as_micros());
+        let mut hot: Vec<(i64, f64)> = sqlx::query_as(
             "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3
              ORDER BY ts DESC LIMIT $4",
         )
         .bind(q.series)
-        .bind(q.from.as_micros())
-        .bind(q.to.as_micros())
-        .bind(q.limit.min(i64::MAX as usize) as i64)
+        .bind(from)
+        .bind(to)
+        .bind(limit as i64)
         .fetch_all(&self.read)
         .await?;
+        let cold = self
+            .block_points(q.series, from, to, Order::Newest, limit)
+            .await?;
+        hot.reverse();
+        let mut rows = merge_sorted(hot, cold);
+        rows.reverse();
+        rows.truncate(limit);
         self.decode_points(kind, rows).await
     }
 
-    async fn query_raw(&self, q: RangeQuery) -> Result<Vec<(i64, f64)>, sqlx::Error> {
+    /// Raw rows of `[start, to)` (the cursor applied), at most `limit`, hot rows and
+    /// compressed blocks merged.
+    async fn query_raw(&self, q: RangeQuery) -> Result<Vec<(i64, f64)>, StorageError> {
+        let limit = q.limit.min(i64::MAX as usize);
+        let (from, to) = (q.start_us(), q.to.as_micros());
+        let hot = self.hot_rows(q.series, from, to, limit).await?;
+        let cold = self
+            .block_points(q.series, from, to, Order::Oldest, limit)
+            .await?;
+        let mut rows = merge_sorted(hot, cold);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    async fn hot_rows(
+        &self,
+        series: i64,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, f64)>, sqlx::Error> {
         sqlx::query_as(
             "SELECT ts, value FROM readings WHERE series_id = $1 AND ts >= $2 AND ts < $3
              ORDER BY ts LIMIT $4",
         )
-        .bind(q.series)
-        .bind(q.start_us())
-        .bind(q.to.as_micros())
-        .bind(q.limit.min(i64::MAX as usize) as i64)
+        .bind(series)
+        .bind(from)
+        .bind(to)
+        .bind(limit.min(i64::MAX as usize) as i64)
         .fetch_all(&self.read)
         .await
     }
@@ -130,6 +163,15 @@ where
     /// differs from the one before, and the last (state timelines keep every transition).
     pub async fn transitions(&self, q: RangeQuery) -> Result<Vec<Point>, StorageError> {
         let kind = self.series_kind(q.series).await?;
+        let (from, to) = (q.start_us(), q.to.as_micros());
+        let cold = self
+            .block_points(q.series, from, to, Order::Oldest, usize::MAX)
+            .await?;
+        if !cold.is_empty() {
+            let hot = self.hot_rows(q.series, from, to, usize::MAX).await?;
+            let rows = merge::transitions(&merge_sorted(hot, cold));
+            return self.decode_points(kind, rows).await;
+        }
         let rows: Vec<(i64, f64)> = sqlx::query_as(
             "SELECT ts, value FROM (
                SELECT ts, value, lag(value) OVER (ORDER BY ts) AS prev,
@@ -138,8 +180,8 @@ where
              WHERE prev IS NULL OR prev <> value OR next IS NULL ORDER BY ts",
         )
         .bind(q.series)
-        .bind(q.start_us())
-        .bind(q.to.as_micros())
+        .bind(from)
+        .bind(to)
         .fetch_all(&self.read)
         .await?;
         self.decode_points(kind, rows).await
@@ -148,7 +190,7 @@ where
     /// Summaries per [`plan`], from rollups as far as they answer: up to the writer's
     /// horizons in a hub, up to the stored ones in another process, not at all when the
     /// rollups are incomplete.
-    pub async fn summaries(&self, q: &SummaryQuery) -> Result<Vec<BucketSummary>, sqlx::Error> {
+    pub async fn summaries(&self, q: &SummaryQuery) -> Result<Vec<BucketSummary>, StorageError> {
         let rollups = match self.rollups.for_queries() {
             Some(rollups) => rollups,
             None => {
@@ -156,24 +198,39 @@ where
                 self.rollups.read(complete, horizons)
             }
         };
-        let segments = plan(q.from, q.to, q.every, rollups);
-        if segments.is_empty() {
-            return Ok(Vec::new());
+        // Raw segments that reach into compressed blocks are summarised here, from hot
+        // rows and blocks merged; the rest in one statement.
+        let mut rows: Vec<BucketSummary> = Vec::new();
+        let mut segments = Vec::new();
+        for seg in plan(q.from, q.to, q.every, rollups) {
+            if seg.source == Source::Raw {
+                let cold = self
+                    .block_points(q.series, seg.from, seg.to, Order::Oldest, usize::MAX)
+                    .await?;
+                if !cold.is_empty() {
+                    let hot = self
+                        .hot_rows(q.series, seg.from, seg.to, usize::MAX)
+                        .await?;
+                    let points = merge_sorted(hot, cold);
+                    rows.extend(merge::bucket_summaries(&points, q.every, q.limit));
+                    continue;
+                }
+            }
+            segments.push(seg);
         }
-        let sql = summaries_sql(&segments, q.every, q.need);
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(q.series)
-            .bind(q.every)
-            .bind(q.limit.min(i64::MAX as usize) as i64);
-        for seg in &segments {
-            query = query.bind(seg.from).bind(seg.to);
+        if !segments.is_empty() {
+            let sql = summaries_sql(&segments, q.every, q.need);
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(q.series)
+                .bind(q.every)
+                .bind(q.limit.min(i64::MAX as usize) as i64);
+            for seg in &segments {
+                query = query.bind(seg.from).bind(seg.to);
+            }
+            for row in query.fetch_all(&self.read).await? {
+                rows.push(decode(&row, q.need)?);
+            }
         }
-        let mut rows = query
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|row| decode(row, q.need))
-            .collect::<Result<Vec<_>, _>>()?;
         rows.sort_by_key(|r| r.0);
         let mut out: Vec<BucketSummary> = Vec::with_capacity(rows.len());
         for (b, s) in rows {

@@ -233,8 +233,7 @@ impl Store {
                 limit: fine_limit,
                 need: agg.need(),
             };
-            let rows: Vec<BucketSummary> =
-                dispatch!(self, db => db.summaries(&q).await).map_err(StorageError::from)?;
+            let rows: Vec<BucketSummary> = dispatch!(self, db => db.summaries(&q).await)?;
             for (b, s) in rows {
                 merged
                     .entry(start(b))
