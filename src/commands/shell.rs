@@ -10,7 +10,8 @@
 //! `commands.window` + 1: the machine never has more than `window` in flight); the
 //! relay's queue (see [`super::relay`]).
 //!
-//! The changes of the actions of one pass are stored together ([`super::changes`]: one
+//! A pass takes every input waiting (at most `commands.commit_batch`); the changes of
+//! its actions are stored together ([`super::changes`]: one
 //! transaction with whatever else is being stored), each still conditional; each is
 //! announced only once that transaction committed.
 //!
@@ -85,6 +86,8 @@ pub struct Shell {
     connections: HashMap<String, Vec<(u64, Deliver)>>,
     relay: Option<Deliver>,
     commits: Changes,
+    /// Inputs taken together into one pass (`commands.commit_batch`).
+    batch: usize,
 }
 
 impl Shell {
@@ -112,6 +115,7 @@ impl Shell {
             connections: HashMap::new(),
             relay: None,
             commits,
+            batch: settings.commit_batch.max(1),
         };
         shell.find_open(0).await?;
         Ok(shell)
@@ -125,10 +129,7 @@ impl Shell {
             let actions = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 input = inputs.recv() => match input {
-                    Some(Input::Relayed { id, attempts, published }) => {
-                        self.relayed(id, attempts, published).await
-                    }
-                    Some(input) => self.apply(input),
+                    Some(input) => self.take_waiting(input, &mut inputs).await,
                     None => break,
                 },
                 _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => {
@@ -164,6 +165,36 @@ impl Shell {
                 Some(last) if rows.len() as i64 == PAGE => after = last.seq,
                 _ => return Ok(actions),
             }
+        }
+    }
+
+    /// Takes `first` and every input already waiting behind it (at most `batch`), so
+    /// that the actions they cause are stored in one pass: one commit for a whole
+    /// burst of answers, not one each (beside a full ingest load, each commit waits for
+    /// a turn at SQLite's write lock).
+    async fn take_waiting(
+        &mut self,
+        first: Input,
+        inputs: &mut mpsc::Receiver<Input>,
+    ) -> Vec<Action> {
+        let mut actions = self.take(first).await;
+        for _ in 1..self.batch {
+            match inputs.try_recv() {
+                Ok(input) => actions.extend(self.take(input).await),
+                Err(_) => break,
+            }
+        }
+        actions
+    }
+
+    async fn take(&mut self, input: Input) -> Vec<Action> {
+        match input {
+            Input::Relayed {
+                id,
+                attempts,
+                published,
+            } => self.relayed(id, attempts, published).await,
+            input => self.apply(input),
         }
     }
 

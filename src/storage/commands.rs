@@ -327,11 +327,14 @@ where
         Ok(id)
     }
 
+    /// One command as last committed. Read on the read pool: on SQLite the write pool's
+    /// one connection waits its turn behind the readings' commits, and a device's every
+    /// acknowledgement and answer reads its command first.
     pub async fn command(&self, id: &str) -> Result<Option<CommandRow>, StorageError> {
         let row: Option<Columns> =
             sqlx::query_as(AssertSqlSafe(format!("{SELECT} WHERE c.id = $1")))
                 .bind(id)
-                .fetch_optional(&self.write)
+                .fetch_optional(&self.read)
                 .await?;
         Ok(row.map(row_of))
     }

@@ -118,6 +118,9 @@ pub async fn run(mut a: CommandsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bulk creations in flight at once beside ingest.
+const DRIVE_IN_FLIGHT: usize = 16;
+
 async fn one(a: &CommandsArgs, bin: &std::path::Path, run: usize) -> anyhow::Result<Sample> {
     let dir = a.common.dir.join(format!("commands-{run}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -133,7 +136,14 @@ async fn one(a: &CommandsArgs, bin: &std::path::Path, run: usize) -> anyhow::Res
     )
     .await?;
     let op = op.trim().to_owned();
-    let env = settings_env(&a.common.settings)?;
+    // The ingest devices send as fast as acks come back: no per-device rate limit, so
+    // `--messages` can make the load last long enough for a steady state.
+    let mut settings = vec![
+        "limits.device_readings_per_second=100000000".to_owned(),
+        "limits.device_burst=100000000".to_owned(),
+    ];
+    settings.extend_from_slice(&a.common.settings);
+    let env = settings_env(&settings)?;
     let hub = HubProcess::start_with(bin, &db, "127.0.0.1:0", &env, &[]).await?;
     let devices = Devices::connect(&hub.addr, &fleet).await?;
     let http = reqwest::Client::new();
@@ -256,7 +266,9 @@ async fn timed(
 }
 
 /// Creates `per_second` commands a second for the fleet (a bulk request every 100 ms,
-/// devices taken in turn) until `stop`.
+/// devices taken in turn) until `stop`. Requests overlap (at most [`DRIVE_IN_FLIGHT`]):
+/// beside a full ingest load one creation waits for a turn at the write lock, and
+/// awaiting each before the next would measure that wait, not the hub's throughput.
 async fn drive(
     http: reqwest::Client,
     url: String,
@@ -267,24 +279,35 @@ async fn drive(
 ) -> anyhow::Result<()> {
     let per_tick = (per_second / 10).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut next = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.notified() => return Ok(()),
+            _ = stop.notified() => break,
         }
-        let devices: Vec<&String> = (0..per_tick)
-            .map(|k| &names[(next + k) % names.len()])
+        while in_flight.len() >= DRIVE_IN_FLIGHT {
+            in_flight.join_next().await.context("a request task")???;
+        }
+        let devices: Vec<String> = (0..per_tick)
+            .map(|k| names[(next + k) % names.len()].clone())
             .collect();
         next = (next + per_tick) % names.len();
-        post(
-            &http,
-            &url,
-            &op,
-            &json!({"devices": devices, "name": "reboot"}),
-        )
-        .await?;
+        let (http, url, op) = (http.clone(), url.clone(), op.clone());
+        in_flight.spawn(async move {
+            post(
+                &http,
+                &url,
+                &op,
+                &json!({"devices": devices, "name": "reboot"}),
+            )
+            .await
+        });
     }
+    while let Some(done) = in_flight.join_next().await {
+        done??;
+    }
+    Ok(())
 }
 
 async fn post(http: &reqwest::Client, url: &str, op: &str, body: &Value) -> anyhow::Result<Value> {

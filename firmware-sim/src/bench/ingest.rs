@@ -233,27 +233,18 @@ async fn device(
     let reader = {
         let (sent_at, permits) = (sent_at.clone(), permits.clone());
         tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(messages);
-            while lat.len() < messages {
-                let msg = rx.next().await.context("hub closed the socket")??;
-                let Message::Text(t) = msg else { continue };
-                if !t.as_str().starts_with("{\"ack\"") {
-                    bail!("refused: {}", t.as_str());
-                }
-                let at: Instant = sent_at
-                    .lock()
-                    .expect("lock")
-                    .pop_front()
-                    .context("ack without a message")?;
-                lat.push(at.elapsed().as_secs_f64() * 1000.0);
-                permits.add_permits(1);
-            }
-            Ok(lat)
+            let acks = acks(&mut rx, &sent_at, &permits, messages).await;
+            // A refusal ends the device: the sender stops waiting for permits.
+            permits.close();
+            acks
         })
     };
     let mut text = String::with_capacity(batch * 64);
     for m in 0..messages {
-        permits.acquire().await?.forget();
+        if permits.acquire().await.map(|p| p.forget()).is_err() {
+            let stopped = reader.await?.err();
+            return Err(stopped.unwrap_or_else(|| anyhow::anyhow!("acks ended early")));
+        }
         text.clear();
         write!(text, "{{\"id\":{m},\"readings\":[")?;
         for k in 0..batch {
@@ -272,6 +263,36 @@ async fn device(
     }
     let lat = reader.await??;
     let _ = tx.close().await;
+    Ok(lat)
+}
+
+/// Reads a device's acks until `messages` came back (each frees a send permit); every
+/// message's ack latency in ms. A refusal (any other frame) is an error.
+async fn acks(
+    rx: &mut futures_util::stream::SplitStream<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    >,
+    sent_at: &std::sync::Mutex<std::collections::VecDeque<Instant>>,
+    permits: &Semaphore,
+    messages: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut lat = Vec::with_capacity(messages);
+    while lat.len() < messages {
+        let msg = rx.next().await.context("hub closed the socket")??;
+        let Message::Text(t) = msg else { continue };
+        if !t.as_str().starts_with("{\"ack\"") {
+            bail!("refused: {}", t.as_str());
+        }
+        let at: Instant = sent_at
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .context("ack without a message")?;
+        lat.push(at.elapsed().as_secs_f64() * 1000.0);
+        permits.add_permits(1);
+    }
     Ok(lat)
 }
 
