@@ -14,7 +14,8 @@
 //! the DEFAULT one).
 //!
 //! Compressed blocks ([`super::blocks`]) are dropped whole, with the raw readings, once
-//! their newest reading is older than the raw cutoff.
+//! their newest reading is older than the raw cutoff; a sparse block, whose minutes are
+//! not in `rollup_1m`, writes its minute summaries there in the same transaction.
 //!
 //! Owns the retention task and [`RetentionReport`]. Uses the [`Store`]'s maintenance
 //! statements ([`super::history::maintenance`]), [`crate::config`] and [`crate::metrics`].
@@ -127,7 +128,8 @@ pub async fn run_pass(
             }
             if table == Table::Raw {
                 // Compressed blocks go whole, once every reading in them has expired.
-                let n = store.drop_blocks_before(id, cutoff).await?;
+                let keep_minutes = settings.minute.cutoff(now);
+                let n = store.drop_blocks_before(id, cutoff, keep_minutes).await?;
                 *deleted += n;
                 counter.inc_by(n);
             }

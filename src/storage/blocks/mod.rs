@@ -34,9 +34,15 @@ impl Store {
         dispatch!(self, db => db.compact_step(series, cutoff, block_rows).await)
     }
 
-    /// Drops the blocks of `series` older than `cutoff` (µs) whole; returns their readings.
-    pub async fn drop_blocks_before(&self, series: i64, cutoff: i64) -> Result<u64, StorageError> {
-        Ok(dispatch!(self, db => db.drop_blocks_before(series, cutoff).await)?)
+    /// Drops the blocks of `series` older than `cutoff` (µs) whole, keeping their minute
+    /// summaries from `keep_minutes` on; returns their readings (see [`compact`]).
+    pub async fn drop_blocks_before(
+        &self,
+        series: i64,
+        cutoff: i64,
+        keep_minutes: Option<i64>,
+    ) -> Result<u64, StorageError> {
+        dispatch!(self, db => db.drop_blocks_before(series, cutoff, keep_minutes).await)
     }
 
     /// Compressed readings, blocks and their bytes.
