@@ -20,6 +20,7 @@
 //! Owns the retention task and [`RetentionReport`]. Uses the [`Store`]'s maintenance
 //! statements ([`super::history::maintenance`]), [`crate::config`] and [`crate::metrics`].
 
+use super::blocks::Expiry;
 use super::history::Table;
 use super::rollup::Level;
 use super::{StorageError, Store};
@@ -128,8 +129,11 @@ pub async fn run_pass(
             }
             if table == Table::Raw {
                 // Compressed blocks go whole, once every reading in them has expired.
-                let keep_minutes = settings.minute.cutoff(now);
-                let n = store.drop_blocks_before(id, cutoff, keep_minutes).await?;
+                let expiry = Expiry {
+                    raw: cutoff,
+                    minutes: settings.minute.cutoff(now),
+                };
+                let n = store.drop_blocks_before(id, expiry).await?;
                 *deleted += n;
                 counter.inc_by(n);
             }

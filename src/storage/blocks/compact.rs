@@ -21,7 +21,7 @@
 //! kept block overlaps its minutes, or before the raw horizon, where a minute row may
 //! hold readings retention deleted) when deleting the rows would lose other readings.
 //!
-//! Owns [`CompactStep`], [`BlockStats`], [`SPARSE_PER_MINUTE`] and their SQL (shared by
+//! Owns [`CompactStep`], [`BlockStats`], [`Expiry`], [`SPARSE_PER_MINUTE`] and their SQL (shared by
 //! both backends). Uses [`super::codec`] and [`super::merge`].
 
 use super::codec::{self, Columns};
@@ -41,6 +41,14 @@ pub const BLOCK_WINDOW_US: i64 = 86_400_000_000;
 pub struct CompactStep {
     pub readings: u64,
     pub bytes: u64,
+}
+
+/// What retention expires from blocks: those whose every reading is older than `raw`
+/// (µs) go; the minute summaries of sparse ones are kept from `minutes` on (`None`: all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub raw: i64,
+    pub minutes: Option<i64>,
 }
 
 /// Compressed readings, their blocks and the blocks' bytes (the `data` blobs).
@@ -231,17 +239,20 @@ where
         Ok(step)
     }
 
-    /// Deletes the blocks of `series` whose every reading is older than `cutoff` (µs):
+    /// Deletes the blocks of `series` whose every reading is older than `expiry.raw`:
     /// retention drops whole blocks, a few per short transaction. A block whose minutes
     /// are not in `rollup_1m` (a sparse one) writes their summaries there first, in the
-    /// same transaction, from `keep_minutes` on: minute rollups outlive raw readings.
+    /// same transaction, from `expiry.minutes` on: minute rollups outlive raw readings.
     /// Returns how many readings went with them.
     pub async fn drop_blocks_before(
         &self,
         series: i64,
-        cutoff: i64,
-        keep_minutes: Option<i64>,
+        expiry: Expiry,
     ) -> Result<u64, StorageError> {
+        let Expiry {
+            raw: cutoff,
+            minutes: keep_minutes,
+        } = expiry;
         let mut gone = 0;
         loop {
             let mut tx = self.begin_write().await?;
