@@ -7,7 +7,12 @@
 # 10 s apart, 2 % of timestamps a second late):
 #   numbers  random walks with two decimals (the issue's shape);
 #   states   100 boolean and 100 string series (4 texts) whose state changes with
-#            probability 1/20 per reading (runs of 20 readings, 200 s, on average).
+#            probability 1/20 per reading (runs of 20 readings, 200 s, on average);
+#   ingest   (SQLite only) the numbers, then ingest with the compactor running vs not: two
+#            copies of the database, each served by a hub (compress_after "1d" with the
+#            default compress_pause, vs "off") that is sent 1,000,000 new readings at once
+#            (10 POSTs of 100,000, one after the other) while its compactor (if on) works
+#            through the old ones; prints readings/s of each and how far compaction got.
 #
 # Steps: a hub with compression off rebuilds the rollups (and, for numbers, is measured over
 # hot rows); sizes "before"; a hub with `compress_after = "1d"` compresses every reading but
@@ -24,7 +29,7 @@
 #   resend / fresh           POST /write of 100,000 readings (200 series × 500) already
 #                            stored (hot rows, or compressed blocks), vs new ones (median of 3).
 #
-# Usage: bench/cold.sh [sqlite|postgres] [numbers|states]   (needs sqlite3 or psql, and curl;
+# Usage: bench/cold.sh [sqlite|postgres] [numbers|states|ingest]   (needs sqlite3 or psql, and curl;
 #        builds telehub, or TELEHUB_BIN=… uses that binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +40,8 @@ case "$backend" in
   postgres) command -v psql >/dev/null || { echo "bench/cold.sh: psql is missing (apt-get install postgresql-client)" >&2; exit 1; } ;;
   *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states]" >&2; exit 2 ;;
 esac
-case "$data" in numbers|states) ;; *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states]" >&2; exit 2 ;; esac
+case "$data" in numbers|states) ;; ingest) [ "$backend" = sqlite ] || { echo "bench/cold.sh: ingest is SQLite only" >&2; exit 2; } ;;
+  *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states|ingest]" >&2; exit 2 ;; esac
 if [ -z "${TELEHUB_BIN:-}" ]; then
   cargo build --release --quiet -p telehub
 fi
@@ -44,8 +50,10 @@ dir="$(mktemp -d)"
 t0=$(( ($(date +%s) / 86400 - 10) * 86400 * 1000000 ))
 iso() { date -u -d "@$(( $1 / 1000000 ))" +%Y-%m-%dT%H:%M:%SZ; }
 
-start_hub() { # DATABASE_URL COMPRESS_AFTER: a hub in the background; sets hub and url
-  printf '[storage]\ncompress_after = "%s"\ncompress_pause = "0s"\n' "$2" > "$dir/c.toml"
+start_hub() { # DATABASE_URL COMPRESS_AFTER [COMPRESS_PAUSE]: a hub in the background; sets hub and url
+  # A device may write 2,000 readings/s by default: the resends and fresh writes below need more.
+  printf '[storage]\ncompress_after = "%s"\ncompress_pause = "%s"\n[limits]\ndevice_readings_per_second = 100000000\ndevice_burst = 100000000\n' \
+    "$2" "${3:-0s}" > "$dir/c.toml"
   : > "$dir/hub.out"
   "$bin" serve --listen 127.0.0.1:0 --config "$dir/c.toml" --database-url "$1" >"$dir/hub.out" 2>"$dir/hub.log" &
   hub=$!
@@ -65,7 +73,8 @@ compress() { # DATABASE_URL: a hub compresses every reading but each series' new
 }
 seconds() { # N ARGS…: N runs of curl ARGS; prints the sorted times (s)
   local n=$1; shift
-  for _ in $(seq "$n"); do curl -sf -o /dev/null -w '%{time_total}\n' "$@"; done | sort -n
+  for _ in $(seq "$n"); do curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$@"; done |
+    awk '$1 !~ /^2/ { print "bench/cold.sh: HTTP " $1 > "/dev/stderr"; bad = 1 } { print $2 } END { exit bad }' | sort -n
 }
 median() { awk '{ a[NR] = $1 } END { printf "%s %s %s", a[int((NR + 1) / 2)], a[1], a[NR] }'; }
 ms() { awk '{ printf "median %.2f ms (%.2f–%.2f)", $1 * 1000, $2 * 1000, $3 * 1000 }'; }
@@ -87,8 +96,7 @@ fresh() { # three POSTs of 100,000 new readings (after the data), timed
   for k in 0 1 2; do
     awk -v t="$t0" -v k="$k" 'BEGIN { for (s = 1; s <= 200; s++) for (n = 0; n < 500; n++)
       printf "s%d value=1.5 %d\n", s, t + (6000 + 500 * k + n) * 10000000 }' > "$dir/fresh$k.lp"
-    curl -sf -o /dev/null -w '%{time_total}\n' -X POST -H "Authorization: Token $device" \
-      --data-binary @"$dir/fresh$k.lp" "$url/write?precision=u"
+    seconds 1 -X POST -H "Authorization: Token $device" --data-binary @"$dir/fresh$k.lp" "$url/write?precision=u"
   done | sort -n | median | rate 100000
 }
 
@@ -114,7 +122,7 @@ fi
 "$bin" migrate --database-url "$db" >/dev/null
 device=$("$bin" device add bench --database-url "$db")
 viewer=$("$bin" token add bench --role viewer --database-url "$db")
-if [ "$data" = numbers ]; then
+if [ "$data" != states ]; then
   kinds="SELECT s.id AS id, 'number' AS kind FROM $series_src"
   value="(2000 + sid * 7 + SUM(step) OVER (PARTITION BY sid ORDER BY n)) / 100.0"
   step="($int_rand % 21) - 10"
@@ -167,6 +175,26 @@ else
   per_kind() { sqlite3 -separator ' ' "$dir/hub.db"; }
 fi
 
+if [ "$data" = ingest ]; then
+  start_hub "$db" off; stop_hub   # rebuilds the rollups once
+  for k in 0 1 2 3 4 5 6 7 8 9; do
+    awk -v t="$t0" -v k="$k" 'BEGIN { for (s = 1; s <= 200; s++) for (n = 0; n < 500; n++)
+      printf "s%d value=1.5 %d\n", s, t + (6000 + 500 * k + n) * 10000000 }' > "$dir/fresh$k.lp"
+  done
+  for mode in off 1d; do
+    sqlite3 "$dir/hub.db" ".backup '$dir/$mode.db'"
+    start_hub "sqlite://$dir/$mode.db" "$mode" 20ms
+    started=$(date +%s.%N)
+    for k in 0 1 2 3 4 5 6 7 8 9; do
+      curl -sf -o /dev/null -X POST -H "Authorization: Token $device" --data-binary @"$dir/fresh$k.lp" "$url/write?precision=u"
+    done
+    took=$(awk "BEGIN { print $(date +%s.%N) - $started }")
+    done_by=$("$bin" stats --format json --database-url "sqlite://$dir/$mode.db" | grep -o '"compressed_readings":[0-9]*')
+    echo "compress_after=$mode: 1,000,000 new readings in $took s = $(awk "BEGIN { printf \"%.0f\", 1e6 / $took }") readings/s; then $done_by of 999,800"
+    stop_hub
+  done
+  exit 0
+fi
 start_hub "$db" off   # rebuilds the rollups of the rows written above
 if [ "$data" = numbers ]; then measure hot; fi
 stop_hub
