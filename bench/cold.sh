@@ -1,85 +1,217 @@
 #!/usr/bin/env bash
-# Compressed cold storage on disk (issue 31, BENCHMARKS.md "Compressed cold storage"):
-# 1M readings of 200 random-walk series (two decimals, 10 s apart, 2 % of timestamps a
-# second late, ten days old) written straight into a fresh SQLite database, measured after
-# VACUUM; then a hub with `compress_after = "1d"` compresses them (and rebuilds the rollups),
-# and the same database is measured again after VACUUM (`dbstat`: every table and index).
+# Compressed cold storage (issue 31, BENCHMARKS.md "Compressed cold storage"): bytes on disk
+# per reading before and after compression, readings and rollups apart, and (for numbers)
+# what queries, export and a resend cost over hot vs compressed data.
 #
-# With `postgres`, the same rows are generated in SQL into a fresh database on the server of
-# TELEHUB_BENCH_PG (default postgres://postgres@127.0.0.1:5432/postgres), measured with
-# `pg_total_relation_size` after `VACUUM FULL` (the readings' partitions summed).
+# Data (written straight into a fresh database, ten days old, 200 series of 5,000 readings
+# 10 s apart, 2 % of timestamps a second late):
+#   numbers  random walks with two decimals (the issue's shape);
+#   states   100 boolean and 100 string series (4 texts) whose state changes with
+#            probability 1/20 per reading (runs of 20 readings, 200 s, on average);
+#   ingest   (SQLite only) the numbers, then ingest with the compactor running vs not: two
+#            copies of the database, each served by a hub (compress_after "1d" with the
+#            default compress_pause, vs "off") that is sent 1,000,000 new readings at once
+#            (10 POSTs of 100,000, one after the other) while its compactor (if on) works
+#            through the old ones; prints readings/s of each and how far compaction got.
 #
-# Usage: bench/cold.sh [sqlite|postgres]   (needs sqlite3 or psql; builds telehub, or
-#        TELEHUB_BIN=… uses that binary)
+# Steps: a hub with compression off rebuilds the rollups (and, for numbers, is measured over
+# hot rows); sizes "before"; a hub with `compress_after = "1d"` compresses every reading but
+# each series' newest minute; sizes "after"; (numbers) a hub over the compressed data is
+# measured the same way, plus fresh ingest. SQLite: sizes from `dbstat` after VACUUM, every
+# table and index. PostgreSQL (`postgres`, a fresh database on the server of
+# TELEHUB_BENCH_PG, default postgres://postgres@127.0.0.1:5432/postgres): the same rows
+# generated in SQL, `pg_total_relation_size` after `VACUUM FULL` (the readings' partitions
+# summed). Each size measurement ends with bytes per reading: readings (hot rows and blocks)
+# apart from the rollups (minute and hour). Measurements over HTTP (curl, keep-alive off):
+#   1 day every=1m&agg=avg   one series' day in 1-minute buckets (latency, median of 20);
+#   raw 1 day                one series' day of points (latency, readings/s);
+#   export                   every series, CSV (readings/s, median of 3);
+#   resend / fresh           POST /write of 100,000 readings (200 series × 500) already
+#                            stored (hot rows, or compressed blocks), vs new ones (median of 3).
+#
+# Usage: bench/cold.sh [sqlite|postgres] [numbers|states|ingest]   (needs sqlite3 or psql, and curl;
+#        builds telehub, or TELEHUB_BIN=… uses that binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend="${1:-sqlite}"
+data="${2:-numbers}"
 case "$backend" in
   sqlite) command -v sqlite3 >/dev/null || { echo "bench/cold.sh: sqlite3 is missing (apt-get install sqlite3)" >&2; exit 1; } ;;
   postgres) command -v psql >/dev/null || { echo "bench/cold.sh: psql is missing (apt-get install postgresql-client)" >&2; exit 1; } ;;
-  *) echo "usage: bench/cold.sh [sqlite|postgres]" >&2; exit 2 ;;
+  *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states]" >&2; exit 2 ;;
 esac
+case "$data" in numbers|states) ;; ingest) [ "$backend" = sqlite ] || { echo "bench/cold.sh: ingest is SQLite only" >&2; exit 2; } ;;
+  *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states|ingest]" >&2; exit 2 ;; esac
 if [ -z "${TELEHUB_BIN:-}" ]; then
   cargo build --release --quiet -p telehub
 fi
 bin="${TELEHUB_BIN:-${CARGO_TARGET_DIR:-target}/release/telehub}"
 dir="$(mktemp -d)"
 t0=$(( ($(date +%s) / 86400 - 10) * 86400 * 1000000 ))
-compress() { # DATABASE_URL: a hub compresses every reading but each series' newest, then stops
-  printf '[storage]\ncompress_after = "1d"\ncompress_pause = "0s"\n' > "$dir/c.toml"
-  "$bin" serve --listen 127.0.0.1:0 --config "$dir/c.toml" --database-url "$1" >/dev/null 2>"$dir/hub.log" &
+iso() { date -u -d "@$(( $1 / 1000000 ))" +%Y-%m-%dT%H:%M:%SZ; }
+
+start_hub() { # DATABASE_URL COMPRESS_AFTER [COMPRESS_PAUSE]: a hub in the background; sets hub and url
+  # A device may write 2,000 readings/s by default: the resends and fresh writes below need more.
+  printf '[storage]\ncompress_after = "%s"\ncompress_pause = "%s"\n[limits]\ndevice_readings_per_second = 100000000\ndevice_burst = 100000000\n' \
+    "$2" "${3:-0s}" > "$dir/c.toml"
+  : > "$dir/hub.out"
+  "$bin" serve --listen 127.0.0.1:0 --config "$dir/c.toml" --database-url "$1" >"$dir/hub.out" 2>"$dir/hub.log" &
   hub=$!
-  started=$(date +%s.%N)
-  until "$bin" stats --format json --database-url "$1" | grep -q '"compressed_readings":999800'; do sleep 0.5; done
-  echo "compressed in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $started }") s (rollups rebuilt first)"
-  kill "$hub"; wait "$hub" || true
+  until grep -q '^dashboard: ' "$dir/hub.out"; do
+    kill -0 "$hub" 2>/dev/null || { cat "$dir/hub.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  url=$(sed -n 's/^telehub listening on \([^ ]*\).*/\1/p' "$dir/hub.out")
 }
+stop_hub() { kill "$hub"; wait "$hub" || true; }
+compress() { # DATABASE_URL: a hub compresses every reading but each series' newest minute, then stops
+  start_hub "$1" 1d
+  started=$(date +%s.%N)
+  until "$bin" stats --format json --database-url "$1" | grep -Eq '"compactor_lag_seconds":0(\.0)?[,}]'; do sleep 0.5; done
+  echo "compressed in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $started }") s"
+  stop_hub
+}
+seconds() { # N ARGS…: N runs of curl ARGS; prints the sorted times (s)
+  local n=$1; shift
+  for _ in $(seq "$n"); do curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$@"; done |
+    awk '$1 !~ /^2/ { print "bench/cold.sh: HTTP " $1 > "/dev/stderr"; bad = 1 } { print $2 } END { exit bad }' | sort -n
+}
+median() { awk '{ a[NR] = $1 } END { printf "%s %s %s", a[int((NR + 1) / 2)], a[1], a[NR] }'; }
+ms() { awk '{ printf "median %.2f ms (%.2f–%.2f)", $1 * 1000, $2 * 1000, $3 * 1000 }'; }
+rate() { awk -v n="$1" '{ printf "median %.0f readings/s (%.0f–%.0f)", n / $1, n / $3, n / $2 }'; }
+measure() { # LABEL: queries, export and resend against $url
+  local from to auth q
+  from=$(iso "$t0"); to=$(iso $(( t0 + 86400000000 )))
+  auth="Authorization: Bearer $viewer"
+  q="$url/v1/readings?device=bench&sensor=s1&from=$from&to=$to"
+  seconds 3 -H "$auth" "$q&every=1m&agg=avg" >/dev/null
+  echo "$1: 1 day every=1m&agg=avg: $(seconds 20 -H "$auth" "$q&every=1m&agg=avg" | median | ms)"
+  echo "$1: raw 1 day (5,000 points): $(seconds 20 -H "$auth" "$q&limit=10000" | median | ms);" \
+    "$(seconds 20 -H "$auth" "$q&limit=10000" | median | rate 5000)"
+  echo "$1: export, 1,000,000 readings CSV: $(seconds 3 -H "$auth" "$url/v1/export?device=bench&from=$from&to=$to&format=csv" | median | rate 1000000)"
+  echo "$1: resend of 100,000 stored readings: $(seconds 3 -X POST -H "Authorization: Token $device" \
+    --data-binary @"$dir/resend.lp" "$url/write?precision=u" | median | rate 100000)"
+}
+fresh() { # three POSTs of 100,000 new readings (after the data), timed
+  for k in 0 1 2; do
+    awk -v t="$t0" -v k="$k" 'BEGIN { for (s = 1; s <= 200; s++) for (n = 0; n < 500; n++)
+      printf "s%d value=1.5 %d\n", s, t + (6000 + 500 * k + n) * 10000000 }' > "$dir/fresh$k.lp"
+    seconds 1 -X POST -H "Authorization: Token $device" --data-binary @"$dir/fresh$k.lp" "$url/write?precision=u"
+  done | sort -n | median | rate 100000
+}
+
 if [ "$backend" = postgres ]; then
   server="${TELEHUB_BENCH_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
   name="telehub_cold_$$"
   db="${server%/*}/$name"
   trap 'kill "${hub:-0}" 2>/dev/null || true; psql -q "$server" -c "DROP DATABASE IF EXISTS $name" >/dev/null; rm -rf "$dir"' EXIT
   psql -q "$server" -c "CREATE DATABASE $name" >/dev/null
-  "$bin" migrate --database-url "$db" >/dev/null
-  psql -q -v ON_ERROR_STOP=1 "$db" <<SQL
-INSERT INTO devices(id, name, created_us) VALUES (1, 'bench', 0);
-INSERT INTO series(id, device_id, sensor, kind) SELECT s, 1, 's' || s, 'number' FROM generate_series(1, 200) s;
+  run_sql() { psql -q -v ON_ERROR_STOP=1 "$db"; }
+  out_sql() { psql -At -v ON_ERROR_STOP=1 "$db"; }
+  rand='random()'; int_rand='floor(random() * 1000000)::int'
+  series_src='generate_series(1, 200) s(id)'; n_src='generate_series(0, 4999) i(n)'
+else
+  db="sqlite://$dir/hub.db"
+  trap 'kill "${hub:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+  run_sql() { sqlite3 "$dir/hub.db"; }
+  out_sql() { sqlite3 "$dir/hub.db"; }
+  rand='(abs(random()) % 1000000) / 1e6'; int_rand='abs(random()) % 1000000'
+  series_src='(WITH RECURSIVE r(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM r WHERE id < 200) SELECT id FROM r) s'
+  n_src='(WITH RECURSIVE r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < 4999) SELECT n FROM r) i'
+fi
+"$bin" migrate --database-url "$db" >/dev/null
+device=$("$bin" device add bench --database-url "$db")
+viewer=$("$bin" token add bench --role viewer --database-url "$db")
+if [ "$data" != states ]; then
+  kinds="SELECT s.id AS id, 'number' AS kind FROM $series_src"
+  value="(2000 + sid * 7 + SUM(step) OVER (PARTITION BY sid ORDER BY n)) / 100.0"
+  step="($int_rand % 21) - 10"
+else
+  run_sql <<<"INSERT INTO text_values(id, text) VALUES (1, 'idle'), (2, 'heating'), (3, 'cooling'), (4, 'defrost');"
+  kinds="SELECT s.id AS id, CASE WHEN s.id <= 100 THEN 'boolean' ELSE 'string' END AS kind FROM $series_src"
+  value="CASE WHEN sid <= 100 THEN (SUM(step) OVER (PARTITION BY sid ORDER BY n)) % 2
+              ELSE 1 + (SUM(step) OVER (PARTITION BY sid ORDER BY n)) % 4 END"
+  step="CASE WHEN $int_rand % 20 = 0 THEN 1 ELSE 0 END"
+fi
+run_sql <<SQL
+INSERT INTO series(id, device_id, sensor, kind)
+  SELECT k.id, (SELECT id FROM devices WHERE name = 'bench'), 's' || k.id, k.kind FROM ($kinds) k;
 INSERT INTO readings(series_id, ts, value)
-SELECT sid, $t0 + n * 10000000::bigint + late, cents / 100.0 FROM (
-  SELECT sid, n, late, 2000 + sid * 7 + SUM(step) OVER (PARTITION BY sid ORDER BY n) AS cents FROM (
-    SELECT s AS sid, n, floor(random() * 21)::int - 10 AS step,
-           CASE WHEN random() < 0.02 THEN 1000000 ELSE 0 END AS late
-    FROM generate_series(1, 200) s, generate_series(0, 4999) n) a) b ORDER BY sid, n;
+SELECT sid, $t0 + n * CAST(10000000 AS BIGINT) + late, v FROM (
+  SELECT sid, n, late, $value AS v FROM (
+    SELECT s.id AS sid, i.n AS n, $step AS step,
+           CASE WHEN $rand < 0.02 THEN 1000000 ELSE 0 END AS late
+    FROM $series_src, $n_src) a) b ORDER BY sid, n;
 SQL
-  pgsizes() {
+# The first 500 readings of each series, as line protocol: what the resends send.
+out_sql <<SQL > "$dir/resend.lp"
+SELECT s.sensor || ' value=' || CAST(r.value AS TEXT) || ' ' || CAST(r.ts AS TEXT) FROM readings r JOIN series s ON s.id = r.series_id
+WHERE r.ts < $t0 + 5000000000 ORDER BY r.series_id, r.ts;
+SQL
+sed -i '/^$/d; s/^ *//' "$dir/resend.lp"
+
+if [ "$backend" = postgres ]; then
+  sizes() {
     psql -q "$db" -c "VACUUM FULL" >/dev/null
     psql -At "$db" -c "SELECT 'readings', sum(pg_total_relation_size(c.oid)) FROM pg_class c
         WHERE c.oid = 'readings'::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'readings'::regclass)
       UNION ALL SELECT 'reading_blocks', pg_total_relation_size('reading_blocks')
       UNION ALL SELECT 'rollup_1m', pg_total_relation_size('rollup_1m')
-      UNION ALL SELECT 'rollup_1h', pg_total_relation_size('rollup_1h')"
+      UNION ALL SELECT 'rollup_1h', pg_total_relation_size('rollup_1h')" | tee "$dir/pg.sizes"
+    awk -F'|' '$1 ~ /reading/ { r += $2 } $1 == "rollup_1m" { m = $2 } $1 == "rollup_1h" { h = $2 }
+      END { printf "per reading: readings and blocks %.2f B, rollups %.2f B (minute %.2f, hour %.2f)\n", r / 1e6, (m + h) / 1e6, m / 1e6, h / 1e6 }' "$dir/pg.sizes"
   }
-  echo "before (1,000,000 rows, VACUUM FULL):"; pgsizes
-  compress "$db"
-  echo "after (999,800 compressed, 200 rows: each series' newest, VACUUM FULL):"; pgsizes
+  overhead() { psql -At "$db" -c "SELECT (pg_total_relation_size('reading_blocks') - sum(length(data))) / count(*) FROM reading_blocks"; }
+  per_kind() { psql -At -F' ' "$db"; }
+else
+  sizes() {
+    sqlite3 "$dir/hub.db" "VACUUM"
+    sqlite3 "$dir/hub.db" "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name HAVING SUM(pgsize) > 8192 ORDER BY 2 DESC"
+    sqlite3 "$dir/hub.db" "SELECT printf('per reading: readings and blocks %.2f B, rollups %.2f B (minute %.2f, hour %.2f)',
+        SUM(CASE WHEN name LIKE '%reading%' THEN pgsize END) / 1e6, SUM(CASE WHEN name LIKE '%rollup_1%' THEN pgsize END) / 1e6,
+        SUM(CASE WHEN name LIKE '%rollup_1m%' THEN pgsize END) / 1e6, SUM(CASE WHEN name LIKE '%rollup_1h%' THEN pgsize END) / 1e6) FROM dbstat"
+  }
+  overhead() { sqlite3 "$dir/hub.db" "SELECT ((SELECT SUM(pgsize) FROM dbstat WHERE name LIKE '%reading_blocks%') - sum(length(data))) / count(*) FROM reading_blocks"; }
+  per_kind() { sqlite3 -separator ' ' "$dir/hub.db"; }
+fi
+
+if [ "$data" = ingest ]; then
+  start_hub "$db" off; stop_hub   # rebuilds the rollups once
+  for k in 0 1 2 3 4 5 6 7 8 9; do
+    awk -v t="$t0" -v k="$k" 'BEGIN { for (s = 1; s <= 200; s++) for (n = 0; n < 500; n++)
+      printf "s%d value=1.5 %d\n", s, t + (6000 + 500 * k + n) * 10000000 }' > "$dir/fresh$k.lp"
+  done
+  for mode in off 1d; do
+    sqlite3 "$dir/hub.db" ".backup '$dir/$mode.db'"
+    start_hub "sqlite://$dir/$mode.db" "$mode" 20ms
+    started=$(date +%s.%N)
+    for k in 0 1 2 3 4 5 6 7 8 9; do
+      curl -sf -o /dev/null -X POST -H "Authorization: Token $device" --data-binary @"$dir/fresh$k.lp" "$url/write?precision=u"
+    done
+    took=$(awk "BEGIN { print $(date +%s.%N) - $started }")
+    done_by=$("$bin" stats --format json --database-url "sqlite://$dir/$mode.db" | grep -o '"compressed_readings":[0-9]*')
+    echo "compress_after=$mode: 1,000,000 new readings in $took s = $(awk "BEGIN { printf \"%.0f\", 1e6 / $took }") readings/s; then $done_by of 999,800"
+    stop_hub
+  done
   exit 0
 fi
-trap 'kill "${hub:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-db="sqlite://$dir/hub.db"
-"$bin" migrate --database-url "$db" >/dev/null
-sqlite3 "$dir/hub.db" <<SQL
-INSERT INTO devices(id, name, created_us) VALUES (1, 'bench', 0);
-WITH RECURSIVE s(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM s WHERE id < 200)
-INSERT INTO series(id, device_id, sensor, kind) SELECT id, 1, 's' || id, 'number' FROM s;
-WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n < 4999),
-steps AS (SELECT s.id AS sid, i.n AS n, (abs(random()) % 21) - 10 AS step,
-                 CASE WHEN abs(random()) % 100 < 2 THEN 1000000 ELSE 0 END AS late FROM series s, i),
-walk AS (SELECT sid, n, late, 2000 + sid * 7 + SUM(step) OVER (PARTITION BY sid ORDER BY n) AS cents FROM steps)
-INSERT INTO readings(series_id, ts, value) SELECT sid, $t0 + n * 10000000 + late, cents / 100.0 FROM walk ORDER BY sid, n;
-VACUUM;
-SQL
-sizes() { sqlite3 "$dir/hub.db" "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name HAVING SUM(pgsize) > 8192 ORDER BY 2 DESC"; }
-echo "before (1,000,000 rows, VACUUM):"; sizes
+start_hub "$db" off   # rebuilds the rollups of the rows written above
+if [ "$data" = numbers ]; then measure hot; fi
+stop_hub
+echo "before (1,000,000 rows and their rollups):"; sizes
 compress "$db"
-sqlite3 "$dir/hub.db" "VACUUM"
-echo "after (999,800 compressed, 200 rows: each series' newest, VACUUM):"; sizes
+echo "after (compressed but each series' newest minute):"; sizes
+if [ "$data" = states ]; then
+  o=$(overhead)
+  echo "per kind (block data, and with each block row's share of the table and its index: $o B a block):"
+  per_kind <<SQL
+SELECT s.kind, sum(b.n), count(*), CAST(sum(length(b.data)) AS DOUBLE PRECISION) / sum(b.n),
+       (sum(length(b.data)) + count(*) * $o) / CAST(sum(b.n) AS DOUBLE PRECISION)
+FROM reading_blocks b JOIN series s ON s.id = b.series_id GROUP BY s.kind ORDER BY s.kind;
+SQL
+  exit 0
+fi
+start_hub "$db" off
+measure compressed
+echo "fresh: 100,000 new readings: $(fresh)"
+stop_hub

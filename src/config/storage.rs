@@ -86,8 +86,9 @@ pub struct StorageSettings {
     /// "Compressed blocks"), a day of one series at a time once the whole UTC day is
     /// older; `"off"`: every reading stays a row of its own.
     pub compress_after: CompressAfter,
-    /// Readings in one compressed block at most (a day of a series is cut into equal
-    /// blocks of at most this many).
+    /// Readings in one compressed block (a day of a series is cut into about equal
+    /// blocks of about this many, each ending at a minute's end, so a block may hold up
+    /// to a minute's readings more).
     pub block_rows: usize,
     /// How often a compaction pass starts.
     #[serde(with = "humantime_serde")]

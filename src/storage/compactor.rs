@@ -6,7 +6,8 @@
 //! storage writer waits for at most one of them) until the series has nothing due,
 //! pausing `compress_pause` after each block. Readings are compressed a UTC day of a
 //! series at a time, once that whole day is older than `compress_after`; a series'
-//! newest reading always stays a row. At the end of a pass it sets the lag metric.
+//! newest minute always stays rows. Sparse series' minute rollups go with their rows
+//! ([`super::blocks::compact`]). At the end of a pass it sets the lag metric.
 //!
 //! Owns the compactor task and [`CompactReport`]. Uses [`super::blocks`],
 //! [`crate::config`] and [`crate::metrics`].

@@ -14,11 +14,13 @@
 //! the DEFAULT one).
 //!
 //! Compressed blocks ([`super::blocks`]) are dropped whole, with the raw readings, once
-//! their newest reading is older than the raw cutoff.
+//! their newest reading is older than the raw cutoff; a sparse block, whose minutes are
+//! not in `rollup_1m`, writes its minute summaries there in the same transaction.
 //!
 //! Owns the retention task and [`RetentionReport`]. Uses the [`Store`]'s maintenance
 //! statements ([`super::history::maintenance`]), [`crate::config`] and [`crate::metrics`].
 
+use super::blocks::Expiry;
 use super::history::Table;
 use super::rollup::Level;
 use super::{StorageError, Store};
@@ -127,7 +129,11 @@ pub async fn run_pass(
             }
             if table == Table::Raw {
                 // Compressed blocks go whole, once every reading in them has expired.
-                let n = store.drop_blocks_before(id, cutoff).await?;
+                let expiry = Expiry {
+                    raw: cutoff,
+                    minutes: settings.minute.cutoff(now),
+                };
+                let n = store.drop_blocks_before(id, expiry).await?;
                 *deleted += n;
                 counter.inc_by(n);
             }

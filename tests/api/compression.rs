@@ -65,6 +65,10 @@ async fn answers(app: &TestApp, viewer: &str, now: i64) -> Vec<Value> {
         format!("sensor=t&from={from}&to={to}&every=90s&agg=max"),
         format!("sensor=t&from={from}&to={to}&every=1h&agg=first"),
         format!("sensor=t&from={from}&to={to}&every=7m&agg=count"),
+        format!("sensor=t&from={from}&to={to}&every=1m&agg=max"),
+        format!("sensor=t&from={from}&to={to}&every=1m&agg=first"),
+        format!("sensor=t&from={from}&to={to}&every=5m&agg=last"),
+        format!("sensor=door&from={from}&to={to}&every=1m&agg=first"),
         format!("sensor=t&from={from}&to={to}&max_points=300"),
         format!("sensor=t&from={from}&to={to}&max_points=10000"),
         format!("sensor=door&from={from}&to={to}&max_points=50"),
@@ -164,7 +168,22 @@ async fn every_answer_is_the_same_before_and_after_compaction(b: Backend) {
         .await
         .unwrap();
 
+    let url = app.db.url.clone();
+    let old_minutes = || {
+        let url = url.clone();
+        async move {
+            let sql = "SELECT count(*) FROM rollup_1m WHERE bucket < $1";
+            sql_rows::<(i64,)>(&url, sql, &[(now - 2 * DAY).into()]).await[0].0
+        }
+    };
+    assert_eq!(old_minutes().await, 1440 + 500, "a minute row each before");
+
     let report = compact(&app, now).await;
+    assert_eq!(
+        old_minutes().await,
+        0,
+        "sparse blocks take their minute rollups with them"
+    );
     assert_eq!(
         report.readings,
         8640 + 500,
@@ -205,6 +224,11 @@ async fn every_answer_is_the_same_before_and_after_compaction(b: Backend) {
     let hub = telehub::hub::start(app.settings.clone()).await.unwrap();
     app.store = hub.state.store.clone();
     app.hub = Some(hub);
+    assert_eq!(
+        old_minutes().await,
+        0,
+        "a rebuild leaves sparse blocks' minutes out"
+    );
     let rebuilt = answers(&app, &viewer, now).await;
     for (i, (b, a)) in before.iter().zip(&rebuilt).enumerate() {
         assert_eq!(b, a, "answer {i} changed after the rollups were rebuilt");
@@ -241,7 +265,8 @@ async fn a_resend_of_compressed_readings_is_acked_and_stored_once(b: Backend) {
         }
     };
     let raw_before = app.get(ALL_T, Some(&viewer)).await.1;
-    let (hourly, minutely) = (count("1h").await, count("90s").await);
+    let (hourly, minutely, raw_buckets) =
+        (count("1h").await, count("1m").await, count("90s").await);
     let report = compact(&app, now).await;
     assert!(report.readings > 400, "{report:?}");
 
@@ -264,8 +289,8 @@ async fn a_resend_of_compressed_readings_is_acked_and_stored_once(b: Backend) {
     let raw_after = app.get(ALL_T, Some(&viewer)).await.1;
     assert_eq!(raw_before, raw_after, "the first stored value wins");
     assert_eq!(
-        (count("1h").await, count("90s").await),
-        (hourly, minutely),
+        (count("1h").await, count("1m").await, count("90s").await),
+        (hourly, minutely.clone(), raw_buckets),
         "rollups unchanged"
     );
 
@@ -285,6 +310,25 @@ async fn a_resend_of_compressed_readings_is_acked_and_stored_once(b: Backend) {
         "merged in time order: {}",
         points[6]
     );
+    held_back_buckets_written(&app).await;
+    for every in ["1m", "1h"] {
+        let body = count(every).await;
+        let counted: i64 = (body["points"].as_array().unwrap().iter())
+            .map(|p| p["count"].as_i64().unwrap())
+            .sum();
+        assert_eq!(counted as usize, rows.len() + 1, "every={every}: {body}");
+    }
+    // Compacted in turn, the late reading leaves its minute row too: counts hold.
+    let report = compact(&app, now).await;
+    assert_eq!(report.readings, 1, "{report:?}");
+    assert_eq!(
+        count("1m").await["points"].as_array().unwrap().len(),
+        minutely["points"].as_array().unwrap().len()
+    );
+    let counted: i64 = (count("1m").await["points"].as_array().unwrap().iter())
+        .map(|p| p["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, rows.len() + 1);
 }
 both_backends!(a_resend_of_compressed_readings_is_acked_and_stored_once);
 
@@ -354,6 +398,24 @@ async fn a_kill_during_compaction_leaves_every_reading_readable_exactly_once() {
                     .map(|p| (p.ts.as_micros(), p.value.as_f64().unwrap()))
                     .collect();
                 assert_eq!(&got, rows, "series s{s}");
+                // Minute rollups: no reading counted twice or lost mid-compaction.
+                let minutes = store
+                    .query_buckets(q, MIN, telehub::storage::Agg::Count)
+                    .await
+                    .unwrap();
+                let got: Vec<(i64, i64)> = minutes
+                    .iter()
+                    .map(|b| (b.ts.as_micros(), b.count))
+                    .collect();
+                let mut expected: Vec<(i64, i64)> = Vec::new();
+                for &(t, _) in rows {
+                    let m = t.div_euclid(MIN) * MIN;
+                    match expected.last_mut() {
+                        Some((last, n)) if *last == m => *n += 1,
+                        _ => expected.push((m, 1)),
+                    }
+                }
+                assert_eq!(got, expected, "minute buckets of s{s}");
             }
         }
     };

@@ -18,6 +18,7 @@ mod commands_devices;
 mod commands_http;
 mod commands_ws;
 mod compression;
+mod compression_retention;
 mod conflicts;
 mod crash;
 mod dashboard;

@@ -137,7 +137,7 @@ async fn retention_runs_in_the_background_and_counts_what_it_deleted() {
 }
 
 /// Waits (within [`WAIT`]) until the hub's metrics contain `line`.
-async fn wait_for_metric(app: &TestApp, line: &str) {
+pub async fn wait_for_metric(app: &TestApp, line: &str) {
     let metrics = &app.hub().state.metrics;
     let render = || async { metrics.render() };
     eventually(WAIT, &format!("`{line}` in the metrics"), render, |m| {

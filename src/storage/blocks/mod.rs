@@ -19,7 +19,7 @@ pub mod merge;
 pub mod reads;
 
 pub use codec::{CodecError, Columns};
-pub use compact::{BlockStats, CompactStep};
+pub use compact::{BlockStats, CompactStep, Expiry};
 
 use super::{StorageError, Store};
 
@@ -34,9 +34,14 @@ impl Store {
         dispatch!(self, db => db.compact_step(series, cutoff, block_rows).await)
     }
 
-    /// Drops the blocks of `series` older than `cutoff` (µs) whole; returns their readings.
-    pub async fn drop_blocks_before(&self, series: i64, cutoff: i64) -> Result<u64, StorageError> {
-        Ok(dispatch!(self, db => db.drop_blocks_before(series, cutoff).await)?)
+    /// Drops the expired blocks of `series` whole, keeping the minute summaries retention
+    /// keeps; returns their readings (see [`compact`]).
+    pub async fn drop_blocks_before(
+        &self,
+        series: i64,
+        expiry: Expiry,
+    ) -> Result<u64, StorageError> {
+        dispatch!(self, db => db.drop_blocks_before(series, expiry).await)
     }
 
     /// Compressed readings, blocks and their bytes.

@@ -2,7 +2,7 @@
 //! blocks, decoded, for the history queries to merge with hot rows
 //! ([`crate::storage::history::queries`]).
 //!
-//! Owns [`Order`] and [`Db::block_points`]. Runs on the read pool, SQL shared by both
+//! Owns [`Order`], [`Db::block_points`] and [`Db::sparse_block_points`]. Runs on the read pool, SQL shared by both
 //! backends. Uses [`super::codec`].
 
 use super::codec;
@@ -78,6 +78,33 @@ where
                     }
                 }
             }
+            let block = codec::decode(&data)?;
+            points.extend(block.pairs().filter(|p| p.0 >= from && p.0 < to));
+        }
+        points.sort_unstable_by_key(|p| p.0);
+        Ok(points)
+    }
+
+    /// The readings of `[from, to)` in the sparse blocks of `series` (those whose minutes
+    /// are not in `rollup_1m`, see [`super::compact`]), ascending: what the minute rows
+    /// of that range leave out.
+    pub async fn sparse_block_points(
+        &self,
+        series: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, f64)>, StorageError> {
+        let blocks: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT data FROM reading_blocks
+             WHERE series_id = $1 AND end_ts >= $2 AND start_ts < $3 AND NOT in_minute_rollups",
+        )
+        .bind(series)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        let mut points: Vec<(i64, f64)> = Vec::new();
+        for (data,) in blocks {
             let block = codec::decode(&data)?;
             points.extend(block.pairs().filter(|p| p.0 >= from && p.0 < to));
         }

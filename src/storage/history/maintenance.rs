@@ -148,9 +148,10 @@ where
                     .execute(&mut *tx)
                     .await?;
             }
-            if level == Level::Minute {
-                add_block_minutes(&mut tx, horizon).await?;
-            }
+            // Minute rows hold what no sparse block holds (see `blocks::compact`); the
+            // hours hold every reading: the sparse blocks' hours are added here.
+            let in_minute_rollups = level == Level::Minute;
+            add_block_summaries(&mut tx, horizon, level, in_minute_rollups).await?;
         }
         sqlx::query(
             "UPDATE rollup_state SET complete = TRUE, minute_horizon = $1, hour_horizon = $1",
@@ -201,12 +202,14 @@ where
     }
 }
 
-/// Adds the minute summaries of compressed readings at or after `horizon` to
-/// `rollup_1m` (combined with what the hot rows of the same minutes gave), a few blocks
-/// at a time.
-async fn add_block_minutes<DB>(
+/// Adds the `level` summaries of compressed readings at or after `horizon` to its
+/// rollup table (combined with what is there), a few blocks at a time: of the blocks
+/// kept in the minute rollups (`in_minute_rollups`) or of the others.
+async fn add_block_summaries<DB>(
     tx: &mut sqlx::Transaction<'static, DB>,
     horizon: i64,
+    level: Level,
+    in_minute_rollups: bool,
 ) -> Result<(), sqlx::Error>
 where
     DB: Dialect,
@@ -216,24 +219,20 @@ where
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    let t = Level::Minute.table();
-    let upsert = format!(
-        "INSERT INTO {t} ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) {}",
-        rollup::COLUMNS,
-        rollup::upsert_set(t)
+    let which = ["NOT in_minute_rollups", "in_minute_rollups"][usize::from(in_minute_rollups)];
+    let sql = format!(
+        "SELECT series_id, start_ts, data FROM reading_blocks
+         WHERE end_ts >= $1 AND {which} AND (series_id > $2 OR (series_id = $2 AND start_ts > $3))
+         ORDER BY series_id, start_ts LIMIT 64"
     );
     let mut after = (i64::MIN, i64::MIN);
     loop {
-        let page: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT series_id, start_ts, data FROM reading_blocks
-             WHERE end_ts >= $1 AND (series_id > $2 OR (series_id = $2 AND start_ts > $3))
-             ORDER BY series_id, start_ts LIMIT 64",
-        )
-        .bind(horizon)
-        .bind(after.0)
-        .bind(after.1)
-        .fetch_all(&mut **tx)
-        .await?;
+        let page: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(sql.clone()))
+            .bind(horizon)
+            .bind(after.0)
+            .bind(after.1)
+            .fetch_all(&mut **tx)
+            .await?;
         let Some(last) = page.last() else {
             return Ok(());
         };
@@ -241,25 +240,48 @@ where
         for (series, _, data) in page {
             let block = codec::decode(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             let points: Vec<(i64, f64)> = block.pairs().filter(|p| p.0 >= horizon).collect();
-            for (bucket, s) in
-                merge::bucket_summaries(&points, Level::Minute.width_us(), usize::MAX)
-            {
-                sqlx::query(AssertSqlSafe(upsert.clone()))
-                    .bind(series)
-                    .bind(bucket)
-                    .bind(s.n)
-                    .bind(s.sum)
-                    .bind(s.min)
-                    .bind(s.max)
-                    .bind(s.first_ts)
-                    .bind(s.last_ts)
-                    .bind(s.first)
-                    .bind(s.last)
-                    .bind(s.min_ts)
-                    .bind(s.max_ts)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            let summaries = merge::bucket_summaries(&points, level.width_us(), usize::MAX);
+            upsert_summaries(tx, level, series, &summaries).await?;
         }
     }
+}
+
+/// Upserts `summaries` of `series` into `level`'s table, each combined with the stored
+/// row of its bucket (see [`rollup::upsert_set`]).
+pub(crate) async fn upsert_summaries<DB>(
+    tx: &mut sqlx::Transaction<'static, DB>,
+    level: Level,
+    series: i64,
+    summaries: &[merge::BucketSummary],
+) -> Result<(), sqlx::Error>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> i64: Encode<'r, DB> + Type<DB>,
+    for<'r> f64: Encode<'r, DB> + Type<DB>,
+{
+    let t = level.table();
+    let upsert = format!(
+        "INSERT INTO {t} ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) {}",
+        rollup::COLUMNS,
+        rollup::upsert_set(t)
+    );
+    for (bucket, s) in summaries {
+        sqlx::query(AssertSqlSafe(upsert.clone()))
+            .bind(series)
+            .bind(*bucket)
+            .bind(s.n)
+            .bind(s.sum)
+            .bind(s.min)
+            .bind(s.max)
+            .bind(s.first_ts)
+            .bind(s.last_ts)
+            .bind(s.first)
+            .bind(s.last)
+            .bind(s.min_ts)
+            .bind(s.max_ts)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ use crate::domain::{SensorName, Timestamp, ValueKind};
 use crate::storage::blocks::merge::{self, merge_sorted};
 use crate::storage::blocks::reads::Order;
 use crate::storage::db::{Db, Dialect};
-use crate::storage::rollup::Summary;
+use crate::storage::rollup::{Level, Summary};
 use crate::storage::{Point, RangeQuery, SeriesRow, StorageError};
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, Row, Type};
 
@@ -199,10 +199,15 @@ where
             }
         };
         // Raw segments that reach into compressed blocks are summarised here, from hot
-        // rows and blocks merged; the rest in one statement.
+        // rows and blocks merged; the rest in one statement. Minute rows leave out the
+        // readings of sparse blocks (`blocks::compact`): those are decoded and added.
         let mut rows: Vec<BucketSummary> = Vec::new();
         let mut segments = Vec::new();
         for seg in plan(q.from, q.to, q.every, rollups) {
+            if seg.source == Source::Rollup(Level::Minute) {
+                let cold = self.sparse_block_points(q.series, seg.from, seg.to).await?;
+                rows.extend(merge::bucket_summaries(&cold, q.every, q.limit));
+            }
             if seg.source == Source::Raw {
                 let cold = self
                     .block_points(q.series, seg.from, seg.to, Order::Oldest, usize::MAX)
