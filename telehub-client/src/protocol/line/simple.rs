@@ -137,8 +137,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A line as both readers see it: measurement, device tag, fields, timestamp.
+    type Read = (String, Option<String>, Vec<(String, String)>, Option<i64>);
+
     /// What the general parser makes of a line, in the same terms.
-    fn general(line: &str) -> Option<(String, Option<String>, Vec<(String, String)>, Option<i64>)> {
+    fn general(line: &str) -> Option<Read> {
         let p = influxdb_line_protocol::parse_lines(line).next()?.ok()?;
         let device = super::super::device_tag(&p).map(str::to_owned);
         let fields = p
@@ -154,7 +157,7 @@ mod tests {
         ))
     }
 
-    fn simple(line: &str) -> Option<(String, Option<String>, Vec<(String, String)>, Option<i64>)> {
+    fn simple(line: &str) -> Option<Read> {
         let s = Simple::split(line)?;
         let fields = s
             .fields()
