@@ -229,9 +229,22 @@ pub async fn start(settings: Settings) -> Result<RunningHub, StartError> {
         devconfig: devconfig.handle.clone(),
         shutdown: shutdown.clone(),
         tasks,
+        ingest_beat: server::heartbeat::Wheel::new(&settings.ingest.socket()),
+        live_beat: server::heartbeat::Wheel::new(&settings.live.socket()),
         settings,
     });
     tokio::spawn(forget_idle_rates(state.clone()));
+    for live in [false, true] {
+        let (state, stop) = (state.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let wheel = if live {
+                &state.live_beat
+            } else {
+                &state.ingest_beat
+            };
+            wheel.run(stop).await
+        });
+    }
     tokio::spawn(server::refusals::flush_refusals(state.clone()));
     let watcher = tokio::spawn(sessions::watch_revocations(
         store.clone(),

@@ -25,11 +25,12 @@
 //! time, and answered `{"config_stored": N}` in its place in the reply queue.
 
 use super::authn::{Authenticated, DeviceCaller};
+use super::heartbeat::Beat;
 use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
 use super::replies::Owed;
 use super::replies::Replies;
-use super::ws::{self, Beat, Heartbeat};
+use super::ws;
 use super::{ApiError, HubState};
 use crate::auth::DeviceRef;
 use crate::commands::device::{Attachment, CommandFrame};
@@ -190,7 +191,9 @@ impl DeviceSocket {
     /// Serves the socket until it closes: the close code and reason sent, or `None` when
     /// the connection was lost without a close.
     async fn run(&mut self, socket: &mut WebSocket) -> Option<(u16, &'static str)> {
-        let mut heartbeat = Heartbeat::new(&self.hub.settings.ingest.socket());
+        let hub = self.hub.clone();
+        let (slot, mut heartbeat) = hub.ingest_beat.join();
+        let mut tick = std::pin::pin!(slot.notified());
         let max_inflight = self.hub.settings.ingest.max_inflight_messages;
         let closing = self.session.closing().clone();
         let (code, reason) = loop {
@@ -230,16 +233,19 @@ impl DeviceSocket {
                         },
                     }
                 }
-                beat = heartbeat.next() => match beat {
-                    Beat::Idle => break (ws::NORMAL, "idle timeout"),
-                    Beat::Ping => {
-                        // Quiet for a while: free the reply queue until the next message.
-                        self.replies.release_if_empty();
-                        if ws::ping(socket).await.is_err() {
-                            return None;
+                () = tick.as_mut() => {
+                    tick.set(slot.notified());
+                    match heartbeat.beat() {
+                        Beat::Idle => break (ws::NORMAL, "idle timeout"),
+                        Beat::Ping => {
+                            // Quiet for a while: free the reply queue until the next message.
+                            self.replies.release_if_empty();
+                            if ws::ping(socket).await.is_err() {
+                                return None;
+                            }
                         }
                     }
-                },
+                }
             }
         };
         // Commands handed over from here on wait for the next connection.

@@ -8,10 +8,11 @@
 //! futures, so the idle task's future holds only what waiting needs.
 
 use super::authn::Viewer;
+use super::heartbeat::Beat;
 use super::limits::HandshakeSlot;
 use super::listener::ConnInfo;
 use super::origin::Origins;
-use super::ws::{self, Beat, Heartbeat};
+use super::ws;
 use super::{ApiError, HubState};
 use crate::domain::{StatusEvent, Timestamp};
 use crate::live::replay::Resume;
@@ -113,7 +114,8 @@ async fn run(
     closing: &tokio_util::sync::CancellationToken,
     socket: &mut WebSocket,
 ) {
-    let mut heartbeat = Heartbeat::new(&hub.settings.live.socket());
+    let (slot, mut heartbeat) = hub.live_beat.join();
+    let mut tick = std::pin::pin!(slot.notified());
     let mut last_write: Option<Instant> = None;
     let (code, reason) = loop {
         tokio::select! {
@@ -149,10 +151,13 @@ async fn run(
                     },
                 }
             }
-            beat = heartbeat.next() => match beat {
-                Beat::Idle => break (ws::NORMAL, "idle timeout"),
-                Beat::Ping => if ws::ping(socket).await.is_err() { return },
-            },
+            () = tick.as_mut() => {
+                tick.set(slot.notified());
+                match heartbeat.beat() {
+                    Beat::Idle => break (ws::NORMAL, "idle timeout"),
+                    Beat::Ping => if ws::ping(socket).await.is_err() { return },
+                }
+            }
         }
     };
     Box::pin(ws::close(socket, code, reason)).await;
@@ -291,7 +296,7 @@ mod tests {
             size_of::<WebSocket>()
         );
         assert!(
-            serve <= 1280,
+            serve <= 1088,
             "the dashboard socket's future is {serve} bytes"
         );
     }

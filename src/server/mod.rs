@@ -14,8 +14,9 @@
 //!   devices; `device_config`: desired configurations, for operators and devices;
 //!   [`dashboard`]: the embedded web page.
 //! - [`error`]: every HTTP error mapped once to a typed JSON body, the framework's own
-//!   (404, 405, 413, refused extractors) included; [`ws`]: socket settings,
-//!   heartbeats and close codes shared by both socket kinds; [`refusals`]: refused
+//!   (404, 405, 413, refused extractors) included; [`ws`]: socket settings, pings
+//!   and close codes shared by both socket kinds; [`heartbeat`]: one ping/idle wheel per
+//!   socket kind; [`refusals`]: refused
 //!   handshakes and HTTP ingest requests in the log, sampled; `replies`: a device socket's replies in flight.
 //!
 //! May use every layer below the transports (`ingest`, `live`, `sessions`, `storage`,
@@ -34,6 +35,7 @@ mod device_config;
 mod devices;
 mod error;
 mod fleet;
+pub mod heartbeat;
 mod http_ingest;
 mod influx;
 mod influxql;
@@ -87,6 +89,10 @@ pub struct HubState {
     pub shutdown: CancellationToken,
     /// Every socket task; shutdown waits for them.
     pub tasks: TaskTracker,
+    /// The heartbeat of device sockets (`[ingest]`'s ping interval).
+    pub ingest_beat: heartbeat::Wheel,
+    /// The heartbeat of dashboard sockets (`[live]`'s ping interval).
+    pub live_beat: heartbeat::Wheel,
 }
 
 /// Every route of the hub.

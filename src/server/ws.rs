@@ -1,10 +1,10 @@
 //! WebSocket plumbing shared by device and dashboard sockets: buffer and size
-//! limits, the ping/idle heartbeat, close codes, and mapping read errors to them.
+//! limits, pings, close codes, and mapping read errors to them (the heartbeat that
+//! times pings is [`super::heartbeat`]).
 
 use crate::config::SocketSettings;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use std::time::Duration;
-use tokio::time::{Instant, Interval};
 use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
@@ -64,42 +64,5 @@ pub fn close_code_for(err: axum::Error) -> Option<(u16, &'static str)> {
         tungstenite::Error::Utf8(_) => Some((INVALID_PAYLOAD, "text frame is not valid UTF-8")),
         tungstenite::Error::Protocol(_) => Some((1002, "protocol error")),
         _ => None,
-    }
-}
-
-/// Pings every `ping_interval` and notices when nothing arrived for `idle_timeout`.
-pub struct Heartbeat {
-    tick: Interval,
-    last_heard: Instant,
-    idle_timeout: Duration,
-}
-
-pub enum Beat {
-    Ping,
-    Idle,
-}
-
-impl Heartbeat {
-    pub fn new(s: &SocketSettings) -> Self {
-        let mut tick = tokio::time::interval_at(Instant::now() + s.ping_interval, s.ping_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Self {
-            tick,
-            last_heard: Instant::now(),
-            idle_timeout: s.idle_timeout,
-        }
-    }
-    /// Call whenever anything arrives from the peer.
-    pub fn heard(&mut self) {
-        self.last_heard = Instant::now();
-    }
-    /// Resolves at the next ping time: ping, or give up on an idle peer.
-    pub async fn next(&mut self) -> Beat {
-        self.tick.tick().await;
-        if self.last_heard.elapsed() >= self.idle_timeout {
-            Beat::Idle
-        } else {
-            Beat::Ping
-        }
     }
 }

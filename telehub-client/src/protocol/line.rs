@@ -1,8 +1,8 @@
 //! The InfluxDB line protocol (docs/protocol.md §5) as device readings:
 //! `measurement[,tags] field=value[,field=value...] [timestamp]`, one reading per field.
 //!
-//! Lines are parsed by InfluxData's own parser (`influxdb-line-protocol`); this module
-//! maps them: the sensor is `measurement` for a field named `value`, else
+//! Lines are parsed by InfluxData's own parser (`influxdb-line-protocol`), except the
+//! common plain ones, which [`simple`] reads in place the same way; this module maps them: the sensor is `measurement` for a field named `value`, else
 //! `measurement.field`; the tag `device` names the device (for a gateway acting for it),
 //! other tags are ignored; timestamps in the request's [`Precision`] (the hub's clock when
 //! absent). A request is all or nothing: the first bad line refuses it, naming the line.
@@ -13,6 +13,8 @@
 use super::ingest::{DeviceReading, ParseLimits, check_ts};
 use crate::domain::{DeviceName, Reading, SensorName, Text, Timestamp, Value, untrusted};
 use influxdb_line_protocol::{FieldValue, LineProtocolBuilder, split_lines};
+
+mod simple;
 
 /// The unit of a line's timestamp (`precision=` on the write endpoints).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +69,12 @@ pub fn parse_body(
     precision: Precision,
     limits: &ParseLimits,
 ) -> Result<Vec<DeviceReading>, LineError> {
-    let mut out = Vec::new();
+    let mut to = Sink {
+        precision,
+        limits,
+        names: Names::default(),
+        out: Vec::new(),
+    };
     for (i, text) in split_lines(body).enumerate() {
         let trimmed = text.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -77,50 +84,37 @@ pub fn parse_body(
             line: i + 1,
             message,
         };
-        parse_line(trimmed, precision, limits, &mut out).map_err(bad)?;
-        if out.len() > limits.max_readings {
+        parse_line(trimmed, &mut to).map_err(bad)?;
+        if to.out.len() > limits.max_readings {
             return Err(bad(format!(
                 "more than {} readings in one request; send smaller batches",
                 limits.max_readings
             )));
         }
     }
-    Ok(out)
+    Ok(to.out)
 }
 
-fn parse_line(
-    text: &str,
-    precision: Precision,
-    limits: &ParseLimits,
-    out: &mut Vec<DeviceReading>,
-) -> Result<(), String> {
-    let line = influxdb_line_protocol::parse_lines(text)
-        .next()
-        .ok_or("an empty line")?
-        .map_err(|e| untrusted(&e.to_string()).to_string())?;
-    let measurement = line.series.measurement.as_str();
-    let device = match line
-        .series
-        .tag_set
-        .iter()
-        .flatten()
-        .find(|(k, _)| k.as_str() == "device")
-    {
-        Some((_, d)) => {
-            Some(DeviceName::parse(d.as_str()).map_err(|e| format!("tag device: {e}"))?)
+/// The sensor names a request has already made, by (measurement, field): a batch names
+/// the same few sensors over and over, and each point would otherwise build its name
+/// twice (a `String`, then the name's `Arc<str>`).
+#[derive(Default)]
+struct Names {
+    known: Vec<(Box<str>, Box<str>, SensorName)>,
+}
+
+impl Names {
+    /// The most names kept; past it, names are built for each point.
+    const MAX: usize = 64;
+
+    fn sensor(&mut self, measurement: &str, field: &str) -> Result<SensorName, String> {
+        if let Some((.., s)) = self
+            .known
+            .iter()
+            .find(|(m, f, _)| **m == *measurement && **f == *field)
+        {
+            return Ok(s.clone());
         }
-        None => None,
-    };
-    let ts = match line.timestamp {
-        None => limits.now,
-        Some(t) => precision
-            .to_micros(t)
-            .map(Timestamp::from_micros)
-            .ok_or_else(|| format!("timestamp {t} is out of range"))?,
-    };
-    check_ts(ts, limits).map_err(|e| format!("timestamp: {e}"))?;
-    for (field, value) in &line.field_set {
-        let field = field.as_str();
         let name = if field == "value" {
             measurement.to_owned()
         } else {
@@ -129,18 +123,80 @@ fn parse_line(
         // Echoed input is capped (domain::untrusted): a 1 MB field name is not sent back whole.
         let sensor =
             SensorName::parse(&name).map_err(|e| format!("sensor {:?}: {e}", untrusted(&name)))?;
-        let value = field_value(value).map_err(|e| format!("field {}: {e}", untrusted(field)))?;
-        out.push(DeviceReading {
-            device: device.clone(),
-            reading: Reading {
-                sensor,
-                value,
-                ts,
-                unit: None,
-            },
-        });
+        if self.known.len() < Self::MAX {
+            self.known
+                .push((measurement.into(), field.into(), sensor.clone()));
+        }
+        Ok(sensor)
     }
-    Ok(())
+}
+
+fn parse_line(text: &str, to: &mut Sink<'_>) -> Result<(), String> {
+    if let Some(line) = simple::Simple::split(text) {
+        return to.add(line.measurement, line.device, line.timestamp, line.fields());
+    }
+    let line = influxdb_line_protocol::parse_lines(text)
+        .next()
+        .ok_or("an empty line")?
+        .map_err(|e| untrusted(&e.to_string()).to_string())?;
+    let fields = line.field_set.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    let measurement = line.series.measurement.as_str();
+    to.add(measurement, device_tag(&line), line.timestamp, fields)
+}
+
+/// The value of a parsed line's first `device` tag.
+fn device_tag<'a>(line: &'a influxdb_line_protocol::ParsedLine<'_>) -> Option<&'a str> {
+    let mut tags = line.series.tag_set.iter().flatten();
+    tags.find(|(k, _)| k.as_str() == "device")
+        .map(|(_, d)| d.as_str())
+}
+
+/// Where a request's readings go, and how its lines are read.
+struct Sink<'r> {
+    precision: Precision,
+    limits: &'r ParseLimits,
+    names: Names,
+    out: Vec<DeviceReading>,
+}
+
+impl Sink<'_> {
+    /// One parsed line's readings, checked: one per field.
+    fn add<'a>(
+        &mut self,
+        measurement: &str,
+        device: Option<&str>,
+        timestamp: Option<i64>,
+        fields: impl Iterator<Item = (&'a str, FieldValue<'a>)>,
+    ) -> Result<(), String> {
+        let device = match device {
+            Some(d) => Some(DeviceName::parse(d).map_err(|e| format!("tag device: {e}"))?),
+            None => None,
+        };
+        let ts = match timestamp {
+            None => self.limits.now,
+            Some(t) => self
+                .precision
+                .to_micros(t)
+                .map(Timestamp::from_micros)
+                .ok_or_else(|| format!("timestamp {t} is out of range"))?,
+        };
+        check_ts(ts, self.limits).map_err(|e| format!("timestamp: {e}"))?;
+        for (field, value) in fields {
+            let sensor = self.names.sensor(measurement, field)?;
+            let value =
+                field_value(&value).map_err(|e| format!("field {}: {e}", untrusted(field)))?;
+            self.out.push(DeviceReading {
+                device: device.clone(),
+                reading: Reading {
+                    sensor,
+                    value,
+                    ts,
+                    unit: None,
+                },
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A field's value as a reading's value (protocol.md §8): floats and integers are numbers, booleans
@@ -275,6 +331,34 @@ mod tests {
                 (None, "cpu.usage".into(), Value::Number(0.5), now),
             ]
         );
+    }
+
+    #[test]
+    fn names_made_once_are_the_same_past_the_cache_and_bad_ones_still_refused() {
+        // 70 distinct sensors (more than `Names::MAX`), each on two lines.
+        let body: String = (0..140)
+            .map(|i| format!("m{},t=x value=1,f{}=2 1764499990\n", i % 70, i % 3))
+            .collect();
+        let r = parse_body(
+            &body,
+            Precision::Seconds,
+            &ParseLimits {
+                max_readings: 1_000,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let names: Vec<_> = r.iter().map(|d| d.reading.sensor.as_str()).collect();
+        let want: Vec<String> = (0..140)
+            .flat_map(|i| [format!("m{}", i % 70), format!("m{}.f{}", i % 70, i % 3)])
+            .collect();
+        assert_eq!(names, want);
+        let err = parse(
+            "ok value=1\nok value=2\nok bad/field=3\n",
+            Precision::Seconds,
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
     }
 
     #[test]
