@@ -171,7 +171,8 @@ impl CommitTx for PgTx<'_> {
     async fn finish(&mut self, end: &Finish<'_>) -> Result<u64, StorageError> {
         let mut copied = 0;
         let mut fresh = end.fresh;
-        if fresh.len() >= self.copy_min_rows
+        if !fresh.is_empty()
+            && fresh.len() >= self.copy_min_rows
             && let Some(n) = pg_copy::copy_fresh(self.conn(), fresh).await?
         {
             (copied, fresh) = (n, &[]);
