@@ -52,6 +52,11 @@ pub struct WriterSettings {
     /// commit every 1,000 pages, as it does by default (a latency spike each time).
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
+    /// PostgreSQL: new readings from which a transaction loads them with binary `COPY`
+    /// instead of one `INSERT … SELECT FROM UNNEST` (a `COPY` costs two more round trips;
+    /// below this, the insert rides in the same statement as the rollups and `last_seen`).
+    /// Ignored by SQLite.
+    pub copy_min_rows: usize,
     /// Set from `[limits] max_series_per_device` when the hub starts (not a `[writer]` key).
     #[serde(skip)]
     pub max_series_per_device: usize,
@@ -258,6 +263,7 @@ impl Default for WriterSettings {
             linger: Duration::ZERO,
             retry_backoff: Duration::from_millis(500),
             checkpoint_interval: Duration::from_secs(1),
+            copy_min_rows: 1_000,
             max_series_per_device: 1_000,
         }
     }

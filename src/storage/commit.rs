@@ -5,8 +5,10 @@
 //!    store unit changes; insert the rows — *fresh* ones (newer than anything stored)
 //!    in bulk, in key order, the ones that may repeat a stored reading so as to learn
 //!    which were new (those a compressed block already holds are not inserted); stage the rollups of what was inserted ([`OpenBuckets::stage`]);
-//!    write the rollup rows and, when they change, the horizons; touch `last_seen` of
-//!    every device of the batch; commit.
+//!    then end the transaction with [`CommitTx::finish`]: write the rollup rows and, when
+//!    they change, the horizons; touch `last_seen` of every device of the batch — and, when
+//!    no row of the batch may repeat a stored one, insert the fresh rows there too (the
+//!    common case: PostgreSQL then sends one statement for all of it); commit.
 //! 3. Afterwards the writer applies [`super::batch::AfterCommit`] to its own state
 //!    (series cache, open rollup buckets). A failed commit changes neither.
 //!
@@ -102,6 +104,37 @@ pub(crate) trait CommitTx {
     ) -> Result<(), StorageError>;
     /// Sets `last_seen_us` of the devices `ids` to `now_us`.
     async fn touch_devices(&mut self, ids: &[i64], now_us: i64) -> Result<(), StorageError>;
+    /// The transaction's last statements, [`Finish`]: returns how many of its fresh rows
+    /// were inserted. By default one statement after the other (fresh rows, rollups,
+    /// horizons, `last_seen`); a backend may fold them into fewer round trips.
+    async fn finish(&mut self, end: &Finish<'_>) -> Result<u64, StorageError> {
+        let inserted = self.insert_fresh(end.fresh).await?;
+        for (level, rows) in end.rollups {
+            if !rows.is_empty() {
+                self.upsert_rollups(level, rows).await?;
+            }
+        }
+        if let Some([minute, hour]) = end.horizons {
+            self.update(SET_HORIZONS, Param::Int(minute), hour).await?;
+        }
+        self.touch_devices(end.touched, end.now_us).await?;
+        Ok(inserted)
+    }
+}
+
+/// What a writer transaction writes last, after its readings that may repeat stored ones.
+/// Nothing in it reads what another part writes, so a backend may run the parts in any
+/// order, or as one statement.
+pub(crate) struct Finish<'a> {
+    /// Fresh rows not inserted yet (empty when they already were).
+    pub fresh: &'a [RowValues],
+    /// Rollup rows to combine into each level's table (one per series and bucket).
+    pub rollups: [(Level, &'a [RollupRow]); 2],
+    /// (minute, hour) horizons to store in `rollup_state`, when they change.
+    pub horizons: Option<[i64; 2]>,
+    /// Devices whose `last_seen_us` becomes `now_us`.
+    pub touched: &'a [i64],
+    pub now_us: i64,
 }
 
 /// Per row, whether a compressed block of its series already holds its timestamp: one
@@ -187,16 +220,16 @@ pub(crate) async fn store_batch(
     for (id, unit) in batch.unit_changes() {
         tx.update(SET_UNIT, Param::Text(&unit), id).await?;
     }
-    // Readings.
+    // Readings. With none that may repeat a stored one (the common case), the fresh rows
+    // are inserted by `finish`, with the rollups and `last_seen`: they depend on nothing
+    // the insert learns.
     let (fresh, maybe) = batch.split_rows();
-    let inserted = tx.insert_fresh(&fresh).await?;
-    if inserted as usize != fresh.len() {
-        tracing::warn!(
-            expected = fresh.len(),
-            inserted,
-            "another writer stored some of these readings first; rollups may count them twice"
-        );
-    }
+    let deferred = maybe.is_empty();
+    let mut inserted = if deferred {
+        0
+    } else {
+        tx.insert_fresh(&fresh).await?
+    };
     // Rows that may repeat a reading: those already in a compressed block count as
     // stored and change nothing (the first stored value wins); the others are inserted.
     let compressed = in_blocks(tx, &maybe).await?;
@@ -212,23 +245,35 @@ pub(crate) async fn store_batch(
         .map(|&c| !c && hot_inserted.next().unwrap_or(false))
         .collect();
     // Rollups of what was inserted, and the horizons.
+    let none: &[RollupRow] = &[];
+    let mut end = Finish {
+        fresh: if deferred { &fresh } else { &[] },
+        rollups: [(Level::Minute, none), (Level::Hour, none)],
+        horizons: None,
+        touched: &batch.touched,
+        now_us: batch.now_us,
+    };
     if let Some(open) = open {
         let delta = RollupDelta::of_inserted(&fresh, &maybe, &maybe_inserted);
         let staged = batch
             .staged
             .insert(open.stage(&delta, batch.now_us, batch.flush_rollups));
-        for (level, rows) in staged.levels() {
-            if !rows.is_empty() {
-                tx.upsert_rollups(level, rows).await?;
-            }
-        }
-        if let Some([minute, hour]) = staged.store_horizons {
-            tx.update(SET_HORIZONS, Param::Int(minute), hour).await?;
-        }
+        end.rollups = staged.levels();
+        end.horizons = staged.store_horizons;
         // Queries stop reading rollups where buckets will be held back before this
         // commit is visible (lower is always exact).
         rollups.lower_horizons(staged.horizons());
     }
-    tx.touch_devices(&batch.touched, batch.now_us).await?;
+    let finished = tx.finish(&end).await?;
+    if deferred {
+        inserted = finished;
+    }
+    if inserted as usize != fresh.len() {
+        tracing::warn!(
+            expected = fresh.len(),
+            inserted,
+            "another writer stored some of these readings first; rollups may count them twice"
+        );
+    }
     Ok(batch.inserted_flags(&maybe, &maybe_inserted))
 }

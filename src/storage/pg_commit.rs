@@ -1,42 +1,86 @@
-//! PostgreSQL's statements of a writer transaction: [`CommitTx`] on a pooled
-//! connection's transaction, one round trip per statement. Fresh readings are loaded
-//! with binary `COPY` ([`super::pg_copy`]) in large batches; other readings and rollups
-//! are inserted in bulk from `UNNEST` arrays (one statement per batch, not one per
-//! row); which possible duplicates were new is learnt from `RETURNING`.
+//! PostgreSQL's statements of a writer transaction: [`PgTx`], a transaction on the
+//! writer's connection, one round trip per statement. Fresh readings are loaded with
+//! binary `COPY` ([`super::pg_copy`]) from `writer.copy_min_rows` on; other readings and
+//! rollups are inserted in bulk from `UNNEST` arrays (one statement per batch, not one per
+//! row); which possible duplicates were new is learnt from `RETURNING`. The transaction
+//! ends with one statement ([`FINISH`]): the fresh rows not `COPY`'d, both rollup levels,
+//! the horizons and `last_seen`, as data-modifying `WITH` parts — so a small commit is
+//! `BEGIN`, that statement and `COMMIT`: three round trips.
 //!
-//! Owns the PostgreSQL [`CommitTx`]. Uses [`super::commit`], [`super::pg_copy`] and
-//! [`super::rollup`].
+//! Owns [`PgTx`]. Uses [`super::commit`], [`super::pg_copy`] and [`super::rollup`].
 
-use super::commit::{CommitTx, Param};
+use super::commit::{CommitTx, Finish, Param};
 use super::db::UPSERT_SERIES;
 use super::pg_copy;
 use super::rollup::{self, Level, RollupRow};
 use super::series::SeriesKey;
 use super::{RowValues, StorageError};
-use sqlx::postgres::PgConnection;
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// Inserts readings from three arrays (`$1` series ids, `$2` times, `$3` values),
 /// skipping those already stored.
 const INSERT_READINGS: &str = "INSERT INTO readings (series_id, ts, value)
      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[]) ON CONFLICT DO NOTHING";
 
-/// Fresh rows from which a `COPY` beats one `UNNEST` insert. A `COPY` costs three round
-/// trips with its savepoint, and sqlx 0.9.0 leaves Nagle's algorithm on (sqlx issue
-/// 4335): the `CopyDone` that follows the data waits for the server's delayed ACK, up
-/// to 40 ms on Linux. Measured: 200 rows made PostgreSQL's latency at 10,000
-/// readings/s go from 2–3 ms (p50) to 93 ms; batches of thousands of rows still gain.
-const COPY_MIN_ROWS: usize = 5_000;
+/// A writer transaction's last statement ([`Finish`]), returning how many fresh rows it
+/// inserted: [`INSERT_READINGS`] (`$1`–`$3`), the minute rollups (`$4`–`$15`), the hour
+/// rollups (`$16`–`$27`), the horizons (`$28`, `$29`; stored if `$30`) and `last_seen`
+/// (`$31` the time, `$32` the device ids). Each part writes another table and none reads
+/// what another writes, so one snapshot for all of them changes nothing.
+static FINISH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH fresh AS ({INSERT_READINGS} RETURNING 1),
+              minute AS ({}),
+              hour AS ({}),
+              horizons AS (UPDATE rollup_state
+                           SET minute_horizon = $28::bigint, hour_horizon = $29::bigint
+                           WHERE $30::boolean),
+              seen AS (UPDATE devices SET last_seen_us = $31::bigint WHERE id = ANY($32::bigint[]))
+         SELECT count(*) FROM fresh",
+        upsert_rollups_sql(Level::Minute, 4),
+        upsert_rollups_sql(Level::Hour, 16),
+    )
+});
 
-impl CommitTx for Transaction<'_, Postgres> {
+/// A writer transaction on PostgreSQL.
+pub(crate) struct PgTx<'c> {
+    tx: Transaction<'c, Postgres>,
+    /// `writer.copy_min_rows`.
+    copy_min_rows: usize,
+}
+
+impl<'c> PgTx<'c> {
+    /// Opens a transaction on `conn` that loads fresh rows with `COPY` from
+    /// `copy_min_rows` on.
+    pub async fn begin(conn: &'c mut PgConnection, copy_min_rows: usize) -> sqlx::Result<Self> {
+        use sqlx::Connection;
+        Ok(Self {
+            tx: conn.begin().await?,
+            copy_min_rows,
+        })
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+impl CommitTx for PgTx<'_> {
     async fn resolve_series(
         &mut self,
         key: &SeriesKey,
         unit: Option<&str>,
         kind: &str,
     ) -> Result<(i64, String, Option<i64>), StorageError> {
-        Ok(resolve_series(self, key, unit, kind).await?)
+        Ok(resolve_series(self.conn(), key, unit, kind).await?)
     }
 
     async fn update(
@@ -50,14 +94,14 @@ impl CommitTx for Transaction<'_, Postgres> {
             Param::Text(t) => q.bind(t),
             Param::Int(i) => q.bind(i),
         };
-        q.bind(second).execute(&mut **self).await?;
+        q.bind(second).execute(self.conn()).await?;
         Ok(())
     }
 
     async fn text_id(&mut self, text: &str) -> Result<i64, StorageError> {
         Ok(sqlx::query_scalar(super::commit::TEXT_ID)
             .bind(text)
-            .fetch_one(&mut **self)
+            .fetch_one(self.conn())
             .await?)
     }
 
@@ -72,11 +116,12 @@ impl CommitTx for Transaction<'_, Postgres> {
             Some(s) => q.bind(s),
             None => q,
         };
-        Ok(q.fetch_one(&mut **self).await?)
+        Ok(q.fetch_one(self.conn()).await?)
     }
 
     async fn insert_fresh(&mut self, rows: &[RowValues]) -> Result<u64, StorageError> {
-        Ok(insert_fresh(self, rows).await?)
+        let copy_min_rows = self.copy_min_rows;
+        Ok(insert_fresh(self.conn(), rows, copy_min_rows).await?)
     }
 
     async fn blocks_between(
@@ -87,13 +132,13 @@ impl CommitTx for Transaction<'_, Postgres> {
     ) -> Result<Vec<(i64, i64, Vec<u8>)>, StorageError> {
         sqlx::query("SELECT id FROM series WHERE id = $1 FOR SHARE")
             .bind(series)
-            .fetch_optional(&mut **self)
+            .fetch_optional(self.conn())
             .await?;
         Ok(sqlx::query_as(super::commit::BLOCKS_BETWEEN)
             .bind(series)
             .bind(lo)
             .bind(hi)
-            .fetch_all(&mut **self)
+            .fetch_all(self.conn())
             .await?)
     }
 
@@ -101,7 +146,7 @@ impl CommitTx for Transaction<'_, Postgres> {
         &mut self,
         rows: &[(usize, RowValues)],
     ) -> Result<Vec<bool>, StorageError> {
-        Ok(insert_maybe(self, rows).await?)
+        Ok(insert_maybe(self.conn(), rows).await?)
     }
 
     async fn upsert_rollups(
@@ -109,16 +154,47 @@ impl CommitTx for Transaction<'_, Postgres> {
         level: Level,
         rows: &[RollupRow],
     ) -> Result<(), StorageError> {
-        Ok(upsert_rollups(self, level, rows).await?)
+        Ok(upsert_rollups(self.conn(), level, rows).await?)
     }
 
     async fn touch_devices(&mut self, ids: &[i64], now_us: i64) -> Result<(), StorageError> {
         sqlx::query("UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2)")
             .bind(now_us)
             .bind(ids)
-            .execute(&mut **self)
+            .execute(self.conn())
             .await?;
         Ok(())
+    }
+
+    /// One statement, [`FINISH`]; before it, a `COPY` of the fresh rows when there are
+    /// `copy_min_rows` of them (and none is stored already).
+    async fn finish(&mut self, end: &Finish<'_>) -> Result<u64, StorageError> {
+        let mut copied = 0;
+        let mut fresh = end.fresh;
+        if !fresh.is_empty()
+            && fresh.len() >= self.copy_min_rows
+            && let Some(n) = pg_copy::copy_fresh(self.conn(), fresh).await?
+        {
+            (copied, fresh) = (n, &[]);
+        }
+        let [(_, minute), (_, hour)] = end.rollups;
+        let (horizons, store) = match end.horizons {
+            Some(h) => (h, true),
+            None => ([0, 0], false),
+        };
+        let (s, t, v) = columns(fresh.iter());
+        let q = sqlx::query(AssertSqlSafe(FINISH.as_str()))
+            .bind(s)
+            .bind(t)
+            .bind(v);
+        let q = bind_rollups(bind_rollups(q, minute), hour)
+            .bind(horizons[0])
+            .bind(horizons[1])
+            .bind(store)
+            .bind(end.now_us)
+            .bind(end.touched);
+        let inserted: i64 = q.fetch_one(self.conn()).await?.get(0);
+        Ok(copied + inserted.max(0) as u64)
     }
 }
 
@@ -142,13 +218,17 @@ async fn resolve_series(
         .await
 }
 
-/// A binary `COPY` from [`COPY_MIN_ROWS`] rows on (see [`pg_copy`]); fewer, or some
+/// A binary `COPY` from `copy_min_rows` rows on (see [`pg_copy`]); fewer, or some
 /// stored already by another writer: one `UNNEST` insert.
-async fn insert_fresh(tx: &mut PgConnection, rows: &[RowValues]) -> Result<u64, sqlx::Error> {
+async fn insert_fresh(
+    tx: &mut PgConnection,
+    rows: &[RowValues],
+    copy_min_rows: usize,
+) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
-    if rows.len() >= COPY_MIN_ROWS
+    if rows.len() >= copy_min_rows
         && let Some(n) = pg_copy::copy_fresh(tx, rows).await?
     {
         return Ok(n);
@@ -197,18 +277,37 @@ async fn upsert_rollups(
     if rows.is_empty() {
         return Ok(());
     }
+    let q = sqlx::query(AssertSqlSafe(upsert_rollups_sql(level, 1)));
+    bind_rollups(q, rows).execute(tx).await.map(drop)
+}
+
+/// The upsert of `level`'s rollup rows from twelve arrays, parameters `$first` on, in
+/// [`rollup::COLUMNS`] order (bound by [`bind_rollups`]).
+fn upsert_rollups_sql(level: Level, first: usize) -> String {
+    let types = [
+        "bigint", "bigint", "bigint", "float8", "float8", "float8", "bigint", "bigint", "float8",
+        "float8", "bigint", "bigint",
+    ];
+    let arrays: Vec<String> = (types.iter().enumerate())
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
+        .collect();
+    let table = level.table();
+    format!(
+        "INSERT INTO {table} ({}) SELECT * FROM UNNEST({}) {}",
+        rollup::COLUMNS,
+        arrays.join(", "),
+        rollup::upsert_set(table)
+    )
+}
+
+/// Binds `rows` as the twelve arrays of [`upsert_rollups_sql`].
+fn bind_rollups<'q>(
+    q: Query<'q, Postgres, PgArguments>,
+    rows: &[RollupRow],
+) -> Query<'q, Postgres, PgArguments> {
     let ints = |f: fn(&RollupRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
     let floats = |f: fn(&RollupRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    let table = level.table();
-    let sql = format!(
-        "INSERT INTO {table} ({}) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[],
-           $4::float8[], $5::float8[], $6::float8[], $7::bigint[], $8::bigint[], $9::float8[],
-           $10::float8[], $11::bigint[], $12::bigint[]) {}",
-        rollup::COLUMNS,
-        rollup::upsert_set(table)
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(ints(|r| r.series))
+    q.bind(ints(|r| r.series))
         .bind(ints(|r| r.bucket))
         .bind(ints(|r| r.s.n))
         .bind(floats(|r| r.s.sum))
@@ -220,9 +319,6 @@ async fn upsert_rollups(
         .bind(floats(|r| r.s.last))
         .bind(ints(|r| r.s.min_ts))
         .bind(ints(|r| r.s.max_ts))
-        .execute(tx)
-        .await
-        .map(drop)
 }
 
 /// Rows as the three column arrays [`INSERT_READINGS`] takes.

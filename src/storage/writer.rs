@@ -149,9 +149,7 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>, close: CancellationToken) {
-        self.committer = match Committer::start(&self.store, self.settings.checkpoint_interval)
-            .await
-        {
+        self.committer = match Committer::start(&self.store, &self.settings).await {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::error!(error = %e, "storage writer: cannot open its connection; every write will be answered `unavailable`");

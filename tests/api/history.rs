@@ -191,6 +191,55 @@ async fn rollups_stay_exact_under_late_and_duplicate_data(b: Backend) {
 }
 both_backends!(rollups_stay_exact_under_late_and_duplicate_data);
 
+/// PostgreSQL, `COPY` from 50 rows: in-order batches above and below it (fresh rows
+/// `COPY`'d, or inserted by the transaction's last statement together with the rollups and
+/// `last_seen`), then a resend with other values and late readings (rows that may repeat
+/// one): every reading is stored once with its first value, the rollup rows equal those
+/// recomputed from the raw readings, and the device's `last_seen` moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_are_exact_whichever_way_postgres_inserts_fresh_rows() {
+    crate::need_pg!();
+    let app = spawn_app_with(Backend::Postgres, |s| s.writer.copy_min_rows = 50).await;
+    let device = add_device(&app, "d1").await;
+    let before = Timestamp::now().as_micros();
+    let t0 = (before - 2 * 24 * HOUR) / HOUR * HOUR;
+    let (mut ts, mut sent) = (t0, Vec::new());
+    for (i, n) in [120, 10, 49, 50, 1, 300, 7].into_iter().enumerate() {
+        let batch: Vec<(i64, f64)> = (0..n)
+            .map(|j| {
+                ts += 7_000_000;
+                (ts, ((i * 31 + j) % 50) as f64 / 4.0)
+            })
+            .collect();
+        write(&app, &device, "t", &batch).await;
+        sent.extend(batch);
+    }
+    let mut again: Vec<(i64, f64)> = sent[100..200].iter().map(|&(t, v)| (t, v + 1.0)).collect();
+    let late: Vec<(i64, f64)> = (0..60)
+        .map(|j| (t0 + 3_500_000 + j * 7_000_000, j as f64))
+        .collect();
+    again.extend(&late);
+    write(&app, &device, "t", &again).await;
+
+    let series = series_id(&app, &device, "t").await;
+    let raw = raw_rows(&app.db.url, series).await;
+    let mut want = sent;
+    want.extend(late);
+    want.sort_by_key(|r| r.0);
+    assert_eq!(raw, want, "each reading once, with the value stored first");
+    for (hour, width) in [(false, MIN), (true, HOUR)] {
+        let got = rollup_rows(&app.db.url, series, hour).await;
+        assert_eq!(got, expected_rollups(&raw, width), "hour {hour}");
+    }
+    let seen: Vec<(i64,)> = sql_rows(
+        &app.db.url,
+        "SELECT count(*) FROM devices WHERE name = $1 AND last_seen_us >= $2",
+        &[Param::Text("d1"), Param::Int(before)],
+    )
+    .await;
+    assert_eq!(seen, vec![(1,)], "last_seen moved");
+}
+
 /// Readings as live devices send them: about 3 hours up to now (and a little ahead), in
 /// order but for a few late ones, with resends. The writer holds the newest buckets back.
 fn live_history(rng: &mut StdRng) -> Vec<Vec<(i64, f64)>> {

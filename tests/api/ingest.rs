@@ -291,18 +291,25 @@ async fn readings_a_second_hub_stored_first_are_acked_and_stored_once() {
     let second = telehub::hub::start(app.settings.clone()).await.unwrap();
     let t0 = telehub::domain::Timestamp::now().as_micros() - 3_600_000_000;
     write_to(&second, &device, "t", &[(t0, 0.0)]).await;
-    // More than the writer's COPY threshold (5,000 rows), all newer than what `second`
-    // knows of.
+    // More than the writer's COPY threshold (`writer.copy_min_rows`, 1,000 by default),
+    // all newer than what `second` knows of.
     let rows: Vec<(i64, f64)> = (1..=6_000).map(|i| (t0 + i * 1000, i as f64)).collect();
     write(&app, &device, "t", &rows).await;
     let resent: Vec<(i64, f64)> = rows.iter().map(|&(ts, v)| (ts, v + 0.5)).collect();
     write_to(&second, &device, "t", &resent).await;
     // Its writer goes on after the COPY it rolled back.
     write_to(&second, &device, "t", &[(t0 + 6_001_000, 6_001.0)]).await;
+    // Fewer than the threshold: `second` inserts them with the transaction's last
+    // statement (rollups, `last_seen`), which skips what `app` stored meanwhile.
+    let few: Vec<(i64, f64)> = (6_002..=6_011).map(|i| (t0 + i * 1000, i as f64)).collect();
+    write(&app, &device, "t", &few).await;
+    let resent: Vec<(i64, f64)> = few.iter().map(|&(ts, v)| (ts, v + 0.5)).collect();
+    write_to(&second, &device, "t", &resent).await;
+    write_to(&second, &device, "t", &[(t0 + 6_012_000, 6_012.0)]).await;
 
     let series = series_id(&app, &device, "t").await;
     let stored = raw_rows(&app.db.url, series).await;
-    let want: Vec<(i64, f64)> = (0..=6_001).map(|i| (t0 + i * 1000, i as f64)).collect();
+    let want: Vec<(i64, f64)> = (0..=6_012).map(|i| (t0 + i * 1000, i as f64)).collect();
     assert_eq!(stored, want);
     second.stop().await;
     app.stop().await;
