@@ -8,6 +8,10 @@
 #   numbers  random walks with two decimals (the issue's shape);
 #   states   100 boolean and 100 string series (4 texts) whose state changes with
 #            probability 1/20 per reading (runs of 20 readings, 200 s, on average);
+#   influxd  (SQLite only) the numbers, also loaded through the line protocol into Debian's
+#            influxd 1.x (a private instance on a temporary directory and free ports; its
+#            cache snapshotted and fully compacted after 1 s cold): its data and WAL on disk
+#            per reading beside the hub's, same readings, same run;
 #   ingest   (SQLite only) the numbers, then ingest with the compactor running vs not: two
 #            copies of the database, each served by a hub (compress_after "1d" with the
 #            default compress_pause, vs "off") that is sent 1,000,000 new readings at once
@@ -29,7 +33,7 @@
 #   resend / fresh           POST /write of 100,000 readings (200 series × 500) already
 #                            stored (hot rows, or compressed blocks), vs new ones (median of 3).
 #
-# Usage: bench/cold.sh [sqlite|postgres] [numbers|states|ingest]   (needs sqlite3 or psql, and curl;
+# Usage: bench/cold.sh [sqlite|postgres] [numbers|states|influxd|ingest]   (needs sqlite3 or psql, and curl;
 #        builds telehub, or TELEHUB_BIN=… uses that binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +44,11 @@ case "$backend" in
   postgres) command -v psql >/dev/null || { echo "bench/cold.sh: psql is missing (apt-get install postgresql-client)" >&2; exit 1; } ;;
   *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states]" >&2; exit 2 ;;
 esac
-case "$data" in numbers|states) ;; ingest) [ "$backend" = sqlite ] || { echo "bench/cold.sh: ingest is SQLite only" >&2; exit 2; } ;;
-  *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states|ingest]" >&2; exit 2 ;; esac
+case "$data" in numbers|states) ;; ingest|influxd) [ "$backend" = sqlite ] || { echo "bench/cold.sh: $data is SQLite only" >&2; exit 2; } ;;
+  *) echo "usage: bench/cold.sh [sqlite|postgres] [numbers|states|influxd|ingest]" >&2; exit 2 ;; esac
+if [ "$data" = influxd ]; then
+  command -v influxd >/dev/null || { echo "bench/cold.sh: influxd is missing (apt-get install influxdb)" >&2; exit 1; }
+fi
 if [ -z "${TELEHUB_BIN:-}" ]; then
   cargo build --release --quiet -p telehub
 fi
@@ -175,6 +182,65 @@ else
   per_kind() { sqlite3 -separator ' ' "$dir/hub.db"; }
 fi
 
+influxd_bytes() { # the same readings through influxd 1.x's line protocol: bytes on disk once compacted
+  local idir="$dir/influxd" port rpc pid last="" same=0 count
+  mkdir -p "$idir"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rpc=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat > "$idir/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$rpc"
+[meta]
+  dir = "$idir/meta"
+[data]
+  dir = "$idir/data"
+  wal-dir = "$idir/wal"
+  query-log-enabled = false
+  cache-snapshot-write-cold-duration = "1s"
+  compact-full-write-cold-duration = "1s"
+[retention]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:$port"
+  log-enabled = false
+[continuous_queries]
+  enabled = false
+CONF
+  influxd -config "$idir/influxdb.conf" >"$idir/log" 2>&1 &
+  pid=$!
+  until curl -sf -o /dev/null "http://127.0.0.1:$port/ping"; do
+    kill -0 "$pid" 2>/dev/null || { cat "$idir/log" >&2; exit 1; }
+    sleep 0.2
+  done
+  curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/query" --data-urlencode "q=CREATE DATABASE bench"
+  out_sql <<SQL | split -l 100000 - "$idir/lp."
+SELECT 'walk,series=' || s.sensor || ' value=' || CAST(r.value AS TEXT) || ' ' || CAST(r.ts AS TEXT)
+FROM readings r JOIN series s ON s.id = r.series_id ORDER BY r.series_id, r.ts;
+SQL
+  for f in "$idir"/lp.*; do
+    curl -sf -o /dev/null -X POST --data-binary @"$f" "http://127.0.0.1:$port/write?db=bench&precision=u"
+  done
+  count=$(curl -sf -G "http://127.0.0.1:$port/query" --data-urlencode db=bench \
+    --data-urlencode "q=SELECT count(value) FROM walk" | grep -o '"values":\[\[[^]]*' | awk -F, '{ print $2 }')
+  [ "$count" = 1000000 ] || { echo "bench/cold.sh: influxd holds $count readings, not 1,000,000" >&2; exit 1; }
+  # Compacted: no WAL segment with data left, and the TSM files unchanged for 5 s.
+  for _ in $(seq 240); do
+    now="$(find "$idir/data" -name '*.tsm' -printf '%s %p\n' | sort) $(find "$idir/wal" -name '*.wal' -size +0 | wc -l)"
+    if [ "$now" = "$last" ] && [ "${now##* }" = 0 ]; then same=$((same + 1)); else same=0; fi
+    [ "$same" -ge 10 ] && break
+    last="$now"; sleep 0.5
+  done
+  kill "$pid"; wait "$pid" || true
+  echo "influxd $(influxd version 2>/dev/null | head -1), 1,000,000 readings:"
+  echo "  TSM files $(find "$idir/data" -name '*.tsm' | wc -l): $(find "$idir/data" -name '*.tsm' -printf '%s\n' | awk '{ b += $1 } END { printf "%.2f B/reading", b / 1e6 }')"
+  echo "  data + wal directories, blocks allocated: $(du -s -B1 "$idir/data" "$idir/wal" | awk '{ b += $1 } END { printf "%.2f B/reading", b / 1e6 }')" \
+    "(apparent size $(du -sb "$idir/data" "$idir/wal" | awk '{ b += $1 } END { printf "%.2f", b / 1e6 }'): the series file preallocates)"
+  echo "  largest files:"; find "$idir/data" "$idir/wal" -type f -printf '    %s B %P\n' | sort -k1,1 -rn | head -5
+}
+
+if [ "$data" = influxd ]; then influxd_bytes; fi
 if [ "$data" = ingest ]; then
   start_hub "$db" off; stop_hub   # rebuilds the rollups once
   for k in 0 1 2 3 4 5 6 7 8 9; do
@@ -211,6 +277,7 @@ FROM reading_blocks b JOIN series s ON s.id = b.series_id GROUP BY s.kind ORDER 
 SQL
   exit 0
 fi
+[ "$data" = influxd ] && exit 0
 start_hub "$db" off
 measure compressed
 echo "fresh: 100,000 new readings: $(fresh)"
